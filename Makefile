@@ -1,0 +1,110 @@
+# sluice - build, run, test, bench, fuzz.
+# `make run` and `make test` install what they need first (make deps).
+
+CC       ?= cc
+PKGS     := libevent libevent_pthreads libevent_openssl openssl libcares libcjson
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS_BASE := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+               -Wstrict-prototypes -Wmissing-prototypes -g
+CFLAGS   ?= -O2
+ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) $(PKG_CFLAGS)
+LDLIBS   = $(PKG_LIBS) -lpthread -lm
+
+ASAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+B := build
+
+# Modules linked into the library (everything but the programs' mains).
+LIB_SRC  := $(wildcard gateway/*.c router/*.c upstream/*.c pool/*.c health/*.c)
+LIB_SRC  := $(filter-out gateway/main.c,$(LIB_SRC))
+ECHO_SRC := $(wildcard echo/*.c)
+K8S_SRC  := $(wildcard k8s/*.c)
+UNIT_SRC := $(wildcard tests/unit/*_test.c)
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
+ALIB_OBJ  := $(LIB_SRC:%.c=$(B)/asan/obj/%.o)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+
+PROGS := $(B)/sluice $(B)/sluice-echo $(if $(K8S_SRC),$(B)/sluice-k8s)
+APROGS := $(B)/asan/sluice $(B)/asan/sluice-echo
+
+.PHONY: all run test bench fuzz clean deps unit asan check-configs
+all: $(PROGS)
+
+deps:
+	@sh tests/deps.sh
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/asan/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libsluice.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/asan/libsluice.a: $(ALIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/sluice: $(B)/obj/gateway/main.o $(B)/libsluice.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/asan/sluice: $(B)/asan/obj/gateway/main.o $(B)/asan/libsluice.a
+	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/sluice-echo: $(ECHO_SRC:%.c=$(B)/obj/%.o)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/asan/sluice-echo: $(ECHO_SRC:%.c=$(B)/asan/obj/%.o)
+	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/sluice-k8s: $(K8S_SRC:%.c=$(B)/obj/%.o) $(B)/libsluice.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# A unit test #includes the .c files it tests (reaching their statics) and
+# is compiled on its own, so each module's tests depend on that module only.
+$(B)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LDLIBS)
+
+asan: $(APROGS)
+unit: $(UNIT_BIN)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh examples/run-demo.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all unit asan
+	@sh tests/run.sh
+
+check-configs: $(B)/sluice
+	@for f in examples/*.json deploy/*.json; do [ -f "$$f" ] || continue; \
+	  $(B)/sluice --check --config $$f || exit 1; done
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bash bench/run.sh
+
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined
+fuzz: deps
+	@mkdir -p $(B)/fuzz
+	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_request tests/fuzz/fuzz_request.c gateway/http1.c
+	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_response tests/fuzz/fuzz_response.c gateway/http1.c
+	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_chunked tests/fuzz/fuzz_chunked.c gateway/http1.c
+	@mkdir -p $(B)/fuzz/corpus_request $(B)/fuzz/corpus_response $(B)/fuzz/corpus_chunked
+	$(B)/fuzz/fuzz_request  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz/corpus_request  tests/fuzz/corpus/request
+	$(B)/fuzz/fuzz_response -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz/corpus_response tests/fuzz/corpus/response
+	$(B)/fuzz/fuzz_chunked  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz/corpus_chunked  tests/fuzz/corpus/chunked
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,1543 @@
+/*
+ * config.c - parse and validate the configuration document (config.h).
+ *
+ * The parser fills a struct sl_config directly while walking the cJSON tree
+ * and records every problem it meets instead of stopping at the first, so a
+ * user fixing a config sees all of its mistakes in one `sluice --check`.
+ * A partly filled config is freed when any error was recorded.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+/* JSON pointers longer than this are cut short; only error text suffers. */
+#define JP_MAX 512
+#define NOT_FOUND ((size_t)-1)
+/* Largest integer a double (cJSON's only number type) holds exactly. */
+#define MAX_EXACT_INT 9007199254740991ULL
+
+/* ---- memory: like h2o, a config parser out of memory has nothing sane to do */
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p == NULL) {
+        fputs("sluice: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n ? n : 1, sz ? sz : 1);
+    if (p == NULL) {
+        fputs("sluice: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    return s ? xstrndup(s, strlen(s)) : NULL;
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
+
+/* ---- errors */
+
+void cfg_errors_add(struct cfg_errors *errs, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    msg = xmalloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+
+    if (errs->n == errs->cap) {
+        size_t cap = errs->cap ? errs->cap * 2 : 8;
+        struct cfg_error *v = realloc(errs->v, cap * sizeof(*v));
+        if (v == NULL) {
+            fputs("sluice: out of memory\n", stderr);
+            abort();
+        }
+        errs->v = v;
+        errs->cap = cap;
+    }
+    errs->v[errs->n].path = xstrdup(path ? path : "");
+    errs->v[errs->n].message = msg;
+    errs->n++;
+}
+
+void cfg_errors_clear(struct cfg_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++) {
+        free(errs->v[i].path);
+        free(errs->v[i].message);
+    }
+    free(errs->v);
+    errs->v = NULL;
+    errs->n = errs->cap = 0;
+}
+
+/* ---- JSON pointers (RFC 6901: '~' -> "~0", '/' -> "~1") */
+
+static void jp_key(char *out, const char *base, const char *key)
+{
+    size_t n = strlen(base);
+
+    if (n >= JP_MAX - 2)
+        n = JP_MAX - 2;
+    memmove(out, base, n);
+    out[n++] = '/';
+    for (; *key && n < JP_MAX - 3; key++) {
+        if (*key == '~' || *key == '/') {
+            out[n++] = '~';
+            out[n++] = *key == '~' ? '0' : '1';
+        } else {
+            out[n++] = *key;
+        }
+    }
+    out[n] = '\0';
+}
+
+static void jp_idx(char *out, const char *base, size_t i)
+{
+    char k[24];
+    snprintf(k, sizeof(k), "%zu", i);
+    jp_key(out, base, k);
+}
+
+/* ---- syntax checks shared by several fields */
+
+static bool is_tchar(unsigned char c)
+{
+    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* An HTTP token (RFC 9110 5.6.2): header names and methods. */
+static bool valid_token(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if (!is_tchar((unsigned char)*s))
+            return false;
+    return true;
+}
+
+/* Header values go onto the wire verbatim, so CR/LF would split headers. */
+static bool valid_header_value(const char *s)
+{
+    return strpbrk(s, "\r\n") == NULL;
+}
+
+/* A DNS host name: LDH labels of 1..63, 253 in all, no trailing dot.
+ * A name made only of digits and dots must be a real IPv4 address, so
+ * "10.0.0.300" is not silently sent to the resolver. */
+static bool valid_hostname(const char *h)
+{
+    size_t len = strlen(h), lab = 0;
+    bool only_digits = true;
+
+    if (len == 0 || len > 253)
+        return false;
+    for (size_t i = 0; i <= len; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (c == '.' || c == '\0') {
+            if (lab == 0 || lab > 63 || h[i - 1] == '-')
+                return false;
+            lab = 0;
+            continue;
+        }
+        if (!isalnum(c) && c != '-')
+            return false;
+        if (c == '-' && lab == 0)
+            return false;
+        if (!isdigit(c))
+            only_digits = false;
+        lab++;
+    }
+    if (only_digits) {
+        struct in_addr a4;
+        return inet_pton(AF_INET, h, &a4) == 1;
+    }
+    return true;
+}
+
+/* Paths in matches, rewrites and redirects: absolute, no query or fragment
+ * (those are not part of what is matched or replaced), nothing that would
+ * break a request line. */
+static const char *path_problem(const char *p)
+{
+    if (p[0] != '/')
+        return "must start with '/'";
+    for (; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= 0x20 || c == 0x7f)
+            return "must not contain spaces or control characters";
+        if (c == '?' || c == '#')
+            return "must not contain '?' or '#'";
+    }
+    return NULL;
+}
+
+/* ---- addresses */
+
+static bool addr_fail(struct cfg_addr *a, char *err, size_t errlen, const char *msg)
+{
+    cfg_addr_free(a);
+    if (errlen)
+        snprintf(err, errlen, "%s", msg);
+    return false;
+}
+
+bool cfg_parse_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen)
+{
+    const char *host, *portp, *p;
+    size_t hlen;
+    bool bracketed = false;
+    unsigned long port = 0;
+
+    memset(a, 0, sizeof(*a));
+    if (text == NULL || *text == '\0')
+        return addr_fail(a, err, errlen, "empty address");
+
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL)
+            return addr_fail(a, err, errlen, "missing ']' after the IPv6 address");
+        host = text + 1;
+        hlen = (size_t)(close - host);
+        if (close[1] == '\0')
+            return addr_fail(a, err, errlen, "missing port (expected [v6]:port)");
+        if (close[1] != ':')
+            return addr_fail(a, err, errlen, "expected ':' and a port after ']'");
+        portp = close + 2;
+        bracketed = true;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (colon == NULL)
+            return addr_fail(a, err, errlen, "missing port (expected host:port)");
+        host = text;
+        hlen = (size_t)(colon - text);
+        if (memchr(host, ':', hlen))
+            return addr_fail(a, err, errlen,
+                             "an IPv6 address must be in brackets, e.g. [::1]:8080");
+        if (memchr(host, '[', hlen) || memchr(host, ']', hlen))
+            return addr_fail(a, err, errlen, "misplaced '[' or ']'");
+        portp = colon + 1;
+    }
+    if (hlen == 0)
+        return addr_fail(a, err, errlen, "empty host");
+    if (*portp == '\0')
+        return addr_fail(a, err, errlen, "missing port");
+    for (p = portp; *p; p++) {
+        if (!isdigit((unsigned char)*p) || p - portp >= 5)
+            return addr_fail(a, err, errlen, "port must be a number from 1 to 65535");
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    if (port == 0 || port > 65535)
+        return addr_fail(a, err, errlen, "port must be a number from 1 to 65535");
+
+    a->host = xstrndup(host, hlen);
+    a->port = (uint16_t)port;
+    if (bracketed) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->sa;
+        if (inet_pton(AF_INET6, a->host, &s6->sin6_addr) != 1)
+            return addr_fail(a, err, errlen, "not a valid IPv6 address inside [ ]");
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(a->port);
+        a->salen = sizeof(*s6);
+        a->is_ip = true;
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a->sa;
+        if (inet_pton(AF_INET, a->host, &s4->sin_addr) == 1) {
+            s4->sin_family = AF_INET;
+            s4->sin_port = htons(a->port);
+            a->salen = sizeof(*s4);
+            a->is_ip = true;
+        } else if (!valid_hostname(a->host)) {
+            return addr_fail(a, err, errlen, "host is neither an IP address nor a valid DNS name");
+        }
+    }
+    a->text = xstrdup(text);
+    return true;
+}
+
+void cfg_addr_free(struct cfg_addr *a)
+{
+    free(a->text);
+    free(a->host);
+    a->text = a->host = NULL;
+}
+
+/* A listener binds, so its host must be an address now, not a name to
+ * resolve: only IP literals, "localhost" and the wildcards "*"/"0.0.0.0". */
+static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen)
+{
+    bool ok;
+
+    if (text[0] == '*' && text[1] == ':') {
+        size_t n = strlen(text) + 8;
+        char *buf = xmalloc(n);
+        snprintf(buf, n, "0.0.0.0%s", text + 1);
+        ok = cfg_parse_addr(buf, a, err, errlen);
+        free(buf);
+        if (ok) {
+            free(a->text);
+            a->text = xstrdup(text);
+        }
+        return ok;
+    }
+    if (!cfg_parse_addr(text, a, err, errlen))
+        return false;
+    if (a->is_ip)
+        return true;
+    if (strcasecmp(a->host, "localhost") == 0) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a->sa;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(a->port);
+        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a->salen = sizeof(*s4);
+        a->is_ip = true;
+        free(a->host);
+        a->host = xstrdup("127.0.0.1");
+        return true;
+    }
+    return addr_fail(a, err, errlen,
+                     "a listener host must be an IP address, localhost or *");
+}
+
+static bool same_sockaddr(const struct cfg_addr *x, const struct cfg_addr *y)
+{
+    if (x->sa.ss_family != y->sa.ss_family)
+        return false;
+    if (x->sa.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)&x->sa, *b = (const void *)&y->sa;
+        return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    if (x->sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const void *)&x->sa, *b = (const void *)&y->sa;
+        return a->sin6_port == b->sin6_port &&
+               memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* ---- generic field access with error reporting */
+
+struct pctx {
+    struct cfg_errors *errs;
+    struct sl_config *cfg;
+};
+
+#define ERR(pc, path, ...) cfg_errors_add((pc)->errs, (path), __VA_ARGS__)
+
+static bool in_list(const char *s, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (strcmp(s, *list) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * Check that item is an object and that its members are all known and not
+ * repeated (cJSON keeps both copies of a duplicate key and lookups see only
+ * the first, so a repeated key would silently lose a value).  Members listed
+ * in unsupported are refused as "not supported yet".  Returns false (with an
+ * error) only when item is not an object.
+ */
+static bool check_object(struct pctx *pc, const cJSON *item, const char *path,
+                         const char *const *known, const char *const *unsupported)
+{
+    char p[JP_MAX];
+
+    if (!cJSON_IsObject(item)) {
+        ERR(pc, path, "must be an object");
+        return false;
+    }
+    for (const cJSON *c = item->child; c; c = c->next) {
+        const char *k = c->string ? c->string : "";
+        bool dup = false;
+        for (const cJSON *d = item->child; d != c; d = d->next)
+            if (d->string && strcmp(d->string, k) == 0)
+                dup = true;
+        jp_key(p, path, k);
+        if (dup)
+            ERR(pc, p, "duplicate key");
+        else if (in_list(k, unsupported))
+            ERR(pc, p, "not supported yet: %s", p);
+        else if (!in_list(k, known))
+            ERR(pc, p, "unknown field");
+    }
+    return true;
+}
+
+static const cJSON *member(const cJSON *obj, const char *key)
+{
+    return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+}
+
+/* Value results: the member is absent, fine, or bad (error recorded). */
+enum getr { G_ABSENT = 0, G_OK, G_BAD };
+
+static enum getr get_uint(struct pctx *pc, const cJSON *obj, const char *path,
+                          const char *key, uint64_t min, uint64_t max, uint64_t *out)
+{
+    const cJSON *v = member(obj, key);
+    char p[JP_MAX];
+    double d;
+
+    if (v == NULL)
+        return G_ABSENT;
+    jp_key(p, path, key);
+    if (!cJSON_IsNumber(v)) {
+        ERR(pc, p, "must be an integer");
+        return G_BAD;
+    }
+    d = v->valuedouble;
+    if (d >= -9.0e18 && d <= 9.0e18 && (double)(int64_t)d != d) {
+        ERR(pc, p, "must be an integer");
+        return G_BAD;
+    }
+    if (d < (double)min || d > (double)max) {
+        ERR(pc, p, "must be an integer from %llu to %llu",
+            (unsigned long long)min, (unsigned long long)max);
+        return G_BAD;
+    }
+    *out = (uint64_t)d;
+    return G_OK;
+}
+
+static enum getr get_u32(struct pctx *pc, const cJSON *obj, const char *path,
+                         const char *key, uint32_t min, uint32_t max, uint32_t *out)
+{
+    uint64_t v;
+    enum getr r = get_uint(pc, obj, path, key, min, max, &v);
+    if (r == G_OK)
+        *out = (uint32_t)v;
+    return r;
+}
+
+static enum getr get_int(struct pctx *pc, const cJSON *obj, const char *path,
+                         const char *key, int min, int max, int *out)
+{
+    uint64_t v;
+    enum getr r = get_uint(pc, obj, path, key, (uint64_t)min, (uint64_t)max, &v);
+    if (r == G_OK)
+        *out = (int)v;
+    return r;
+}
+
+static enum getr get_str(struct pctx *pc, const cJSON *obj, const char *path,
+                         const char *key, bool required, const char **out)
+{
+    const cJSON *v = member(obj, key);
+    char p[JP_MAX];
+
+    jp_key(p, path, key);
+    if (v == NULL) {
+        if (required) {
+            ERR(pc, p, "is required");
+            return G_BAD;
+        }
+        return G_ABSENT;
+    }
+    if (!cJSON_IsString(v)) {
+        ERR(pc, p, "must be a string");
+        return G_BAD;
+    }
+    *out = v->valuestring;
+    return G_OK;
+}
+
+/* A required non-empty string. */
+static enum getr get_name(struct pctx *pc, const cJSON *obj, const char *path,
+                          const char *key, bool required, const char **out)
+{
+    enum getr r = get_str(pc, obj, path, key, required, out);
+    if (r == G_OK && **out == '\0') {
+        char p[JP_MAX];
+        jp_key(p, path, key);
+        ERR(pc, p, "must not be empty");
+        return G_BAD;
+    }
+    return r;
+}
+
+static const cJSON *get_array(struct pctx *pc, const cJSON *obj, const char *path,
+                              const char *key, bool required, bool *bad)
+{
+    const cJSON *v = member(obj, key);
+    char p[JP_MAX];
+
+    jp_key(p, path, key);
+    *bad = false;
+    if (v == NULL) {
+        if (required) {
+            ERR(pc, p, "is required");
+            *bad = true;
+        }
+        return NULL;
+    }
+    if (!cJSON_IsArray(v)) {
+        ERR(pc, p, "must be an array");
+        *bad = true;
+        return NULL;
+    }
+    return v;
+}
+
+/* ---- top level: workers, limits, timeouts, access_log */
+
+static void parse_globals(struct pctx *pc, const cJSON *root)
+{
+    struct sl_config *cfg = pc->cfg;
+    const cJSON *v;
+    static const char *const limit_keys[] = {
+        "max_header_bytes", "max_body_bytes", "max_connections", NULL };
+    static const char *const timeout_keys[] = {
+        "client_header_ms", "client_idle_ms", "drain_ms", NULL };
+
+    get_int(pc, root, "", "workers", 0, 1024, &cfg->workers);
+
+    if ((v = member(root, "limits")) != NULL &&
+        check_object(pc, v, "/limits", limit_keys, NULL)) {
+        get_u32(pc, v, "/limits", "max_header_bytes", 1024, 65536, &cfg->max_header_bytes);
+        get_uint(pc, v, "/limits", "max_body_bytes", 0, MAX_EXACT_INT, &cfg->max_body_bytes);
+        get_u32(pc, v, "/limits", "max_connections", 0, UINT32_MAX, &cfg->max_connections);
+    }
+    if ((v = member(root, "timeouts")) != NULL &&
+        check_object(pc, v, "/timeouts", timeout_keys, NULL)) {
+        get_u32(pc, v, "/timeouts", "client_header_ms", 1, UINT32_MAX, &cfg->client_header_ms);
+        get_u32(pc, v, "/timeouts", "client_idle_ms", 1, UINT32_MAX, &cfg->client_idle_ms);
+        get_u32(pc, v, "/timeouts", "drain_ms", 1, UINT32_MAX, &cfg->drain_ms);
+    }
+    if ((v = member(root, "access_log")) != NULL) {
+        free(cfg->access_log);
+        cfg->access_log = NULL;
+        if (cJSON_IsNull(v))
+            ;
+        else if (!cJSON_IsString(v))
+            ERR(pc, "/access_log", "must be a string or null");
+        else if (v->valuestring[0] == '\0')
+            ERR(pc, "/access_log", "must not be empty (use null for no access log)");
+        else
+            cfg->access_log = xstrdup(v->valuestring);
+    }
+}
+
+/* ---- listeners */
+
+static void parse_listeners(struct pctx *pc, const cJSON *root)
+{
+    struct sl_config *cfg = pc->cfg;
+    static const char *const keys[] = { "name", "address", NULL };
+    static const char *const unsupported[] = { "tls", NULL };
+    bool bad;
+    const cJSON *arr = get_array(pc, root, "", "listeners", true, &bad);
+    size_t i = 0;
+
+    if (arr == NULL)
+        return;
+    cfg->nlisteners = (size_t)cJSON_GetArraySize(arr);
+    if (cfg->nlisteners == 0) {
+        ERR(pc, "/listeners", "must contain at least one listener");
+        return;
+    }
+    cfg->listeners = xcalloc(cfg->nlisteners, sizeof(*cfg->listeners));
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        struct cfg_listener *l = &cfg->listeners[i];
+        char path[JP_MAX], p[JP_MAX], err[160];
+        const char *s;
+
+        jp_idx(path, "/listeners", i);
+        if (!check_object(pc, it, path, keys, unsupported))
+            continue;
+        if (get_name(pc, it, path, "name", false, &s) == G_OK) {
+            jp_key(p, path, "name");
+            for (size_t j = 0; j < i; j++)
+                if (cfg->listeners[j].name && strcmp(cfg->listeners[j].name, s) == 0) {
+                    ERR(pc, p, "duplicate listener name \"%s\" (also /listeners/%zu)", s, j);
+                    break;
+                }
+            l->name = xstrdup(s);
+        }
+        if (get_str(pc, it, path, "address", true, &s) == G_OK) {
+            jp_key(p, path, "address");
+            if (!listener_addr(s, &l->addr, err, sizeof(err))) {
+                ERR(pc, p, "bad address \"%s\": %s", s, err);
+                continue;
+            }
+            for (size_t j = 0; j < i; j++)
+                if (cfg->listeners[j].addr.text && same_sockaddr(&cfg->listeners[j].addr, &l->addr)) {
+                    ERR(pc, p, "same address as /listeners/%zu", j);
+                    break;
+                }
+        }
+    }
+}
+
+static size_t find_listener(const struct sl_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (cfg->listeners[i].name && strcmp(cfg->listeners[i].name, name) == 0)
+            return i;
+    return NOT_FOUND;
+}
+
+/* ---- upstreams */
+
+static void parse_targets(struct pctx *pc, const cJSON *obj, const char *path,
+                          struct cfg_upstream *u)
+{
+    static const char *const keys[] = { "address", "weight", NULL };
+    bool bad;
+    const cJSON *arr = get_array(pc, obj, path, "targets", true, &bad);
+    char apath[JP_MAX];
+    size_t i = 0;
+
+    if (arr == NULL)
+        return;
+    jp_key(apath, path, "targets");
+    u->ntargets = (size_t)cJSON_GetArraySize(arr);
+    if (u->ntargets == 0) {
+        ERR(pc, apath, "must contain at least one target");
+        return;
+    }
+    u->targets = xcalloc(u->ntargets, sizeof(*u->targets));
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        struct cfg_target *t = &u->targets[i];
+        char tpath[JP_MAX], p[JP_MAX], err[160];
+        const char *s;
+
+        t->weight = 1;
+        jp_idx(tpath, apath, i);
+        if (!check_object(pc, it, tpath, keys, NULL))
+            continue;
+        if (get_str(pc, it, tpath, "address", true, &s) == G_OK &&
+            !cfg_parse_addr(s, &t->addr, err, sizeof(err))) {
+            jp_key(p, tpath, "address");
+            ERR(pc, p, "bad address \"%s\": %s", s, err);
+        }
+        get_u32(pc, it, tpath, "weight", 1, 1000000, &t->weight);
+    }
+}
+
+static void parse_upstream(struct pctx *pc, const cJSON *it, const char *path, size_t i)
+{
+    struct sl_config *cfg = pc->cfg;
+    struct cfg_upstream *u = &cfg->upstreams[i];
+    static const char *const keys[] = {
+        "name", "targets", "balance", "pool", "timeouts", "retries", NULL };
+    static const char *const unsupported[] = { "health", "tls", "hash_on", NULL };
+    static const char *const pool_keys[] = { "max_idle_per_target", "idle_timeout_ms", NULL };
+    static const char *const to_keys[] = {
+        "connect_ms", "response_header_ms", "idle_ms", NULL };
+    const cJSON *v;
+    const char *s;
+    char p[JP_MAX];
+
+    u->balance = CFG_BAL_ROUND_ROBIN;
+    u->max_idle_per_target = 64;
+    u->pool_idle_timeout_ms = 60000;
+    u->connect_ms = 1000;
+    u->response_header_ms = 30000;
+    u->idle_ms = 300000;
+    u->retries = 1;
+    if (!check_object(pc, it, path, keys, unsupported))
+        return;
+
+    if (get_name(pc, it, path, "name", true, &s) == G_OK) {
+        jp_key(p, path, "name");
+        for (size_t j = 0; j < i; j++)
+            if (cfg->upstreams[j].name && strcmp(cfg->upstreams[j].name, s) == 0) {
+                ERR(pc, p, "duplicate upstream name \"%s\" (also /upstreams/%zu)", s, j);
+                break;
+            }
+        u->name = xstrdup(s);
+    }
+    parse_targets(pc, it, path, u);
+
+    if (get_str(pc, it, path, "balance", false, &s) == G_OK) {
+        jp_key(p, path, "balance");
+        if (strcmp(s, "round_robin") == 0)
+            u->balance = CFG_BAL_ROUND_ROBIN;
+        else if (strcmp(s, "least_request") == 0 || strcmp(s, "random_two") == 0 ||
+                 strcmp(s, "hash") == 0)
+            ERR(pc, p, "not supported yet: %s", p);
+        else
+            ERR(pc, p, "must be one of round_robin, least_request, random_two, hash");
+    }
+
+    jp_key(p, path, "pool");
+    if ((v = member(it, "pool")) != NULL && check_object(pc, v, p, pool_keys, NULL)) {
+        get_u32(pc, v, p, "max_idle_per_target", 0, 1000000, &u->max_idle_per_target);
+        get_u32(pc, v, p, "idle_timeout_ms", 1, UINT32_MAX, &u->pool_idle_timeout_ms);
+    }
+    jp_key(p, path, "timeouts");
+    if ((v = member(it, "timeouts")) != NULL && check_object(pc, v, p, to_keys, NULL)) {
+        get_u32(pc, v, p, "connect_ms", 1, UINT32_MAX, &u->connect_ms);
+        get_u32(pc, v, p, "response_header_ms", 1, UINT32_MAX, &u->response_header_ms);
+        get_u32(pc, v, p, "idle_ms", 1, UINT32_MAX, &u->idle_ms);
+    }
+    get_u32(pc, it, path, "retries", 0, 10, &u->retries);
+}
+
+static void parse_upstreams(struct pctx *pc, const cJSON *root)
+{
+    struct sl_config *cfg = pc->cfg;
+    bool bad;
+    const cJSON *arr = get_array(pc, root, "", "upstreams", false, &bad);
+    size_t i = 0;
+
+    if (arr == NULL)
+        return;
+    cfg->nupstreams = (size_t)cJSON_GetArraySize(arr);
+    cfg->upstreams = xcalloc(cfg->nupstreams, sizeof(*cfg->upstreams));
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        char path[JP_MAX];
+        jp_idx(path, "/upstreams", i);
+        parse_upstream(pc, it, path, i);
+    }
+}
+
+static size_t find_upstream(const struct sl_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        if (cfg->upstreams[i].name && strcmp(cfg->upstreams[i].name, name) == 0)
+            return i;
+    return NOT_FOUND;
+}
+
+/* ---- routes: match */
+
+/* An array of strings, each checked by check(); returns a NULL-free copy in
+ * *out (entries that failed are left NULL so cfg_free stays simple). */
+typedef const char *(*str_check_fn)(char *s);
+
+static void parse_str_list(struct pctx *pc, const cJSON *obj, const char *path,
+                           const char *key, bool allow_empty, str_check_fn check,
+                           char ***out, size_t *nout)
+{
+    bool bad;
+    const cJSON *arr = get_array(pc, obj, path, key, false, &bad);
+    char apath[JP_MAX];
+    size_t i = 0;
+
+    if (arr == NULL)
+        return;
+    jp_key(apath, path, key);
+    *nout = (size_t)cJSON_GetArraySize(arr);
+    if (*nout == 0) {
+        if (!allow_empty)
+            ERR(pc, apath, "must not be empty (leave it out instead)");
+        return;
+    }
+    *out = xcalloc(*nout, sizeof(char *));
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        char p[JP_MAX];
+        const char *why;
+        char *s;
+
+        jp_idx(p, apath, i);
+        if (!cJSON_IsString(it)) {
+            ERR(pc, p, "must be a string");
+            continue;
+        }
+        s = xstrdup(it->valuestring);
+        if ((why = check(s)) != NULL) {
+            ERR(pc, p, "%s", why);
+            free(s);
+            continue;
+        }
+        for (size_t j = 0; j < i; j++)
+            if ((*out)[j] && strcmp((*out)[j], s) == 0) {
+                ERR(pc, p, "duplicate \"%s\"", s);
+                break;
+            }
+        (*out)[i] = s;
+    }
+}
+
+static const char *check_listener_name(char *s)
+{
+    return *s ? NULL : "must not be empty";
+}
+
+/* Hosts are matched case-insensitively, so they are stored lower-case. */
+static const char *check_match_host(char *s)
+{
+    const char *rest = s;
+
+    lower(s);
+    if (strchr(s, ':'))
+        return "a host may not carry a port (ports are ignored when matching)";
+    if (strcmp(s, "*") == 0)
+        return "\"*\" alone is not allowed (leave hosts out to match any host)";
+    if (s[0] == '*') {
+        if (s[1] != '.')
+            return "a wildcard host must look like *.example.com";
+        rest = s + 2;
+    }
+    if (strchr(rest, '*'))
+        return "'*' is only allowed as the whole first label, as in *.example.com";
+    if (!valid_hostname(rest))
+        return "not a valid host name";
+    return NULL;
+}
+
+static const char *check_method(char *s)
+{
+    return valid_token(s) ? NULL : "must be an HTTP method token";
+}
+
+static void parse_kv_list(struct pctx *pc, const cJSON *obj, const char *path,
+                          const char *key, bool header, struct cfg_kv **out, size_t *nout)
+{
+    static const char *const keys[] = { "name", "value", NULL };
+    bool bad;
+    const cJSON *arr = get_array(pc, obj, path, key, false, &bad);
+    char apath[JP_MAX];
+    size_t i = 0;
+
+    if (arr == NULL)
+        return;
+    jp_key(apath, path, key);
+    *nout = (size_t)cJSON_GetArraySize(arr);
+    if (*nout == 0)
+        return;
+    *out = xcalloc(*nout, sizeof(**out));
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        char ipath[JP_MAX], p[JP_MAX];
+        const char *name, *value;
+        enum getr rn, rv;
+
+        jp_idx(ipath, apath, i);
+        if (!check_object(pc, it, ipath, keys, NULL))
+            continue;
+        rn = get_name(pc, it, ipath, "name", true, &name);
+        rv = get_str(pc, it, ipath, "value", true, &value);
+        if (rn == G_OK && header && !valid_token(name)) {
+            jp_key(p, ipath, "name");
+            ERR(pc, p, "must be a header name (an HTTP token)");
+            rn = G_BAD;
+        }
+        if (rv == G_OK && header && !valid_header_value(value)) {
+            jp_key(p, ipath, "value");
+            ERR(pc, p, "must not contain CR or LF");
+            rv = G_BAD;
+        }
+        if (rn != G_OK || rv != G_OK)
+            continue;
+        (*out)[i].name = xstrdup(name);
+        if (header)
+            lower((*out)[i].name);
+        (*out)[i].value = xstrdup(value);
+        (*out)[i].name_len = (uint32_t)strlen(name);
+        (*out)[i].value_len = (uint32_t)strlen(value);
+    }
+}
+
+static void parse_match(struct pctx *pc, const cJSON *m, const char *path, struct cfg_route *r)
+{
+    static const char *const keys[] = {
+        "listeners", "hosts", "path", "methods", "headers", "query", NULL };
+    static const char *const path_keys[] = { "prefix", "exact", NULL };
+    const cJSON *v;
+    char p[JP_MAX];
+
+    if (!check_object(pc, m, path, keys, NULL))
+        return;
+
+    parse_str_list(pc, m, path, "listeners", false, check_listener_name,
+                   &r->listeners, &r->nlisteners);
+    if (r->nlisteners) {
+        r->listener_idx = xcalloc(r->nlisteners, sizeof(size_t));
+        for (size_t i = 0; i < r->nlisteners; i++) {
+            if (r->listeners[i] == NULL)
+                continue;
+            r->listener_idx[i] = find_listener(pc->cfg, r->listeners[i]);
+            if (r->listener_idx[i] == NOT_FOUND) {
+                char lp[JP_MAX];
+                jp_key(p, path, "listeners");
+                jp_idx(lp, p, i);
+                ERR(pc, lp, "unknown listener \"%s\"", r->listeners[i]);
+            }
+        }
+    }
+    parse_str_list(pc, m, path, "hosts", true, check_match_host, &r->hosts, &r->nhosts);
+    if (r->nhosts == 0) {
+        free(r->hosts);
+        r->hosts = NULL;
+    }
+
+    jp_key(p, path, "path");
+    if ((v = member(m, "path")) != NULL && check_object(pc, v, p, path_keys, NULL)) {
+        const cJSON *pre = member(v, "prefix"), *ex = member(v, "exact");
+        const char *key = pre ? "prefix" : "exact";
+        const char *s, *why;
+
+        if ((pre == NULL) == (ex == NULL)) {
+            ERR(pc, p, "must have exactly one of prefix, exact");
+        } else if (get_str(pc, v, p, key, true, &s) == G_OK) {
+            char kp[JP_MAX];
+            jp_key(kp, p, key);
+            if ((why = path_problem(s)) != NULL) {
+                ERR(pc, kp, "%s", why);
+            } else {
+                size_t n = strlen(s);
+                /* "/api/" and "/api" select the same segments, and the
+                 * router probes segment boundaries without the slash. */
+                if (pre)
+                    while (n > 1 && s[n - 1] == '/')
+                        n--;
+                r->path_kind = pre ? CFG_PATH_PREFIX : CFG_PATH_EXACT;
+                r->path = xstrndup(s, n);
+                r->path_len = (uint32_t)n;
+            }
+        }
+    }
+
+    parse_str_list(pc, m, path, "methods", true, check_method, &r->methods, &r->nmethods);
+    if (r->nmethods == 0) {
+        free(r->methods);
+        r->methods = NULL;
+    }
+    parse_kv_list(pc, m, path, "headers", true, &r->match_headers, &r->nmatch_headers);
+    parse_kv_list(pc, m, path, "query", false, &r->match_query, &r->nmatch_query);
+}
+
+/* ---- routes: header edits, rewrite, actions */
+
+static void parse_kv_map(struct pctx *pc, const cJSON *obj, const char *path,
+                         struct cfg_kv **out, size_t *nout)
+{
+    size_t i = 0;
+
+    if (!cJSON_IsObject(obj)) {
+        ERR(pc, path, "must be an object");
+        return;
+    }
+    *nout = (size_t)cJSON_GetArraySize(obj);
+    if (*nout == 0)
+        return;
+    *out = xcalloc(*nout, sizeof(**out));
+    for (const cJSON *c = obj->child; c; c = c->next, i++) {
+        char p[JP_MAX];
+        const char *k = c->string ? c->string : "";
+        bool dup = false;
+        char *name;
+
+        jp_key(p, path, k);
+        if (!valid_token(k)) {
+            ERR(pc, p, "must be a header name (an HTTP token)");
+            continue;
+        }
+        if (!cJSON_IsString(c)) {
+            ERR(pc, p, "must be a string");
+            continue;
+        }
+        if (!valid_header_value(c->valuestring)) {
+            ERR(pc, p, "must not contain CR or LF");
+            continue;
+        }
+        name = xstrdup(k);
+        lower(name);
+        for (size_t j = 0; j < i; j++)
+            if ((*out)[j].name && strcmp((*out)[j].name, name) == 0)
+                dup = true;
+        if (dup) {
+            ERR(pc, p, "duplicate header name (names are case-insensitive)");
+            free(name);
+            continue;
+        }
+        (*out)[i].name = name;
+        (*out)[i].name_len = (uint32_t)strlen(name);
+        (*out)[i].value = xstrdup(c->valuestring);
+        (*out)[i].value_len = (uint32_t)strlen(c->valuestring);
+    }
+}
+
+static void parse_header_edits(struct pctx *pc, const cJSON *obj, const char *path,
+                               struct cfg_header_edits *h)
+{
+    static const char *const keys[] = { "set", "add", "remove", NULL };
+    const cJSON *v;
+    char p[JP_MAX];
+    bool bad;
+
+    if (!check_object(pc, obj, path, keys, NULL))
+        return;
+    if ((v = member(obj, "set")) != NULL) {
+        jp_key(p, path, "set");
+        parse_kv_map(pc, v, p, &h->set, &h->nset);
+    }
+    if ((v = member(obj, "add")) != NULL) {
+        jp_key(p, path, "add");
+        parse_kv_map(pc, v, p, &h->add, &h->nadd);
+    }
+    if ((v = get_array(pc, obj, path, "remove", false, &bad)) != NULL) {
+        size_t i = 0;
+        jp_key(p, path, "remove");
+        h->nremove = (size_t)cJSON_GetArraySize(v);
+        if (h->nremove)
+            h->remove = xcalloc(h->nremove, sizeof(*h->remove));
+        for (const cJSON *it = v->child; it; it = it->next, i++) {
+            char ip[JP_MAX];
+            jp_idx(ip, p, i);
+            if (!cJSON_IsString(it)) {
+                ERR(pc, ip, "must be a string");
+                continue;
+            }
+            if (!valid_token(it->valuestring)) {
+                ERR(pc, ip, "must be a header name (an HTTP token)");
+                continue;
+            }
+            h->remove[i].name = xstrdup(it->valuestring);
+            lower(h->remove[i].name);
+            h->remove[i].name_len = (uint32_t)strlen(h->remove[i].name);
+        }
+    }
+}
+
+static void parse_rewrite(struct pctx *pc, const cJSON *obj, const char *path,
+                          struct cfg_route *r)
+{
+    static const char *const keys[] = {
+        "strip_prefix", "replace_prefix", "replace_path", "host", NULL };
+    const cJSON *strip = member(obj, "strip_prefix");
+    const cJSON *rpre = member(obj, "replace_prefix");
+    const cJSON *rpath = member(obj, "replace_path");
+    const char *s, *why;
+    char p[JP_MAX] = "";
+    int nkinds;
+
+    if (!check_object(pc, obj, path, keys, NULL))
+        return;
+    nkinds = (strip != NULL) + (rpre != NULL) + (rpath != NULL);
+    if (nkinds > 1) {
+        ERR(pc, path, "must have only one of strip_prefix, replace_prefix, replace_path");
+        return;
+    }
+    if (nkinds == 0 && member(obj, "host") == NULL) {
+        ERR(pc, path, "must have one of strip_prefix, replace_prefix, replace_path, host");
+        return;
+    }
+    if (strip) {
+        jp_key(p, path, "strip_prefix");
+        if (!cJSON_IsBool(strip))
+            ERR(pc, p, "must be a boolean");
+        else if (!cJSON_IsTrue(strip))
+            ERR(pc, p, "must be true (leave rewrite out for no rewrite)");
+        else
+            r->rewrite = CFG_RW_STRIP_PREFIX;
+    } else if (rpre || rpath) {
+        const char *key = rpre ? "replace_prefix" : "replace_path";
+        jp_key(p, path, key);
+        if (get_str(pc, obj, path, key, true, &s) == G_OK) {
+            if ((why = path_problem(s)) != NULL) {
+                ERR(pc, p, "%s", why);
+            } else {
+                r->rewrite = rpre ? CFG_RW_REPLACE_PREFIX : CFG_RW_REPLACE_PATH;
+                r->rewrite_path = xstrdup(s);
+                r->rewrite_path_len = (uint32_t)strlen(s);
+            }
+        }
+    }
+    if ((strip || rpre) && r->path_kind != CFG_PATH_PREFIX)
+        ERR(pc, p, "needs a match.path.prefix to act on");
+
+    if (get_str(pc, obj, path, "host", false, &s) == G_OK) {
+        jp_key(p, path, "host");
+        if (!valid_hostname(s)) {
+            ERR(pc, p, "must be a host name (without a port)");
+        } else {
+            r->rewrite_host = xstrdup(s);
+            lower(r->rewrite_host);
+        }
+    }
+}
+
+static void parse_backends(struct pctx *pc, const cJSON *arr, const char *path,
+                           struct cfg_route *r)
+{
+    static const char *const keys[] = { "upstream", "weight", NULL };
+    bool any_weight = false, all_ok = true;
+    size_t i = 0;
+
+    if (!cJSON_IsArray(arr)) {
+        ERR(pc, path, "must be an array");
+        return;
+    }
+    r->nbackends = (size_t)cJSON_GetArraySize(arr);
+    if (r->nbackends == 0) {
+        ERR(pc, path, "must contain at least one backend");
+        return;
+    }
+    r->backends = xcalloc(r->nbackends, sizeof(*r->backends));
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        struct cfg_backend_ref *b = &r->backends[i];
+        char bpath[JP_MAX], p[JP_MAX];
+        const char *s;
+
+        b->weight = 1;
+        b->upstream_idx = NOT_FOUND;
+        jp_idx(bpath, path, i);
+        if (!check_object(pc, it, bpath, keys, NULL)) {
+            all_ok = false;
+            continue;
+        }
+        if (get_name(pc, it, bpath, "upstream", true, &s) == G_OK) {
+            b->upstream = xstrdup(s);
+            b->upstream_idx = find_upstream(pc->cfg, s);
+            if (b->upstream_idx == NOT_FOUND) {
+                jp_key(p, bpath, "upstream");
+                ERR(pc, p, "unknown upstream \"%s\"", s);
+            }
+        }
+        if (get_u32(pc, it, bpath, "weight", 0, 1000000, &b->weight) == G_BAD)
+            all_ok = false;
+        else if (b->weight > 0)
+            any_weight = true;
+    }
+    if (all_ok && !any_weight)
+        ERR(pc, path, "at least one backend needs a weight above 0");
+}
+
+static void parse_redirect(struct pctx *pc, const cJSON *obj, const char *path,
+                           struct cfg_route *r)
+{
+    static const char *const keys[] = { "scheme", "host", "port", "path", "status", NULL };
+    static const char *const path_keys[] = { "replace_prefix", NULL };
+    const cJSON *v;
+    const char *s, *why;
+    char p[JP_MAX];
+
+    r->redirect.status = 302;
+    if (!check_object(pc, obj, path, keys, NULL))
+        return;
+    if (get_str(pc, obj, path, "scheme", false, &s) == G_OK) {
+        jp_key(p, path, "scheme");
+        if (strcmp(s, "http") != 0 && strcmp(s, "https") != 0)
+            ERR(pc, p, "must be http or https");
+        else
+            r->redirect.scheme = xstrdup(s);
+    }
+    if (get_str(pc, obj, path, "host", false, &s) == G_OK) {
+        jp_key(p, path, "host");
+        if (!valid_hostname(s)) {
+            ERR(pc, p, "must be a host name (give the port in \"port\")");
+        } else {
+            r->redirect.host = xstrdup(s);
+            lower(r->redirect.host);
+        }
+    }
+    get_int(pc, obj, path, "port", 1, 65535, &r->redirect.port);
+
+    jp_key(p, path, "path");
+    if ((v = member(obj, "path")) != NULL) {
+        if (cJSON_IsString(v)) {
+            if ((why = path_problem(v->valuestring)) != NULL)
+                ERR(pc, p, "%s", why);
+            else
+                r->redirect.path = xstrdup(v->valuestring);
+        } else if (cJSON_IsObject(v)) {
+            char kp[JP_MAX];
+            check_object(pc, v, p, path_keys, NULL);
+            jp_key(kp, p, "replace_prefix");
+            if (get_str(pc, v, p, "replace_prefix", true, &s) == G_OK) {
+                if ((why = path_problem(s)) != NULL)
+                    ERR(pc, kp, "%s", why);
+                else
+                    r->redirect.replace_prefix = xstrdup(s);
+                if (r->path_kind != CFG_PATH_PREFIX)
+                    ERR(pc, kp, "needs a match.path.prefix to act on");
+            }
+        } else {
+            ERR(pc, p, "must be a string or an object {\"replace_prefix\": ...}");
+        }
+    }
+
+    if (get_int(pc, obj, path, "status", 0, 999, &r->redirect.status) != G_BAD) {
+        int st = r->redirect.status;
+        if (st != 301 && st != 302 && st != 303 && st != 307 && st != 308) {
+            jp_key(p, path, "status");
+            ERR(pc, p, "must be one of 301, 302, 303, 307, 308");
+        }
+    }
+}
+
+static void parse_respond(struct pctx *pc, const cJSON *obj, const char *path,
+                          struct cfg_route *r)
+{
+    static const char *const keys[] = { "status", "body", "content_type", NULL };
+    const char *s;
+    char p[JP_MAX];
+
+    if (!check_object(pc, obj, path, keys, NULL))
+        return;
+    if (member(obj, "status") == NULL) {
+        jp_key(p, path, "status");
+        ERR(pc, p, "is required");
+    } else {
+        get_int(pc, obj, path, "status", 200, 599, &r->respond.status);
+    }
+    if (get_str(pc, obj, path, "body", false, &s) == G_OK) {
+        r->respond.body = xstrdup(s);
+        r->respond.body_len = strlen(s);
+    }
+    if (get_str(pc, obj, path, "content_type", false, &s) == G_OK) {
+        jp_key(p, path, "content_type");
+        if (*s == '\0' || !valid_header_value(s))
+            ERR(pc, p, "must be a non-empty header value without CR or LF");
+        else
+            r->respond.content_type = xstrdup(s);
+    }
+}
+
+static void parse_route(struct pctx *pc, const cJSON *it, const char *path, size_t i)
+{
+    struct sl_config *cfg = pc->cfg;
+    struct cfg_route *r = &cfg->routes[i];
+    static const char *const keys[] = {
+        "name", "match", "rewrite", "request_headers", "response_headers",
+        "backends", "upstream", "redirect", "respond", NULL };
+    static const char *const actions[] = { "backends", "upstream", "redirect", "respond" };
+    const char *found[4], *s;
+    const cJSON *v;
+    char p[JP_MAX];
+    int nact = 0;
+
+    r->index = i;
+    if (!check_object(pc, it, path, keys, NULL))
+        return;
+
+    if (get_name(pc, it, path, "name", false, &s) == G_OK) {
+        jp_key(p, path, "name");
+        for (size_t j = 0; j < i; j++)
+            if (cfg->routes[j].name && strcmp(cfg->routes[j].name, s) == 0) {
+                ERR(pc, p, "duplicate route name \"%s\" (also /routes/%zu)", s, j);
+                break;
+            }
+        r->name = xstrdup(s);
+    }
+
+    jp_key(p, path, "match");
+    if ((v = member(it, "match")) != NULL)
+        parse_match(pc, v, p, r);
+
+    for (int a = 0; a < 4; a++)
+        if (member(it, actions[a]))
+            found[nact++] = actions[a];
+    if (nact == 0)
+        ERR(pc, path, "needs an action: one of backends, upstream, redirect, respond");
+    else if (nact > 1)
+        ERR(pc, path, "has more than one action (%s and %s); keep exactly one",
+            found[0], found[1]);
+
+    if ((v = member(it, "backends")) != NULL) {
+        r->action = CFG_ACT_BACKENDS;
+        jp_key(p, path, "backends");
+        parse_backends(pc, v, p, r);
+    }
+    if ((v = member(it, "upstream")) != NULL) {
+        r->action = CFG_ACT_BACKENDS;
+        jp_key(p, path, "upstream");
+        if (get_name(pc, it, path, "upstream", true, &s) == G_OK && r->backends == NULL) {
+            r->backends = xcalloc(1, sizeof(*r->backends));
+            r->nbackends = 1;
+            r->backends[0].upstream = xstrdup(s);
+            r->backends[0].weight = 1;
+            r->backends[0].upstream_idx = find_upstream(cfg, s);
+            if (r->backends[0].upstream_idx == NOT_FOUND)
+                ERR(pc, p, "unknown upstream \"%s\"", s);
+        }
+    }
+    if ((v = member(it, "redirect")) != NULL) {
+        r->action = CFG_ACT_REDIRECT;
+        jp_key(p, path, "redirect");
+        parse_redirect(pc, v, p, r);
+    }
+    if ((v = member(it, "respond")) != NULL) {
+        r->action = CFG_ACT_RESPOND;
+        jp_key(p, path, "respond");
+        parse_respond(pc, v, p, r);
+    }
+
+    jp_key(p, path, "rewrite");
+    if ((v = member(it, "rewrite")) != NULL) {
+        parse_rewrite(pc, v, p, r);
+        if (nact == 1 && r->action != CFG_ACT_BACKENDS)
+            ERR(pc, p, "is only allowed on a route with backends or upstream");
+    }
+    jp_key(p, path, "request_headers");
+    if ((v = member(it, "request_headers")) != NULL)
+        parse_header_edits(pc, v, p, &r->req_headers);
+    jp_key(p, path, "response_headers");
+    if ((v = member(it, "response_headers")) != NULL)
+        parse_header_edits(pc, v, p, &r->resp_headers);
+}
+
+static void parse_routes(struct pctx *pc, const cJSON *root)
+{
+    struct sl_config *cfg = pc->cfg;
+    bool bad;
+    const cJSON *arr = get_array(pc, root, "", "routes", true, &bad);
+    size_t i = 0;
+
+    if (arr == NULL)
+        return;
+    /* An empty list is allowed: every request then gets a 404. */
+    cfg->nroutes = (size_t)cJSON_GetArraySize(arr);
+    cfg->routes = xcalloc(cfg->nroutes, sizeof(*cfg->routes));
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        char path[JP_MAX];
+        jp_idx(path, "/routes", i);
+        parse_route(pc, it, path, i);
+    }
+}
+
+/* ---- public entry points */
+
+static struct sl_config *config_new(void)
+{
+    struct sl_config *cfg = xcalloc(1, sizeof(*cfg));
+
+    cfg->workers = 0;
+    cfg->max_header_bytes = 16384;
+    cfg->max_body_bytes = 0;
+    cfg->max_connections = 0;
+    cfg->client_header_ms = 10000;
+    cfg->client_idle_ms = 60000;
+    cfg->drain_ms = 10000;
+    cfg->access_log = xstrdup("stdout");
+    return cfg;
+}
+
+/* cJSON reports where it stopped; turn that into something an editor finds. */
+static void json_syntax_error(struct cfg_errors *errs, const char *json, size_t len,
+                              const char *at, const char *what)
+{
+    size_t off = at && at >= json && at <= json + len ? (size_t)(at - json) : 0;
+    size_t line = 1, col = 1;
+
+    for (size_t i = 0; i < off; i++) {
+        if (json[i] == '\n') {
+            line++;
+            col = 1;
+        } else {
+            col++;
+        }
+    }
+    cfg_errors_add(errs, "", "%s at line %zu, column %zu (byte offset %zu)",
+                   what, line, col, off);
+}
+
+struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *errs)
+{
+    static const char *const keys[] = {
+        "workers", "listeners", "limits", "timeouts", "access_log",
+        "upstreams", "routes", NULL };
+    static const char *const unsupported[] = { "admin", NULL };
+    const char *end = NULL;
+    size_t nerr0 = errs->n;
+    struct pctx pc;
+    cJSON *root;
+
+    root = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    if (root == NULL) {
+        json_syntax_error(errs, json, len, end, "invalid JSON");
+        return NULL;
+    }
+    /* cJSON stops after the first value; anything but blanks after it is a
+     * mistake (two documents pasted together, a stray brace). */
+    while (end && end < json + len && strchr(" \t\r\n", *end) && *end)
+        end++;
+    if (end && end < json + len) {
+        json_syntax_error(errs, json, len, end, "invalid JSON: unexpected text after the document");
+        cJSON_Delete(root);
+        return NULL;
+    }
+
+    pc.errs = errs;
+    pc.cfg = config_new();
+    pc.cfg->source = xstrndup(json, len);
+    if (check_object(&pc, root, "", keys, unsupported)) {
+        parse_globals(&pc, root);
+        parse_listeners(&pc, root);
+        parse_upstreams(&pc, root);
+        parse_routes(&pc, root);
+    }
+    cJSON_Delete(root);
+    if (errs->n > nerr0) {
+        cfg_free(pc.cfg);
+        return NULL;
+    }
+    return pc.cfg;
+}
+
+struct sl_config *cfg_quick(const char *listen, const char *const *backends,
+                            size_t nbackends, int workers, struct cfg_errors *errs)
+{
+    size_t nerr0 = errs->n;
+    struct cfg_addr a;
+    char err[160];
+    cJSON *doc, *arr, *o, *targets;
+    char *text;
+    struct sl_config *cfg;
+
+    /* Check the command-line values first so errors name the option, then
+     * let cfg_parse build the config from an equivalent document: quick
+     * mode cannot drift from the file format, and GET /config can show it. */
+    if (listen == NULL || !listener_addr(listen, &a, err, sizeof(err)))
+        cfg_errors_add(errs, "--listen", "bad address \"%s\": %s",
+                       listen ? listen : "", listen ? err : "missing");
+    else
+        cfg_addr_free(&a);
+    if (nbackends == 0)
+        cfg_errors_add(errs, "--backend", "at least one --backend is required");
+    for (size_t i = 0; i < nbackends; i++) {
+        if (backends[i] == NULL || !cfg_parse_addr(backends[i], &a, err, sizeof(err)))
+            cfg_errors_add(errs, "--backend", "bad address \"%s\": %s",
+                           backends[i] ? backends[i] : "", backends[i] ? err : "missing");
+        else
+            cfg_addr_free(&a);
+    }
+    if (workers < 0 || workers > 1024)
+        cfg_errors_add(errs, "--workers", "must be an integer from 0 to 1024");
+    if (errs->n > nerr0)
+        return NULL;
+
+    doc = cJSON_CreateObject();
+    cJSON_AddNumberToObject(doc, "workers", workers);
+    arr = cJSON_AddArrayToObject(doc, "listeners");
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", "quick");
+    cJSON_AddStringToObject(o, "address", listen);
+    cJSON_AddItemToArray(arr, o);
+    arr = cJSON_AddArrayToObject(doc, "upstreams");
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", "quick");
+    targets = cJSON_AddArrayToObject(o, "targets");
+    for (size_t i = 0; i < nbackends; i++) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "address", backends[i]);
+        cJSON_AddItemToArray(targets, t);
+    }
+    cJSON_AddItemToArray(arr, o);
+    arr = cJSON_AddArrayToObject(doc, "routes");
+    o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "upstream", "quick");
+    cJSON_AddItemToArray(arr, o);
+    text = cJSON_Print(doc);
+    cJSON_Delete(doc);
+    if (text == NULL) {
+        fputs("sluice: out of memory\n", stderr);
+        abort();
+    }
+    cfg = cfg_parse(text, strlen(text), errs);
+    cJSON_free(text);
+    return cfg;
+}
+
+static void free_kvs(struct cfg_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(kv[i].name);
+        free(kv[i].value);
+    }
+    free(kv);
+}
+
+static void free_strs(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void free_route(struct cfg_route *r)
+{
+    free(r->name);
+    free_strs(r->listeners, r->nlisteners);
+    free(r->listener_idx);
+    free_strs(r->hosts, r->nhosts);
+    free(r->path);
+    free_strs(r->methods, r->nmethods);
+    free_kvs(r->match_headers, r->nmatch_headers);
+    free_kvs(r->match_query, r->nmatch_query);
+    free(r->rewrite_path);
+    free(r->rewrite_host);
+    free_kvs(r->req_headers.set, r->req_headers.nset);
+    free_kvs(r->req_headers.add, r->req_headers.nadd);
+    free_kvs(r->req_headers.remove, r->req_headers.nremove);
+    free_kvs(r->resp_headers.set, r->resp_headers.nset);
+    free_kvs(r->resp_headers.add, r->resp_headers.nadd);
+    free_kvs(r->resp_headers.remove, r->resp_headers.nremove);
+    for (size_t i = 0; r->backends && i < r->nbackends; i++)
+        free(r->backends[i].upstream);
+    free(r->backends);
+    free(r->redirect.scheme);
+    free(r->redirect.host);
+    free(r->redirect.path);
+    free(r->redirect.replace_prefix);
+    free(r->respond.body);
+    free(r->respond.content_type);
+}
+
+void cfg_free(struct sl_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; cfg->listeners && i < cfg->nlisteners; i++) {
+        free(cfg->listeners[i].name);
+        cfg_addr_free(&cfg->listeners[i].addr);
+    }
+    free(cfg->listeners);
+    for (size_t i = 0; cfg->upstreams && i < cfg->nupstreams; i++) {
+        struct cfg_upstream *u = &cfg->upstreams[i];
+        free(u->name);
+        for (size_t j = 0; u->targets && j < u->ntargets; j++)
+            cfg_addr_free(&u->targets[j].addr);
+        free(u->targets);
+    }
+    free(cfg->upstreams);
+    for (size_t i = 0; cfg->routes && i < cfg->nroutes; i++)
+        free_route(&cfg->routes[i]);
+    free(cfg->routes);
+    free(cfg->access_log);
+    free(cfg->source);
+    free(cfg);
+}

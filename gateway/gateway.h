@@ -1,0 +1,164 @@
+/*
+ * gateway.h - the data plane's internals: config snapshots, workers, client
+ * and upstream connections.  Only the gateway .c files include this.
+ *
+ * Threads: main (signals, reloads), N workers (one event_base each, own
+ * SO_REUSEPORT socket per listener).  Nothing on the request path is shared
+ * and written between workers except health state (atomics, on failures).
+ *
+ * Config lifetime: the main thread publishes an immutable gw_snapshot with
+ * one pointer swap (under g_snap_lock, taken only on reload and by a worker
+ * switching to a new version).  Each worker holds one reference through its
+ * gw_wsnap; each request pins the worker's current gw_wsnap (a plain
+ * counter: the wsnap is worker-private), so a reload never frees what a
+ * request still uses, and the per-request cost is two increments.
+ */
+#ifndef SLUICE_GATEWAY_H
+#define SLUICE_GATEWAY_H
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "config.h"
+#include "http1.h"
+#include "log.h"
+#include "../router/router.h"
+#include "../upstream/upstream.h"
+#include "../pool/pool.h"
+
+#define SLUICE_VERSION "0.1.0"
+
+enum { GW_OK = 0, GW_ERR = -1, GW_AGAIN = -2 };
+
+/* ---- buffers: fixed-size, recycled per worker ---- */
+#define GW_BUF_SMALL  (16u * 1024)
+#define GW_BUF_LARGE  (256u * 1024)
+
+struct gw_buf {
+    struct gw_buf *next;        /* free list */
+    uint32_t start, end, cap;
+    char data[];
+};
+
+/* ---- listeners ---- */
+struct gw_listener {
+    _Atomic int refs;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    uint16_t port;
+    char text[64];
+    int nfds;
+    int *fds;                   /* fds[w] belongs to worker w once published; -1 = closed */
+};
+
+/* ---- snapshots ---- */
+struct gw_snapshot {
+    _Atomic int refs;
+    uint64_t version;
+    struct sl_config *cfg;
+    struct rt_table *rt;
+    struct up_set ups;
+    struct gw_listener **listeners;     /* [cfg->nlisteners] */
+    size_t *route_rr_off;               /* [cfg->nroutes]: offset of a route's split state */
+    size_t route_rr_len;
+    int alog_fd;                        /* access log, -1 = none; closed with the snapshot */
+};
+
+/* A worker's view of a snapshot: the mutable per-worker state that goes
+ * with it (balancer positions, pool buckets). */
+struct gw_wsnap {
+    struct gw_snapshot *s;
+    uint32_t pins;
+    bool retired;
+    struct gw_wsnap *next;              /* retired list */
+    int64_t *target_rr;                 /* [ups.ntargets], by up_target.gidx */
+    int64_t *route_rr;                  /* [s->route_rr_len] */
+    struct pool_bucket **buckets;       /* [ups.ntargets] */
+    const struct timeval *to_header;    /* libevent common timeouts */
+    const struct timeval *to_idle;
+};
+
+struct gw_conn;
+struct gw_upconn;
+
+struct gw_worker;
+struct gw_lev {                         /* a worker's accept event */
+    struct gw_listener *l;
+    struct event *ev;
+    struct gw_worker *w;
+};
+
+struct gw_worker {
+    int id;
+    pthread_t thread;
+    struct event_base *base;
+    int cmd_fd;                         /* eventfd: main -> worker */
+    struct event *cmd_ev;
+    _Atomic uint32_t cmd;               /* GW_CMD_* bits */
+    uint64_t version;                   /* of cur */
+    struct gw_wsnap *cur;
+    struct gw_wsnap *retired;
+    struct gw_lev **levs;               /* each allocated: callbacks point at them */
+    size_t nlevs;
+    struct event *tick;
+    struct event *accept_resume;        /* EMFILE back-off */
+    bool accept_paused;
+    bool draining;
+    struct pool pool;
+    struct gw_buf *free_small, *free_large;
+    uint32_t nfree_small, nfree_large;
+    struct gw_conn *conns;              /* all client connections (drain) */
+    uint32_t nconns;
+    struct gw_conn *gc_conns;           /* closed, freed after the callback */
+    struct gw_upconn *gc_ups;
+    struct h1_request req;              /* parse scratch, reused */
+    struct h1_response resp;
+    uint64_t rid_seed, rid_count;
+    struct gw_alog alog;
+    struct timeval common_tv[8];        /* common-timeout cache */
+    uint32_t common_ms[8];
+    int ncommon;
+};
+
+enum { GW_CMD_SNAPSHOT = 1, GW_CMD_DRAIN = 2, GW_CMD_STOP = 4 };
+
+/* ---- globals owned by main ---- */
+extern pthread_mutex_t g_snap_lock;
+extern struct gw_snapshot *g_snap;          /* under g_snap_lock */
+extern _Atomic uint64_t g_snap_version;     /* read lock-free by workers */
+extern _Atomic uint32_t g_nconns;           /* for limits.max_connections */
+
+/* snapshot.c */
+struct gw_snapshot *gw_snapshot_build(struct sl_config *cfg, const struct gw_snapshot *prev,
+                                      int nworkers, char *err, size_t errlen);
+void gw_snapshot_ref(struct gw_snapshot *s);
+void gw_snapshot_unref(struct gw_snapshot *s);
+void gw_snapshot_publish(struct gw_snapshot *s);   /* takes the caller's ref */
+void gw_listener_unref(struct gw_listener *l);
+
+/* worker.c */
+int gw_workers_start(struct gw_worker *ws, int n);
+void gw_worker_command(struct gw_worker *w, uint32_t cmd);
+void gw_worker_refresh(struct gw_worker *w);
+void gw_wsnap_unpin(struct gw_worker *w, struct gw_wsnap *ws);
+struct gw_buf *gw_buf_get(struct gw_worker *w, uint32_t min_cap);
+void gw_buf_put(struct gw_worker *w, struct gw_buf *b);
+const struct timeval *gw_common_timeout(struct gw_worker *w, uint32_t ms);
+uint64_t gw_now_ms(struct gw_worker *w);
+uint64_t gw_mono_ns(void);
+
+/* proxy.c */
+void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
+                    const struct sockaddr *sa, socklen_t salen);
+void gw_conns_drain(struct gw_worker *w);
+void gw_gc(struct gw_worker *w);
+void gw_pool_sweep(struct gw_worker *w);
+void gw_pool_close_all(struct gw_worker *w);
+void gw_conns_close_all(struct gw_worker *w);
+
+#endif

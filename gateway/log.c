@@ -1,0 +1,107 @@
+/* log.c - error log and buffered access log. */
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+int gw_log_level = GW_LOG_INFO;
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+size_t gw_time_iso(char *out, size_t cap)
+{
+    struct timeval tv;
+    struct tm tm;
+
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    return (size_t)snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                            tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+}
+
+void gw_log(int level, const char *fmt, ...)
+{
+    char line[2048];
+    size_t n;
+    va_list ap;
+
+    if (level < gw_log_level)
+        return;
+    n = gw_time_iso(line, sizeof(line));
+    n += (size_t)snprintf(line + n, sizeof(line) - n, " [%s] ", level_names[level & 3]);
+    va_start(ap, fmt);
+    if (n < sizeof(line))
+        n += (size_t)vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    va_end(ap);
+    if (n > sizeof(line) - 2)
+        n = sizeof(line) - 2;
+    line[n++] = '\n';
+    /* one write per line: lines from different threads do not interleave */
+    ssize_t r = write(STDERR_FILENO, line, n);
+    (void)r;
+}
+
+int gw_alog_open(const char *target)
+{
+    if (target == NULL)
+        return -1;
+    if (strcmp(target, "stdout") == 0)
+        return dup(STDOUT_FILENO);
+    if (strcmp(target, "stderr") == 0)
+        return dup(STDERR_FILENO);
+    int fd = open(target, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    return fd == -1 ? -2 : fd;
+}
+
+void gw_alog_set(struct gw_alog *a, int fd)
+{
+    gw_alog_flush(a);
+    a->fd = fd;
+    if (fd >= 0 && a->buf == NULL) {
+        a->buf = malloc(GW_ALOG_CAP);
+        if (a->buf == NULL)
+            abort();
+    }
+}
+
+void gw_alog_flush(struct gw_alog *a)
+{
+    size_t off = 0;
+
+    while (a->fd >= 0 && off < a->len) {
+        ssize_t n = write(a->fd, a->buf + off, a->len - off);
+        if (n == -1) {
+            if (errno == EINTR)
+                continue;
+            break;      /* a broken log must not stop the proxy */
+        }
+        off += (size_t)n;
+    }
+    a->len = 0;
+}
+
+void gw_alog_append(struct gw_alog *a, const char *line, size_t len)
+{
+    if (a->fd < 0)
+        return;
+    if (a->len + len > GW_ALOG_CAP)
+        gw_alog_flush(a);
+    if (len > GW_ALOG_CAP)
+        len = GW_ALOG_CAP;
+    memcpy(a->buf + a->len, line, len);
+    a->len += len;
+}
+
+void gw_alog_free(struct gw_alog *a)
+{
+    gw_alog_flush(a);
+    free(a->buf);
+    a->buf = NULL;
+}

@@ -1,0 +1,329 @@
+/* main.c - the sluice command line, signals, reload and graceful drain. */
+#include "gateway.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: sluice --config FILE                 run with a JSON config document\n"
+    "       sluice --check --config FILE         validate only; exit 0, or print every error and exit 1\n"
+    "       sluice --listen ADDR --backend ADDR [--backend ADDR ...] [--workers N]\n"
+    "              [--tls-cert PEM --tls-key PEM] [--admin ADDR]\n"
+    "                                            quick mode: one listener, one catch-all route,\n"
+    "                                            round-robin over the backends, no config file\n"
+    "       sluice --version | --help\n"
+    "\n"
+    "ADDR is host:port or [v6]:port.  Signals: SIGTERM/SIGINT drain and exit, SIGHUP reloads --config.\n"
+    "Exit codes: 0 clean shutdown, 1 bad configuration or command line, 2 runtime failure.\n";
+
+static struct {
+    const char *config_path;
+    int nworkers;
+    struct gw_worker *workers;
+    struct event_base *base;
+    bool draining;
+} M;
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+
+    if (f == NULL)
+        return NULL;
+    for (;;) {
+        if (n + 65536 + 1 > cap) {
+            cap = (n + 65536 + 1) * 2;
+            char *nb = realloc(buf, cap);
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                errno = ENOMEM;
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static void print_errors(const char *prefix, const struct cfg_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++) {
+        const struct cfg_error *e = &errs->v[i];
+        /* "not supported yet: <path>" already names its path */
+        if (e->path[0] && strstr(e->message, e->path) == NULL)
+            fprintf(stderr, "%s%s: %s\n", prefix, e->path, e->message);
+        else if (e->path[0])
+            fprintf(stderr, "%s%s: %s\n", prefix, e->path, e->message);
+        else
+            fprintf(stderr, "%s%s\n", prefix, e->message);
+    }
+}
+
+static struct sl_config *load_file(const char *path, bool quiet)
+{
+    size_t len;
+    struct cfg_errors errs = { 0 };
+    char *text = read_file(path, &len);
+
+    if (text == NULL) {
+        fprintf(stderr, "sluice: cannot read %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    struct sl_config *cfg = cfg_parse(text, len, &errs);
+    free(text);
+    if (cfg == NULL && !quiet)
+        print_errors("", &errs);
+    if (cfg == NULL && quiet) {
+        for (size_t i = 0; i < errs.n; i++)
+            gw_log(GW_LOG_ERROR, "reload of %s refused: %s: %s", path, errs.v[i].path, errs.v[i].message);
+    }
+    cfg_errors_clear(&errs);
+    return cfg;
+}
+
+static void reload(void)
+{
+    char err[512];
+
+    if (M.config_path == NULL) {
+        gw_log(GW_LOG_WARN, "SIGHUP: no --config file to reload (quick mode)");
+        return;
+    }
+    struct sl_config *cfg = load_file(M.config_path, true);
+    if (cfg == NULL)
+        return;     /* the running config stays */
+    if (cfg->workers && cfg->workers != M.nworkers)
+        gw_log(GW_LOG_WARN, "reload: \"workers\" changed to %d; it takes effect at the next start",
+               cfg->workers);
+    struct gw_snapshot *s = gw_snapshot_build(cfg, g_snap, M.nworkers, err, sizeof(err));
+    if (s == NULL) {
+        gw_log(GW_LOG_ERROR, "reload of %s refused: %s", M.config_path, err);
+        return;
+    }
+    gw_snapshot_publish(s);
+    for (int i = 0; i < M.nworkers; i++)
+        gw_worker_command(&M.workers[i], GW_CMD_SNAPSHOT);
+    gw_log(GW_LOG_INFO, "reloaded %s: config version %llu", M.config_path,
+           (unsigned long long)s->version);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    if (sig == SIGHUP) {
+        reload();
+        return;
+    }
+    if (!M.draining) {
+        M.draining = true;
+        gw_log(GW_LOG_INFO, "signal %d: draining", (int)sig);
+        event_base_loopbreak(M.base);
+    }
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int drain_and_stop(uint32_t drain_ms)
+{
+    bool *joined = calloc((size_t)M.nworkers, sizeof(bool));
+    int left = M.nworkers;
+    uint64_t deadline = now_ms() + drain_ms;
+    bool stopped = false;
+
+    for (int i = 0; i < M.nworkers; i++)
+        gw_worker_command(&M.workers[i], GW_CMD_DRAIN);
+    while (left > 0) {
+        for (int i = 0; i < M.nworkers; i++) {
+            if (!joined[i] && pthread_tryjoin_np(M.workers[i].thread, NULL) == 0) {
+                joined[i] = true;
+                left--;
+            }
+        }
+        if (left == 0)
+            break;
+        if (!stopped && now_ms() >= deadline) {
+            gw_log(GW_LOG_WARN, "drain_ms (%u) passed: closing the remaining connections", drain_ms);
+            for (int i = 0; i < M.nworkers; i++)
+                if (!joined[i])
+                    gw_worker_command(&M.workers[i], GW_CMD_STOP);
+            stopped = true;
+        }
+        struct timespec ts = { 0, 5 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    free(joined);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *listen = NULL, *config = NULL, *admin = NULL, *tls_cert = NULL, *tls_key = NULL;
+    const char **backends = calloc((size_t)argc + 1, sizeof(char *));
+    size_t nbackends = 0;
+    int workers = 0;
+    bool check = false;
+    struct cfg_errors errs = { 0 };
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEEDV() do { if (v == NULL) { fprintf(stderr, "sluice: %s needs a value\n%s", a, usage); return 1; } i++; } while (0)
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("sluice %s\n", SLUICE_VERSION);
+            return 0;
+        } else if (strcmp(a, "--check") == 0) {
+            check = true;
+        } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
+            NEEDV(); config = v;
+        } else if (strcmp(a, "--listen") == 0) {
+            NEEDV(); listen = v;
+        } else if (strcmp(a, "--backend") == 0) {
+            NEEDV(); backends[nbackends++] = v;
+        } else if (strcmp(a, "--workers") == 0) {
+            NEEDV();
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (*v == '\0' || *end != '\0' || n < 0 || n > 1024) {
+                fprintf(stderr, "sluice: --workers: must be an integer 0..1024\n");
+                return 1;
+            }
+            workers = (int)n;
+        } else if (strcmp(a, "--admin") == 0) {
+            NEEDV(); admin = v;
+        } else if (strcmp(a, "--tls-cert") == 0) {
+            NEEDV(); tls_cert = v;
+        } else if (strcmp(a, "--tls-key") == 0) {
+            NEEDV(); tls_key = v;
+        } else {
+            fprintf(stderr, "sluice: unknown argument: %s\n%s", a, usage);
+            return 1;
+        }
+    }
+    if (admin) {
+        fprintf(stderr, "sluice: --admin: not supported yet: --admin\n");
+        return 1;
+    }
+    if (tls_cert || tls_key) {
+        fprintf(stderr, "sluice: --tls-cert/--tls-key: not supported yet: --tls-cert\n");
+        return 1;
+    }
+
+    struct sl_config *cfg = NULL;
+    if (config && (listen || nbackends)) {
+        fprintf(stderr, "sluice: --config and quick mode (--listen/--backend) are exclusive\n%s", usage);
+        return 1;
+    }
+    if (config) {
+        cfg = load_file(config, false);
+        if (cfg == NULL)
+            return 1;
+        if (workers)
+            fprintf(stderr, "sluice: --workers is for quick mode; the config's \"workers\" is used\n");
+    } else if (listen || nbackends) {
+        if (!listen || nbackends == 0) {
+            fprintf(stderr, "sluice: quick mode needs --listen and at least one --backend\n%s", usage);
+            return 1;
+        }
+        cfg = cfg_quick(listen, backends, nbackends, workers, &errs);
+        if (cfg == NULL) {
+            print_errors("sluice: ", &errs);
+            cfg_errors_clear(&errs);
+            return 1;
+        }
+    } else {
+        fputs(usage, stderr);
+        return 1;
+    }
+    free(backends);
+    if (check) {
+        cfg_free(cfg);
+        printf("%s: configuration OK\n", config ? config : "quick mode");
+        return 0;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;      /* every connection is a descriptor */
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    M.config_path = config;
+    M.nworkers = cfg->workers ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (M.nworkers < 1)
+        M.nworkers = 1;
+    uint32_t drain_ms = cfg->drain_ms;
+
+    char err[512];
+    struct gw_snapshot *s = gw_snapshot_build(cfg, NULL, M.nworkers, err, sizeof(err));
+    if (s == NULL) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return 2;
+    }
+    gw_snapshot_publish(s);
+    for (size_t i = 0; i < s->cfg->nlisteners; i++)
+        fprintf(stderr, "sluice: listening on %s\n", s->listeners[i]->text);
+
+    M.workers = calloc((size_t)M.nworkers, sizeof(*M.workers));
+    M.base = event_base_new();
+    if (M.workers == NULL || M.base == NULL || gw_workers_start(M.workers, M.nworkers) != 0) {
+        fprintf(stderr, "sluice: cannot start workers\n");
+        return 2;
+    }
+    gw_log(GW_LOG_INFO, "sluice %s started: %d worker%s, config version %llu", SLUICE_VERSION,
+           M.nworkers, M.nworkers == 1 ? "" : "s", (unsigned long long)s->version);
+
+    struct event *sigs[3];
+    int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(M.base, signums[i], on_signal, NULL);
+        event_add(sigs[i], NULL);
+    }
+    event_base_dispatch(M.base);
+
+    pthread_mutex_lock(&g_snap_lock);
+    drain_ms = g_snap->cfg->drain_ms;
+    pthread_mutex_unlock(&g_snap_lock);
+    drain_and_stop(drain_ms);
+    for (int i = 0; i < 3; i++)
+        event_free(sigs[i]);
+    event_base_free(M.base);
+    free(M.workers);
+    pthread_mutex_lock(&g_snap_lock);
+    struct gw_snapshot *last = g_snap;
+    g_snap = NULL;
+    pthread_mutex_unlock(&g_snap_lock);
+    gw_snapshot_unref(last);
+    hc_shutdown();
+    gw_log(GW_LOG_INFO, "stopped");
+    return 0;
+}

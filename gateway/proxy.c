@@ -1,0 +1,1754 @@
+/*
+ * proxy.c - client connections and the request/response pump.
+ *
+ * Every socket has ONE libevent event, registered once, edge-triggered for
+ * both directions (EV_ET|EV_PERSIST): the kernel's epoll set is never
+ * touched on the request path.  Callbacks only record readiness
+ * (r_ready/w_ready) and call conn_pump(), which makes all the progress it
+ * can in every direction and returns when nothing more can move.
+ *
+ * Bytes are never copied between sockets: a request or response head is
+ * rebuilt into the connection's scratch buffer (it has to be: hop-by-hop
+ * headers go, X-Forwarded-* come), bodies are written straight from the
+ * buffer they were read into.  Back-pressure is structural: a buffer is read
+ * into only when everything queued from it has been written, so memory per
+ * connection is bounded by three buffers whatever the body size.
+ *
+ * Lifetime: objects are never freed inside the call stack that closes them;
+ * conn_close()/up_close() mark them, unlink them from libevent and queue
+ * them on the worker's gc lists, and gw_gc() frees them once the top-level
+ * callback is done (tmux/Redis style).
+ */
+#include "gateway.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CONN_MAGIC 0x534c4343u
+#define UP_MAGIC   0x534c5550u
+
+enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_CLOSED };
+enum rstate { RS_WAIT = 0, RS_BODY, RS_DONE };
+
+struct iovq {
+    struct iovec v[4];
+    uint8_t i, n;
+};
+
+struct gw_upconn {
+    uint32_t magic;
+    int fd;
+    struct gw_worker *w;
+    struct gw_conn *owner;          /* NULL while pooled */
+    struct event ev;
+    struct event timer;
+    struct pool_node pn;
+    const struct up_target *t;      /* of the snapshot that opened it; only for this request */
+    uint32_t idle_timeout_ms;
+    uint32_t nreq;
+    bool connected, r_ready, w_ready, reused, closed;
+    struct gw_upconn *gc_next;
+};
+
+struct gw_conn {
+    uint32_t magic;
+    uint8_t state, rstate;
+    bool r_ready, w_ready, keepalive, client10, parse_pending, peeked;
+    bool req_done, body_lost, resp_started, dechunk, up_clean, upgrade, head_req;
+    bool timer_on, uhead_pending;
+    uint8_t attempts, req_kind, resp_kind;
+    int fd;
+    struct gw_worker *w;
+    struct gw_listener *l;
+    struct gw_conn *next, *prev;    /* w->conns */
+    struct gw_conn *gc_next;
+    struct event ev;
+    struct event timer;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } peer;
+    struct gw_buf *in, *scratch, *ubuf;
+    struct gw_upconn *up;
+    struct gw_wsnap *ws;
+    const struct cfg_route *route;
+    const struct up_upstream *ups;
+    const struct up_target *target;
+    uint64_t tried;
+    size_t scanned, uscanned;
+    /* the request: its head stays at in->data[0, hlen) until the txn ends */
+    uint32_t hlen, m_off, m_len, t_off, t_len, h_off, h_len;
+    uint8_t method;
+    uint32_t body_pos, body_end;    /* body bytes in `in`: queued up to body_pos, known up to body_end */
+    uint32_t uhead_len;
+    uint64_t req_remaining, req_body_bytes;
+    struct h1_chunked req_ck;
+    struct iovq uq, cq;
+    uint64_t resp_remaining;
+    struct h1_chunked resp_ck;
+    int status;
+    uint64_t bytes_in, bytes_out;
+    uint64_t t_start, t_up;
+};
+
+static void conn_pump(struct gw_conn *c);
+static void conn_close(struct gw_conn *c);
+static void up_close(struct gw_upconn *u);
+static void txn_finish(struct gw_conn *c);
+static void local_response(struct gw_conn *c, int status, const char *ctype,
+                           const char *body, size_t body_len, const char *extra);
+static bool up_connect(struct gw_conn *c);
+
+/* ---- small helpers ---- */
+
+static inline void iovq_reset(struct iovq *q) { q->i = q->n = 0; }
+static inline bool iovq_empty(const struct iovq *q) { return q->i == q->n; }
+
+static bool iovq_push(struct iovq *q, const char *p, size_t len)
+{
+    if (len == 0)
+        return true;
+    if (q->n > q->i) {
+        struct iovec *last = &q->v[q->n - 1];
+        if ((const char *)last->iov_base + last->iov_len == p) {
+            last->iov_len += len;
+            return true;
+        }
+    }
+    if (q->n == 4) {
+        if (q->i == 0)
+            return false;
+        memmove(q->v, q->v + q->i, sizeof(q->v[0]) * (size_t)(q->n - q->i));
+        q->n -= q->i;
+        q->i = 0;
+    }
+    q->v[q->n].iov_base = (void *)p;
+    q->v[q->n].iov_len = len;
+    q->n++;
+    return true;
+}
+
+/* Write what the queue holds.  Returns bytes written, 0 when the socket is
+ * full (EAGAIN), -1 on error. */
+static ssize_t iovq_write(int fd, struct iovq *q)
+{
+    ssize_t n;
+
+    for (;;) {
+        n = writev(fd, q->v + q->i, q->n - q->i);
+        if (n >= 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        return errno == EAGAIN ? 0 : -1;
+    }
+    size_t left = (size_t)n;
+    while (q->i < q->n && left >= q->v[q->i].iov_len) {
+        left -= q->v[q->i].iov_len;
+        q->i++;
+    }
+    if (q->i < q->n) {
+        q->v[q->i].iov_base = (char *)q->v[q->i].iov_base + left;
+        q->v[q->i].iov_len -= left;
+    } else {
+        q->i = q->n = 0;
+    }
+    return n;
+}
+
+struct sbuf {           /* bounded appender over a gw_buf */
+    char *p;
+    size_t len, cap;
+    bool overflow;
+};
+
+static inline void sb_put(struct sbuf *s, const char *d, size_t n)
+{
+    if (s->len + n > s->cap) {
+        s->overflow = true;
+        return;
+    }
+    memcpy(s->p + s->len, d, n);
+    s->len += n;
+}
+
+#define SB_LIT(s, lit) sb_put((s), (lit), sizeof(lit) - 1)
+
+static void sb_fmt(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_fmt(struct sbuf *s, const char *fmt, ...)
+{
+    va_list ap;
+    size_t room = s->cap - s->len;
+    va_start(ap, fmt);
+    int n = vsnprintf(s->p + s->len, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= room)
+        s->overflow = true;
+    else
+        s->len += (size_t)n;
+}
+
+static void sb_u64(struct sbuf *s, uint64_t v)
+{
+    char tmp[24];
+    int i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    sb_put(s, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+static size_t peer_ip(const struct gw_conn *c, char *out, size_t cap)
+{
+    if (c->peer.sa.sa_family == AF_INET6) {
+        if (!inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, out, (socklen_t)cap))
+            return 0;
+    } else if (!inet_ntop(AF_INET, &c->peer.in4.sin_addr, out, (socklen_t)cap)) {
+        return 0;
+    }
+    return strlen(out);
+}
+
+static uint16_t peer_port(const struct gw_conn *c)
+{
+    return ntohs(c->peer.sa.sa_family == AF_INET6 ? c->peer.in6.sin6_port : c->peer.in4.sin_port);
+}
+
+static void conn_timer_arm(struct gw_conn *c, const struct timeval *tv)
+{
+    event_add(&c->timer, tv);
+    c->timer_on = true;
+}
+
+static void conn_timer_off(struct gw_conn *c)
+{
+    if (c->timer_on) {
+        event_del(&c->timer);
+        c->timer_on = false;
+    }
+}
+
+static const struct sl_config *conn_cfg(const struct gw_conn *c)
+{
+    return (c->ws ? c->ws : c->w->cur)->s->cfg;
+}
+
+/* ---- hop-by-hop classification ---- */
+
+enum hdr_class {
+    HC_OTHER = 0, HC_HOST, HC_CONNECTION, HC_HOP, HC_UPGRADE, HC_EXPECT,
+    HC_XFF, HC_XFPROTO, HC_XFHOST, HC_XRID, HC_TE_CODING, HC_CL,
+};
+
+static int hdr_class(const char *n, size_t len)
+{
+#define IS(lit) (len == sizeof(lit) - 1 && h1_casecmp(n, lit, len))
+    switch (len) {
+    case 2: if (IS("te")) return HC_HOP; break;
+    case 4: if (IS("host")) return HC_HOST; break;
+    case 6: if (IS("expect")) return HC_EXPECT; break;
+    case 7: if (IS("upgrade")) return HC_UPGRADE; if (IS("trailer")) return HC_HOP; break;
+    case 10: if (IS("connection")) return HC_CONNECTION; if (IS("keep-alive")) return HC_HOP; break;
+    case 12: if (IS("x-request-id")) return HC_XRID; break;
+    case 14: if (IS("content-length")) return HC_CL; break;
+    case 15: if (IS("x-forwarded-for")) return HC_XFF; break;
+    case 16: if (IS("proxy-connection")) return HC_HOP; if (IS("x-forwarded-host")) return HC_XFHOST; break;
+    case 17: if (IS("x-forwarded-proto")) return HC_XFPROTO; if (IS("transfer-encoding")) return HC_TE_CODING; break;
+    }
+    return HC_OTHER;
+#undef IS
+}
+
+static bool in_kv(const struct cfg_kv *kv, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (kv[i].name_len == len && h1_casecmp(kv[i].name, name, len))
+            return true;
+    return false;
+}
+
+/* Is this header named by a Connection header (RFC 9110 7.6.1)? */
+static bool conn_named(const struct h1_header *hs, size_t n, const char *name, size_t len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (hs[i].name_len == 10 && h1_casecmp(hs[i].name, "connection", 10) &&
+            h1_list_has_token(hs[i].value, hs[i].value_len, name, len))
+            return true;
+    return false;
+}
+
+static void emit_edits(struct sbuf *s, const struct cfg_header_edits *e)
+{
+    for (size_t i = 0; i < e->nset; i++) {
+        sb_put(s, e->set[i].name, e->set[i].name_len);
+        SB_LIT(s, ": ");
+        sb_put(s, e->set[i].value, e->set[i].value_len);
+        SB_LIT(s, "\r\n");
+    }
+    for (size_t i = 0; i < e->nadd; i++) {
+        sb_put(s, e->add[i].name, e->add[i].name_len);
+        SB_LIT(s, ": ");
+        sb_put(s, e->add[i].value, e->add[i].value_len);
+        SB_LIT(s, "\r\n");
+    }
+}
+
+/* ---- the access log ---- */
+
+static void access_log(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    char line[4096], ip[INET6_ADDRSTRLEN];
+    struct sbuf s = { line, 0, sizeof(line) - 1, false };
+
+    if (w->alog.fd < 0)
+        return;
+    uint64_t now = gw_mono_ns();
+    s.len = gw_time_iso(line, sizeof(line));
+    SB_LIT(&s, " ");
+    sb_put(&s, ip, peer_ip(c, ip, sizeof(ip)));
+    sb_fmt(&s, ":%u \"", peer_port(c));
+    if (c->hlen && c->in) {
+        size_t tl = c->t_len > 2048 ? 2048 : c->t_len;
+        sb_put(&s, c->in->data + c->m_off, c->m_len);
+        SB_LIT(&s, " ");
+        sb_put(&s, c->in->data + c->t_off, tl);
+        sb_fmt(&s, " HTTP/1.%d\" host=", c->client10 ? 0 : 1);
+        if (c->h_len)
+            sb_put(&s, c->in->data + c->h_off, c->h_len > 256 ? 256 : c->h_len);
+        else
+            SB_LIT(&s, "-");
+    } else {
+        SB_LIT(&s, "- - -\" host=-");
+    }
+    sb_fmt(&s, " status=%d in=%llu out=%llu upstream=%s", c->status,
+           (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
+           c->target ? c->target->text : "-");
+    if (c->t_up)
+        sb_fmt(&s, " upstream_ms=%.3f", (double)(c->t_up - c->t_start) / 1e6);
+    else
+        SB_LIT(&s, " upstream_ms=-");
+    sb_fmt(&s, " total_ms=%.3f route=%s", (double)(now - c->t_start) / 1e6,
+           c->route && c->route->name ? c->route->name : "-");
+    if (s.overflow)
+        s.len = sizeof(line) - 1;
+    line[s.len++] = '\n';
+    gw_alog_append(&w->alog, line, s.len);
+}
+
+/* ---- upstream connections ---- */
+
+static void up_timer_arm(struct gw_upconn *u, uint32_t ms)
+{
+    event_add(&u->timer, gw_common_timeout(u->w, ms));
+}
+
+static void up_close(struct gw_upconn *u)
+{
+    if (u == NULL || u->closed)
+        return;
+    u->closed = true;
+    pool_remove(&u->pn);
+    event_del(&u->ev);
+    event_del(&u->timer);
+    close(u->fd);
+    u->fd = -1;
+    if (u->owner && u->owner->up == u)
+        u->owner->up = NULL;
+    u->owner = NULL;
+    u->gc_next = u->w->gc_ups;
+    u->w->gc_ups = u;
+}
+
+static void up_event(evutil_socket_t fd, short what, void *arg);
+static void up_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* A target failed before answering: try another one if the request allows
+ * it (SPEC "retries"), else answer with status. */
+static void up_failed(struct gw_conn *c, int status, bool stale, const char *why)
+{
+    struct gw_upconn *u = c->up;
+    bool reached = u && u->connected;
+
+    if (u) {
+        if (!stale && c->target && c->target->health)
+            hc_fail((struct hc_state *)c->target->health, gw_now_ms(c->w));
+        up_close(u);
+    }
+    gw_log(GW_LOG_WARN, "upstream %s: %s", c->target ? c->target->text : "-", why);
+    /* Resend only what is still in the buffer; a non-idempotent request that
+     * reached a target is not retried (SPEC), except over a stale pooled
+     * connection, which the server closed before reading it. */
+    bool idempotent = c->method == H1_M_GET || c->method == H1_M_HEAD ||
+                      c->method == H1_M_OPTIONS || c->method == H1_M_TRACE ||
+                      c->method == H1_M_PUT || c->method == H1_M_DELETE;
+    bool can = !c->resp_started && !c->body_lost && c->state == C_ACTIVE &&
+               (stale || !reached || idempotent);
+    if (can && stale) {
+        c->tried &= ~(1ull << ((c->target - c->ups->targets) & 63));
+    } else if (can && c->attempts < c->ups->cfg->retries) {
+        c->attempts++;
+    } else {
+        can = false;
+    }
+    if (can) {
+        uint64_t now = gw_now_ms(c->w);
+        int ti = stale ? (int)(c->target - c->ups->targets)
+                       : up_pick(c->ups, c->ws->target_rr + c->ups->targets[0].gidx, now, c->tried);
+        if (ti >= 0) {
+            c->target = &c->ups->targets[ti];
+            c->tried |= 1ull << (ti & 63);
+            iovq_reset(&c->uq);
+            iovq_push(&c->uq, c->scratch->data, c->uhead_len);
+            iovq_push(&c->uq, c->in->data + c->hlen, c->body_pos - c->hlen);
+            c->uhead_pending = true;
+            if (up_connect(c))
+                return;
+        }
+    }
+    if (c->resp_started) {
+        conn_close(c);
+        return;
+    }
+    if (!c->req_done)
+        c->keepalive = false;
+    local_response(c, status, NULL, NULL, 0, NULL);
+}
+
+static bool up_connect(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    const struct up_target *t = c->target;
+    struct pool_bucket *b = c->ws->buckets[t->gidx];
+    struct pool_node *pn;
+    struct gw_upconn *u;
+
+    /* a pooled connection first: the most recent is the least likely stale */
+    while (b && (pn = pool_get(b)) != NULL) {
+        u = (struct gw_upconn *)((char *)pn - offsetof(struct gw_upconn, pn));
+        u->owner = c;
+        u->t = t;
+        u->reused = true;
+        c->up = u;
+        return true;
+    }
+    u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        abort();
+    u->magic = UP_MAGIC;
+    u->w = w;
+    u->t = t;
+    u->owner = c;
+    u->fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u->fd == -1) {
+        gw_log(GW_LOG_ERROR, "socket: %s", strerror(errno));
+        free(u);
+        local_response(c, 502, NULL, NULL, 0, NULL);
+        return true;
+    }
+    int one = 1;
+    setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    event_assign(&u->ev, w->base, u->fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST, up_event, u);
+    event_assign(&u->timer, w->base, -1, 0, up_timer_cb, u);
+    c->up = u;
+    if (connect(u->fd, (const struct sockaddr *)&t->sa, t->salen) == 0) {
+        u->connected = u->w_ready = true;
+    } else if (errno != EINPROGRESS) {
+        int e = errno;
+        event_add(&u->ev, NULL);    /* up_close() deletes it */
+        char why[128];
+        snprintf(why, sizeof(why), "connect: %s", strerror(e));
+        up_failed(c, 502, false, why);
+        return true;
+    }
+    event_add(&u->ev, NULL);
+    up_timer_arm(u, c->ups->cfg->connect_ms);
+    return true;
+}
+
+static void up_checkin(struct gw_conn *c)
+{
+    struct gw_upconn *u = c->up;
+
+    if (u == NULL)
+        return;
+    c->up = NULL;
+    u->owner = NULL;
+    struct pool_bucket *b = c->ws->buckets[c->target->gidx];
+    if (!c->up_clean || b == NULL || c->w->draining ||
+        c->ups->cfg->max_idle_per_target == 0) {
+        up_close(u);
+        return;
+    }
+    event_del(&u->timer);
+    if (b->count >= c->ups->cfg->max_idle_per_target) {
+        struct pool_node *old = pool_oldest(b);
+        up_close((struct gw_upconn *)((char *)old - offsetof(struct gw_upconn, pn)));
+    }
+    u->idle_timeout_ms = c->ups->cfg->pool_idle_timeout_ms;
+    u->r_ready = false;
+    pool_put(b, &u->pn, gw_now_ms(c->w));
+}
+
+static void up_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_upconn *u = arg;
+    struct gw_worker *w = u->w;
+    struct gw_conn *c = u->owner;
+
+    if (c == NULL) {
+        /* Idle in the pool: any readiness is the server closing (or junk).
+         * Either way the connection is no longer clean. */
+        if (what & EV_READ)
+            up_close(u);
+        gw_gc(w);
+        return;
+    }
+    if (what & EV_READ)
+        u->r_ready = true;
+    if (what & EV_WRITE)
+        u->w_ready = true;
+    if (!u->connected && (what & (EV_WRITE | EV_READ))) {
+        int err = 0;
+        socklen_t el = sizeof(err);
+        getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err) {
+            char why[128];
+            snprintf(why, sizeof(why), "connect: %s", strerror(err));
+            up_failed(c, 502, false, why);
+            gw_gc(w);
+            return;
+        }
+        u->connected = true;
+        event_del(&u->timer);
+    }
+    conn_pump(c);
+    gw_gc(w);
+}
+
+static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_upconn *u = arg;
+    struct gw_worker *w = u->w;
+    struct gw_conn *c = u->owner;
+
+    if (c == NULL) {
+        up_close(u);
+    } else if (!u->connected) {
+        up_failed(c, 504, false, "connect timed out");
+    } else if (c->rstate == RS_WAIT && !c->resp_started) {
+        gw_log(GW_LOG_WARN, "upstream %s: no response header within %u ms",
+               c->target->text, c->ups->cfg->response_header_ms);
+        up_close(u);
+        c->keepalive = c->keepalive && c->req_done;
+        local_response(c, 504, NULL, NULL, 0, NULL);
+    } else {
+        gw_log(GW_LOG_WARN, "upstream %s: idle for %u ms mid-response", c->target->text,
+               c->ups->cfg->idle_ms);
+        up_close(u);
+        conn_close(c);
+    }
+    if (c)
+        conn_pump(c);
+    gw_gc(w);
+}
+
+/* ---- building heads ---- */
+
+static bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
+{
+    const struct cfg_route *rt = c->route;
+    char ip[INET6_ADDRSTRLEN];
+    size_t iplen = peer_ip(c, ip, sizeof(ip));
+    uint32_t need = c->hlen + 4096;
+    for (size_t i = 0; i < rt->req_headers.nset; i++)
+        need += rt->req_headers.set[i].name_len + rt->req_headers.set[i].value_len + 4;
+    for (size_t i = 0; i < rt->req_headers.nadd; i++)
+        need += rt->req_headers.add[i].name_len + rt->req_headers.add[i].value_len + 4;
+    need += rt->rewrite_path_len + (rt->rewrite_host ? (uint32_t)strlen(rt->rewrite_host) : 0);
+
+    c->scratch = gw_buf_get(c->w, need);
+    struct sbuf s = { c->scratch->data, 0, c->scratch->cap, false };
+
+    sb_put(&s, r->method, r->method_len);
+    SB_LIT(&s, " ");
+    if (rt->rewrite == CFG_RW_NONE) {
+        sb_put(&s, r->path, r->path_len);
+    } else {
+        int n = rt_rewrite_path(rt, r->path, r->path_len, s.p + s.len, s.cap - s.len);
+        if (n < 0)
+            return false;
+        s.len += (size_t)n;
+    }
+    if (r->query) {
+        SB_LIT(&s, "?");
+        sb_put(&s, r->query, r->query_len);
+    }
+    SB_LIT(&s, " HTTP/1.1\r\nHost: ");
+    if (rt->rewrite_host)
+        sb_put(&s, rt->rewrite_host, strlen(rt->rewrite_host));
+    else if (r->host && r->host_len)
+        sb_put(&s, r->host, r->host_len);
+    else
+        sb_put(&s, c->target->host, strlen(c->target->host));
+    SB_LIT(&s, "\r\n");
+
+    const struct h1_header *xff = NULL, *rid = NULL;
+    bool has_conn = (r->flags & (H1_F_CONN_CLOSE | H1_F_CONN_KEEPALIVE | H1_F_CONN_UPGRADE)) != 0;
+    const struct cfg_header_edits *e = &rt->req_headers;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const struct h1_header *h = &r->headers[i];
+        switch (hdr_class(h->name, h->name_len)) {
+        case HC_HOST: case HC_CONNECTION: case HC_HOP: case HC_UPGRADE: case HC_EXPECT:
+        case HC_XFPROTO: case HC_XFHOST:
+            continue;
+        case HC_XFF:
+            if (xff == NULL) {
+                xff = h;
+            } else {    /* several: fold into one list, in order */
+                SB_LIT(&s, "X-Forwarded-For: ");
+                sb_put(&s, xff->value, xff->value_len);
+                SB_LIT(&s, "\r\n");
+                xff = h;
+            }
+            continue;
+        case HC_XRID:
+            rid = h;
+            break;
+        default:
+            break;
+        }
+        if (e->nremove && in_kv(e->remove, e->nremove, h->name, h->name_len))
+            continue;
+        if (e->nset && in_kv(e->set, e->nset, h->name, h->name_len))
+            continue;
+        if (has_conn || r->nheaders < 64) {
+            /* cheap enough to always check; required when Connection is present */
+            if (conn_named(r->headers, r->nheaders, h->name, h->name_len))
+                continue;
+        }
+        sb_put(&s, h->name, h->name_len);
+        SB_LIT(&s, ": ");
+        sb_put(&s, h->value, h->value_len);
+        SB_LIT(&s, "\r\n");
+    }
+    SB_LIT(&s, "X-Forwarded-For: ");
+    if (xff) {
+        sb_put(&s, xff->value, xff->value_len);
+        SB_LIT(&s, ", ");
+    }
+    sb_put(&s, ip, iplen);
+    SB_LIT(&s, "\r\nX-Forwarded-Proto: http\r\n");
+    if (r->host && r->host_len) {
+        SB_LIT(&s, "X-Forwarded-Host: ");
+        sb_put(&s, r->host, r->host_len);
+        SB_LIT(&s, "\r\n");
+    }
+    if (rid == NULL) {
+        struct gw_worker *w = c->w;
+        sb_fmt(&s, "X-Request-Id: %016llx%016llx\r\n", (unsigned long long)w->rid_seed,
+               (unsigned long long)(++w->rid_count ^ ((uint64_t)w->id << 56)));
+    }
+    emit_edits(&s, e);
+    if (c->upgrade) {
+        const struct h1_header *up = h1_find_header(r->headers, r->nheaders, "upgrade", 7);
+        SB_LIT(&s, "Connection: upgrade\r\nUpgrade: ");
+        sb_put(&s, up->value, up->value_len);
+        SB_LIT(&s, "\r\n");
+    }
+    SB_LIT(&s, "\r\n");
+    if (s.overflow)
+        return false;
+    c->scratch->end = (uint32_t)s.len;
+    c->uhead_len = (uint32_t)s.len;
+    return true;
+}
+
+/* The response head for the client, appended to scratch. */
+static bool build_client_head(struct gw_conn *c, const struct h1_response *r)
+{
+    struct gw_buf *b = c->scratch;
+    if (!c->uhead_pending)
+        b->start = b->end = 0;
+    struct sbuf s = { b->data + b->end, 0, b->cap - b->end, false };
+    const struct cfg_header_edits *e = c->route ? &c->route->resp_headers : NULL;
+    bool has_conn = (r->flags & (H1_F_CONN_CLOSE | H1_F_CONN_KEEPALIVE | H1_F_CONN_UPGRADE)) != 0;
+
+    SB_LIT(&s, "HTTP/1.1 ");
+    sb_u64(&s, (uint64_t)r->status);
+    SB_LIT(&s, " ");
+    if (r->reason_len)
+        sb_put(&s, r->reason, r->reason_len);
+    else {
+        const char *rs = h1_reason(r->status);
+        sb_put(&s, rs, strlen(rs));
+    }
+    SB_LIT(&s, "\r\n");
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const struct h1_header *h = &r->headers[i];
+        int hc = hdr_class(h->name, h->name_len);
+        if (hc == HC_CONNECTION || hc == HC_HOP || hc == HC_UPGRADE)
+            continue;
+        if (hc == HC_TE_CODING && c->dechunk)
+            continue;
+        if (e && e->nremove && in_kv(e->remove, e->nremove, h->name, h->name_len))
+            continue;
+        if (e && e->nset && in_kv(e->set, e->nset, h->name, h->name_len))
+            continue;
+        if (has_conn && conn_named(r->headers, r->nheaders, h->name, h->name_len))
+            continue;
+        sb_put(&s, h->name, h->name_len);
+        SB_LIT(&s, ": ");
+        sb_put(&s, h->value, h->value_len);
+        SB_LIT(&s, "\r\n");
+    }
+    if (e)
+        emit_edits(&s, e);
+    if (r->status == 101) {
+        const struct h1_header *up = h1_find_header(r->headers, r->nheaders, "upgrade", 7);
+        SB_LIT(&s, "Connection: upgrade\r\n");
+        if (up) {
+            SB_LIT(&s, "Upgrade: ");
+            sb_put(&s, up->value, up->value_len);
+            SB_LIT(&s, "\r\n");
+        }
+    } else if (!c->keepalive) {
+        SB_LIT(&s, "Connection: close\r\n");
+    } else if (c->client10) {
+        SB_LIT(&s, "Connection: keep-alive\r\n");
+    }
+    SB_LIT(&s, "\r\n");
+    if (s.overflow)
+        return false;
+    iovq_push(&c->cq, b->data + b->end, s.len);
+    b->end += (uint32_t)s.len;
+    return true;
+}
+
+/* ---- local responses ---- */
+
+static void local_response(struct gw_conn *c, int status, const char *ctype,
+                           const char *body, size_t body_len, const char *extra)
+{
+    char dflt[96];
+
+    if (c->state == C_CLOSED)
+        return;
+    if (c->up) {
+        c->up_clean = false;
+        up_close(c->up);
+    }
+    if (body == NULL && status >= 200 && status != 204 && status != 304) {
+        body_len = (size_t)snprintf(dflt, sizeof(dflt), "%d %s\n", status, h1_reason(status));
+        body = dflt;
+        ctype = "text/plain";
+    }
+    if (status >= 400 && !c->req_done)
+        c->keepalive = false;
+    if (c->scratch == NULL)
+        c->scratch = gw_buf_get(c->w, body_len + 1024 + (extra ? strlen(extra) : 0));
+    struct gw_buf *b = c->scratch;
+    b->start = b->end = 0;
+    iovq_reset(&c->cq);
+    struct sbuf s = { b->data, 0, b->cap, false };
+    sb_fmt(&s, "HTTP/1.1 %d %s\r\n", status, h1_reason(status));
+    if (ctype)
+        sb_fmt(&s, "Content-Type: %s\r\n", ctype);
+    if (status >= 200 && status != 204 && status != 304) {
+        SB_LIT(&s, "Content-Length: ");
+        sb_u64(&s, body_len);
+        SB_LIT(&s, "\r\n");
+    }
+    if (extra)
+        sb_put(&s, extra, strlen(extra));
+    if (c->route && status < 400)
+        emit_edits(&s, &c->route->resp_headers);
+    if (!c->keepalive)
+        SB_LIT(&s, "Connection: close\r\n");
+    else if (c->client10)
+        SB_LIT(&s, "Connection: keep-alive\r\n");
+    SB_LIT(&s, "\r\n");
+    if (!c->head_req)
+        sb_put(&s, body, body_len);
+    if (s.overflow) {   /* cannot happen with the sizes above; never send half */
+        conn_close(c);
+        return;
+    }
+    b->end = (uint32_t)s.len;
+    iovq_push(&c->cq, b->data, s.len);
+    c->status = status;
+    c->resp_started = true;
+    c->state = C_LOCAL;
+}
+
+/* ---- the request ---- */
+
+static void route_request(struct gw_conn *c, const struct h1_request *r)
+{
+    struct gw_wsnap *ws = c->ws;
+    const struct sl_config *cfg = ws->s->cfg;
+    struct rt_request q;
+    size_t li = 0;
+
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (ws->s->listeners[i] == c->l) {
+            li = i;
+            break;
+        }
+    q.listener = li;
+    q.method = r->method;
+    q.method_len = r->method_len;
+    q.host = r->host;
+    q.host_len = r->host_len;
+    q.path = r->path;
+    q.path_len = r->path_len;
+    q.query = r->query;
+    q.query_len = r->query_len;
+    q.headers = r->headers;
+    q.nheaders = r->nheaders;
+    c->route = rt_match(ws->s->rt, &q);
+    if (c->route == NULL) {
+        local_response(c, 404, NULL, NULL, 0, NULL);
+        return;
+    }
+    const struct cfg_route *rt = c->route;
+    if (rt->action == CFG_ACT_RESPOND) {
+        local_response(c, rt->respond.status, rt->respond.content_type,
+                       rt->respond.body ? rt->respond.body : "", rt->respond.body_len, NULL);
+        return;
+    }
+    if (rt->action == CFG_ACT_REDIRECT) {
+        char loc[8192], tmp[4096];
+        struct sbuf s = { loc, 0, sizeof(loc) - 1, false };
+        const char *scheme = rt->redirect.scheme ? rt->redirect.scheme : "http";
+        SB_LIT(&s, "Location: ");
+        sb_put(&s, scheme, strlen(scheme));
+        SB_LIT(&s, "://");
+        if (rt->redirect.host) {
+            sb_put(&s, rt->redirect.host, strlen(rt->redirect.host));
+        } else if (r->host) {   /* the request's host without its port */
+            size_t hl = r->host_len;
+            if (r->host[0] == '[') {
+                const char *e = memchr(r->host, ']', hl);
+                if (e)
+                    hl = (size_t)(e - r->host) + 1;
+            } else {
+                const char *e = memchr(r->host, ':', hl);
+                if (e)
+                    hl = (size_t)(e - r->host);
+            }
+            sb_put(&s, r->host, hl);
+        }
+        int port = rt->redirect.port;
+        if (port == 0)
+            port = rt->redirect.scheme ? (strcmp(scheme, "https") == 0 ? 443 : 80) : c->l->port;
+        if (!((port == 80 && strcmp(scheme, "http") == 0) || (port == 443 && strcmp(scheme, "https") == 0)))
+            sb_fmt(&s, ":%d", port);
+        if (rt->redirect.path) {
+            sb_put(&s, rt->redirect.path, strlen(rt->redirect.path));
+        } else if (rt->redirect.replace_prefix) {
+            struct cfg_route tmp_rt = *rt;
+            tmp_rt.rewrite = CFG_RW_REPLACE_PREFIX;
+            tmp_rt.rewrite_path = rt->redirect.replace_prefix;
+            tmp_rt.rewrite_path_len = (uint32_t)strlen(rt->redirect.replace_prefix);
+            int n = rt_rewrite_path(&tmp_rt, r->path, r->path_len, tmp, sizeof(tmp));
+            if (n > 0)
+                sb_put(&s, tmp, (size_t)n);
+        } else {
+            sb_put(&s, r->path, r->path_len);
+        }
+        if (r->query) {
+            SB_LIT(&s, "?");
+            sb_put(&s, r->query, r->query_len);
+        }
+        SB_LIT(&s, "\r\n");
+        loc[s.len] = '\0';
+        if (s.overflow) {
+            local_response(c, 400, NULL, NULL, 0, NULL);
+            return;
+        }
+        local_response(c, rt->redirect.status, NULL, "", 0, loc);
+        return;
+    }
+    /* backends: weighted split, then a target of that upstream */
+    size_t bi = 0;
+    if (rt->nbackends > 1) {
+        uint32_t wts[64];
+        size_t nb = rt->nbackends < 64 ? rt->nbackends : 64;
+        for (size_t i = 0; i < nb; i++)
+            wts[i] = rt->backends[i].weight;
+        int k = up_swrr(ws->route_rr + ws->s->route_rr_off[rt->index], wts, nb, NULL, NULL);
+        bi = k < 0 ? 0 : (size_t)k;
+    }
+    c->ups = &ws->s->ups.v[rt->backends[bi].upstream_idx];
+    int ti = c->ups->ntargets ? up_pick(c->ups, ws->target_rr + c->ups->targets[0].gidx,
+                                        gw_now_ms(c->w), 0) : -1;
+    if (ti < 0) {
+        local_response(c, 503, NULL, NULL, 0, NULL);
+        return;
+    }
+    c->target = &c->ups->targets[ti];
+    c->tried = 1ull << (ti & 63);
+    if (!build_upstream_head(c, r)) {
+        local_response(c, 431, NULL, NULL, 0, NULL);
+        return;
+    }
+    /* queue the head and whatever body bytes came with it */
+    iovq_reset(&c->uq);
+    iovq_push(&c->uq, c->scratch->data, c->uhead_len);
+    c->uhead_pending = true;
+    c->state = C_ACTIVE;
+    c->rstate = RS_WAIT;
+    c->up_clean = true;
+    up_connect(c);
+}
+
+/* Account for body bytes in in[body_end, in->end): decide which belong to
+ * this request and queue them upstream.  Returns false after answering an
+ * error. */
+static bool take_body(struct gw_conn *c)
+{
+    struct gw_buf *in = c->in;
+    const struct sl_config *cfg = conn_cfg(c);
+
+    while (!c->req_done && c->body_end < in->end) {
+        size_t avail = in->end - c->body_end;
+        if (c->req_kind == H1_BODY_LENGTH) {
+            size_t take = avail < c->req_remaining ? avail : (size_t)c->req_remaining;
+            c->body_end += (uint32_t)take;
+            c->req_remaining -= take;
+            c->req_body_bytes += take;
+            if (c->req_remaining == 0)
+                c->req_done = true;
+        } else {
+            size_t used = 0;
+            int k = h1_chunked_next(&c->req_ck, in->data + c->body_end, avail, &used);
+            if (k == H1C_ERROR) {
+                local_response(c, 400, NULL, NULL, 0, NULL);
+                return false;
+            }
+            c->body_end += (uint32_t)used;
+            if (k == H1C_DATA)
+                c->req_body_bytes += used;
+            if (k == H1C_DONE)
+                c->req_done = true;
+            if (k == H1C_AGAIN)
+                break;
+        }
+        if (cfg->max_body_bytes && c->req_body_bytes > cfg->max_body_bytes) {
+            local_response(c, 413, NULL, NULL, 0, NULL);
+            return false;
+        }
+    }
+    if (c->body_end > c->body_pos && c->state == C_ACTIVE) {
+        iovq_push(&c->uq, in->data + c->body_pos, c->body_end - c->body_pos);
+        c->body_pos = c->body_end;
+    }
+    return true;
+}
+
+static void start_request(struct gw_conn *c, uint32_t hlen)
+{
+    struct gw_worker *w = c->w;
+    const struct h1_request *r = &w->req;
+    const char *base = c->in->data;
+
+    c->ws = w->cur;
+    c->ws->pins++;
+    c->t_start = gw_mono_ns();
+    c->t_up = 0;
+    c->hlen = hlen;
+    c->m_off = (uint32_t)(r->method - base);
+    c->m_len = r->method_len;
+    c->t_off = (uint32_t)(r->target - base);
+    c->t_len = r->target_len;
+    c->h_off = r->host ? (uint32_t)(r->host - base) : 0;
+    c->h_len = r->host ? r->host_len : 0;
+    c->method = (uint8_t)r->m;
+    c->client10 = r->minor == 0;
+    c->keepalive = r->keep_alive && !w->draining;
+    c->head_req = r->m == H1_M_HEAD;
+    c->req_kind = (uint8_t)r->body;
+    c->req_remaining = r->content_length;
+    c->req_body_bytes = 0;
+    c->req_done = r->body == H1_BODY_NONE || (r->body == H1_BODY_LENGTH && r->content_length == 0);
+    c->body_pos = c->body_end = hlen;
+    c->body_lost = c->resp_started = c->dechunk = c->up_clean = false;
+    c->upgrade = (r->flags & H1_F_HAS_UPGRADE) && (r->flags & H1_F_CONN_UPGRADE) && r->minor == 1;
+    c->attempts = 0;
+    c->status = 0;
+    c->bytes_in = hlen;
+    c->bytes_out = 0;
+    c->target = NULL;
+    c->route = NULL;
+    c->uscanned = 0;
+    if (r->body == H1_BODY_CHUNKED)
+        h1_chunked_init(&c->req_ck);
+    conn_timer_off(c);
+    iovq_reset(&c->cq);
+    iovq_reset(&c->uq);
+
+    const struct sl_config *cfg = c->ws->s->cfg;
+    if (cfg->max_body_bytes && r->body == H1_BODY_LENGTH && r->content_length > cfg->max_body_bytes) {
+        local_response(c, 413, NULL, NULL, 0, NULL);
+        return;
+    }
+    route_request(c, r);
+    if (c->state == C_ACTIVE) {
+        if ((r->flags & H1_F_EXPECT_CONTINUE) && !c->req_done && !c->client10) {
+            /* answer it ourselves (as nginx does) so the client sends the body
+             * while we connect; Expect is not forwarded */
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            iovq_push(&c->cq, cont, sizeof(cont) - 1);
+        }
+        take_body(c);
+    }
+}
+
+static void answer_parse_error(struct gw_conn *c, int err)
+{
+    int status = err == H1_ERR_TOO_LARGE ? 431 : err == H1_ERR_TE ? 501 :
+                 err == H1_ERR_VERSION ? 505 : 400;
+    c->ws = c->w->cur;
+    c->ws->pins++;
+    c->t_start = gw_mono_ns();
+    c->hlen = 0;
+    c->route = NULL;
+    c->target = NULL;
+    c->keepalive = false;
+    c->req_done = false;
+    c->head_req = false;
+    c->client10 = false;
+    c->bytes_in = c->in ? c->in->end : 0;
+    c->bytes_out = 0;
+    conn_timer_off(c);
+    local_response(c, status, NULL, NULL, 0, NULL);
+}
+
+/* ---- reading ---- */
+
+/* Read from fd into b's free tail.  >0 bytes, 0 EOF, -1 error, -2 no data. */
+static ssize_t buf_read(int fd, struct gw_buf *b, bool *ready)
+{
+    size_t room = b->cap - b->end;
+    ssize_t n;
+
+    do {
+        n = read(fd, b->data + b->end, room);
+    } while (n == -1 && errno == EINTR);
+    if (n > 0) {
+        b->end += (uint32_t)n;
+        if ((size_t)n < room)
+            *ready = false;     /* a short read drained the socket (edge-triggered) */
+        return n;
+    }
+    if (n == 0)
+        return 0;
+    if (errno == EAGAIN) {
+        *ready = false;
+        return -2;
+    }
+    return -1;
+}
+
+static bool head_step(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+
+    gw_worker_refresh(w);
+    const struct sl_config *cfg = w->cur->s->cfg;
+    if (!c->parse_pending) {
+        if (!c->r_ready)
+            return false;
+        if (c->in == NULL)
+            c->in = gw_buf_get(w, cfg->max_header_bytes + 1024);
+        if (c->in->end == c->in->cap)
+            return false;
+        bool was_empty = c->in->end == 0;
+        ssize_t n = buf_read(c->fd, c->in, &c->r_ready);
+        if (n == 0 || n == -1) {
+            conn_close(c);
+            return false;
+        }
+        if (n == -2) {
+            if (c->in->end == 0) {  /* idle: hold no buffer */
+                gw_buf_put(w, c->in);
+                c->in = NULL;
+            }
+            return false;
+        }
+        if (was_empty)
+            conn_timer_arm(c, w->cur->to_header);
+    }
+    c->parse_pending = false;
+    int rc = h1_parse_request(c->in->data, c->in->end, cfg->max_header_bytes, &c->scanned, &w->req);
+    if (rc == H1_INCOMPLETE)
+        return c->r_ready;
+    c->scanned = 0;
+    if (rc < 0) {
+        answer_parse_error(c, rc);
+        return true;
+    }
+    start_request(c, (uint32_t)rc);
+    return true;
+}
+
+/* ---- the response ---- */
+
+static bool resp_head(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    struct h1_response *r = &w->resp;
+    struct gw_buf *ub = c->ubuf;
+
+    for (;;) {
+        int rc = h1_parse_response(ub->data + ub->start, ub->end - ub->start,
+                                   conn_cfg(c)->max_header_bytes, &c->uscanned,
+                                   (enum h1_method)c->method, r);
+        if (rc == H1_INCOMPLETE) {
+            if (ub->end == ub->cap) {
+                gw_log(GW_LOG_WARN, "upstream %s: response header too large", c->target->text);
+                c->up_clean = false;
+                up_close(c->up);
+                local_response(c, 502, NULL, NULL, 0, NULL);
+            }
+            return false;
+        }
+        c->uscanned = 0;
+        if (rc < 0) {
+            gw_log(GW_LOG_WARN, "upstream %s: malformed response", c->target->text);
+            c->up_clean = false;
+            up_close(c->up);
+            local_response(c, 502, NULL, NULL, 0, NULL);
+            return false;
+        }
+        if (r->status >= 100 && r->status < 200 && r->status != 101) {
+            /* interim responses: pass to HTTP/1.1 clients, drop for 1.0 */
+            ub->start += (uint32_t)rc;
+            if (!c->client10) {
+                build_client_head(c, r);
+                c->uhead_pending = c->uhead_pending && !iovq_empty(&c->uq);
+            }
+            continue;
+        }
+        ub->start += (uint32_t)rc;
+        break;
+    }
+    c->t_up = gw_mono_ns();
+    c->status = r->status;
+    c->resp_started = true;
+    c->body_lost = true;
+    if (c->target->health)
+        hc_ok((struct hc_state *)c->target->health);
+    event_del(&c->up->timer);
+
+    if (r->status == 101) {
+        if (!c->upgrade) {
+            c->up_clean = false;
+            up_close(c->up);
+            c->resp_started = false;
+            local_response(c, 502, NULL, NULL, 0, NULL);
+            return false;
+        }
+        c->keepalive = false;
+        c->up_clean = false;
+        build_client_head(c, r);
+        iovq_push(&c->cq, ub->data + ub->start, ub->end - ub->start);
+        ub->start = ub->end;
+        c->state = C_TUNNEL;
+        c->rstate = RS_BODY;
+        /* bytes the client sent after its request head go up too */
+        if (c->body_end < c->in->end) {
+            iovq_push(&c->uq, c->in->data + c->body_end, c->in->end - c->body_end);
+            c->body_pos = c->body_end = c->in->end;
+        }
+        return true;
+    }
+    c->resp_kind = (uint8_t)r->body;
+    c->resp_remaining = r->content_length;
+    if (!r->keep_alive)
+        c->up_clean = false;
+    if (r->body == H1_BODY_CHUNKED) {
+        h1_chunked_init(&c->resp_ck);
+        if (c->client10) {
+            c->dechunk = true;      /* a 1.0 client cannot read chunked */
+            c->keepalive = false;
+        }
+    } else if (r->body == H1_BODY_CLOSE) {
+        c->keepalive = false;       /* the end of the body is our close */
+        c->up_clean = false;
+    }
+    if (!c->req_done)
+        c->keepalive = false;       /* early answer: the rest of the request is unread */
+    if (!build_client_head(c, r)) {
+        c->up_clean = false;
+        up_close(c->up);
+        c->resp_started = false;
+        local_response(c, 502, NULL, NULL, 0, NULL);
+        return false;
+    }
+    c->rstate = r->body == H1_BODY_NONE ? RS_DONE : RS_BODY;
+    if (c->rstate == RS_DONE && ub->start < ub->end)
+        c->up_clean = false;        /* bytes after a bodiless response: not clean */
+    return true;
+}
+
+/* Queue the body bytes in ubuf[start, end) for the client. */
+static void resp_body(struct gw_conn *c)
+{
+    struct gw_buf *ub = c->ubuf;
+
+    while (c->rstate == RS_BODY && ub->start < ub->end) {
+        size_t avail = ub->end - ub->start;
+        if (c->resp_kind == H1_BODY_LENGTH) {
+            size_t take = avail < c->resp_remaining ? avail : (size_t)c->resp_remaining;
+            iovq_push(&c->cq, ub->data + ub->start, take);
+            ub->start += (uint32_t)take;
+            c->resp_remaining -= take;
+            if (c->resp_remaining == 0)
+                c->rstate = RS_DONE;
+        } else if (c->resp_kind == H1_BODY_CLOSE) {
+            iovq_push(&c->cq, ub->data + ub->start, avail);
+            ub->start = ub->end;
+        } else {
+            size_t used = 0;
+            size_t lim = avail;
+            if (c->dechunk) {   /* copy data pieces after the head in scratch */
+                size_t room = c->scratch->cap - c->scratch->end;
+                if (room == 0)
+                    return;
+                if (lim > room)
+                    lim = room;
+            }
+            int k = h1_chunked_next(&c->resp_ck, ub->data + ub->start, lim, &used);
+            if (k == H1C_ERROR) {
+                gw_log(GW_LOG_WARN, "upstream %s: bad chunked framing", c->target->text);
+                c->up_clean = false;
+                up_close(c->up);
+                conn_close(c);
+                return;
+            }
+            if (!c->dechunk) {
+                iovq_push(&c->cq, ub->data + ub->start, used);
+            } else if (k == H1C_DATA) {
+                struct gw_buf *sb = c->scratch;
+                memcpy(sb->data + sb->end, ub->data + ub->start, used);
+                iovq_push(&c->cq, sb->data + sb->end, used);
+                sb->end += (uint32_t)used;
+            }
+            ub->start += (uint32_t)used;
+            if (k == H1C_DONE)
+                c->rstate = RS_DONE;
+            if (k == H1C_AGAIN)
+                break;
+        }
+    }
+    if (c->rstate == RS_DONE && ub->start < ub->end)
+        c->up_clean = false;        /* the server sent more than the message */
+}
+
+static bool up_recv(struct gw_conn *c)
+{
+    struct gw_upconn *u = c->up;
+    struct gw_worker *w = c->w;
+
+    if (u == NULL || !u->connected || !u->r_ready || !iovq_empty(&c->cq) || c->rstate == RS_DONE)
+        return false;
+    if (c->ubuf == NULL)
+        c->ubuf = gw_buf_get(w, c->rstate == RS_BODY ? GW_BUF_LARGE : GW_BUF_SMALL);
+    struct gw_buf *ub = c->ubuf;
+    if (ub->start == ub->end) {
+        ub->start = ub->end = 0;
+        /* a long body: move to a large buffer, fewer syscalls per byte */
+        if (c->rstate == RS_BODY && ub->cap == GW_BUF_SMALL &&
+            (c->resp_kind != H1_BODY_LENGTH || c->resp_remaining > GW_BUF_SMALL)) {
+            gw_buf_put(w, ub);
+            ub = c->ubuf = gw_buf_get(w, GW_BUF_LARGE);
+        }
+    } else if (ub->start > 0 && ub->end == ub->cap) {
+        memmove(ub->data, ub->data + ub->start, ub->end - ub->start);
+        ub->end -= ub->start;
+        ub->start = 0;
+    }
+    ssize_t n = buf_read(u->fd, ub, &u->r_ready);
+    if (n == -2)
+        return false;
+    if (n == 0 || n == -1) {
+        if (c->rstate == RS_WAIT) {
+            bool nothing = ub->end == 0;
+            if (nothing && u->reused)
+                up_failed(c, 502, true, "pooled connection closed before the response; retrying");
+            else if (nothing)
+                up_failed(c, 502, false, n == 0 ? "closed before responding" : "reset before responding");
+            else {
+                gw_log(GW_LOG_WARN, "upstream %s: incomplete response header", c->target->text);
+                c->up_clean = false;
+                up_close(u);
+                local_response(c, 502, NULL, NULL, 0, NULL);
+            }
+            return true;
+        }
+        if (c->resp_kind == H1_BODY_CLOSE && n == 0) {
+            c->rstate = RS_DONE;
+            c->up_clean = false;
+            up_close(u);
+            return true;
+        }
+        gw_log(GW_LOG_WARN, "upstream %s: connection lost mid-response", c->target->text);
+        c->up_clean = false;
+        up_close(u);
+        c->keepalive = false;
+        if (iovq_empty(&c->cq))
+            conn_close(c);
+        else
+            c->rstate = RS_DONE;    /* flush what we have, then close (keepalive off) */
+        return true;
+    }
+    if (c->rstate == RS_WAIT) {
+        if (!resp_head(c))
+            return true;
+        if (c->state != C_ACTIVE)
+            return true;
+    } else if (c->rstate == RS_BODY) {
+        up_timer_arm(u, c->ups->cfg->idle_ms);
+    }
+    resp_body(c);
+    return true;
+}
+
+/* ---- writing ---- */
+
+static bool client_send(struct gw_conn *c)
+{
+    if (iovq_empty(&c->cq) || !c->w_ready)
+        return false;
+    ssize_t n = iovq_write(c->fd, &c->cq);
+    if (n < 0) {
+        conn_close(c);      /* the client went away: drop the upstream too */
+        return false;
+    }
+    if (n == 0) {
+        c->w_ready = false;
+        return false;
+    }
+    c->bytes_out += (uint64_t)n;
+    if (iovq_empty(&c->cq) && c->ubuf && c->ubuf->start == c->ubuf->end)
+        c->ubuf->start = c->ubuf->end = 0;
+    if (iovq_empty(&c->cq) && c->dechunk && !c->uhead_pending)
+        c->scratch->start = c->scratch->end = 0;
+    return true;
+}
+
+static bool up_send(struct gw_conn *c)
+{
+    struct gw_upconn *u = c->up;
+
+    if (u == NULL || !u->connected || !u->w_ready || iovq_empty(&c->uq))
+        return false;
+    ssize_t n = iovq_write(u->fd, &c->uq);
+    if (n < 0) {
+        if (c->rstate == RS_WAIT && !c->resp_started)
+            up_failed(c, 502, u->reused && u->nreq > 0, "write failed");
+        else {
+            up_close(u);
+            conn_close(c);
+        }
+        return true;
+    }
+    if (n == 0) {
+        u->w_ready = false;
+        return false;
+    }
+    if (iovq_empty(&c->uq)) {
+        c->uhead_pending = false;
+        if (c->req_done && c->rstate == RS_WAIT && c->state == C_ACTIVE) {
+            u->nreq++;
+            up_timer_arm(u, c->ups->cfg->response_header_ms);
+        }
+    }
+    return true;
+}
+
+/* Read more of the request body (only when all queued bytes went up). */
+static bool client_body_recv(struct gw_conn *c)
+{
+    if (c->req_done || !c->r_ready || !iovq_empty(&c->uq) || c->up == NULL)
+        return false;
+    struct gw_buf *in = c->in;
+    if (in->end > c->hlen) {
+        /* everything queued was written: the buffer can be reused */
+        in->end = c->hlen;
+        c->body_pos = c->body_end = c->hlen;
+        c->body_lost = true;
+    }
+    ssize_t n = buf_read(c->fd, in, &c->r_ready);
+    if (n == -2)
+        return false;
+    if (n == 0 || n == -1) {
+        c->up_clean = false;
+        up_close(c->up);
+        conn_close(c);
+        return false;
+    }
+    c->bytes_in += (uint64_t)n;
+    conn_timer_arm(c, c->ws->to_idle);
+    take_body(c);
+    return true;
+}
+
+/* The request is complete: a readable client now is either the next
+ * pipelined request or the client leaving (EOF), which must stop the
+ * upstream at once (an LLM stops generating). */
+static bool client_watch(struct gw_conn *c)
+{
+    char b;
+
+    if (!c->r_ready || !c->req_done || c->peeked)
+        return false;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+    if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+        if (c->up) {
+            c->up_clean = false;
+            up_close(c->up);
+        }
+        conn_close(c);
+        return false;
+    }
+    if (n > 0)
+        c->peeked = true;
+    c->r_ready = false;
+    return false;
+}
+
+static bool tunnel_step(struct gw_conn *c)
+{
+    struct gw_upconn *u = c->up;
+    bool p = false;
+
+    if (u == NULL) {
+        if (iovq_empty(&c->cq)) {
+            conn_close(c);
+            return false;
+        }
+        return client_send(c);
+    }
+    p |= up_send(c);
+    p |= client_send(c);
+    if (c->state == C_CLOSED || c->up == NULL)
+        return false;
+    if (iovq_empty(&c->uq) && c->r_ready) {
+        c->in->start = c->in->end = 0;
+        c->hlen = 0;
+        ssize_t n = buf_read(c->fd, c->in, &c->r_ready);
+        if (n == 0 || n == -1) {
+            up_close(c->up);
+            conn_close(c);
+            return false;
+        }
+        if (n > 0) {
+            c->bytes_in += (uint64_t)n;
+            iovq_push(&c->uq, c->in->data, (size_t)n);
+            p = true;
+        }
+    }
+    if (iovq_empty(&c->cq) && u->r_ready) {
+        c->ubuf->start = c->ubuf->end = 0;
+        ssize_t n = buf_read(u->fd, c->ubuf, &u->r_ready);
+        if (n == 0 || n == -1) {
+            up_close(u);
+            return true;
+        }
+        if (n > 0) {
+            iovq_push(&c->cq, c->ubuf->data, (size_t)n);
+            up_timer_arm(u, c->ups->cfg->idle_ms);
+            p = true;
+        }
+    }
+    return p;
+}
+
+/* ---- the pump ---- */
+
+static void conn_pump(struct gw_conn *c)
+{
+    for (int guard = 0; guard < 10000; guard++) {
+        bool p = false;
+        switch (c->state) {
+        case C_HEAD:
+            p = head_step(c);
+            break;
+        case C_ACTIVE:
+            p |= up_send(c);
+            if (c->state != C_ACTIVE)
+                break;
+            p |= client_body_recv(c);
+            if (c->state != C_ACTIVE)
+                break;
+            p |= client_send(c);
+            if (c->state != C_ACTIVE)
+                break;
+            p |= up_recv(c);
+            if (c->state != C_ACTIVE)
+                break;
+            client_watch(c);
+            if (c->state != C_ACTIVE)
+                break;
+            if (c->rstate == RS_DONE && iovq_empty(&c->cq) &&
+                (c->req_done || !c->keepalive)) {
+                txn_finish(c);
+                p = true;
+            }
+            break;
+        case C_LOCAL:
+            p = client_send(c);
+            if (c->state == C_LOCAL && iovq_empty(&c->cq)) {
+                txn_finish(c);
+                p = true;
+            }
+            break;
+        case C_TUNNEL:
+            p = tunnel_step(c);
+            break;
+        case C_CLOSED:
+            return;
+        }
+        if (!p)
+            return;
+    }
+}
+
+/* ---- lifecycle ---- */
+
+static void txn_finish(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+
+    if (c->ws == NULL)
+        return;
+    access_log(c);
+    if (c->up) {
+        if (c->rstate != RS_DONE || !c->req_done || c->state == C_TUNNEL)
+            c->up_clean = false;
+        up_checkin(c);
+    }
+    gw_buf_put(w, c->ubuf);
+    c->ubuf = NULL;
+    gw_buf_put(w, c->scratch);
+    c->scratch = NULL;
+    gw_wsnap_unpin(w, c->ws);
+    c->ws = NULL;
+    c->route = NULL;
+    c->target = NULL;
+    iovq_reset(&c->cq);
+    iovq_reset(&c->uq);
+    if (!c->keepalive || w->draining || c->state == C_TUNNEL) {
+        conn_close(c);
+        return;
+    }
+    c->state = C_HEAD;
+    c->rstate = RS_WAIT;
+    /* drop this request's bytes; pipelined ones move to the front */
+    struct gw_buf *in = c->in;
+    uint32_t used = c->body_end;
+    c->hlen = 0;
+    if (in) {
+        if (used < in->end) {
+            memmove(in->data, in->data + used, in->end - used);
+            in->end -= used;
+            c->parse_pending = true;
+        } else {
+            in->end = 0;
+        }
+        in->start = 0;
+        if (in->end == 0 && !c->peeked) {
+            gw_buf_put(w, in);
+            c->in = NULL;
+        }
+    }
+    if (c->peeked) {
+        c->peeked = false;
+        c->r_ready = true;
+    }
+    conn_timer_arm(c, c->parse_pending || c->r_ready ? w->cur->to_header : w->cur->to_idle);
+}
+
+static void conn_close(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+
+    if (c->state == C_CLOSED)
+        return;
+    if (c->ws) {
+        if (c->status == 0 && c->hlen)
+            c->status = 499;    /* the client left before the response (nginx's code) */
+        if (c->hlen || c->status)
+            access_log(c);
+        gw_wsnap_unpin(w, c->ws);
+        c->ws = NULL;
+    }
+    c->state = C_CLOSED;
+    if (c->up) {
+        c->up_clean = false;
+        up_close(c->up);
+    }
+    event_del(&c->ev);
+    conn_timer_off(c);
+    close(c->fd);
+    c->fd = -1;
+    gw_buf_put(w, c->in);
+    gw_buf_put(w, c->scratch);
+    gw_buf_put(w, c->ubuf);
+    c->in = c->scratch = c->ubuf = NULL;
+    /* unlink from the worker's list */
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    atomic_fetch_sub_explicit(&g_nconns, 1, memory_order_relaxed);
+    c->gc_next = w->gc_conns;
+    w->gc_conns = c;
+}
+
+void gw_gc(struct gw_worker *w)
+{
+    while (w->gc_conns) {
+        struct gw_conn *c = w->gc_conns;
+        w->gc_conns = c->gc_next;
+        c->magic = 0;
+        free(c);
+    }
+    while (w->gc_ups) {
+        struct gw_upconn *u = w->gc_ups;
+        w->gc_ups = u->gc_next;
+        u->magic = 0;
+        free(u);
+    }
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void conn_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    struct gw_worker *w = c->w;
+
+    if (what & EV_READ)
+        c->r_ready = true;
+    if (what & EV_WRITE)
+        c->w_ready = true;
+    conn_pump(c);
+    gw_gc(w);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_conn *c = arg;
+    struct gw_worker *w = c->w;
+
+    c->timer_on = false;
+    if (c->state == C_HEAD) {
+        if (c->in && c->in->end > 0) {
+            /* slow header section: say why, best effort, then close */
+            static const char msg[] = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
+                                      "Content-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n";
+            ssize_t r = send(c->fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL);
+            (void)r;
+        }
+        conn_close(c);
+    } else if (c->state == C_ACTIVE && !c->req_done) {
+        gw_log(GW_LOG_INFO, "client stopped sending its request body");
+        conn_close(c);
+    }
+    gw_gc(w);
+}
+
+void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
+                    const struct sockaddr *sa, socklen_t salen)
+{
+    struct gw_conn *c = calloc(1, sizeof(*c));
+    int one = 1;
+
+    if (c == NULL)
+        abort();
+    c->magic = CONN_MAGIC;
+    c->fd = fd;
+    c->w = w;
+    c->l = l;
+    if (salen <= sizeof(c->peer))
+        memcpy(&c->peer, sa, salen);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    event_assign(&c->ev, w->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST, conn_event, c);
+    event_assign(&c->timer, w->base, -1, 0, conn_timer_cb, c);
+    event_add(&c->ev, NULL);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    atomic_fetch_add_explicit(&g_nconns, 1, memory_order_relaxed);
+    gw_worker_refresh(w);
+    conn_timer_arm(c, w->cur->to_header);
+}
+
+void gw_conns_drain(struct gw_worker *w)
+{
+    struct gw_conn *c = w->conns, *next;
+
+    for (; c; c = next) {
+        next = c->next;
+        if (c->state == C_HEAD && (c->in == NULL || c->in->end == 0))
+            conn_close(c);
+        else
+            c->keepalive = false;
+    }
+}
+
+void gw_conns_close_all(struct gw_worker *w)
+{
+    while (w->conns)
+        conn_close(w->conns);
+}
+
+static void sweep_bucket(struct pool_bucket *b, void *arg)
+{
+    struct gw_worker *w = arg;
+    uint64_t now = gw_now_ms(w);
+    struct pool_node *pn;
+
+    while ((pn = pool_oldest(b)) != NULL) {
+        struct gw_upconn *u = (struct gw_upconn *)((char *)pn - offsetof(struct gw_upconn, pn));
+        if (pn->idle_since_ms + u->idle_timeout_ms > now)
+            break;
+        up_close(u);
+    }
+}
+
+void gw_pool_sweep(struct gw_worker *w)
+{
+    pool_foreach(&w->pool, sweep_bucket, w);
+}
+
+static void close_bucket(struct pool_bucket *b, void *arg)
+{
+    struct pool_node *pn;
+
+    while ((pn = pool_oldest(b)) != NULL)
+        up_close((struct gw_upconn *)((char *)pn - offsetof(struct gw_upconn, pn)));
+}
+
+void gw_pool_close_all(struct gw_worker *w)
+{
+    pool_foreach(&w->pool, close_bucket, w);
+}

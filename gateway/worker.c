@@ -1,0 +1,388 @@
+/* worker.c - worker threads: event loop, accept, snapshot switching, buffers. */
+#include "gateway.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FREE_SMALL_MAX 1024
+#define FREE_LARGE_MAX 32
+
+uint64_t gw_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t gw_now_ms(struct gw_worker *w)
+{
+    (void)w;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- buffers ---- */
+
+struct gw_buf *gw_buf_get(struct gw_worker *w, uint32_t min_cap)
+{
+    struct gw_buf *b;
+    uint32_t cap = min_cap <= GW_BUF_SMALL ? GW_BUF_SMALL : GW_BUF_LARGE;
+
+    if (cap == GW_BUF_SMALL && w->free_small) {
+        b = w->free_small;
+        w->free_small = b->next;
+        w->nfree_small--;
+    } else if (cap == GW_BUF_LARGE && w->free_large) {
+        b = w->free_large;
+        w->free_large = b->next;
+        w->nfree_large--;
+    } else {
+        b = malloc(sizeof(*b) + cap);
+        if (b == NULL)
+            abort();    /* as h2o: running out of memory is not recoverable here */
+        b->cap = cap;
+    }
+    b->next = NULL;
+    b->start = b->end = 0;
+    return b;
+}
+
+void gw_buf_put(struct gw_worker *w, struct gw_buf *b)
+{
+    if (b == NULL)
+        return;
+    if (b->cap == GW_BUF_SMALL && w->nfree_small < FREE_SMALL_MAX) {
+        b->next = w->free_small;
+        w->free_small = b;
+        w->nfree_small++;
+    } else if (b->cap == GW_BUF_LARGE && w->nfree_large < FREE_LARGE_MAX) {
+        b->next = w->free_large;
+        w->free_large = b;
+        w->nfree_large++;
+    } else {
+        free(b);
+    }
+}
+
+static void bufs_free(struct gw_buf *b)
+{
+    while (b) {
+        struct gw_buf *n = b->next;
+        free(b);
+        b = n;
+    }
+}
+
+/* libevent keeps one queue per distinct duration ("common timeouts"), so
+ * re-arming a connection's timer is O(1) instead of a heap operation. */
+const struct timeval *gw_common_timeout(struct gw_worker *w, uint32_t ms)
+{
+    for (int i = 0; i < w->ncommon; i++)
+        if (w->common_ms[i] == ms)
+            return &w->common_tv[i];
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    const struct timeval *ct = event_base_init_common_timeout(w->base, &tv);
+    if (w->ncommon < (int)(sizeof(w->common_ms) / sizeof(w->common_ms[0]))) {
+        w->common_ms[w->ncommon] = ms;
+        w->common_tv[w->ncommon] = *ct;
+        return &w->common_tv[w->ncommon++];
+    }
+    return ct;  /* libevent keeps it alive for the life of the base */
+}
+
+/* ---- snapshot views ---- */
+
+static void wsnap_free(struct gw_wsnap *ws)
+{
+    gw_snapshot_unref(ws->s);
+    free(ws->target_rr);
+    free(ws->route_rr);
+    free(ws->buckets);
+    free(ws);
+}
+
+static struct gw_wsnap *wsnap_new(struct gw_worker *w, struct gw_snapshot *s)
+{
+    struct gw_wsnap *ws = calloc(1, sizeof(*ws));
+    size_t nt = s->ups.ntargets ? s->ups.ntargets : 1;
+
+    if (ws == NULL)
+        abort();
+    ws->s = s;
+    ws->target_rr = calloc(nt, sizeof(int64_t));
+    ws->route_rr = calloc(s->route_rr_len ? s->route_rr_len : 1, sizeof(int64_t));
+    ws->buckets = calloc(nt, sizeof(*ws->buckets));
+    if (!ws->target_rr || !ws->route_rr || !ws->buckets)
+        abort();
+    for (size_t i = 0; i < s->ups.n; i++)
+        for (size_t j = 0; j < s->ups.v[i].ntargets; j++) {
+            const struct up_target *t = &s->ups.v[i].targets[j];
+            if (t->salen)
+                ws->buckets[t->gidx] = pool_bucket_for(&w->pool, (const struct sockaddr *)&t->sa, t->salen);
+        }
+    ws->to_header = gw_common_timeout(w, s->cfg->client_header_ms);
+    ws->to_idle = gw_common_timeout(w, s->cfg->client_idle_ms);
+    return ws;
+}
+
+void gw_wsnap_unpin(struct gw_worker *w, struct gw_wsnap *ws)
+{
+    if (--ws->pins > 0 || !ws->retired)
+        return;
+    for (struct gw_wsnap **pp = &w->retired; *pp; pp = &(*pp)->next)
+        if (*pp == ws) {
+            *pp = ws->next;
+            break;
+        }
+    wsnap_free(ws);
+}
+
+static void accept_cb(evutil_socket_t fd, short what, void *arg);
+
+static void levs_sync(struct gw_worker *w, struct gw_snapshot *s)
+{
+    /* stop accepting on listeners the new snapshot no longer has */
+    for (size_t i = 0; i < w->nlevs;) {
+        struct gw_lev *lev = w->levs[i];
+        bool keep = false;
+        for (size_t j = 0; s && !w->draining && j < s->cfg->nlisteners; j++)
+            keep |= s->listeners[j] == lev->l;
+        if (keep) {
+            i++;
+            continue;
+        }
+        event_free(lev->ev);
+        close(lev->l->fds[w->id]);
+        lev->l->fds[w->id] = -1;
+        free(lev);
+        w->levs[i] = w->levs[--w->nlevs];
+    }
+    if (s == NULL || w->draining)
+        return;
+    for (size_t j = 0; j < s->cfg->nlisteners; j++) {
+        struct gw_listener *l = s->listeners[j];
+        bool have = false;
+        for (size_t i = 0; i < w->nlevs; i++)
+            have |= w->levs[i]->l == l;
+        if (have || l->fds[w->id] == -1)
+            continue;
+        struct gw_lev **nl = realloc(w->levs, sizeof(*nl) * (w->nlevs + 1));
+        struct gw_lev *lev = calloc(1, sizeof(*lev));
+        if (nl == NULL || lev == NULL)
+            abort();
+        w->levs = nl;
+        lev->l = l;
+        lev->w = w;
+        lev->ev = event_new(w->base, l->fds[w->id], EV_READ | EV_PERSIST, accept_cb, lev);
+        if (!w->accept_paused)
+            event_add(lev->ev, NULL);
+        w->levs[w->nlevs++] = lev;
+    }
+}
+
+void gw_worker_refresh(struct gw_worker *w)
+{
+    struct gw_snapshot *s;
+    uint64_t v = atomic_load_explicit(&g_snap_version, memory_order_acquire);
+
+    if (v == w->version)
+        return;
+    pthread_mutex_lock(&g_snap_lock);
+    s = g_snap;
+    gw_snapshot_ref(s);
+    pthread_mutex_unlock(&g_snap_lock);
+
+    struct gw_wsnap *old = w->cur;
+    w->cur = wsnap_new(w, s);
+    w->version = s->version;
+    gw_alog_set(&w->alog, s->alog_fd);
+    levs_sync(w, s);
+    if (old) {
+        if (old->pins == 0) {
+            wsnap_free(old);
+        } else {
+            old->retired = true;
+            old->next = w->retired;
+            w->retired = old;
+        }
+    }
+}
+
+/* ---- accept ---- */
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_worker *w = arg;
+
+    w->accept_paused = false;
+    if (!w->draining)
+        for (size_t i = 0; i < w->nlevs; i++)
+            event_add(w->levs[i]->ev, NULL);
+}
+
+static void accept_pause(struct gw_worker *w)
+{
+    /* Out of descriptors: the listen queue keeps the clients; retry in 100 ms
+     * (relayd's approach) instead of spinning on a readable listener. */
+    struct timeval tv = { 0, 100000 };
+
+    w->accept_paused = true;
+    for (size_t i = 0; i < w->nlevs; i++)
+        event_del(w->levs[i]->ev);
+    event_add(w->accept_resume, &tv);
+}
+
+static void accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+    struct gw_lev *lev = arg;
+    struct gw_worker *w = lev->w;
+    uint32_t maxc = w->cur ? w->cur->s->cfg->max_connections : 0;
+
+    for (int i = 0; i < 64 && !w->draining; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4((int)lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                gw_log(GW_LOG_WARN, "accept on %s: %s; pausing accepts for 100 ms",
+                       lev->l->text, strerror(errno));
+                accept_pause(w);
+            }
+            break;
+        }
+        if (maxc && atomic_load_explicit(&g_nconns, memory_order_relaxed) >= maxc) {
+            close(fd);  /* over limits.max_connections */
+            continue;
+        }
+        gw_conn_accept(w, lev->l, fd, (struct sockaddr *)&ss, sl);
+    }
+    gw_gc(w);
+}
+
+/* ---- commands from main ---- */
+
+void gw_worker_command(struct gw_worker *w, uint32_t cmd)
+{
+    uint64_t one = 1;
+
+    atomic_fetch_or(&w->cmd, cmd);
+    if (write(w->cmd_fd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+        gw_log(GW_LOG_ERROR, "worker %d: cannot signal: %s", w->id, strerror(errno));
+}
+
+static void worker_maybe_exit(struct gw_worker *w)
+{
+    if (w->draining && w->nconns == 0)
+        event_base_loopexit(w->base, NULL);
+}
+
+static void cmd_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_worker *w = arg;
+    uint64_t v;
+
+    if (read(fd, &v, sizeof(v)) == -1 && errno != EAGAIN)
+        return;
+    uint32_t cmd = atomic_exchange(&w->cmd, 0);
+    if (cmd & GW_CMD_STOP) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    if (cmd & GW_CMD_SNAPSHOT)
+        gw_worker_refresh(w);
+    if ((cmd & GW_CMD_DRAIN) && !w->draining) {
+        w->draining = true;
+        levs_sync(w, NULL);         /* stop accepting */
+        gw_conns_drain(w);          /* close idle clients, the rest after their response */
+        gw_gc(w);
+    }
+    worker_maybe_exit(w);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_worker *w = arg;
+
+    gw_alog_flush(&w->alog);
+    gw_pool_sweep(w);
+    gw_gc(w);
+    worker_maybe_exit(w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct gw_worker *w = arg;
+
+    event_base_dispatch(w->base);
+
+    /* stopped: close what is left (drain deadline passed, or stop) */
+    gw_conns_close_all(w);
+    gw_pool_close_all(w);
+    gw_gc(w);
+    levs_sync(w, NULL);
+    gw_alog_free(&w->alog);
+    if (w->cur)
+        wsnap_free(w->cur);
+    while (w->retired) {
+        struct gw_wsnap *n = w->retired->next;
+        wsnap_free(w->retired);
+        w->retired = n;
+    }
+    w->cur = NULL;
+    free(w->levs);
+    event_free(w->tick);
+    event_free(w->cmd_ev);
+    event_free(w->accept_resume);
+    event_base_free(w->base);
+    close(w->cmd_fd);
+    pool_destroy(&w->pool);
+    bufs_free(w->free_small);
+    bufs_free(w->free_large);
+    return NULL;
+}
+
+int gw_workers_start(struct gw_worker *ws, int n)
+{
+    sigset_t all, old;
+    struct timeval tick = { 0, 200000 };
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);    /* signals go to main only */
+    for (int i = 0; i < n; i++) {
+        struct gw_worker *w = &ws[i];
+        struct event_config *ec = event_config_new();
+        w->id = i;
+        event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+        w->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+        if (w->base == NULL)
+            return -1;
+        w->cmd_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        w->cmd_ev = event_new(w->base, w->cmd_fd, EV_READ | EV_PERSIST, cmd_cb, w);
+        w->tick = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
+        w->accept_resume = event_new(w->base, -1, 0, accept_resume_cb, w);
+        event_add(w->cmd_ev, NULL);
+        event_add(w->tick, &tick);
+        w->alog.fd = -1;
+        pool_init(&w->pool);
+        if (getrandom(&w->rid_seed, sizeof(w->rid_seed), 0) != sizeof(w->rid_seed))
+            w->rid_seed = gw_mono_ns() ^ ((uint64_t)i << 56);
+        gw_worker_refresh(w);
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+            return -1;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return 0;
+}

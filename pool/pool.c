@@ -1,0 +1,124 @@
+/* pool.c - per-worker idle connection buckets keyed by address. */
+#include "pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t pool_hash(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = 1469598103934665603ull;
+
+    while (n--)
+        h = (h ^ *s++) * 1099511628211ull;
+    return h;
+}
+
+void pool_init(struct pool *p)
+{
+    p->cap = 64;
+    p->n = 0;
+    p->tab = calloc(p->cap, sizeof(*p->tab));
+    if (p->tab == NULL)
+        abort();
+}
+
+static void pool_grow(struct pool *p)
+{
+    size_t ncap = p->cap * 2;
+    struct pool_bucket **nt = calloc(ncap, sizeof(*nt));
+
+    if (nt == NULL)
+        abort();
+    for (size_t i = 0; i < p->cap; i++) {
+        struct pool_bucket *b = p->tab[i], *next;
+        for (; b; b = next) {
+            size_t j = pool_hash(&b->sa, b->salen) & (ncap - 1);
+            next = b->hnext;
+            b->hnext = nt[j];
+            nt[j] = b;
+        }
+    }
+    free(p->tab);
+    p->tab = nt;
+    p->cap = ncap;
+}
+
+struct pool_bucket *pool_bucket_for(struct pool *p, const struct sockaddr *sa, socklen_t salen)
+{
+    size_t i = pool_hash(sa, salen) & (p->cap - 1);
+    struct pool_bucket *b;
+
+    for (b = p->tab[i]; b; b = b->hnext)
+        if (b->salen == salen && memcmp(&b->sa, sa, salen) == 0)
+            return b;
+    b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        abort();
+    memcpy(&b->sa, sa, salen);
+    b->salen = salen;
+    b->head.next = b->head.prev = &b->head;
+    b->hnext = p->tab[i];
+    p->tab[i] = b;
+    if (++p->n > p->cap)
+        pool_grow(p);
+    return b;
+}
+
+void pool_put(struct pool_bucket *b, struct pool_node *n, uint64_t now_ms)
+{
+    n->bucket = b;
+    n->idle_since_ms = now_ms;
+    n->prev = &b->head;
+    n->next = b->head.next;
+    b->head.next->prev = n;
+    b->head.next = n;
+    b->count++;
+}
+
+void pool_remove(struct pool_node *n)
+{
+    if (n->bucket == NULL)
+        return;
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->bucket->count--;
+    n->bucket = NULL;
+    n->prev = n->next = NULL;
+}
+
+struct pool_node *pool_get(struct pool_bucket *b)
+{
+    struct pool_node *n = b->head.next;
+
+    if (n == &b->head)
+        return NULL;
+    pool_remove(n);
+    return n;
+}
+
+struct pool_node *pool_oldest(struct pool_bucket *b)
+{
+    return b->head.prev == &b->head ? NULL : b->head.prev;
+}
+
+void pool_foreach(struct pool *p, void (*fn)(struct pool_bucket *, void *), void *arg)
+{
+    for (size_t i = 0; i < p->cap; i++)
+        for (struct pool_bucket *b = p->tab[i]; b; b = b->hnext)
+            fn(b, arg);
+}
+
+void pool_destroy(struct pool *p)
+{
+    for (size_t i = 0; i < p->cap; i++) {
+        struct pool_bucket *b = p->tab[i], *next;
+        for (; b; b = next) {
+            next = b->hnext;
+            free(b);
+        }
+    }
+    free(p->tab);
+    p->tab = NULL;
+    p->cap = p->n = 0;
+}

@@ -1,0 +1,69 @@
+/*
+ * pool.h - per-worker idle keep-alive connection pools, one bucket per
+ * target address.
+ *
+ * A pool belongs to one worker thread and is never touched by another, so
+ * nothing here locks.  Buckets live as long as the pool (they are keyed by
+ * address, not by config), so a reload that keeps a target keeps its idle
+ * connections.  The pool does not know what a connection is: callers embed a
+ * struct pool_node in their connection object.
+ *
+ * Ownership: pool_put() hands the connection to the pool; pool_get() hands it
+ * back (removed from the bucket).  Only clean connections may be put: no
+ * unread bytes, the last response fully read, its request fully sent, no
+ * "Connection: close" on either side.
+ */
+#ifndef SLUICE_POOL_H
+#define SLUICE_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct pool_bucket;
+
+struct pool_node {
+    struct pool_node *prev, *next;
+    struct pool_bucket *bucket;     /* NULL when not pooled */
+    uint64_t idle_since_ms;
+};
+
+struct pool_bucket {
+    struct pool_node head;          /* circular list; head.next = most recent */
+    uint32_t count;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    struct pool_bucket *hnext;      /* hash chain */
+};
+
+struct pool {
+    struct pool_bucket **tab;
+    size_t cap, n;
+};
+
+void pool_init(struct pool *p);
+
+/* The bucket for an address, created on first use.  Never NULL (aborts on OOM). */
+struct pool_bucket *pool_bucket_for(struct pool *p, const struct sockaddr *sa, socklen_t salen);
+
+/* Put an idle connection; the most recent is taken first (warm in caches,
+ * least likely to have been closed by the peer). */
+void pool_put(struct pool_bucket *b, struct pool_node *n, uint64_t now_ms);
+
+/* Take the most recently pooled connection, or NULL. */
+struct pool_node *pool_get(struct pool_bucket *b);
+
+/* Remove a pooled connection (it closed while idle). */
+void pool_remove(struct pool_node *n);
+
+/* The least recently pooled connection of a bucket, or NULL (for expiry and
+ * for trimming a bucket to its max_idle_per_target). */
+struct pool_node *pool_oldest(struct pool_bucket *b);
+
+/* Calls fn on every bucket (expiry sweep, shutdown). */
+void pool_foreach(struct pool *p, void (*fn)(struct pool_bucket *, void *), void *arg);
+
+/* Free the buckets; they must be empty. */
+void pool_destroy(struct pool *p);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * router.h - the route index, built once per config and then read-only.
+ *
+ * rt_table_build() indexes the routes of a config: exact hosts in a hash
+ * table, wildcard hosts by suffix, then any-host; within each, exact paths in
+ * a hash table and prefixes in a hash table keyed by the prefix, probed from
+ * the longest segment boundary of the request path down to "/".  Each index
+ * slot holds its candidate routes already sorted by the remaining precedence
+ * (method match, most header matches, most query matches, document order), so
+ * a lookup costs O(host labels + path segments + candidates in the slot), not
+ * O(routes).
+ *
+ * Precedence (SPEC): exact host > wildcard host (longer suffix first) > any
+ * host; then exact path > longest prefix; then method match; then most header
+ * matches; then most query matches; then document order.  If no candidate of a
+ * more specific host matches, less specific hosts are tried.
+ *
+ * Thread safety: a built table is immutable and may be read by any number of
+ * threads at once.  The table points into the config it was built from; the
+ * config must outlive it.
+ */
+#ifndef SLUICE_ROUTER_H
+#define SLUICE_ROUTER_H
+
+#include <stddef.h>
+#include "../gateway/config.h"
+#include "../gateway/http1.h"
+
+struct rt_table;
+
+/* What a lookup needs to know about a request.  Strings are not
+ * NUL-terminated.  host may carry ":port" and any case; the router strips
+ * the port and compares case-insensitively.  query excludes the '?'. */
+struct rt_request {
+    size_t listener;                    /* index into sl_config.listeners */
+    const char *method; size_t method_len;
+    const char *host;   size_t host_len;    /* NULL/0 = no host */
+    const char *path;   size_t path_len;
+    const char *query;  size_t query_len;   /* NULL/0 = no query */
+    const struct h1_header *headers; size_t nheaders;
+};
+
+/* Build the index.  Returns NULL only on allocation failure.  cfg is only
+ * read, and must outlive the table (keys point into it).  A host "*" is
+ * treated as any host. */
+struct rt_table *rt_table_build(const struct sl_config *cfg);
+/* Free everything the table owns; NULL is a no-op.  No lookup may be running. */
+void rt_table_free(struct rt_table *t);
+
+/* Find the route for a request, or NULL when none matches (404).
+ * Never allocates; reads req only during the call.  Host: ":port" and one
+ * trailing '.' are dropped, "[v6]:port" gives "v6" (config hosts may be
+ * written with or without brackets), case is ignored.  Path and query are
+ * compared raw (no percent-decoding, no dot-segment removal): normalising
+ * them is the caller's job, before the lookup. */
+const struct cfg_route *rt_match(const struct rt_table *t, const struct rt_request *req);
+
+/*
+ * Apply a route's path rewrite to a request path, writing the new path (no
+ * query) to out (capacity outcap).  Returns the length written, or -1 if it
+ * does not fit.  With CFG_RW_NONE the path is copied unchanged.
+ * strip_prefix removes the matched prefix (an empty result becomes "/");
+ * replace_prefix swaps the matched prefix for the given one, segment-aware
+ * (Gateway API ReplacePrefixMatch: "/v2" + "/x" -> "/v2/x", "/" + "/x" -> "/x");
+ * replace_path replaces the whole path.
+ * The matched prefix is r's own configured prefix (pass the route rt_match
+ * returned for this path); "/" and a route without a path consume nothing,
+ * an exact route consumes its whole path, and a path r could not have
+ * matched is copied unchanged.  A trailing '/' of the request survives
+ * ("/api/" with strip -> "/", with "/v2" -> "/v2/").  out gets a NUL after
+ * the path when there is room for it (not counted); it need not.
+ */
+int rt_rewrite_path(const struct cfg_route *r, const char *path, size_t path_len,
+                    char *out, size_t outcap);
+
+#endif

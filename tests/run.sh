@@ -1,0 +1,106 @@
+#!/bin/sh
+# Run every test suite: the unit test binaries, then the integration suite
+# against build/ and again against build/asan/ with the sanitizers logging to
+# files (any such file is a failure).  Last line: "N passed, M failed".
+# Usage: sh tests/run.sh [integration-test-filter ...]
+cd "$(dirname "$0")/.." || exit 1
+
+out=$(mktemp -d "${TMPDIR:-/tmp}/sluice-tests.XXXXXX")
+total_pass=0
+total_fail=0
+total_skip=0
+summary=""
+
+add_summary() { # suite passed failed [note]
+    summary="$summary$(printf '%-28s %4d passed, %d failed%s' "$1" "$2" "$3" "$4")
+"
+    total_pass=$((total_pass + $2))
+    total_fail=$((total_fail + $3))
+}
+
+# Counts "ok"/"not ok" lines of a TAP-ish log into $p and $f.
+count_log() {
+    p=$(grep -c '^ok' "$1")
+    f=$(grep -c '^not ok' "$1")
+}
+
+# --- unit tests --------------------------------------------------------------
+up=0; uf=0
+found_unit=0
+for t in build/tests/*_test; do
+    [ -x "$t" ] || continue
+    found_unit=1
+    name=$(basename "$t")
+    log="$out/$name.log"
+    echo "# unit: $name"
+    timeout 300 "$t" >"$log" 2>&1
+    rc=$?
+    cat "$log"
+    count_log "$log"
+    # a crash or non-zero exit with no failing line still counts as a failure
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+        echo "not ok - $name exited with status $rc"
+        f=1
+    fi
+    if [ "$p" = 0 ] && [ "$f" = 0 ]; then
+        echo "not ok - $name ran no test"
+        f=1
+    fi
+    up=$((up + p)); uf=$((uf + f))
+done
+[ "$found_unit" = 1 ] || echo "# no unit test binaries in build/tests"
+add_summary "unit" "$up" "$uf"
+
+# --- integration -------------------------------------------------------------
+run_integration() { # label build-dir [sanitizer log dir]
+    label=$1; dir=$2; sanlog=$3
+    log="$out/integration-$label.log"
+    echo "# integration ($label): SLUICE_BUILD=$dir"
+    if [ -n "$sanlog" ]; then
+        mkdir -p "$sanlog"
+        SLUICE_BUILD=$dir \
+        ASAN_OPTIONS="detect_leaks=1:log_path=$sanlog/asan" \
+        UBSAN_OPTIONS="print_stacktrace=1:log_path=$sanlog/ubsan" \
+            timeout 900 python3 tests/integration/run.py $FILTERS >"$log" 2>&1
+    else
+        SLUICE_BUILD=$dir timeout 900 python3 tests/integration/run.py $FILTERS >"$log" 2>&1
+    fi
+    rc=$?
+    grep -v '^[0-9]* passed, [0-9]* failed' "$log"
+    count_log "$log"
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+        echo "not ok - integration ($label) exited with status $rc"
+        f=1
+    fi
+    note=""
+    if [ -n "$sanlog" ]; then
+        for s in "$sanlog"/*; do
+            [ -f "$s" ] || continue
+            echo "not ok - sanitizer report $(basename "$s"):"
+            sed 's/^/#   /' "$s" | head -60
+            f=$((f + 1))
+            note=" (sanitizer reports)"
+        done
+    fi
+    add_summary "integration ($label)" "$p" "$f" "$note"
+}
+
+FILTERS="$*"
+run_integration plain build
+if [ -x build/asan/sluice ] && [ -x build/asan/sluice-echo ]; then
+    run_integration asan build/asan "$out/sanitizers"
+else
+    echo "not ok - build/asan/sluice or build/asan/sluice-echo missing"
+    add_summary "integration (asan)" 0 1
+fi
+
+echo "#"
+echo "# summary"
+printf '%s' "$summary" | sed 's/^/# /'
+echo "# logs in $out"
+if [ "$total_skip" -gt 0 ]; then
+    echo "$total_pass passed, $total_fail failed, $total_skip skipped"
+else
+    echo "$total_pass passed, $total_fail failed"
+fi
+[ "$total_fail" = 0 ]

@@ -1,0 +1,683 @@
+/* config_test.c - unit tests for gateway/config.c (the configuration parser). */
+#include "tap.h"
+#include "../../gateway/config.c"
+
+#include <string.h>
+
+/* ---- helpers */
+
+static struct sl_config *parse(const char *json, struct cfg_errors *errs)
+{
+    return cfg_parse(json, strlen(json), errs);
+}
+
+static bool has_error(const struct cfg_errors *e, const char *path, const char *msg)
+{
+    for (size_t i = 0; i < e->n; i++)
+        if (strcmp(e->v[i].path, path) == 0 && (msg == NULL || strstr(e->v[i].message, msg)))
+            return true;
+    return false;
+}
+
+static void dump_errors(const struct cfg_errors *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        printf("#   error: \"%s\": %s\n", e->v[i].path, e->v[i].message);
+}
+
+static bool sa_is(const struct cfg_addr *a, int family, const char *ip, uint16_t port)
+{
+    char buf[INET6_ADDRSTRLEN];
+
+    if (a->sa.ss_family != family)
+        return false;
+    if (family == AF_INET) {
+        const struct sockaddr_in *s = (const void *)&a->sa;
+        inet_ntop(AF_INET, &s->sin_addr, buf, sizeof(buf));
+        return a->salen == sizeof(*s) && ntohs(s->sin_port) == port && strcmp(buf, ip) == 0;
+    }
+    const struct sockaddr_in6 *s6 = (const void *)&a->sa;
+    inet_ntop(AF_INET6, &s6->sin6_addr, buf, sizeof(buf));
+    return a->salen == sizeof(*s6) && ntohs(s6->sin6_port) == port && strcmp(buf, ip) == 0;
+}
+
+/* Pieces of valid documents the invalid ones below are built from. */
+#define LSN "\"listeners\":[{\"name\":\"http\",\"address\":\"127.0.0.1:8080\"}]"
+#define UPS "\"upstreams\":[{\"name\":\"api\",\"targets\":[{\"address\":\"127.0.0.1:9001\"}]}]"
+#define ROUTE_OK "{\"upstream\":\"api\"}"
+#define DOC(...) "{" LSN "," UPS "," __VA_ARGS__ "}"
+#define ROUTES(...) DOC("\"routes\":[" __VA_ARGS__ "]")
+
+/* ---- the SPEC example, minus what is not built yet */
+
+static const char spec_example[] =
+    "{\n"
+    "  \"workers\": 3,\n"
+    "  \"listeners\": [\n"
+    "    { \"name\": \"http\", \"address\": \"127.0.0.1:8080\" },\n"
+    "    { \"name\": \"https\", \"address\": \"[::1]:8443\" }\n"
+    "  ],\n"
+    "  \"limits\": { \"max_header_bytes\": 8192, \"max_body_bytes\": 10000000000, \"max_connections\": 5000 },\n"
+    "  \"timeouts\": { \"client_header_ms\": 5000, \"client_idle_ms\": 30000, \"drain_ms\": 7000 },\n"
+    "  \"access_log\": \"/var/log/sluice.log\",\n"
+    "  \"upstreams\": [\n"
+    "    { \"name\": \"api\",\n"
+    "      \"targets\": [ { \"address\": \"127.0.0.1:8001\", \"weight\": 5 },\n"
+    "                   { \"address\": \"api.internal:8002\" } ],\n"
+    "      \"balance\": \"round_robin\",\n"
+    "      \"pool\": { \"max_idle_per_target\": 32, \"idle_timeout_ms\": 45000 },\n"
+    "      \"timeouts\": { \"connect_ms\": 250, \"response_header_ms\": 20000, \"idle_ms\": 100000 },\n"
+    "      \"retries\": 2 },\n"
+    "    { \"name\": \"api-canary\", \"targets\": [ { \"address\": \"[::1]:8003\" } ] }\n"
+    "  ],\n"
+    "  \"routes\": [\n"
+    "    { \"name\": \"api\",\n"
+    "      \"match\": { \"listeners\": [\"http\", \"https\"],\n"
+    "                 \"hosts\": [\"API.example.com\", \"*.example.com\"],\n"
+    "                 \"path\": { \"prefix\": \"/api/\" },\n"
+    "                 \"methods\": [\"GET\", \"POST\"],\n"
+    "                 \"headers\": [ { \"name\": \"X-Env\", \"value\": \"Canary\" } ],\n"
+    "                 \"query\": [ { \"name\": \"V\", \"value\": \"2\" } ] },\n"
+    "      \"rewrite\": { \"strip_prefix\": true, \"host\": \"Backend.internal\" },\n"
+    "      \"request_headers\":  { \"set\": { \"X-A\": \"1\" }, \"add\": { \"x-b\": \"2\" }, \"remove\": [\"X-C\"] },\n"
+    "      \"response_headers\": { \"set\": {}, \"add\": {}, \"remove\": [] },\n"
+    "      \"backends\": [ { \"upstream\": \"api\", \"weight\": 90 }, { \"upstream\": \"api-canary\", \"weight\": 10 } ] },\n"
+    "    { \"name\": \"legacy\", \"match\": { \"path\": { \"exact\": \"/old/\" } },\n"
+    "      \"redirect\": { \"scheme\": \"https\", \"host\": \"new.example.com\", \"port\": 8443,\n"
+    "                    \"path\": \"/new\", \"status\": 301 } },\n"
+    "    { \"name\": \"ping\", \"match\": { \"path\": { \"exact\": \"/ping\" } },\n"
+    "      \"respond\": { \"status\": 200, \"body\": \"pong\\n\", \"content_type\": \"text/plain\" } },\n"
+    "    { \"match\": { \"path\": { \"prefix\": \"/v1\" } }, \"upstream\": \"api-canary\",\n"
+    "      \"rewrite\": { \"replace_prefix\": \"/v2\" } },\n"
+    "    { \"match\": { \"path\": { \"prefix\": \"/\" } },\n"
+    "      \"redirect\": { \"path\": { \"replace_prefix\": \"/moved\" } } }\n"
+    "  ]\n"
+    "}\n";
+
+static void test_spec_example(void)
+{
+    struct cfg_errors e = {0};
+    struct sl_config *c = parse(spec_example, &e);
+
+    ok(c != NULL && e.n == 0, "SPEC example parses");
+    if (c == NULL) {
+        dump_errors(&e);
+        cfg_errors_clear(&e);
+        return;
+    }
+    ok(c->workers == 3, "workers");
+    ok(c->nlisteners == 2, "two listeners");
+    ok(strcmp(c->listeners[0].name, "http") == 0 && c->listeners[0].addr.is_ip &&
+       sa_is(&c->listeners[0].addr, AF_INET, "127.0.0.1", 8080), "listener 0 address");
+    ok(strcmp(c->listeners[1].name, "https") == 0 &&
+       strcmp(c->listeners[1].addr.host, "::1") == 0 &&
+       strcmp(c->listeners[1].addr.text, "[::1]:8443") == 0 &&
+       sa_is(&c->listeners[1].addr, AF_INET6, "::1", 8443), "listener 1 v6 address");
+    ok(c->max_header_bytes == 8192 && c->max_body_bytes == 10000000000ULL &&
+       c->max_connections == 5000, "limits");
+    ok(c->client_header_ms == 5000 && c->client_idle_ms == 30000 && c->drain_ms == 7000,
+       "timeouts");
+    ok(c->access_log && strcmp(c->access_log, "/var/log/sluice.log") == 0, "access_log");
+    ok(c->source && strcmp(c->source, spec_example) == 0, "source is a copy of the text");
+
+    ok(c->nupstreams == 2, "two upstreams");
+    struct cfg_upstream *u = &c->upstreams[0];
+    ok(strcmp(u->name, "api") == 0 && u->ntargets == 2, "upstream api, 2 targets");
+    ok(u->targets[0].weight == 5 && u->targets[0].addr.is_ip &&
+       sa_is(&u->targets[0].addr, AF_INET, "127.0.0.1", 8001), "target 0");
+    ok(u->targets[1].weight == 1 && !u->targets[1].addr.is_ip &&
+       strcmp(u->targets[1].addr.host, "api.internal") == 0 && u->targets[1].addr.port == 8002,
+       "target 1 is a DNS name, weight defaults to 1");
+    ok(u->balance == CFG_BAL_ROUND_ROBIN, "balance");
+    ok(u->max_idle_per_target == 32 && u->pool_idle_timeout_ms == 45000, "pool");
+    ok(u->connect_ms == 250 && u->response_header_ms == 20000 && u->idle_ms == 100000,
+       "upstream timeouts");
+    ok(u->retries == 2, "retries");
+    u = &c->upstreams[1];
+    ok(u->max_idle_per_target == 64 && u->pool_idle_timeout_ms == 60000 &&
+       u->connect_ms == 1000 && u->response_header_ms == 30000 && u->idle_ms == 300000 &&
+       u->retries == 1 && u->targets[0].weight == 1, "upstream defaults");
+
+    ok(c->nroutes == 5, "five routes");
+    struct cfg_route *r = &c->routes[0];
+    ok(strcmp(r->name, "api") == 0 && r->index == 0, "route 0 name/index");
+    ok(r->nlisteners == 2 && r->listener_idx[0] == 0 && r->listener_idx[1] == 1 &&
+       strcmp(r->listeners[1], "https") == 0, "listeners resolved");
+    ok(r->nhosts == 2 && strcmp(r->hosts[0], "api.example.com") == 0 &&
+       strcmp(r->hosts[1], "*.example.com") == 0, "hosts lower-cased");
+    ok(r->path_kind == CFG_PATH_PREFIX && strcmp(r->path, "/api") == 0 && r->path_len == 4,
+       "prefix stored without trailing slash");
+    ok(r->nmethods == 2 && strcmp(r->methods[0], "GET") == 0 && strcmp(r->methods[1], "POST") == 0,
+       "methods");
+    ok(r->nmatch_headers == 1 && strcmp(r->match_headers[0].name, "x-env") == 0 &&
+       strcmp(r->match_headers[0].value, "Canary") == 0 && r->match_headers[0].name_len == 5 &&
+       r->match_headers[0].value_len == 6, "match headers: name lower-cased, value exact");
+    ok(r->nmatch_query == 1 && strcmp(r->match_query[0].name, "V") == 0 &&
+       strcmp(r->match_query[0].value, "2") == 0, "match query is case-sensitive");
+    ok(r->rewrite == CFG_RW_STRIP_PREFIX && r->rewrite_path == NULL &&
+       strcmp(r->rewrite_host, "backend.internal") == 0, "rewrite strip_prefix + host");
+    ok(r->req_headers.nset == 1 && strcmp(r->req_headers.set[0].name, "x-a") == 0 &&
+       strcmp(r->req_headers.set[0].value, "1") == 0 &&
+       r->req_headers.nadd == 1 && strcmp(r->req_headers.add[0].name, "x-b") == 0 &&
+       r->req_headers.nremove == 1 && strcmp(r->req_headers.remove[0].name, "x-c") == 0,
+       "request header edits");
+    ok(r->resp_headers.nset == 0 && r->resp_headers.nadd == 0 && r->resp_headers.nremove == 0,
+       "empty response header edits");
+    ok(r->action == CFG_ACT_BACKENDS && r->nbackends == 2 &&
+       strcmp(r->backends[0].upstream, "api") == 0 && r->backends[0].upstream_idx == 0 &&
+       r->backends[0].weight == 90 && r->backends[1].upstream_idx == 1 &&
+       r->backends[1].weight == 10, "weighted backends resolved");
+
+    r = &c->routes[1];
+    ok(r->action == CFG_ACT_REDIRECT && r->path_kind == CFG_PATH_EXACT &&
+       strcmp(r->path, "/old/") == 0, "exact path kept as written");
+    ok(strcmp(r->redirect.scheme, "https") == 0 && strcmp(r->redirect.host, "new.example.com") == 0 &&
+       r->redirect.port == 8443 && strcmp(r->redirect.path, "/new") == 0 &&
+       r->redirect.replace_prefix == NULL && r->redirect.status == 301, "redirect");
+    ok(r->nlisteners == 0 && r->listeners == NULL && r->nhosts == 0 && r->nmethods == 0,
+       "unset match parts are empty");
+
+    r = &c->routes[2];
+    ok(r->action == CFG_ACT_RESPOND && r->respond.status == 200 &&
+       r->respond.body_len == 5 && memcmp(r->respond.body, "pong\n", 5) == 0 &&
+       strcmp(r->respond.content_type, "text/plain") == 0, "respond");
+
+    r = &c->routes[3];
+    ok(r->name == NULL && r->index == 3 && r->action == CFG_ACT_BACKENDS && r->nbackends == 1 &&
+       r->backends[0].upstream_idx == 1 && r->backends[0].weight == 1,
+       "upstream shorthand = one backend of weight 1");
+    ok(r->rewrite == CFG_RW_REPLACE_PREFIX && strcmp(r->rewrite_path, "/v2") == 0 &&
+       r->rewrite_path_len == 3 && r->rewrite_host == NULL, "rewrite replace_prefix");
+
+    r = &c->routes[4];
+    ok(strcmp(r->path, "/") == 0 && r->path_len == 1, "prefix \"/\" stays \"/\"");
+    ok(r->redirect.scheme == NULL && r->redirect.host == NULL && r->redirect.port == 0 &&
+       r->redirect.path == NULL && strcmp(r->redirect.replace_prefix, "/moved") == 0 &&
+       r->redirect.status == 302, "redirect defaults and replace_prefix");
+
+    cfg_free(c);
+    cfg_errors_clear(&e);
+}
+
+/* ---- defaults */
+
+static void test_defaults(void)
+{
+    struct cfg_errors e = {0};
+    const char *doc = "{\"listeners\":[{\"address\":\"*:80\"}],\"routes\":[]}";
+    struct sl_config *c = parse(doc, &e);
+
+    ok(c != NULL, "minimal document parses");
+    if (c == NULL) {
+        dump_errors(&e);
+        cfg_errors_clear(&e);
+        return;
+    }
+    ok(c->workers == 0 && c->max_header_bytes == 16384 && c->max_body_bytes == 0 &&
+       c->max_connections == 0, "default workers and limits");
+    ok(c->client_header_ms == 10000 && c->client_idle_ms == 60000 && c->drain_ms == 10000,
+       "default timeouts");
+    ok(c->access_log && strcmp(c->access_log, "stdout") == 0, "default access_log");
+    ok(c->nupstreams == 0 && c->nroutes == 0, "no upstreams, no routes");
+    ok(c->listeners[0].name == NULL && sa_is(&c->listeners[0].addr, AF_INET, "0.0.0.0", 80) &&
+       strcmp(c->listeners[0].addr.text, "*:80") == 0, "\"*\" listens on any address");
+    cfg_free(c);
+
+    c = parse("{\"listeners\":[{\"address\":\"localhost:81\"},{\"address\":\"0.0.0.0:82\"}],"
+              "\"routes\":[{\"respond\":{\"status\":503}}],\"access_log\":null}", &e);
+    ok(c != NULL, "localhost listener, null access_log");
+    if (c) {
+        ok(c->access_log == NULL, "access_log null -> NULL");
+        ok(sa_is(&c->listeners[0].addr, AF_INET, "127.0.0.1", 81) && c->listeners[0].addr.is_ip,
+           "localhost -> 127.0.0.1");
+        ok(sa_is(&c->listeners[1].addr, AF_INET, "0.0.0.0", 82), "0.0.0.0 listener");
+        ok(c->routes[0].respond.status == 503 && c->routes[0].respond.body == NULL &&
+           c->routes[0].respond.content_type == NULL, "respond with only a status");
+        ok(c->routes[0].path_kind == CFG_PATH_ANY && c->routes[0].path == NULL,
+           "no match = any path");
+    }
+    cfg_free(c);
+
+    c = parse("{\"listeners\":[{\"address\":\"127.0.0.1:80\"}],\"access_log\":\"stderr\","
+              "\"limits\":{\"max_header_bytes\":1024},\"routes\":[]}", &e);
+    ok(c && strcmp(c->access_log, "stderr") == 0 && c->max_header_bytes == 1024,
+       "access_log stderr, max_header_bytes lower bound");
+    cfg_free(c);
+    c = parse("{\"listeners\":[{\"address\":\"127.0.0.1:80\"}],"
+              "\"limits\":{\"max_header_bytes\":65536},\"routes\":[]}", &e);
+    ok(c && c->max_header_bytes == 65536, "max_header_bytes upper bound");
+    cfg_free(c);
+    c = parse(ROUTES("{\"upstream\":\"api\",\"rewrite\":{\"host\":\"x.example\"}}"), &e);
+    ok(c && c->routes[0].rewrite == CFG_RW_NONE &&
+       strcmp(c->routes[0].rewrite_host, "x.example") == 0, "rewrite of the host only");
+    cfg_free(c);
+    c = parse(ROUTES("{\"match\":{\"path\":{\"exact\":\"/x\"}},\"upstream\":\"api\","
+                     "\"rewrite\":{\"replace_path\":\"/y\"}}"), &e);
+    ok(c && c->routes[0].rewrite == CFG_RW_REPLACE_PATH &&
+       strcmp(c->routes[0].rewrite_path, "/y") == 0, "replace_path needs no prefix match");
+    cfg_free(c);
+    c = parse(ROUTES("{\"backends\":[{\"upstream\":\"api\",\"weight\":0},{\"upstream\":\"api\"}]}"), &e);
+    ok(c && c->routes[0].backends[0].weight == 0 && c->routes[0].backends[1].weight == 1,
+       "backend weight 0 allowed, default 1");
+    cfg_free(c);
+    c = parse(" \n" ROUTES() "\n\t ", &e);
+    ok(c != NULL, "whitespace around the document is fine");
+    cfg_free(c);
+    ok(e.n == 0, "no errors from the valid documents");
+    dump_errors(&e);
+    cfg_errors_clear(&e);
+}
+
+/* ---- fields whose behaviour is not built yet */
+
+static void test_not_supported(void)
+{
+    static const struct { const char *doc, *path; } t[] = {
+        { "{\"listeners\":[{\"address\":\"127.0.0.1:1\"},{\"address\":\"127.0.0.1:2\","
+          "\"tls\":{\"ktls\":true}}],\"routes\":[]}", "/listeners/1/tls" },
+        { "{\"listeners\":[{\"address\":\"127.0.0.1:1\"}],\"routes\":[],"
+          "\"admin\":{\"address\":\"127.0.0.1:9901\"}}", "/admin" },
+        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
+          "\"health\":{\"path\":\"/healthz\"}}]}", "/upstreams/0/health" },
+        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
+          "\"tls\":{\"verify\":true}}]}", "/upstreams/0/tls" },
+        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
+          "\"hash_on\":\"client_ip\"}]}", "/upstreams/0/hash_on" },
+        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
+          "\"balance\":\"least_request\"}]}", "/upstreams/0/balance" },
+        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
+          "\"balance\":\"random_two\"}]}", "/upstreams/0/balance" },
+        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
+          "\"balance\":\"hash\"}]}", "/upstreams/0/balance" },
+    };
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct cfg_errors e = {0};
+        struct sl_config *c;
+        char want[256];
+
+        c = parse(t[i].doc, &e);
+        snprintf(want, sizeof(want), "not supported yet: %s", t[i].path);
+        ok(c == NULL && e.n == 1 && strcmp(e.v[0].path, t[i].path) == 0 &&
+           strcmp(e.v[0].message, want) == 0, "%s", want);
+        if (e.n != 1)
+            dump_errors(&e);
+        cfg_free(c);
+        cfg_errors_clear(&e);
+    }
+}
+
+/* ---- invalid documents: each must be refused with an error at this path */
+
+struct bad_case {
+    const char *doc;
+    const char *path;
+    const char *msg;        /* substring of the message, or NULL */
+};
+
+static const struct bad_case bad[] = {
+    /* syntax and the root */
+    { "{\"listeners\": [", "", "invalid JSON" },
+    { "{\n  \"routes\": [],\n  \"listeners\": [ } ]\n}", "", "line 3" },
+    { "", "", "invalid JSON" },
+    { DOC("\"routes\":[]") " {}", "", "after the document" },
+    { "[1,2]", "", "must be an object" },
+    { "{\"routes\":[]}", "/listeners", "is required" },
+    { "{" LSN "}", "/routes", "is required" },
+    { DOC("\"routes\":[],\"rotues\":[]"), "/rotues", "unknown field" },
+    { DOC("\"routes\":[],\"workers\":1,\"workers\":2"), "/workers", "duplicate key" },
+    { DOC("\"routes\":{}"), "/routes", "must be an array" },
+    { DOC("\"routes\":[],\"workers\":\"4\""), "/workers", "must be an integer" },
+    { DOC("\"routes\":[],\"workers\":1.5"), "/workers", "must be an integer" },
+    { DOC("\"routes\":[],\"workers\":2000"), "/workers", "from 0 to 1024" },
+    { DOC("\"routes\":[],\"workers\":-1"), "/workers", NULL },
+    /* limits and timeouts */
+    { DOC("\"routes\":[],\"limits\":{\"max_header_bytes\":512}"), "/limits/max_header_bytes", "1024" },
+    { DOC("\"routes\":[],\"limits\":{\"max_header_bytes\":65537}"), "/limits/max_header_bytes", NULL },
+    { DOC("\"routes\":[],\"limits\":{\"max_body_bytes\":-5}"), "/limits/max_body_bytes", NULL },
+    { DOC("\"routes\":[],\"limits\":{\"max_connections\":4294967296}"), "/limits/max_connections", NULL },
+    { DOC("\"routes\":[],\"limits\":{\"max_conections\":1}"), "/limits/max_conections", "unknown field" },
+    { DOC("\"routes\":[],\"limits\":[]"), "/limits", "must be an object" },
+    { DOC("\"routes\":[],\"timeouts\":{\"client_header_ms\":0}"), "/timeouts/client_header_ms", NULL },
+    { DOC("\"routes\":[],\"timeouts\":{\"drain_ms\":true}"), "/timeouts/drain_ms", "must be an integer" },
+    { DOC("\"routes\":[],\"access_log\":\"\""), "/access_log", NULL },
+    { DOC("\"routes\":[],\"access_log\":5"), "/access_log", "must be a string or null" },
+    /* listeners */
+    { "{\"listeners\":[],\"routes\":[]}", "/listeners", "at least one" },
+    { "{\"listeners\":[{\"name\":\"a\"}],\"routes\":[]}", "/listeners/0/address", "is required" },
+    { "{\"listeners\":[{\"address\":\"example.com:80\"}],\"routes\":[]}", "/listeners/0/address", "IP address, localhost or *" },
+    { "{\"listeners\":[{\"address\":\"127.0.0.1\"}],\"routes\":[]}", "/listeners/0/address", "missing port" },
+    { "{\"listeners\":[{\"address\":\"127.0.0.1:0\"}],\"routes\":[]}", "/listeners/0/address", "1 to 65535" },
+    { "{\"listeners\":[{\"address\":\"127.0.0.1:65536\"}],\"routes\":[]}", "/listeners/0/address", NULL },
+    { "{\"listeners\":[{\"address\":8080}],\"routes\":[]}", "/listeners/0/address", "must be a string" },
+    { "{\"listeners\":[{\"name\":\"a\",\"address\":\"127.0.0.1:1\"},{\"name\":\"a\",\"address\":\"127.0.0.1:2\"}],\"routes\":[]}",
+      "/listeners/1/name", "duplicate" },
+    { "{\"listeners\":[{\"address\":\"127.0.0.1:1\"},{\"address\":\"127.0.0.1:1\"}],\"routes\":[]}",
+      "/listeners/1/address", "same address" },
+    { "{\"listeners\":[{\"address\":\"[::1]:1\"},{\"address\":\"[0:0::1]:1\"}],\"routes\":[]}",
+      "/listeners/1/address", "same address" },
+    { "{\"listeners\":[{\"address\":\"127.0.0.1:1\",\"port\":2}],\"routes\":[]}", "/listeners/0/port", "unknown field" },
+    { "{\"listeners\":[\"127.0.0.1:1\"],\"routes\":[]}", "/listeners/0", "must be an object" },
+    /* upstreams */
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"targets\":[{\"address\":\"127.0.0.1:1\"}]}]}", "/upstreams/0/name", "is required" },
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[]}]}", "/upstreams/0/targets", "at least one" },
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\"}]}", "/upstreams/0/targets", "is required" },
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"},"
+      "{\"address\":\"bad_host:1\"}]}]}", "/upstreams/0/targets/1/address", "DNS name" },
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"10.0.0.300:1\"}]}]}",
+      "/upstreams/0/targets/0/address", NULL },
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"h:1\",\"weight\":0}]}]}",
+      "/upstreams/0/targets/0/weight", NULL },
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"h:1\",\"weight\":1000001}]}]}",
+      "/upstreams/0/targets/0/weight", NULL },
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"h:1\"}],\"balance\":\"rr\"}]}",
+      "/upstreams/0/balance", "must be one of round_robin, least_request, random_two, hash" },
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"h:1\"}],\"retries\":11}]}",
+      "/upstreams/0/retries", NULL },
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"h:1\"}],"
+      "\"timeouts\":{\"connect_ms\":0}}]}", "/upstreams/0/timeouts/connect_ms", NULL },
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"h:1\"}],"
+      "\"pool\":{\"idle_timeout_ms\":2.5}}]}", "/upstreams/0/pool/idle_timeout_ms", "must be an integer" },
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"h:1\"}],"
+      "\"pool\":{\"max_idle\":1}}]}", "/upstreams/0/pool/max_idle", "unknown field" },
+    { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"h:1\"}]},"
+      "{\"name\":\"a\",\"targets\":[{\"address\":\"h:2\"}]}]}", "/upstreams/1/name", "duplicate" },
+    /* routes: match */
+    { ROUTES("{\"match\":{\"listeners\":[\"nope\"]},\"upstream\":\"api\"}"), "/routes/0/match/listeners/0", "unknown listener" },
+    { ROUTES("{\"match\":{\"listeners\":[]},\"upstream\":\"api\"}"), "/routes/0/match/listeners", NULL },
+    { ROUTES(ROUTE_OK ",{\"match\":{\"hosts\":[\"*\"]},\"upstream\":\"api\"}"), "/routes/1/match/hosts/0", NULL },
+    { ROUTES("{\"match\":{\"hosts\":[\"a.*.b\"]},\"upstream\":\"api\"}"), "/routes/0/match/hosts/0", NULL },
+    { ROUTES("{\"match\":{\"hosts\":[\"ok.example\",\"a.example:8080\"]},\"upstream\":\"api\"}"), "/routes/0/match/hosts/1", "port" },
+    { ROUTES("{\"match\":{\"hosts\":[\"bad host\"]},\"upstream\":\"api\"}"), "/routes/0/match/hosts/0", NULL },
+    { ROUTES("{\"match\":{\"hosts\":[\"*example.com\"]},\"upstream\":\"api\"}"), "/routes/0/match/hosts/0", NULL },
+    { ROUTES(ROUTE_OK "," ROUTE_OK ",{\"match\":{\"path\":{\"prefix\":\"api\"}},\"upstream\":\"api\"}"),
+      "/routes/2/match/path/prefix", "must start with '/'" },
+    { ROUTES("{\"match\":{\"path\":{\"prefix\":\"/a\",\"exact\":\"/a\"}},\"upstream\":\"api\"}"), "/routes/0/match/path", "exactly one" },
+    { ROUTES("{\"match\":{\"path\":{}},\"upstream\":\"api\"}"), "/routes/0/match/path", "exactly one" },
+    { ROUTES("{\"match\":{\"path\":{\"regex\":\"/a\"}},\"upstream\":\"api\"}"), "/routes/0/match/path/regex", "unknown field" },
+    { ROUTES("{\"match\":{\"path\":\"/a\"},\"upstream\":\"api\"}"), "/routes/0/match/path", "must be an object" },
+    { ROUTES("{\"match\":{\"path\":{\"exact\":\"/a?b=1\"}},\"upstream\":\"api\"}"), "/routes/0/match/path/exact", NULL },
+    { ROUTES("{\"match\":{\"methods\":[\"GET\",\"BAD METHOD\"]},\"upstream\":\"api\"}"), "/routes/0/match/methods/1", NULL },
+    { ROUTES("{\"match\":{\"methods\":[\"GET\",7]},\"upstream\":\"api\"}"), "/routes/0/match/methods/1", "must be a string" },
+    { ROUTES("{\"match\":{\"headers\":[{\"name\":\"x y\",\"value\":\"1\"}]},\"upstream\":\"api\"}"), "/routes/0/match/headers/0/name", NULL },
+    { ROUTES("{\"match\":{\"headers\":[{\"name\":\"x\"}]},\"upstream\":\"api\"}"), "/routes/0/match/headers/0/value", "is required" },
+    { ROUTES("{\"match\":{\"query\":[{\"name\":\"v\",\"value\":2}]},\"upstream\":\"api\"}"), "/routes/0/match/query/0/value", "must be a string" },
+    { ROUTES("{\"match\":{\"host\":[\"a\"]},\"upstream\":\"api\"}"), "/routes/0/match/host", "unknown field" },
+    /* routes: actions */
+    { ROUTES("{\"name\":\"x\"}"), "/routes/0", "needs an action" },
+    { ROUTES(ROUTE_OK ",{\"upstream\":\"api\",\"respond\":{\"status\":200}}"), "/routes/1", "more than one action" },
+    { ROUTES("{\"upstream\":\"nope\"}"), "/routes/0/upstream", "unknown upstream" },
+    { ROUTES("{\"backends\":[]}"), "/routes/0/backends", "at least one" },
+    { ROUTES("{\"backends\":[{\"upstream\":\"api\"},{\"upstream\":\"nope\"}]}"), "/routes/0/backends/1/upstream", "unknown upstream" },
+    { ROUTES("{\"backends\":[{\"upstream\":\"api\",\"weight\":0}]}"), "/routes/0/backends", "weight above 0" },
+    { ROUTES("{\"backends\":[{\"upstream\":\"api\",\"weight\":1000001}]}"), "/routes/0/backends/0/weight", NULL },
+    { ROUTES("{\"backends\":[{\"weight\":1}]}"), "/routes/0/backends/0/upstream", "is required" },
+    { ROUTES("{\"name\":\"a\",\"upstream\":\"api\"},{\"name\":\"a\",\"upstream\":\"api\"}"), "/routes/1/name", "duplicate" },
+    /* routes: rewrite */
+    { ROUTES("{\"upstream\":\"api\",\"rewrite\":{\"strip_prefix\":true}}"), "/routes/0/rewrite/strip_prefix", "match.path.prefix" },
+    { ROUTES("{\"match\":{\"path\":{\"exact\":\"/a\"}},\"upstream\":\"api\",\"rewrite\":{\"replace_prefix\":\"/b\"}}"),
+      "/routes/0/rewrite/replace_prefix", "match.path.prefix" },
+    { ROUTES("{\"match\":{\"path\":{\"prefix\":\"/a\"}},\"upstream\":\"api\",\"rewrite\":{\"strip_prefix\":true,\"replace_path\":\"/b\"}}"),
+      "/routes/0/rewrite", "only one" },
+    { ROUTES("{\"upstream\":\"api\",\"rewrite\":{}}"), "/routes/0/rewrite", NULL },
+    { ROUTES("{\"upstream\":\"api\",\"rewrite\":{\"replace_path\":\"b\"}}"), "/routes/0/rewrite/replace_path", "'/'" },
+    { ROUTES("{\"respond\":{\"status\":200},\"rewrite\":{\"replace_path\":\"/b\"}}"), "/routes/0/rewrite", "only allowed" },
+    { ROUTES("{\"match\":{\"path\":{\"prefix\":\"/a\"}},\"upstream\":\"api\",\"rewrite\":{\"strip_prefix\":false}}"),
+      "/routes/0/rewrite/strip_prefix", NULL },
+    /* routes: redirect and respond */
+    { ROUTES("{\"redirect\":{\"scheme\":\"ftp\"}}"), "/routes/0/redirect/scheme", "http or https" },
+    { ROUTES("{\"redirect\":{\"status\":304}}"), "/routes/0/redirect/status", "301, 302, 303, 307, 308" },
+    { ROUTES("{\"redirect\":{\"port\":0}}"), "/routes/0/redirect/port", NULL },
+    { ROUTES("{\"redirect\":{\"host\":\"a.example:80\"}}"), "/routes/0/redirect/host", NULL },
+    { ROUTES("{\"redirect\":{\"path\":\"new\"}}"), "/routes/0/redirect/path", "'/'" },
+    { ROUTES("{\"redirect\":{\"path\":{\"replace_prefix\":\"/x\"}}}"), "/routes/0/redirect/path/replace_prefix", "match.path.prefix" },
+    { ROUTES("{\"redirect\":{\"path\":5}}"), "/routes/0/redirect/path", NULL },
+    { ROUTES("{\"respond\":{}}"), "/routes/0/respond/status", "is required" },
+    { ROUTES("{\"respond\":{\"status\":199}}"), "/routes/0/respond/status", "200 to 599" },
+    { ROUTES("{\"respond\":{\"status\":200,\"body\":5}}"), "/routes/0/respond/body", "must be a string" },
+    { ROUTES("{\"respond\":{\"status\":200,\"content_type\":\"a\\r\\nb: c\"}}"), "/routes/0/respond/content_type", NULL },
+    /* routes: header edits */
+    { ROUTES("{\"upstream\":\"api\",\"request_headers\":{\"set\":{\"x-a\":\"1\\r\\nx-b: 2\"}}}"),
+      "/routes/0/request_headers/set/x-a", "CR or LF" },
+    { ROUTES("{\"upstream\":\"api\",\"request_headers\":{\"add\":{\"bad name\":\"1\"}}}"),
+      "/routes/0/request_headers/add/bad name", NULL },
+    { ROUTES("{\"upstream\":\"api\",\"response_headers\":{\"set\":{\"X-A\":\"1\",\"x-a\":\"2\"}}}"),
+      "/routes/0/response_headers/set/x-a", "duplicate" },
+    { ROUTES("{\"upstream\":\"api\",\"response_headers\":{\"remove\":[\"ok\",\"no:\"]}}"),
+      "/routes/0/response_headers/remove/1", NULL },
+    { ROUTES("{\"upstream\":\"api\",\"response_headers\":{\"delete\":[]}}"),
+      "/routes/0/response_headers/delete", "unknown field" },
+    { ROUTES("{\"upstream\":\"api\",\"request_headers\":{\"set\":{\"x\":1}}}"),
+      "/routes/0/request_headers/set/x", "must be a string" },
+    { ROUTES("{\"upstream\":\"api\",\"request_headers\":{\"set\":{\"a/b~\":\"1\"}}}"),
+      "/routes/0/request_headers/set/a~1b~0", NULL },
+};
+
+static void test_bad_documents(void)
+{
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct cfg_errors e = {0};
+        struct sl_config *c = parse(bad[i].doc, &e);
+        bool hit = has_error(&e, bad[i].path, bad[i].msg);
+
+        ok(c == NULL && hit, "bad document %zu refused at \"%s\"%s%s", i, bad[i].path,
+           bad[i].msg ? ": " : "", bad[i].msg ? bad[i].msg : "");
+        if (!hit)
+            dump_errors(&e);
+        cfg_free(c);
+        cfg_errors_clear(&e);
+    }
+}
+
+/* One document with many mistakes: every one of them must be reported. */
+static void test_all_errors_reported(void)
+{
+    static const char doc[] =
+        "{ \"workers\": -2, \"bogus\": 1,"
+        "  \"listeners\": [ { \"address\": \"127.0.0.1\" }, { \"name\": 5, \"address\": \"[::1]:80\" } ],"
+        "  \"upstreams\": [ { \"name\": \"u\", \"targets\": [ { \"address\": \"h:1\", \"weight\": -1 } ],"
+        "                     \"retries\": 99, \"health\": {} } ],"
+        "  \"routes\": [ { \"match\": { \"path\": { \"prefix\": \"x\" } }, \"upstream\": \"u\" },"
+        "              { \"upstream\": \"missing\" },"
+        "              { \"respond\": { \"status\": 200 }, \"redirect\": {} } ] }";
+    static const char *const paths[] = {
+        "/workers", "/bogus", "/listeners/0/address", "/listeners/1/name",
+        "/upstreams/0/targets/0/weight", "/upstreams/0/retries", "/upstreams/0/health",
+        "/routes/0/match/path/prefix", "/routes/1/upstream", "/routes/2",
+    };
+    struct cfg_errors e = {0};
+    struct sl_config *c = parse(doc, &e);
+    size_t n = sizeof(paths) / sizeof(paths[0]);
+    bool all = true;
+
+    for (size_t i = 0; i < n; i++)
+        if (!has_error(&e, paths[i], NULL)) {
+            printf("# missing error at %s\n", paths[i]);
+            all = false;
+        }
+    ok(c == NULL && all && e.n == n, "all %zu errors reported (got %zu)", n, e.n);
+    if (e.n != n)
+        dump_errors(&e);
+    ok(has_error(&e, "/upstreams/0/health", "not supported yet: /upstreams/0/health"),
+       "not-supported error among the others");
+    cfg_errors_clear(&e);
+
+    /* errs that already holds entries: only new ones decide success. */
+    cfg_errors_add(&e, "--x", "earlier problem %d", 1);
+    c = parse(ROUTES(), &e);
+    ok(c != NULL && e.n == 1 && strcmp(e.v[0].message, "earlier problem 1") == 0,
+       "cfg_errors_add formats, and prior errors do not fail a good parse");
+    cfg_free(c);
+    cfg_errors_clear(&e);
+    ok(e.n == 0 && e.v == NULL, "cfg_errors_clear empties the list");
+}
+
+static void test_syntax_position(void)
+{
+    struct cfg_errors e = {0};
+    const char *doc = "{\n  \"listeners\": [],\n  \"routes\": [,]\n}";
+    struct sl_config *c = parse(doc, &e);
+
+    ok(c == NULL && e.n == 1 && strcmp(e.v[0].path, "") == 0 &&
+       strstr(e.v[0].message, "line 3") && strstr(e.v[0].message, "byte offset"),
+       "syntax error names line and byte offset");
+    if (e.n)
+        printf("# %s\n", e.v[0].message);
+    cfg_errors_clear(&e);
+
+    /* cfg_parse takes a length: text past it is not part of the document. */
+    const char two[] = "{\"listeners\":[{\"address\":\"127.0.0.1:1\"}],\"routes\":[]}GARBAGE";
+    c = cfg_parse(two, sizeof(two) - 1 - 7, &e);
+    ok(c != NULL && e.n == 0 && strlen(c->source) == sizeof(two) - 1 - 7,
+       "length bounds the document, source copies exactly that");
+    cfg_free(c);
+    cfg_errors_clear(&e);
+}
+
+/* Every truncation of a valid document is invalid JSON, and every one-byte
+ * corruption either parses or is refused with errors: never both, never a
+ * crash (this runs under ASan in CI). */
+static void test_truncate_and_corrupt(void)
+{
+    size_t n = strlen(spec_example), bad_trunc = 0, inconsistent = 0;
+    char *buf = malloc(n);
+    static const char subst[] = "x\"{}[],:0-/ ";
+
+    for (size_t len = 0; len + 2 <= n; len++) {
+        struct cfg_errors e = {0};
+        memcpy(buf, spec_example, len);
+        struct sl_config *c = cfg_parse(buf, len, &e);
+        if (c != NULL || e.n != 1 || e.v[0].path[0] != '\0')
+            bad_trunc++;
+        cfg_free(c);
+        cfg_errors_clear(&e);
+    }
+    ok(bad_trunc == 0, "every truncation is one JSON error at the root (%zu wrong)", bad_trunc);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < sizeof(subst) - 1; k++) {
+            struct cfg_errors e = {0};
+            memcpy(buf, spec_example, n);
+            buf[i] = subst[k];
+            struct sl_config *c = cfg_parse(buf, n, &e);
+            if ((c == NULL) != (e.n > 0))
+                inconsistent++;
+            cfg_free(c);
+            cfg_errors_clear(&e);
+        }
+    ok(inconsistent == 0, "one-byte corruptions: config xor errors (%zu wrong)", inconsistent);
+    free(buf);
+}
+
+/* ---- quick mode */
+
+static void test_quick(void)
+{
+    struct cfg_errors e = {0};
+    const char *const be[] = { "127.0.0.1:9001", "backend.internal:9002", "[::1]:9003" };
+    struct sl_config *c = cfg_quick("*:8080", be, 3, 2, &e);
+
+    ok(c != NULL && e.n == 0, "quick config builds");
+    if (c) {
+        ok(c->workers == 2 && c->nlisteners == 1 && strcmp(c->listeners[0].name, "quick") == 0 &&
+           sa_is(&c->listeners[0].addr, AF_INET, "0.0.0.0", 8080), "quick listener");
+        ok(c->nupstreams == 1 && strcmp(c->upstreams[0].name, "quick") == 0 &&
+           c->upstreams[0].ntargets == 3 && c->upstreams[0].targets[1].addr.is_ip == false &&
+           sa_is(&c->upstreams[0].targets[2].addr, AF_INET6, "::1", 9003) &&
+           c->upstreams[0].targets[0].weight == 1 && c->upstreams[0].retries == 1 &&
+           c->upstreams[0].connect_ms == 1000, "quick upstream with defaults");
+        ok(c->nroutes == 1 && c->routes[0].path_kind == CFG_PATH_ANY &&
+           c->routes[0].nhosts == 0 && c->routes[0].nlisteners == 0 &&
+           c->routes[0].action == CFG_ACT_BACKENDS && c->routes[0].nbackends == 1 &&
+           c->routes[0].backends[0].upstream_idx == 0, "quick catch-all route");
+        ok(c->max_header_bytes == 16384 && c->client_idle_ms == 60000 &&
+           strcmp(c->access_log, "stdout") == 0 && c->source != NULL, "quick defaults");
+    }
+    cfg_free(c);
+
+    const char *const bad_be[] = { "127.0.0.1:9001", "nohost", "h:0" };
+    c = cfg_quick("example.com:80", bad_be, 3, 0, &e);
+    ok(c == NULL && e.n == 3 && strcmp(e.v[0].path, "--listen") == 0 &&
+       strcmp(e.v[1].path, "--backend") == 0 && strcmp(e.v[2].path, "--backend") == 0 &&
+       strstr(e.v[1].message, "nohost") != NULL, "quick mode reports every bad address");
+    dump_errors(&e);
+    cfg_errors_clear(&e);
+    c = cfg_quick("127.0.0.1:80", NULL, 0, 0, &e);
+    ok(c == NULL && e.n == 1 && strcmp(e.v[0].path, "--backend") == 0, "quick mode needs a backend");
+    cfg_errors_clear(&e);
+    c = cfg_quick("127.0.0.1:80", be, 1, 5000, &e);
+    ok(c == NULL && e.n == 1 && strcmp(e.v[0].path, "--workers") == 0, "quick mode checks workers");
+    cfg_errors_clear(&e);
+}
+
+/* ---- cfg_parse_addr */
+
+static void test_parse_addr(void)
+{
+    static const struct {
+        const char *text;
+        bool good;
+        const char *host;
+        int port;
+        bool is_ip;
+        const char *err;    /* substring of the message when !good */
+    } t[] = {
+        { "127.0.0.1:80", true, "127.0.0.1", 80, true, NULL },
+        { "[::1]:8080", true, "::1", 8080, true, NULL },
+        { "[2001:db8::5]:65535", true, "2001:db8::5", 65535, true, NULL },
+        { "api.internal:8002", true, "api.internal", 8002, false, NULL },
+        { "localhost:1", true, "localhost", 1, false, NULL },
+        { "a-b.c1:443", true, "a-b.c1", 443, false, NULL },
+        { "127.0.0.1", false, NULL, 0, false, "missing port" },
+        { "127.0.0.1:", false, NULL, 0, false, "missing port" },
+        { "[::1]", false, NULL, 0, false, "missing port" },
+        { "127.0.0.1:0", false, NULL, 0, false, "1 to 65535" },
+        { "127.0.0.1:65536", false, NULL, 0, false, "1 to 65535" },
+        { "127.0.0.1:123456", false, NULL, 0, false, "1 to 65535" },
+        { "127.0.0.1:8x", false, NULL, 0, false, "1 to 65535" },
+        { "127.0.0.1:-1", false, NULL, 0, false, "1 to 65535" },
+        { ":80", false, NULL, 0, false, "empty host" },
+        { "[]:80", false, NULL, 0, false, "empty host" },
+        { "", false, NULL, 0, false, "empty address" },
+        { "[::1:80", false, NULL, 0, false, "']'" },
+        { "[::1]80", false, NULL, 0, false, "after ']'" },
+        { "::1:80", false, NULL, 0, false, "brackets" },
+        { "a]:80", false, NULL, 0, false, "'['" },
+        { "[127.0.0.1]:80", false, NULL, 0, false, "IPv6" },
+        { "[nothex]:80", false, NULL, 0, false, "IPv6" },
+        { "-bad.example:80", false, NULL, 0, false, "DNS name" },
+        { "bad..example:80", false, NULL, 0, false, "DNS name" },
+        { "1.2.3.999:80", false, NULL, 0, false, "DNS name" },
+    };
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        struct cfg_addr a;
+        char err[128] = "";
+        bool r = cfg_parse_addr(t[i].text, &a, err, sizeof(err));
+
+        if (t[i].good)
+            ok(r && strcmp(a.host, t[i].host) == 0 && a.port == t[i].port &&
+               a.is_ip == t[i].is_ip && strcmp(a.text, t[i].text) == 0 &&
+               (!a.is_ip || sa_is(&a, strchr(t[i].host, ':') ? AF_INET6 : AF_INET,
+                                  t[i].host, (uint16_t)t[i].port)),
+               "addr \"%s\" parses", t[i].text);
+        else
+            ok(!r && strstr(err, t[i].err) != NULL && a.host == NULL && a.text == NULL,
+               "addr \"%s\" refused: %s", t[i].text, err);
+        if (r)
+            cfg_addr_free(&a);
+    }
+}
+
+int main(void)
+{
+    test_spec_example();
+    test_defaults();
+    test_not_supported();
+    test_bad_documents();
+    test_all_errors_reported();
+    test_syntax_position();
+    test_truncate_and_corrupt();
+    test_quick();
+    test_parse_addr();
+    return tap_done();
+}

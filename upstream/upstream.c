@@ -1,0 +1,251 @@
+/* upstream.c - target resolution (c-ares) and smooth weighted round robin. */
+#include "upstream.h"
+
+#include <ares.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int up_swrr(int64_t *cur, const uint32_t *w, size_t n,
+            bool (*ok)(size_t i, const void *ctx), const void *ctx)
+{
+    int64_t total = 0;
+    int best = -1;
+
+    for (size_t i = 0; i < n; i++) {
+        if (w[i] == 0 || (ok && !ok(i, ctx)))
+            continue;
+        cur[i] += w[i];
+        total += w[i];
+        if (best < 0 || cur[i] > cur[best])
+            best = (int)i;
+    }
+    if (best >= 0)
+        cur[best] -= total;
+    return best;
+}
+
+struct pick_ctx {
+    const struct up_upstream *u;
+    uint64_t now;
+    uint64_t tried;
+};
+
+static bool pick_ok(size_t i, const void *arg)
+{
+    const struct pick_ctx *c = arg;
+    const struct up_target *t = &c->u->targets[i];
+
+    if (t->salen == 0)
+        return false;
+    if (c->tried & (1ull << (i & 63)))
+        return false;
+    return hc_is_up(t->health, c->now);
+}
+
+int up_pick(const struct up_upstream *u, int64_t *cur, uint64_t now_ms, uint64_t tried)
+{
+    struct pick_ctx c = { u, now_ms, tried };
+
+    if (u->ntargets == 1)   /* the common case needs no bookkeeping */
+        return pick_ok(0, &c) ? 0 : -1;
+    return up_swrr(cur, u->weights, u->ntargets, pick_ok, &c);
+}
+
+/* ---- DNS ---- */
+
+struct dns_query {
+    struct up_target *t;
+    uint16_t port;
+    int done;
+    int status;
+};
+
+static void dns_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
+{
+    struct dns_query *q = arg;
+
+    q->done = 1;
+    q->status = status;
+    if (status == ARES_SUCCESS && res) {
+        /* Prefer the first address returned: c-ares sorts them (RFC 6724). */
+        struct ares_addrinfo_node *n = res->nodes;
+        if (n && n->ai_addrlen <= sizeof(q->t->sa)) {
+            memcpy(&q->t->sa, n->ai_addr, n->ai_addrlen);
+            q->t->salen = n->ai_addrlen;
+            if (n->ai_family == AF_INET)
+                ((struct sockaddr_in *)&q->t->sa)->sin_port = htons(q->port);
+            else
+                ((struct sockaddr_in6 *)&q->t->sa)->sin6_port = htons(q->port);
+        }
+    }
+    if (res)
+        ares_freeaddrinfo(res);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void resolve_all(struct dns_query *qs, size_t nq, int timeout_ms,
+                        char *warn, size_t warnlen)
+{
+    static int lib_init;
+    ares_channel ch;
+    struct ares_options opt;
+
+    if (nq == 0)
+        return;
+    if (!lib_init) {
+        ares_library_init(ARES_LIB_INIT_ALL);
+        lib_init = 1;
+    }
+    memset(&opt, 0, sizeof(opt));
+    opt.timeout = timeout_ms < 1000 ? timeout_ms : 1000;
+    opt.tries = 2;
+    if (ares_init_options(&ch, &opt, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES) != ARES_SUCCESS) {
+        if (warn)
+            snprintf(warn, warnlen, "DNS: cannot initialise the resolver");
+        return;
+    }
+    for (size_t i = 0; i < nq; i++) {
+        struct ares_addrinfo_hints h;
+        memset(&h, 0, sizeof(h));
+        h.ai_family = AF_UNSPEC;
+        h.ai_socktype = SOCK_STREAM;
+        ares_getaddrinfo(ch, qs[i].t->name, NULL, &h, dns_cb, &qs[i]);
+    }
+    uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        size_t pending = 0;
+        for (size_t i = 0; i < nq; i++)
+            pending += !qs[i].done;
+        if (pending == 0)
+            break;
+        uint64_t now = mono_ms();
+        if (now >= deadline)
+            break;
+        ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+        int bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
+        struct pollfd pfd[ARES_GETSOCK_MAXNUM];
+        int np = 0;
+        for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+            short ev = 0;
+            if (ARES_GETSOCK_READABLE(bits, i))
+                ev |= POLLIN;
+            if (ARES_GETSOCK_WRITABLE(bits, i))
+                ev |= POLLOUT;
+            if (ev) {
+                pfd[np].fd = socks[i];
+                pfd[np].events = ev;
+                pfd[np].revents = 0;
+                np++;
+            }
+        }
+        struct timeval tv, *tvp, maxtv = { 0, 100000 };
+        tvp = ares_timeout(ch, &maxtv, &tv);
+        int wait = (int)(tvp->tv_sec * 1000 + tvp->tv_usec / 1000);
+        if (wait > (int)(deadline - now))
+            wait = (int)(deadline - now);
+        poll(pfd, np, wait);
+        for (int i = 0; i < np; i++) {
+            ares_socket_t r = (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) ? pfd[i].fd : ARES_SOCKET_BAD;
+            ares_socket_t w = (pfd[i].revents & POLLOUT) ? pfd[i].fd : ARES_SOCKET_BAD;
+            ares_process_fd(ch, r, w);
+        }
+        if (np == 0)
+            ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+    }
+    ares_destroy(ch);   /* runs the callbacks of queries still pending */
+    size_t off = 0;
+    for (size_t i = 0; i < nq; i++) {
+        if (qs[i].t->salen == 0 && warn && off < warnlen)
+            off += snprintf(warn + off, warnlen - off, "%scannot resolve %s: %s",
+                            off ? "; " : "", qs[i].t->text,
+                            qs[i].done ? ares_strerror(qs[i].status) : "timed out");
+    }
+}
+
+int up_set_build(const struct sl_config *cfg, struct up_set *set,
+                 char *warn, size_t warnlen, int dns_timeout_ms)
+{
+    size_t nq = 0, g = 0;
+    struct dns_query *qs = NULL;
+
+    memset(set, 0, sizeof(*set));
+    if (warn && warnlen)
+        warn[0] = '\0';
+    set->v = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*set->v));
+    if (set->v == NULL)
+        return -1;
+    set->n = cfg->nupstreams;
+    for (size_t i = 0; i < cfg->nupstreams; i++)
+        nq += cfg->upstreams[i].ntargets;
+    qs = calloc(nq ? nq : 1, sizeof(*qs));
+    if (qs == NULL)
+        goto fail;
+    nq = 0;
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        const struct cfg_upstream *cu = &cfg->upstreams[i];
+        struct up_upstream *u = &set->v[i];
+        u->cfg = cu;
+        u->ntargets = cu->ntargets;
+        u->targets = calloc(cu->ntargets ? cu->ntargets : 1, sizeof(*u->targets));
+        u->weights = calloc(cu->ntargets ? cu->ntargets : 1, sizeof(*u->weights));
+        if (u->targets == NULL || u->weights == NULL)
+            goto fail;
+        for (size_t j = 0; j < cu->ntargets; j++) {
+            const struct cfg_target *ct = &cu->targets[j];
+            struct up_target *t = &u->targets[j];
+            t->weight = u->weights[j] = ct->weight;
+            t->gidx = g++;
+            snprintf(t->text, sizeof(t->text), "%s", ct->addr.text);
+            if (strchr(ct->addr.host, ':'))
+                snprintf(t->host, sizeof(t->host), "[%s]:%u", ct->addr.host, ct->addr.port);
+            else
+                snprintf(t->host, sizeof(t->host), "%s:%u", ct->addr.host, ct->addr.port);
+            if (ct->addr.is_ip) {
+                memcpy(&t->sa, &ct->addr.sa, ct->addr.salen);
+                t->salen = ct->addr.salen;
+            } else {
+                qs[nq].t = t;
+                qs[nq].port = ct->addr.port;
+                snprintf(t->name, sizeof(t->name), "%s", ct->addr.host);
+                nq++;
+            }
+        }
+    }
+    set->ntargets = g;
+    resolve_all(qs, nq, dns_timeout_ms, warn, warnlen);
+    for (size_t i = 0; i < set->n; i++)
+        for (size_t j = 0; j < set->v[i].ntargets; j++) {
+            struct up_target *t = &set->v[i].targets[j];
+            if (t->salen)
+                t->health = hc_state_for((struct sockaddr *)&t->sa, t->salen);
+        }
+    free(qs);
+    return 0;
+fail:
+    free(qs);
+    up_set_free(set);
+    return -1;
+}
+
+void up_set_free(struct up_set *set)
+{
+    if (set->v) {
+        for (size_t i = 0; i < set->n; i++) {
+            free(set->v[i].targets);
+            free(set->v[i].weights);
+        }
+        free(set->v);
+    }
+    memset(set, 0, sizeof(*set));
+}

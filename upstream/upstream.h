@@ -1,0 +1,68 @@
+/*
+ * upstream.h - runtime upstreams: resolved targets and balancing.
+ *
+ * up_set_build() turns the config's upstreams into targets with socket
+ * addresses, resolving DNS names with c-ares (all names in parallel, bounded
+ * in time) on the calling thread, which is never a worker.  A name that does
+ * not resolve leaves its target unresolved (never picked) and is reported in
+ * the warnings; it does not fail the build.  The set is immutable afterwards
+ * and shared read-only by the workers; balancer state (struct up_rr) is per
+ * worker, so picking takes no lock.
+ */
+#ifndef SLUICE_UPSTREAM_H
+#define SLUICE_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include "../gateway/config.h"
+#include "../health/health.h"
+
+struct up_target {
+    struct sockaddr_storage sa;
+    socklen_t salen;            /* 0 when the name did not resolve */
+    uint32_t weight;
+    size_t gidx;                /* index among all targets of the set */
+    struct hc_state *health;    /* NULL when unresolved */
+    char text[280];             /* "host:port" as configured, for logs */
+    char host[280];             /* Host header for HTTP/1.0 clients without one */
+    char name[256];             /* the DNS name to resolve ("" for IP literals) */
+};
+
+struct up_upstream {
+    const struct cfg_upstream *cfg;
+    struct up_target *targets;
+    uint32_t *weights;          /* weights[i] == targets[i].weight */
+    size_t ntargets;
+};
+
+struct up_set {
+    struct up_upstream *v;
+    size_t n;
+    size_t ntargets;            /* over all upstreams */
+};
+
+/* Build the runtime upstreams of cfg (which must outlive the set).
+ * Warnings (unresolved names) are written to warn (may be NULL).
+ * Returns 0, or -1 on allocation failure. */
+int up_set_build(const struct sl_config *cfg, struct up_set *set,
+                 char *warn, size_t warnlen, int dns_timeout_ms);
+void up_set_free(struct up_set *set);
+
+/*
+ * Smooth weighted round robin (nginx's algorithm): over the n entries with
+ * weight w[i] > 0 for which ok(i, ctx) holds (ok may be NULL = all), add each
+ * weight to its current value, pick the largest, subtract the total from it.
+ * cur has n entries owned by the caller (per worker).  Returns the index, or
+ * -1 when nothing is eligible.  Weights 5,1,1 give a a b a c a a, not a a a a a b c.
+ */
+int up_swrr(int64_t *cur, const uint32_t *w, size_t n,
+            bool (*ok)(size_t i, const void *ctx), const void *ctx);
+
+/* Pick a target of u for a request: resolved, up at now_ms, and not in
+ * the tried bitmap (bit i%64 = target i already tried for this request).
+ * Returns the index or -1 when none is eligible (503). */
+int up_pick(const struct up_upstream *u, int64_t *cur, uint64_t now_ms, uint64_t tried);
+
+#endif
