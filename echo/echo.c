@@ -672,6 +672,7 @@ static int dispatch(struct conn *c)
         g_healthy = true;
         return send_simple(c, 200, "text/plain", "up", 2);
     case EP_STATS:
+        g_requests--; /* "requests" counts what tests sent, not their probes */
         return send_stats(c);
     case EP_RESET: {
         struct linger lg = { 1, 0 };

@@ -185,7 +185,7 @@ static int drain_and_stop(uint32_t drain_ms)
 int main(int argc, char **argv)
 {
     const char *listen = NULL, *config = NULL, *admin = NULL, *tls_cert = NULL, *tls_key = NULL;
-    const char **backends = calloc((size_t)argc + 1, sizeof(char *));
+    const char *backends[argc + 1];
     size_t nbackends = 0;
     int workers = 0;
     bool check = false;
@@ -264,7 +264,6 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 1;
     }
-    free(backends);
     if (check) {
         cfg_free(cfg);
         printf("%s: configuration OK\n", config ? config : "quick mode");

@@ -53,7 +53,7 @@ struct gw_upconn {
     const struct up_target *t;      /* of the snapshot that opened it; only for this request */
     uint32_t idle_timeout_ms;
     uint32_t nreq;
-    bool connected, r_ready, w_ready, reused, closed;
+    bool connected, r_ready, w_ready, reused, closed, rdhup;
     struct gw_upconn *gc_next;
 };
 
@@ -62,7 +62,7 @@ struct gw_conn {
     uint8_t state, rstate;
     bool r_ready, w_ready, keepalive, client10, parse_pending, peeked;
     bool req_done, body_lost, resp_started, dechunk, up_clean, upgrade, head_req;
-    bool timer_on, uhead_pending;
+    bool timer_on, uhead_pending, rdhup;
     uint8_t attempts, req_kind, resp_kind;
     int fd;
     struct gw_worker *w;
@@ -438,6 +438,7 @@ static bool up_connect(struct gw_conn *c)
         u->owner = c;
         u->t = t;
         u->reused = true;
+        u->r_ready = false;
         c->up = u;
         return true;
     }
@@ -457,7 +458,7 @@ static bool up_connect(struct gw_conn *c)
     }
     int one = 1;
     setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    event_assign(&u->ev, w->base, u->fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST, up_event, u);
+    event_assign(&u->ev, w->base, u->fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, up_event, u);
     event_assign(&u->timer, w->base, -1, 0, up_timer_cb, u);
     c->up = u;
     if (connect(u->fd, (const struct sockaddr *)&t->sa, t->salen) == 0) {
@@ -508,13 +509,15 @@ static void up_event(evutil_socket_t fd, short what, void *arg)
     if (c == NULL) {
         /* Idle in the pool: any readiness is the server closing (or junk).
          * Either way the connection is no longer clean. */
-        if (what & EV_READ)
+        if (what & (EV_READ | EV_CLOSED))
             up_close(u);
         gw_gc(w);
         return;
     }
-    if (what & EV_READ)
+    if (what & (EV_READ | EV_CLOSED))
         u->r_ready = true;
+    if (what & EV_CLOSED)
+        u->rdhup = true;
     if (what & EV_WRITE)
         u->w_ready = true;
     if (!u->connected && (what & (EV_WRITE | EV_READ))) {
@@ -525,6 +528,7 @@ static void up_event(evutil_socket_t fd, short what, void *arg)
             char why[128];
             snprintf(why, sizeof(why), "connect: %s", strerror(err));
             up_failed(c, 502, false, why);
+            conn_pump(c);
             gw_gc(w);
             return;
         }
@@ -1036,8 +1040,10 @@ static void answer_parse_error(struct gw_conn *c, int err)
 
 /* ---- reading ---- */
 
-/* Read from fd into b's free tail.  >0 bytes, 0 EOF, -1 error, -2 no data. */
-static ssize_t buf_read(int fd, struct gw_buf *b, bool *ready)
+/* Read from fd into b's free tail.  >0 bytes, 0 EOF, -1 error, -2 no data.
+ * rdhup: the peer's FIN is known to be pending (EPOLLRDHUP), so a short
+ * read does not mean the edge was consumed: the EOF still has to be read. */
+static ssize_t buf_read(int fd, struct gw_buf *b, bool *ready, bool rdhup)
 {
     size_t room = b->cap - b->end;
     ssize_t n;
@@ -1047,7 +1053,7 @@ static ssize_t buf_read(int fd, struct gw_buf *b, bool *ready)
     } while (n == -1 && errno == EINTR);
     if (n > 0) {
         b->end += (uint32_t)n;
-        if ((size_t)n < room)
+        if ((size_t)n < room && !rdhup)
             *ready = false;     /* a short read drained the socket (edge-triggered) */
         return n;
     }
@@ -1074,7 +1080,7 @@ static bool head_step(struct gw_conn *c)
         if (c->in->end == c->in->cap)
             return false;
         bool was_empty = c->in->end == 0;
-        ssize_t n = buf_read(c->fd, c->in, &c->r_ready);
+        ssize_t n = buf_read(c->fd, c->in, &c->r_ready, c->rdhup);
         if (n == 0 || n == -1) {
             conn_close(c);
             return false;
@@ -1261,7 +1267,17 @@ static bool up_recv(struct gw_conn *c)
     struct gw_upconn *u = c->up;
     struct gw_worker *w = c->w;
 
-    if (u == NULL || !u->connected || !u->r_ready || !iovq_empty(&c->cq) || c->rstate == RS_DONE)
+    if (u == NULL || !u->connected || !iovq_empty(&c->cq) || c->rstate == RS_DONE)
+        return false;
+    if (c->rstate == RS_BODY && c->ubuf && c->ubuf->start < c->ubuf->end) {
+        /* body bytes read earlier but not yet queued (de-chunking ran out of
+         * scratch room): queue them before reading more */
+        uint32_t before = c->ubuf->start;
+        resp_body(c);
+        return c->state != C_ACTIVE || c->ubuf == NULL || c->ubuf->start != before ||
+               c->rstate != RS_BODY;
+    }
+    if (!u->r_ready)
         return false;
     if (c->ubuf == NULL)
         c->ubuf = gw_buf_get(w, c->rstate == RS_BODY ? GW_BUF_LARGE : GW_BUF_SMALL);
@@ -1279,7 +1295,7 @@ static bool up_recv(struct gw_conn *c)
         ub->end -= ub->start;
         ub->start = 0;
     }
-    ssize_t n = buf_read(u->fd, ub, &u->r_ready);
+    ssize_t n = buf_read(u->fd, ub, &u->r_ready, u->rdhup);
     if (n == -2)
         return false;
     if (n == 0 || n == -1) {
@@ -1390,7 +1406,7 @@ static bool client_body_recv(struct gw_conn *c)
         c->body_pos = c->body_end = c->hlen;
         c->body_lost = true;
     }
-    ssize_t n = buf_read(c->fd, in, &c->r_ready);
+    ssize_t n = buf_read(c->fd, in, &c->r_ready, c->rdhup);
     if (n == -2)
         return false;
     if (n == 0 || n == -1) {
@@ -1448,7 +1464,7 @@ static bool tunnel_step(struct gw_conn *c)
     if (iovq_empty(&c->uq) && c->r_ready) {
         c->in->start = c->in->end = 0;
         c->hlen = 0;
-        ssize_t n = buf_read(c->fd, c->in, &c->r_ready);
+        ssize_t n = buf_read(c->fd, c->in, &c->r_ready, c->rdhup);
         if (n == 0 || n == -1) {
             up_close(c->up);
             conn_close(c);
@@ -1462,7 +1478,7 @@ static bool tunnel_step(struct gw_conn *c)
     }
     if (iovq_empty(&c->cq) && u->r_ready) {
         c->ubuf->start = c->ubuf->end = 0;
-        ssize_t n = buf_read(u->fd, c->ubuf, &u->r_ready);
+        ssize_t n = buf_read(u->fd, c->ubuf, &u->r_ready, u->rdhup);
         if (n == 0 || n == -1) {
             up_close(u);
             return true;
@@ -1644,8 +1660,10 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
     struct gw_conn *c = arg;
     struct gw_worker *w = c->w;
 
-    if (what & EV_READ)
+    if (what & (EV_READ | EV_CLOSED))
         c->r_ready = true;
+    if (what & EV_CLOSED)
+        c->rdhup = true;
     if (what & EV_WRITE)
         c->w_ready = true;
     conn_pump(c);
@@ -1689,7 +1707,7 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
     if (salen <= sizeof(c->peer))
         memcpy(&c->peer, sa, salen);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    event_assign(&c->ev, w->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST, conn_event, c);
+    event_assign(&c->ev, w->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, conn_event, c);
     event_assign(&c->timer, w->base, -1, 0, conn_timer_cb, c);
     event_add(&c->ev, NULL);
     c->next = w->conns;

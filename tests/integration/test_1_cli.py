@@ -39,7 +39,7 @@ def test_check_reports_paths(env):
     eq(rc, 1, "exit code for a bad config")
     check("/routes/0/match/path" in err, "error names /routes/0/match/path: %r" % err)
     check("/routes/1" in err, "every error reported (also /routes/1 unknown upstream): %r" % err)
-    check(re.search(r"^/routes/0/match/path: \S", err, re.M),
+    check(re.search(r"^/routes/0/match/path(/prefix)?: \S", err, re.M),
           "errors are printed as 'PATH: MESSAGE' lines: %r" % err)
 
 

@@ -122,7 +122,7 @@ def test_chunked_request_byte_exact(env):
         check(r.body == body, "raw echo of a chunked body: %d vs %d bytes" % (len(r.body), len(body)))
         small = b"a\x00b\xffc\r\n"
         c.send(build_request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")])
-               + b"3;ext=1\r\n" + small[:3] + b"\r\n" + b"5\r\n" + small[3:] + b"\r\n0\r\nX-Trailer: t\r\n\r\n")
+               + b"3;ext=1\r\n" + small[:3] + b"\r\n" + b"4\r\n" + small[3:] + b"\r\n0\r\nX-Trailer: t\r\n\r\n")
         r = c.read_response()
         j = r.json()
         eq(j["body"].encode("latin-1"), small, "chunk extension + trailer body")

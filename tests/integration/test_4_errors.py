@@ -113,10 +113,16 @@ def test_502_refused(env):
 
 
 def test_502_reset_and_garbage(env):
-    e, s = setup(env)
+    # one backend per case: a reset may (passively) mark its target down
+    ups, routes = [], []
+    for name in ("reset", "garbage", "fine"):
+        e = env.echo(name)
+        ups.append({"name": name, "targets": [{"address": e.addr}]})
+        routes.append({"name": name, "match": {"path": {"exact": "/" + name}}, "upstream": name})
+    s = env.sluice(env.config(upstreams=ups, routes=routes))
     eq(get(s.port, "/reset").status, 502, "upstream reset before a response")
     eq(get(s.port, "/garbage").status, 502, "invalid upstream status line")
-    eq(get(s.port, "/fine").status, 200, "next request fine")
+    eq(get(s.port, "/fine").status, 200, "request to a healthy upstream")
 
 
 def test_504_response_header_timeout(env):
