@@ -78,10 +78,10 @@ unit: $(UNIT_BIN)
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@sh examples/run-demo.sh
+	@bash examples/run-demo.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all unit asan
+	@$(MAKE) --no-print-directory all unit asan check-configs
 	@sh tests/run.sh
 
 check-configs: $(B)/sluice
@@ -93,16 +93,16 @@ bench: deps
 	@bash bench/run.sh
 
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: deps
 	@mkdir -p $(B)/fuzz
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_request tests/fuzz/fuzz_request.c gateway/http1.c
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_response tests/fuzz/fuzz_response.c gateway/http1.c
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_chunked tests/fuzz/fuzz_chunked.c gateway/http1.c
 	@mkdir -p $(B)/fuzz/corpus_request $(B)/fuzz/corpus_response $(B)/fuzz/corpus_chunked
-	$(B)/fuzz/fuzz_request  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz/corpus_request  tests/fuzz/corpus/request
-	$(B)/fuzz/fuzz_response -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz/corpus_response tests/fuzz/corpus/response
-	$(B)/fuzz/fuzz_chunked  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz/corpus_chunked  tests/fuzz/corpus/chunked
+	$(B)/fuzz/fuzz_request  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_request  tests/fuzz/corpus/request
+	$(B)/fuzz/fuzz_response -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_response tests/fuzz/corpus/response
+	$(B)/fuzz/fuzz_chunked  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_chunked  tests/fuzz/corpus/chunked
 
 clean:
 	rm -rf $(B)
