@@ -85,6 +85,7 @@ struct gw_wsnap {
 
 struct gw_conn;
 struct gw_upconn;
+struct gw_txn;
 
 struct gw_worker;
 struct gw_lev {                         /* a worker's accept event */
@@ -116,6 +117,8 @@ struct gw_worker {
     uint32_t nconns;
     struct gw_conn *gc_conns;           /* closed, freed after the callback */
     struct gw_upconn *gc_ups;
+    struct gw_txn *free_txns;           /* recycled request state */
+    uint32_t nfree_txns;
     struct h1_request req;              /* parse scratch, reused */
     struct h1_response resp;
     uint64_t rid_seed, rid_count;
@@ -160,5 +163,6 @@ void gw_gc(struct gw_worker *w);
 void gw_pool_sweep(struct gw_worker *w);
 void gw_pool_close_all(struct gw_worker *w);
 void gw_conns_close_all(struct gw_worker *w);
+void gw_txns_free(struct gw_worker *w);
 
 #endif

@@ -57,36 +57,25 @@ struct gw_upconn {
     struct gw_upconn *gc_next;
 };
 
-struct gw_conn {
-    uint32_t magic;
-    uint8_t state, rstate;
-    bool r_ready, w_ready, keepalive, client10, parse_pending, peeked;
-    bool req_done, body_lost, resp_started, dechunk, up_clean, upgrade, head_req;
-    bool timer_on, uhead_pending, rdhup;
-    uint8_t attempts, req_kind, resp_kind;
-    int fd;
-    struct gw_worker *w;
-    struct gw_listener *l;
-    struct gw_conn *next, *prev;    /* w->conns */
-    struct gw_conn *gc_next;
-    struct event ev;
-    struct event timer;
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in4;
-        struct sockaddr_in6 in6;
-    } peer;
-    struct gw_buf *in, *scratch, *ubuf;
+/* What one request needs while it is in flight.  Idle keep-alive
+ * connections hold none of it: a txn comes from the worker's free list when
+ * a request starts and goes back when it ends. */
+struct gw_txn {
+    struct gw_txn *next;            /* free list */
+    uint8_t rstate;
+    bool keepalive, client10, req_done, body_lost, resp_started, dechunk, up_clean;
+    bool upgrade, head_req, uhead_pending;
+    uint8_t attempts, req_kind, resp_kind, method;
+    struct gw_buf *scratch, *ubuf;
     struct gw_upconn *up;
     struct gw_wsnap *ws;
     const struct cfg_route *route;
     const struct up_upstream *ups;
     const struct up_target *target;
     uint64_t tried;
-    size_t scanned, uscanned;
+    size_t uscanned;
     /* the request: its head stays at in->data[0, hlen) until the txn ends */
     uint32_t hlen, m_off, m_len, t_off, t_len, h_off, h_len;
-    uint8_t method;
     uint32_t body_pos, body_end;    /* body bytes in `in`: queued up to body_pos, known up to body_end */
     uint32_t uhead_len;
     uint64_t req_remaining, req_body_bytes;
@@ -97,6 +86,27 @@ struct gw_conn {
     int status;
     uint64_t bytes_in, bytes_out;
     uint64_t t_start, t_up;
+};
+
+struct gw_conn {
+    uint32_t magic;
+    uint8_t state;
+    bool r_ready, w_ready, rdhup, parse_pending, peeked, timer_on;
+    int fd;
+    struct gw_worker *w;
+    struct gw_listener *l;
+    struct gw_conn *next, *prev;    /* w->conns */
+    struct gw_conn *gc_next;
+    struct gw_txn *t;               /* NULL between requests */
+    struct gw_buf *in;              /* NULL while idle with nothing buffered */
+    size_t scanned;
+    struct event ev;
+    struct event timer;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } peer;
 };
 
 static void conn_pump(struct gw_conn *c);
@@ -239,7 +249,46 @@ static void conn_timer_off(struct gw_conn *c)
 
 static const struct sl_config *conn_cfg(const struct gw_conn *c)
 {
-    return (c->ws ? c->ws : c->w->cur)->s->cfg;
+    return (c->t && c->t->ws ? c->t->ws : c->w->cur)->s->cfg;
+}
+
+#define FREE_TXN_MAX 1024
+
+static struct gw_txn *txn_get(struct gw_worker *w)
+{
+    struct gw_txn *t = w->free_txns;
+
+    if (t) {
+        w->free_txns = t->next;
+        w->nfree_txns--;
+    } else {
+        t = malloc(sizeof(*t));
+        if (t == NULL)
+            abort();
+    }
+    memset(t, 0, sizeof(*t));
+    return t;
+}
+
+static void txn_put(struct gw_worker *w, struct gw_txn *t)
+{
+    if (w->nfree_txns >= FREE_TXN_MAX) {
+        free(t);
+        return;
+    }
+    t->next = w->free_txns;
+    w->free_txns = t;
+    w->nfree_txns++;
+}
+
+void gw_txns_free(struct gw_worker *w)
+{
+    while (w->free_txns) {
+        struct gw_txn *t = w->free_txns;
+        w->free_txns = t->next;
+        free(t);
+    }
+    w->nfree_txns = 0;
 }
 
 /* ---- hop-by-hop classification ---- */
@@ -286,6 +335,41 @@ static bool conn_named(const struct h1_header *hs, size_t n, const char *name, s
     return false;
 }
 
+/* Does some Connection header name a header to drop (a token other than
+ * close / keep-alive / upgrade)?  Usually not, and then no header needs
+ * checking against it. */
+static bool conn_names_headers(const struct h1_header *hs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (hs[i].name_len != 10 || !h1_casecmp(hs[i].name, "connection", 10))
+            continue;
+        const char *p = hs[i].value, *end = p + hs[i].value_len;
+        while (p < end) {
+            while (p < end && (*p == ',' || *p == ' ' || *p == '\t'))
+                p++;
+            const char *q = p;
+            while (q < end && *q != ',' && *q != ' ' && *q != '\t')
+                q++;
+            size_t l = (size_t)(q - p);
+            if (l && !(l == 5 && h1_casecmp(p, "close", 5)) &&
+                !(l == 10 && h1_casecmp(p, "keep-alive", 10)) &&
+                !(l == 7 && h1_casecmp(p, "upgrade", 7)))
+                return true;
+            p = q;
+        }
+    }
+    return false;
+}
+
+static void sb_hex64(struct sbuf *s, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        tmp[i] = hex[v & 15];
+    sb_put(s, tmp, 16);
+}
+
 static void emit_edits(struct sbuf *s, const struct cfg_header_edits *e)
 {
     for (size_t i = 0; i < e->nset; i++) {
@@ -317,28 +401,28 @@ static void access_log(struct gw_conn *c)
     SB_LIT(&s, " ");
     sb_put(&s, ip, peer_ip(c, ip, sizeof(ip)));
     sb_fmt(&s, ":%u \"", peer_port(c));
-    if (c->hlen && c->in) {
-        size_t tl = c->t_len > 2048 ? 2048 : c->t_len;
-        sb_put(&s, c->in->data + c->m_off, c->m_len);
+    if (c->t->hlen && c->in) {
+        size_t tl = c->t->t_len > 2048 ? 2048 : c->t->t_len;
+        sb_put(&s, c->in->data + c->t->m_off, c->t->m_len);
         SB_LIT(&s, " ");
-        sb_put(&s, c->in->data + c->t_off, tl);
-        sb_fmt(&s, " HTTP/1.%d\" host=", c->client10 ? 0 : 1);
-        if (c->h_len)
-            sb_put(&s, c->in->data + c->h_off, c->h_len > 256 ? 256 : c->h_len);
+        sb_put(&s, c->in->data + c->t->t_off, tl);
+        sb_fmt(&s, " HTTP/1.%d\" host=", c->t->client10 ? 0 : 1);
+        if (c->t->h_len)
+            sb_put(&s, c->in->data + c->t->h_off, c->t->h_len > 256 ? 256 : c->t->h_len);
         else
             SB_LIT(&s, "-");
     } else {
         SB_LIT(&s, "- - -\" host=-");
     }
-    sb_fmt(&s, " status=%d in=%llu out=%llu upstream=%s", c->status,
-           (unsigned long long)c->bytes_in, (unsigned long long)c->bytes_out,
-           c->target ? c->target->text : "-");
-    if (c->t_up)
-        sb_fmt(&s, " upstream_ms=%.3f", (double)(c->t_up - c->t_start) / 1e6);
+    sb_fmt(&s, " status=%d in=%llu out=%llu upstream=%s", c->t->status,
+           (unsigned long long)c->t->bytes_in, (unsigned long long)c->t->bytes_out,
+           c->t->target ? c->t->target->text : "-");
+    if (c->t->t_up)
+        sb_fmt(&s, " upstream_ms=%.3f", (double)(c->t->t_up - c->t->t_start) / 1e6);
     else
         SB_LIT(&s, " upstream_ms=-");
-    sb_fmt(&s, " total_ms=%.3f route=%s", (double)(now - c->t_start) / 1e6,
-           c->route && c->route->name ? c->route->name : "-");
+    sb_fmt(&s, " total_ms=%.3f route=%s", (double)(now - c->t->t_start) / 1e6,
+           c->t->route && c->t->route->name ? c->t->route->name : "-");
     if (s.overflow)
         s.len = sizeof(line) - 1;
     line[s.len++] = '\n';
@@ -362,8 +446,8 @@ static void up_close(struct gw_upconn *u)
     event_del(&u->timer);
     close(u->fd);
     u->fd = -1;
-    if (u->owner && u->owner->up == u)
-        u->owner->up = NULL;
+    if (u->owner && u->owner->t && u->owner->t->up == u)
+        u->owner->t->up = NULL;
     u->owner = NULL;
     u->gc_next = u->w->gc_ups;
     u->w->gc_ups = u;
@@ -376,59 +460,59 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg);
  * it (SPEC "retries"), else answer with status. */
 static void up_failed(struct gw_conn *c, int status, bool stale, const char *why)
 {
-    struct gw_upconn *u = c->up;
+    struct gw_upconn *u = c->t->up;
     bool reached = u && u->connected;
 
     if (u) {
-        if (!stale && c->target && c->target->health)
-            hc_fail((struct hc_state *)c->target->health, gw_now_ms(c->w));
+        if (!stale && c->t->target && c->t->target->health)
+            hc_fail((struct hc_state *)c->t->target->health, gw_now_ms(c->w));
         up_close(u);
     }
-    gw_log(GW_LOG_WARN, "upstream %s: %s", c->target ? c->target->text : "-", why);
+    gw_log(GW_LOG_WARN, "upstream %s: %s", c->t->target ? c->t->target->text : "-", why);
     /* Resend only what is still in the buffer; a non-idempotent request that
      * reached a target is not retried (SPEC), except over a stale pooled
      * connection, which the server closed before reading it. */
-    bool idempotent = c->method == H1_M_GET || c->method == H1_M_HEAD ||
-                      c->method == H1_M_OPTIONS || c->method == H1_M_TRACE ||
-                      c->method == H1_M_PUT || c->method == H1_M_DELETE;
-    bool can = !c->resp_started && !c->body_lost && c->state == C_ACTIVE &&
+    bool idempotent = c->t->method == H1_M_GET || c->t->method == H1_M_HEAD ||
+                      c->t->method == H1_M_OPTIONS || c->t->method == H1_M_TRACE ||
+                      c->t->method == H1_M_PUT || c->t->method == H1_M_DELETE;
+    bool can = !c->t->resp_started && !c->t->body_lost && c->state == C_ACTIVE &&
                (stale || !reached || idempotent);
     if (can && stale) {
-        c->tried &= ~(1ull << ((c->target - c->ups->targets) & 63));
-    } else if (can && c->attempts < c->ups->cfg->retries) {
-        c->attempts++;
+        c->t->tried &= ~(1ull << ((c->t->target - c->t->ups->targets) & 63));
+    } else if (can && c->t->attempts < c->t->ups->cfg->retries) {
+        c->t->attempts++;
     } else {
         can = false;
     }
     if (can) {
         uint64_t now = gw_now_ms(c->w);
-        int ti = stale ? (int)(c->target - c->ups->targets)
-                       : up_pick(c->ups, c->ws->target_rr + c->ups->targets[0].gidx, now, c->tried);
+        int ti = stale ? (int)(c->t->target - c->t->ups->targets)
+                       : up_pick(c->t->ups, c->t->ws->target_rr + c->t->ups->targets[0].gidx, now, c->t->tried);
         if (ti >= 0) {
-            c->target = &c->ups->targets[ti];
-            c->tried |= 1ull << (ti & 63);
-            iovq_reset(&c->uq);
-            iovq_push(&c->uq, c->scratch->data, c->uhead_len);
-            iovq_push(&c->uq, c->in->data + c->hlen, c->body_pos - c->hlen);
-            c->uhead_pending = true;
+            c->t->target = &c->t->ups->targets[ti];
+            c->t->tried |= 1ull << (ti & 63);
+            iovq_reset(&c->t->uq);
+            iovq_push(&c->t->uq, c->t->scratch->data, c->t->uhead_len);
+            iovq_push(&c->t->uq, c->in->data + c->t->hlen, c->t->body_pos - c->t->hlen);
+            c->t->uhead_pending = true;
             if (up_connect(c))
                 return;
         }
     }
-    if (c->resp_started) {
+    if (c->t->resp_started) {
         conn_close(c);
         return;
     }
-    if (!c->req_done)
-        c->keepalive = false;
+    if (!c->t->req_done)
+        c->t->keepalive = false;
     local_response(c, status, NULL, NULL, 0, NULL);
 }
 
 static bool up_connect(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
-    const struct up_target *t = c->target;
-    struct pool_bucket *b = c->ws->buckets[t->gidx];
+    const struct up_target *t = c->t->target;
+    struct pool_bucket *b = c->t->ws->buckets[t->gidx];
     struct pool_node *pn;
     struct gw_upconn *u;
 
@@ -439,7 +523,7 @@ static bool up_connect(struct gw_conn *c)
         u->t = t;
         u->reused = true;
         u->r_ready = false;
-        c->up = u;
+        c->t->up = u;
         return true;
     }
     u = calloc(1, sizeof(*u));
@@ -460,7 +544,7 @@ static bool up_connect(struct gw_conn *c)
     setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     event_assign(&u->ev, w->base, u->fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, up_event, u);
     event_assign(&u->timer, w->base, -1, 0, up_timer_cb, u);
-    c->up = u;
+    c->t->up = u;
     if (connect(u->fd, (const struct sockaddr *)&t->sa, t->salen) == 0) {
         u->connected = u->w_ready = true;
     } else if (errno != EINPROGRESS) {
@@ -472,30 +556,30 @@ static bool up_connect(struct gw_conn *c)
         return true;
     }
     event_add(&u->ev, NULL);
-    up_timer_arm(u, c->ups->cfg->connect_ms);
+    up_timer_arm(u, c->t->ups->cfg->connect_ms);
     return true;
 }
 
 static void up_checkin(struct gw_conn *c)
 {
-    struct gw_upconn *u = c->up;
+    struct gw_upconn *u = c->t->up;
 
     if (u == NULL)
         return;
-    c->up = NULL;
+    c->t->up = NULL;
     u->owner = NULL;
-    struct pool_bucket *b = c->ws->buckets[c->target->gidx];
-    if (!c->up_clean || b == NULL || c->w->draining ||
-        c->ups->cfg->max_idle_per_target == 0) {
+    struct pool_bucket *b = c->t->ws->buckets[c->t->target->gidx];
+    if (!c->t->up_clean || b == NULL || c->w->draining ||
+        c->t->ups->cfg->max_idle_per_target == 0) {
         up_close(u);
         return;
     }
     event_del(&u->timer);
-    if (b->count >= c->ups->cfg->max_idle_per_target) {
+    if (b->count >= c->t->ups->cfg->max_idle_per_target) {
         struct pool_node *old = pool_oldest(b);
         up_close((struct gw_upconn *)((char *)old - offsetof(struct gw_upconn, pn)));
     }
-    u->idle_timeout_ms = c->ups->cfg->pool_idle_timeout_ms;
+    u->idle_timeout_ms = c->t->ups->cfg->pool_idle_timeout_ms;
     u->r_ready = false;
     pool_put(b, &u->pn, gw_now_ms(c->w));
 }
@@ -549,15 +633,15 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
         up_close(u);
     } else if (!u->connected) {
         up_failed(c, 504, false, "connect timed out");
-    } else if (c->rstate == RS_WAIT && !c->resp_started) {
+    } else if (c->t->rstate == RS_WAIT && !c->t->resp_started) {
         gw_log(GW_LOG_WARN, "upstream %s: no response header within %u ms",
-               c->target->text, c->ups->cfg->response_header_ms);
+               c->t->target->text, c->t->ups->cfg->response_header_ms);
         up_close(u);
-        c->keepalive = c->keepalive && c->req_done;
+        c->t->keepalive = c->t->keepalive && c->t->req_done;
         local_response(c, 504, NULL, NULL, 0, NULL);
     } else {
-        gw_log(GW_LOG_WARN, "upstream %s: idle for %u ms mid-response", c->target->text,
-               c->ups->cfg->idle_ms);
+        gw_log(GW_LOG_WARN, "upstream %s: idle for %u ms mid-response", c->t->target->text,
+               c->t->ups->cfg->idle_ms);
         up_close(u);
         conn_close(c);
     }
@@ -570,18 +654,18 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
 {
-    const struct cfg_route *rt = c->route;
+    const struct cfg_route *rt = c->t->route;
     char ip[INET6_ADDRSTRLEN];
     size_t iplen = peer_ip(c, ip, sizeof(ip));
-    uint32_t need = c->hlen + 4096;
+    uint32_t need = c->t->hlen + 4096;
     for (size_t i = 0; i < rt->req_headers.nset; i++)
         need += rt->req_headers.set[i].name_len + rt->req_headers.set[i].value_len + 4;
     for (size_t i = 0; i < rt->req_headers.nadd; i++)
         need += rt->req_headers.add[i].name_len + rt->req_headers.add[i].value_len + 4;
     need += rt->rewrite_path_len + (rt->rewrite_host ? (uint32_t)strlen(rt->rewrite_host) : 0);
 
-    c->scratch = gw_buf_get(c->w, need);
-    struct sbuf s = { c->scratch->data, 0, c->scratch->cap, false };
+    c->t->scratch = gw_buf_get(c->w, need);
+    struct sbuf s = { c->t->scratch->data, 0, c->t->scratch->cap, false };
 
     sb_put(&s, r->method, r->method_len);
     SB_LIT(&s, " ");
@@ -603,11 +687,11 @@ static bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
     else if (r->host && r->host_len)
         sb_put(&s, r->host, r->host_len);
     else
-        sb_put(&s, c->target->host, strlen(c->target->host));
+        sb_put(&s, c->t->target->host, strlen(c->t->target->host));
     SB_LIT(&s, "\r\n");
 
     const struct h1_header *xff = NULL, *rid = NULL;
-    bool has_conn = (r->flags & (H1_F_CONN_CLOSE | H1_F_CONN_KEEPALIVE | H1_F_CONN_UPGRADE)) != 0;
+    bool has_conn = conn_names_headers(r->headers, r->nheaders);
     const struct cfg_header_edits *e = &rt->req_headers;
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct h1_header *h = &r->headers[i];
@@ -635,11 +719,8 @@ static bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
             continue;
         if (e->nset && in_kv(e->set, e->nset, h->name, h->name_len))
             continue;
-        if (has_conn || r->nheaders < 64) {
-            /* cheap enough to always check; required when Connection is present */
-            if (conn_named(r->headers, r->nheaders, h->name, h->name_len))
-                continue;
-        }
+        if (has_conn && conn_named(r->headers, r->nheaders, h->name, h->name_len))
+            continue;
         sb_put(&s, h->name, h->name_len);
         SB_LIT(&s, ": ");
         sb_put(&s, h->value, h->value_len);
@@ -659,11 +740,13 @@ static bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
     }
     if (rid == NULL) {
         struct gw_worker *w = c->w;
-        sb_fmt(&s, "X-Request-Id: %016llx%016llx\r\n", (unsigned long long)w->rid_seed,
-               (unsigned long long)(++w->rid_count ^ ((uint64_t)w->id << 56)));
+        SB_LIT(&s, "X-Request-Id: ");
+        sb_hex64(&s, w->rid_seed);
+        sb_hex64(&s, ++w->rid_count ^ ((uint64_t)w->id << 56));
+        SB_LIT(&s, "\r\n");
     }
     emit_edits(&s, e);
-    if (c->upgrade) {
+    if (c->t->upgrade) {
         const struct h1_header *up = h1_find_header(r->headers, r->nheaders, "upgrade", 7);
         SB_LIT(&s, "Connection: upgrade\r\nUpgrade: ");
         sb_put(&s, up->value, up->value_len);
@@ -672,20 +755,20 @@ static bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
     SB_LIT(&s, "\r\n");
     if (s.overflow)
         return false;
-    c->scratch->end = (uint32_t)s.len;
-    c->uhead_len = (uint32_t)s.len;
+    c->t->scratch->end = (uint32_t)s.len;
+    c->t->uhead_len = (uint32_t)s.len;
     return true;
 }
 
 /* The response head for the client, appended to scratch. */
 static bool build_client_head(struct gw_conn *c, const struct h1_response *r)
 {
-    struct gw_buf *b = c->scratch;
-    if (!c->uhead_pending)
+    struct gw_buf *b = c->t->scratch;
+    if (!c->t->uhead_pending)
         b->start = b->end = 0;
     struct sbuf s = { b->data + b->end, 0, b->cap - b->end, false };
-    const struct cfg_header_edits *e = c->route ? &c->route->resp_headers : NULL;
-    bool has_conn = (r->flags & (H1_F_CONN_CLOSE | H1_F_CONN_KEEPALIVE | H1_F_CONN_UPGRADE)) != 0;
+    const struct cfg_header_edits *e = c->t->route ? &c->t->route->resp_headers : NULL;
+    bool has_conn = conn_names_headers(r->headers, r->nheaders);
 
     SB_LIT(&s, "HTTP/1.1 ");
     sb_u64(&s, (uint64_t)r->status);
@@ -702,7 +785,7 @@ static bool build_client_head(struct gw_conn *c, const struct h1_response *r)
         int hc = hdr_class(h->name, h->name_len);
         if (hc == HC_CONNECTION || hc == HC_HOP || hc == HC_UPGRADE)
             continue;
-        if (hc == HC_TE_CODING && c->dechunk)
+        if (hc == HC_TE_CODING && c->t->dechunk)
             continue;
         if (e && e->nremove && in_kv(e->remove, e->nremove, h->name, h->name_len))
             continue;
@@ -725,15 +808,15 @@ static bool build_client_head(struct gw_conn *c, const struct h1_response *r)
             sb_put(&s, up->value, up->value_len);
             SB_LIT(&s, "\r\n");
         }
-    } else if (!c->keepalive) {
+    } else if (!c->t->keepalive) {
         SB_LIT(&s, "Connection: close\r\n");
-    } else if (c->client10) {
+    } else if (c->t->client10) {
         SB_LIT(&s, "Connection: keep-alive\r\n");
     }
     SB_LIT(&s, "\r\n");
     if (s.overflow)
         return false;
-    iovq_push(&c->cq, b->data + b->end, s.len);
+    iovq_push(&c->t->cq, b->data + b->end, s.len);
     b->end += (uint32_t)s.len;
     return true;
 }
@@ -747,22 +830,22 @@ static void local_response(struct gw_conn *c, int status, const char *ctype,
 
     if (c->state == C_CLOSED)
         return;
-    if (c->up) {
-        c->up_clean = false;
-        up_close(c->up);
+    if (c->t->up) {
+        c->t->up_clean = false;
+        up_close(c->t->up);
     }
     if (body == NULL && status >= 200 && status != 204 && status != 304) {
         body_len = (size_t)snprintf(dflt, sizeof(dflt), "%d %s\n", status, h1_reason(status));
         body = dflt;
         ctype = "text/plain";
     }
-    if (status >= 400 && !c->req_done)
-        c->keepalive = false;
-    if (c->scratch == NULL)
-        c->scratch = gw_buf_get(c->w, body_len + 1024 + (extra ? strlen(extra) : 0));
-    struct gw_buf *b = c->scratch;
+    if (status >= 400 && !c->t->req_done)
+        c->t->keepalive = false;
+    if (c->t->scratch == NULL)
+        c->t->scratch = gw_buf_get(c->w, body_len + 1024 + (extra ? strlen(extra) : 0));
+    struct gw_buf *b = c->t->scratch;
     b->start = b->end = 0;
-    iovq_reset(&c->cq);
+    iovq_reset(&c->t->cq);
     struct sbuf s = { b->data, 0, b->cap, false };
     sb_fmt(&s, "HTTP/1.1 %d %s\r\n", status, h1_reason(status));
     if (ctype)
@@ -774,23 +857,23 @@ static void local_response(struct gw_conn *c, int status, const char *ctype,
     }
     if (extra)
         sb_put(&s, extra, strlen(extra));
-    if (c->route && status < 400)
-        emit_edits(&s, &c->route->resp_headers);
-    if (!c->keepalive)
+    if (c->t->route && status < 400)
+        emit_edits(&s, &c->t->route->resp_headers);
+    if (!c->t->keepalive)
         SB_LIT(&s, "Connection: close\r\n");
-    else if (c->client10)
+    else if (c->t->client10)
         SB_LIT(&s, "Connection: keep-alive\r\n");
     SB_LIT(&s, "\r\n");
-    if (!c->head_req)
+    if (!c->t->head_req)
         sb_put(&s, body, body_len);
     if (s.overflow) {   /* cannot happen with the sizes above; never send half */
         conn_close(c);
         return;
     }
     b->end = (uint32_t)s.len;
-    iovq_push(&c->cq, b->data, s.len);
-    c->status = status;
-    c->resp_started = true;
+    iovq_push(&c->t->cq, b->data, s.len);
+    c->t->status = status;
+    c->t->resp_started = true;
     c->state = C_LOCAL;
 }
 
@@ -798,7 +881,7 @@ static void local_response(struct gw_conn *c, int status, const char *ctype,
 
 static void route_request(struct gw_conn *c, const struct h1_request *r)
 {
-    struct gw_wsnap *ws = c->ws;
+    struct gw_wsnap *ws = c->t->ws;
     const struct sl_config *cfg = ws->s->cfg;
     struct rt_request q;
     size_t li = 0;
@@ -819,12 +902,12 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
     q.query_len = r->query_len;
     q.headers = r->headers;
     q.nheaders = r->nheaders;
-    c->route = rt_match(ws->s->rt, &q);
-    if (c->route == NULL) {
+    c->t->route = rt_match(ws->s->rt, &q);
+    if (c->t->route == NULL) {
         local_response(c, 404, NULL, NULL, 0, NULL);
         return;
     }
-    const struct cfg_route *rt = c->route;
+    const struct cfg_route *rt = c->t->route;
     if (rt->action == CFG_ACT_RESPOND) {
         local_response(c, rt->respond.status, rt->respond.content_type,
                        rt->respond.body ? rt->respond.body : "", rt->respond.body_len, NULL);
@@ -893,26 +976,26 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
         int k = up_swrr(ws->route_rr + ws->s->route_rr_off[rt->index], wts, nb, NULL, NULL);
         bi = k < 0 ? 0 : (size_t)k;
     }
-    c->ups = &ws->s->ups.v[rt->backends[bi].upstream_idx];
-    int ti = c->ups->ntargets ? up_pick(c->ups, ws->target_rr + c->ups->targets[0].gidx,
+    c->t->ups = &ws->s->ups.v[rt->backends[bi].upstream_idx];
+    int ti = c->t->ups->ntargets ? up_pick(c->t->ups, ws->target_rr + c->t->ups->targets[0].gidx,
                                         gw_now_ms(c->w), 0) : -1;
     if (ti < 0) {
         local_response(c, 503, NULL, NULL, 0, NULL);
         return;
     }
-    c->target = &c->ups->targets[ti];
-    c->tried = 1ull << (ti & 63);
+    c->t->target = &c->t->ups->targets[ti];
+    c->t->tried = 1ull << (ti & 63);
     if (!build_upstream_head(c, r)) {
         local_response(c, 431, NULL, NULL, 0, NULL);
         return;
     }
     /* queue the head and whatever body bytes came with it */
-    iovq_reset(&c->uq);
-    iovq_push(&c->uq, c->scratch->data, c->uhead_len);
-    c->uhead_pending = true;
+    iovq_reset(&c->t->uq);
+    iovq_push(&c->t->uq, c->t->scratch->data, c->t->uhead_len);
+    c->t->uhead_pending = true;
     c->state = C_ACTIVE;
-    c->rstate = RS_WAIT;
-    c->up_clean = true;
+    c->t->rstate = RS_WAIT;
+    c->t->up_clean = true;
     up_connect(c);
 }
 
@@ -924,38 +1007,38 @@ static bool take_body(struct gw_conn *c)
     struct gw_buf *in = c->in;
     const struct sl_config *cfg = conn_cfg(c);
 
-    while (!c->req_done && c->body_end < in->end) {
-        size_t avail = in->end - c->body_end;
-        if (c->req_kind == H1_BODY_LENGTH) {
-            size_t take = avail < c->req_remaining ? avail : (size_t)c->req_remaining;
-            c->body_end += (uint32_t)take;
-            c->req_remaining -= take;
-            c->req_body_bytes += take;
-            if (c->req_remaining == 0)
-                c->req_done = true;
+    while (!c->t->req_done && c->t->body_end < in->end) {
+        size_t avail = in->end - c->t->body_end;
+        if (c->t->req_kind == H1_BODY_LENGTH) {
+            size_t take = avail < c->t->req_remaining ? avail : (size_t)c->t->req_remaining;
+            c->t->body_end += (uint32_t)take;
+            c->t->req_remaining -= take;
+            c->t->req_body_bytes += take;
+            if (c->t->req_remaining == 0)
+                c->t->req_done = true;
         } else {
             size_t used = 0;
-            int k = h1_chunked_next(&c->req_ck, in->data + c->body_end, avail, &used);
+            int k = h1_chunked_next(&c->t->req_ck, in->data + c->t->body_end, avail, &used);
             if (k == H1C_ERROR) {
                 local_response(c, 400, NULL, NULL, 0, NULL);
                 return false;
             }
-            c->body_end += (uint32_t)used;
+            c->t->body_end += (uint32_t)used;
             if (k == H1C_DATA)
-                c->req_body_bytes += used;
+                c->t->req_body_bytes += used;
             if (k == H1C_DONE)
-                c->req_done = true;
+                c->t->req_done = true;
             if (k == H1C_AGAIN)
                 break;
         }
-        if (cfg->max_body_bytes && c->req_body_bytes > cfg->max_body_bytes) {
+        if (cfg->max_body_bytes && c->t->req_body_bytes > cfg->max_body_bytes) {
             local_response(c, 413, NULL, NULL, 0, NULL);
             return false;
         }
     }
-    if (c->body_end > c->body_pos && c->state == C_ACTIVE) {
-        iovq_push(&c->uq, in->data + c->body_pos, c->body_end - c->body_pos);
-        c->body_pos = c->body_end;
+    if (c->t->body_end > c->t->body_pos && c->state == C_ACTIVE) {
+        iovq_push(&c->t->uq, in->data + c->t->body_pos, c->t->body_end - c->t->body_pos);
+        c->t->body_pos = c->t->body_end;
     }
     return true;
 }
@@ -966,53 +1049,54 @@ static void start_request(struct gw_conn *c, uint32_t hlen)
     const struct h1_request *r = &w->req;
     const char *base = c->in->data;
 
-    c->ws = w->cur;
-    c->ws->pins++;
-    c->t_start = gw_mono_ns();
-    c->t_up = 0;
-    c->hlen = hlen;
-    c->m_off = (uint32_t)(r->method - base);
-    c->m_len = r->method_len;
-    c->t_off = (uint32_t)(r->target - base);
-    c->t_len = r->target_len;
-    c->h_off = r->host ? (uint32_t)(r->host - base) : 0;
-    c->h_len = r->host ? r->host_len : 0;
-    c->method = (uint8_t)r->m;
-    c->client10 = r->minor == 0;
-    c->keepalive = r->keep_alive && !w->draining;
-    c->head_req = r->m == H1_M_HEAD;
-    c->req_kind = (uint8_t)r->body;
-    c->req_remaining = r->content_length;
-    c->req_body_bytes = 0;
-    c->req_done = r->body == H1_BODY_NONE || (r->body == H1_BODY_LENGTH && r->content_length == 0);
-    c->body_pos = c->body_end = hlen;
-    c->body_lost = c->resp_started = c->dechunk = c->up_clean = false;
-    c->upgrade = (r->flags & H1_F_HAS_UPGRADE) && (r->flags & H1_F_CONN_UPGRADE) && r->minor == 1;
-    c->attempts = 0;
-    c->status = 0;
-    c->bytes_in = hlen;
-    c->bytes_out = 0;
-    c->target = NULL;
-    c->route = NULL;
-    c->uscanned = 0;
+    c->t = txn_get(w);
+    c->t->ws = w->cur;
+    c->t->ws->pins++;
+    c->t->t_start = gw_mono_ns();
+    c->t->t_up = 0;
+    c->t->hlen = hlen;
+    c->t->m_off = (uint32_t)(r->method - base);
+    c->t->m_len = r->method_len;
+    c->t->t_off = (uint32_t)(r->target - base);
+    c->t->t_len = r->target_len;
+    c->t->h_off = r->host ? (uint32_t)(r->host - base) : 0;
+    c->t->h_len = r->host ? r->host_len : 0;
+    c->t->method = (uint8_t)r->m;
+    c->t->client10 = r->minor == 0;
+    c->t->keepalive = r->keep_alive && !w->draining;
+    c->t->head_req = r->m == H1_M_HEAD;
+    c->t->req_kind = (uint8_t)r->body;
+    c->t->req_remaining = r->content_length;
+    c->t->req_body_bytes = 0;
+    c->t->req_done = r->body == H1_BODY_NONE || (r->body == H1_BODY_LENGTH && r->content_length == 0);
+    c->t->body_pos = c->t->body_end = hlen;
+    c->t->body_lost = c->t->resp_started = c->t->dechunk = c->t->up_clean = false;
+    c->t->upgrade = (r->flags & H1_F_HAS_UPGRADE) && (r->flags & H1_F_CONN_UPGRADE) && r->minor == 1;
+    c->t->attempts = 0;
+    c->t->status = 0;
+    c->t->bytes_in = hlen;
+    c->t->bytes_out = 0;
+    c->t->target = NULL;
+    c->t->route = NULL;
+    c->t->uscanned = 0;
     if (r->body == H1_BODY_CHUNKED)
-        h1_chunked_init(&c->req_ck);
+        h1_chunked_init(&c->t->req_ck);
     conn_timer_off(c);
-    iovq_reset(&c->cq);
-    iovq_reset(&c->uq);
+    iovq_reset(&c->t->cq);
+    iovq_reset(&c->t->uq);
 
-    const struct sl_config *cfg = c->ws->s->cfg;
+    const struct sl_config *cfg = c->t->ws->s->cfg;
     if (cfg->max_body_bytes && r->body == H1_BODY_LENGTH && r->content_length > cfg->max_body_bytes) {
         local_response(c, 413, NULL, NULL, 0, NULL);
         return;
     }
     route_request(c, r);
     if (c->state == C_ACTIVE) {
-        if ((r->flags & H1_F_EXPECT_CONTINUE) && !c->req_done && !c->client10) {
+        if ((r->flags & H1_F_EXPECT_CONTINUE) && !c->t->req_done && !c->t->client10) {
             /* answer it ourselves (as nginx does) so the client sends the body
              * while we connect; Expect is not forwarded */
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            iovq_push(&c->cq, cont, sizeof(cont) - 1);
+            iovq_push(&c->t->cq, cont, sizeof(cont) - 1);
         }
         take_body(c);
     }
@@ -1022,18 +1106,19 @@ static void answer_parse_error(struct gw_conn *c, int err)
 {
     int status = err == H1_ERR_TOO_LARGE ? 431 : err == H1_ERR_TE ? 501 :
                  err == H1_ERR_VERSION ? 505 : 400;
-    c->ws = c->w->cur;
-    c->ws->pins++;
-    c->t_start = gw_mono_ns();
-    c->hlen = 0;
-    c->route = NULL;
-    c->target = NULL;
-    c->keepalive = false;
-    c->req_done = false;
-    c->head_req = false;
-    c->client10 = false;
-    c->bytes_in = c->in ? c->in->end : 0;
-    c->bytes_out = 0;
+    c->t = txn_get(c->w);
+    c->t->ws = c->w->cur;
+    c->t->ws->pins++;
+    c->t->t_start = gw_mono_ns();
+    c->t->hlen = 0;
+    c->t->route = NULL;
+    c->t->target = NULL;
+    c->t->keepalive = false;
+    c->t->req_done = false;
+    c->t->head_req = false;
+    c->t->client10 = false;
+    c->t->bytes_in = c->in ? c->in->end : 0;
+    c->t->bytes_out = 0;
     conn_timer_off(c);
     local_response(c, status, NULL, NULL, 0, NULL);
 }
@@ -1114,181 +1199,181 @@ static bool resp_head(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
     struct h1_response *r = &w->resp;
-    struct gw_buf *ub = c->ubuf;
+    struct gw_buf *ub = c->t->ubuf;
 
     for (;;) {
         int rc = h1_parse_response(ub->data + ub->start, ub->end - ub->start,
-                                   conn_cfg(c)->max_header_bytes, &c->uscanned,
-                                   (enum h1_method)c->method, r);
+                                   conn_cfg(c)->max_header_bytes, &c->t->uscanned,
+                                   (enum h1_method)c->t->method, r);
         if (rc == H1_INCOMPLETE) {
             if (ub->end == ub->cap) {
-                gw_log(GW_LOG_WARN, "upstream %s: response header too large", c->target->text);
-                c->up_clean = false;
-                up_close(c->up);
+                gw_log(GW_LOG_WARN, "upstream %s: response header too large", c->t->target->text);
+                c->t->up_clean = false;
+                up_close(c->t->up);
                 local_response(c, 502, NULL, NULL, 0, NULL);
             }
             return false;
         }
-        c->uscanned = 0;
+        c->t->uscanned = 0;
         if (rc < 0) {
-            gw_log(GW_LOG_WARN, "upstream %s: malformed response", c->target->text);
-            c->up_clean = false;
-            up_close(c->up);
+            gw_log(GW_LOG_WARN, "upstream %s: malformed response", c->t->target->text);
+            c->t->up_clean = false;
+            up_close(c->t->up);
             local_response(c, 502, NULL, NULL, 0, NULL);
             return false;
         }
         if (r->status >= 100 && r->status < 200 && r->status != 101) {
             /* interim responses: pass to HTTP/1.1 clients, drop for 1.0 */
             ub->start += (uint32_t)rc;
-            if (!c->client10) {
+            if (!c->t->client10) {
                 build_client_head(c, r);
-                c->uhead_pending = c->uhead_pending && !iovq_empty(&c->uq);
+                c->t->uhead_pending = c->t->uhead_pending && !iovq_empty(&c->t->uq);
             }
             continue;
         }
         ub->start += (uint32_t)rc;
         break;
     }
-    c->t_up = gw_mono_ns();
-    c->status = r->status;
-    c->resp_started = true;
-    c->body_lost = true;
-    if (c->target->health)
-        hc_ok((struct hc_state *)c->target->health);
-    event_del(&c->up->timer);
+    c->t->t_up = gw_mono_ns();
+    c->t->status = r->status;
+    c->t->resp_started = true;
+    c->t->body_lost = true;
+    if (c->t->target->health)
+        hc_ok((struct hc_state *)c->t->target->health);
+    event_del(&c->t->up->timer);
 
     if (r->status == 101) {
-        if (!c->upgrade) {
-            c->up_clean = false;
-            up_close(c->up);
-            c->resp_started = false;
+        if (!c->t->upgrade) {
+            c->t->up_clean = false;
+            up_close(c->t->up);
+            c->t->resp_started = false;
             local_response(c, 502, NULL, NULL, 0, NULL);
             return false;
         }
-        c->keepalive = false;
-        c->up_clean = false;
+        c->t->keepalive = false;
+        c->t->up_clean = false;
         build_client_head(c, r);
-        iovq_push(&c->cq, ub->data + ub->start, ub->end - ub->start);
+        iovq_push(&c->t->cq, ub->data + ub->start, ub->end - ub->start);
         ub->start = ub->end;
         c->state = C_TUNNEL;
-        c->rstate = RS_BODY;
+        c->t->rstate = RS_BODY;
         /* bytes the client sent after its request head go up too */
-        if (c->body_end < c->in->end) {
-            iovq_push(&c->uq, c->in->data + c->body_end, c->in->end - c->body_end);
-            c->body_pos = c->body_end = c->in->end;
+        if (c->t->body_end < c->in->end) {
+            iovq_push(&c->t->uq, c->in->data + c->t->body_end, c->in->end - c->t->body_end);
+            c->t->body_pos = c->t->body_end = c->in->end;
         }
         return true;
     }
-    c->resp_kind = (uint8_t)r->body;
-    c->resp_remaining = r->content_length;
+    c->t->resp_kind = (uint8_t)r->body;
+    c->t->resp_remaining = r->content_length;
     if (!r->keep_alive)
-        c->up_clean = false;
+        c->t->up_clean = false;
     if (r->body == H1_BODY_CHUNKED) {
-        h1_chunked_init(&c->resp_ck);
-        if (c->client10) {
-            c->dechunk = true;      /* a 1.0 client cannot read chunked */
-            c->keepalive = false;
+        h1_chunked_init(&c->t->resp_ck);
+        if (c->t->client10) {
+            c->t->dechunk = true;      /* a 1.0 client cannot read chunked */
+            c->t->keepalive = false;
         }
     } else if (r->body == H1_BODY_CLOSE) {
-        c->keepalive = false;       /* the end of the body is our close */
-        c->up_clean = false;
+        c->t->keepalive = false;       /* the end of the body is our close */
+        c->t->up_clean = false;
     }
-    if (!c->req_done)
-        c->keepalive = false;       /* early answer: the rest of the request is unread */
+    if (!c->t->req_done)
+        c->t->keepalive = false;       /* early answer: the rest of the request is unread */
     if (!build_client_head(c, r)) {
-        c->up_clean = false;
-        up_close(c->up);
-        c->resp_started = false;
+        c->t->up_clean = false;
+        up_close(c->t->up);
+        c->t->resp_started = false;
         local_response(c, 502, NULL, NULL, 0, NULL);
         return false;
     }
-    c->rstate = r->body == H1_BODY_NONE ? RS_DONE : RS_BODY;
-    if (c->rstate == RS_DONE && ub->start < ub->end)
-        c->up_clean = false;        /* bytes after a bodiless response: not clean */
+    c->t->rstate = r->body == H1_BODY_NONE ? RS_DONE : RS_BODY;
+    if (c->t->rstate == RS_DONE && ub->start < ub->end)
+        c->t->up_clean = false;        /* bytes after a bodiless response: not clean */
     return true;
 }
 
 /* Queue the body bytes in ubuf[start, end) for the client. */
 static void resp_body(struct gw_conn *c)
 {
-    struct gw_buf *ub = c->ubuf;
+    struct gw_buf *ub = c->t->ubuf;
 
-    while (c->rstate == RS_BODY && ub->start < ub->end) {
+    while (c->t->rstate == RS_BODY && ub->start < ub->end) {
         size_t avail = ub->end - ub->start;
-        if (c->resp_kind == H1_BODY_LENGTH) {
-            size_t take = avail < c->resp_remaining ? avail : (size_t)c->resp_remaining;
-            iovq_push(&c->cq, ub->data + ub->start, take);
+        if (c->t->resp_kind == H1_BODY_LENGTH) {
+            size_t take = avail < c->t->resp_remaining ? avail : (size_t)c->t->resp_remaining;
+            iovq_push(&c->t->cq, ub->data + ub->start, take);
             ub->start += (uint32_t)take;
-            c->resp_remaining -= take;
-            if (c->resp_remaining == 0)
-                c->rstate = RS_DONE;
-        } else if (c->resp_kind == H1_BODY_CLOSE) {
-            iovq_push(&c->cq, ub->data + ub->start, avail);
+            c->t->resp_remaining -= take;
+            if (c->t->resp_remaining == 0)
+                c->t->rstate = RS_DONE;
+        } else if (c->t->resp_kind == H1_BODY_CLOSE) {
+            iovq_push(&c->t->cq, ub->data + ub->start, avail);
             ub->start = ub->end;
         } else {
             size_t used = 0;
             size_t lim = avail;
-            if (c->dechunk) {   /* copy data pieces after the head in scratch */
-                size_t room = c->scratch->cap - c->scratch->end;
+            if (c->t->dechunk) {   /* copy data pieces after the head in scratch */
+                size_t room = c->t->scratch->cap - c->t->scratch->end;
                 if (room == 0)
                     return;
                 if (lim > room)
                     lim = room;
             }
-            int k = h1_chunked_next(&c->resp_ck, ub->data + ub->start, lim, &used);
+            int k = h1_chunked_next(&c->t->resp_ck, ub->data + ub->start, lim, &used);
             if (k == H1C_ERROR) {
-                gw_log(GW_LOG_WARN, "upstream %s: bad chunked framing", c->target->text);
-                c->up_clean = false;
-                up_close(c->up);
+                gw_log(GW_LOG_WARN, "upstream %s: bad chunked framing", c->t->target->text);
+                c->t->up_clean = false;
+                up_close(c->t->up);
                 conn_close(c);
                 return;
             }
-            if (!c->dechunk) {
-                iovq_push(&c->cq, ub->data + ub->start, used);
+            if (!c->t->dechunk) {
+                iovq_push(&c->t->cq, ub->data + ub->start, used);
             } else if (k == H1C_DATA) {
-                struct gw_buf *sb = c->scratch;
+                struct gw_buf *sb = c->t->scratch;
                 memcpy(sb->data + sb->end, ub->data + ub->start, used);
-                iovq_push(&c->cq, sb->data + sb->end, used);
+                iovq_push(&c->t->cq, sb->data + sb->end, used);
                 sb->end += (uint32_t)used;
             }
             ub->start += (uint32_t)used;
             if (k == H1C_DONE)
-                c->rstate = RS_DONE;
+                c->t->rstate = RS_DONE;
             if (k == H1C_AGAIN)
                 break;
         }
     }
-    if (c->rstate == RS_DONE && ub->start < ub->end)
-        c->up_clean = false;        /* the server sent more than the message */
+    if (c->t->rstate == RS_DONE && ub->start < ub->end)
+        c->t->up_clean = false;        /* the server sent more than the message */
 }
 
 static bool up_recv(struct gw_conn *c)
 {
-    struct gw_upconn *u = c->up;
+    struct gw_upconn *u = c->t->up;
     struct gw_worker *w = c->w;
 
-    if (u == NULL || !u->connected || !iovq_empty(&c->cq) || c->rstate == RS_DONE)
+    if (u == NULL || !u->connected || !iovq_empty(&c->t->cq) || c->t->rstate == RS_DONE)
         return false;
-    if (c->rstate == RS_BODY && c->ubuf && c->ubuf->start < c->ubuf->end) {
+    if (c->t->rstate == RS_BODY && c->t->ubuf && c->t->ubuf->start < c->t->ubuf->end) {
         /* body bytes read earlier but not yet queued (de-chunking ran out of
          * scratch room): queue them before reading more */
-        uint32_t before = c->ubuf->start;
+        uint32_t before = c->t->ubuf->start;
         resp_body(c);
-        return c->state != C_ACTIVE || c->ubuf == NULL || c->ubuf->start != before ||
-               c->rstate != RS_BODY;
+        return c->state != C_ACTIVE || c->t->ubuf == NULL || c->t->ubuf->start != before ||
+               c->t->rstate != RS_BODY;
     }
     if (!u->r_ready)
         return false;
-    if (c->ubuf == NULL)
-        c->ubuf = gw_buf_get(w, c->rstate == RS_BODY ? GW_BUF_LARGE : GW_BUF_SMALL);
-    struct gw_buf *ub = c->ubuf;
+    if (c->t->ubuf == NULL)
+        c->t->ubuf = gw_buf_get(w, c->t->rstate == RS_BODY ? GW_BUF_LARGE : GW_BUF_SMALL);
+    struct gw_buf *ub = c->t->ubuf;
     if (ub->start == ub->end) {
         ub->start = ub->end = 0;
         /* a long body: move to a large buffer, fewer syscalls per byte */
-        if (c->rstate == RS_BODY && ub->cap == GW_BUF_SMALL &&
-            (c->resp_kind != H1_BODY_LENGTH || c->resp_remaining > GW_BUF_SMALL)) {
+        if (c->t->rstate == RS_BODY && ub->cap == GW_BUF_SMALL &&
+            (c->t->resp_kind != H1_BODY_LENGTH || c->t->resp_remaining > GW_BUF_SMALL)) {
             gw_buf_put(w, ub);
-            ub = c->ubuf = gw_buf_get(w, GW_BUF_LARGE);
+            ub = c->t->ubuf = gw_buf_get(w, GW_BUF_LARGE);
         }
     } else if (ub->start > 0 && ub->end == ub->cap) {
         memmove(ub->data, ub->data + ub->start, ub->end - ub->start);
@@ -1299,43 +1384,43 @@ static bool up_recv(struct gw_conn *c)
     if (n == -2)
         return false;
     if (n == 0 || n == -1) {
-        if (c->rstate == RS_WAIT) {
+        if (c->t->rstate == RS_WAIT) {
             bool nothing = ub->end == 0;
             if (nothing && u->reused)
                 up_failed(c, 502, true, "pooled connection closed before the response; retrying");
             else if (nothing)
                 up_failed(c, 502, false, n == 0 ? "closed before responding" : "reset before responding");
             else {
-                gw_log(GW_LOG_WARN, "upstream %s: incomplete response header", c->target->text);
-                c->up_clean = false;
+                gw_log(GW_LOG_WARN, "upstream %s: incomplete response header", c->t->target->text);
+                c->t->up_clean = false;
                 up_close(u);
                 local_response(c, 502, NULL, NULL, 0, NULL);
             }
             return true;
         }
-        if (c->resp_kind == H1_BODY_CLOSE && n == 0) {
-            c->rstate = RS_DONE;
-            c->up_clean = false;
+        if (c->t->resp_kind == H1_BODY_CLOSE && n == 0) {
+            c->t->rstate = RS_DONE;
+            c->t->up_clean = false;
             up_close(u);
             return true;
         }
-        gw_log(GW_LOG_WARN, "upstream %s: connection lost mid-response", c->target->text);
-        c->up_clean = false;
+        gw_log(GW_LOG_WARN, "upstream %s: connection lost mid-response", c->t->target->text);
+        c->t->up_clean = false;
         up_close(u);
-        c->keepalive = false;
-        if (iovq_empty(&c->cq))
+        c->t->keepalive = false;
+        if (iovq_empty(&c->t->cq))
             conn_close(c);
         else
-            c->rstate = RS_DONE;    /* flush what we have, then close (keepalive off) */
+            c->t->rstate = RS_DONE;    /* flush what we have, then close (keepalive off) */
         return true;
     }
-    if (c->rstate == RS_WAIT) {
+    if (c->t->rstate == RS_WAIT) {
         if (!resp_head(c))
             return true;
         if (c->state != C_ACTIVE)
             return true;
-    } else if (c->rstate == RS_BODY) {
-        up_timer_arm(u, c->ups->cfg->idle_ms);
+    } else if (c->t->rstate == RS_BODY) {
+        up_timer_arm(u, c->t->ups->cfg->idle_ms);
     }
     resp_body(c);
     return true;
@@ -1345,9 +1430,9 @@ static bool up_recv(struct gw_conn *c)
 
 static bool client_send(struct gw_conn *c)
 {
-    if (iovq_empty(&c->cq) || !c->w_ready)
+    if (iovq_empty(&c->t->cq) || !c->w_ready)
         return false;
-    ssize_t n = iovq_write(c->fd, &c->cq);
+    ssize_t n = iovq_write(c->fd, &c->t->cq);
     if (n < 0) {
         conn_close(c);      /* the client went away: drop the upstream too */
         return false;
@@ -1356,23 +1441,23 @@ static bool client_send(struct gw_conn *c)
         c->w_ready = false;
         return false;
     }
-    c->bytes_out += (uint64_t)n;
-    if (iovq_empty(&c->cq) && c->ubuf && c->ubuf->start == c->ubuf->end)
-        c->ubuf->start = c->ubuf->end = 0;
-    if (iovq_empty(&c->cq) && c->dechunk && !c->uhead_pending)
-        c->scratch->start = c->scratch->end = 0;
+    c->t->bytes_out += (uint64_t)n;
+    if (iovq_empty(&c->t->cq) && c->t->ubuf && c->t->ubuf->start == c->t->ubuf->end)
+        c->t->ubuf->start = c->t->ubuf->end = 0;
+    if (iovq_empty(&c->t->cq) && c->t->dechunk && !c->t->uhead_pending)
+        c->t->scratch->start = c->t->scratch->end = 0;
     return true;
 }
 
 static bool up_send(struct gw_conn *c)
 {
-    struct gw_upconn *u = c->up;
+    struct gw_upconn *u = c->t->up;
 
-    if (u == NULL || !u->connected || !u->w_ready || iovq_empty(&c->uq))
+    if (u == NULL || !u->connected || !u->w_ready || iovq_empty(&c->t->uq))
         return false;
-    ssize_t n = iovq_write(u->fd, &c->uq);
+    ssize_t n = iovq_write(u->fd, &c->t->uq);
     if (n < 0) {
-        if (c->rstate == RS_WAIT && !c->resp_started)
+        if (c->t->rstate == RS_WAIT && !c->t->resp_started)
             up_failed(c, 502, u->reused && u->nreq > 0, "write failed");
         else {
             up_close(u);
@@ -1384,11 +1469,11 @@ static bool up_send(struct gw_conn *c)
         u->w_ready = false;
         return false;
     }
-    if (iovq_empty(&c->uq)) {
-        c->uhead_pending = false;
-        if (c->req_done && c->rstate == RS_WAIT && c->state == C_ACTIVE) {
+    if (iovq_empty(&c->t->uq)) {
+        c->t->uhead_pending = false;
+        if (c->t->req_done && c->t->rstate == RS_WAIT && c->state == C_ACTIVE) {
             u->nreq++;
-            up_timer_arm(u, c->ups->cfg->response_header_ms);
+            up_timer_arm(u, c->t->ups->cfg->response_header_ms);
         }
     }
     return true;
@@ -1397,26 +1482,26 @@ static bool up_send(struct gw_conn *c)
 /* Read more of the request body (only when all queued bytes went up). */
 static bool client_body_recv(struct gw_conn *c)
 {
-    if (c->req_done || !c->r_ready || !iovq_empty(&c->uq) || c->up == NULL)
+    if (c->t->req_done || !c->r_ready || !iovq_empty(&c->t->uq) || c->t->up == NULL)
         return false;
     struct gw_buf *in = c->in;
-    if (in->end > c->hlen) {
+    if (in->end > c->t->hlen) {
         /* everything queued was written: the buffer can be reused */
-        in->end = c->hlen;
-        c->body_pos = c->body_end = c->hlen;
-        c->body_lost = true;
+        in->end = c->t->hlen;
+        c->t->body_pos = c->t->body_end = c->t->hlen;
+        c->t->body_lost = true;
     }
     ssize_t n = buf_read(c->fd, in, &c->r_ready, c->rdhup);
     if (n == -2)
         return false;
     if (n == 0 || n == -1) {
-        c->up_clean = false;
-        up_close(c->up);
+        c->t->up_clean = false;
+        up_close(c->t->up);
         conn_close(c);
         return false;
     }
-    c->bytes_in += (uint64_t)n;
-    conn_timer_arm(c, c->ws->to_idle);
+    c->t->bytes_in += (uint64_t)n;
+    conn_timer_arm(c, c->t->ws->to_idle);
     take_body(c);
     return true;
 }
@@ -1428,13 +1513,13 @@ static bool client_watch(struct gw_conn *c)
 {
     char b;
 
-    if (!c->r_ready || !c->req_done || c->peeked)
+    if (!c->r_ready || !c->t->req_done || c->peeked)
         return false;
     ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
     if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
-        if (c->up) {
-            c->up_clean = false;
-            up_close(c->up);
+        if (c->t->up) {
+            c->t->up_clean = false;
+            up_close(c->t->up);
         }
         conn_close(c);
         return false;
@@ -1447,11 +1532,11 @@ static bool client_watch(struct gw_conn *c)
 
 static bool tunnel_step(struct gw_conn *c)
 {
-    struct gw_upconn *u = c->up;
+    struct gw_upconn *u = c->t->up;
     bool p = false;
 
     if (u == NULL) {
-        if (iovq_empty(&c->cq)) {
+        if (iovq_empty(&c->t->cq)) {
             conn_close(c);
             return false;
         }
@@ -1459,33 +1544,33 @@ static bool tunnel_step(struct gw_conn *c)
     }
     p |= up_send(c);
     p |= client_send(c);
-    if (c->state == C_CLOSED || c->up == NULL)
+    if (c->state == C_CLOSED || c->t->up == NULL)
         return false;
-    if (iovq_empty(&c->uq) && c->r_ready) {
+    if (iovq_empty(&c->t->uq) && c->r_ready) {
         c->in->start = c->in->end = 0;
-        c->hlen = 0;
+        c->t->hlen = 0;
         ssize_t n = buf_read(c->fd, c->in, &c->r_ready, c->rdhup);
         if (n == 0 || n == -1) {
-            up_close(c->up);
+            up_close(c->t->up);
             conn_close(c);
             return false;
         }
         if (n > 0) {
-            c->bytes_in += (uint64_t)n;
-            iovq_push(&c->uq, c->in->data, (size_t)n);
+            c->t->bytes_in += (uint64_t)n;
+            iovq_push(&c->t->uq, c->in->data, (size_t)n);
             p = true;
         }
     }
-    if (iovq_empty(&c->cq) && u->r_ready) {
-        c->ubuf->start = c->ubuf->end = 0;
-        ssize_t n = buf_read(u->fd, c->ubuf, &u->r_ready, u->rdhup);
+    if (iovq_empty(&c->t->cq) && u->r_ready) {
+        c->t->ubuf->start = c->t->ubuf->end = 0;
+        ssize_t n = buf_read(u->fd, c->t->ubuf, &u->r_ready, u->rdhup);
         if (n == 0 || n == -1) {
             up_close(u);
             return true;
         }
         if (n > 0) {
-            iovq_push(&c->cq, c->ubuf->data, (size_t)n);
-            up_timer_arm(u, c->ups->cfg->idle_ms);
+            iovq_push(&c->t->cq, c->t->ubuf->data, (size_t)n);
+            up_timer_arm(u, c->t->ups->cfg->idle_ms);
             p = true;
         }
     }
@@ -1518,15 +1603,15 @@ static void conn_pump(struct gw_conn *c)
             client_watch(c);
             if (c->state != C_ACTIVE)
                 break;
-            if (c->rstate == RS_DONE && iovq_empty(&c->cq) &&
-                (c->req_done || !c->keepalive)) {
+            if (c->t->rstate == RS_DONE && iovq_empty(&c->t->cq) &&
+                (c->t->req_done || !c->t->keepalive)) {
                 txn_finish(c);
                 p = true;
             }
             break;
         case C_LOCAL:
             p = client_send(c);
-            if (c->state == C_LOCAL && iovq_empty(&c->cq)) {
+            if (c->state == C_LOCAL && iovq_empty(&c->t->cq)) {
                 txn_finish(c);
                 p = true;
             }
@@ -1547,35 +1632,32 @@ static void conn_pump(struct gw_conn *c)
 static void txn_finish(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
 
-    if (c->ws == NULL)
+    if (t == NULL || t->ws == NULL)
         return;
     access_log(c);
-    if (c->up) {
-        if (c->rstate != RS_DONE || !c->req_done || c->state == C_TUNNEL)
-            c->up_clean = false;
+    if (t->up) {
+        if (t->rstate != RS_DONE || !t->req_done || c->state == C_TUNNEL)
+            t->up_clean = false;
         up_checkin(c);
     }
-    gw_buf_put(w, c->ubuf);
-    c->ubuf = NULL;
-    gw_buf_put(w, c->scratch);
-    c->scratch = NULL;
-    gw_wsnap_unpin(w, c->ws);
-    c->ws = NULL;
-    c->route = NULL;
-    c->target = NULL;
-    iovq_reset(&c->cq);
-    iovq_reset(&c->uq);
-    if (!c->keepalive || w->draining || c->state == C_TUNNEL) {
-        conn_close(c);
+    gw_buf_put(w, t->ubuf);
+    t->ubuf = NULL;
+    gw_buf_put(w, t->scratch);
+    t->scratch = NULL;
+    gw_wsnap_unpin(w, t->ws);
+    t->ws = NULL;
+    if (!t->keepalive || w->draining || c->state == C_TUNNEL) {
+        conn_close(c);      /* the txn goes with the connection, in gw_gc */
         return;
     }
+    uint32_t used = t->body_end;
+    c->t = NULL;
+    txn_put(w, t);
     c->state = C_HEAD;
-    c->rstate = RS_WAIT;
     /* drop this request's bytes; pipelined ones move to the front */
     struct gw_buf *in = c->in;
-    uint32_t used = c->body_end;
-    c->hlen = 0;
     if (in) {
         if (used < in->end) {
             memmove(in->data, in->data + used, in->end - used);
@@ -1586,7 +1668,7 @@ static void txn_finish(struct gw_conn *c)
         }
         in->start = 0;
         if (in->end == 0 && !c->peeked) {
-            gw_buf_put(w, in);
+            gw_buf_put(w, in);      /* an idle connection holds no buffer */
             c->in = NULL;
         }
     }
@@ -1600,30 +1682,34 @@ static void txn_finish(struct gw_conn *c)
 static void conn_close(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
 
     if (c->state == C_CLOSED)
         return;
-    if (c->ws) {
-        if (c->status == 0 && c->hlen)
-            c->status = 499;    /* the client left before the response (nginx's code) */
-        if (c->hlen || c->status)
+    if (t && t->ws) {
+        if (t->status == 0 && t->hlen)
+            t->status = 499;    /* the client left before the response (nginx's code) */
+        if (t->hlen || t->status)
             access_log(c);
-        gw_wsnap_unpin(w, c->ws);
-        c->ws = NULL;
+        gw_wsnap_unpin(w, t->ws);
+        t->ws = NULL;
     }
     c->state = C_CLOSED;
-    if (c->up) {
-        c->up_clean = false;
-        up_close(c->up);
+    if (t && t->up) {
+        t->up_clean = false;
+        up_close(t->up);
     }
     event_del(&c->ev);
     conn_timer_off(c);
     close(c->fd);
     c->fd = -1;
     gw_buf_put(w, c->in);
-    gw_buf_put(w, c->scratch);
-    gw_buf_put(w, c->ubuf);
-    c->in = c->scratch = c->ubuf = NULL;
+    c->in = NULL;
+    if (t) {
+        gw_buf_put(w, t->scratch);
+        gw_buf_put(w, t->ubuf);
+        t->scratch = t->ubuf = NULL;
+    }
     /* unlink from the worker's list */
     if (c->prev)
         c->prev->next = c->next;
@@ -1642,6 +1728,8 @@ void gw_gc(struct gw_worker *w)
     while (w->gc_conns) {
         struct gw_conn *c = w->gc_conns;
         w->gc_conns = c->gc_next;
+        if (c->t)
+            txn_put(w, c->t);
         c->magic = 0;
         free(c);
     }
@@ -1685,7 +1773,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
             (void)r;
         }
         conn_close(c);
-    } else if (c->state == C_ACTIVE && !c->req_done) {
+    } else if (c->state == C_ACTIVE && !c->t->req_done) {
         gw_log(GW_LOG_INFO, "client stopped sending its request body");
         conn_close(c);
     }
@@ -1728,8 +1816,8 @@ void gw_conns_drain(struct gw_worker *w)
         next = c->next;
         if (c->state == C_HEAD && (c->in == NULL || c->in->end == 0))
             conn_close(c);
-        else
-            c->keepalive = false;
+        else if (c->t)
+            c->t->keepalive = false;
     }
 }
 

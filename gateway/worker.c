@@ -331,6 +331,7 @@ static void *worker_main(void *arg)
     gw_conns_close_all(w);
     gw_pool_close_all(w);
     gw_gc(w);
+    gw_txns_free(w);
     levs_sync(w, NULL);
     gw_alog_free(&w->alog);
     if (w->cur)
