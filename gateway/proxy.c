@@ -20,6 +20,7 @@
  * callback is done (tmux/Redis style).
  */
 #include "gateway.h"
+#include "io.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,7 +45,7 @@ struct iovq {
 
 struct gw_upconn {
     uint32_t magic;
-    int fd;
+    struct gw_io io;
     struct gw_worker *w;
     struct gw_conn *owner;          /* NULL while pooled */
     struct event ev;
@@ -65,7 +66,9 @@ struct gw_txn {
     uint8_t rstate;
     bool keepalive, client10, req_done, body_lost, resp_started, dechunk, up_clean;
     bool upgrade, head_req, uhead_pending;
+    bool cli_eof, up_eof;           /* tunnel half-closes seen */
     uint8_t attempts, req_kind, resp_kind, method;
+    uint64_t up_sent;               /* bytes written to the current upstream attempt */
     struct gw_buf *scratch, *ubuf;
     struct gw_upconn *up;
     struct gw_wsnap *ws;
@@ -92,7 +95,7 @@ struct gw_conn {
     uint32_t magic;
     uint8_t state;
     bool r_ready, w_ready, rdhup, parse_pending, peeked, timer_on;
-    int fd;
+    struct gw_io io;
     struct gw_worker *w;
     struct gw_listener *l;
     struct gw_conn *next, *prev;    /* w->conns */
@@ -148,18 +151,14 @@ static bool iovq_push(struct iovq *q, const char *p, size_t len)
 
 /* Write what the queue holds.  Returns bytes written, 0 when the socket is
  * full (EAGAIN), -1 on error. */
-static ssize_t iovq_write(int fd, struct iovq *q)
+static ssize_t iovq_write(struct gw_io *io, struct iovq *q)
 {
-    ssize_t n;
+    ssize_t n = gw_io_writev(io, q->v + q->i, q->n - q->i);
 
-    for (;;) {
-        n = writev(fd, q->v + q->i, q->n - q->i);
-        if (n >= 0)
-            break;
-        if (errno == EINTR)
-            continue;
-        return errno == EAGAIN ? 0 : -1;
-    }
+    if (n == GW_IO_AGAIN)
+        return 0;
+    if (n < 0)
+        return -1;
     size_t left = (size_t)n;
     while (q->i < q->n && left >= q->v[q->i].iov_len) {
         left -= q->v[q->i].iov_len;
@@ -444,8 +443,8 @@ static void up_close(struct gw_upconn *u)
     pool_remove(&u->pn);
     event_del(&u->ev);
     event_del(&u->timer);
-    close(u->fd);
-    u->fd = -1;
+    close(u->io.fd);
+    u->io.fd = -1;
     if (u->owner && u->owner->t && u->owner->t->up == u)
         u->owner->t->up = NULL;
     u->owner = NULL;
@@ -476,7 +475,7 @@ static void up_failed(struct gw_conn *c, int status, bool stale, const char *why
                       c->t->method == H1_M_OPTIONS || c->t->method == H1_M_TRACE ||
                       c->t->method == H1_M_PUT || c->t->method == H1_M_DELETE;
     bool can = !c->t->resp_started && !c->t->body_lost && c->state == C_ACTIVE &&
-               (stale || !reached || idempotent);
+               (!reached || idempotent || c->t->up_sent == 0);
     if (can && stale) {
         c->t->tried &= ~(1ull << ((c->t->target - c->t->ups->targets) & 63));
     } else if (can && c->t->attempts < c->t->ups->cfg->retries) {
@@ -492,6 +491,7 @@ static void up_failed(struct gw_conn *c, int status, bool stale, const char *why
             c->t->target = &c->t->ups->targets[ti];
             c->t->tried |= 1ull << (ti & 63);
             iovq_reset(&c->t->uq);
+            c->t->up_sent = 0;
             iovq_push(&c->t->uq, c->t->scratch->data, c->t->uhead_len);
             iovq_push(&c->t->uq, c->in->data + c->t->hlen, c->t->body_pos - c->t->hlen);
             c->t->uhead_pending = true;
@@ -533,19 +533,20 @@ static bool up_connect(struct gw_conn *c)
     u->w = w;
     u->t = t;
     u->owner = c;
-    u->fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (u->fd == -1) {
+    u->io.ops = &gw_io_plain;
+    u->io.fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u->io.fd == -1) {
         gw_log(GW_LOG_ERROR, "socket: %s", strerror(errno));
         free(u);
         local_response(c, 502, NULL, NULL, 0, NULL);
         return true;
     }
     int one = 1;
-    setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    event_assign(&u->ev, w->base, u->fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, up_event, u);
+    setsockopt(u->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    event_assign(&u->ev, w->base, u->io.fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, up_event, u);
     event_assign(&u->timer, w->base, -1, 0, up_timer_cb, u);
     c->t->up = u;
-    if (connect(u->fd, (const struct sockaddr *)&t->sa, t->salen) == 0) {
+    if (connect(u->io.fd, (const struct sockaddr *)&t->sa, t->salen) == 0) {
         u->connected = u->w_ready = true;
     } else if (errno != EINPROGRESS) {
         int e = errno;
@@ -607,7 +608,7 @@ static void up_event(evutil_socket_t fd, short what, void *arg)
     if (!u->connected && (what & (EV_WRITE | EV_READ))) {
         int err = 0;
         socklen_t el = sizeof(err);
-        getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        getsockopt(u->io.fd, SOL_SOCKET, SO_ERROR, &err, &el);
         if (err) {
             char why[128];
             snprintf(why, sizeof(why), "connect: %s", strerror(err));
@@ -1128,14 +1129,11 @@ static void answer_parse_error(struct gw_conn *c, int err)
 /* Read from fd into b's free tail.  >0 bytes, 0 EOF, -1 error, -2 no data.
  * rdhup: the peer's FIN is known to be pending (EPOLLRDHUP), so a short
  * read does not mean the edge was consumed: the EOF still has to be read. */
-static ssize_t buf_read(int fd, struct gw_buf *b, bool *ready, bool rdhup)
+static ssize_t buf_read(struct gw_io *io, struct gw_buf *b, bool *ready, bool rdhup)
 {
     size_t room = b->cap - b->end;
-    ssize_t n;
+    ssize_t n = gw_io_read(io, b->data + b->end, room);
 
-    do {
-        n = read(fd, b->data + b->end, room);
-    } while (n == -1 && errno == EINTR);
     if (n > 0) {
         b->end += (uint32_t)n;
         if ((size_t)n < room && !rdhup)
@@ -1144,7 +1142,7 @@ static ssize_t buf_read(int fd, struct gw_buf *b, bool *ready, bool rdhup)
     }
     if (n == 0)
         return 0;
-    if (errno == EAGAIN) {
+    if (n == GW_IO_AGAIN) {
         *ready = false;
         return -2;
     }
@@ -1165,7 +1163,7 @@ static bool head_step(struct gw_conn *c)
         if (c->in->end == c->in->cap)
             return false;
         bool was_empty = c->in->end == 0;
-        ssize_t n = buf_read(c->fd, c->in, &c->r_ready, c->rdhup);
+        ssize_t n = buf_read(&c->io, c->in, &c->r_ready, c->rdhup);
         if (n == 0 || n == -1) {
             conn_close(c);
             return false;
@@ -1278,8 +1276,9 @@ static bool resp_head(struct gw_conn *c)
         c->t->keepalive = false;       /* the end of the body is our close */
         c->t->up_clean = false;
     }
-    if (!c->t->req_done)
-        c->t->keepalive = false;       /* early answer: the rest of the request is unread */
+    /* An early answer (the request body still arriving) keeps the client
+     * connection if the body completes by the time the response does; the
+     * txn ends only then, and closes if it cannot. */
     if (!build_client_head(c, r)) {
         c->t->up_clean = false;
         up_close(c->t->up);
@@ -1380,7 +1379,7 @@ static bool up_recv(struct gw_conn *c)
         ub->end -= ub->start;
         ub->start = 0;
     }
-    ssize_t n = buf_read(u->fd, ub, &u->r_ready, u->rdhup);
+    ssize_t n = buf_read(&u->io, ub, &u->r_ready, u->rdhup);
     if (n == -2)
         return false;
     if (n == 0 || n == -1) {
@@ -1419,10 +1418,10 @@ static bool up_recv(struct gw_conn *c)
             return true;
         if (c->state != C_ACTIVE)
             return true;
-    } else if (c->t->rstate == RS_BODY) {
-        up_timer_arm(u, c->t->ups->cfg->idle_ms);
     }
     resp_body(c);
+    if (c->t->rstate == RS_BODY && c->t->up)
+        up_timer_arm(c->t->up, c->t->ups->cfg->idle_ms);   /* silence mid-response */
     return true;
 }
 
@@ -1432,7 +1431,7 @@ static bool client_send(struct gw_conn *c)
 {
     if (iovq_empty(&c->t->cq) || !c->w_ready)
         return false;
-    ssize_t n = iovq_write(c->fd, &c->t->cq);
+    ssize_t n = iovq_write(&c->io, &c->t->cq);
     if (n < 0) {
         conn_close(c);      /* the client went away: drop the upstream too */
         return false;
@@ -1455,7 +1454,7 @@ static bool up_send(struct gw_conn *c)
 
     if (u == NULL || !u->connected || !u->w_ready || iovq_empty(&c->t->uq))
         return false;
-    ssize_t n = iovq_write(u->fd, &c->t->uq);
+    ssize_t n = iovq_write(&u->io, &c->t->uq);
     if (n < 0) {
         if (c->t->rstate == RS_WAIT && !c->t->resp_started)
             up_failed(c, 502, u->reused && u->nreq > 0, "write failed");
@@ -1469,6 +1468,7 @@ static bool up_send(struct gw_conn *c)
         u->w_ready = false;
         return false;
     }
+    c->t->up_sent += (uint64_t)n;
     if (iovq_empty(&c->t->uq)) {
         c->t->uhead_pending = false;
         if (c->t->req_done && c->t->rstate == RS_WAIT && c->state == C_ACTIVE) {
@@ -1491,7 +1491,7 @@ static bool client_body_recv(struct gw_conn *c)
         c->t->body_pos = c->t->body_end = c->t->hlen;
         c->t->body_lost = true;
     }
-    ssize_t n = buf_read(c->fd, in, &c->r_ready, c->rdhup);
+    ssize_t n = buf_read(&c->io, in, &c->r_ready, c->rdhup);
     if (n == -2)
         return false;
     if (n == 0 || n == -1) {
@@ -1515,7 +1515,7 @@ static bool client_watch(struct gw_conn *c)
 
     if (!c->r_ready || !c->t->req_done || c->peeked)
         return false;
-    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+    ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK);
     if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
         if (c->t->up) {
             c->t->up_clean = false;
@@ -1530,49 +1530,65 @@ static bool client_watch(struct gw_conn *c)
     return false;
 }
 
+/* A two-way byte pipe after a 101.  Each direction ends on its own: a FIN
+ * from one side is passed on (shutdown SHUT_WR) once what it sent before is
+ * written, and the tunnel closes when both directions have ended. */
 static bool tunnel_step(struct gw_conn *c)
 {
-    struct gw_upconn *u = c->t->up;
+    struct gw_txn *t = c->t;
+    struct gw_upconn *u = t->up;
     bool p = false;
 
     if (u == NULL) {
-        if (iovq_empty(&c->t->cq)) {
+        if (iovq_empty(&t->cq))
             conn_close(c);
-            return false;
-        }
-        return client_send(c);
+        else
+            p = client_send(c);
+        return p;
     }
     p |= up_send(c);
     p |= client_send(c);
-    if (c->state == C_CLOSED || c->t->up == NULL)
+    if (c->state == C_CLOSED || t->up == NULL)
         return false;
-    if (iovq_empty(&c->t->uq) && c->r_ready) {
+    if (!t->cli_eof && iovq_empty(&t->uq) && c->r_ready) {
         c->in->start = c->in->end = 0;
-        c->t->hlen = 0;
-        ssize_t n = buf_read(c->fd, c->in, &c->r_ready, c->rdhup);
-        if (n == 0 || n == -1) {
-            up_close(c->t->up);
+        t->hlen = 0;
+        ssize_t n = buf_read(&c->io, c->in, &c->r_ready, c->rdhup);
+        if (n == -1) {
             conn_close(c);
             return false;
         }
-        if (n > 0) {
-            c->t->bytes_in += (uint64_t)n;
-            iovq_push(&c->t->uq, c->in->data, (size_t)n);
+        if (n == 0) {
+            t->cli_eof = true;
+            shutdown(u->io.fd, SHUT_WR);
+            p = true;
+        } else if (n > 0) {
+            t->bytes_in += (uint64_t)n;
+            iovq_push(&t->uq, c->in->data, (size_t)n);
+            up_timer_arm(u, t->ups->cfg->idle_ms);
             p = true;
         }
     }
-    if (iovq_empty(&c->t->cq) && u->r_ready) {
-        c->t->ubuf->start = c->t->ubuf->end = 0;
-        ssize_t n = buf_read(u->fd, c->t->ubuf, &u->r_ready, u->rdhup);
-        if (n == 0 || n == -1) {
-            up_close(u);
-            return true;
+    if (!t->up_eof && iovq_empty(&t->cq) && u->r_ready) {
+        t->ubuf->start = t->ubuf->end = 0;
+        ssize_t n = buf_read(&u->io, t->ubuf, &u->r_ready, u->rdhup);
+        if (n == -1) {
+            conn_close(c);
+            return false;
         }
-        if (n > 0) {
-            iovq_push(&c->t->cq, c->t->ubuf->data, (size_t)n);
-            up_timer_arm(u, c->t->ups->cfg->idle_ms);
+        if (n == 0) {
+            t->up_eof = true;
+            shutdown(c->io.fd, SHUT_WR);
+            p = true;
+        } else if (n > 0) {
+            iovq_push(&t->cq, t->ubuf->data, (size_t)n);
+            up_timer_arm(u, t->ups->cfg->idle_ms);
             p = true;
         }
+    }
+    if (t->cli_eof && t->up_eof && iovq_empty(&t->cq) && iovq_empty(&t->uq)) {
+        conn_close(c);
+        return false;
     }
     return p;
 }
@@ -1701,8 +1717,8 @@ static void conn_close(struct gw_conn *c)
     }
     event_del(&c->ev);
     conn_timer_off(c);
-    close(c->fd);
-    c->fd = -1;
+    close(c->io.fd);
+    c->io.fd = -1;
     gw_buf_put(w, c->in);
     c->in = NULL;
     if (t) {
@@ -1769,7 +1785,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
             /* slow header section: say why, best effort, then close */
             static const char msg[] = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
                                       "Content-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n";
-            ssize_t r = send(c->fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL);
+            ssize_t r = send(c->io.fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL);
             (void)r;
         }
         conn_close(c);
@@ -1789,7 +1805,8 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
     if (c == NULL)
         abort();
     c->magic = CONN_MAGIC;
-    c->fd = fd;
+    c->io.fd = fd;
+    c->io.ops = &gw_io_plain;
     c->w = w;
     c->l = l;
     if (salen <= sizeof(c->peer))

@@ -1,0 +1,51 @@
+/*
+ * io.h - the transport under a connection.
+ *
+ * The HTTP code never calls read()/writev() itself: it goes through a
+ * gw_io, whose ops are plain socket calls today.  TLS (OpenSSL, with kernel
+ * TLS when the kernel has it) and splice(2) body moves plug in here as other
+ * ops without touching the codec or the pump: a TLS transport's read returns
+ * plaintext, and `can_splice` tells the pump when bytes may move between
+ * two descriptors without passing through user space.
+ *
+ * Return conventions (both ops): > 0 bytes moved; 0 from read = EOF;
+ * GW_IO_AGAIN = would block; GW_IO_ERR = the connection is broken (errno set).
+ */
+#ifndef SLUICE_IO_H
+#define SLUICE_IO_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#define GW_IO_AGAIN (-2)
+#define GW_IO_ERR   (-1)
+
+struct gw_io;
+
+struct gw_io_ops {
+    const char *name;
+    ssize_t (*read)(struct gw_io *io, void *buf, size_t len);
+    ssize_t (*writev)(struct gw_io *io, const struct iovec *iov, int n);
+    bool can_splice;            /* bytes on fd are the payload (plain or kTLS) */
+};
+
+struct gw_io {
+    int fd;
+    const struct gw_io_ops *ops;
+    void *ctx;                  /* transport state (an SSL *, ...); NULL for plain */
+};
+
+extern const struct gw_io_ops gw_io_plain;
+
+static inline ssize_t gw_io_read(struct gw_io *io, void *buf, size_t len)
+{
+    return io->ops->read(io, buf, len);
+}
+
+static inline ssize_t gw_io_writev(struct gw_io *io, const struct iovec *iov, int n)
+{
+    return io->ops->writev(io, iov, n);
+}
+
+#endif
