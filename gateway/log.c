@@ -16,14 +16,29 @@ static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 size_t gw_time_iso(char *out, size_t cap)
 {
-    struct timeval tv;
-    struct tm tm;
+    /* the date part changes once a second: format it once a second per thread */
+    static __thread time_t cached_sec = -1;
+    static __thread char cached[64];
+    struct timespec ts;
 
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    return (size_t)snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                            tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
+    if (cap < 25)
+        return 0;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_sec = ts.tv_sec;
+    }
+    memcpy(out, cached, 20);
+    int ms = (int)(ts.tv_nsec / 1000000);
+    out[20] = (char)('0' + ms / 100);
+    out[21] = (char)('0' + ms / 10 % 10);
+    out[22] = (char)('0' + ms % 10);
+    out[23] = 'Z';
+    out[24] = '\0';
+    return 24;
 }
 
 void gw_log(int level, const char *fmt, ...)

@@ -35,11 +35,11 @@
 #define CONN_MAGIC 0x534c4343u
 #define UP_MAGIC   0x534c5550u
 
-enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_CLOSED };
+enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED };
 enum rstate { RS_WAIT = 0, RS_BODY, RS_DONE };
 
 struct iovq {
-    struct iovec v[4];
+    struct iovec v[8];
     uint8_t i, n;
 };
 
@@ -101,6 +101,8 @@ struct gw_conn {
     struct gw_conn *next, *prev;    /* w->conns */
     struct gw_conn *gc_next;
     struct gw_txn *t;               /* NULL between requests */
+    uint8_t iplen;
+    char ip[INET6_ADDRSTRLEN];      /* the peer's address, formatted once */
     struct gw_buf *in;              /* NULL while idle with nothing buffered */
     size_t scanned;
     struct event ev;
@@ -116,6 +118,8 @@ static void conn_pump(struct gw_conn *c);
 static void conn_close(struct gw_conn *c);
 static void up_close(struct gw_upconn *u);
 static void txn_finish(struct gw_conn *c);
+static void conn_linger(struct gw_conn *c);
+static void linger_step(struct gw_conn *c);
 static void local_response(struct gw_conn *c, int status, const char *ctype,
                            const char *body, size_t body_len, const char *extra);
 static bool up_connect(struct gw_conn *c);
@@ -136,7 +140,7 @@ static bool iovq_push(struct iovq *q, const char *p, size_t len)
             return true;
         }
     }
-    if (q->n == 4) {
+    if (q->n == 8) {
         if (q->i == 0)
             return false;
         memmove(q->v, q->v + q->i, sizeof(q->v[0]) * (size_t)(q->n - q->i));
@@ -387,10 +391,22 @@ static void emit_edits(struct sbuf *s, const struct cfg_header_edits *e)
 
 /* ---- the access log ---- */
 
+static void sb_ms(struct sbuf *s, uint64_t ns)
+{
+    uint64_t us = ns / 1000;
+    char frac[4] = { (char)('0' + us % 1000 / 100), (char)('0' + us % 100 / 10), (char)('0' + us % 10), 0 };
+
+    sb_u64(s, us / 1000);
+    SB_LIT(s, ".");
+    sb_put(s, frac, 3);
+}
+
+/* One line per request, formatted without printf: it runs for every request. */
 static void access_log(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
-    char line[4096], ip[INET6_ADDRSTRLEN];
+    struct gw_txn *t = c->t;
+    char line[4096];
     struct sbuf s = { line, 0, sizeof(line) - 1, false };
 
     if (w->alog.fd < 0)
@@ -398,30 +414,48 @@ static void access_log(struct gw_conn *c)
     uint64_t now = gw_mono_ns();
     s.len = gw_time_iso(line, sizeof(line));
     SB_LIT(&s, " ");
-    sb_put(&s, ip, peer_ip(c, ip, sizeof(ip)));
-    sb_fmt(&s, ":%u \"", peer_port(c));
-    if (c->t->hlen && c->in) {
-        size_t tl = c->t->t_len > 2048 ? 2048 : c->t->t_len;
-        sb_put(&s, c->in->data + c->t->m_off, c->t->m_len);
+    sb_put(&s, c->ip, c->iplen);
+    SB_LIT(&s, ":");
+    sb_u64(&s, peer_port(c));
+    SB_LIT(&s, " \"");
+    if (t->hlen && c->in) {
+        sb_put(&s, c->in->data + t->m_off, t->m_len);
         SB_LIT(&s, " ");
-        sb_put(&s, c->in->data + c->t->t_off, tl);
-        sb_fmt(&s, " HTTP/1.%d\" host=", c->t->client10 ? 0 : 1);
-        if (c->t->h_len)
-            sb_put(&s, c->in->data + c->t->h_off, c->t->h_len > 256 ? 256 : c->t->h_len);
+        sb_put(&s, c->in->data + t->t_off, t->t_len > 2048 ? 2048 : t->t_len);
+        if (t->client10)
+            SB_LIT(&s, " HTTP/1.0\" host=");
+        else
+            SB_LIT(&s, " HTTP/1.1\" host=");
+        if (t->h_len)
+            sb_put(&s, c->in->data + t->h_off, t->h_len > 256 ? 256 : t->h_len);
         else
             SB_LIT(&s, "-");
     } else {
         SB_LIT(&s, "- - -\" host=-");
     }
-    sb_fmt(&s, " status=%d in=%llu out=%llu upstream=%s", c->t->status,
-           (unsigned long long)c->t->bytes_in, (unsigned long long)c->t->bytes_out,
-           c->t->target ? c->t->target->text : "-");
-    if (c->t->t_up)
-        sb_fmt(&s, " upstream_ms=%.3f", (double)(c->t->t_up - c->t->t_start) / 1e6);
+    SB_LIT(&s, " status=");
+    sb_u64(&s, (uint64_t)t->status);
+    SB_LIT(&s, " in=");
+    sb_u64(&s, t->bytes_in);
+    SB_LIT(&s, " out=");
+    sb_u64(&s, t->bytes_out);
+    SB_LIT(&s, " upstream=");
+    if (t->target)
+        sb_put(&s, t->target->text, strlen(t->target->text));
     else
-        SB_LIT(&s, " upstream_ms=-");
-    sb_fmt(&s, " total_ms=%.3f route=%s", (double)(now - c->t->t_start) / 1e6,
-           c->t->route && c->t->route->name ? c->t->route->name : "-");
+        SB_LIT(&s, "-");
+    SB_LIT(&s, " upstream_ms=");
+    if (t->t_up)
+        sb_ms(&s, t->t_up - t->t_start);
+    else
+        SB_LIT(&s, "-");
+    SB_LIT(&s, " total_ms=");
+    sb_ms(&s, now - t->t_start);
+    SB_LIT(&s, " route=");
+    if (t->route && t->route->name)
+        sb_put(&s, t->route->name, strlen(t->route->name));
+    else
+        SB_LIT(&s, "-");
     if (s.overflow)
         s.len = sizeof(line) - 1;
     line[s.len++] = '\n';
@@ -570,7 +604,9 @@ static void up_checkin(struct gw_conn *c)
     c->t->up = NULL;
     u->owner = NULL;
     struct pool_bucket *b = c->t->ws->buckets[c->t->target->gidx];
-    if (!c->t->up_clean || b == NULL || c->w->draining ||
+    /* readiness seen while we owned it will not be reported again (edge
+     * triggered): stray bytes or a FIN would reach the next request */
+    if (!c->t->up_clean || b == NULL || c->w->draining || u->r_ready || u->rdhup ||
         c->t->ups->cfg->max_idle_per_target == 0) {
         up_close(u);
         return;
@@ -656,8 +692,6 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
 static bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
 {
     const struct cfg_route *rt = c->t->route;
-    char ip[INET6_ADDRSTRLEN];
-    size_t iplen = peer_ip(c, ip, sizeof(ip));
     uint32_t need = c->t->hlen + 4096;
     for (size_t i = 0; i < rt->req_headers.nset; i++)
         need += rt->req_headers.set[i].name_len + rt->req_headers.set[i].value_len + 4;
@@ -732,7 +766,7 @@ static bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
         sb_put(&s, xff->value, xff->value_len);
         SB_LIT(&s, ", ");
     }
-    sb_put(&s, ip, iplen);
+    sb_put(&s, c->ip, c->iplen);
     SB_LIT(&s, "\r\nX-Forwarded-Proto: http\r\n");
     if (r->host && r->host_len) {
         SB_LIT(&s, "X-Forwarded-Host: ");
@@ -765,7 +799,7 @@ static bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
 static bool build_client_head(struct gw_conn *c, const struct h1_response *r)
 {
     struct gw_buf *b = c->t->scratch;
-    if (!c->t->uhead_pending)
+    if (!c->t->uhead_pending && iovq_empty(&c->t->cq))
         b->start = b->end = 0;
     struct sbuf s = { b->data + b->end, 0, b->cap - b->end, false };
     const struct cfg_header_edits *e = c->t->route ? &c->t->route->resp_headers : NULL;
@@ -840,8 +874,8 @@ static void local_response(struct gw_conn *c, int status, const char *ctype,
         body = dflt;
         ctype = "text/plain";
     }
-    if (status >= 400 && !c->t->req_done)
-        c->t->keepalive = false;
+    if (!c->t->req_done)
+        c->t->keepalive = false;    /* the unread body must not be parsed as a request */
     if (c->t->scratch == NULL)
         c->t->scratch = gw_buf_get(c->w, body_len + 1024 + (extra ? strlen(extra) : 0));
     struct gw_buf *b = c->t->scratch;
@@ -885,13 +919,19 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
     struct gw_wsnap *ws = c->t->ws;
     const struct sl_config *cfg = ws->s->cfg;
     struct rt_request q;
-    size_t li = 0;
+    size_t li = cfg->nlisteners;
 
     for (size_t i = 0; i < cfg->nlisteners; i++)
         if (ws->s->listeners[i] == c->l) {
             li = i;
             break;
         }
+    if (li == cfg->nlisteners) {
+        /* the listener was removed by a reload: it has no routes any more */
+        c->t->keepalive = false;
+        local_response(c, 404, NULL, NULL, 0, NULL);
+        return;
+    }
     q.listener = li;
     q.method = r->method;
     q.method_len = r->method_len;
@@ -1038,7 +1078,11 @@ static bool take_body(struct gw_conn *c)
         }
     }
     if (c->t->body_end > c->t->body_pos && c->state == C_ACTIVE) {
-        iovq_push(&c->t->uq, in->data + c->t->body_pos, c->t->body_end - c->t->body_pos);
+        c->t->bytes_in += c->t->body_end - c->t->body_pos;
+        if (!iovq_push(&c->t->uq, in->data + c->t->body_pos, c->t->body_end - c->t->body_pos)) {
+            conn_close(c);
+            return false;
+        }
         c->t->body_pos = c->t->body_end;
     }
     return true;
@@ -1087,6 +1131,11 @@ static void start_request(struct gw_conn *c, uint32_t hlen)
     iovq_reset(&c->t->uq);
 
     const struct sl_config *cfg = c->t->ws->s->cfg;
+    if (r->m == H1_M_CONNECT) {     /* a reverse proxy opens no tunnels to arbitrary hosts */
+        c->t->keepalive = false;
+        local_response(c, 405, NULL, NULL, 0, "Allow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH\r\n");
+        return;
+    }
     if (cfg->max_body_bytes && r->body == H1_BODY_LENGTH && r->content_length > cfg->max_body_bytes) {
         local_response(c, 413, NULL, NULL, 0, NULL);
         return;
@@ -1100,6 +1149,8 @@ static void start_request(struct gw_conn *c, uint32_t hlen)
             iovq_push(&c->t->cq, cont, sizeof(cont) - 1);
         }
         take_body(c);
+        if (c->state == C_ACTIVE && !c->t->req_done)
+            conn_timer_arm(c, c->t->ws->to_idle);   /* a body that never comes */
     }
 }
 
@@ -1223,9 +1274,12 @@ static bool resp_head(struct gw_conn *c)
         if (r->status >= 100 && r->status < 200 && r->status != 101) {
             /* interim responses: pass to HTTP/1.1 clients, drop for 1.0 */
             ub->start += (uint32_t)rc;
-            if (!c->t->client10) {
-                build_client_head(c, r);
-                c->t->uhead_pending = c->t->uhead_pending && !iovq_empty(&c->t->uq);
+            c->t->body_lost = true;     /* something went to the client: no retry */
+            if (!c->t->client10 && !build_client_head(c, r)) {
+                c->t->up_clean = false;
+                up_close(c->t->up);
+                conn_close(c);
+                return false;
             }
             continue;
         }
@@ -1500,7 +1554,6 @@ static bool client_body_recv(struct gw_conn *c)
         conn_close(c);
         return false;
     }
-    c->t->bytes_in += (uint64_t)n;
     conn_timer_arm(c, c->t->ws->to_idle);
     take_body(c);
     return true;
@@ -1551,8 +1604,8 @@ static bool tunnel_step(struct gw_conn *c)
     if (c->state == C_CLOSED || t->up == NULL)
         return false;
     if (!t->cli_eof && iovq_empty(&t->uq) && c->r_ready) {
-        c->in->start = c->in->end = 0;
-        t->hlen = 0;
+        c->in->start = 0;
+        c->in->end = t->hlen;       /* keep the request head for the access log */
         ssize_t n = buf_read(&c->io, c->in, &c->r_ready, c->rdhup);
         if (n == -1) {
             conn_close(c);
@@ -1564,7 +1617,7 @@ static bool tunnel_step(struct gw_conn *c)
             p = true;
         } else if (n > 0) {
             t->bytes_in += (uint64_t)n;
-            iovq_push(&t->uq, c->in->data, (size_t)n);
+            iovq_push(&t->uq, c->in->data + t->hlen, (size_t)n);
             up_timer_arm(u, t->ups->cfg->idle_ms);
             p = true;
         }
@@ -1620,7 +1673,7 @@ static void conn_pump(struct gw_conn *c)
             if (c->state != C_ACTIVE)
                 break;
             if (c->t->rstate == RS_DONE && iovq_empty(&c->t->cq) &&
-                (c->t->req_done || !c->t->keepalive)) {
+                ((c->t->req_done && iovq_empty(&c->t->uq)) || !c->t->keepalive)) {
                 txn_finish(c);
                 p = true;
             }
@@ -1635,6 +1688,9 @@ static void conn_pump(struct gw_conn *c)
         case C_TUNNEL:
             p = tunnel_step(c);
             break;
+        case C_LINGER:
+            linger_step(c);
+            return;
         case C_CLOSED:
             return;
         }
@@ -1654,7 +1710,8 @@ static void txn_finish(struct gw_conn *c)
         return;
     access_log(c);
     if (t->up) {
-        if (t->rstate != RS_DONE || !t->req_done || c->state == C_TUNNEL)
+        if (t->rstate != RS_DONE || !t->req_done || c->state == C_TUNNEL ||
+            !iovq_empty(&t->uq) || t->uhead_pending)
             t->up_clean = false;
         up_checkin(c);
     }
@@ -1665,7 +1722,10 @@ static void txn_finish(struct gw_conn *c)
     gw_wsnap_unpin(w, t->ws);
     t->ws = NULL;
     if (!t->keepalive || w->draining || c->state == C_TUNNEL) {
-        conn_close(c);      /* the txn goes with the connection, in gw_gc */
+        if (!t->req_done && c->state != C_TUNNEL)
+            conn_linger(c);
+        else
+            conn_close(c);  /* the txn goes with the connection, in gw_gc */
         return;
     }
     uint32_t used = t->body_end;
@@ -1693,6 +1753,50 @@ static void txn_finish(struct gw_conn *c)
         c->r_ready = true;
     }
     conn_timer_arm(c, c->parse_pending || c->r_ready ? w->cur->to_header : w->cur->to_idle);
+}
+
+/*
+ * The response went out but the client may still be sending (a request
+ * body we refused or did not need).  Closing now would make the kernel
+ * answer the unread bytes with a RST, which can destroy the response in the
+ * client's receive buffer.  So: send our FIN, read and discard for a while,
+ * then close (nginx's lingering close).
+ */
+static void conn_linger(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
+
+    if (t->up) {
+        t->up_clean = false;
+        up_close(t->up);
+    }
+    c->t = NULL;
+    txn_put(w, t);
+    gw_buf_put(w, c->in);
+    c->in = NULL;
+    shutdown(c->io.fd, SHUT_WR);
+    c->state = C_LINGER;
+    conn_timer_arm(c, gw_common_timeout(w, 2000));
+}
+
+static void linger_step(struct gw_conn *c)
+{
+    char sink[4096];
+
+    for (int i = 0; i < 64 && c->r_ready; i++) {
+        ssize_t n = read(c->io.fd, sink, sizeof(sink));
+        if (n > 0)
+            continue;
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && errno == EAGAIN) {
+            c->r_ready = false;
+            return;
+        }
+        conn_close(c);      /* EOF or error: the client is done */
+        return;
+    }
 }
 
 static void conn_close(struct gw_conn *c)
@@ -1746,6 +1850,7 @@ void gw_gc(struct gw_worker *w)
         w->gc_conns = c->gc_next;
         if (c->t)
             txn_put(w, c->t);
+        gw_listener_unref(c->l);
         c->magic = 0;
         free(c);
     }
@@ -1792,6 +1897,8 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     } else if (c->state == C_ACTIVE && !c->t->req_done) {
         gw_log(GW_LOG_INFO, "client stopped sending its request body");
         conn_close(c);
+    } else if (c->state == C_LINGER) {
+        conn_close(c);
     }
     gw_gc(w);
 }
@@ -1821,7 +1928,8 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
     w->conns = c;
     w->nconns++;
     atomic_fetch_add_explicit(&g_nconns, 1, memory_order_relaxed);
-    gw_worker_refresh(w);
+    atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);  /* c->l outlives reloads */
+    c->iplen = (uint8_t)peer_ip(c, c->ip, sizeof(c->ip));
     conn_timer_arm(c, w->cur->to_header);
 }
 
