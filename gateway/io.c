@@ -2,6 +2,7 @@
 #include "io.h"
 
 #include <errno.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static ssize_t plain_read(struct gw_io *io, void *buf, size_t len)
@@ -9,7 +10,7 @@ static ssize_t plain_read(struct gw_io *io, void *buf, size_t len)
     ssize_t n;
 
     do {
-        n = read(io->fd, buf, len);
+        n = recv(io->fd, buf, len, 0);     /* not read(): sockets need no file position */
     } while (n == -1 && errno == EINTR);
     if (n >= 0)
         return n;
@@ -20,8 +21,10 @@ static ssize_t plain_writev(struct gw_io *io, const struct iovec *iov, int n)
 {
     ssize_t r;
 
+    struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
+
     do {
-        r = writev(io->fd, iov, n);
+        r = sendmsg(io->fd, &m, MSG_NOSIGNAL);
     } while (r == -1 && errno == EINTR);
     if (r >= 0)
         return r;

@@ -54,6 +54,8 @@ struct gw_upconn {
     const struct up_target *t;      /* of the snapshot that opened it; only for this request */
     uint32_t idle_timeout_ms;
     uint32_t nreq;
+    uint64_t deadline_ms;           /* 0 = no timeout wanted (lazy timer) */
+    uint64_t timer_at_ms;           /* when the armed timer fires; 0 = not armed */
     bool connected, r_ready, w_ready, reused, closed, rdhup;
     struct gw_upconn *gc_next;
 };
@@ -94,13 +96,15 @@ struct gw_txn {
 struct gw_conn {
     uint32_t magic;
     uint8_t state;
-    bool r_ready, w_ready, rdhup, parse_pending, peeked, timer_on;
+    bool r_ready, w_ready, rdhup, parse_pending, peeked, header_clock;
     struct gw_io io;
     struct gw_worker *w;
     struct gw_listener *l;
     struct gw_conn *next, *prev;    /* w->conns */
     struct gw_conn *gc_next;
     struct gw_txn *t;               /* NULL between requests */
+    uint64_t deadline_ms;           /* 0 = no timeout wanted (lazy timer) */
+    uint64_t timer_at_ms;           /* when the armed timer fires; 0 = not armed */
     uint8_t iplen;
     char ip[INET6_ADDRSTRLEN];      /* the peer's address, formatted once */
     struct gw_buf *in;              /* NULL while idle with nothing buffered */
@@ -236,18 +240,53 @@ static uint16_t peer_port(const struct gw_conn *c)
     return ntohs(c->peer.sa.sa_family == AF_INET6 ? c->peer.in6.sin6_port : c->peer.in4.sin_port);
 }
 
-static void conn_timer_arm(struct gw_conn *c, const struct timeval *tv)
+/*
+ * Lazy timers: a connection keeps its wanted deadline, and its libevent
+ * timer is re-armed only when the new deadline is earlier than the armed
+ * one.  A timer firing early re-arms itself for the rest.  A keep-alive
+ * request thus costs no timer operation at all, where arming and disarming
+ * per request would cost four.
+ */
+static void timer_want(struct gw_worker *w, struct event *ev, uint64_t *deadline,
+                       uint64_t *armed_at, uint32_t ms)
 {
-    event_add(&c->timer, tv);
-    c->timer_on = true;
+    uint64_t now = gw_now_ms(w);
+
+    *deadline = now + ms;
+    if (*armed_at && *armed_at <= *deadline)
+        return;     /* the armed timer fires first and will re-arm */
+    event_add(ev, gw_common_timeout(w, ms));
+    *armed_at = *deadline;
+}
+
+/* Called when a lazy timer fired: true if the deadline really passed;
+ * otherwise re-arms for the rest (or stays off) and returns false. */
+static bool timer_due(struct gw_worker *w, struct event *ev, uint64_t *deadline, uint64_t *armed_at)
+{
+    uint64_t now = gw_now_ms(w);
+
+    *armed_at = 0;
+    if (*deadline == 0)
+        return false;
+    if (now + 2 < *deadline) {  /* the coarse clock ticks every few ms */
+        uint64_t left = *deadline - now;
+        struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
+        event_add(ev, &tv);
+        *armed_at = *deadline;
+        return false;
+    }
+    *deadline = 0;
+    return true;
+}
+
+static void conn_timer_arm(struct gw_conn *c, uint32_t ms)
+{
+    timer_want(c->w, &c->timer, &c->deadline_ms, &c->timer_at_ms, ms);
 }
 
 static void conn_timer_off(struct gw_conn *c)
 {
-    if (c->timer_on) {
-        event_del(&c->timer);
-        c->timer_on = false;
-    }
+    c->deadline_ms = 0;
 }
 
 static const struct sl_config *conn_cfg(const struct gw_conn *c)
@@ -466,7 +505,12 @@ static void access_log(struct gw_conn *c)
 
 static void up_timer_arm(struct gw_upconn *u, uint32_t ms)
 {
-    event_add(&u->timer, gw_common_timeout(u->w, ms));
+    timer_want(u->w, &u->timer, &u->deadline_ms, &u->timer_at_ms, ms);
+}
+
+static void up_timer_off(struct gw_upconn *u)
+{
+    u->deadline_ms = 0;
 }
 
 static void up_close(struct gw_upconn *u)
@@ -611,7 +655,7 @@ static void up_checkin(struct gw_conn *c)
         up_close(u);
         return;
     }
-    event_del(&u->timer);
+    up_timer_off(u);
     if (b->count >= c->t->ups->cfg->max_idle_per_target) {
         struct pool_node *old = pool_oldest(b);
         up_close((struct gw_upconn *)((char *)old - offsetof(struct gw_upconn, pn)));
@@ -654,7 +698,7 @@ static void up_event(evutil_socket_t fd, short what, void *arg)
             return;
         }
         u->connected = true;
-        event_del(&u->timer);
+        up_timer_off(u);
     }
     conn_pump(c);
     gw_gc(w);
@@ -666,6 +710,8 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct gw_worker *w = u->w;
     struct gw_conn *c = u->owner;
 
+    if (!timer_due(w, &u->timer, &u->deadline_ms, &u->timer_at_ms))
+        return;
     if (c == NULL) {
         up_close(u);
     } else if (!u->connected) {
@@ -1150,7 +1196,7 @@ static void start_request(struct gw_conn *c, uint32_t hlen)
         }
         take_body(c);
         if (c->state == C_ACTIVE && !c->t->req_done)
-            conn_timer_arm(c, c->t->ws->to_idle);   /* a body that never comes */
+            conn_timer_arm(c, c->t->ws->s->cfg->client_idle_ms);   /* a body that never comes */
     }
 }
 
@@ -1226,13 +1272,20 @@ static bool head_step(struct gw_conn *c)
             }
             return false;
         }
-        if (was_empty)
-            conn_timer_arm(c, w->cur->to_header);
+        c->header_clock |= was_empty;
     }
     c->parse_pending = false;
     int rc = h1_parse_request(c->in->data, c->in->end, cfg->max_header_bytes, &c->scanned, &w->req);
-    if (rc == H1_INCOMPLETE)
+    if (rc == H1_INCOMPLETE) {
+        /* start client_header_ms at a request's first byte, and only when
+         * the head did not come whole (the common case costs nothing) */
+        if (c->header_clock) {
+            conn_timer_arm(c, cfg->client_header_ms);
+            c->header_clock = false;
+        }
         return c->r_ready;
+    }
+    c->header_clock = false;
     c->scanned = 0;
     if (rc < 0) {
         answer_parse_error(c, rc);
@@ -1292,7 +1345,7 @@ static bool resp_head(struct gw_conn *c)
     c->t->body_lost = true;
     if (c->t->target->health)
         hc_ok((struct hc_state *)c->t->target->health);
-    event_del(&c->t->up->timer);
+    up_timer_off(c->t->up);
 
     if (r->status == 101) {
         if (!c->t->upgrade) {
@@ -1554,7 +1607,7 @@ static bool client_body_recv(struct gw_conn *c)
         conn_close(c);
         return false;
     }
-    conn_timer_arm(c, c->t->ws->to_idle);
+    conn_timer_arm(c, c->t->ws->s->cfg->client_idle_ms);
     take_body(c);
     return true;
 }
@@ -1752,7 +1805,8 @@ static void txn_finish(struct gw_conn *c)
         c->peeked = false;
         c->r_ready = true;
     }
-    conn_timer_arm(c, c->parse_pending || c->r_ready ? w->cur->to_header : w->cur->to_idle);
+    conn_timer_arm(c, c->parse_pending || c->r_ready ? w->cur->s->cfg->client_header_ms
+                                                     : w->cur->s->cfg->client_idle_ms);
 }
 
 /*
@@ -1762,6 +1816,9 @@ static void txn_finish(struct gw_conn *c)
  * client's receive buffer.  So: send our FIN, read and discard for a while,
  * then close (nginx's lingering close).
  */
+#define LINGER_QUIET_MS 5000    /* nginx's lingering_timeout */
+#define LINGER_TOTAL_MS 30000   /* nginx's lingering_time */
+
 static void conn_linger(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
@@ -1777,17 +1834,24 @@ static void conn_linger(struct gw_conn *c)
     c->in = NULL;
     shutdown(c->io.fd, SHUT_WR);
     c->state = C_LINGER;
-    conn_timer_arm(c, gw_common_timeout(w, 2000));
+    c->scanned = gw_now_ms(w) + LINGER_TOTAL_MS;    /* the parse hint is unused now */
+    conn_timer_arm(c, LINGER_QUIET_MS);
 }
 
 static void linger_step(struct gw_conn *c)
 {
     char sink[4096];
 
+    if (gw_now_ms(c->w) >= c->scanned) {
+        conn_close(c);
+        return;
+    }
     for (int i = 0; i < 64 && c->r_ready; i++) {
-        ssize_t n = read(c->io.fd, sink, sizeof(sink));
-        if (n > 0)
+        ssize_t n = recv(c->io.fd, sink, sizeof(sink), 0);
+        if (n > 0) {
+            conn_timer_arm(c, LINGER_QUIET_MS);
             continue;
+        }
         if (n == -1 && errno == EINTR)
             continue;
         if (n == -1 && errno == EAGAIN) {
@@ -1797,6 +1861,8 @@ static void linger_step(struct gw_conn *c)
         conn_close(c);      /* EOF or error: the client is done */
         return;
     }
+    if (c->r_ready)     /* edge-triggered: no new edge will come; continue next turn */
+        event_active(&c->ev, EV_READ, 1);
 }
 
 static void conn_close(struct gw_conn *c)
@@ -1820,7 +1886,8 @@ static void conn_close(struct gw_conn *c)
         up_close(t->up);
     }
     event_del(&c->ev);
-    conn_timer_off(c);
+    event_del(&c->timer);
+    c->deadline_ms = c->timer_at_ms = 0;
     close(c->io.fd);
     c->io.fd = -1;
     gw_buf_put(w, c->in);
@@ -1884,7 +1951,8 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct gw_conn *c = arg;
     struct gw_worker *w = c->w;
 
-    c->timer_on = false;
+    if (!timer_due(w, &c->timer, &c->deadline_ms, &c->timer_at_ms))
+        return;
     if (c->state == C_HEAD) {
         if (c->in && c->in->end > 0) {
             /* slow header section: say why, best effort, then close */
@@ -1930,7 +1998,7 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
     atomic_fetch_add_explicit(&g_nconns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);  /* c->l outlives reloads */
     c->iplen = (uint8_t)peer_ip(c, c->ip, sizeof(c->ip));
-    conn_timer_arm(c, w->cur->to_header);
+    conn_timer_arm(c, w->cur->s->cfg->client_header_ms);
 }
 
 void gw_conns_drain(struct gw_worker *w)
