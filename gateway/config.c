@@ -521,6 +521,46 @@ static const cJSON *get_array(struct pctx *pc, const cJSON *obj, const char *pat
 
 /* ---- top level: workers, limits, timeouts, access_log */
 
+static bool is_loopback(const struct cfg_addr *a)
+{
+    if (a->sa.ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&a->sa)->sin_addr.s_addr) >> 24) == 127;
+    if (a->sa.ss_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)&a->sa)->sin6_addr);
+    return false;
+}
+
+static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen);
+
+/* The admin API changes what the proxy does: without a token it may only
+ * listen where nobody else can reach it. */
+static void parse_admin(struct pctx *pc, const cJSON *v)
+{
+    static const char *const keys[] = { "address", "token", NULL };
+    struct sl_config *cfg = pc->cfg;
+    const char *addr = NULL, *token = NULL;
+    char err[160];
+
+    if (!check_object(pc, v, "/admin", keys, NULL))
+        return;
+    if (get_str(pc, v, "/admin", "token", false, &token) == G_OK) {
+        if (token[0] == '\0')
+            ERR(pc, "/admin/token", "must not be empty");
+        else
+            cfg->admin_token = xstrdup(token);
+    }
+    if (get_str(pc, v, "/admin", "address", true, &addr) != G_OK)
+        return;
+    if (!listener_addr(addr, &cfg->admin_addr, err, sizeof(err))) {
+        ERR(pc, "/admin/address", "%s", err);
+        return;
+    }
+    cfg->has_admin = true;
+    if (cfg->admin_token == NULL && token == NULL && !is_loopback(&cfg->admin_addr))
+        ERR(pc, "/admin/address",
+            "a non-loopback admin address needs admin.token (anyone could change the config)");
+}
+
 static void parse_globals(struct pctx *pc, const cJSON *root)
 {
     struct sl_config *cfg = pc->cfg;
@@ -544,6 +584,14 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
         get_u32(pc, v, "/timeouts", "client_idle_ms", 1, UINT32_MAX, &cfg->client_idle_ms);
         get_u32(pc, v, "/timeouts", "drain_ms", 1, UINT32_MAX, &cfg->drain_ms);
     }
+    if ((v = member(root, "access_log_format")) != NULL) {
+        if (!cJSON_IsString(v) || (strcmp(v->valuestring, "text") && strcmp(v->valuestring, "json")))
+            ERR(pc, "/access_log_format", "must be \"text\" or \"json\"");
+        else
+            cfg->access_log_json = strcmp(v->valuestring, "json") == 0;
+    }
+    if ((v = member(root, "admin")) != NULL)
+        parse_admin(pc, v);
     if ((v = member(root, "access_log")) != NULL) {
         free(cfg->access_log);
         cfg->access_log = NULL;
@@ -1368,9 +1416,9 @@ static void json_syntax_error(struct cfg_errors *errs, const char *json, size_t 
 struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *errs)
 {
     static const char *const keys[] = {
-        "workers", "listeners", "limits", "timeouts", "access_log",
-        "upstreams", "routes", NULL };
-    static const char *const unsupported[] = { "admin", NULL };
+        "workers", "listeners", "limits", "timeouts", "access_log", "access_log_format",
+        "admin", "upstreams", "routes", NULL };
+    static const char *const unsupported[] = { NULL };
     const char *end = NULL;
     size_t nerr0 = errs->n;
     struct pctx pc;
@@ -1409,7 +1457,8 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
 }
 
 struct sl_config *cfg_quick(const char *listen, const char *const *backends,
-                            size_t nbackends, int workers, struct cfg_errors *errs)
+                            size_t nbackends, int workers, const char *admin,
+                            struct cfg_errors *errs)
 {
     size_t nerr0 = errs->n;
     struct cfg_addr a;
@@ -1437,11 +1486,19 @@ struct sl_config *cfg_quick(const char *listen, const char *const *backends,
     }
     if (workers < 0 || workers > 1024)
         cfg_errors_add(errs, "--workers", "must be an integer from 0 to 1024");
+    if (admin && !listener_addr(admin, &a, err, sizeof(err)))
+        cfg_errors_add(errs, "--admin", "bad address \"%s\": %s", admin, err);
+    else if (admin)
+        cfg_addr_free(&a);
     if (errs->n > nerr0)
         return NULL;
 
     doc = cJSON_CreateObject();
     cJSON_AddNumberToObject(doc, "workers", workers);
+    if (admin) {
+        o = cJSON_AddObjectToObject(doc, "admin");
+        cJSON_AddStringToObject(o, "address", admin);
+    }
     arr = cJSON_AddArrayToObject(doc, "listeners");
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", "quick");
@@ -1539,5 +1596,7 @@ void cfg_free(struct sl_config *cfg)
     free(cfg->routes);
     free(cfg->access_log);
     free(cfg->source);
+    free(cfg->admin_token);
+    cfg_addr_free(&cfg->admin_addr);
     free(cfg);
 }

@@ -125,6 +125,10 @@ struct sl_config {
     uint32_t client_idle_ms;        /* default 60000 */
     uint32_t drain_ms;              /* default 10000 */
     char *access_log;               /* "stdout" (default), a file path, or NULL for none */
+    bool access_log_json;           /* "access_log_format": "json" (default "text") */
+    bool has_admin;                 /* an "admin" section is present */
+    struct cfg_addr admin_addr;     /* admin.address */
+    char *admin_token;              /* admin.token, NULL = none (loopback only) */
     struct cfg_upstream *upstreams; size_t nupstreams;
     struct cfg_route *routes; size_t nroutes;
     char *source;                   /* the JSON text as given (for GET /config later) */
@@ -165,7 +169,8 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
  * the equivalent JSON document.  Returns NULL and adds errors with paths
  * "--listen", "--backend" or "--workers" (every bad value is reported). */
 struct sl_config *cfg_quick(const char *listen, const char *const *backends,
-                            size_t nbackends, int workers, struct cfg_errors *errs);
+                            size_t nbackends, int workers, const char *admin,
+                            struct cfg_errors *errs);
 
 void cfg_free(struct sl_config *cfg);
 

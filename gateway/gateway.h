@@ -27,6 +27,7 @@
 #include "config.h"
 #include "http1.h"
 #include "log.h"
+#include "stats.h"
 #include "../router/router.h"
 #include "../upstream/upstream.h"
 #include "../pool/pool.h"
@@ -81,6 +82,9 @@ struct gw_wsnap {
     struct pool_bucket **buckets;       /* [ups.ntargets] */
     const struct timeval *to_header;    /* libevent common timeouts */
     const struct timeval *to_idle;
+    struct gw_route_stats **rstats;     /* [cfg->nroutes] */
+    struct gw_route_stats *unmatched;   /* requests no route took */
+    struct gw_ups_stats **ustats;       /* [cfg->nupstreams] */
 };
 
 struct gw_conn;
@@ -123,6 +127,7 @@ struct gw_worker {
     struct h1_response resp;
     uint64_t rid_seed, rid_count;
     struct gw_alog alog;
+    struct gw_stats stats;              /* read by the admin thread */
     struct timeval common_tv[8];        /* common-timeout cache */
     uint32_t common_ms[8];
     int ncommon;
@@ -135,6 +140,21 @@ extern pthread_mutex_t g_snap_lock;
 extern struct gw_snapshot *g_snap;          /* under g_snap_lock */
 extern _Atomic uint64_t g_snap_version;     /* read lock-free by workers */
 extern _Atomic uint32_t g_nconns;           /* for limits.max_connections */
+
+/* reload.c: the one way a config is applied after start (PUT /config, SIGHUP) */
+extern struct gw_worker *g_workers;
+extern int g_nworkers;
+extern _Atomic uint64_t g_reloads_ok, g_reloads_err;
+/* Validate and apply a whole document; 0 with *version set, or -1 with
+ * errs filled (nothing changed).  Thread-safe; origin names the caller in logs. */
+int gw_config_apply(const char *json, size_t len, const char *origin,
+                    struct cfg_errors *errs, uint64_t *version);
+/* The running snapshot, with a reference the caller drops (gw_snapshot_unref). */
+struct gw_snapshot *gw_snapshot_current(void);
+
+/* admin.c: the admin API on its own thread */
+int gw_admin_start(const struct cfg_addr *addr, char *err, size_t errlen);
+void gw_admin_stop(void);
 
 /* snapshot.c */
 struct gw_snapshot *gw_snapshot_build(struct sl_config *cfg, const struct gw_snapshot *prev,

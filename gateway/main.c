@@ -106,28 +106,25 @@ static struct sl_config *load_file(const char *path, bool quiet)
 
 static void reload(void)
 {
-    char err[512];
+    struct cfg_errors errs = { 0 };
+    uint64_t version;
+    size_t len;
 
     if (M.config_path == NULL) {
-        gw_log(GW_LOG_WARN, "SIGHUP: no --config file to reload (quick mode)");
+        gw_log(GW_LOG_WARN, "SIGHUP: no --config file to reload (quick mode); use PUT /config");
         return;
     }
-    struct sl_config *cfg = load_file(M.config_path, true);
-    if (cfg == NULL)
-        return;     /* the running config stays */
-    if (cfg->workers && cfg->workers != M.nworkers)
-        gw_log(GW_LOG_WARN, "reload: \"workers\" changed to %d; it takes effect at the next start",
-               cfg->workers);
-    struct gw_snapshot *s = gw_snapshot_build(cfg, g_snap, M.nworkers, err, sizeof(err));
-    if (s == NULL) {
-        gw_log(GW_LOG_ERROR, "reload of %s refused: %s", M.config_path, err);
+    char *text = read_file(M.config_path, &len);
+    if (text == NULL) {
+        gw_log(GW_LOG_ERROR, "SIGHUP: cannot read %s: %s; the running config stays",
+               M.config_path, strerror(errno));
+        atomic_fetch_add(&g_reloads_err, 1);
         return;
     }
-    gw_snapshot_publish(s);
-    for (int i = 0; i < M.nworkers; i++)
-        gw_worker_command(&M.workers[i], GW_CMD_SNAPSHOT);
-    gw_log(GW_LOG_INFO, "reloaded %s: config version %llu", M.config_path,
-           (unsigned long long)s->version);
+    /* errors are logged by the apply path; the running config stays */
+    gw_config_apply(text, len, "SIGHUP", &errs, &version);
+    cfg_errors_clear(&errs);
+    free(text);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -229,10 +226,6 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if (admin) {
-        fprintf(stderr, "sluice: --admin: not supported yet: --admin\n");
-        return 1;
-    }
     if (tls_cert || tls_key) {
         fprintf(stderr, "sluice: --tls-cert/--tls-key: not supported yet: --tls-cert\n");
         return 1;
@@ -241,6 +234,10 @@ int main(int argc, char **argv)
     struct sl_config *cfg = NULL;
     if (config && (listen || nbackends)) {
         fprintf(stderr, "sluice: --config and quick mode (--listen/--backend) are exclusive\n%s", usage);
+        return 1;
+    }
+    if (config && admin) {
+        fprintf(stderr, "sluice: --admin is for quick mode; put \"admin\" in the config file\n");
         return 1;
     }
     if (config) {
@@ -254,7 +251,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "sluice: quick mode needs --listen and at least one --backend\n%s", usage);
             return 1;
         }
-        cfg = cfg_quick(listen, backends, nbackends, workers, &errs);
+        cfg = cfg_quick(listen, backends, nbackends, workers, admin, &errs);
         if (cfg == NULL) {
             print_errors("sluice: ", &errs);
             cfg_errors_clear(&errs);
@@ -294,8 +291,18 @@ int main(int argc, char **argv)
 
     M.workers = calloc((size_t)M.nworkers, sizeof(*M.workers));
     M.base = event_base_new();
+    g_workers = M.workers;
+    g_nworkers = M.nworkers;
     if (M.workers == NULL || M.base == NULL || gw_workers_start(M.workers, M.nworkers) != 0) {
         fprintf(stderr, "sluice: cannot start workers\n");
+        return 2;
+    }
+    if (s->cfg->has_admin && gw_admin_start(&s->cfg->admin_addr, err, sizeof(err)) != 0) {
+        fprintf(stderr, "sluice: %s\n", err);
+        for (int i = 0; i < M.nworkers; i++)
+            gw_worker_command(&M.workers[i], GW_CMD_STOP);
+        for (int i = 0; i < M.nworkers; i++)
+            pthread_join(M.workers[i].thread, NULL);
         return 2;
     }
     gw_log(GW_LOG_INFO, "sluice %s started: %d worker%s, config version %llu", SLUICE_VERSION,
@@ -309,6 +316,8 @@ int main(int argc, char **argv)
     }
     event_base_dispatch(M.base);
 
+    /* the admin thread reads the workers' counters: it stops first */
+    gw_admin_stop();
     pthread_mutex_lock(&g_snap_lock);
     drain_ms = g_snap->cfg->drain_ms;
     pthread_mutex_unlock(&g_snap_lock);

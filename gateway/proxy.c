@@ -54,6 +54,7 @@ struct gw_upconn {
     const struct up_target *t;      /* of the snapshot that opened it; only for this request */
     uint32_t idle_timeout_ms;
     uint32_t nreq;
+    uint64_t connect_start;         /* ns, for the connect-time histogram */
     uint64_t deadline_ms;           /* 0 = no timeout wanted (lazy timer) */
     uint64_t timer_at_ms;           /* when the armed timer fires; 0 = not armed */
     bool connected, r_ready, w_ready, reused, closed, rdhup;
@@ -77,6 +78,7 @@ struct gw_txn {
     const struct cfg_route *route;
     const struct up_upstream *ups;
     const struct up_target *target;
+    struct pool_bucket *tb;         /* the target's counters while it counts us in flight */
     uint64_t tried;
     size_t uscanned;
     /* the request: its head stays at in->data[0, hlen) until the txn ends */
@@ -333,6 +335,53 @@ void gw_txns_free(struct gw_worker *w)
     w->nfree_txns = 0;
 }
 
+/* ---- per-target accounting ---- */
+
+static inline void cnt_sub1(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - 1, memory_order_relaxed);
+}
+
+/* The request now goes to target t (NULL: it no longer occupies one). */
+static void txn_target(struct gw_conn *c, const struct up_target *t)
+{
+    struct gw_txn *x = c->t;
+
+    if (x->tb)
+        cnt_sub1(&x->tb->inflight);
+    x->tb = NULL;
+    if (t == NULL)
+        return;
+    x->target = t;
+    x->tb = x->ws->buckets[t->gidx];
+    if (x->tb) {
+        gw_cnt_add(&x->tb->inflight, 1);
+        gw_cnt_add(&x->tb->requests, 1);
+    }
+}
+
+static void txn_target_failed(struct gw_conn *c)
+{
+    if (c->t->tb)
+        gw_cnt_add(&c->t->tb->failures, 1);
+}
+
+/* Counters of a finished request (next to its access log line). */
+static void txn_account(struct gw_conn *c)
+{
+    struct gw_txn *t = c->t;
+    struct gw_stats *st = &c->w->stats;
+
+    gw_cnt_add(&st->bytes_in, t->bytes_in);
+    gw_cnt_add(&st->bytes_out, t->bytes_out);
+    gw_hist_observe(&st->req_duration, gw_mono_ns() - t->t_start);
+    if (t->status >= 100 && t->status < 600) {
+        struct gw_route_stats *rs = t->route ? t->ws->rstats[t->route->index] : t->ws->unmatched;
+        gw_cnt_add(&rs->code[t->status / 100 - 1], 1);
+    }
+    txn_target(c, NULL);
+}
+
 /* ---- hop-by-hop classification ---- */
 
 enum hdr_class {
@@ -440,6 +489,93 @@ static void sb_ms(struct sbuf *s, uint64_t ns)
     sb_put(s, frac, 3);
 }
 
+/* A JSON string value: quotes, backslashes and control bytes escaped;
+ * bytes >= 0x80 are written as \u00XX (the request's bytes, not UTF-8). */
+static void sb_json_str(struct sbuf *s, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    SB_LIT(s, "\"");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch == '"' || ch == '\\') {
+            char e[2] = { '\\', (char)ch };
+            sb_put(s, e, 2);
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            char e[6] = { '\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15] };
+            sb_put(s, e, 6);
+        } else {
+            sb_put(s, (const char *)&ch, 1);
+        }
+    }
+    SB_LIT(s, "\"");
+}
+
+static void access_log_json(struct gw_conn *c)
+{
+    struct gw_txn *t = c->t;
+    char line[8192], ts[32];
+    struct sbuf s = { line, 0, sizeof(line) - 1, false };
+    bool req = t->hlen && c->in;
+
+    SB_LIT(&s, "{\"time\":");
+    sb_json_str(&s, ts, gw_time_iso(ts, sizeof(ts)));
+    SB_LIT(&s, ",\"client\":\"");
+    sb_put(&s, c->ip, c->iplen);
+    SB_LIT(&s, ":");
+    sb_u64(&s, peer_port(c));
+    SB_LIT(&s, "\",\"method\":");
+    if (req)
+        sb_json_str(&s, c->in->data + t->m_off, t->m_len);
+    else
+        SB_LIT(&s, "null");
+    SB_LIT(&s, ",\"target\":");
+    if (req)
+        sb_json_str(&s, c->in->data + t->t_off, t->t_len > 2048 ? 2048 : t->t_len);
+    else
+        SB_LIT(&s, "null");
+    SB_LIT(&s, ",\"version\":");
+    if (req && t->client10)
+        SB_LIT(&s, "\"HTTP/1.0\"");
+    else if (req)
+        SB_LIT(&s, "\"HTTP/1.1\"");
+    else
+        SB_LIT(&s, "null");
+    SB_LIT(&s, ",\"host\":");
+    if (req && t->h_len)
+        sb_json_str(&s, c->in->data + t->h_off, t->h_len > 256 ? 256 : t->h_len);
+    else
+        SB_LIT(&s, "null");
+    SB_LIT(&s, ",\"status\":");
+    sb_u64(&s, (uint64_t)t->status);
+    SB_LIT(&s, ",\"bytes_in\":");
+    sb_u64(&s, t->bytes_in);
+    SB_LIT(&s, ",\"bytes_out\":");
+    sb_u64(&s, t->bytes_out);
+    SB_LIT(&s, ",\"upstream\":");
+    if (t->target)
+        sb_json_str(&s, t->target->text, strlen(t->target->text));
+    else
+        SB_LIT(&s, "null");
+    SB_LIT(&s, ",\"upstream_ms\":");
+    if (t->t_up)
+        sb_ms(&s, t->t_up - t->t_start);
+    else
+        SB_LIT(&s, "null");
+    SB_LIT(&s, ",\"total_ms\":");
+    sb_ms(&s, gw_mono_ns() - t->t_start);
+    SB_LIT(&s, ",\"route\":");
+    if (t->route && t->route->name)
+        sb_json_str(&s, t->route->name, strlen(t->route->name));
+    else
+        SB_LIT(&s, "null");
+    SB_LIT(&s, "}");
+    if (s.overflow)     /* cannot happen: every field above is bounded */
+        return;
+    line[s.len++] = '\n';
+    gw_alog_append(&c->w->alog, line, s.len);
+}
+
 /* One line per request, formatted without printf: it runs for every request. */
 static void access_log(struct gw_conn *c)
 {
@@ -450,6 +586,10 @@ static void access_log(struct gw_conn *c)
 
     if (w->alog.fd < 0)
         return;
+    if (t->ws && t->ws->s->cfg->access_log_json) {
+        access_log_json(c);
+        return;
+    }
     uint64_t now = gw_mono_ns();
     s.len = gw_time_iso(line, sizeof(line));
     SB_LIT(&s, " ");
@@ -518,6 +658,7 @@ static void up_close(struct gw_upconn *u)
     if (u == NULL || u->closed)
         return;
     u->closed = true;
+    cnt_sub1(&u->w->stats.upstream_conns);
     pool_remove(&u->pn);
     event_del(&u->ev);
     event_del(&u->timer);
@@ -540,6 +681,8 @@ static void up_failed(struct gw_conn *c, int status, bool stale, const char *why
     struct gw_upconn *u = c->t->up;
     bool reached = u && u->connected;
 
+    if (!stale)
+        txn_target_failed(c);
     if (u) {
         if (!stale && c->t->target && c->t->target->health)
             hc_fail((struct hc_state *)c->t->target->health, gw_now_ms(c->w));
@@ -566,7 +709,7 @@ static void up_failed(struct gw_conn *c, int status, bool stale, const char *why
         int ti = stale ? (int)(c->t->target - c->t->ups->targets)
                        : up_pick(c->t->ups, c->t->ws->target_rr + c->t->ups->targets[0].gidx, now, c->t->tried);
         if (ti >= 0) {
-            c->t->target = &c->t->ups->targets[ti];
+            txn_target(c, &c->t->ups->targets[ti]);
             c->t->tried |= 1ull << (ti & 63);
             iovq_reset(&c->t->uq);
             c->t->up_sent = 0;
@@ -602,8 +745,10 @@ static bool up_connect(struct gw_conn *c)
         u->reused = true;
         u->r_ready = false;
         c->t->up = u;
+        gw_cnt_add(&w->stats.pool_hits, 1);
         return true;
     }
+    gw_cnt_add(&w->stats.pool_misses, 1);
     u = calloc(1, sizeof(*u));
     if (u == NULL)
         abort();
@@ -620,12 +765,15 @@ static bool up_connect(struct gw_conn *c)
         return true;
     }
     int one = 1;
+    gw_cnt_add(&w->stats.upstream_conns, 1);
+    u->connect_start = gw_mono_ns();
     setsockopt(u->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     event_assign(&u->ev, w->base, u->io.fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, up_event, u);
     event_assign(&u->timer, w->base, -1, 0, up_timer_cb, u);
     c->t->up = u;
     if (connect(u->io.fd, (const struct sockaddr *)&t->sa, t->salen) == 0) {
         u->connected = u->w_ready = true;
+        gw_hist_observe(&w->stats.connect_time, gw_mono_ns() - u->connect_start);
     } else if (errno != EINPROGRESS) {
         int e = errno;
         event_add(&u->ev, NULL);    /* up_close() deletes it */
@@ -699,6 +847,7 @@ static void up_event(evutil_socket_t fd, short what, void *arg)
         }
         u->connected = true;
         up_timer_off(u);
+        gw_hist_observe(&w->stats.connect_time, gw_mono_ns() - u->connect_start);
     }
     conn_pump(c);
     gw_gc(w);
@@ -720,6 +869,7 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
         gw_log(GW_LOG_WARN, "upstream %s: no response header within %u ms",
                c->t->target->text, c->t->ups->cfg->response_header_ms);
         up_close(u);
+        txn_target_failed(c);
         c->t->keepalive = c->t->keepalive && c->t->req_done;
         local_response(c, 504, NULL, NULL, 0, NULL);
     } else {
@@ -1070,7 +1220,7 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
         local_response(c, 503, NULL, NULL, 0, NULL);
         return;
     }
-    c->t->target = &c->t->ups->targets[ti];
+    txn_target(c, &c->t->ups->targets[ti]);
     c->t->tried = 1ull << (ti & 63);
     if (!build_upstream_head(c, r)) {
         local_response(c, 431, NULL, NULL, 0, NULL);
@@ -1340,6 +1490,7 @@ static bool resp_head(struct gw_conn *c)
         break;
     }
     c->t->t_up = gw_mono_ns();
+    gw_hist_observe(&c->t->ws->ustats[c->t->ups - c->t->ws->s->ups.v]->resp, c->t->t_up - c->t->t_start);
     c->t->status = r->status;
     c->t->resp_started = true;
     c->t->body_lost = true;
@@ -1762,6 +1913,7 @@ static void txn_finish(struct gw_conn *c)
     if (t == NULL || t->ws == NULL)
         return;
     access_log(c);
+    txn_account(c);
     if (t->up) {
         if (t->rstate != RS_DONE || !t->req_done || c->state == C_TUNNEL ||
             !iovq_empty(&t->uq) || t->uhead_pending)
@@ -1875,8 +2027,11 @@ static void conn_close(struct gw_conn *c)
     if (t && t->ws) {
         if (t->status == 0 && t->hlen)
             t->status = 499;    /* the client left before the response (nginx's code) */
-        if (t->hlen || t->status)
+        if (t->hlen || t->status) {
             access_log(c);
+            txn_account(c);
+        }
+        txn_target(c, NULL);
         gw_wsnap_unpin(w, t->ws);
         t->ws = NULL;
     }
@@ -1905,6 +2060,7 @@ static void conn_close(struct gw_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
+    cnt_sub1(&w->stats.client_conns);
     atomic_fetch_sub_explicit(&g_nconns, 1, memory_order_relaxed);
     c->gc_next = w->gc_conns;
     w->gc_conns = c;
@@ -1995,6 +2151,7 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
         w->conns->prev = c;
     w->conns = c;
     w->nconns++;
+    gw_cnt_add(&w->stats.client_conns, 1);
     atomic_fetch_add_explicit(&g_nconns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);  /* c->l outlives reloads */
     c->iplen = (uint8_t)peer_ip(c, c->ip, sizeof(c->ip));

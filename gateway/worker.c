@@ -108,6 +108,8 @@ static void wsnap_free(struct gw_wsnap *ws)
     free(ws->target_rr);
     free(ws->route_rr);
     free(ws->buckets);
+    free(ws->rstats);
+    free(ws->ustats);
     free(ws);
 }
 
@@ -130,6 +132,22 @@ static struct gw_wsnap *wsnap_new(struct gw_worker *w, struct gw_snapshot *s)
             if (t->salen)
                 ws->buckets[t->gidx] = pool_bucket_for(&w->pool, (const struct sockaddr *)&t->sa, t->salen);
         }
+    ws->rstats = calloc(s->cfg->nroutes ? s->cfg->nroutes : 1, sizeof(*ws->rstats));
+    ws->ustats = calloc(s->cfg->nupstreams ? s->cfg->nupstreams : 1, sizeof(*ws->ustats));
+    if (!ws->rstats || !ws->ustats)
+        abort();
+    for (size_t i = 0; i < s->cfg->nroutes; i++) {
+        char name[32];
+        const char *n = s->cfg->routes[i].name;
+        if (n == NULL) {
+            snprintf(name, sizeof(name), "_%zu", i);    /* unnamed: its position */
+            n = name;
+        }
+        ws->rstats[i] = gw_stats_route(&w->stats, n);
+    }
+    ws->unmatched = gw_stats_route(&w->stats, "_unmatched");
+    for (size_t i = 0; i < s->cfg->nupstreams; i++)
+        ws->ustats[i] = gw_stats_ups(&w->stats, s->cfg->upstreams[i].name);
     ws->to_header = gw_common_timeout(w, s->cfg->client_header_ms);
     ws->to_idle = gw_common_timeout(w, s->cfg->client_idle_ms);
     return ws;
@@ -349,6 +367,7 @@ static void *worker_main(void *arg)
     event_base_free(w->base);
     close(w->cmd_fd);
     pool_destroy(&w->pool);
+    gw_stats_free(&w->stats);
     bufs_free(w->free_small);
     bufs_free(w->free_large);
     return NULL;

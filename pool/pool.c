@@ -21,6 +21,7 @@ void pool_init(struct pool *p)
     p->tab = calloc(p->cap, sizeof(*p->tab));
     if (p->tab == NULL)
         abort();
+    p->all = NULL;
 }
 
 static void pool_grow(struct pool *p)
@@ -60,6 +61,8 @@ struct pool_bucket *pool_bucket_for(struct pool *p, const struct sockaddr *sa, s
     b->head.next = b->head.prev = &b->head;
     b->hnext = p->tab[i];
     p->tab[i] = b;
+    b->all_next = atomic_load_explicit(&p->all, memory_order_relaxed);
+    atomic_store_explicit(&p->all, b, memory_order_release);
     if (++p->n > p->cap)
         pool_grow(p);
     return b;
@@ -73,7 +76,8 @@ void pool_put(struct pool_bucket *b, struct pool_node *n, uint64_t now_ms)
     n->next = b->head.next;
     b->head.next->prev = n;
     b->head.next = n;
-    b->count++;
+    atomic_store_explicit(&b->count, atomic_load_explicit(&b->count, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 void pool_remove(struct pool_node *n)
@@ -82,7 +86,9 @@ void pool_remove(struct pool_node *n)
         return;
     n->prev->next = n->next;
     n->next->prev = n->prev;
-    n->bucket->count--;
+    atomic_store_explicit(&n->bucket->count,
+                          atomic_load_explicit(&n->bucket->count, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
     n->bucket = NULL;
     n->prev = n->next = NULL;
 }
@@ -120,5 +126,6 @@ void pool_destroy(struct pool *p)
     }
     free(p->tab);
     p->tab = NULL;
+    p->all = NULL;
     p->cap = p->n = 0;
 }

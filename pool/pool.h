@@ -16,6 +16,7 @@
 #ifndef SLUICE_POOL_H
 #define SLUICE_POOL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -30,15 +31,20 @@ struct pool_node {
 
 struct pool_bucket {
     struct pool_node head;          /* circular list; head.next = most recent */
-    uint32_t count;
+    _Atomic uint32_t count;         /* idle connections (read by the admin thread) */
     struct sockaddr_storage sa;
     socklen_t salen;
     struct pool_bucket *hnext;      /* hash chain */
+    /* Per target and worker, written by the owning worker only (relaxed
+     * loads and stores), read by the admin thread: */
+    _Atomic uint64_t requests, failures, inflight;
+    struct pool_bucket *_Atomic all_next;   /* every bucket, append-only */
 };
 
 struct pool {
     struct pool_bucket **tab;
     size_t cap, n;
+    struct pool_bucket *_Atomic all;        /* walkable from other threads */
 };
 
 void pool_init(struct pool *p);

@@ -275,8 +275,6 @@ static void test_not_supported(void)
     static const struct { const char *doc, *path; } t[] = {
         { "{\"listeners\":[{\"address\":\"127.0.0.1:1\"},{\"address\":\"127.0.0.1:2\","
           "\"tls\":{\"ktls\":true}}],\"routes\":[]}", "/listeners/1/tls" },
-        { "{\"listeners\":[{\"address\":\"127.0.0.1:1\"}],\"routes\":[],"
-          "\"admin\":{\"address\":\"127.0.0.1:9901\"}}", "/admin" },
         { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
           "\"health\":{\"path\":\"/healthz\"}}]}", "/upstreams/0/health" },
         { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
@@ -305,6 +303,71 @@ static void test_not_supported(void)
         cfg_free(c);
         cfg_errors_clear(&e);
     }
+}
+
+/* ---- the admin section and the access log format */
+
+static void test_admin(void)
+{
+    struct cfg_errors e = {0};
+    struct sl_config *c;
+
+    c = parse("{" LSN ",\"routes\":[],\"admin\":{\"address\":\"127.0.0.1:9901\"}}", &e);
+    ok(c && c->has_admin && c->admin_addr.port == 9901 && c->admin_token == NULL,
+       "admin on loopback without a token is accepted");
+    cfg_free(c);
+    cfg_errors_clear(&e);
+
+    c = parse("{" LSN ",\"routes\":[],\"admin\":{\"address\":\"[::1]:9901\"}}", &e);
+    ok(c && c->has_admin, "admin on IPv6 loopback without a token is accepted");
+    cfg_free(c);
+    cfg_errors_clear(&e);
+
+    c = parse("{" LSN ",\"routes\":[],\"admin\":{\"address\":\"0.0.0.0:9901\"}}", &e);
+    ok(c == NULL && has_error(&e, "/admin/address", "needs admin.token"),
+       "admin on a non-loopback address without a token is refused");
+    cfg_errors_clear(&e);
+
+    c = parse("{" LSN ",\"routes\":[],\"admin\":{\"address\":\"*:9901\",\"token\":\"s3cret\"}}", &e);
+    ok(c && c->admin_token && strcmp(c->admin_token, "s3cret") == 0,
+       "admin on any address with a token is accepted");
+    cfg_free(c);
+    cfg_errors_clear(&e);
+
+    c = parse("{" LSN ",\"routes\":[],\"admin\":{\"address\":\"127.0.0.1:9901\",\"token\":\"\"}}", &e);
+    ok(c == NULL && has_error(&e, "/admin/token", "empty"), "an empty admin token is refused");
+    cfg_errors_clear(&e);
+
+    c = parse("{" LSN ",\"routes\":[],\"admin\":{\"token\":\"x\"}}", &e);
+    ok(c == NULL && has_error(&e, "/admin/address", "required"), "admin without an address is refused");
+    cfg_errors_clear(&e);
+
+    c = parse("{" LSN ",\"routes\":[],\"admin\":{\"address\":\"127.0.0.1:9901\",\"port\":1}}", &e);
+    ok(c == NULL && has_error(&e, "/admin/port", "unknown field"), "unknown admin field is refused");
+    cfg_errors_clear(&e);
+
+    c = parse("{" LSN ",\"routes\":[],\"access_log_format\":\"json\"}", &e);
+    ok(c && c->access_log_json, "access_log_format json");
+    cfg_free(c);
+    cfg_errors_clear(&e);
+
+    c = parse("{" LSN ",\"routes\":[]}", &e);
+    ok(c && !c->access_log_json && !c->has_admin, "text access log and no admin by default");
+    cfg_free(c);
+    cfg_errors_clear(&e);
+
+    c = parse("{" LSN ",\"routes\":[],\"access_log_format\":\"xml\"}", &e);
+    ok(c == NULL && has_error(&e, "/access_log_format", "json"), "a bad access_log_format is refused");
+    cfg_errors_clear(&e);
+
+    const char *be[] = { "127.0.0.1:9000" };
+    c = cfg_quick("127.0.0.1:8080", be, 1, 1, "127.0.0.1:9901", &e);
+    ok(c && c->has_admin && c->admin_addr.port == 9901, "quick mode with --admin");
+    cfg_free(c);
+    cfg_errors_clear(&e);
+    c = cfg_quick("127.0.0.1:8080", be, 1, 1, "10.1.2.3:9901", &e);
+    ok(c == NULL && e.n >= 1, "quick mode --admin on a non-loopback address is refused (no token)");
+    cfg_errors_clear(&e);
 }
 
 /* ---- invalid documents: each must be refused with an error at this path */
@@ -574,7 +637,7 @@ static void test_quick(void)
 {
     struct cfg_errors e = {0};
     const char *const be[] = { "127.0.0.1:9001", "backend.internal:9002", "[::1]:9003" };
-    struct sl_config *c = cfg_quick("*:8080", be, 3, 2, &e);
+    struct sl_config *c = cfg_quick("*:8080", be, 3, 2, NULL, &e);
 
     ok(c != NULL && e.n == 0, "quick config builds");
     if (c) {
@@ -595,16 +658,16 @@ static void test_quick(void)
     cfg_free(c);
 
     const char *const bad_be[] = { "127.0.0.1:9001", "nohost", "h:0" };
-    c = cfg_quick("example.com:80", bad_be, 3, 0, &e);
+    c = cfg_quick("example.com:80", bad_be, 3, 0, NULL, &e);
     ok(c == NULL && e.n == 3 && strcmp(e.v[0].path, "--listen") == 0 &&
        strcmp(e.v[1].path, "--backend") == 0 && strcmp(e.v[2].path, "--backend") == 0 &&
        strstr(e.v[1].message, "nohost") != NULL, "quick mode reports every bad address");
     dump_errors(&e);
     cfg_errors_clear(&e);
-    c = cfg_quick("127.0.0.1:80", NULL, 0, 0, &e);
+    c = cfg_quick("127.0.0.1:80", NULL, 0, 0, NULL, &e);
     ok(c == NULL && e.n == 1 && strcmp(e.v[0].path, "--backend") == 0, "quick mode needs a backend");
     cfg_errors_clear(&e);
-    c = cfg_quick("127.0.0.1:80", be, 1, 5000, &e);
+    c = cfg_quick("127.0.0.1:80", be, 1, 5000, NULL, &e);
     ok(c == NULL && e.n == 1 && strcmp(e.v[0].path, "--workers") == 0, "quick mode checks workers");
     cfg_errors_clear(&e);
 }
@@ -673,6 +736,7 @@ int main(void)
     test_spec_example();
     test_defaults();
     test_not_supported();
+    test_admin();
     test_bad_documents();
     test_all_errors_reported();
     test_syntax_position();

@@ -1,0 +1,64 @@
+/*
+ * stats.h - counters kept per worker, summed by the admin thread on scrape.
+ *
+ * Each counter is written by exactly one worker, so an increment is a
+ * relaxed load and store (a plain add on x86; no lock prefix, no shared
+ * cache line); the admin thread reads them with relaxed loads.  Per-route and
+ * per-upstream entries are keyed by name, live as long as the worker, and
+ * are published on append-only lists, so a reload keeps their counts and a
+ * reader never sees a half-built entry.
+ */
+#ifndef SLUICE_STATS_H
+#define SLUICE_STATS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_HIST_N 14    /* finite buckets; one more counts +Inf */
+
+extern const double gw_hist_le[GW_HIST_N];     /* upper bounds, seconds */
+
+struct gw_hist {
+    _Atomic uint64_t b[GW_HIST_N + 1];  /* per bucket, not cumulative */
+    _Atomic uint64_t sum_ns;
+};
+
+static inline void gw_cnt_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
+}
+
+static inline uint64_t gw_cnt_get(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed);
+}
+
+void gw_hist_observe(struct gw_hist *h, uint64_t ns);
+
+struct gw_route_stats {
+    struct gw_route_stats *_Atomic next;
+    _Atomic uint64_t code[5];           /* 1xx .. 5xx */
+    char name[];
+};
+
+struct gw_ups_stats {
+    struct gw_ups_stats *_Atomic next;
+    struct gw_hist resp;                /* request start to response header */
+    char name[];
+};
+
+struct gw_stats {
+    _Atomic uint64_t bytes_in, bytes_out, pool_hits, pool_misses;
+    _Atomic uint64_t client_conns, upstream_conns;     /* gauges */
+    struct gw_hist req_duration, connect_time;
+    struct gw_route_stats *_Atomic routes;
+    struct gw_ups_stats *_Atomic ups;
+};
+
+/* Find or create (worker thread only). */
+struct gw_route_stats *gw_stats_route(struct gw_stats *st, const char *name);
+struct gw_ups_stats *gw_stats_ups(struct gw_stats *st, const char *name);
+void gw_stats_free(struct gw_stats *st);
+
+#endif
