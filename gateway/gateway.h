@@ -182,6 +182,7 @@ void gw_conns_drain(struct gw_worker *w);
 void gw_gc(struct gw_worker *w);
 void gw_pool_sweep(struct gw_worker *w);
 void gw_pool_close_all(struct gw_worker *w);
+void gw_pool_drop_unused(struct gw_worker *w, uint64_t version);
 void gw_conns_close_all(struct gw_worker *w);
 void gw_txns_free(struct gw_worker *w);
 

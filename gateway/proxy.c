@@ -2208,3 +2208,14 @@ void gw_pool_close_all(struct gw_worker *w)
 {
     pool_foreach(&w->pool, close_bucket, w);
 }
+
+static void drop_bucket(struct pool_bucket *b, void *arg)
+{
+    if (b->mark != *(const uint64_t *)arg)
+        close_bucket(b, NULL);
+}
+
+void gw_pool_drop_unused(struct gw_worker *w, uint64_t version)
+{
+    pool_foreach(&w->pool, drop_bucket, &version);
+}

@@ -129,8 +129,10 @@ static struct gw_wsnap *wsnap_new(struct gw_worker *w, struct gw_snapshot *s)
     for (size_t i = 0; i < s->ups.n; i++)
         for (size_t j = 0; j < s->ups.v[i].ntargets; j++) {
             const struct up_target *t = &s->ups.v[i].targets[j];
-            if (t->salen)
+            if (t->salen) {
                 ws->buckets[t->gidx] = pool_bucket_for(&w->pool, (const struct sockaddr *)&t->sa, t->salen);
+                ws->buckets[t->gidx]->mark = s->version;
+            }
         }
     ws->rstats = calloc(s->cfg->nroutes ? s->cfg->nroutes : 1, sizeof(*ws->rstats));
     ws->ustats = calloc(s->cfg->nupstreams ? s->cfg->nupstreams : 1, sizeof(*ws->ustats));
@@ -225,6 +227,7 @@ void gw_worker_refresh(struct gw_worker *w)
     w->version = s->version;
     gw_alog_set(&w->alog, s->alog_fd);
     levs_sync(w, s);
+    gw_pool_drop_unused(w, s->version);     /* targets that went: no idle connections stay */
     if (old) {
         if (old->pins == 0) {
             wsnap_free(old);

@@ -39,6 +39,7 @@ struct pool_bucket {
      * loads and stores), read by the admin thread: */
     _Atomic uint64_t requests, failures, inflight;
     struct pool_bucket *_Atomic all_next;   /* every bucket, append-only */
+    uint64_t mark;                  /* the newest config version using this address */
 };
 
 struct pool {
