@@ -10,16 +10,30 @@ Method (see shared/BENCHMARKING.md for why):
   * ROUNDS rounds, the order of targets rotated every round; medians with the
     min-max spread, ratios taken within a round and then their median, because
     the host drifts by 25 % over a minute but little within one.
+  * reload (sluice only): a sluice with a 10,000-route document (generated
+    here: exact and wildcard hosts, prefixes, exact paths, header matches, all
+    to the backend) and an admin token takes the small64 load on one of those
+    routes twice per round, once alone and once while a client (pinned to the
+    load core, `bench.py --put-client`) PUTs the whole document to /config
+    every RELOAD_INTERVAL s, alternating two variants (a response header value
+    of the loaded route and the header-match values), and checks each change
+    shows on the wire. Reported: PUT round-trip times, req/s and p99 with
+    reloads against the same process without them (same round), PUT answers
+    other than 200 and wrk errors.
 
 Environment: ROUNDS (3), DURATION (5), WARMUP (1), ONLY (comma list of
 direct,sluice,nginx,haproxy), SCENARIOS (comma list of small64,small256,
-large,idle), IDLE_CONNS (10000), TIME_LIMIT (seconds, 600).
+large,idle,reload), IDLE_CONNS (10000), RELOAD_DURATION (measured seconds of
+each reload cell, DURATION), RELOAD_INTERVAL (0.5), TIME_LIMIT (seconds, 600).
 Results: markdown on stdout and in build/bench/results.md; progress on stderr.
 """
 
+import json
+import math
 import os
 import random
 import re
+import secrets
 import select
 import shutil
 import signal
@@ -46,7 +60,10 @@ IDLE_CONNS = int(os.environ.get("IDLE_CONNS", "10000"))
 TIME_LIMIT = float(os.environ.get("TIME_LIMIT", "600"))
 ALL_TARGETS = ["direct", "sluice", "nginx", "haproxy"]
 PROXIES = ["sluice", "nginx", "haproxy"]
-ALL_SCENARIOS = ["small64", "small256", "large", "idle"]
+ALL_SCENARIOS = ["small64", "small256", "large", "idle", "reload"]
+RELOAD_DURATION = max(1, int(float(os.environ.get("RELOAD_DURATION", str(DURATION)))))
+RELOAD_INTERVAL = float(os.environ.get("RELOAD_INTERVAL", "0.5"))
+RELOAD_ROUTES = 10000
 LOAD_CORE, PROXY_CORE = "0", "1"
 LARGE_BYTES = 1 << 20
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -396,15 +413,181 @@ def write_sluice_conf(tmp, port, bport):
     return path
 
 
+# ---------------------------------------------------------------- reload
+
+# The route wrk loads in the reload scenario; it sits in the middle of the
+# document so the router cannot win by finding it first.
+RELOAD_HOST = "shop.bench.example.com"
+RELOAD_PATH = "/api/v2/orders/17"
+RELOAD_HEADER = "x-bench-variant"
+RESOURCES = ["users", "orders", "cart", "search", "images", "auth", "billing",
+             "reports", "events", "feed", "media", "checkout", "inventory"]
+
+
+def reload_routes(variant):
+    """RELOAD_ROUTES routes, all to upstream "b", shaped like a cluster's
+    worth of services. `variant` changes the loaded route's response header
+    and every header-match value, so a PUT of the other variant touches
+    about one route in seven plus the one on the wire."""
+    routes = []
+    for i in range(RELOAD_ROUTES - 2):
+        ns = f"ns{i % 113}"
+        kind = i % 20
+        res = RESOURCES[i % len(RESOURCES)]
+        m = {}
+        if kind < 11:
+            m["hosts"] = [f"{res}-{i}.{ns}.example.com"]
+        elif kind < 15:
+            m["hosts"] = [f"*.t{i}.example.net"]
+        elif kind < 18:
+            m["hosts"] = [f"www{i}.example.org", f"m{i}.example.org"]
+        # kind 18, 19: any host, so an exact path of their own
+        if kind >= 18:
+            m["path"] = {"exact": f"/internal/{res}/{i}"}
+        elif i % 5 < 3:
+            m["path"] = {"prefix": f"/api/v{1 + i % 3}/{res}"}
+        elif i % 5 == 3:
+            m["path"] = {"exact": f"/{res}/{i}"}
+        if i % 7 == 0:
+            m["headers"] = [{"name": "x-tenant", "value": f"tenant-{i}-{variant}"}]
+        if i % 11 == 0:
+            m["methods"] = ["GET", "HEAD"]
+        r = {"name": f"{ns}/{res}-{i}", "match": m, "upstream": "b"}
+        if i % 9 == 0:
+            r["request_headers"] = {"set": {"x-route": str(i)}}
+        routes.append(r)
+    routes.insert(len(routes) // 2, {
+        "name": "bench/target",
+        "match": {"hosts": [RELOAD_HOST], "path": {"prefix": "/api/v2/orders"}},
+        "response_headers": {"set": {RELOAD_HEADER: variant}},
+        "upstream": "b"})
+    # A default route, as most configs have; readiness checks use it.
+    routes.append({"name": "default", "upstream": "b"})
+    return routes
+
+
+def write_reload_docs(tmp, port, bport, admin_port, token):
+    """Writes variants "a" (the start-up config) and "b"; returns both paths
+    and the document size in bytes."""
+    paths = []
+    for variant in ("a", "b"):
+        doc = {"workers": 1, "access_log": None,
+               "admin": {"address": f"127.0.0.1:{admin_port}", "token": token},
+               "listeners": [{"address": f"127.0.0.1:{port}"}],
+               "upstreams": [{"name": "b", "targets": [{"address": f"127.0.0.1:{bport}"}],
+                              "pool": {"max_idle_per_target": 1024}}],
+               "routes": reload_routes(variant)}
+        path = os.path.join(tmp, f"reload-{variant}.json")
+        with open(path, "w") as f:
+            json.dump(doc, f, separators=(",", ":"))
+        paths.append(path)
+    return paths, os.path.getsize(paths[0])
+
+
+def http_exchange(port, req, timeout=10.0):
+    """Sends one raw request with Connection: close; returns (status,
+    lower-cased headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(req)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(65536)
+            if not d:
+                raise OSError("connection closed before the response head")
+            buf += d
+        head, _, body = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
+        if not m:
+            raise OSError(f"bad status line {lines[0]!r}")
+        hdrs = {}
+        for ln in lines[1:]:
+            k, _, v = ln.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        want = int(hdrs["content-length"]) if "content-length" in hdrs else -1
+        while want < 0 or len(body) < want:
+            d = s.recv(65536)
+            if not d:
+                break
+            body += d
+        return int(m.group(1)), hdrs, body
+
+
+def put_client(args):
+    """`bench.py --put-client JSON`: the reload scenario's admin client, a
+    separate process so it can be pinned to the load core. Every `interval`
+    s for `seconds` s it PUTs the variant the proxy is not serving, times the
+    round trip, then polls the loaded route until the new header value shows
+    (up to 1 s). One JSON line per PUT on stdout."""
+    a = json.loads(args)
+    docs = {}
+    for variant, path in zip(("a", "b"), a["docs"]):
+        with open(path, "rb") as f:
+            body = f.read()
+        docs[variant] = (f"PUT /config HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         f"Authorization: Bearer {a['token']}\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+    probe = (f"GET {RELOAD_PATH} HTTP/1.1\r\nHost: {RELOAD_HOST}\r\n"
+             "Connection: close\r\n\r\n").encode()
+
+    def serving():
+        try:
+            st, h, _ = http_exchange(a["proxy_port"], probe, 2.0)
+            return h.get(RELOAD_HEADER) if st == 200 else None
+        except OSError:
+            return None
+
+    cur = serving() or "a"
+    t0 = time.monotonic()
+    k = 0
+    while True:
+        due = t0 + k * a["interval"]
+        if due > t0 + a["seconds"]:
+            break
+        time.sleep(max(0.0, due - time.monotonic()))
+        nxt = "b" if cur == "a" else "a"
+        rec = {"variant": nxt}
+        start = time.monotonic()
+        try:
+            st, _, body = http_exchange(a["admin_port"], docs[nxt], 10.0)
+            rec["ms"] = (time.monotonic() - start) * 1e3
+            rec["status"] = st
+            if st != 200:
+                rec["err"] = body[:200].decode(errors="replace")
+            else:
+                try:
+                    rec["version"] = json.loads(body)["version"]
+                except (ValueError, KeyError, TypeError):
+                    rec["err"] = f"200 without a version: {body[:200]!r}"
+        except OSError as e:
+            rec["ms"] = (time.monotonic() - start) * 1e3
+            rec["status"] = None
+            rec["err"] = str(e)
+        if rec["status"] == 200:
+            done = time.monotonic()
+            while time.monotonic() - done < 1.0:
+                if serving() == nxt:
+                    rec["seen_ms"] = (time.monotonic() - done) * 1e3
+                    cur = nxt
+                    break
+                time.sleep(0.002)
+        print(json.dumps(rec), flush=True)
+        # a PUT slower than the interval skips the slots it overran
+        k = max(k + 1, math.ceil((time.monotonic() - t0) / a["interval"]))
+
+
 # ---------------------------------------------------------------- wrk
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
-def run_wrk(port, path, conns, duration):
-    """Runs wrk on the load core; returns (stdout, wrk CPU seconds)."""
+def run_wrk(port, path, conns, duration, headers=()):
+    """Runs wrk on the load core; returns (stdout, wrk CPU seconds, exit code)."""
     argv = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{duration}s",
-            "--latency", "--timeout", "5s", f"http://127.0.0.1:{port}{path}"]
+            "--latency", "--timeout", "5s"]
+    for h in headers:
+        argv += ["-H", h]
+    argv.append(f"http://127.0.0.1:{port}{path}")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
     STARTED.append(proc)
@@ -467,12 +650,19 @@ METRICS = {
 METRICS["small256"] = METRICS["small64"]
 
 # results[scenario][metric][target] = list of per-round values (None = failed)
-RESULTS = {s: {m: {t: [] for t in ALL_TARGETS} for m, _ in METRICS[s]} for s in ALL_SCENARIOS}
+RESULTS = {s: {m: {t: [] for t in ALL_TARGETS} for m, _ in METRICS[s]} for s in METRICS}
+# reload: per round {"none": cell, "put": cell} (None = failed); cells as
+# Bench.measure_reload makes them
+RELOAD = {"doc_bytes": 0, "rounds": []}
 
 
 def record(scen, target, values):
     for m, _ in METRICS[scen]:
         RESULTS[scen][m][target].append(None if values is None else values.get(m))
+
+
+def record_reload(got):
+    RELOAD["rounds"].append(got)
 
 
 def set_affinity(pids, core):
@@ -484,7 +674,7 @@ def set_affinity(pids, core):
 class Bench:
     def __init__(self, tmp):
         self.tmp = tmp
-        bport, sport, nport, hport = free_ports(4)
+        bport, sport, nport, hport, rport, aport = free_ports(6)
         self.port = {"direct": bport, "sluice": sport, "nginx": nport, "haproxy": hport}
         self.backend = Server("backend", [
             "nginx", "-p", tmp, "-c", write_backend_conf(tmp, bport),
@@ -499,6 +689,14 @@ class Bench:
                 SLUICE_BIN, "--config", write_sluice_conf(tmp, sport, bport)], PROXY_CORE, tmp),
         }
         self.broken = {}  # target -> reason it cannot be measured this run
+        self.reload_srv = None
+        if "reload" in SCENARIOS and "sluice" in TARGETS:
+            self.reload_port, self.admin_port = rport, aport
+            self.token = secrets.token_hex(16)
+            self.reload_docs, size = write_reload_docs(tmp, rport, bport, aport, self.token)
+            RELOAD["doc_bytes"] = size
+            self.reload_srv = Server("sluice-reload", [
+                SLUICE_BIN, "--config", self.reload_docs[0]], PROXY_CORE, tmp)
 
     # A proxy that fails to come up is marked broken for the rest of the run
     # rather than retried in every cell, which would eat the time budget.
@@ -611,6 +809,88 @@ class Bench:
         log(f"  idle     {target:7s} RSS {rss0} -> {rss1} KiB: {kib:.2f} KiB/conn")
         return {"kib_conn": kib}
 
+    def ensure_reload(self):
+        srv = self.reload_srv
+        if "reload" in self.broken:
+            return False
+        if srv.alive() and http_status(self.admin_port, "/healthz") == 200:
+            return True
+        srv.stop()
+        if not os.access(SLUICE_BIN, os.X_OK):
+            self.broken["reload"] = "build/sluice not built"
+            note(f"reload skipped: {SLUICE_BIN} does not exist")
+            return False
+        srv.start()
+        if wait_ready(srv, self.reload_port, limit=20.0) and \
+                http_status(self.admin_port, "/healthz") == 200:
+            return True
+        why = srv.log_tail()
+        srv.stop()
+        self.broken["reload"] = why
+        note("reload: sluice with the 10,000-route document and an admin listener did not "
+             "answer 200 on GET / and on the admin GET /healthz within 20 s; skipped"
+             + (f" (its output: {why})" if why else ""))
+        try:
+            shutil.copy(srv.logpath, os.path.join(OUT_DIR, "sluice-reload.log"))
+        except OSError:
+            pass
+        return False
+
+    def measure_reload(self, rnd):
+        """One round of the reload scenario: the same process, the same load,
+        without and with PUTs, in alternating order across rounds."""
+        if not self.ensure_reload():
+            return None
+        port, conns = self.reload_port, SCEN["small64"]["conns"]
+        hdr = [f"Host: {RELOAD_HOST}"]
+        run_wrk(port, RELOAD_PATH, conns, WARMUP, hdr)
+        pids = self.reload_srv.pids()
+        got = {}
+        for mode in (("none", "put") if rnd % 2 == 0 else ("put", "none")):
+            client = None
+            if mode == "put":
+                arg = json.dumps({"admin_port": self.admin_port, "proxy_port": port,
+                                  "token": self.token, "docs": self.reload_docs,
+                                  "interval": RELOAD_INTERVAL,
+                                  # the last PUT lands inside wrk's window
+                                  "seconds": max(0.0, RELOAD_DURATION - 0.5)})
+                client = subprocess.Popen(
+                    ["taskset", "-c", LOAD_CORE, sys.executable, os.path.abspath(__file__),
+                     "--put-client", arg],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                STARTED.append(client)
+            cpu0 = tree_cpu(pids)
+            out, wrk_cpu, rc = run_wrk(port, RELOAD_PATH, conns, RELOAD_DURATION, hdr)
+            cpu1 = tree_cpu(pids)
+            puts = []
+            if client is not None:
+                try:
+                    cout, cerr = client.communicate(timeout=20)
+                except subprocess.TimeoutExpired:
+                    stop_proc(client)
+                    cout, cerr = client.communicate()
+                for line in cout.decode(errors="replace").splitlines():
+                    try:
+                        puts.append(json.loads(line))
+                    except ValueError:
+                        pass
+                if client.returncode != 0:
+                    note(f"reload: PUT client exited {client.returncode}: "
+                         f"{cerr.decode(errors='replace').strip()[-300:]}")
+            r = parse_wrk(out)
+            if rc != 0 or not r.get("requests"):
+                note(f"reload/{mode}: wrk failed (exit {rc}): {out.strip()[-200:]}")
+                return None
+            got[mode] = {"rps": r["rps"], "p99": r.get("p99"), "errors": r["bad"] + r["sockerr"],
+                         "cpu_req": (cpu1 - cpu0) / r["requests"] * 1e6, "puts": puts}
+            ms = [p["ms"] for p in puts if p.get("status") == 200]
+            log(f"  reload   {mode:4s}    {r['rps']:10.0f} req/s  p99 {r.get('p99', 0):.2f} ms  "
+                f"errors {r['bad'] + r['sockerr']}"
+                + (f"  {len(puts)} PUTs, max {max(ms):.1f} ms" if ms else ""))
+        if not self.reload_srv.alive():
+            note(f"reload: sluice exited during the cell: {self.reload_srv.log_tail()}")
+        return got
+
     def run(self):
         self.backend.start()
         if not wait_ready(self.backend, self.port["direct"]) or \
@@ -622,6 +902,14 @@ class Bench:
             log(f"round {rnd + 1}/{ROUNDS}, order {', '.join(order)}")
             for scen in SCENARIOS:
                 wait_quiet()
+                if scen == "reload":
+                    if self.reload_srv is None:
+                        continue
+                    if out_of_time():
+                        note("TIME_LIMIT reached: remaining cells skipped")
+                        continue
+                    record_reload(self.measure_reload(rnd))
+                    continue
                 for t in order:
                     if out_of_time():
                         note("TIME_LIMIT reached: remaining cells skipped")
@@ -631,6 +919,8 @@ class Bench:
                     record(scen, t, v)
             for srv in self.servers.values():
                 srv.stop()
+            if self.reload_srv is not None:
+                self.reload_srv.stop()
 
 
 def wait_quiet(max_busy=10.0):
@@ -680,10 +970,85 @@ def ratios(a, b):
     return [x / y if x is not None and y else None for x, y in zip(a, b)]
 
 
+def percentile(v, q):
+    """Nearest-rank percentile: with few samples p99 is the maximum."""
+    v = sorted(v)
+    return v[min(len(v) - 1, max(0, math.ceil(q / 100.0 * len(v)) - 1))]
+
+
+def reload_rows():
+    """The reload scenario's rows (sluice column only), and notes for every
+    target it misses: PUT < 100 ms, p99 within 10 %, no errors."""
+    title = (f"small GET keep-alive, 64 conns, {RELOAD_ROUTES:,} routes, "
+             f"PUT /config every {RELOAD_INTERVAL * 1000:.0f} ms")
+    rounds = [g for g in RELOAD["rounds"] if g]
+
+    def row(label, cell):
+        return f"| {title} | {label} | — | {cell} | — | — | — | — |"
+
+    if not rounds:
+        return [row("all", "—")]
+
+    def per(mode, k):
+        return [g[mode][k] for g in rounds]
+
+    puts = [p for g in rounds for p in g["put"]["puts"]]
+    ok = [p for p in puts if p.get("status") == 200 and "version" in p]
+    bad = [p for p in puts if p not in ok]
+    unseen = [p for p in ok if "seen_ms" not in p]
+    ms = [p["ms"] for p in ok]
+    seen = [p["seen_ms"] for p in ok if "seen_ms" in p]
+    err_put, err_none = sum(per("put", "errors")), sum(per("none", "errors"))
+    p99_ratio = ratios(per("put", "p99"), per("none", "p99"))
+    rows = [
+        row("req/s without reloads", summarize(per("none", "rps"), FMT["rps"])),
+        row("req/s with reloads", summarize(per("put", "rps"), FMT["rps"])),
+        row("req/s with ÷ without reloads", summarize(ratios(per("put", "rps"), per("none", "rps")), "{:.2f}")),
+        row("p99 ms without reloads", summarize(per("none", "p99"), FMT["p99"])),
+        row("p99 ms with reloads", summarize(per("put", "p99"), FMT["p99"])),
+        row("p99 with ÷ without reloads (target ≤ 1.10)", summarize(p99_ratio, "{:.2f}")),
+        row("proxy CPU µs/req with ÷ without reloads",
+            summarize(ratios(per("put", "cpu_req"), per("none", "cpu_req")), "{:.2f}")),
+        row("PUT round trip ms, p50", f"{statistics.median(ms):.1f}" if ms else "—"),
+        row("PUT round trip ms, p99 / max (target < 100)",
+            f"{percentile(ms, 99):.1f} / {max(ms):.1f}" if ms else "—"),
+        row("PUTs done / not 200 / change not on the wire within 1 s",
+            f"{len(puts)} / {len(bad)} / {len(unseen)}"),
+        row("change on the wire after the 200, ms p50 / max",
+            f"{statistics.median(seen):.1f} / {max(seen):.1f}" if seen else "—"),
+        row("wrk errors (non-2xx + socket), with / without reloads (target 0)",
+            f"{err_put} / {err_none}"),
+    ]
+    if ms and percentile(ms, 99) >= 100:
+        note(f"reload: PUT round trip p99 {percentile(ms, 99):.1f} ms misses the 100 ms target")
+    r = [x for x in p99_ratio if x is not None]
+    if r and statistics.median(r) > 1.10:
+        note(f"reload: p99 with reloads is {statistics.median(r):.2f}× the p99 without "
+             "(target within 10 %)")
+    if err_put or err_none:
+        note(f"reload: wrk saw {err_put} errors with reloads and {err_none} without")
+    if bad:
+        note(f"reload: {len(bad)} PUT(s) not answered 200 with a version; first: "
+             f"{bad[0].get('status')} {bad[0].get('err', '')[:150]}")
+    if unseen:
+        note(f"reload: {len(unseen)} applied PUT(s) whose new header value did not show "
+             "on the loaded route within 1 s")
+    for g in rounds:  # every PUT of a round should bump the version by one
+        v = [p["version"] for p in g["put"]["puts"] if p in ok]
+        if any(b - a != 1 for a, b in zip(v, v[1:])):
+            note(f"reload: config versions within a round not consecutive: {v}")
+            break
+    return rows
+
+
 def table():
     rows = ["| scenario | metric | direct | sluice | nginx | HAProxy | sluice/nginx | sluice/HAProxy |",
             "|---|---|---|---|---|---|---|---|"]
     for scen in SCENARIOS:
+        if scen == "reload":
+            if "sluice" in TARGETS:
+                rows += reload_rows()
+            continue
         for m, label in METRICS[scen]:
             r = RESULTS[scen][m]
             cells = [summarize(r[t], FMT[m]) for t in ALL_TARGETS]
@@ -788,6 +1153,13 @@ def main():
           f"wrk + backend nginx on core 0, proxy alone on core 1, one worker each; "
           f"direct = wrk straight to the backend moved to core 1 (its CPU columns are the backend's).",
           "", f"Machine: {NCPU} CPUs, loadavg {load1:.2f} and {busy:.0f} % busy at start. {versions()}.",
+          ] + ([
+          "", f"reload: the proxy alone on core 1 with a {RELOAD_ROUTES:,}-route document "
+          f"({RELOAD['doc_bytes'] / 1e6:.1f} MB), {WARMUP:g} s warm-up, then {RELOAD_DURATION:g} s "
+          f"without and {RELOAD_DURATION:g} s with a PUT of the whole document every "
+          f"{RELOAD_INTERVAL * 1000:.0f} ms (two variants in turn; client on core 0 with wrk), "
+          f"order alternating by round; PUT figures pooled over all rounds.",
+          ] if "reload" in SCENARIOS and "sluice" in TARGETS else []) + [
           "", table(), ""]
     if rb is not None:
         md += [f"router_bench: {rb}", ""]
@@ -812,4 +1184,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--put-client":
+        put_client(sys.argv[2])
+    else:
+        main()

@@ -265,21 +265,53 @@ struct name_sum {       /* per name, summed over workers */
     struct gw_hist h;
 };
 
-static struct name_sum *find_name(struct name_sum **v, size_t *n, size_t *cap, const char *name)
+struct name_tab {       /* name -> name_sum, open addressing over indexes */
+    struct name_sum *v;
+    size_t n, cap;
+    size_t *slots;      /* index + 1; 0 = empty */
+    size_t scap;
+};
+
+static uint64_t str_hash(const char *k)
 {
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp((*v)[i].name, name) == 0)
-            return &(*v)[i];
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 64;
-        struct name_sum *nv = realloc(*v, *cap * sizeof(**v));
+    uint64_t h = 1469598103934665603ull;
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return h;
+}
+
+static struct name_sum *find_name(struct name_tab *t, const char *name)
+{
+    if ((t->n + 1) * 2 > t->scap) {
+        size_t ncap = t->scap ? t->scap * 2 : 128;
+        size_t *ns = calloc(ncap, sizeof(*ns));
+        if (ns == NULL)
+            abort();
+        for (size_t i = 0; i < t->n; i++) {
+            size_t j = str_hash(t->v[i].name) & (ncap - 1);
+            while (ns[j])
+                j = (j + 1) & (ncap - 1);
+            ns[j] = i + 1;
+        }
+        free(t->slots);
+        t->slots = ns;
+        t->scap = ncap;
+    }
+    size_t j = str_hash(name) & (t->scap - 1);
+    for (; t->slots[j]; j = (j + 1) & (t->scap - 1))
+        if (strcmp(t->v[t->slots[j] - 1].name, name) == 0)
+            return &t->v[t->slots[j] - 1];
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 64;
+        struct name_sum *nv = realloc(t->v, t->cap * sizeof(*nv));
         if (nv == NULL)
             abort();
-        *v = nv;
+        t->v = nv;
     }
-    memset(&(*v)[*n], 0, sizeof(**v));
-    (*v)[*n].name = name;
-    return &(*v)[(*n)++];
+    memset(&t->v[t->n], 0, sizeof(t->v[0]));
+    t->v[t->n].name = name;
+    t->slots[j] = ++t->n;
+    return &t->v[t->n - 1];
 }
 
 static void get_metrics(struct evhttp_request *req, const struct gw_snapshot *s)
@@ -287,8 +319,7 @@ static void get_metrics(struct evhttp_request *req, const struct gw_snapshot *s)
     struct evbuffer *b = evbuffer_new();
     struct gw_hist dur = { 0 }, conn = { 0 };
     uint64_t bin = 0, bout = 0, hits = 0, misses = 0, cconns = 0, uconns = 0;
-    struct name_sum *routes = NULL, *ups = NULL;
-    size_t nr = 0, cr = 0, nu = 0, cu = 0;
+    struct name_tab rt = { 0 }, ut = { 0 };
     uint64_t now = gw_now_ms(NULL);
 
     for (int i = 0; i < g_nworkers; i++) {
@@ -303,34 +334,34 @@ static void get_metrics(struct evhttp_request *req, const struct gw_snapshot *s)
         hist_sum(&conn, &st->connect_time);
         for (struct gw_route_stats *r = atomic_load_explicit(&st->routes, memory_order_acquire); r;
              r = atomic_load_explicit(&r->next, memory_order_acquire)) {
-            struct name_sum *ns = find_name(&routes, &nr, &cr, r->name);
+            struct name_sum *ns = find_name(&rt, r->name);
             for (int k = 0; k < 5; k++)
                 ns->code[k] += gw_cnt_get(&r->code[k]);
         }
         for (struct gw_ups_stats *u = atomic_load_explicit(&st->ups, memory_order_acquire); u;
              u = atomic_load_explicit(&u->next, memory_order_acquire))
-            hist_sum(&find_name(&ups, &nu, &cu, u->name)->h, &u->resp);
+            hist_sum(&find_name(&ut, u->name)->h, &u->resp);
     }
 
     family(b, "sluice_requests_total", "counter", "Requests answered, by route and status class.");
-    for (size_t i = 0; i < nr; i++)
+    for (size_t i = 0; i < rt.n; i++)
         for (int k = 0; k < 5; k++) {
-            if (routes[i].code[k] == 0)
+            if (rt.v[i].code[k] == 0)
                 continue;
             evbuffer_add(b, "sluice_requests_total{route=\"", 29);
-            label_value(b, routes[i].name);
-            evbuffer_add_printf(b, "\",code=\"%dxx\"} %llu\n", k + 1, (unsigned long long)routes[i].code[k]);
+            label_value(b, rt.v[i].name);
+            evbuffer_add_printf(b, "\",code=\"%dxx\"} %llu\n", k + 1, (unsigned long long)rt.v[i].code[k]);
         }
     family(b, "sluice_request_duration_seconds", "histogram", "Time from a request's head to its last response byte handed to the client.");
     hist_print(b, "sluice_request_duration_seconds", "", &dur);
     family(b, "sluice_upstream_response_seconds", "histogram", "Time from a request's head to its upstream response header.");
-    for (size_t i = 0; i < nu; i++) {
+    for (size_t i = 0; i < ut.n; i++) {
         struct evbuffer *lb = evbuffer_new();
         evbuffer_add(lb, "upstream=\"", 10);
-        label_value(lb, ups[i].name);
+        label_value(lb, ut.v[i].name);
         evbuffer_add(lb, "\"", 1);
         evbuffer_add(lb, "", 1);
-        hist_print(b, "sluice_upstream_response_seconds", (const char *)evbuffer_pullup(lb, -1), &ups[i].h);
+        hist_print(b, "sluice_upstream_response_seconds", (const char *)evbuffer_pullup(lb, -1), &ut.v[i].h);
         evbuffer_free(lb);
     }
     family(b, "sluice_upstream_connect_seconds", "histogram", "Time to establish upstream connections.");
@@ -378,8 +409,10 @@ static void get_metrics(struct evhttp_request *req, const struct gw_snapshot *s)
     family(b, "sluice_reloads_total", "counter", "Config reloads (PUT /config, SIGHUP) by result.");
     evbuffer_add_printf(b, "sluice_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_ok));
     evbuffer_add_printf(b, "sluice_reloads_total{result=\"error\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_err));
-    free(routes);
-    free(ups);
+    free(rt.v);
+    free(rt.slots);
+    free(ut.v);
+    free(ut.slots);
 
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
     evhttp_send_reply(req, 200, NULL, b);

@@ -356,9 +356,86 @@ static bool same_sockaddr(const struct cfg_addr *x, const struct cfg_addr *y)
 
 /* ---- generic field access with error reporting */
 
+/* A name -> position index, so a 10,000-route document is checked in
+ * linear time (duplicate names, upstream references). Keys point into the
+ * config being built. */
+struct nidx {
+    const char **keys;
+    size_t *vals;
+    size_t cap;
+};
+
+static uint64_t name_hash(const char *k)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return h;
+}
+
+static void nidx_grow(struct nidx *x)
+{
+    struct nidx n = { NULL, NULL, x->cap ? x->cap * 2 : 64 };
+
+    n.keys = xcalloc(n.cap, sizeof(*n.keys));
+    n.vals = xcalloc(n.cap, sizeof(*n.vals));
+    for (size_t i = 0; i < x->cap; i++) {
+        if (x->keys[i] == NULL)
+            continue;
+        size_t j = name_hash(x->keys[i]) & (n.cap - 1);
+        while (n.keys[j])
+            j = (j + 1) & (n.cap - 1);
+        n.keys[j] = x->keys[i];
+        n.vals[j] = x->vals[i];
+    }
+    free(x->keys);
+    free(x->vals);
+    *x = n;
+}
+
+#define NOT_FOUND_IDX ((size_t)-1)
+
+static size_t nidx_find(const struct nidx *x, const char *k)
+{
+    if (x->cap == 0)
+        return NOT_FOUND_IDX;
+    for (size_t j = name_hash(k) & (x->cap - 1); x->keys[j]; j = (j + 1) & (x->cap - 1))
+        if (strcmp(x->keys[j], k) == 0)
+            return x->vals[j];
+    return NOT_FOUND_IDX;
+}
+
+/* Adds k unless present; returns the earlier position or NOT_FOUND_IDX. */
+static size_t nidx_add(struct nidx *x, const char *k, size_t v, size_t *count)
+{
+    size_t old = nidx_find(x, k);
+    if (old != NOT_FOUND_IDX)
+        return old;
+    if ((*count + 1) * 2 > x->cap)
+        nidx_grow(x);
+    size_t j = name_hash(k) & (x->cap - 1);
+    while (x->keys[j])
+        j = (j + 1) & (x->cap - 1);
+    x->keys[j] = k;
+    x->vals[j] = v;
+    (*count)++;
+    return NOT_FOUND_IDX;
+}
+
+static void nidx_free(struct nidx *x)
+{
+    free(x->keys);
+    free(x->vals);
+    x->keys = NULL;
+    x->vals = NULL;
+    x->cap = 0;
+}
+
 struct pctx {
     struct cfg_errors *errs;
     struct sl_config *cfg;
+    struct nidx route_names, up_names;
+    size_t nroute_names, nup_names;
 };
 
 #define ERR(pc, path, ...) cfg_errors_add((pc)->errs, (path), __VA_ARGS__)
@@ -729,12 +806,10 @@ static void parse_upstream(struct pctx *pc, const cJSON *it, const char *path, s
 
     if (get_name(pc, it, path, "name", true, &s) == G_OK) {
         jp_key(p, path, "name");
-        for (size_t j = 0; j < i; j++)
-            if (cfg->upstreams[j].name && strcmp(cfg->upstreams[j].name, s) == 0) {
-                ERR(pc, p, "duplicate upstream name \"%s\" (also /upstreams/%zu)", s, j);
-                break;
-            }
         u->name = xstrdup(s);
+        size_t j = nidx_add(&pc->up_names, u->name, i, &pc->nup_names);
+        if (j != NOT_FOUND_IDX)
+            ERR(pc, p, "duplicate upstream name \"%s\" (also /upstreams/%zu)", s, j);
     }
     parse_targets(pc, it, path, u);
 
@@ -781,12 +856,10 @@ static void parse_upstreams(struct pctx *pc, const cJSON *root)
     }
 }
 
-static size_t find_upstream(const struct sl_config *cfg, const char *name)
+static size_t find_upstream(const struct pctx *pc, const char *name)
 {
-    for (size_t i = 0; i < cfg->nupstreams; i++)
-        if (cfg->upstreams[i].name && strcmp(cfg->upstreams[i].name, name) == 0)
-            return i;
-    return NOT_FOUND;
+    size_t i = nidx_find(&pc->up_names, name);
+    return i == NOT_FOUND_IDX ? NOT_FOUND : i;
 }
 
 /* ---- routes: match */
@@ -1169,7 +1242,7 @@ static void parse_backends(struct pctx *pc, const cJSON *arr, const char *path,
         }
         if (get_name(pc, it, bpath, "upstream", true, &s) == G_OK) {
             b->upstream = xstrdup(s);
-            b->upstream_idx = find_upstream(pc->cfg, s);
+            b->upstream_idx = find_upstream(pc, s);
             if (b->upstream_idx == NOT_FOUND) {
                 jp_key(p, bpath, "upstream");
                 ERR(pc, p, "unknown upstream \"%s\"", s);
@@ -1294,12 +1367,10 @@ static void parse_route(struct pctx *pc, const cJSON *it, const char *path, size
 
     if (get_name(pc, it, path, "name", false, &s) == G_OK) {
         jp_key(p, path, "name");
-        for (size_t j = 0; j < i; j++)
-            if (cfg->routes[j].name && strcmp(cfg->routes[j].name, s) == 0) {
-                ERR(pc, p, "duplicate route name \"%s\" (also /routes/%zu)", s, j);
-                break;
-            }
         r->name = xstrdup(s);
+        size_t j = nidx_add(&pc->route_names, r->name, i, &pc->nroute_names);
+        if (j != NOT_FOUND_IDX)
+            ERR(pc, p, "duplicate route name \"%s\" (also /routes/%zu)", s, j);
     }
 
     jp_key(p, path, "match");
@@ -1328,7 +1399,7 @@ static void parse_route(struct pctx *pc, const cJSON *it, const char *path, size
             r->nbackends = 1;
             r->backends[0].upstream = xstrdup(s);
             r->backends[0].weight = 1;
-            r->backends[0].upstream_idx = find_upstream(cfg, s);
+            r->backends[0].upstream_idx = find_upstream(pc, s);
             if (r->backends[0].upstream_idx == NOT_FOUND)
                 ERR(pc, p, "unknown upstream \"%s\"", s);
         }
@@ -1439,6 +1510,7 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
         return NULL;
     }
 
+    memset(&pc, 0, sizeof(pc));
     pc.errs = errs;
     pc.cfg = config_new();
     pc.cfg->source = xstrndup(json, len);
@@ -1449,6 +1521,8 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
         parse_routes(&pc, root);
     }
     cJSON_Delete(root);
+    nidx_free(&pc.route_names);
+    nidx_free(&pc.up_names);
     if (errs->n > nerr0) {
         cfg_free(pc.cfg);
         return NULL;

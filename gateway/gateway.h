@@ -68,6 +68,7 @@ struct gw_snapshot {
     size_t *route_rr_off;               /* [cfg->nroutes]: offset of a route's split state */
     size_t route_rr_len;
     int alog_fd;                        /* access log, -1 = none; closed with the snapshot */
+    struct gw_snapshot *reap_next;      /* waiting to be freed by the main thread */
 };
 
 /* A worker's view of a snapshot: the mutable per-worker state that goes
@@ -161,6 +162,11 @@ struct gw_snapshot *gw_snapshot_build(struct sl_config *cfg, const struct gw_sna
                                       int nworkers, char *err, size_t errlen);
 void gw_snapshot_ref(struct gw_snapshot *s);
 void gw_snapshot_unref(struct gw_snapshot *s);
+/* For workers: dropping the last reference queues the snapshot for
+ * gw_snapshot_reap() instead of freeing a 10,000-route config on the
+ * request path. */
+void gw_snapshot_unref_deferred(struct gw_snapshot *s);
+void gw_snapshot_reap(void);            /* main thread: free what workers released */
 void gw_snapshot_publish(struct gw_snapshot *s);   /* takes the caller's ref */
 void gw_listener_unref(struct gw_listener *l);
 

@@ -127,6 +127,12 @@ static void reload(void)
     free(text);
 }
 
+/* Snapshots released by workers are freed here, off the request path. */
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_snapshot_reap();
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     if (sig == SIGHUP) {
@@ -314,7 +320,11 @@ int main(int argc, char **argv)
         sigs[i] = evsignal_new(M.base, signums[i], on_signal, NULL);
         event_add(sigs[i], NULL);
     }
+    struct timeval reap_tv = { 0, 250000 };
+    struct event *reap = event_new(M.base, -1, EV_PERSIST, reap_cb, NULL);
+    event_add(reap, &reap_tv);
     event_base_dispatch(M.base);
+    event_free(reap);
 
     /* the admin thread reads the workers' counters: it stops first */
     gw_admin_stop();
@@ -331,6 +341,7 @@ int main(int argc, char **argv)
     g_snap = NULL;
     pthread_mutex_unlock(&g_snap_lock);
     gw_snapshot_unref(last);
+    gw_snapshot_reap();
     hc_shutdown();
     gw_log(GW_LOG_INFO, "stopped");
     return 0;

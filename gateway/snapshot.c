@@ -180,6 +180,32 @@ void gw_snapshot_unref(struct gw_snapshot *s)
         snapshot_free(s);
 }
 
+static pthread_mutex_t reap_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gw_snapshot *reap_list;
+
+void gw_snapshot_unref_deferred(struct gw_snapshot *s)
+{
+    if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    pthread_mutex_lock(&reap_lock);
+    s->reap_next = reap_list;
+    reap_list = s;
+    pthread_mutex_unlock(&reap_lock);
+}
+
+void gw_snapshot_reap(void)
+{
+    pthread_mutex_lock(&reap_lock);
+    struct gw_snapshot *s = reap_list;
+    reap_list = NULL;
+    pthread_mutex_unlock(&reap_lock);
+    while (s) {
+        struct gw_snapshot *n = s->reap_next;
+        snapshot_free(s);
+        s = n;
+    }
+}
+
 void gw_snapshot_publish(struct gw_snapshot *s)
 {
     struct gw_snapshot *old;

@@ -23,13 +23,56 @@ void gw_hist_observe(struct gw_hist *h, uint64_t ns)
     gw_cnt_add(&h->sum_ns, ns);
 }
 
+static uint64_t name_hash(const char *k)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ull;
+    return h;
+}
+
+/* Open addressing over entries whose name sits at name_off inside them. */
+static void *idx_find(void **tab, size_t cap, size_t name_off, const char *name, size_t *slot)
+{
+    size_t j = cap ? name_hash(name) & (cap - 1) : 0;
+
+    for (; cap && tab[j]; j = (j + 1) & (cap - 1))
+        if (strcmp((const char *)tab[j] + name_off, name) == 0)
+            return tab[j];
+    *slot = j;
+    return NULL;
+}
+
+static void idx_add(void ***tab, size_t *cap, size_t *n, size_t name_off, void *e)
+{
+    size_t slot;
+
+    if ((*n + 1) * 2 > *cap) {
+        size_t ncap = *cap ? *cap * 2 : 256;
+        void **nt = calloc(ncap, sizeof(*nt));
+        if (nt == NULL)
+            abort();
+        for (size_t i = 0; i < *cap; i++)
+            if ((*tab)[i]) {
+                idx_find(nt, ncap, name_off, (const char *)(*tab)[i] + name_off, &slot);
+                nt[slot] = (*tab)[i];
+            }
+        free(*tab);
+        *tab = nt;
+        *cap = ncap;
+    }
+    idx_find(*tab, *cap, name_off, (const char *)e + name_off, &slot);
+    (*tab)[slot] = e;
+    (*n)++;
+}
+
 struct gw_route_stats *gw_stats_route(struct gw_stats *st, const char *name)
 {
-    struct gw_route_stats *r;
-
-    for (r = atomic_load_explicit(&st->routes, memory_order_relaxed); r; r = r->next)
-        if (strcmp(r->name, name) == 0)
-            return r;
+    size_t slot;
+    struct gw_route_stats *r = idx_find((void **)st->ridx, st->rcap,
+                                        offsetof(struct gw_route_stats, name), name, &slot);
+    if (r)
+        return r;
     size_t n = strlen(name) + 1;
     r = calloc(1, sizeof(*r) + n);
     if (r == NULL)
@@ -37,16 +80,17 @@ struct gw_route_stats *gw_stats_route(struct gw_stats *st, const char *name)
     memcpy(r->name, name, n);
     r->next = atomic_load_explicit(&st->routes, memory_order_relaxed);
     atomic_store_explicit(&st->routes, r, memory_order_release);
+    idx_add((void ***)&st->ridx, &st->rcap, &st->rn, offsetof(struct gw_route_stats, name), r);
     return r;
 }
 
 struct gw_ups_stats *gw_stats_ups(struct gw_stats *st, const char *name)
 {
-    struct gw_ups_stats *u;
-
-    for (u = atomic_load_explicit(&st->ups, memory_order_relaxed); u; u = u->next)
-        if (strcmp(u->name, name) == 0)
-            return u;
+    size_t slot;
+    struct gw_ups_stats *u = idx_find((void **)st->uidx, st->ucap,
+                                      offsetof(struct gw_ups_stats, name), name, &slot);
+    if (u)
+        return u;
     size_t n = strlen(name) + 1;
     u = calloc(1, sizeof(*u) + n);
     if (u == NULL)
@@ -54,6 +98,7 @@ struct gw_ups_stats *gw_stats_ups(struct gw_stats *st, const char *name)
     memcpy(u->name, name, n);
     u->next = atomic_load_explicit(&st->ups, memory_order_relaxed);
     atomic_store_explicit(&st->ups, u, memory_order_release);
+    idx_add((void ***)&st->uidx, &st->ucap, &st->un, offsetof(struct gw_ups_stats, name), u);
     return u;
 }
 
@@ -73,4 +118,9 @@ void gw_stats_free(struct gw_stats *st)
     }
     st->routes = NULL;
     st->ups = NULL;
+    free(st->ridx);
+    free(st->uidx);
+    st->ridx = NULL;
+    st->uidx = NULL;
+    st->rcap = st->rn = st->ucap = st->un = 0;
 }

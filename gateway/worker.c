@@ -104,7 +104,7 @@ const struct timeval *gw_common_timeout(struct gw_worker *w, uint32_t ms)
 
 static void wsnap_free(struct gw_wsnap *ws)
 {
-    gw_snapshot_unref(ws->s);
+    gw_snapshot_unref_deferred(ws->s);
     free(ws->target_rr);
     free(ws->route_rr);
     free(ws->buckets);
