@@ -7,6 +7,7 @@
  * changes the proxy through gw_config_apply(), the same path as SIGHUP.
  */
 #include "gateway.h"
+#include "hash.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -272,14 +273,6 @@ struct name_tab {       /* name -> name_sum, open addressing over indexes */
     size_t scap;
 };
 
-static uint64_t str_hash(const char *k)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *k; k++)
-        h = (h ^ (unsigned char)*k) * 1099511628211ull;
-    return h;
-}
-
 static struct name_sum *find_name(struct name_tab *t, const char *name)
 {
     if ((t->n + 1) * 2 > t->scap) {
@@ -288,7 +281,7 @@ static struct name_sum *find_name(struct name_tab *t, const char *name)
         if (ns == NULL)
             abort();
         for (size_t i = 0; i < t->n; i++) {
-            size_t j = str_hash(t->v[i].name) & (ncap - 1);
+            size_t j = gw_hash_str(t->v[i].name) & (ncap - 1);
             while (ns[j])
                 j = (j + 1) & (ncap - 1);
             ns[j] = i + 1;
@@ -297,7 +290,7 @@ static struct name_sum *find_name(struct name_tab *t, const char *name)
         t->slots = ns;
         t->scap = ncap;
     }
-    size_t j = str_hash(name) & (t->scap - 1);
+    size_t j = gw_hash_str(name) & (t->scap - 1);
     for (; t->slots[j]; j = (j + 1) & (t->scap - 1))
         if (strcmp(t->v[t->slots[j] - 1].name, name) == 0)
             return &t->v[t->slots[j] - 1];

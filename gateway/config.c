@@ -7,6 +7,7 @@
  * A partly filled config is freed when any error was recorded.
  */
 #include "config.h"
+#include "hash.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -365,14 +366,6 @@ struct nidx {
     size_t cap;
 };
 
-static uint64_t name_hash(const char *k)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *k; k++)
-        h = (h ^ (unsigned char)*k) * 1099511628211ull;
-    return h;
-}
-
 static void nidx_grow(struct nidx *x)
 {
     struct nidx n = { NULL, NULL, x->cap ? x->cap * 2 : 64 };
@@ -382,7 +375,7 @@ static void nidx_grow(struct nidx *x)
     for (size_t i = 0; i < x->cap; i++) {
         if (x->keys[i] == NULL)
             continue;
-        size_t j = name_hash(x->keys[i]) & (n.cap - 1);
+        size_t j = gw_hash_str(x->keys[i]) & (n.cap - 1);
         while (n.keys[j])
             j = (j + 1) & (n.cap - 1);
         n.keys[j] = x->keys[i];
@@ -399,7 +392,7 @@ static size_t nidx_find(const struct nidx *x, const char *k)
 {
     if (x->cap == 0)
         return NOT_FOUND_IDX;
-    for (size_t j = name_hash(k) & (x->cap - 1); x->keys[j]; j = (j + 1) & (x->cap - 1))
+    for (size_t j = gw_hash_str(k) & (x->cap - 1); x->keys[j]; j = (j + 1) & (x->cap - 1))
         if (strcmp(x->keys[j], k) == 0)
             return x->vals[j];
     return NOT_FOUND_IDX;
@@ -413,7 +406,7 @@ static size_t nidx_add(struct nidx *x, const char *k, size_t v, size_t *count)
         return old;
     if ((*count + 1) * 2 > x->cap)
         nidx_grow(x);
-    size_t j = name_hash(k) & (x->cap - 1);
+    size_t j = gw_hash_str(k) & (x->cap - 1);
     while (x->keys[j])
         j = (j + 1) & (x->cap - 1);
     x->keys[j] = k;

@@ -1,5 +1,6 @@
 /* stats.c - per-worker counters and histograms. */
 #include "stats.h"
+#include "hash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,18 +24,10 @@ void gw_hist_observe(struct gw_hist *h, uint64_t ns)
     gw_cnt_add(&h->sum_ns, ns);
 }
 
-static uint64_t name_hash(const char *k)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *k; k++)
-        h = (h ^ (unsigned char)*k) * 1099511628211ull;
-    return h;
-}
-
 /* Open addressing over entries whose name sits at name_off inside them. */
 static void *idx_find(void **tab, size_t cap, size_t name_off, const char *name, size_t *slot)
 {
-    size_t j = cap ? name_hash(name) & (cap - 1) : 0;
+    size_t j = cap ? gw_hash_str(name) & (cap - 1) : 0;
 
     for (; cap && tab[j]; j = (j + 1) & (cap - 1))
         if (strcmp((const char *)tab[j] + name_off, name) == 0)

@@ -1,18 +1,9 @@
 /* pool.c - per-worker idle connection buckets keyed by address. */
 #include "pool.h"
+#include "../gateway/hash.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t pool_hash(const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    uint64_t h = 1469598103934665603ull;
-
-    while (n--)
-        h = (h ^ *s++) * 1099511628211ull;
-    return h;
-}
 
 void pool_init(struct pool *p)
 {
@@ -34,7 +25,7 @@ static void pool_grow(struct pool *p)
     for (size_t i = 0; i < p->cap; i++) {
         struct pool_bucket *b = p->tab[i], *next;
         for (; b; b = next) {
-            size_t j = pool_hash(&b->sa, b->salen) & (ncap - 1);
+            size_t j = gw_hash_bytes(&b->sa, b->salen) & (ncap - 1);
             next = b->hnext;
             b->hnext = nt[j];
             nt[j] = b;
@@ -47,7 +38,7 @@ static void pool_grow(struct pool *p)
 
 struct pool_bucket *pool_bucket_for(struct pool *p, const struct sockaddr *sa, socklen_t salen)
 {
-    size_t i = pool_hash(sa, salen) & (p->cap - 1);
+    size_t i = gw_hash_bytes(sa, salen) & (p->cap - 1);
     struct pool_bucket *b;
 
     for (b = p->tab[i]; b; b = b->hnext)
