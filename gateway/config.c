@@ -12,6 +12,8 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1477,6 +1479,78 @@ static void json_syntax_error(struct cfg_errors *errs, const char *json, size_t 
                    what, line, col, off);
 }
 
+/*
+ * The parse tree of a document lives only while cfg_parse() reads it, and a
+ * 10,000-route document is some 300,000 cJSON allocations.  So the tree is
+ * allocated from a per-thread arena and dropped whole: no per-node malloc
+ * or free.  cJSON's hooks are process-wide, so they fall through to malloc
+ * on threads (and at times) with no arena.
+ */
+#define ARENA_CHUNK (1u << 20)
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    max_align_t data[];
+};
+
+static __thread struct arena_chunk *parse_arena;
+static __thread bool parse_arena_on;
+
+static void *arena_malloc(size_t n)
+{
+    if (!parse_arena_on)
+        return malloc(n);
+    n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+    struct arena_chunk *c = parse_arena;
+    if (c == NULL || c->cap - c->used < n) {
+        size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        c = malloc(sizeof(*c) + cap);
+        if (c == NULL)
+            return NULL;
+        c->cap = cap;
+        c->used = 0;
+        c->next = parse_arena;
+        parse_arena = c;
+    }
+    void *p = (char *)c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+static bool arena_owns(const void *p)
+{
+    for (const struct arena_chunk *c = parse_arena; c; c = c->next)
+        if ((const char *)p >= (const char *)c->data && (const char *)p < (const char *)c->data + c->cap)
+            return true;
+    return false;
+}
+
+static void arena_free(void *p)
+{
+    if (p == NULL || (parse_arena_on && arena_owns(p)))
+        return;     /* released with the arena */
+    free(p);
+}
+
+static void arena_release(void)
+{
+    parse_arena_on = false;
+    while (parse_arena) {
+        struct arena_chunk *n = parse_arena->next;
+        free(parse_arena);
+        parse_arena = n;
+    }
+}
+
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void hooks_init(void)
+{
+    cJSON_Hooks h = { arena_malloc, arena_free };
+    cJSON_InitHooks(&h);
+}
+
 struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *errs)
 {
     static const char *const keys[] = {
@@ -1488,8 +1562,11 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
     struct pctx pc;
     cJSON *root;
 
+    pthread_once(&hooks_once, hooks_init);
+    parse_arena_on = true;
     root = cJSON_ParseWithLengthOpts(json, len, &end, false);
     if (root == NULL) {
+        arena_release();
         json_syntax_error(errs, json, len, end, "invalid JSON");
         return NULL;
     }
@@ -1499,7 +1576,7 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
         end++;
     if (end && end < json + len) {
         json_syntax_error(errs, json, len, end, "invalid JSON: unexpected text after the document");
-        cJSON_Delete(root);
+        arena_release();
         return NULL;
     }
 
@@ -1513,7 +1590,7 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
         parse_upstreams(&pc, root);
         parse_routes(&pc, root);
     }
-    cJSON_Delete(root);
+    arena_release();    /* the whole parse tree at once */
     nidx_free(&pc.route_names);
     nidx_free(&pc.up_names);
     if (errs->n > nerr0) {
