@@ -125,6 +125,13 @@ static void get_config(struct evhttp_request *req, const struct gw_snapshot *s)
     cJSON_Delete(doc);
 }
 
+/* Free what workers released, once the answer is on its way: a 10,000-route
+ * snapshot takes milliseconds to free, and the PUT need not wait for it. */
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_snapshot_reap();
+}
+
 static void put_config(struct evhttp_request *req)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -138,6 +145,8 @@ static void put_config(struct evhttp_request *req)
         cJSON_AddNumberToObject(d, "version", (double)version);
         reply_json(req, 200, d);
         cJSON_Delete(d);
+        struct timeval soon = { 0, 1000 };
+        event_base_once(A.base, -1, EV_TIMEOUT, reap_cb, NULL, &soon);
         return;
     }
     cJSON *d = cJSON_CreateObject();

@@ -28,7 +28,6 @@ int gw_config_apply(const char *json, size_t len, const char *origin,
     int rc = -1;
 
     pthread_mutex_lock(&reload_lock);
-    gw_snapshot_reap();     /* what workers released since: freed here, not on their threads */
     struct sl_config *cfg = cfg_parse(json, len, errs);
     if (cfg == NULL)
         goto out;
