@@ -72,17 +72,15 @@ static void print_errors(const char *prefix, const struct cfg_errors *errs)
 {
     for (size_t i = 0; i < errs->n; i++) {
         const struct cfg_error *e = &errs->v[i];
-        /* "not supported yet: <path>" already names its path */
-        if (e->path[0] && strstr(e->message, e->path) == NULL)
-            fprintf(stderr, "%s%s: %s\n", prefix, e->path, e->message);
-        else if (e->path[0])
+        if (e->path[0])
             fprintf(stderr, "%s%s: %s\n", prefix, e->path, e->message);
         else
             fprintf(stderr, "%s%s\n", prefix, e->message);
     }
 }
 
-static struct sl_config *load_file(const char *path, bool quiet)
+/* Read and validate a config file, printing every error (start-up and --check). */
+static struct sl_config *load_file(const char *path)
 {
     size_t len;
     struct cfg_errors errs = { 0 };
@@ -94,12 +92,8 @@ static struct sl_config *load_file(const char *path, bool quiet)
     }
     struct sl_config *cfg = cfg_parse(text, len, &errs);
     free(text);
-    if (cfg == NULL && !quiet)
+    if (cfg == NULL)
         print_errors("", &errs);
-    if (cfg == NULL && quiet) {
-        for (size_t i = 0; i < errs.n; i++)
-            gw_log(GW_LOG_ERROR, "reload of %s refused: %s: %s", path, errs.v[i].path, errs.v[i].message);
-    }
     cfg_errors_clear(&errs);
     return cfg;
 }
@@ -247,7 +241,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (config) {
-        cfg = load_file(config, false);
+        cfg = load_file(config);
         if (cfg == NULL)
             return 1;
         if (workers)
