@@ -241,6 +241,13 @@ static void family(struct evbuffer *b, const char *name, const char *type, const
     evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A family with one unlabelled sample: the name is written once. */
+static void scalar(struct evbuffer *b, const char *name, const char *type, const char *help, uint64_t v)
+{
+    family(b, name, type, help);
+    evbuffer_add_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
 static void hist_sum(struct gw_hist *dst, const struct gw_hist *src)
 {
     for (int i = 0; i <= GW_HIST_N; i++)
@@ -368,18 +375,12 @@ static void get_metrics(struct evhttp_request *req, const struct gw_snapshot *s)
     }
     family(b, "sluice_upstream_connect_seconds", "histogram", "Time to establish upstream connections.");
     hist_print(b, "sluice_upstream_connect_seconds", "", &conn);
-    family(b, "sluice_received_bytes_total", "counter", "Bytes received from clients.");
-    evbuffer_add_printf(b, "sluice_received_bytes_total %llu\n", (unsigned long long)bin);
-    family(b, "sluice_sent_bytes_total", "counter", "Bytes sent to clients.");
-    evbuffer_add_printf(b, "sluice_sent_bytes_total %llu\n", (unsigned long long)bout);
-    family(b, "sluice_client_connections", "gauge", "Open client connections.");
-    evbuffer_add_printf(b, "sluice_client_connections %llu\n", (unsigned long long)cconns);
-    family(b, "sluice_upstream_connections", "gauge", "Open upstream connections, pooled ones included.");
-    evbuffer_add_printf(b, "sluice_upstream_connections %llu\n", (unsigned long long)uconns);
-    family(b, "sluice_pool_hits_total", "counter", "Requests sent over a pooled upstream connection.");
-    evbuffer_add_printf(b, "sluice_pool_hits_total %llu\n", (unsigned long long)hits);
-    family(b, "sluice_pool_misses_total", "counter", "Upstream connections opened because none was pooled.");
-    evbuffer_add_printf(b, "sluice_pool_misses_total %llu\n", (unsigned long long)misses);
+    scalar(b, "sluice_received_bytes_total", "counter", "Bytes received from clients.", bin);
+    scalar(b, "sluice_sent_bytes_total", "counter", "Bytes sent to clients.", bout);
+    scalar(b, "sluice_client_connections", "gauge", "Open client connections.", cconns);
+    scalar(b, "sluice_upstream_connections", "gauge", "Open upstream connections, pooled ones included.", uconns);
+    scalar(b, "sluice_pool_hits_total", "counter", "Requests sent over a pooled upstream connection.", hits);
+    scalar(b, "sluice_pool_misses_total", "counter", "Upstream connections opened because none was pooled.", misses);
 
     family(b, "sluice_target_healthy", "gauge", "1 when a target may be picked, 0 while marked down.");
     for (int pass = 0; pass < 3; pass++) {
@@ -406,8 +407,8 @@ static void get_metrics(struct evhttp_request *req, const struct gw_snapshot *s)
                 evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)v);
             }
     }
-    family(b, "sluice_config_version", "gauge", "Version of the running config (1 at start, +1 per reload).");
-    evbuffer_add_printf(b, "sluice_config_version %llu\n", (unsigned long long)s->version);
+    scalar(b, "sluice_config_version", "gauge", "Version of the running config (1 at start, +1 per reload).",
+           s->version);
     family(b, "sluice_reloads_total", "counter", "Config reloads (PUT /config, SIGHUP) by result.");
     evbuffer_add_printf(b, "sluice_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_ok));
     evbuffer_add_printf(b, "sluice_reloads_total{result=\"error\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_err));
