@@ -8,6 +8,7 @@
  */
 #include "gateway.h"
 #include "hash.h"
+#include "tls.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -328,6 +329,7 @@ static void get_metrics(struct evhttp_request *req, const struct gw_snapshot *s)
     struct evbuffer *b = evbuffer_new();
     struct gw_hist dur = { 0 }, conn = { 0 };
     uint64_t bin = 0, bout = 0, hits = 0, misses = 0, cconns = 0, uconns = 0;
+    uint64_t bsplice = 0, bcopy = 0, hs[2][3] = { { 0 } }, kon = 0, koff = 0;
     struct name_tab rt = { 0 }, ut = { 0 };
     uint64_t now = gw_now_ms(NULL);
 
@@ -339,6 +341,13 @@ static void get_metrics(struct evhttp_request *req, const struct gw_snapshot *s)
         misses += gw_cnt_get(&st->pool_misses);
         cconns += gw_cnt_get(&st->client_conns);
         uconns += gw_cnt_get(&st->upstream_conns);
+        bsplice += gw_cnt_get(&st->body_splice);
+        bcopy += gw_cnt_get(&st->body_copy);
+        for (int x = 0; x < 2; x++)
+            for (int y = 0; y < 3; y++)
+                hs[x][y] += gw_cnt_get(&st->tls_hs[x][y]);
+        kon += gw_cnt_get(&st->ktls_on);
+        koff += gw_cnt_get(&st->ktls_fallback);
         hist_sum(&dur, &st->req_duration);
         hist_sum(&conn, &st->connect_time);
         for (struct gw_route_stats *r = atomic_load_explicit(&st->routes, memory_order_acquire); r;
@@ -381,6 +390,20 @@ static void get_metrics(struct evhttp_request *req, const struct gw_snapshot *s)
     scalar(b, "sluice_upstream_connections", "gauge", "Open upstream connections, pooled ones included.", uconns);
     scalar(b, "sluice_pool_hits_total", "counter", "Requests sent over a pooled upstream connection.", hits);
     scalar(b, "sluice_pool_misses_total", "counter", "Upstream connections opened because none was pooled.", misses);
+    family(b, "sluice_body_bytes_total", "counter", "Body bytes moved between sockets, by splice(2) or copied through user space.");
+    evbuffer_add_printf(b, "sluice_body_bytes_total{path=\"splice\"} %llu\n", (unsigned long long)bsplice);
+    evbuffer_add_printf(b, "sluice_body_bytes_total{path=\"copy\"} %llu\n", (unsigned long long)bcopy);
+    family(b, "sluice_tls_handshakes_total", "counter", "TLS handshakes with clients (side=listener) and targets (side=upstream), by result.");
+    static const char *const hs_side[2] = { "listener", "upstream" };
+    static const char *const hs_res[3] = { "full", "resumed", "failed" };
+    for (int x = 0; x < 2; x++)
+        for (int y = 0; y < 3; y++)
+            evbuffer_add_printf(b, "sluice_tls_handshakes_total{side=\"%s\",result=\"%s\"} %llu\n",
+                                hs_side[x], hs_res[y], (unsigned long long)hs[x][y]);
+    family(b, "sluice_ktls_connections_total", "counter", "TLS client connections on listeners with ktls on: offloaded to the kernel, or served by user-space TLS (fallback).");
+    evbuffer_add_printf(b, "sluice_ktls_connections_total{result=\"offloaded\"} %llu\n", (unsigned long long)kon);
+    evbuffer_add_printf(b, "sluice_ktls_connections_total{result=\"fallback\"} %llu\n", (unsigned long long)koff);
+    scalar(b, "sluice_ktls_available", "gauge", "1 when the kernel has the TLS ULP (kernel TLS can be used).", gw_tls_ktls_available());
 
     family(b, "sluice_target_healthy", "gauge", "1 when a target may be picked, 0 while marked down.");
     for (int pass = 0; pass < 3; pass++) {

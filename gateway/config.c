@@ -532,6 +532,23 @@ static enum getr get_int(struct pctx *pc, const cJSON *obj, const char *path,
     return r;
 }
 
+static enum getr get_bool(struct pctx *pc, const cJSON *obj, const char *path,
+                          const char *key, bool *out)
+{
+    const cJSON *v = member(obj, key);
+    char p[JP_MAX];
+
+    if (v == NULL)
+        return G_ABSENT;
+    if (!cJSON_IsBool(v)) {
+        jp_key(p, path, key);
+        ERR(pc, p, "must be true or false");
+        return G_BAD;
+    }
+    *out = cJSON_IsTrue(v);
+    return G_OK;
+}
+
 static enum getr get_str(struct pctx *pc, const cJSON *obj, const char *path,
                          const char *key, bool required, const char **out)
 {
@@ -664,6 +681,11 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
     }
     if ((v = member(root, "admin")) != NULL)
         parse_admin(pc, v);
+    static const char *const splice_keys[] = { "enabled", "min_bytes", NULL };
+    if ((v = member(root, "splice")) != NULL && check_object(pc, v, "/splice", splice_keys, NULL)) {
+        get_bool(pc, v, "/splice", "enabled", &cfg->splice);
+        get_u32(pc, v, "/splice", "min_bytes", 0, UINT32_MAX, &cfg->splice_min_bytes);
+    }
     if ((v = member(root, "access_log")) != NULL) {
         free(cfg->access_log);
         cfg->access_log = NULL;
@@ -680,11 +702,84 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
 
 /* ---- listeners */
 
+/* listeners[].tls: the certificates are only checked for shape here; the
+ * TLS layer loads them (tls.c) and reports with the same paths. */
+static struct cfg_listener_tls *parse_listener_tls(struct pctx *pc, const cJSON *v, const char *path)
+{
+    static const char *const keys[] = {
+        "certificates", "ktls", "min_version", "handshake_timeout_ms", NULL };
+    static const char *const cert_keys[] = { "cert_file", "key_file", "cert_pem", "key_pem", NULL };
+    char p[JP_MAX], cp[JP_MAX];
+    const char *s;
+    bool bad;
+
+    if (!check_object(pc, v, path, keys, NULL))
+        return NULL;
+    struct cfg_listener_tls *t = xcalloc(1, sizeof(*t));
+    t->handshake_timeout_ms = 10000;
+    get_bool(pc, v, path, "ktls", &t->ktls);
+    get_u32(pc, v, path, "handshake_timeout_ms", 1, UINT32_MAX, &t->handshake_timeout_ms);
+    if (get_str(pc, v, path, "min_version", false, &s) == G_OK) {
+        jp_key(p, path, "min_version");
+        if (strcmp(s, "1.2") == 0)
+            t->min_version = CFG_TLS_1_2;
+        else if (strcmp(s, "1.3") == 0)
+            t->min_version = CFG_TLS_1_3;
+        else
+            ERR(pc, p, "must be \"1.2\" or \"1.3\"");
+    }
+    const cJSON *arr = get_array(pc, v, path, "certificates", true, &bad);
+    if (arr == NULL)
+        return t;
+    jp_key(p, path, "certificates");
+    t->ncerts = (size_t)cJSON_GetArraySize(arr);
+    if (t->ncerts == 0) {
+        ERR(pc, p, "must contain at least one certificate");
+        return t;
+    }
+    t->certs = xcalloc(t->ncerts, sizeof(*t->certs));
+    size_t i = 0;
+    for (const cJSON *c = arr->child; c; c = c->next, i++) {
+        struct cfg_cert *ce = &t->certs[i];
+        jp_idx(cp, p, i);
+        if (!check_object(pc, c, cp, cert_keys, NULL))
+            continue;
+        const char *cf = NULL, *kf = NULL, *cpem = NULL, *kpem = NULL;
+        get_name(pc, c, cp, "cert_file", false, &cf);
+        get_name(pc, c, cp, "key_file", false, &kf);
+        get_name(pc, c, cp, "cert_pem", false, &cpem);
+        get_name(pc, c, cp, "key_pem", false, &kpem);
+        if ((cf || kf) && (cpem || kpem)) {
+            ERR(pc, cp, "give cert_file and key_file, or cert_pem and key_pem, not both");
+            continue;
+        }
+        if (!(cf || kf || cpem || kpem)) {
+            ERR(pc, cp, "needs cert_file and key_file, or cert_pem and key_pem");
+            continue;
+        }
+        char mp[JP_MAX];
+        if ((cf || kf) && !(cf && kf)) {
+            jp_key(mp, cp, cf ? "key_file" : "cert_file");
+            ERR(pc, mp, "is required");
+            continue;
+        }
+        if ((cpem || kpem) && !(cpem && kpem)) {
+            jp_key(mp, cp, cpem ? "key_pem" : "cert_pem");
+            ERR(pc, mp, "is required");
+            continue;
+        }
+        ce->cert_file = cf ? xstrdup(cf) : NULL;
+        ce->key_file = kf ? xstrdup(kf) : NULL;
+        ce->cert_pem = cpem ? xstrdup(cpem) : NULL;
+        ce->key_pem = kpem ? xstrdup(kpem) : NULL;
+    }
+    return t;
+}
+
 static void parse_listeners(struct pctx *pc, const cJSON *root)
 {
     struct sl_config *cfg = pc->cfg;
-    static const char *const keys[] = { "name", "address", NULL };
-    static const char *const unsupported[] = { "tls", NULL };
+    static const char *const keys[] = { "name", "address", "tls", NULL };
     bool bad;
     const cJSON *arr = get_array(pc, root, "", "listeners", true, &bad);
     size_t i = 0;
@@ -703,8 +798,13 @@ static void parse_listeners(struct pctx *pc, const cJSON *root)
         const char *s;
 
         jp_idx(path, "/listeners", i);
-        if (!check_object(pc, it, path, keys, unsupported))
+        if (!check_object(pc, it, path, keys, NULL))
             continue;
+        const cJSON *tv = member(it, "tls");
+        if (tv) {
+            jp_key(p, path, "tls");
+            l->tls = parse_listener_tls(pc, tv, p);
+        }
         if (get_name(pc, it, path, "name", false, &s) == G_OK) {
             jp_key(p, path, "name");
             for (size_t j = 0; j < i; j++)
@@ -780,8 +880,9 @@ static void parse_upstream(struct pctx *pc, const cJSON *it, const char *path, s
     struct sl_config *cfg = pc->cfg;
     struct cfg_upstream *u = &cfg->upstreams[i];
     static const char *const keys[] = {
-        "name", "targets", "balance", "pool", "timeouts", "retries", NULL };
-    static const char *const unsupported[] = { "health", "tls", "hash_on", NULL };
+        "name", "targets", "balance", "pool", "timeouts", "retries", "tls", NULL };
+    static const char *const unsupported[] = { "health", "hash_on", NULL };
+    static const char *const tls_keys[] = { "sni", "verify", "ca_file", NULL };
     static const char *const pool_keys[] = { "max_idle_per_target", "idle_timeout_ms", NULL };
     static const char *const to_keys[] = {
         "connect_ms", "response_header_ms", "idle_ms", NULL };
@@ -819,6 +920,16 @@ static void parse_upstream(struct pctx *pc, const cJSON *it, const char *path, s
             ERR(pc, p, "must be one of round_robin, least_request, random_two, hash");
     }
 
+    jp_key(p, path, "tls");
+    if ((v = member(it, "tls")) != NULL && check_object(pc, v, p, tls_keys, NULL)) {
+        u->tls = xcalloc(1, sizeof(*u->tls));
+        u->tls->verify = true;
+        get_bool(pc, v, p, "verify", &u->tls->verify);
+        if (get_name(pc, v, p, "sni", false, &s) == G_OK)
+            u->tls->sni = xstrdup(s);
+        if (get_name(pc, v, p, "ca_file", false, &s) == G_OK)
+            u->tls->ca_file = xstrdup(s);
+    }
     jp_key(p, path, "pool");
     if ((v = member(it, "pool")) != NULL && check_object(pc, v, p, pool_keys, NULL)) {
         get_u32(pc, v, p, "max_idle_per_target", 0, 1000000, &u->max_idle_per_target);
@@ -1456,6 +1567,8 @@ static struct sl_config *config_new(void)
     cfg->client_header_ms = 10000;
     cfg->client_idle_ms = 60000;
     cfg->drain_ms = 10000;
+    cfg->splice = true;
+    cfg->splice_min_bytes = 65536;
     cfg->access_log = xstrdup("stdout");
     return cfg;
 }
@@ -1555,7 +1668,7 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
 {
     static const char *const keys[] = {
         "workers", "listeners", "limits", "timeouts", "access_log", "access_log_format",
-        "admin", "upstreams", "routes", NULL };
+        "admin", "splice", "upstreams", "routes", NULL };
     static const char *const unsupported[] = { NULL };
     const char *end = NULL;
     size_t nerr0 = errs->n;
@@ -1602,6 +1715,7 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
 
 struct sl_config *cfg_quick(const char *listen, const char *const *backends,
                             size_t nbackends, int workers, const char *admin,
+                            const char *tls_cert, const char *tls_key,
                             struct cfg_errors *errs)
 {
     size_t nerr0 = errs->n;
@@ -1630,6 +1744,9 @@ struct sl_config *cfg_quick(const char *listen, const char *const *backends,
     }
     if (workers < 0 || workers > 1024)
         cfg_errors_add(errs, "--workers", "must be an integer from 0 to 1024");
+    if ((tls_cert != NULL) != (tls_key != NULL))
+        cfg_errors_add(errs, tls_cert ? "--tls-key" : "--tls-cert",
+                       "--tls-cert and --tls-key go together");
     if (admin && !listener_addr(admin, &a, err, sizeof(err)))
         cfg_errors_add(errs, "--admin", "bad address \"%s\": %s", admin, err);
     else if (admin)
@@ -1647,6 +1764,14 @@ struct sl_config *cfg_quick(const char *listen, const char *const *backends,
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", "quick");
     cJSON_AddStringToObject(o, "address", listen);
+    if (tls_cert && tls_key) {
+        cJSON *tls = cJSON_AddObjectToObject(o, "tls");
+        cJSON *certs = cJSON_AddArrayToObject(tls, "certificates");
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "cert_file", tls_cert);
+        cJSON_AddStringToObject(c, "key_file", tls_key);
+        cJSON_AddItemToArray(certs, c);
+    }
     cJSON_AddItemToArray(arr, o);
     arr = cJSON_AddArrayToObject(doc, "upstreams");
     o = cJSON_CreateObject();
@@ -1725,6 +1850,16 @@ void cfg_free(struct sl_config *cfg)
     for (size_t i = 0; cfg->listeners && i < cfg->nlisteners; i++) {
         free(cfg->listeners[i].name);
         cfg_addr_free(&cfg->listeners[i].addr);
+        struct cfg_listener_tls *t = cfg->listeners[i].tls;
+        for (size_t j = 0; t && j < t->ncerts; j++) {
+            free(t->certs[j].cert_file);
+            free(t->certs[j].key_file);
+            free(t->certs[j].cert_pem);
+            free(t->certs[j].key_pem);
+        }
+        if (t)
+            free(t->certs);
+        free(t);
     }
     free(cfg->listeners);
     for (size_t i = 0; cfg->upstreams && i < cfg->nupstreams; i++) {
@@ -1733,6 +1868,11 @@ void cfg_free(struct sl_config *cfg)
         for (size_t j = 0; u->targets && j < u->ntargets; j++)
             cfg_addr_free(&u->targets[j].addr);
         free(u->targets);
+        if (u->tls) {
+            free(u->tls->sni);
+            free(u->tls->ca_file);
+            free(u->tls);
+        }
     }
     free(cfg->upstreams);
     for (size_t i = 0; cfg->routes && i < cfg->nroutes; i++)

@@ -27,9 +27,33 @@ struct cfg_addr {
     socklen_t salen;
 };
 
+/* One certificate of a TLS listener: from files or inline PEM (exactly one
+ * of the two pairs is set). */
+struct cfg_cert {
+    char *cert_file, *key_file;
+    char *cert_pem, *key_pem;
+};
+
+enum { CFG_TLS_1_2 = 0, CFG_TLS_1_3 = 1 };
+
+struct cfg_listener_tls {
+    struct cfg_cert *certs; size_t ncerts;   /* at least one; the first is the default */
+    bool ktls;                  /* ask for kernel TLS (falls back silently) */
+    int min_version;            /* CFG_TLS_1_2 (default) or CFG_TLS_1_3 */
+    uint32_t handshake_timeout_ms;  /* default 10000 */
+};
+
 struct cfg_listener {
     char *name;             /* NULL when absent */
     struct cfg_addr addr;
+    struct cfg_listener_tls *tls;   /* NULL = plain HTTP */
+};
+
+/* upstreams[].tls: connect to the targets over TLS */
+struct cfg_upstream_tls {
+    char *sni;              /* NULL = the target's host when it is a name */
+    bool verify;            /* default true */
+    char *ca_file;          /* NULL = the system store */
 };
 
 struct cfg_target {
@@ -50,6 +74,7 @@ struct cfg_upstream {
     uint32_t response_header_ms;    /* timeouts.response_header_ms, default 30000 */
     uint32_t idle_ms;               /* timeouts.idle_ms, default 300000 */
     uint32_t retries;               /* default 1 */
+    struct cfg_upstream_tls *tls;   /* NULL = plain */
 };
 
 struct cfg_kv {
@@ -131,6 +156,8 @@ struct sl_config {
     char *admin_token;              /* admin.token, NULL = none (loopback only) */
     struct cfg_upstream *upstreams; size_t nupstreams;
     struct cfg_route *routes; size_t nroutes;
+    bool splice;                    /* "splice": {"enabled"}, default true */
+    uint32_t splice_min_bytes;      /* "splice": {"min_bytes"}: bodies shorter are copied */
     char *source;                   /* the JSON text as given (for GET /config later) */
 };
 
@@ -151,8 +178,9 @@ struct cfg_errors {
  * error).  Success is judged only by errors added by this call, so errs may
  * already hold entries; on success returns a config and adds nothing.  On failure returns NULL and errs holds every problem
  * found (at least one).  Fields whose behaviour is not built yet
- * (listeners[].tls, admin, upstreams[].health, upstreams[].tls, balance other
- * than "round_robin", ...) are errors "not supported yet: <path>".
+ * (upstreams[].health, balance other than "round_robin", ...) are errors
+ * "not supported yet: <path>".  Certificate files are not read here: the
+ * TLS layer (tls.h) loads them and reports problems with the same paths.
  * Unknown fields are errors "unknown field".  Upstream names referenced by
  * routes must exist; listener names referenced must exist; names unique.
  */
@@ -170,6 +198,7 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
  * "--listen", "--backend" or "--workers" (every bad value is reported). */
 struct sl_config *cfg_quick(const char *listen, const char *const *backends,
                             size_t nbackends, int workers, const char *admin,
+                            const char *tls_cert, const char *tls_key,
                             struct cfg_errors *errs);
 
 void cfg_free(struct sl_config *cfg);

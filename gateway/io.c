@@ -35,5 +35,6 @@ const struct gw_io_ops gw_io_plain = {
     .name = "plain",
     .read = plain_read,
     .writev = plain_writev,
-    .can_splice = true,
+    .splice_from = true,
+    .splice_to = true,
 };

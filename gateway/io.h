@@ -5,8 +5,9 @@
  * gw_io, whose ops are plain socket calls today.  TLS (OpenSSL, with kernel
  * TLS when the kernel has it) and splice(2) body moves plug in here as other
  * ops without touching the codec or the pump: a TLS transport's read returns
- * plaintext, and `can_splice` tells the pump when bytes may move between
- * two descriptors without passing through user space.
+ * plaintext, and `splice_from`/`splice_to` tell the pump when body bytes may
+ * move out of / into the descriptor with splice(2), without passing through
+ * user space (plain sockets; a kernel-TLS socket in the offloaded direction).
  *
  * Return conventions (both ops): > 0 bytes moved; 0 from read = EOF;
  * GW_IO_AGAIN = would block; GW_IO_ERR = the connection is broken (errno set).
@@ -27,7 +28,8 @@ struct gw_io_ops {
     const char *name;
     ssize_t (*read)(struct gw_io *io, void *buf, size_t len);
     ssize_t (*writev)(struct gw_io *io, const struct iovec *iov, int n);
-    bool can_splice;            /* bytes on fd are the payload (plain or kTLS) */
+    bool splice_from;           /* reading fd yields the payload (plain, kTLS rx) */
+    bool splice_to;             /* writing fd sends payload (plain, kTLS tx) */
 };
 
 struct gw_io {

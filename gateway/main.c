@@ -226,10 +226,6 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if (tls_cert || tls_key) {
-        fprintf(stderr, "sluice: --tls-cert/--tls-key: not supported yet: --tls-cert\n");
-        return 1;
-    }
 
     struct sl_config *cfg = NULL;
     if (config && (listen || nbackends)) {
@@ -251,7 +247,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "sluice: quick mode needs --listen and at least one --backend\n%s", usage);
             return 1;
         }
-        cfg = cfg_quick(listen, backends, nbackends, workers, admin, &errs);
+        cfg = cfg_quick(listen, backends, nbackends, workers, admin, tls_cert, tls_key, &errs);
         if (cfg == NULL) {
             print_errors("sluice: ", &errs);
             cfg_errors_clear(&errs);

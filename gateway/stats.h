@@ -51,6 +51,12 @@ struct gw_ups_stats {
 struct gw_stats {
     _Atomic uint64_t bytes_in, bytes_out, pool_hits, pool_misses;
     _Atomic uint64_t client_conns, upstream_conns;     /* gauges */
+    /* body bytes moved between sockets by splice(2), and through a buffer */
+    _Atomic uint64_t body_splice, body_copy;
+    /* TLS handshakes: [0] client side (listeners), [1] upstream side;
+     * by result full / resumed / failed */
+    _Atomic uint64_t tls_hs[2][3];
+    _Atomic uint64_t ktls_on, ktls_fallback;   /* listener conns with ktls requested */
     struct gw_hist req_duration, connect_time;
     struct gw_route_stats *_Atomic routes;
     struct gw_ups_stats *_Atomic ups;

@@ -268,17 +268,81 @@ static void test_defaults(void)
     cfg_errors_clear(&e);
 }
 
+/* ---- TLS and splice sections: shapes (files are loaded by tls.c) */
+
+static void test_tls_fields(void)
+{
+    struct cfg_errors e = {0};
+    struct sl_config *c = parse("{\"listeners\":[{\"address\":\"127.0.0.1:1\"},{\"address\":\"127.0.0.1:2\","
+        "\"tls\":{\"certificates\":[{\"cert_file\":\"a.pem\",\"key_file\":\"a.key\"},"
+        "{\"cert_pem\":\"C\",\"key_pem\":\"K\"}],\"ktls\":true,\"min_version\":\"1.3\","
+        "\"handshake_timeout_ms\":500}}],\"routes\":[],"
+        "\"splice\":{\"enabled\":false,\"min_bytes\":1024},"
+        "\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
+        "\"tls\":{\"sni\":\"api.internal\",\"ca_file\":\"ca.pem\"}},"
+        "{\"name\":\"b\",\"targets\":[{\"address\":\"127.0.0.1:1\"}]}]}", &e);
+    ok(c != NULL, "tls sections parse");
+    if (c == NULL) {
+        dump_errors(&e);
+        cfg_errors_clear(&e);
+        return;
+    }
+    ok(c->listeners[0].tls == NULL, "plain listener has no tls");
+    const struct cfg_listener_tls *t = c->listeners[1].tls;
+    ok(t && t->ncerts == 2 && strcmp(t->certs[0].cert_file, "a.pem") == 0 &&
+       strcmp(t->certs[1].key_pem, "K") == 0 && t->ktls && t->min_version == CFG_TLS_1_3 &&
+       t->handshake_timeout_ms == 500, "listener tls fields");
+    ok(c->upstreams[0].tls && c->upstreams[0].tls->verify &&
+       strcmp(c->upstreams[0].tls->sni, "api.internal") == 0 &&
+       strcmp(c->upstreams[0].tls->ca_file, "ca.pem") == 0, "upstream tls fields, verify defaults to true");
+    ok(c->upstreams[1].tls == NULL, "plain upstream has no tls");
+    ok(!c->splice && c->splice_min_bytes == 1024, "splice section");
+    cfg_free(c);
+
+    c = parse("{" LSN ",\"routes\":[]}", &e);
+    ok(c && c->splice && c->splice_min_bytes == 65536, "splice on by default");
+    cfg_free(c);
+
+    static const struct { const char *doc, *path, *msg; } bad[] = {
+        { "{\"listeners\":[{\"address\":\"127.0.0.1:2\",\"tls\":{}}],\"routes\":[]}",
+          "/listeners/0/tls/certificates", "is required" },
+        { "{\"listeners\":[{\"address\":\"127.0.0.1:2\",\"tls\":{\"certificates\":[]}}],\"routes\":[]}",
+          "/listeners/0/tls/certificates", "must contain at least one certificate" },
+        { "{\"listeners\":[{\"address\":\"127.0.0.1:2\",\"tls\":{\"certificates\":[{\"cert_file\":\"a\"}]}}],\"routes\":[]}",
+          "/listeners/0/tls/certificates/0/key_file", "is required" },
+        { "{\"listeners\":[{\"address\":\"127.0.0.1:2\",\"tls\":{\"certificates\":[{\"cert_file\":\"a\",\"key_file\":\"b\",\"key_pem\":\"c\"}]}}],\"routes\":[]}",
+          "/listeners/0/tls/certificates/0", "give cert_file and key_file, or cert_pem and key_pem, not both" },
+        { "{\"listeners\":[{\"address\":\"127.0.0.1:2\",\"tls\":{\"certificates\":[{\"cert_file\":\"a\",\"key_file\":\"b\"}],\"ktls\":1}}],\"routes\":[]}",
+          "/listeners/0/tls/ktls", "must be true or false" },
+        { "{\"listeners\":[{\"address\":\"127.0.0.1:2\",\"tls\":{\"certificates\":[{\"cert_file\":\"a\",\"key_file\":\"b\"}],\"min_version\":\"1.1\"}}],\"routes\":[]}",
+          "/listeners/0/tls/min_version", "must be \"1.2\" or \"1.3\"" },
+        { "{\"listeners\":[{\"address\":\"127.0.0.1:2\",\"tls\":{\"certificates\":[{\"cert_file\":\"a\",\"key_file\":\"b\"}],\"ciphers\":\"x\"}}],\"routes\":[]}",
+          "/listeners/0/tls/ciphers", "unknown field" },
+        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
+          "\"tls\":{\"verify\":\"yes\"}}]}", "/upstreams/0/tls/verify", "must be true or false" },
+        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
+          "\"tls\":{\"sni\":\"\"}}]}", "/upstreams/0/tls/sni", "must not be empty" },
+        { "{" LSN ",\"routes\":[],\"splice\":{\"enabled\":true,\"threshold\":1}}",
+          "/splice/threshold", "unknown field" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cfg_errors_clear(&e);
+        c = parse(bad[i].doc, &e);
+        ok(c == NULL && has_error(&e, bad[i].path, bad[i].msg), "%s: %s", bad[i].path, bad[i].msg);
+        if (c != NULL || !has_error(&e, bad[i].path, bad[i].msg))
+            dump_errors(&e);
+        cfg_free(c);
+    }
+    cfg_errors_clear(&e);
+}
+
 /* ---- fields whose behaviour is not built yet */
 
 static void test_not_supported(void)
 {
     static const struct { const char *doc, *path; } t[] = {
-        { "{\"listeners\":[{\"address\":\"127.0.0.1:1\"},{\"address\":\"127.0.0.1:2\","
-          "\"tls\":{\"ktls\":true}}],\"routes\":[]}", "/listeners/1/tls" },
         { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
           "\"health\":{\"path\":\"/healthz\"}}]}", "/upstreams/0/health" },
-        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
-          "\"tls\":{\"verify\":true}}]}", "/upstreams/0/tls" },
         { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
           "\"hash_on\":\"client_ip\"}]}", "/upstreams/0/hash_on" },
         { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
@@ -361,11 +425,11 @@ static void test_admin(void)
     cfg_errors_clear(&e);
 
     const char *be[] = { "127.0.0.1:9000" };
-    c = cfg_quick("127.0.0.1:8080", be, 1, 1, "127.0.0.1:9901", &e);
+    c = cfg_quick("127.0.0.1:8080", be, 1, 1, "127.0.0.1:9901", NULL, NULL, &e);
     ok(c && c->has_admin && c->admin_addr.port == 9901, "quick mode with --admin");
     cfg_free(c);
     cfg_errors_clear(&e);
-    c = cfg_quick("127.0.0.1:8080", be, 1, 1, "10.1.2.3:9901", &e);
+    c = cfg_quick("127.0.0.1:8080", be, 1, 1, "10.1.2.3:9901", NULL, NULL, &e);
     ok(c == NULL && e.n >= 1, "quick mode --admin on a non-loopback address is refused (no token)");
     cfg_errors_clear(&e);
 }
@@ -637,7 +701,7 @@ static void test_quick(void)
 {
     struct cfg_errors e = {0};
     const char *const be[] = { "127.0.0.1:9001", "backend.internal:9002", "[::1]:9003" };
-    struct sl_config *c = cfg_quick("*:8080", be, 3, 2, NULL, &e);
+    struct sl_config *c = cfg_quick("*:8080", be, 3, 2, NULL, NULL, NULL, &e);
 
     ok(c != NULL && e.n == 0, "quick config builds");
     if (c) {
@@ -658,16 +722,16 @@ static void test_quick(void)
     cfg_free(c);
 
     const char *const bad_be[] = { "127.0.0.1:9001", "nohost", "h:0" };
-    c = cfg_quick("example.com:80", bad_be, 3, 0, NULL, &e);
+    c = cfg_quick("example.com:80", bad_be, 3, 0, NULL, NULL, NULL, &e);
     ok(c == NULL && e.n == 3 && strcmp(e.v[0].path, "--listen") == 0 &&
        strcmp(e.v[1].path, "--backend") == 0 && strcmp(e.v[2].path, "--backend") == 0 &&
        strstr(e.v[1].message, "nohost") != NULL, "quick mode reports every bad address");
     dump_errors(&e);
     cfg_errors_clear(&e);
-    c = cfg_quick("127.0.0.1:80", NULL, 0, 0, NULL, &e);
+    c = cfg_quick("127.0.0.1:80", NULL, 0, 0, NULL, NULL, NULL, &e);
     ok(c == NULL && e.n == 1 && strcmp(e.v[0].path, "--backend") == 0, "quick mode needs a backend");
     cfg_errors_clear(&e);
-    c = cfg_quick("127.0.0.1:80", be, 1, 5000, NULL, &e);
+    c = cfg_quick("127.0.0.1:80", be, 1, 5000, NULL, NULL, NULL, &e);
     ok(c == NULL && e.n == 1 && strcmp(e.v[0].path, "--workers") == 0, "quick mode checks workers");
     cfg_errors_clear(&e);
 }
@@ -735,6 +799,7 @@ int main(void)
 {
     test_spec_example();
     test_defaults();
+    test_tls_fields();
     test_not_supported();
     test_admin();
     test_bad_documents();
