@@ -38,6 +38,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -51,21 +52,29 @@ SLUICE_BIN = os.path.join(ROOT, "build", "sluice")
 # build it as build/router_bench.
 ROUTER_BENCH_BINS = [os.path.join(OUT_DIR, "router_bench"), os.path.join(ROOT, "build", "router_bench")]
 IDLE_BIN = os.path.join(OUT_DIR, "idle_conns")
+TLS_HS_BIN = os.path.join(OUT_DIR, "tls_hs")
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 # wrk takes whole seconds only.
 DURATION = max(1, int(float(os.environ.get("DURATION", "5"))))
 WARMUP = max(1, int(float(os.environ.get("WARMUP", "1"))))
 IDLE_CONNS = int(os.environ.get("IDLE_CONNS", "10000"))
-TIME_LIMIT = float(os.environ.get("TIME_LIMIT", "600"))
-ALL_TARGETS = ["direct", "sluice", "nginx", "haproxy"]
+TIME_LIMIT = float(os.environ.get("TIME_LIMIT", "1200"))
+# sluice-nosplice (sluice with "splice": {"enabled": false}) runs in the
+# huge scenario only and shows in rows of its own.
+ALL_TARGETS = ["direct", "sluice", "sluice-nosplice", "nginx", "haproxy"]
+COLUMNS = ["direct", "sluice", "nginx", "haproxy"]
 PROXIES = ["sluice", "nginx", "haproxy"]
-ALL_SCENARIOS = ["small64", "small256", "large", "idle", "reload"]
+ALL_SCENARIOS = ["small64", "small256", "large", "huge", "tls_small", "tls_handshake",
+                 "idle", "reload"]
 RELOAD_DURATION = max(1, int(float(os.environ.get("RELOAD_DURATION", str(DURATION)))))
 RELOAD_INTERVAL = float(os.environ.get("RELOAD_INTERVAL", "0.5"))
 RELOAD_ROUTES = 10000
 LOAD_CORE, PROXY_CORE = "0", "1"
 LARGE_BYTES = 1 << 20
+HUGE_BYTES = 64 << 20
+# The name in the benchmark certificate; tls_hs sends it as SNI and Host.
+CERT_NAME = "bench.sluice.test"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 
@@ -243,24 +252,35 @@ def cleanup():
             log(f"cleanup of pid {proc.pid}: {e}")
 
 
-def http_status(port, path="/", timeout=1.0):
-    """Status code of one GET, or None."""
+def client_tls():
+    """A TLS 1.3 client context that accepts the benchmark's self-signed
+    certificate."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return ctx
+
+
+def http_status(port, path="/", timeout=1.0, tls=False):
+    """Status code of one GET (over TLS 1.3 when tls), or None."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+            s = client_tls().wrap_socket(raw, server_hostname=CERT_NAME) if tls else raw
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
             data = s.recv(64)
         m = re.match(rb"HTTP/1\.[01] (\d{3})", data)
         return int(m.group(1)) if m else None
-    except OSError:
+    except (OSError, ssl.SSLError):
         return None
 
 
-def wait_ready(server, port, path="/", limit=6.0):
+def wait_ready(server, port, path="/", limit=6.0, tls=False):
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if not server.alive():
             return False
-        if http_status(port, path) == 200:
+        if http_status(port, path, tls=tls) == 200:
             return True
         time.sleep(0.1)
     return False
@@ -310,11 +330,49 @@ def nginx_temp_paths(tmp, name):
         "uwsgi_temp_path", "scgi_temp_path"))
 
 
-def write_backend_conf(tmp, port):
+def make_cert(tmp):
+    """A self-signed ECDSA P-256 certificate for CERT_NAME and 127.0.0.1,
+    made with the openssl CLI. Returns (cert, key, cert+key) paths; HAProxy
+    wants both in one file."""
+    cert, key, both = (os.path.join(tmp, n) for n in ("cert.pem", "key.pem", "cert-key.pem"))
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "7", "-subj", f"/CN={CERT_NAME}",
+                    "-addext", f"subjectAltName=DNS:{CERT_NAME},IP:127.0.0.1"],
+                   check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, timeout=30)
+    with open(both, "w") as f:
+        for p in (cert, key):
+            with open(p) as src:
+                f.write(src.read())
+    return cert, key, both
+
+
+def nginx_tls(tls):
+    """Server-block lines for nginx terminating TLS with the benchmark
+    certificate; sessions as nginx defaults them (tickets on, no cache)."""
+    return f"""    ssl_certificate {tls[0]};
+    ssl_certificate_key {tls[1]};
+    # nginx 1.22 leaves TLS 1.3 off unless it is listed.
+    ssl_protocols TLSv1.2 TLSv1.3;
+"""
+
+
+def write_backend_conf(tmp, port, tls_port, tls):
     www = os.path.join(tmp, "www")
     os.makedirs(www, exist_ok=True)
     with open(os.path.join(www, "1m"), "wb") as f:
         f.write(os.urandom(LARGE_BYTES))
+    if "huge" in SCENARIOS:
+        with open(os.path.join(www, "64m"), "wb") as f:
+            for _ in range(HUGE_BYTES // LARGE_BYTES):
+                f.write(os.urandom(LARGE_BYTES))
+    # The same locations over TLS on a second port: the direct ceiling of
+    # the TLS scenarios.
+    locations = f"""    location = /1m {{ root {www}; }}
+    location = /64m {{ root {www}; }}
+    location / {{ return 200 "hello world\\n"; }}
+"""
     conf = nginx_common(tmp, "backend", 16384) + f"""http {{
   access_log off;
   default_type text/plain;
@@ -325,9 +383,10 @@ def write_backend_conf(tmp, port):
 {nginx_temp_paths(tmp, "backend")}
   server {{
     listen 127.0.0.1:{port} backlog=4096;
-    location = /1m {{ root {www}; }}
-    location / {{ return 200 "hello world\\n"; }}
-  }}
+{locations}  }}
+  server {{
+    listen 127.0.0.1:{tls_port} ssl backlog=4096;
+{nginx_tls(tls)}{locations}  }}
 }}
 """
     path = os.path.join(tmp, "backend.conf")
@@ -336,14 +395,15 @@ def write_backend_conf(tmp, port):
     return path
 
 
-def write_nginx_proxy_conf(tmp, port, bport):
+def write_nginx_proxy_conf(tmp, name, port, bport, tls=None):
+    """nginx as the proxy; tls = (cert, key, cert+key) to terminate TLS."""
     # The upstream keepalive pool is larger than the largest client count:
     # a smaller pool makes nginx reconnect thousands of times a second.
-    conf = nginx_common(tmp, "nginx", max(4096, IDLE_CONNS * 2 + 1024)) + f"""http {{
+    conf = nginx_common(tmp, name, max(4096, IDLE_CONNS * 2 + 1024)) + f"""http {{
   access_log off;
   keepalive_requests 1000000000;
   keepalive_timeout 300s;
-{nginx_temp_paths(tmp, "nginx")}
+{nginx_temp_paths(tmp, name)}
   upstream b {{
     server 127.0.0.1:{bport};
     keepalive 1024;
@@ -351,8 +411,8 @@ def write_nginx_proxy_conf(tmp, port, bport):
     keepalive_timeout 300s;
   }}
   server {{
-    listen 127.0.0.1:{port} backlog=4096;
-    location / {{
+    listen 127.0.0.1:{port}{" ssl" if tls else ""} backlog=4096;
+{nginx_tls(tls) if tls else ""}    location / {{
       proxy_pass http://b;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -363,13 +423,15 @@ def write_nginx_proxy_conf(tmp, port, bport):
   }}
 }}
 """
-    path = os.path.join(tmp, "nginx.conf")
+    path = os.path.join(tmp, f"{name}.conf")
     with open(path, "w") as f:
         f.write(conf)
     return path
 
 
-def write_haproxy_conf(tmp, port, bport):
+def write_haproxy_conf(tmp, name, port, bport, tls=None):
+    """HAProxy as the proxy; tls = (cert, key, cert+key) to terminate TLS
+    (sessions as HAProxy defaults them: tickets on, a session cache)."""
     maxconn = IDLE_CONNS + 2048
     conf = f"""global
   nbthread 1
@@ -388,29 +450,68 @@ defaults
   http-reuse always
 
 frontend fe
-  bind 127.0.0.1:{port}
+  bind 127.0.0.1:{port}{f" ssl crt {tls[2]} ssl-min-ver TLSv1.2" if tls else ""}
   maxconn {maxconn}
   default_backend be
 
 backend be
   server s1 127.0.0.1:{bport}
 """
-    path = os.path.join(tmp, "haproxy.cfg")
+    path = os.path.join(tmp, f"{name}.cfg")
     with open(path, "w") as f:
         f.write(conf)
     return path
 
 
-def write_sluice_conf(tmp, port, bport):
-    conf = ('{"workers":1,"access_log":null,'
-            f'"listeners":[{{"address":"127.0.0.1:{port}"}}],'
-            f'"upstreams":[{{"name":"b","targets":[{{"address":"127.0.0.1:{bport}"}}],'
-            '"pool":{"max_idle_per_target":1024}}],'
-            '"routes":[{"upstream":"b"}]}\n')
-    path = os.path.join(tmp, "sluice.json")
+def write_sluice_conf(tmp, name, port, bport, admin_port, tls=None, splice=True):
+    """sluice as the proxy; tls = (cert, key, cert+key) to terminate TLS.
+    The admin listener (loopback, no token) serves /metrics, read around
+    some cells to check that splice(2) and full handshakes really happened."""
+    listener = {"address": f"127.0.0.1:{port}"}
+    if tls:
+        listener["tls"] = {"certificates": [{"cert_file": tls[0], "key_file": tls[1]}]}
+    doc = {"workers": 1, "access_log": None,
+           "admin": {"address": f"127.0.0.1:{admin_port}"},
+           "listeners": [listener],
+           "upstreams": [{"name": "b", "targets": [{"address": f"127.0.0.1:{bport}"}],
+                          "pool": {"max_idle_per_target": 1024}}],
+           "routes": [{"upstream": "b"}]}
+    if not splice:
+        doc["splice"] = {"enabled": False}
+    path = os.path.join(tmp, f"{name}.json")
     with open(path, "w") as f:
-        f.write(conf)
+        json.dump(doc, f, separators=(",", ":"))
+        f.write("\n")
     return path
+
+
+def metric_values(port):
+    """{(name, sorted label string): value} from sluice's admin /metrics,
+    or {} when it cannot be read."""
+    try:
+        st, _, body = http_exchange(
+            port, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", 5.0)
+    except OSError:
+        return {}
+    if st != 200:
+        return {}
+    vals = {}
+    for line in body.decode(errors="replace").splitlines():
+        m = re.match(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+([-+\d.eE]+|NaN)$", line.strip())
+        if m:
+            labels = ",".join(sorted(re.findall(r'\w+="[^"]*"', m.group(2) or "")))
+            try:
+                vals[(m.group(1), labels)] = float(m.group(3))
+            except ValueError:
+                pass
+    return vals
+
+
+def metric_delta(before, after, name, labels):
+    key = (name, labels)
+    if key not in after:
+        return None
+    return after[key] - before.get(key, 0.0)
 
 
 # ---------------------------------------------------------------- reload
@@ -581,17 +682,25 @@ def put_client(args):
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
-def run_wrk(port, path, conns, duration, headers=()):
+def run_wrk(port, path, conns, duration, headers=(), scheme="http"):
     """Runs wrk on the load core; returns (stdout, wrk CPU seconds, exit code)."""
     argv = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{conns}", f"-d{duration}s",
             "--latency", "--timeout", "5s"]
     for h in headers:
         argv += ["-H", h]
-    argv.append(f"http://127.0.0.1:{port}{path}")
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    argv.append(f"{scheme}://127.0.0.1:{port}{path}")
+    out, _, cpu, rc = run_client(argv, duration + 15)
+    return out, cpu, rc
+
+
+def run_client(argv, limit, stderr_apart=False):
+    """Runs a load client (its own output is small) for at most `limit` s;
+    returns (stdout, stderr or "", its CPU seconds, exit code)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE if stderr_apart else subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
     STARTED.append(proc)
-    deadline = time.monotonic() + duration + 15
+    deadline = time.monotonic() + limit
     cpu = 0.0
     while True:
         # wait4 gives this child's own rusage, untouched by other children.
@@ -608,7 +717,27 @@ def run_wrk(port, path, conns, duration, headers=()):
         time.sleep(0.02)
     out = proc.stdout.read().decode(errors="replace")
     proc.stdout.close()
-    return out, cpu, proc.returncode
+    err = ""
+    if stderr_apart:
+        err = proc.stderr.read().decode(errors="replace")
+        proc.stderr.close()
+    return out, err, cpu, proc.returncode
+
+
+def run_tls_hs(port, conns, duration):
+    """Runs bench/tls_hs on the load core; returns (its parsed result line or
+    None, its stderr, its CPU seconds, exit code)."""
+    argv = ["taskset", "-c", LOAD_CORE, TLS_HS_BIN, "127.0.0.1", str(port), str(conns),
+            str(duration), "/", CERT_NAME]
+    out, err, cpu, rc = run_client(argv, duration + 15, stderr_apart=True)
+    m = re.search(r"handshakes (\d+) errors (\d+) secs ([\d.]+) tickets (\d+) "
+                  r"resumed (\d+) not_tls13 (\d+)", out)
+    r = None
+    if m:
+        r = dict(zip(("handshakes", "errors", "secs", "tickets", "resumed", "not_tls13"),
+                     (int(m.group(1)), int(m.group(2)), float(m.group(3)), int(m.group(4)),
+                      int(m.group(5)), int(m.group(6)))))
+    return r, err, cpu, rc
 
 
 def parse_wrk(out):
@@ -624,6 +753,9 @@ def parse_wrk(out):
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.M)
         if m:
             r[f"p{pct}"] = float(m.group(1)) * UNITS[m.group(2)]
+    m = re.search(r"requests in [\d.]+\w+, ([\d.]+)([KMGT]?B) read", out)
+    if m:
+        r["bytes"] = float(m.group(1)) * 1024 ** " KMGT".index(m.group(2)[:-1] or " ")
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     r["bad"] = int(m.group(1)) if m else 0
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -637,6 +769,12 @@ SCEN = {
     "small64": dict(title="small GET keep-alive, 64 conns", path="/", conns=64),
     "small256": dict(title="small GET keep-alive, 256 conns", path="/", conns=256),
     "large": dict(title="1 MiB responses, 8 conns", path="/1m", conns=8),
+    "huge": dict(title="64 MiB responses, 4 conns", path="/64m", conns=4,
+                 targets=COLUMNS + ["sluice-nosplice"]),
+    "tls_small": dict(title="TLS 1.3 small GET keep-alive, 64 conns", path="/", conns=64,
+                      tls=True),
+    "tls_handshake": dict(title="TLS 1.3 full handshake (ECDSA P-256, no resumption), "
+                          "GET + close, 32 conns", conns=32, tls=True),
     "idle": dict(title=f"{IDLE_CONNS:,} idle keep-alive conns"),
 }
 
@@ -645,9 +783,14 @@ METRICS = {
                 ("cpu_req", "proxy CPU µs/req"), ("cpu_wrk", "proxy CPU ÷ wrk CPU")],
     "large": [("mibs", "MiB/s"), ("cpu_mib", "proxy CPU µs/MiB"),
               ("cpu_wrk", "proxy CPU ÷ wrk CPU")],
+    "huge": [("mibs", "MiB/s (targets: sluice ≥ 0.8× direct, ≥ 2× HAProxy)"),
+             ("cpu_mib", "proxy CPU µs/MiB"), ("cpu_wrk", "proxy CPU ÷ wrk CPU")],
+    "tls_handshake": [("cpu_hs", "proxy CPU µs/handshake (target: sluice ≤ nginx, HAProxy)"),
+                      ("hs_rate", "handshakes/s"), ("cpu_client", "proxy CPU ÷ client CPU"),
+                      ("tickets", "session tickets sent per handshake")],
     "idle": [("kib_conn", "RSS KiB per idle conn")],
 }
-METRICS["small256"] = METRICS["small64"]
+METRICS["small256"] = METRICS["tls_small"] = METRICS["small64"]
 
 # results[scenario][metric][target] = list of per-round values (None = failed)
 RESULTS = {s: {m: {t: [] for t in ALL_TARGETS} for m, _ in METRICS[s]} for s in METRICS}
@@ -671,24 +814,54 @@ def set_affinity(pids, core):
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5)
 
 
+def instance(scen, target):
+    """The server process a target runs as in a scenario: the plain proxies,
+    their TLS-terminating twins ("-tls", separate processes so that a proxy
+    without TLS support still runs the plain scenarios), and the backend's
+    plain or TLS port for direct."""
+    if target == "sluice-nosplice":
+        return target
+    return f"{target}-tls" if SCEN.get(scen, {}).get("tls") else target
+
+
+def scen_targets(scen):
+    return [t for t in TARGETS if t in SCEN.get(scen, {}).get("targets", COLUMNS)]
+
+
 class Bench:
     def __init__(self, tmp):
         self.tmp = tmp
-        bport, sport, nport, hport, rport, aport = free_ports(6)
-        self.port = {"direct": bport, "sluice": sport, "nginx": nport, "haproxy": hport}
+        ports = iter(free_ports(15))
+        self.port = {n: next(ports) for n in (
+            "direct", "direct-tls", "sluice", "sluice-tls", "sluice-nosplice",
+            "nginx", "nginx-tls", "haproxy", "haproxy-tls")}
+        self.admin = {n: next(ports) for n in ("sluice", "sluice-tls", "sluice-nosplice")}
+        rport, aport = next(ports), next(ports)
+        bport = self.port["direct"]
+        tls = self.tls = make_cert(tmp)
         self.backend = Server("backend", [
-            "nginx", "-p", tmp, "-c", write_backend_conf(tmp, bport),
+            "nginx", "-p", tmp, "-c", write_backend_conf(tmp, bport, self.port["direct-tls"], tls),
             "-e", f"{tmp}/backend.error.log", "-g", "daemon off;"], LOAD_CORE, tmp)
-        self.servers = {
-            "nginx": Server("nginx", [
-                "nginx", "-p", tmp, "-c", write_nginx_proxy_conf(tmp, nport, bport),
-                "-e", f"{tmp}/nginx.error.log", "-g", "daemon off;"], PROXY_CORE, tmp),
-            "haproxy": Server("haproxy", [
-                "haproxy", "-db", "-f", write_haproxy_conf(tmp, hport, bport)], PROXY_CORE, tmp),
-            "sluice": Server("sluice", [
-                SLUICE_BIN, "--config", write_sluice_conf(tmp, sport, bport)], PROXY_CORE, tmp),
-        }
-        self.broken = {}  # target -> reason it cannot be measured this run
+        self.servers = {}
+        for name in ("nginx", "nginx-tls"):
+            conf = write_nginx_proxy_conf(tmp, name, self.port[name], bport,
+                                          tls if name.endswith("-tls") else None)
+            self.servers[name] = Server(name, [
+                "nginx", "-p", tmp, "-c", conf, "-e", f"{tmp}/{name}.error.log",
+                "-g", "daemon off;"], PROXY_CORE, tmp)
+        for name in ("haproxy", "haproxy-tls"):
+            conf = write_haproxy_conf(tmp, name, self.port[name], bport,
+                                      tls if name.endswith("-tls") else None)
+            self.servers[name] = Server(name, ["haproxy", "-db", "-f", conf], PROXY_CORE, tmp)
+        for name in ("sluice", "sluice-tls", "sluice-nosplice"):
+            conf = write_sluice_conf(tmp, name, self.port[name], bport, self.admin[name],
+                                     tls if name.endswith("-tls") else None,
+                                     splice=name != "sluice-nosplice")
+            self.servers[name] = Server(name, [SLUICE_BIN, "--config", conf], PROXY_CORE, tmp)
+        self.broken = {}  # instance -> reason it cannot be measured this run
+        self.tls_params = {}  # instance -> what tls_hs saw of its first handshake
+        # sluice's own counters over the measured cells, summed over rounds
+        self.sluice_counts = {}
         self.reload_srv = None
         if "reload" in SCENARIOS and "sluice" in TARGETS:
             self.reload_port, self.admin_port = rport, aport
@@ -700,48 +873,59 @@ class Bench:
 
     # A proxy that fails to come up is marked broken for the rest of the run
     # rather than retried in every cell, which would eat the time budget.
-    def ensure(self, target):
-        if target == "direct":
+    def ensure(self, name):
+        """Starts instance `name` (see instance()) unless it is up; False when
+        it cannot serve. TLS instances must answer over TLS 1.3."""
+        if name.startswith("direct"):
             return self.backend.alive()
-        if target in self.broken:
+        if name in self.broken:
             return False
-        srv = self.servers[target]
-        if srv.alive() and http_status(self.port[target]) == 200:
+        srv, tls = self.servers[name], name.endswith("-tls")
+        if srv.alive() and http_status(self.port[name], tls=tls) == 200:
             return True
         srv.stop()
-        if target == "sluice" and not os.access(SLUICE_BIN, os.X_OK):
-            self.broken[target] = "build/sluice not built"
-            note(f"sluice skipped: {SLUICE_BIN} does not exist")
+        if name.startswith("sluice") and not os.access(SLUICE_BIN, os.X_OK):
+            self.broken[name] = "build/sluice not built"
+            note(f"{name} skipped: {SLUICE_BIN} does not exist")
             return False
         srv.start()
-        if wait_ready(srv, self.port[target]):
+        if wait_ready(srv, self.port[name], tls=tls):
             return True
         why = srv.log_tail()
         srv.stop()
-        self.broken[target] = why
-        note(f"{target} did not answer 200 on GET / within 6 s; skipped for the rest of the run"
-             + (f" (its output: {why})" if why else ""))
+        self.broken[name] = why
+        note(f"{name} did not answer 200 on GET /{' over TLS 1.3' if tls else ''} within 6 s; "
+             "skipped for the rest of the run" + (f" (its output: {why})" if why else ""))
         try:
-            shutil.copy(srv.logpath, os.path.join(OUT_DIR, f"{target}.log"))
+            shutil.copy(srv.logpath, os.path.join(OUT_DIR, f"{name}.log"))
         except OSError:
             pass
         return False
 
+    def count(self, key, v):
+        if v is not None:
+            self.sluice_counts[key] = self.sluice_counts.get(key, 0.0) + v
+
     def measure_load(self, scen, target):
         sc = SCEN[scen]
-        if not self.ensure(target):
+        name = instance(scen, target)
+        if not self.ensure(name):
             return None
         backend_pids = self.backend.pids()
         direct = target == "direct"
+        scheme = "https" if sc.get("tls") else "http"
+        admin = self.admin.get(name) if scen == "huge" else None
         if direct:
             set_affinity(backend_pids, PROXY_CORE)
         try:
-            port = self.port[target]
-            run_wrk(port, sc["path"], sc["conns"], WARMUP)
-            pids = backend_pids if direct else self.servers[target].pids()
+            port = self.port[name]
+            run_wrk(port, sc["path"], sc["conns"], WARMUP, scheme=scheme)
+            pids = backend_pids if direct else self.servers[name].pids()
+            m0 = metric_values(admin) if admin else {}
             cpu0, b0, (h0, w0) = tree_cpu(pids), tree_cpu(backend_pids), host_busy()
-            out, wrk_cpu, rc = run_wrk(port, sc["path"], sc["conns"], DURATION)
+            out, wrk_cpu, rc = run_wrk(port, sc["path"], sc["conns"], DURATION, scheme=scheme)
             cpu1, b1, (h1, w1) = tree_cpu(pids), tree_cpu(backend_pids), host_busy()
+            m1 = metric_values(admin) if admin else {}
         finally:
             if direct:
                 set_affinity(backend_pids, LOAD_CORE)
@@ -765,7 +949,73 @@ class Bench:
             mib = r["requests"] * LARGE_BYTES / float(1 << 20)
             v["mibs"] = mib / r["secs"]
             v["cpu_mib"] = proxy_cpu / mib * 1e6
+        elif scen == "huge":
+            # Few responses finish in a run, so count every byte wrk read,
+            # including the responses still in flight at the end.
+            mib = r.get("bytes", r["requests"] * HUGE_BYTES) / float(1 << 20)
+            v["mibs"] = mib / r["secs"]
+            v["cpu_mib"] = proxy_cpu / mib * 1e6
+            for path in ("splice", "copy"):
+                self.count((name, path), metric_delta(
+                    m0, m1, "sluice_body_bytes_total", f'path="{path}"'))
         log(f"  {scen:8s} {target:7s} {r['rps']:10.0f} req/s  proxy CPU {v['cpu_req']:.2f} µs/req"
+            + (f"  {v['mibs']:.0f} MiB/s" if "mibs" in v else "") + f"  other {other_pct:.0f} %")
+        return v
+
+    def measure_handshake(self, scen, target):
+        """Full TLS 1.3 handshakes from bench/tls_hs (never resumed): the
+        proxy's CPU per completed handshake (each with one small GET), the
+        rate, and the tickets the server sent."""
+        sc = SCEN[scen]
+        name = instance(scen, target)
+        if not os.access(TLS_HS_BIN, os.X_OK):
+            note(f"{scen}: {TLS_HS_BIN} not built (bench/run.sh builds it)")
+            return None
+        if not self.ensure(name):
+            return None
+        backend_pids = self.backend.pids()
+        direct = target == "direct"
+        admin = self.admin.get(name)
+        if direct:
+            set_affinity(backend_pids, PROXY_CORE)
+        try:
+            port = self.port[name]
+            run_tls_hs(port, sc["conns"], WARMUP)
+            pids = backend_pids if direct else self.servers[name].pids()
+            m0 = metric_values(admin) if admin else {}
+            cpu0, b0, (h0, w0) = tree_cpu(pids), tree_cpu(backend_pids), host_busy()
+            r, err, client_cpu, rc = run_tls_hs(port, sc["conns"], DURATION)
+            cpu1, b1, (h1, w1) = tree_cpu(pids), tree_cpu(backend_pids), host_busy()
+            m1 = metric_values(admin) if admin else {}
+        finally:
+            if direct:
+                set_affinity(backend_pids, LOAD_CORE)
+        if rc != 0 or r is None or not r["handshakes"]:
+            note(f"{scen}/{target}: tls_hs failed (exit {rc}): {err.strip()[-300:]}")
+            return None
+        pm = re.search(r"tls_hs: (TLSv\S+ .*)", err)
+        if pm and name not in self.tls_params:
+            self.tls_params[name] = pm.group(1).strip()
+        if r["errors"] > r["handshakes"] * 0.001 or r["resumed"] or r["not_tls13"]:
+            note(f"{scen}/{target}: {r['errors']} failed exchanges, {r['resumed']} resumed and "
+                 f"{r['not_tls13']} not TLS 1.3 out of {r['handshakes']}; cell dropped"
+                 + (f" ({err.strip().splitlines()[0][:200]})" if err.strip() else ""))
+            return None
+        proxy_cpu = cpu1 - cpu0
+        other = (h1 - h0) - proxy_cpu - client_cpu - (0 if direct else b1 - b0)
+        other_pct = 100.0 * other / ((w1 - w0) * NCPU)
+        OTHER.append(other_pct)
+        n = r["handshakes"]
+        v = {"cpu_hs": proxy_cpu / n * 1e6, "hs_rate": n / r["secs"] if r["secs"] else None,
+             "cpu_client": proxy_cpu / client_cpu if client_cpu > 0 else None,
+             "tickets": r["tickets"] / n}
+        if admin:
+            self.count((name, "client"), n)
+            for res in ("full", "resumed", "failed"):
+                self.count((name, res), metric_delta(
+                    m0, m1, "sluice_tls_handshakes_total", f'result="{res}",side="listener"'))
+        log(f"  {scen[:8]:8s} {target:7s} {v['hs_rate']:10.0f} hs/s   proxy CPU {v['cpu_hs']:.0f} µs/hs"
+            f"  client CPU {client_cpu / n * 1e6:.0f} µs/hs  tickets {v['tickets']:.1f}"
             f"  other {other_pct:.0f} %")
         return v
 
@@ -897,10 +1147,11 @@ class Bench:
                 http_status(self.port["direct"], "/1m") != 200:
             raise SystemExit(f"bench: backend nginx did not start: {self.backend.log_tail()}")
         for rnd in range(ROUNDS):
-            k = rnd % len(TARGETS)
-            order = TARGETS[k:] + TARGETS[:k]
-            log(f"round {rnd + 1}/{ROUNDS}, order {', '.join(order)}")
+            log(f"round {rnd + 1}/{ROUNDS}")
             for scen in SCENARIOS:
+                targets = scen_targets(scen)
+                k = rnd % max(1, len(targets))
+                order = targets[k:] + targets[:k]
                 wait_quiet()
                 if scen == "reload":
                     if self.reload_srv is None:
@@ -915,7 +1166,12 @@ class Bench:
                         note("TIME_LIMIT reached: remaining cells skipped")
                         record(scen, t, None)
                         continue
-                    v = self.measure_idle(t) if scen == "idle" else self.measure_load(scen, t)
+                    if scen == "idle":
+                        v = self.measure_idle(t)
+                    elif scen == "tls_handshake":
+                        v = self.measure_handshake(scen, t)
+                    else:
+                        v = self.measure_load(scen, t)
                     record(scen, t, v)
             for srv in self.servers.values():
                 srv.stop()
@@ -952,7 +1208,8 @@ def read_line(stream, timeout):
 # ---------------------------------------------------------------- report
 
 FMT = {"rps": "{:,.0f}", "mibs": "{:,.0f}", "p50": "{:.2f}", "p99": "{:.2f}",
-       "cpu_req": "{:.2f}", "cpu_mib": "{:.0f}", "cpu_wrk": "{:.2f}", "kib_conn": "{:.2f}"}
+       "cpu_req": "{:.2f}", "cpu_mib": "{:.0f}", "cpu_wrk": "{:.2f}", "kib_conn": "{:.2f}",
+       "cpu_hs": "{:.0f}", "hs_rate": "{:,.0f}", "cpu_client": "{:.2f}", "tickets": "{:.1f}"}
 
 
 def summarize(vals, fmt):
@@ -1049,12 +1306,90 @@ def table():
             if "sluice" in TARGETS:
                 rows += reload_rows()
             continue
+        title = SCEN[scen]["title"]
         for m, label in METRICS[scen]:
-            r = RESULTS[scen][m]
-            cells = [summarize(r[t], FMT[m]) for t in ALL_TARGETS]
-            cells += [summarize(ratios(r["sluice"], r[o]), "{:.2f}") for o in ("nginx", "haproxy")]
-            rows.append(f"| {SCEN[scen]['title']} | {label} | " + " | ".join(cells) + " |")
+            rows.append(metric_row(title, label, RESULTS[scen][m], FMT[m]))
+        if scen == "huge":
+            r = RESULTS[scen]["mibs"]
+            rows.append(f"| {title} | MiB/s ÷ direct (target: sluice ≥ 0.80) | "
+                        + ("1.00" if any(x is not None for x in r["direct"]) else "—") + " | "
+                        + " | ".join(summarize(ratios(r[t], r["direct"]), "{:.2f}")
+                                     for t in ("sluice", "nginx", "haproxy")) + " | — | — |")
+            if "sluice-nosplice" in TARGETS:
+                # sluice with splice off: its figures in the sluice column,
+                # its ratios against the same rounds' other targets.
+                t2 = f"{title}, sluice with splice off (sluice-nosplice)"
+                for m, label in METRICS[scen]:
+                    rows.append(metric_row(t2, label.split(" (")[0], RESULTS[scen][m], FMT[m],
+                                           "sluice-nosplice", others=False))
+                rows.append(f"| {t2} | MiB/s ÷ direct | — | "
+                            + summarize(ratios(r["sluice-nosplice"], r["direct"]), "{:.2f}")
+                            + " | — | — | — | — |")
     return "\n".join(rows)
+
+
+def metric_row(title, label, r, fmt, sluice="sluice", others=True):
+    """One table row: every column's median (spread) and sluice's same-round
+    ratios. `sluice` names the target shown in the sluice column; others =
+    False leaves the other targets' cells empty (they have rows of their own)."""
+    cells = [summarize(r[sluice], fmt) if t == "sluice" else
+             summarize(r[t], fmt) if others else "—" for t in COLUMNS]
+    cells += [summarize(ratios(r[sluice], r[o]), "{:.2f}") for o in ("nginx", "haproxy")]
+    return f"| {title} | {label} | " + " | ".join(cells) + " |"
+
+
+def median_ratio(scen, m, a, b):
+    r = [x for x in ratios(RESULTS[scen][m][a], RESULTS[scen][m][b]) if x is not None]
+    return statistics.median(r) if r else None
+
+
+def check_targets(bench):
+    """Notes for issue 4's targets that the run missed, and what sluice's own
+    counters and the TLS client saw, so the figures can be trusted."""
+    if "huge" in SCENARIOS:
+        d = median_ratio("huge", "mibs", "sluice", "direct")
+        h = median_ratio("huge", "mibs", "sluice", "haproxy")
+        if d is not None and d < 0.8:
+            note(f"huge: sluice moves {d:.2f}× direct's MiB/s (target ≥ 0.80)")
+        if h is not None and h < 2.0:
+            note(f"huge: sluice moves {h:.2f}× HAProxy's MiB/s (target ≥ 2)")
+        for name in ("sluice", "sluice-nosplice"):
+            sp = bench.sluice_counts.get((name, "splice"))
+            cp = bench.sluice_counts.get((name, "copy"))
+            if sp is None and cp is None:
+                continue
+            sp, cp = sp or 0.0, cp or 0.0
+            if sp + cp == 0:
+                note(f"huge: {name}'s sluice_body_bytes_total did not move, so whether it "
+                     "used splice(2) is not verified")
+                continue
+            share = 100.0 * sp / (sp + cp) if sp + cp else 0.0
+            msg = (f"huge: {name}'s /metrics counted {sp / (1 << 20):,.0f} MiB of body bytes "
+                   f"moved by splice(2) and {cp / (1 << 20):,.0f} MiB copied ({share:.0f} % splice)")
+            if (name == "sluice" and share < 90) or (name == "sluice-nosplice" and sp > 0):
+                msg += ": NOT what this row is meant to measure"
+            note(msg)
+    if "tls_handshake" in SCENARIOS:
+        for o in ("nginx", "haproxy"):
+            r = median_ratio("tls_handshake", "cpu_hs", "sluice", o)
+            if r is not None and r > 1.0:
+                note(f"tls_handshake: sluice spends {r:.2f}× {o}'s CPU per full handshake "
+                     "(target ≤ 1)")
+        n = bench.sluice_counts.get(("sluice-tls", "client"))
+        if n:
+            got = {k: bench.sluice_counts.get(("sluice-tls", k)) for k in ("full", "resumed", "failed")}
+            if all(v is None for v in got.values()):
+                note("tls_handshake: sluice's /metrics has no sluice_tls_handshakes_total "
+                     "listener counts")
+            else:
+                note(f"tls_handshake: sluice's /metrics counted {got['full'] or 0:,.0f} full, "
+                     f"{got['resumed'] or 0:,.0f} resumed and {got['failed'] or 0:,.0f} failed "
+                     f"listener handshakes for {n:,.0f} completed by the client")
+    if bench.tls_params:
+        seen = sorted(set(bench.tls_params.values()))
+        note("TLS as tls_hs negotiated it: " + "; ".join(
+            f"{k}: {v}" for k, v in sorted(bench.tls_params.items()))
+            + ("" if len(seen) == 1 else " (NOT the same for every target)"))
 
 
 def versions():
@@ -1127,9 +1462,9 @@ def main():
             pass
     if os.cpu_count() < 2:
         sys.exit("bench: needs 2 CPUs (load on core 0, proxy on core 1)")
-    for tool in ("wrk", "nginx", "haproxy", "taskset"):
+    for tool in ("wrk", "nginx", "haproxy", "taskset", "openssl"):
         if shutil.which(tool) is None:
-            sys.exit(f"bench: {tool} not found (apt-get install wrk nginx-light haproxy)")
+            sys.exit(f"bench: {tool} not found (apt-get install wrk nginx-light haproxy openssl)")
     if "idle" in SCENARIOS and nofile_limit() < IDLE_CONNS * 1.2 + 256:
         note(f"RLIMIT_NOFILE is {nofile_limit()}, tight for {IDLE_CONNS} idle connections")
     load1, busy = idle_check()
@@ -1145,6 +1480,7 @@ def main():
     finally:
         cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
+    check_targets(b)
     elapsed = time.monotonic() - T0
     md = [f"# sluice benchmark ({time.strftime('%Y-%m-%d %H:%M:%S')})", "",
           f"{ROUNDS} round(s), {WARMUP:g} s warm-up + {DURATION:g} s measured per cell; "
@@ -1154,6 +1490,17 @@ def main():
           f"direct = wrk straight to the backend moved to core 1 (its CPU columns are the backend's).",
           "", f"Machine: {NCPU} CPUs, loadavg {load1:.2f} and {busy:.0f} % busy at start. {versions()}.",
           ] + ([
+          "", "TLS scenarios: every server (sluice, nginx, HAProxy, and the backend for direct) "
+          "terminates TLS with the same self-signed ECDSA P-256 certificate, TLS 1.2 and 1.3 "
+          "enabled, sessions as each defaults them, and proxies plain HTTP to the backend over "
+          "kept-alive connections. tls_small: wrk over https (OpenSSL; handshakes once per "
+          "connection). tls_handshake: bench/tls_hs on core 0 with wrk's place, each connection a "
+          "full TLS 1.3 handshake (never resumed), one GET, close_notify, close; the proxy's CPU "
+          "÷ completed handshakes decides.",
+          ] if "tls_small" in SCENARIOS or "tls_handshake" in SCENARIOS else []) + ([
+          "", "huge: a 64 MiB static file from the backend (sendfile); MiB/s counts every byte wrk "
+          "read; sluice-nosplice is sluice with \"splice\": {\"enabled\": false}.",
+          ] if "huge" in SCENARIOS else []) + ([
           "", f"reload: the proxy alone on core 1 with a {RELOAD_ROUTES:,}-route document "
           f"({RELOAD['doc_bytes'] / 1e6:.1f} MB), {WARMUP:g} s warm-up, then {RELOAD_DURATION:g} s "
           f"without and {RELOAD_DURATION:g} s with a PUT of the whole document every "
