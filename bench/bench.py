@@ -20,12 +20,34 @@ Method (see shared/BENCHMARKING.md for why):
     shows on the wire. Reported: PUT round-trip times, req/s and p99 with
     reloads against the same process without them (same round), PUT answers
     other than 200 and wrk errors.
+  * huge: 64 MiB responses (a static file the backend sends with sendfile),
+    4 connections; MiB/s from every byte wrk read, proxy CPU per MiB, ratios
+    against direct and HAProxy. sluice runs twice: as configured (splice on
+    by default) and as sluice-nosplice ("splice": {"enabled": false}), shown
+    in rows of their own; sluice's /metrics (sluice_body_bytes_total) around
+    each cell shows whether the bytes really moved by splice(2).
+  * TLS: an ECDSA P-256 certificate is generated at start (openssl CLI).
+    Separate TLS-terminating processes of each proxy (sluice-tls, nginx-tls,
+    haproxy-tls) and a TLS port on the backend (direct) use it, TLS 1.2 and
+    1.3 on, sessions as each server defaults them, plain HTTP to the backend
+    over kept-alive connections like the plain proxies.
+    tls_small: the small64 load over https (wrk's OpenSSL, TLS 1.3, one
+    handshake per connection). tls_handshake: bench/tls_hs (built by
+    run.sh) on the load core keeps 32 connections in flight, each a full
+    TLS 1.3 handshake (no session ever offered), one GET, close; reported:
+    proxy CPU per completed handshake (the figure that decides), handshakes/s,
+    proxy CPU ÷ client CPU and the session tickets each server sends per
+    handshake (part of its cost). Cells with failed exchanges, resumed or
+    non-1.3 handshakes are dropped; sluice's listener handshake counters
+    are checked against the client's count.
 
 Environment: ROUNDS (3), DURATION (5), WARMUP (1), ONLY (comma list of
-direct,sluice,nginx,haproxy), SCENARIOS (comma list of small64,small256,
-large,idle,reload), IDLE_CONNS (10000), RELOAD_DURATION (measured seconds of
-each reload cell, DURATION), RELOAD_INTERVAL (0.5), TIME_LIMIT (seconds, 600).
-Results: markdown on stdout and in build/bench/results.md; progress on stderr.
+direct,sluice,sluice-nosplice,nginx,haproxy), SCENARIOS (comma list of
+small64,small256,large,huge,tls_small,tls_handshake,idle,reload), IDLE_CONNS
+(10000), RELOAD_DURATION (measured seconds of each reload cell, DURATION),
+RELOAD_INTERVAL (0.5), TIME_LIMIT (seconds, 1200; a full default run takes
+about 15 minutes). Results: markdown on stdout and in build/bench/results.md;
+progress on stderr.
 """
 
 import json
