@@ -1,0 +1,716 @@
+"""TLS (issue 4): certificate choice by SNI and by the client's signature
+algorithms, ALPN, versions, requests and bodies through TLS, plain HTTP and
+garbage on a TLS port, the handshake timeout, session resumption (also across
+a reload), upstream TLS (verification, SNI, pooling, resumption), kernel TLS
+fallback, certificate reloads under load, quick mode and certificate errors.
+
+Clients are Python's ssl module (and openssl s_client where Python cannot
+choose the signature algorithms); certificates come from certs.py."""
+import hashlib
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import threading
+import time
+
+import certs
+from harness import (SLUICE, Conn, build_request, check, eq, free_port, get, pattern, request,
+                     uh, wait_for, wait_port)
+from test_8_admin import TOKEN, alive, sample, start
+
+
+# ---------------------------------------------------------------- helpers
+
+def cctx(maxv=None, minv=None, ciphers=None, alpn=None, ca=None):
+    """A client context; without ca it accepts any certificate (the tests
+    compare the certificate's bytes instead)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca:
+        ctx.load_verify_locations(ca)
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if maxv:
+        ctx.maximum_version = maxv
+    if minv:
+        ctx.minimum_version = minv
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+TLS12 = ssl.TLSVersion.TLSv1_2
+TLS13 = ssl.TLSVersion.TLSv1_3
+RSA12 = "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"
+ECDSA12 = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"
+
+
+def tls_listener(pki, names=("default",), name="https", **opts):
+    t = {"certificates": [pki[n].cfg() for n in names]}
+    t.update(opts)
+    return {"name": name, "address": "127.0.0.1:%d" % free_port(), "tls": t}
+
+
+def plain_listener():
+    return {"name": "http", "address": "127.0.0.1:%d" % free_port()}
+
+
+def tls_cfg(env, pki, listeners, e=None, **kw):
+    """A config: the given listeners, echo upstream "u" behind a catch-all
+    route, an admin listener."""
+    e = e or env.echo("e")
+    kw.setdefault("upstreams", [{"name": "u", "targets": [{"address": e.addr}]}])
+    kw.setdefault("routes", [{"name": "api", "match": {"path": {"prefix": "/"}}, "upstream": "u"}])
+    cfg = env.config(listeners=listeners,
+                     admin={"address": "127.0.0.1:%d" % free_port(), "token": TOKEN}, **kw)
+    return e, cfg
+
+
+def setup(env, names=("default",), **tlsopts):
+    """pki, echo, sluice, admin: one TLS listener with certificates names."""
+    pki = certs.make(env)
+    e, cfg = tls_cfg(env, pki, [tls_listener(pki, names, **tlsopts)])
+    s, a = start(env, cfg)
+    return pki, e, s, a
+
+
+def peer(c):
+    """DER of the certificate the server presented on Conn c."""
+    return c.sock.getpeercert(binary_form=True)
+
+
+def served(pki, port, ctx=None, sni=None):
+    """The name of the certificate a new handshake gets (and the TLS version)."""
+    with Conn(port, 5.0, tls=ctx or cctx(), sni=sni) as c:
+        return pki.name_of(peer(c)), c.sock.version()
+
+
+def hs(a, side, result):
+    return sample(a.metrics(), "sluice_tls_handshakes_total", side=side, result=result)
+
+
+def get_ok(c, path, what):
+    """A GET on the open Conn c; the echo's JSON."""
+    c.send(build_request("GET", path))
+    r = c.read_response()
+    eq(r.status, 200, "%s: status (%r)" % (what, r.raw[:200]))
+    j = r.json()
+    eq(j["path"], path, "%s: path seen by the backend" % what)
+    return r
+
+
+def s_client(env, port, sni, extra, timeout=10):
+    """openssl s_client: one handshake, stdin at EOF; (rc, stdout+stderr)."""
+    argv = ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port]
+    if sni:
+        argv += ["-servername", sni]
+    rc, out, err = env.run(argv + list(extra), timeout=timeout)
+    return rc, out + err
+
+
+def stderr_since(proc, mark):
+    return proc.stderr()[mark:]
+
+
+# ---------------------------------------------------------------- SNI / key types
+
+def test_sni_certificate_choice(env):
+    pki, e, s, a = setup(env, ("default", "multi_rsa", "multi_ec", "exact"))
+    p = s.port
+    ec12 = cctx(maxv=TLS12, ciphers=ECDSA12)
+    rsa12 = cctx(maxv=TLS12, ciphers=RSA12)
+    cases = [
+        # (what, context, sni, wanted certificate)
+        ("no SNI", cctx(), None, "default"),
+        ("no SNI, TLS 1.2 RSA", rsa12, None, "default"),
+        ("unknown name", cctx(), "unknown.example.test", "default"),
+        ("exact name, ECDSA-capable TLS 1.3 client", cctx(), "a.example.test", "multi_ec"),
+        ("exact name, TLS 1.2 ECDHE-ECDSA only", ec12, "a.example.test", "multi_ec"),
+        ("exact name, TLS 1.2 ECDHE-RSA only", rsa12, "a.example.test", "multi_rsa"),
+        ("wildcard name, TLS 1.3", cctx(), "y.wild.example.test", "multi_ec"),
+        ("wildcard name, TLS 1.2 ECDHE-RSA only", rsa12, "y.wild.example.test", "multi_rsa"),
+        ("wildcard name, TLS 1.2 ECDHE-ECDSA only", ec12, "y.wild.example.test", "multi_ec"),
+        ("exact name before a wildcard listed earlier", cctx(), "x.wild.example.test", "exact"),
+        ("two labels under a wildcard", cctx(), "a.b.wild.example.test", "default"),
+        ("the wildcard's own parent", cctx(), "wild.example.test", "default"),
+        ("the first certificate's own name", cctx(), "default.example.test", "default"),
+        ("name in upper case", cctx(), "A.EXAMPLE.TEST", "multi_ec"),
+    ]
+    wrong = []
+    for what, ctx, sni, want in cases:
+        got, _ = served(pki, p, ctx, sni)
+        if got != want:
+            wrong.append("%s (sni %r): got %s, want %s" % (what, sni, got, want))
+    check(not wrong, "certificate choice: " + "; ".join(wrong))
+
+    # a verifying client accepts the chain for each kind of name
+    for sni, want in (("a.example.test", "multi_ec"), ("y.wild.example.test", "multi_ec"),
+                      ("default.example.test", "default")):
+        with Conn(p, 5.0, tls=cctx(ca=pki.ca_file), sni=sni) as c:
+            eq(pki.name_of(peer(c)), want, "verified handshake for %s" % sni)
+            r = get_ok(c, "/v", "request on a verified %s connection" % sni)
+            eq(uh(r, "x-forwarded-proto"), ["https"], "X-Forwarded-Proto")
+
+    # TLS 1.3 restricted to RSA-PSS signatures: the RSA certificate
+    rc, out = s_client(env, p, "a.example.test", ["-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256"])
+    eq(rc, 0, "s_client TLS 1.3 RSA-PSS handshake (output %r)" % out[-600:])
+    check(re.search(r"subject=\s*CN\s*=\s*multi_rsa", out),
+          "TLS 1.3 RSA-PSS-only client got the RSA certificate: %r"
+          % re.findall(r"subject=.*", out))
+    rc, out = s_client(env, p, "a.example.test", ["-tls1_3", "-sigalgs", "ecdsa_secp256r1_sha256"])
+    eq(rc, 0, "s_client TLS 1.3 ECDSA handshake (output %r)" % out[-600:])
+    check(re.search(r"subject=\s*CN\s*=\s*multi_ec", out),
+          "TLS 1.3 ECDSA-only client got the ECDSA certificate: %r" % re.findall(r"subject=.*", out))
+    alive(s)
+
+
+# ---------------------------------------------------------------- ALPN and versions
+
+def test_alpn(env):
+    pki, e, s, a = setup(env)
+    for offer, want in ((["h2", "http/1.1"], "http/1.1"), (["http/1.1"], "http/1.1"),
+                        (["h2"], None), (None, None)):
+        for maxv in (TLS12, None):
+            what = "ALPN offer %r%s" % (offer, " (TLS 1.2)" if maxv else "")
+            with Conn(s.port, 5.0, tls=cctx(maxv=maxv, alpn=offer)) as c:
+                eq(c.sock.selected_alpn_protocol(), want, what + ": selected protocol")
+                get_ok(c, "/alpn", what)
+                get_ok(c, "/alpn2", what + ", second request")
+
+
+def test_versions_and_min_version(env):
+    pki = certs.make(env)
+    l12 = tls_listener(pki, name="any")
+    l13 = tls_listener(pki, name="only13", min_version="1.3")
+    e, cfg = tls_cfg(env, pki, [l12, l13])
+    s, a = start(env, cfg)
+    p12, p13 = s.ports
+    for port, maxv, want in ((p12, TLS12, "TLSv1.2"), (p12, None, "TLSv1.3"), (p13, None, "TLSv1.3")):
+        with Conn(port, 5.0, tls=cctx(maxv=maxv)) as c:
+            eq(c.sock.version(), want, "negotiated version on %d" % port)
+            get_ok(c, "/v", "request over %s" % want)
+    f0 = hs(a, "listener", "failed")
+    try:
+        with Conn(p13, 5.0, tls=cctx(maxv=TLS12)) as c:
+            refused = "no: %s" % c.sock.version()
+    except (ssl.SSLError, ConnectionError) as ex:
+        refused = "yes: %s" % ex
+    check(refused.startswith("yes"), "a TLS 1.2-only client refused by min_version 1.3 (%s)" % refused)
+    check(wait_for(lambda: hs(a, "listener", "failed") >= f0 + 1, 3.0, 0.05),
+          "handshakes_total{side=listener,result=failed} did not grow for the refused 1.2 client")
+    with Conn(p13, 5.0, tls=cctx()) as c:
+        get_ok(c, "/after", "TLS 1.3 client after a refused 1.2 one")
+    alive(s)
+
+
+# ---------------------------------------------------------------- requests through TLS
+
+def test_request_through_tls(env):
+    pki = certs.make(env)
+    e = env.echo("e")
+    routes = [{"name": "fixed", "match": {"path": {"exact": "/fixed"}},
+               "respond": {"status": 200, "body": "fixed body\n", "content_type": "text/plain"}},
+              {"name": "api", "match": {"path": {"prefix": "/"}}, "upstream": "u"}]
+    e, cfg = tls_cfg(env, pki, [tls_listener(pki), plain_listener()], e=e, routes=routes)
+    s, a = start(env, cfg)
+    tp, pp = s.ports
+    ctx = cctx(ca=pki.ca_file)
+
+    def norm(raw):
+        return re.sub(rb"\r\nDate: [^\r]*", b"\r\nDate: X", raw)
+
+    # the same bytes as on the plain listener (Date aside)
+    for path in ("/fixed", "/bytes/1000", "/status/404"):
+        rt = get(tp, path, tls=ctx, sni="localhost")
+        rp = get(pp, path)
+        eq(rt.status, rp.status, "%s status over TLS" % path)
+        eq(norm(rt.raw), norm(rp.raw), "%s response bytes over TLS vs plain" % path)
+    eq(get(tp, "/fixed", tls=ctx, sni="localhost").raw.split(b"\r\n\r\n", 1)[1], b"fixed body\n",
+       "/fixed body over TLS")
+
+    r = get(tp, "/h", tls=ctx, sni="localhost", headers=[("X-Forwarded-Proto", "http")])
+    eq(uh(r, "x-forwarded-proto"), ["https"], "X-Forwarded-Proto on the TLS listener")
+    eq(uh(get(pp, "/h"), "x-forwarded-proto"), ["http"], "X-Forwarded-Proto on the plain listener")
+
+    # keep-alive: several requests, one TLS connection, one handshake
+    full0, res0 = hs(a, "listener", "full"), hs(a, "listener", "resumed")
+    with Conn(tp, 5.0, tls=ctx, sni="localhost") as c:
+        conns = set()
+        for i in range(6):
+            r = get_ok(c, "/ka/%d" % i, "keep-alive request %d" % i)
+            check((r.h("connection") or "").lower() != "close", "Connection: close on request %d" % i)
+            conns.add(r.json()["conn"])
+        eq(len(conns), 1, "backend connections used by 6 keep-alive requests")
+    eq((hs(a, "listener", "full") - full0, hs(a, "listener", "resumed") - res0), (1, 0),
+       "listener handshakes (full, resumed) for one keep-alive connection")
+
+    # 5 MiB up (echoed back by /raw) and down (/bytes/N), byte-exact
+    n = 5 << 20
+    body = os.urandom(n)
+    with Conn(tp, 30.0, tls=ctx, sni="localhost") as c:
+        c.send(build_request("POST", "/raw", headers=[("Content-Length", str(n))]))
+        err = []
+
+        def sender():
+            try:
+                c.sock.sendall(body)
+            except OSError as ex:
+                err.append(ex)
+        # one thread writes while this one reads: the echo answers as it reads
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        r = c.read_response(timeout=30)
+        t.join(10)
+        check(not err, "sending the 5 MiB body: %r" % err)
+        eq(r.status, 200, "POST /raw 5 MiB status")
+        eq(len(r.body), n, "POST /raw 5 MiB: bytes back")
+        eq(sha(r.body), sha(body), "POST /raw 5 MiB: body back byte-exact")
+        m = n + 7
+        c.send(build_request("GET", "/bytes/%d" % m))
+        r = c.read_response(timeout=30)
+        eq(r.status, 200, "GET /bytes/%d status" % m)
+        eq(len(r.body), m, "GET /bytes/%d length" % m)
+        check(r.body == pattern(m), "GET /bytes/%d: body differs from the pattern" % m)
+        # a chunked request body, odd chunk sizes
+        parts = [os.urandom(k) for k in (1, 100, 16384, 70000, 3)]
+        wire = b"".join(b"%x\r\n%s\r\n" % (len(x), x) for x in parts) + b"0\r\n\r\n"
+        c.send(build_request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")]) + wire)
+        r = c.read_response(timeout=10)
+        eq(r.status, 200, "chunked POST status")
+        j = r.json()
+        whole = b"".join(parts)
+        eq((j["body_len"], j["body_sha256"]), (len(whole), sha(whole)),
+           "chunked body as the backend got it")
+        c.send(build_request("POST", "/raw", headers=[("Transfer-Encoding", "chunked")]) + wire)
+        r = c.read_response(timeout=10)
+        eq(r.status, 200, "chunked POST /raw status")
+        eq(sha(r.body), sha(whole), "chunked POST /raw: body back")
+        get_ok(c, "/last", "request after the bodies on the same connection")
+    alive(s)
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+# ---------------------------------------------------------------- not TLS on a TLS port
+
+def test_plain_http_and_garbage_on_tls_port(env):
+    pki, e, s, a = setup(env)
+    with Conn(s.port, 5.0) as c:
+        c.send(build_request("GET", "/plain"))
+        r = c.read_response()
+        eq(r.status, 400, "plain HTTP on the TLS port (got %r)" % r.raw[:200])
+        eq(r.raw.split(b"\r\n", 1)[0], b"HTTP/1.1 400 Bad Request", "status line")
+        check(b"plain HTTP request was sent to HTTPS port" in r.body,
+              "400 body explains: %r" % r.body[:200])
+        check(c.wait_closed(3.0), "connection closed after the 400")
+    eq(e.stats()["requests"], 0, "the plain request did not reach the backend")
+    with Conn(s.port, 5.0, tls=cctx()) as c:
+        get_ok(c, "/after-plain", "TLS request after the plain one")
+
+    f0 = hs(a, "listener", "failed")
+    junk = [bytes(range(256)) * 4,                      # neither TLS nor HTTP
+            b"\x16\x03\x01\x00\x20" + b"\xff" * 32,     # a TLS record with a bad handshake
+            b"\x00" * 10]
+    for k, data in enumerate(junk):
+        with Conn(s.port, 5.0) as c:
+            try:
+                c.send(data)
+            except OSError:
+                pass
+            check(c.wait_closed(3.0), "garbage %d: connection not closed within 3 s" % k)
+            check(not c.buf.startswith(b"HTTP/1.1 200"), "garbage %d answered 200" % k)
+    check(wait_for(lambda: hs(a, "listener", "failed") >= f0 + 2, 3.0, 0.05),
+          "handshakes_total{result=failed} grew by %d for 3 garbage connections"
+          % (hs(a, "listener", "failed") - f0))
+    with Conn(s.port, 5.0, tls=cctx()) as c:
+        get_ok(c, "/after-garbage", "TLS request after garbage")
+    alive(s)
+
+
+def client_hello(sni="a.example.test"):
+    """The bytes of a ClientHello (made by Python's ssl over memory BIOs)."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = cctx().wrap_bio(inc, out, server_hostname=sni)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return out.read()
+
+
+def test_handshake_timeout(env):
+    pki, e, s, a = setup(env, handshake_timeout_ms=300)
+    for what, data in (("nothing sent", b""), ("half a ClientHello", client_hello()[:40])):
+        with Conn(s.port, 5.0) as c:
+            if data:
+                c.send(data)
+            t0 = time.monotonic()
+            check(c.wait_closed(4.0), "%s: not closed within 4 s (handshake_timeout_ms 300)" % what)
+            dt = time.monotonic() - t0
+            check(0.2 <= dt <= 1.5, "%s: closed after %.2fs (handshake_timeout_ms 300)" % (what, dt))
+    # a finished handshake is not cut by the handshake timer
+    with Conn(s.port, 5.0, tls=cctx()) as c:
+        time.sleep(0.8)
+        get_ok(c, "/late", "request 0.8 s after a handshake (handshake_timeout_ms 300)")
+    alive(s)
+
+
+# ---------------------------------------------------------------- resumption
+
+def fresh_session(port, ctx, what):
+    """A session from a new connection that served one request."""
+    with Conn(port, 5.0, tls=ctx) as c:
+        get_ok(c, "/s", what)  # TLS 1.3 tickets arrive after the handshake
+        sess = c.sock.session
+        check(sess is not None, "%s: no session" % what)
+        return sess
+
+
+def resumes(port, ctx, sess, what):
+    with Conn(port, 5.0, tls=ctx, session=sess) as c:
+        check(c.sock.session_reused, "%s: session not resumed (%s)" % (what, c.sock.version()))
+        get_ok(c, "/r", what)
+
+
+def test_session_resumption(env):
+    pki, e, s, a = setup(env)
+    ctxs = {"TLS 1.2": cctx(maxv=TLS12), "TLS 1.3": cctx(minv=TLS13)}
+    r0 = hs(a, "listener", "resumed")
+    for v, ctx in ctxs.items():
+        sess = fresh_session(s.port, ctx, v)
+        resumes(s.port, ctx, sess, v)
+        with Conn(s.port, 5.0, tls=ctx) as c:
+            check(not c.sock.session_reused, "%s: a connection without a session resumed" % v)
+    eq(hs(a, "listener", "resumed") - r0, 2, "handshakes_total{side=listener,result=resumed} growth")
+
+    # tickets issued before a reload resume after it
+    saved = {v: fresh_session(s.port, ctx, v + " (before reload)") for v, ctx in ctxs.items()}
+    v0 = a.version()
+    cfg = json.loads(json.dumps(s.cfg))
+    cfg["routes"].insert(0, {"name": "new", "match": {"path": {"exact": "/new"}},
+                             "respond": {"status": 200, "body": "new"}})
+    eq(a.put_ok(cfg), v0 + 1, "PUT /config version")
+    with Conn(s.port, 5.0, tls=cctx()) as c:
+        c.send(build_request("GET", "/new"))
+        eq(c.read_response().body, b"new", "the reloaded config serves")
+    r1 = hs(a, "listener", "resumed")
+    for v, ctx in ctxs.items():
+        resumes(s.port, ctx, saved[v], v + " after PUT /config")
+    eq(hs(a, "listener", "resumed") - r1, 2, "resumed handshakes after the reload")
+    alive(s)
+
+
+# ---------------------------------------------------------------- upstream TLS
+
+def upstream_setup(env, front_upstreams, front_routes):
+    """echo <- backend sluice B (TLS listeners: default cert, self-signed
+    cert) <- front sluice F (plain listener).  front_upstreams(b0, b1) gives F's
+    upstreams for B's two listener addresses."""
+    pki = certs.make(env)
+    e = env.echo("e")
+    e, bcfg = tls_cfg(env, pki, [tls_listener(pki, ("default",), name="ca"),
+                                 tls_listener(pki, ("self",), name="self")], e=e)
+    b, ba = start(env, bcfg)
+    b0, b1 = ("127.0.0.1:%d" % p for p in b.ports)
+    _, fcfg = tls_cfg(env, pki, [plain_listener()], e=e,
+                      upstreams=front_upstreams(pki, b0, b1), routes=front_routes)
+    f, fa = start(env, fcfg)
+    return pki, e, b, ba, f, fa
+
+
+def prefix_routes(names):
+    return [{"name": n, "match": {"path": {"prefix": "/%s/" % n}}, "upstream": n} for n in names]
+
+
+def test_upstream_tls_verify(env):
+    def ups(pki, b0, b1):
+        ca = pki.ca_file
+        return [{"name": "ok", "targets": [{"address": b0}], "tls": {"ca_file": ca}},
+                {"name": "store", "targets": [{"address": b0}], "tls": {"verify": True}},
+                {"name": "noverify", "targets": [{"address": b0}], "tls": {"verify": False}},
+                {"name": "badsni", "targets": [{"address": b0}],
+                 "tls": {"ca_file": ca, "sni": "wrong.example.test"}},
+                {"name": "goodsni", "targets": [{"address": b0}],
+                 "tls": {"ca_file": ca, "sni": "localhost"}},
+                {"name": "selfca", "targets": [{"address": b1}], "tls": {"ca_file": ca}},
+                {"name": "selfnoverify", "targets": [{"address": b1}], "tls": {"verify": False}},
+                {"name": "plain", "targets": [{"address": b0}]}]
+    names = ["ok", "store", "noverify", "badsni", "goodsni", "selfca", "selfnoverify", "plain"]
+    pki, e, b, ba, f, fa = upstream_setup(env, ups, prefix_routes(names))
+    fp = f.port
+    for n, want, why in (("ok", 200, None), ("store", 502, r"verify"), ("noverify", 200, None),
+                         ("badsni", 502, r"verify.*(hostname mismatch)|hostname mismatch"),
+                         ("goodsni", 200, None),
+                         ("selfca", 502, r"verify.*self.signed|self.signed"),
+                         ("selfnoverify", 200, None)):
+        mark = len(f.proc.stderr())
+        r = get(fp, "/%s/x?q=1" % n)
+        eq(r.status, want, "upstream %s: status (body %r)" % (n, r.body[:200]))
+        if want == 200:
+            j = r.json()
+            eq((j["id"], j["path"]), ("e", "/%s/x?q=1" % n), "upstream %s: the echo's answer" % n)
+            # B terminated TLS: its own X-Forwarded-Proto for that hop is https
+            check("https" in ",".join(uh(r, "x-forwarded-proto")),
+                  "upstream %s: the backend sluice saw TLS (X-Forwarded-Proto %r)"
+                  % (n, uh(r, "x-forwarded-proto")))
+        else:
+            got = wait_for(lambda: re.search(why, stderr_since(f.proc, mark), re.I), 3.0, 0.05)
+            check(got, "upstream %s: the error log says why (/%s/): %r"
+                  % (n, why, stderr_since(f.proc, mark)[-600:]))
+    # a plain upstream pointed at a TLS port gets B's 400 or a 502, never a hang
+    r = get(fp, "/plain/x", timeout=10)
+    check(r.status in (400, 502), "plain upstream to a TLS port: status %d" % r.status)
+    alive(f)
+    alive(b)
+
+
+def test_upstream_tls_pooling_and_resumption(env):
+    def ups(pki, b0, b1):
+        return [{"name": "pooled", "targets": [{"address": b0}], "tls": {"ca_file": pki.ca_file}},
+                {"name": "nopool", "targets": [{"address": b0}], "tls": {"ca_file": pki.ca_file},
+                 "pool": {"max_idle_per_target": 0}}]
+    pki, e, b, ba, f, fa = upstream_setup(env, ups, prefix_routes(["pooled", "nopool"]))
+
+    def counts():
+        fm, bm = fa.metrics(), ba.metrics()
+        return {
+            "f_full": sample(fm, "sluice_tls_handshakes_total", side="upstream", result="full"),
+            "f_res": sample(fm, "sluice_tls_handshakes_total", side="upstream", result="resumed"),
+            "f_fail": sample(fm, "sluice_tls_handshakes_total", side="upstream", result="failed"),
+            "hits": sample(fm, "sluice_pool_hits_total"),
+            "misses": sample(fm, "sluice_pool_misses_total"),
+            "b_full": sample(bm, "sluice_tls_handshakes_total", side="listener", result="full"),
+            "b_res": sample(bm, "sluice_tls_handshakes_total", side="listener", result="resumed"),
+        }
+
+    def delta(c0, c1):
+        return {k: c1[k] - c0[k] for k in c0}
+
+    c0 = counts()
+    for i in range(6):  # sequential, each on a new client connection
+        r = get(f.port, "/pooled/%d" % i)
+        eq(r.status, 200, "pooled request %d (body %r)" % (i, r.body[:200]))
+    d = delta(c0, counts())
+    eq((d["f_full"] + d["f_res"], d["misses"], d["hits"]), (1, 1, 5),
+       "6 sequential requests: (upstream handshakes, pool misses, pool hits) %r" % d)
+    eq(d["b_full"] + d["b_res"], 1, "handshakes the backend sluice saw for 6 pooled requests")
+
+    c1 = counts()
+    for i in range(4):
+        r = get(f.port, "/nopool/%d" % i)
+        eq(r.status, 200, "unpooled request %d" % i)
+    d = delta(c1, counts())
+    eq(d["f_full"] + d["f_res"], 4, "4 unpooled requests: 4 upstream handshakes %r" % d)
+    eq(d["f_fail"], 0, "no failed upstream handshake")
+    check(d["f_res"] >= 1, "upstream sessions resumed: %r" % d)
+    eq(d["b_res"], d["f_res"], "the backend counts the same resumptions %r" % d)
+    alive(f)
+    alive(b)
+
+
+# ---------------------------------------------------------------- kernel TLS
+
+def kernel_has_tls_ulp():
+    try:
+        with open("/proc/sys/net/ipv4/tcp_available_ulp") as fh:
+            return "tls" in fh.read().split()
+    except OSError:
+        return False
+
+
+def test_ktls_requested(env):
+    pki, e, s, a = setup(env, ktls=True)
+    for i in range(3):
+        with Conn(s.port, 10.0, tls=cctx()) as c:
+            get_ok(c, "/k%d" % i, "kTLS listener request %d" % i)
+            get_ok(c, "/k%d/b" % i, "kTLS listener request %d, second" % i)
+            n = (1 << 20) + 5
+            c.send(build_request("GET", "/bytes/%d" % n))
+            r = c.read_response(timeout=10)
+            check(r.body == pattern(n), "GET /bytes/%d over the kTLS listener" % n)
+    m = a.metrics()
+    ulp = kernel_has_tls_ulp()  # read after start: the probe may load the module
+    off = sample(m, "sluice_ktls_connections_total", result="offloaded")
+    fb = sample(m, "sluice_ktls_connections_total", result="fallback")
+    avail = sample(m, "sluice_ktls_available")
+    lines = [ln for ln in s.proc.stderr().splitlines() if "kernel TLS" in ln]
+    if ulp:
+        eq((avail, off, fb), (1, 3, 0), "kernel has tls ULP: (available, offloaded, fallback)")
+        eq(lines, [], "no 'kernel TLS unavailable' line when the kernel has it")
+    else:
+        eq((avail, off, fb), (0, 0, 3), "no tls ULP: (available, offloaded, fallback)")
+        eq(len(lines), 1, "stderr lines mentioning 'kernel TLS': %r" % lines)
+    alive(s)
+
+
+# ---------------------------------------------------------------- reloads
+
+def test_certificate_reload_under_load(env):
+    pki, e, s, a = setup(env)
+    stop = threading.Event()
+    lock = threading.Lock()
+    st = {"ok": 0, "conns": 0, "certs": set()}
+    errors = []
+
+    def worker(k):
+        c = None
+        i = 0
+        while not stop.is_set():
+            try:
+                if c is None:
+                    c = Conn(s.port, 5.0, tls=cctx())
+                    with lock:
+                        st["conns"] += 1
+                        st["certs"].add(pki.name_of(peer(c)))
+                path = "/w%d/%d" % (k, i)
+                c.send(build_request("GET", path))
+                r = c.read_response(timeout=5)
+                if r.status != 200 or r.json()["path"] != path:
+                    raise AssertionError("bad response %d %r" % (r.status, r.raw[:200]))
+                if (r.h("connection") or "").lower() == "close":
+                    raise AssertionError("Connection: close")
+                with lock:
+                    st["ok"] += 1
+            except Exception as ex:  # collected, reported below
+                with lock:
+                    errors.append("worker %d req %d: %s: %s" % (k, i, type(ex).__name__, str(ex)[:200]))
+                if c:
+                    c.close()
+                c = None
+            i += 1
+        if c:
+            c.close()
+
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(3)]
+    for t in threads:
+        t.start()
+    v = a.version()
+    seen = []
+    try:
+        for n, (name, how) in enumerate((("default2", "put"), ("default", "put"),
+                                          ("default2", "sighup"), ("default", "put"),
+                                          ("default2", "put"))):
+            time.sleep(0.4)
+            cfg = json.loads(json.dumps(s.cfg))
+            cfg["listeners"][0]["tls"]["certificates"] = [pki[name].cfg()]
+            if how == "put":
+                eq(a.put_ok(cfg), v + 1, "PUT %d version" % n)
+            else:
+                s.write_config(cfg)
+                s.proc.signal(signal.SIGHUP)
+                check(wait_for(lambda: a.version() == v + 1, 5.0, 0.05),
+                      "SIGHUP %d: version not %d within 5 s" % (n, v + 1))
+            v += 1
+            got, _ = served(pki, s.port)
+            seen.append(got)
+            eq(got, name, "certificate of a new connection after reload %d (%s)" % (n, how))
+        time.sleep(0.4)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    alive(s)
+    check(not errors, "%d failed requests of %d, first: %s" % (len(errors), st["ok"] + len(errors), errors[:3]))
+    eq(st["conns"], 3, "client connections opened (none dropped by a certificate reload)")
+    eq(st["certs"], {"default"}, "certificate of the long-lived connections")
+    check(st["ok"] > 50, "only %d requests during the reloads" % st["ok"])
+
+
+# ---------------------------------------------------------------- quick mode, errors
+
+def test_quick_mode_tls(env):
+    pki = certs.make(env)
+    e = env.echo("e")
+    port = free_port()
+    p = env.start([SLUICE, "--listen", "127.0.0.1:%d" % port, "--backend", e.addr, "--workers", "1",
+                   "--tls-cert", pki["default"].cert_file, "--tls-key", pki["default"].key_file],
+                  "sluice")
+    check(wait_port(port, 5.0, p.p), "quick mode with TLS listens (stderr %r)" % p.stderr()[-300:])
+    with Conn(port, 5.0, tls=cctx(ca=pki.ca_file), sni="localhost") as c:
+        eq(pki.name_of(peer(c)), "default", "quick mode certificate")
+        r = get_ok(c, "/quick", "quick mode request over TLS")
+        eq(r.h("x-upstream"), "e", "quick mode backend")
+        eq(uh(r, "x-forwarded-proto"), ["https"], "quick mode X-Forwarded-Proto")
+    with Conn(port, 5.0) as c:  # the listener is TLS only
+        c.send(build_request("GET", "/plain"))
+        eq(c.read_response().status, 400, "plain HTTP to the quick mode TLS listener")
+    for args, missing in ((["--tls-cert", pki["default"].cert_file], "--tls-key"),
+                          (["--tls-key", pki["default"].key_file], "--tls-cert")):
+        rc, out, err = env.run([SLUICE, "--listen", "127.0.0.1:%d" % free_port(),
+                                "--backend", e.addr] + args, timeout=5)
+        eq(rc, 1, "exit code with %s alone (stderr %r)" % (args[0], err))
+        check(missing in err, "message names %s: %r" % (missing, err))
+    rc, out, err = env.run([SLUICE, "--listen", "127.0.0.1:%d" % free_port(), "--backend", e.addr,
+                            "--tls-cert", os.path.join(env.tmp, "nope.pem"),
+                            "--tls-key", pki["default"].key_file], timeout=5)
+    eq(rc, 1, "exit code with a missing --tls-cert file (stderr %r)" % err)
+    check("nope.pem" in err or "--tls-cert" in err or "cert_file" in err,
+          "message for a missing --tls-cert file: %r" % err)
+
+
+def test_certificate_errors(env):
+    pki = certs.make(env)
+    garbage = env.write("garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64 !!\n"
+                                       "-----END CERTIFICATE-----\n")
+
+    def check_cfg(certs_list, what, want_path, upstream_tls=None):
+        e_addr = "127.0.0.1:1"
+        cfg = env.config(
+            listeners=[{"name": "https", "address": "127.0.0.1:%d" % free_port(),
+                        "tls": {"certificates": certs_list}}],
+            upstreams=[dict({"name": "u", "targets": [{"address": e_addr}]},
+                            **({"tls": upstream_tls} if upstream_tls else {}))],
+            routes=[{"name": "r", "match": {"path": {"prefix": "/"}}, "upstream": "u"}])
+        path = env.write(env._name("check") + ".json", cfg)
+        rc, out, err = env.run([SLUICE, "--check", "--config", path])
+        if want_path is None:
+            eq(rc, 0, "--check with %s (stderr %r)" % (what, err))
+        else:
+            eq(rc, 1, "--check exit code with %s (stderr %r)" % (what, err))
+            check(re.search(r"^%s: \S" % re.escape(want_path), err, re.M),
+                  "--check with %s names %s: %r" % (what, want_path, err))
+
+    d, m = pki["default"], pki["multi_rsa"]
+    check_cfg([d.cfg(), m.cfg_pem(), pki["multi_ec"].cfg()], "good files and inline PEM", None)
+    check_cfg([d.cfg(), {"cert_file": d.cert_file, "key_file": m.key_file}],
+              "a key that does not match its certificate", "/listeners/0/tls/certificates/1/key_file")
+    check_cfg([{"cert_file": garbage, "key_file": d.key_file}], "a certificate that is not PEM",
+              "/listeners/0/tls/certificates/0/cert_file")
+    check_cfg([{"cert_file": d.cert_file, "key_file": os.path.join(env.tmp, "missing.key")}],
+              "a missing key file", "/listeners/0/tls/certificates/0/key_file")
+    check_cfg([{"cert_file": d.cert_file, "key_file": d.cert_file}], "a certificate as the key",
+              "/listeners/0/tls/certificates/0/key_file")
+    check_cfg([d.cfg()], "a missing upstream CA file", "/upstreams/0/tls/ca_file",
+              upstream_tls={"ca_file": os.path.join(env.tmp, "missing-ca.pem")})
+
+    # PUT /config with a bad certificate: 400 naming the path, old certificate kept
+    e, cfg = tls_cfg(env, pki, [tls_listener(pki)])
+    s, a = start(env, cfg)
+    v0 = a.version()
+    bad = json.loads(json.dumps(cfg))
+    bad["listeners"][0]["tls"]["certificates"] = [pki["default2"].cfg(),
+                                                  {"cert_file": garbage, "key_file": d.key_file}]
+    r = a.put(bad)
+    eq(r.status, 400, "PUT with a bad certificate (body %r)" % r.body[:300])
+    j = r.json()
+    eq(j.get("path"), "/listeners/0/tls/certificates/1/cert_file", "PUT 400 path (%r)" % j)
+    bad["listeners"][0]["tls"]["certificates"] = [{"cert_file": d.cert_file, "key_file": m.key_file}]
+    r = a.put(bad)
+    eq(r.status, 400, "PUT with a mismatched key (body %r)" % r.body[:300])
+    eq(r.json().get("path"), "/listeners/0/tls/certificates/0/key_file", "PUT 400 path")
+    eq(a.version(), v0, "version after the refused PUTs")
+    eq(served(pki, s.port)[0], "default", "certificate after the refused PUTs")
+    with Conn(s.port, 5.0, tls=cctx()) as c:
+        get_ok(c, "/still", "request after the refused PUTs")
+    good = json.loads(json.dumps(cfg))
+    good["listeners"][0]["tls"]["certificates"] = [pki["default2"].cfg_pem()]
+    eq(a.put_ok(good), v0 + 1, "PUT with an inline PEM certificate")
+    eq(served(pki, s.port)[0], "default2", "certificate after the PUT")
+    alive(s)
