@@ -19,6 +19,7 @@ import time
 import certs
 from harness import (SLUICE, Conn, build_request, check, eq, free_port, get, pattern, request,
                      uh, wait_for, wait_port)
+from test_6_edge import WS_REQ, Mini, _ws_backend
 from test_8_admin import TOKEN, alive, sample, start
 
 
@@ -222,7 +223,8 @@ def test_request_through_tls(env):
     ctx = cctx(ca=pki.ca_file)
 
     def norm(raw):
-        return re.sub(rb"\r\nDate: [^\r]*", b"\r\nDate: X", raw)
+        # the echo numbers its connections and requests; sluice may add a Date
+        return re.sub(rb"\r\n(Date|X-Conn-Id|X-Request-Count): [^\r]*", rb"\r\n\1: X", raw)
 
     # the same bytes as on the plain listener (Date aside)
     for path in ("/fixed", "/bytes/1000", "/status/404"):
@@ -326,7 +328,8 @@ def test_plain_http_and_garbage_on_tls_port(env):
                 pass
             check(c.wait_closed(3.0), "garbage %d: connection not closed within 3 s" % k)
             check(not c.buf.startswith(b"HTTP/1.1 200"), "garbage %d answered 200" % k)
-    check(wait_for(lambda: hs(a, "listener", "failed") >= f0 + 2, 3.0, 0.05),
+    # the one that starts like a TLS record is a failed handshake for sure
+    check(wait_for(lambda: hs(a, "listener", "failed") >= f0 + 1, 3.0, 0.05),
           "handshakes_total{result=failed} grew by %d for 3 garbage connections"
           % (hs(a, "listener", "failed") - f0))
     with Conn(s.port, 5.0, tls=cctx()) as c:
@@ -446,9 +449,9 @@ def test_upstream_tls_verify(env):
     pki, e, b, ba, f, fa = upstream_setup(env, ups, prefix_routes(names))
     fp = f.port
     for n, want, why in (("ok", 200, None), ("store", 502, r"verify"), ("noverify", 200, None),
-                         ("badsni", 502, r"verify.*(hostname mismatch)|hostname mismatch"),
+                         ("badsni", 502, r"verify.*hostname mismatch"),
                          ("goodsni", 200, None),
-                         ("selfca", 502, r"verify.*self.signed|self.signed"),
+                         ("selfca", 502, r"verify.*self.signed"),
                          ("selfnoverify", 200, None)):
         mark = len(f.proc.stderr())
         r = get(fp, "/%s/x?q=1" % n)
@@ -476,7 +479,9 @@ def test_upstream_tls_pooling_and_resumption(env):
         return [{"name": "pooled", "targets": [{"address": b0}], "tls": {"ca_file": pki.ca_file}},
                 {"name": "nopool", "targets": [{"address": b0}], "tls": {"ca_file": pki.ca_file},
                  "pool": {"max_idle_per_target": 0}}]
-    pki, e, b, ba, f, fa = upstream_setup(env, ups, prefix_routes(["pooled", "nopool"]))
+    routes = prefix_routes(["pooled", "nopool"]) + [
+        {"name": "bytes", "match": {"path": {"prefix": "/bytes/"}}, "upstream": "pooled"}]
+    pki, e, b, ba, f, fa = upstream_setup(env, ups, routes)
 
     def counts():
         fm, bm = fa.metrics(), ba.metrics()
@@ -501,6 +506,27 @@ def test_upstream_tls_pooling_and_resumption(env):
     eq((d["f_full"] + d["f_res"], d["misses"], d["hits"]), (1, 1, 5),
        "6 sequential requests: (upstream handshakes, pool misses, pool hits) %r" % d)
     eq(d["b_full"] + d["b_res"], 1, "handshakes the backend sluice saw for 6 pooled requests")
+
+    # 3 MiB up and down through the TLS upstream (plain client side)
+    n = 3 << 20
+    body = os.urandom(n)
+    with Conn(f.port, 30.0) as c:
+        c.send(build_request("POST", "/pooled/raw", headers=[("Content-Length", str(n))]))
+        t = threading.Thread(target=c.sock.sendall, args=(body,), daemon=True)
+        t.start()
+        r = c.read_response(timeout=30)
+        t.join(10)
+        eq(r.status, 200, "POST 3 MiB through the TLS upstream (the echo answers /pooled/raw)")
+        c.send(build_request("GET", "/bytes/%d" % (n + 3)))
+        r2 = c.read_response(timeout=30)
+    j = None
+    if r.h("content-type") == "application/json":
+        j = r.json()
+    check(j is not None and (j["body_len"], j["body_sha256"]) == (n, sha(body)),
+          "3 MiB body as the backend got it through the TLS upstream: %r"
+          % ((j or {}).get("body_len"),))
+    eq(r2.status, 200, "GET /bytes through the TLS upstream")
+    check(r2.body == pattern(n + 3), "GET /bytes/%d body through the TLS upstream" % (n + 3))
 
     c1 = counts()
     for i in range(4):
@@ -713,4 +739,54 @@ def test_certificate_errors(env):
     good["listeners"][0]["tls"]["certificates"] = [pki["default2"].cfg_pem()]
     eq(a.put_ok(good), v0 + 1, "PUT with an inline PEM certificate")
     eq(served(pki, s.port)[0], "default2", "certificate after the PUT")
+    r = a.call("GET", "/config")
+    eq(r.status, 200, "GET /config")
+    check(b"PRIVATE KEY" not in r.body, "GET /config shows a private key: %r"
+          % r.body[r.body.find(b"PRIVATE KEY") - 100:][:200])
+    eq(r.json()["listeners"][0]["tls"]["certificates"][0].get("key_pem"), "REDACTED",
+       "GET /config key_pem")
     alive(s)
+
+
+# ---------------------------------------------------------------- tunnels over TLS
+
+def ws_tunnel(c, what):
+    """Upgrade on Conn c (to the Mini _ws_backend) and check the tunnel both ways."""
+    c.send(WS_REQ)
+    r = c.read_response()
+    eq(r.status, 101, "%s: 101 (%r)" % (what, r.raw[:200]))
+    eq(c.read_exact(12, time.monotonic() + 3), b"server-first", "%s: server bytes after the 101" % what)
+    c.send(b"ping-1")
+    eq(c.read_exact(6, time.monotonic() + 3), b"ping-1", "%s: small frame echoed" % what)
+    blob = os.urandom(512 * 1024)
+    t = threading.Thread(target=c.sock.sendall, args=(blob,), daemon=True)
+    t.start()
+    got = c.read_exact(len(blob), time.monotonic() + 15)
+    t.join(5)
+    check(got == blob, "%s: 512 KiB echoed through the tunnel byte-exact" % what)
+    c.send(b"quit")
+    eq(c.read_exact(7, time.monotonic() + 3), b"goodbye", "%s: backend's last bytes" % what)
+    check(c.wait_closed(3.0), "%s: tunnel not closed after the backend closed" % what)
+
+
+def test_upgrade_tunnel_over_tls(env):
+    pki = certs.make(env)
+    with Mini(_ws_backend) as m:
+        # B: TLS listener -> the Mini; F: plain listener -> B over TLS
+        bcfg = env.config(listeners=[tls_listener(pki)],
+                          upstreams=[{"name": "u", "targets": [{"address": m.addr}]}],
+                          routes=[{"name": "r", "match": {}, "upstream": "u"}])
+        b = env.sluice(bcfg)
+        fcfg = env.config(upstreams=[{"name": "u", "targets": [{"address": "127.0.0.1:%d" % b.port}],
+                                      "tls": {"ca_file": pki.ca_file}}],
+                          routes=[{"name": "r", "match": {}, "upstream": "u"}])
+        f = env.sluice(fcfg)
+        with Conn(b.port, 5.0, tls=cctx()) as c:
+            ws_tunnel(c, "TLS client -> plain upstream")
+        with Conn(f.port, 5.0) as c:
+            ws_tunnel(c, "plain client -> TLS upstream")
+        with Conn(b.port, 5.0, tls=cctx(maxv=TLS12)) as c:
+            ws_tunnel(c, "TLS 1.2 client -> plain upstream")
+        check(wait_for(lambda: m.open == 0, 3.0), "backend connections left open: %d" % m.open)
+    alive(b)
+    alive(f)
