@@ -68,6 +68,7 @@ struct gw_snapshot {
     size_t *route_rr_off;               /* [cfg->nroutes]: offset of a route's split state */
     size_t route_rr_len;
     int alog_fd;                        /* access log, -1 = none; closed with the snapshot */
+    struct gw_tls_set *tls;             /* TLS contexts of the listeners and upstreams */
     struct gw_snapshot *reap_next;      /* waiting to be freed by the main thread */
 };
 
@@ -158,7 +159,10 @@ int gw_admin_start(const struct cfg_addr *addr, char *err, size_t errlen);
 void gw_admin_stop(void);
 
 /* snapshot.c */
-struct gw_snapshot *gw_snapshot_build(struct sl_config *cfg, const struct gw_snapshot *prev,
+struct gw_tls_set;
+/* Takes cfg and tls (from gw_tls_set_build; freed on failure too). */
+struct gw_snapshot *gw_snapshot_build(struct sl_config *cfg, struct gw_tls_set *tls,
+                                      const struct gw_snapshot *prev,
                                       int nworkers, char *err, size_t errlen);
 void gw_snapshot_ref(struct gw_snapshot *s);
 void gw_snapshot_unref(struct gw_snapshot *s);

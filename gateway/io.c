@@ -31,10 +31,16 @@ static ssize_t plain_writev(struct gw_io *io, const struct iovec *iov, int n)
     return errno == EAGAIN ? GW_IO_AGAIN : GW_IO_ERR;
 }
 
+static void plain_shutdown_wr(struct gw_io *io)
+{
+    shutdown(io->fd, SHUT_WR);
+}
+
 const struct gw_io_ops gw_io_plain = {
     .name = "plain",
     .read = plain_read,
     .writev = plain_writev,
+    .shutdown_wr = plain_shutdown_wr,
     .splice_from = true,
     .splice_to = true,
 };

@@ -28,6 +28,7 @@ struct gw_io_ops {
     const char *name;
     ssize_t (*read)(struct gw_io *io, void *buf, size_t len);
     ssize_t (*writev)(struct gw_io *io, const struct iovec *iov, int n);
+    void (*shutdown_wr)(struct gw_io *io);     /* half-close: no more bytes from us */
     bool splice_from;           /* reading fd yields the payload (plain, kTLS rx) */
     bool splice_to;             /* writing fd sends payload (plain, kTLS tx) */
 };
@@ -35,7 +36,7 @@ struct gw_io_ops {
 struct gw_io {
     int fd;
     const struct gw_io_ops *ops;
-    void *ctx;                  /* transport state (an SSL *, ...); NULL for plain */
+    void *ctx;                  /* transport state (TLS: tls.c's); NULL for plain */
 };
 
 extern const struct gw_io_ops gw_io_plain;
@@ -48,6 +49,11 @@ static inline ssize_t gw_io_read(struct gw_io *io, void *buf, size_t len)
 static inline ssize_t gw_io_writev(struct gw_io *io, const struct iovec *iov, int n)
 {
     return io->ops->writev(io, iov, n);
+}
+
+static inline void gw_io_shutdown_wr(struct gw_io *io)
+{
+    io->ops->shutdown_wr(io);
 }
 
 #endif

@@ -1,5 +1,6 @@
 /* main.c - the sluice command line, signals, reload and graceful drain. */
 #include "gateway.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -179,6 +180,12 @@ static int drain_and_stop(uint32_t drain_ms)
     return 0;
 }
 
+/* Session ticket keys: a new one every period, the previous still accepted. */
+static void rotate_cb(evutil_socket_t fd, short what, void *arg)
+{
+    gw_tls_rotate_tickets();
+}
+
 int main(int argc, char **argv)
 {
     const char *listen = NULL, *config = NULL, *admin = NULL, *tls_cert = NULL, *tls_key = NULL;
@@ -257,7 +264,16 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 1;
     }
+    gw_tls_global_init();
+    struct gw_tls_set *tls = gw_tls_set_build(cfg, &errs);
+    if (tls == NULL) {
+        print_errors(config ? "" : "sluice: ", &errs);
+        cfg_errors_clear(&errs);
+        cfg_free(cfg);
+        return 1;
+    }
     if (check) {
+        gw_tls_set_free(tls);
         cfg_free(cfg);
         printf("%s: configuration OK\n", config ? config : "quick mode");
         return 0;
@@ -276,7 +292,7 @@ int main(int argc, char **argv)
     uint32_t drain_ms = cfg->drain_ms;
 
     char err[512];
-    struct gw_snapshot *s = gw_snapshot_build(cfg, NULL, M.nworkers, err, sizeof(err));
+    struct gw_snapshot *s = gw_snapshot_build(cfg, tls, NULL, M.nworkers, err, sizeof(err));
     if (s == NULL) {
         fprintf(stderr, "sluice: %s\n", err);
         return 2;
@@ -313,7 +329,11 @@ int main(int argc, char **argv)
     struct timeval reap_tv = { 0, 250000 };
     struct event *reap = event_new(M.base, -1, EV_PERSIST, reap_cb, NULL);
     event_add(reap, &reap_tv);
+    struct timeval rot_tv = { GW_TLS_TICKET_ROTATE_S, 0 };
+    struct event *rot = event_new(M.base, -1, EV_PERSIST, rotate_cb, NULL);
+    event_add(rot, &rot_tv);
     event_base_dispatch(M.base);
+    event_free(rot);
     event_free(reap);
 
     /* the admin thread reads the workers' counters: it stops first */
@@ -333,6 +353,7 @@ int main(int argc, char **argv)
     gw_snapshot_unref(last);
     gw_snapshot_reap();
     hc_shutdown();
+    gw_tls_global_free();
     gw_log(GW_LOG_INFO, "stopped");
     return 0;
 }

@@ -21,8 +21,10 @@
  */
 #include "gateway.h"
 #include "io.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
+#include <openssl/ssl.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -58,6 +60,9 @@ struct gw_upconn {
     uint64_t deadline_ms;           /* 0 = no timeout wanted (lazy timer) */
     uint64_t timer_at_ms;           /* when the armed timer fires; 0 = not armed */
     bool connected, r_ready, w_ready, reused, closed, rdhup;
+    bool hs;                        /* TLS handshake still to finish */
+    bool tls_refused;               /* the handshake failed (verification, protocol) */
+    uint8_t hs_want;                /* what it waits for: GW_HS_WANT_READ/WRITE, 0 = try */
     struct gw_upconn *gc_next;
 };
 
@@ -99,6 +104,10 @@ struct gw_conn {
     uint32_t magic;
     uint8_t state;
     bool r_ready, w_ready, rdhup, parse_pending, peeked, header_clock;
+    bool hs;                        /* TLS handshake still to finish */
+    bool https;                     /* accepted on a TLS listener */
+    bool ktls_want;                 /* its listener asked for kernel TLS */
+    uint8_t hs_want;                /* GW_HS_WANT_READ/WRITE, 0 = try */
     struct gw_io io;
     struct gw_worker *w;
     struct gw_listener *l;
@@ -662,6 +671,8 @@ static void up_close(struct gw_upconn *u)
     pool_remove(&u->pn);
     event_del(&u->ev);
     event_del(&u->timer);
+    if (u->io.ctx)
+        gw_tls_close(&u->io);
     close(u->io.fd);
     u->io.fd = -1;
     if (u->owner && u->owner->t && u->owner->t->up == u)
@@ -684,7 +695,8 @@ static void up_failed(struct gw_conn *c, int status, bool stale, const char *why
     if (!stale)
         txn_target_failed(c);
     if (u) {
-        if (!stale && c->t->target && c->t->target->health)
+        /* a certificate we refuse says nothing about the target's health */
+        if (!stale && !u->tls_refused && c->t->target && c->t->target->health)
             hc_fail((struct hc_state *)c->t->target->health, gw_now_ms(c->w));
         up_close(u);
     }
@@ -729,6 +741,35 @@ static void up_failed(struct gw_conn *c, int status, bool stale, const char *why
     local_response(c, status, NULL, NULL, 0, NULL);
 }
 
+/* A new upstream connection speaks TLS: SNI and verification from the
+ * upstream's settings, the bucket's last session offered for resumption and
+ * its new tickets kept there. */
+static bool up_tls_setup(struct gw_upconn *u, SSL_CTX *ctx, const struct cfg_upstream_tls *tc,
+                         struct pool_bucket *b)
+{
+    char ip[INET6_ADDRSTRLEN] = "";
+    const struct up_target *t = u->t;
+
+    if (t->name[0] == '\0') {
+        const void *a = t->sa.ss_family == AF_INET6
+                            ? (const void *)&((const struct sockaddr_in6 *)&t->sa)->sin6_addr
+                            : (const void *)&((const struct sockaddr_in *)&t->sa)->sin_addr;
+        inet_ntop(t->sa.ss_family, a, ip, sizeof(ip));
+    }
+    SSL *ssl = gw_tls_client_new(ctx, u->io.fd, tc, t->name[0] ? t->name : ip, t->name[0] == '\0',
+                                 b ? b->user : NULL);
+    if (ssl == NULL)
+        return false;
+    if (!gw_tls_attach(&u->io, ssl)) {
+        SSL_free(ssl);
+        return false;
+    }
+    if (b)
+        gw_tls_session_slot(ssl, (SSL_SESSION **)&b->user);
+    u->hs = true;
+    return true;
+}
+
 static bool up_connect(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
@@ -761,6 +802,15 @@ static bool up_connect(struct gw_conn *c)
     if (u->io.fd == -1) {
         gw_log(GW_LOG_ERROR, "socket: %s", strerror(errno));
         free(u);
+        local_response(c, 502, NULL, NULL, 0, NULL);
+        return true;
+    }
+    SSL_CTX *tctx = gw_tls_upstream_ctx(c->t->ws->s->tls, (size_t)(c->t->ups - c->t->ws->s->ups.v));
+    if (tctx && !up_tls_setup(u, tctx, c->t->ups->cfg->tls, b)) {
+        gw_log(GW_LOG_ERROR, "upstream %s: cannot set up TLS", t->text);
+        close(u->io.fd);
+        free(u);
+        c->t->up = NULL;
         local_response(c, 502, NULL, NULL, 0, NULL);
         return true;
     }
@@ -799,7 +849,7 @@ static void up_checkin(struct gw_conn *c)
     /* readiness seen while we owned it will not be reported again (edge
      * triggered): stray bytes or a FIN would reach the next request */
     if (!c->t->up_clean || b == NULL || c->w->draining || u->r_ready || u->rdhup ||
-        c->t->ups->cfg->max_idle_per_target == 0) {
+        c->t->ups->cfg->max_idle_per_target == 0 || (u->io.ctx && gw_tls_pending(&u->io))) {
         up_close(u);
         return;
     }
@@ -963,7 +1013,10 @@ static bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
         SB_LIT(&s, ", ");
     }
     sb_put(&s, c->ip, c->iplen);
-    SB_LIT(&s, "\r\nX-Forwarded-Proto: http\r\n");
+    if (c->https)
+        SB_LIT(&s, "\r\nX-Forwarded-Proto: https\r\n");
+    else
+        SB_LIT(&s, "\r\nX-Forwarded-Proto: http\r\n");
     if (r->host && r->host_len) {
         SB_LIT(&s, "X-Forwarded-Host: ");
         sb_put(&s, r->host, r->host_len);
@@ -1153,7 +1206,7 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
     if (rt->action == CFG_ACT_REDIRECT) {
         char loc[8192], tmp[4096];
         struct sbuf s = { loc, 0, sizeof(loc) - 1, false };
-        const char *scheme = rt->redirect.scheme ? rt->redirect.scheme : "http";
+        const char *scheme = rt->redirect.scheme ? rt->redirect.scheme : c->https ? "https" : "http";
         SB_LIT(&s, "Location: ");
         sb_put(&s, scheme, strlen(scheme));
         SB_LIT(&s, "://");
@@ -1396,11 +1449,64 @@ static ssize_t buf_read(struct gw_io *io, struct gw_buf *b, bool *ready, bool rd
     return -1;
 }
 
+/* One step of a client's TLS handshake; true when it finished (the pump
+ * goes on to read the request). */
+static bool conn_handshake(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    char why[256];
+
+    if ((c->hs_want == GW_HS_WANT_READ && !c->r_ready) || (c->hs_want == GW_HS_WANT_WRITE && !c->w_ready))
+        return false;
+    int r = gw_tls_handshake(&c->io, why, sizeof(why));
+    switch (r) {
+    case GW_HS_DONE: {
+        bool tx, rx;
+        c->hs = false;
+        c->hs_want = 0;
+        gw_cnt_add(&w->stats.tls_hs[0][gw_tls_resumed(&c->io) ? 1 : 0], 1);
+        gw_tls_pick_ops(&c->io, &tx, &rx);
+        if (c->ktls_want)
+            gw_cnt_add(tx ? &w->stats.ktls_on : &w->stats.ktls_fallback, 1);
+        /* the request may have come with the client's Finished and already
+         * sit decrypted-to-be in OpenSSL's buffer: no new edge would say so */
+        c->r_ready = true;
+        conn_timer_arm(c, w->cur->s->cfg->client_header_ms);
+        return true;
+    }
+    case GW_HS_WANT_READ:
+        c->hs_want = (uint8_t)r;
+        c->r_ready = false;
+        return false;
+    case GW_HS_WANT_WRITE:
+        c->hs_want = (uint8_t)r;
+        c->w_ready = false;
+        return false;
+    case GW_HS_PLAINTEXT: {
+        static const char msg[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                                  "Content-Length: 46\r\nConnection: close\r\n\r\n"
+                                  "The plain HTTP request was sent to HTTPS port\n";
+        gw_cnt_add(&w->stats.tls_hs[0][2], 1);
+        ssize_t n = send(c->io.fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL);
+        (void)n;
+        conn_linger(c);     /* the rest of the request is read and dropped */
+        return false;
+    }
+    default:
+        gw_cnt_add(&w->stats.tls_hs[0][2], 1);
+        gw_log(GW_LOG_INFO, "TLS handshake with %.*s failed: %s", (int)c->iplen, c->ip, why);
+        conn_close(c);
+        return false;
+    }
+}
+
 static bool head_step(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
 
     gw_worker_refresh(w);
+    if (c->hs)
+        return conn_handshake(c);
     const struct sl_config *cfg = w->cur->s->cfg;
     if (!c->parse_pending) {
         if (!c->r_ready)
@@ -1609,7 +1715,7 @@ static bool up_recv(struct gw_conn *c)
     struct gw_upconn *u = c->t->up;
     struct gw_worker *w = c->w;
 
-    if (u == NULL || !u->connected || !iovq_empty(&c->t->cq) || c->t->rstate == RS_DONE)
+    if (u == NULL || !u->connected || u->hs || !iovq_empty(&c->t->cq) || c->t->rstate == RS_DONE)
         return false;
     if (c->t->rstate == RS_BODY && c->t->ubuf && c->t->ubuf->start < c->t->ubuf->end) {
         /* body bytes read earlier but not yet queued (de-chunking ran out of
@@ -1706,11 +1812,50 @@ static bool client_send(struct gw_conn *c)
     return true;
 }
 
+/* One step of an upstream TLS handshake; true when it made progress. */
+static bool up_handshake(struct gw_conn *c, struct gw_upconn *u)
+{
+    char why[300];
+
+    if ((u->hs_want == GW_HS_WANT_READ && !u->r_ready) || (u->hs_want == GW_HS_WANT_WRITE && !u->w_ready))
+        return false;
+    int r = gw_tls_handshake(&u->io, why + 15, sizeof(why) - 15);
+    switch (r) {
+    case GW_HS_DONE: {
+        bool tx, rx;
+        u->hs = false;
+        u->hs_want = 0;
+        gw_cnt_add(&c->w->stats.tls_hs[1][gw_tls_resumed(&u->io) ? 1 : 0], 1);
+        gw_tls_pick_ops(&u->io, &tx, &rx);
+        u->r_ready = true;      /* bytes may wait inside OpenSSL: no edge would tell */
+        return true;
+    }
+    case GW_HS_WANT_READ:
+        u->hs_want = (uint8_t)r;
+        u->r_ready = false;
+        return false;
+    case GW_HS_WANT_WRITE:
+        u->hs_want = (uint8_t)r;
+        u->w_ready = false;
+        return false;
+    default:
+        gw_cnt_add(&c->w->stats.tls_hs[1][2], 1);
+        memcpy(why, "TLS handshake: ", 15);
+        u->tls_refused = true;
+        up_failed(c, 502, false, why);
+        return true;
+    }
+}
+
 static bool up_send(struct gw_conn *c)
 {
     struct gw_upconn *u = c->t->up;
 
-    if (u == NULL || !u->connected || !u->w_ready || iovq_empty(&c->t->uq))
+    if (u == NULL || !u->connected)
+        return false;
+    if (u->hs)
+        return up_handshake(c, u);
+    if (!u->w_ready || iovq_empty(&c->t->uq))
         return false;
     ssize_t n = iovq_write(&u->io, &c->t->uq);
     if (n < 0) {
@@ -1772,7 +1917,9 @@ static bool client_watch(struct gw_conn *c)
 
     if (!c->r_ready || !c->t->req_done || c->peeked)
         return false;
-    ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK);
+    /* Under TLS the bytes are records, not a request to peek at: the FIN
+     * (seen as RDHUP) says the client left; anything else waits its turn. */
+    ssize_t n = !c->io.ctx ? recv(c->io.fd, &b, 1, MSG_PEEK) : c->rdhup ? 0 : 1;
     if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
         if (c->t->up) {
             c->t->up_clean = false;
@@ -1817,7 +1964,7 @@ static bool tunnel_step(struct gw_conn *c)
         }
         if (n == 0) {
             t->cli_eof = true;
-            shutdown(u->io.fd, SHUT_WR);
+            gw_io_shutdown_wr(&u->io);
             p = true;
         } else if (n > 0) {
             t->bytes_in += (uint64_t)n;
@@ -1835,7 +1982,7 @@ static bool tunnel_step(struct gw_conn *c)
         }
         if (n == 0) {
             t->up_eof = true;
-            shutdown(c->io.fd, SHUT_WR);
+            gw_io_shutdown_wr(&c->io);
             p = true;
         } else if (n > 0) {
             iovq_push(&t->cq, t->ubuf->data, (size_t)n);
@@ -1976,15 +2123,16 @@ static void conn_linger(struct gw_conn *c)
     struct gw_worker *w = c->w;
     struct gw_txn *t = c->t;
 
-    if (t->up) {
+    if (t && t->up) {
         t->up_clean = false;
         up_close(t->up);
     }
     c->t = NULL;
-    txn_put(w, t);
+    if (t)
+        txn_put(w, t);
     gw_buf_put(w, c->in);
     c->in = NULL;
-    shutdown(c->io.fd, SHUT_WR);
+    gw_io_shutdown_wr(&c->io);
     c->state = C_LINGER;
     c->scanned = gw_now_ms(w) + LINGER_TOTAL_MS;    /* the parse hint is unused now */
     conn_timer_arm(c, LINGER_QUIET_MS);
@@ -2043,6 +2191,8 @@ static void conn_close(struct gw_conn *c)
     event_del(&c->ev);
     event_del(&c->timer);
     c->deadline_ms = c->timer_at_ms = 0;
+    if (c->io.ctx)
+        gw_tls_close(&c->io);
     close(c->io.fd);
     c->io.fd = -1;
     gw_buf_put(w, c->in);
@@ -2114,7 +2264,8 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
             /* slow header section: say why, best effort, then close */
             static const char msg[] = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n"
                                       "Content-Length: 20\r\nConnection: close\r\n\r\n408 Request Timeout\n";
-            ssize_t r = send(c->io.fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL);
+            struct iovec v = { (void *)msg, sizeof(msg) - 1 };
+            ssize_t r = gw_io_writev(&c->io, &v, 1);    /* through TLS when it is on */
             (void)r;
         }
         conn_close(c);
@@ -2140,6 +2291,26 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
     c->io.ops = &gw_io_plain;
     c->w = w;
     c->l = l;
+    gw_worker_refresh(w);
+    const struct gw_snapshot *s = w->cur->s;
+    uint32_t first_ms = s->cfg->client_header_ms;
+    for (size_t i = 0; i < s->cfg->nlisteners; i++) {
+        SSL_CTX *ctx;
+        if (s->listeners[i] != l || (ctx = gw_tls_listener_ctx(s->tls, i)) == NULL)
+            continue;
+        SSL *ssl = gw_tls_server_new(ctx, fd);
+        if (ssl == NULL || !gw_tls_attach(&c->io, ssl)) {
+            gw_log(GW_LOG_ERROR, "cannot set up TLS for a new connection");
+            SSL_free(ssl);
+            close(fd);
+            free(c);
+            return;
+        }
+        c->hs = c->https = true;
+        c->ktls_want = s->cfg->listeners[i].tls->ktls;
+        first_ms = s->cfg->listeners[i].tls->handshake_timeout_ms;
+        break;
+    }
     if (salen <= sizeof(c->peer))
         memcpy(&c->peer, sa, salen);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -2155,7 +2326,7 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
     atomic_fetch_add_explicit(&g_nconns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);  /* c->l outlives reloads */
     c->iplen = (uint8_t)peer_ip(c, c->ip, sizeof(c->ip));
-    conn_timer_arm(c, w->cur->s->cfg->client_header_ms);
+    conn_timer_arm(c, first_ms);
 }
 
 void gw_conns_drain(struct gw_worker *w)

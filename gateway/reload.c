@@ -1,6 +1,7 @@
 /* reload.c - the one path by which a new config document is applied:
  * PUT /config and SIGHUP both come here. */
 #include "gateway.h"
+#include "tls.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -42,7 +43,14 @@ int gw_config_apply(const char *json, size_t len, const char *origin,
     if (cfg->workers && cfg->workers != g_nworkers)
         gw_log(GW_LOG_WARN, "%s: \"workers\" is %d, running %d: the count changes at the next start",
                origin, cfg->workers, g_nworkers);
-    struct gw_snapshot *s = gw_snapshot_build(cfg, g_snap, g_nworkers, err, sizeof(err));
+    /* certificates and CA files are read here, off the workers: a bad one is
+     * a 400 with its path, and the running config stays */
+    struct gw_tls_set *tls = gw_tls_set_build(cfg, errs);
+    if (tls == NULL) {
+        cfg_free(cfg);
+        goto out;
+    }
+    struct gw_snapshot *s = gw_snapshot_build(cfg, tls, g_snap, g_nworkers, err, sizeof(err));
     if (s == NULL) {
         cfg_errors_add(errs, "", "%s", err);
         goto out;

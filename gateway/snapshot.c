@@ -1,5 +1,6 @@
 /* snapshot.c - immutable runtime configs: build, share, publish, free. */
 #include "gateway.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -95,13 +96,15 @@ static void snapshot_free(struct gw_snapshot *s)
     free(s->route_rr_off);
     up_set_free(&s->ups);
     rt_table_free(s->rt);
+    gw_tls_set_free(s->tls);
     if (s->alog_fd >= 0)
         close(s->alog_fd);
     cfg_free(s->cfg);
     free(s);
 }
 
-struct gw_snapshot *gw_snapshot_build(struct sl_config *cfg, const struct gw_snapshot *prev,
+struct gw_snapshot *gw_snapshot_build(struct sl_config *cfg, struct gw_tls_set *tls,
+                                      const struct gw_snapshot *prev,
                                       int nworkers, char *err, size_t errlen)
 {
     struct gw_snapshot *s = calloc(1, sizeof(*s));
@@ -111,10 +114,12 @@ struct gw_snapshot *gw_snapshot_build(struct sl_config *cfg, const struct gw_sna
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
         cfg_free(cfg);
+        gw_tls_set_free(tls);
         return NULL;
     }
     atomic_init(&s->refs, 1);
     s->cfg = cfg;
+    s->tls = tls;
     s->alog_fd = gw_alog_open(cfg->access_log);
     if (s->alog_fd == -2) {
         snprintf(err, errlen, "/access_log: cannot open %s: %s", cfg->access_log, strerror(errno));

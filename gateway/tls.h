@@ -58,22 +58,36 @@ SSL_CTX *gw_tls_upstream_ctx(const struct gw_tls_set *ts, size_t i);
 /* A server-side SSL on fd (accept state), or NULL. */
 SSL *gw_tls_server_new(SSL_CTX *ctx, int fd);
 /* A client-side SSL on fd with SNI and name verification set from the
- * upstream's tls settings and the target host; sess (may be NULL) is offered
- * for resumption. */
+ * upstream's tls settings and the target host (SNI: tc->sni, else the host
+ * when it is a name; verification against the same name, or the IP); sess
+ * (may be NULL) is offered for resumption. */
 SSL *gw_tls_client_new(SSL_CTX *ctx, int fd, const struct cfg_upstream_tls *tc,
                        const char *target_host, bool host_is_ip, SSL_SESSION *sess);
+/* New sessions (tickets) of this client SSL are stored in *slot (the old one
+ * freed); slot must outlive the SSL (a pool bucket's `user`). */
+void gw_tls_session_slot(SSL *ssl, SSL_SESSION **slot);
+void gw_tls_session_free(void *sess);
+
+/* Make ssl the transport of io (io->ops = gw_io_tls, io->ctx = TLS state
+ * that owns ssl).  false on OOM (ssl not taken). */
+bool gw_tls_attach(struct gw_io *io, SSL *ssl);
+SSL *gw_tls_ssl(const struct gw_io *io);
 
 enum { GW_HS_DONE = 0, GW_HS_WANT_READ, GW_HS_WANT_WRITE, GW_HS_ERROR, GW_HS_PLAINTEXT };
-/* One step of a handshake.  GW_HS_ERROR fills why; GW_HS_PLAINTEXT means the
- * peer spoke plain HTTP to a TLS port. */
-int gw_tls_handshake(SSL *ssl, char *why, size_t whylen);
-
-/* After the handshake: pick the transport.  With ktls asked for, reports in
- * ktls_tx and ktls_rx whether the kernel took each direction over. */
-const struct gw_io_ops *gw_tls_io_ops(SSL *ssl, bool *ktls_tx, bool *ktls_rx);
-
-/* Send close_notify (best effort, never blocks) and free the SSL. */
-void gw_tls_close(SSL *ssl);
+/* One non-blocking step of io's handshake.  GW_HS_ERROR fills why (for a
+ * client: the verification failure, e.g. "certificate verify failed: ...");
+ * GW_HS_PLAINTEXT means the peer spoke plain HTTP to a TLS port. */
+int gw_tls_handshake(struct gw_io *io, char *why, size_t whylen);
+bool gw_tls_resumed(const struct gw_io *io);
+/* After the handshake: switch io->ops to the kernel TLS transports when the
+ * kernel took the record layer over (ktls_tx and ktls_rx say which way). */
+void gw_tls_pick_ops(struct gw_io *io, bool *ktls_tx, bool *ktls_rx);
+/* Decrypted bytes wait inside OpenSSL (a splice from the socket would
+ * overtake them; a pooled connection with them is not clean). */
+bool gw_tls_pending(const struct gw_io *io);
+/* Send close_notify (best effort, never blocks, not after a fatal error)
+ * and free io's TLS state; io->fd stays open (the caller closes it). */
+void gw_tls_close(struct gw_io *io);
 
 extern const struct gw_io_ops gw_io_tls;       /* user-space TLS */
 extern const struct gw_io_ops gw_io_ktls_tx;   /* kernel encrypts: splice into it */

@@ -1,5 +1,7 @@
 /* worker.c - worker threads: event loop, accept, snapshot switching, buffers. */
 #include "gateway.h"
+#include "hash.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -113,6 +115,18 @@ static void wsnap_free(struct gw_wsnap *ws)
     free(ws);
 }
 
+/* What makes two upstream connections to one address interchangeable: plain
+ * TCP (0), or TLS with the same name sent and checked and the same trust. */
+static uint64_t conn_key(const struct cfg_upstream_tls *tls, const struct up_target *t)
+{
+    if (tls == NULL)
+        return 0;
+    uint64_t h = gw_hash_str(tls->sni ? tls->sni : t->name);
+    h = h * 1099511628211ull ^ gw_hash_str(tls->ca_file ? tls->ca_file : "");
+    h = h * 1099511628211ull ^ (tls->verify ? 2 : 3);
+    return h | 1;
+}
+
 static struct gw_wsnap *wsnap_new(struct gw_worker *w, struct gw_snapshot *s)
 {
     struct gw_wsnap *ws = calloc(1, sizeof(*ws));
@@ -130,7 +144,8 @@ static struct gw_wsnap *wsnap_new(struct gw_worker *w, struct gw_snapshot *s)
         for (size_t j = 0; j < s->ups.v[i].ntargets; j++) {
             const struct up_target *t = &s->ups.v[i].targets[j];
             if (t->salen) {
-                ws->buckets[t->gidx] = pool_bucket_for(&w->pool, (const struct sockaddr *)&t->sa, t->salen);
+                ws->buckets[t->gidx] = pool_bucket_for(&w->pool, (const struct sockaddr *)&t->sa, t->salen,
+                                                       conn_key(s->ups.v[i].cfg->tls, t));
                 ws->buckets[t->gidx]->mark = s->version;
             }
         }
@@ -369,7 +384,7 @@ static void *worker_main(void *arg)
     event_free(w->accept_resume);
     event_base_free(w->base);
     close(w->cmd_fd);
-    pool_destroy(&w->pool);
+    pool_destroy(&w->pool, gw_tls_session_free);
     gw_stats_free(&w->stats);
     bufs_free(w->free_small);
     bufs_free(w->free_large);

@@ -25,7 +25,7 @@ static void pool_grow(struct pool *p)
     for (size_t i = 0; i < p->cap; i++) {
         struct pool_bucket *b = p->tab[i], *next;
         for (; b; b = next) {
-            size_t j = gw_hash_bytes(&b->sa, b->salen) & (ncap - 1);
+            size_t j = (gw_hash_bytes(&b->sa, b->salen) ^ b->key) & (ncap - 1);
             next = b->hnext;
             b->hnext = nt[j];
             nt[j] = b;
@@ -36,19 +36,21 @@ static void pool_grow(struct pool *p)
     p->cap = ncap;
 }
 
-struct pool_bucket *pool_bucket_for(struct pool *p, const struct sockaddr *sa, socklen_t salen)
+struct pool_bucket *pool_bucket_for(struct pool *p, const struct sockaddr *sa, socklen_t salen,
+                                    uint64_t key)
 {
-    size_t i = gw_hash_bytes(sa, salen) & (p->cap - 1);
+    size_t i = (gw_hash_bytes(sa, salen) ^ key) & (p->cap - 1);
     struct pool_bucket *b;
 
     for (b = p->tab[i]; b; b = b->hnext)
-        if (b->salen == salen && memcmp(&b->sa, sa, salen) == 0)
+        if (b->salen == salen && b->key == key && memcmp(&b->sa, sa, salen) == 0)
             return b;
     b = calloc(1, sizeof(*b));
     if (b == NULL)
         abort();
     memcpy(&b->sa, sa, salen);
     b->salen = salen;
+    b->key = key;
     b->head.next = b->head.prev = &b->head;
     b->hnext = p->tab[i];
     p->tab[i] = b;
@@ -106,12 +108,14 @@ void pool_foreach(struct pool *p, void (*fn)(struct pool_bucket *, void *), void
             fn(b, arg);
 }
 
-void pool_destroy(struct pool *p)
+void pool_destroy(struct pool *p, void (*free_user)(void *))
 {
     for (size_t i = 0; i < p->cap; i++) {
         struct pool_bucket *b = p->tab[i], *next;
         for (; b; b = next) {
             next = b->hnext;
+            if (b->user && free_user)
+                free_user(b->user);
             free(b);
         }
     }

@@ -34,6 +34,9 @@ struct pool_bucket {
     _Atomic uint32_t count;         /* idle connections (read by the admin thread) */
     struct sockaddr_storage sa;
     socklen_t salen;
+    uint64_t key;                   /* how connections are made: 0 = plain TCP, else a
+                                       hash of the TLS settings (SNI, verification) */
+    void *user;                     /* the caller's per-bucket state (a TLS session) */
     struct pool_bucket *hnext;      /* hash chain */
     /* Per target and worker, written by the owning worker only (relaxed
      * loads and stores), read by the admin thread: */
@@ -50,8 +53,11 @@ struct pool {
 
 void pool_init(struct pool *p);
 
-/* The bucket for an address, created on first use.  Never NULL (aborts on OOM). */
-struct pool_bucket *pool_bucket_for(struct pool *p, const struct sockaddr *sa, socklen_t salen);
+/* The bucket for an address and connection key (0 = plain TCP; TLS
+ * connections with different settings must not be shared), created on
+ * first use.  Never NULL (aborts on OOM). */
+struct pool_bucket *pool_bucket_for(struct pool *p, const struct sockaddr *sa, socklen_t salen,
+                                    uint64_t key);
 
 /* Put an idle connection; the most recent is taken first (warm in caches,
  * least likely to have been closed by the peer). */
@@ -70,7 +76,8 @@ struct pool_node *pool_oldest(struct pool_bucket *b);
 /* Calls fn on every bucket (expiry sweep, shutdown). */
 void pool_foreach(struct pool *p, void (*fn)(struct pool_bucket *, void *), void *arg);
 
-/* Free the buckets; they must be empty. */
-void pool_destroy(struct pool *p);
+/* Free the buckets; they must be empty.  free_user (may be NULL) is called
+ * on each non-NULL bucket->user. */
+void pool_destroy(struct pool *p, void (*free_user)(void *));
 
 #endif
