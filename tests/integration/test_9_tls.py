@@ -448,11 +448,12 @@ def test_upstream_tls_verify(env):
     names = ["ok", "store", "noverify", "badsni", "goodsni", "selfca", "selfnoverify", "plain"]
     pki, e, b, ba, f, fa = upstream_setup(env, ups, prefix_routes(names))
     fp = f.port
-    for n, want, why in (("ok", 200, None), ("store", 502, r"verify"), ("noverify", 200, None),
-                         ("badsni", 502, r"verify.*hostname mismatch"),
-                         ("goodsni", 200, None),
-                         ("selfca", 502, r"verify.*self.signed"),
-                         ("selfnoverify", 200, None)):
+    cases = (("ok", 200, None), ("store", 502, r"verify"), ("noverify", 200, None),
+             ("badsni", 502, r"verify.*hostname mismatch"), ("goodsni", 200, None),
+             ("selfca", 502, r"verify.*self.signed"), ("selfnoverify", 200, None))
+    # twice: the second time the unverified connections are pooled for the
+    # same targets, and a verifying upstream must still not get them
+    for n, want, why in cases + cases:
         mark = len(f.proc.stderr())
         r = get(fp, "/%s/x?q=1" % n)
         eq(r.status, want, "upstream %s: status (body %r)" % (n, r.body[:200]))
@@ -477,7 +478,9 @@ def test_upstream_tls_verify(env):
 def test_upstream_tls_pooling_and_resumption(env):
     def ups(pki, b0, b1):
         return [{"name": "pooled", "targets": [{"address": b0}], "tls": {"ca_file": pki.ca_file}},
-                {"name": "nopool", "targets": [{"address": b0}], "tls": {"ca_file": pki.ca_file},
+                # other TLS settings (sni): its connections are never pooled "pooled"'s
+                {"name": "nopool", "targets": [{"address": b0}],
+                 "tls": {"ca_file": pki.ca_file, "sni": "localhost"},
                  "pool": {"max_idle_per_target": 0}}]
     routes = prefix_routes(["pooled", "nopool"]) + [
         {"name": "bytes", "match": {"path": {"prefix": "/bytes/"}}, "upstream": "pooled"}]
