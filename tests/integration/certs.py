@@ -14,6 +14,9 @@ Leaves (serials are distinct, so every certificate is told apart by its DER):
   multi_ec    ECDSA  P-256, the same names as multi_rsa
   exact       RSA    DNS:x.wild.example.test (an exact name under the wildcard)
   self        RSA    self-signed, DNS:localhost, IP:127.0.0.1
+  chained     ECDSA  DNS:chain.example.test, signed by an intermediate CA (signed
+                     by the test CA); chained.pem holds the leaf then the
+                     intermediate, chained_leaf.pem the leaf alone
 """
 import hashlib
 import os
@@ -35,7 +38,7 @@ _files = None  # file name -> bytes, made by the first make() of the process
 
 
 class Cert:
-    def __init__(self, name, cert_file, key_file):
+    def __init__(self, name, cert_file, key_file, leaf_file=None):
         self.name = name
         self.cert_file = cert_file
         self.key_file = key_file
@@ -43,7 +46,8 @@ class Cert:
             self.pem = f.read()
         with open(key_file) as f:
             self.key_pem = f.read()
-        self.der = ssl.PEM_cert_to_DER_cert(self.pem)
+        with open(leaf_file or cert_file) as f:
+            self.der = ssl.PEM_cert_to_DER_cert(f.read())
         self.fp = hashlib.sha256(self.der).hexdigest()
 
     def cfg(self):
@@ -65,6 +69,9 @@ class Pki:
         for name, _, _, _ in LEAVES + [("self", None, None, None)]:
             self.certs[name] = Cert(name, os.path.join(d, name + ".pem"),
                                     os.path.join(d, name + ".key"))
+        self.certs["chained"] = Cert("chained", os.path.join(d, "chained.pem"),
+                                     os.path.join(d, "chained.key"),
+                                     os.path.join(d, "chained_leaf.pem"))
 
     def __getitem__(self, name):
         return self.certs[name]
@@ -114,6 +121,31 @@ def _generate(d):
         _openssl(["x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
                   "-set_serial", str(serial), "-days", "3650", "-sha256",
                   "-extfile", name + ".ext", "-out", name + ".pem"], d)
+    # an intermediate CA and a leaf under it, served with its chain
+    _genkey("ec", "inter.key", d)
+    _openssl(["req", "-new", "-key", "inter.key", "-out", "inter.csr",
+              "-subj", "/CN=sluice test intermediate"], d)
+    with open(os.path.join(d, "inter.ext"), "w") as f:
+        f.write("basicConstraints=critical,CA:TRUE,pathlen:0\n"
+                "keyUsage=critical,keyCertSign,cRLSign\n"
+                "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    _openssl(["x509", "-req", "-in", "inter.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+              "-set_serial", "2", "-days", "3650", "-sha256", "-extfile", "inter.ext",
+              "-out", "inter.pem"], d)
+    _genkey("ec", "chained.key", d)
+    _openssl(["req", "-new", "-key", "chained.key", "-out", "chained.csr",
+              "-subj", "/CN=chained"], d)
+    with open(os.path.join(d, "chained.ext"), "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\n"
+                "authorityKeyIdentifier=keyid\nsubjectAltName=DNS:chain.example.test\n")
+    _openssl(["x509", "-req", "-in", "chained.csr", "-CA", "inter.pem", "-CAkey", "inter.key",
+              "-set_serial", "1007", "-days", "3650", "-sha256", "-extfile", "chained.ext",
+              "-out", "chained_leaf.pem"], d)
+    with open(os.path.join(d, "chained.pem"), "w") as out:
+        for fn in ("chained_leaf.pem", "inter.pem"):
+            with open(os.path.join(d, fn)) as f:
+                out.write(f.read())
     _genkey("rsa", "self.key", d)
     _openssl(["req", "-x509", "-new", "-key", "self.key", "-out", "self.pem", "-days", "3650",
               "-subj", "/CN=self", "-set_serial", "1006",

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import select
 import signal
 import socket
 import ssl
@@ -17,9 +18,9 @@ import threading
 import time
 
 import certs
-from harness import (SLUICE, Conn, build_request, check, eq, free_port, get, pattern, request,
+from harness import (BUILD, SLUICE, Closed, Conn, TestFailure, build_request, check, eq, free_port, get, pattern, request,
                      uh, wait_for, wait_port)
-from test_6_edge import WS_REQ, Mini, _ws_backend
+from test_6_edge import WS_REQ, Mini, _check_pipeline, _pipeline_items, _ws_backend, vmrss_kib
 from test_8_admin import TOKEN, alive, sample, start
 
 
@@ -112,6 +113,42 @@ def s_client(env, port, sni, extra, timeout=10):
         argv += ["-servername", sni]
     rc, out, err = env.run(argv + list(extra), timeout=timeout)
     return rc, out + err
+
+
+def pump(c, data, timeout=30.0):
+    """Send data on Conn c while reading what arrives into c.buf, in this one
+    thread: an SSL object must not be read and written by two threads at
+    once, and the peer may answer (and stop reading) before the data is all
+    sent.  Returns when everything is sent; read the rest with c.read_*."""
+    sock = c.sock
+    view = memoryview(data)
+    off = 0
+    deadline = time.monotonic() + timeout
+    busy = (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError)
+    sock.setblocking(False)
+    try:
+        while off < len(data):
+            if time.monotonic() > deadline:
+                raise AssertionError("sent %d of %d bytes in %.0f s" % (off, len(data), timeout))
+            select.select([sock], [sock], [], 0.2)
+            while not c.eof:
+                try:
+                    d = sock.recv(1 << 20)
+                except busy:
+                    break
+                except ConnectionResetError:
+                    d = b""
+                if not d:
+                    c.eof = True
+                    break
+                c.buf += d
+            try:
+                off += sock.send(view[off:off + 262144])
+            except busy:
+                pass
+    finally:
+        sock.setblocking(True)
+        sock.settimeout(c.timeout)
 
 
 def stderr_since(proc, mark):
@@ -255,20 +292,9 @@ def test_request_through_tls(env):
     n = 5 << 20
     body = os.urandom(n)
     with Conn(tp, 30.0, tls=ctx, sni="localhost") as c:
-        c.send(build_request("POST", "/raw", headers=[("Content-Length", str(n))]))
-        err = []
-
-        def sender():
-            try:
-                c.sock.sendall(body)
-            except OSError as ex:
-                err.append(ex)
-        # one thread writes while this one reads: the echo answers as it reads
-        t = threading.Thread(target=sender, daemon=True)
-        t.start()
+        # the echo answers /raw as it reads: read while sending
+        pump(c, build_request("POST", "/raw", headers=[("Content-Length", str(n))]) + body)
         r = c.read_response(timeout=30)
-        t.join(10)
-        check(not err, "sending the 5 MiB body: %r" % err)
         eq(r.status, 200, "POST /raw 5 MiB status")
         eq(len(r.body), n, "POST /raw 5 MiB: bytes back")
         eq(sha(r.body), sha(body), "POST /raw 5 MiB: body back byte-exact")
@@ -453,10 +479,12 @@ def test_upstream_tls_verify(env):
              ("selfca", 502, r"verify.*self.signed"), ("selfnoverify", 200, None))
     # twice: the second time the unverified connections are pooled for the
     # same targets, and a verifying upstream must still not get them
-    for n, want, why in cases + cases:
+    for k, (n, want, why) in enumerate(cases + cases):
         mark = len(f.proc.stderr())
         r = get(fp, "/%s/x?q=1" % n)
-        eq(r.status, want, "upstream %s: status (body %r)" % (n, r.body[:200]))
+        eq(r.status, want, "upstream %s, pass %d%s: status (body %r)"
+           % (n, k // len(cases) + 1, ", after the unverified upstreams' connections were pooled"
+              if k >= len(cases) else "", r.body[:200]))
         if want == 200:
             j = r.json()
             eq((j["id"], j["path"]), ("e", "/%s/x?q=1" % n), "upstream %s: the echo's answer" % n)
@@ -514,11 +542,8 @@ def test_upstream_tls_pooling_and_resumption(env):
     n = 3 << 20
     body = os.urandom(n)
     with Conn(f.port, 30.0) as c:
-        c.send(build_request("POST", "/pooled/raw", headers=[("Content-Length", str(n))]))
-        t = threading.Thread(target=c.sock.sendall, args=(body,), daemon=True)
-        t.start()
+        pump(c, build_request("POST", "/pooled/raw", headers=[("Content-Length", str(n))]) + body)
         r = c.read_response(timeout=30)
-        t.join(10)
         eq(r.status, 200, "POST 3 MiB through the TLS upstream (the echo answers /pooled/raw)")
         c.send(build_request("GET", "/bytes/%d" % (n + 3)))
         r2 = c.read_response(timeout=30)
@@ -762,10 +787,8 @@ def ws_tunnel(c, what):
     c.send(b"ping-1")
     eq(c.read_exact(6, time.monotonic() + 3), b"ping-1", "%s: small frame echoed" % what)
     blob = os.urandom(512 * 1024)
-    t = threading.Thread(target=c.sock.sendall, args=(blob,), daemon=True)
-    t.start()
+    pump(c, blob)
     got = c.read_exact(len(blob), time.monotonic() + 15)
-    t.join(5)
     check(got == blob, "%s: 512 KiB echoed through the tunnel byte-exact" % what)
     c.send(b"quit")
     eq(c.read_exact(7, time.monotonic() + 3), b"goodbye", "%s: backend's last bytes" % what)
@@ -793,3 +816,160 @@ def test_upgrade_tunnel_over_tls(env):
         check(wait_for(lambda: m.open == 0, 3.0), "backend connections left open: %d" % m.open)
     alive(b)
     alive(f)
+
+
+# ---------------------------------------------------------------- more wire cases
+
+def test_pipelined_over_tls(env):
+    pki, e, s, a = setup(env)
+    items = _pipeline_items(20000)
+    data = b"".join(d for d, _, _ in items)
+    with Conn(s.port, 10.0, tls=cctx()) as c:
+        pump(c, data)   # one write: many requests per TLS record
+        _check_pipeline(c, items, "TLS, one write")
+        get_ok(c, "/again", "request after the pipeline")
+    small = [it for it in _pipeline_items(300) if it[1] != "raw"]
+    data = b"".join(d for d, _, _ in small)
+    with Conn(s.port, 10.0, tls=cctx(maxv=TLS12)) as c:
+        for i in range(len(data)):   # one TLS record per byte
+            c.sock.sendall(data[i:i + 1])
+        _check_pipeline(c, small, "TLS 1.2, one byte per record")
+    # 300 pipelined requests written before anything is read
+    n = 300
+    with Conn(s.port, 20.0, tls=cctx()) as c:
+        pump(c, b"".join(build_request("GET", "/bytes/%d" % (1000 + i % 7)) for i in range(n)))
+        for i in range(n):
+            r = c.read_response(timeout=20)
+            if r.status != 200 or r.body != pattern(1000 + i % 7):
+                check(False, "pipelined TLS response %d: %d len %d" % (i, r.status, len(r.body)))
+        eq(c.read_some(0.3), b"", "bytes after the last response")
+    alive(s)
+
+
+def test_slow_tls_reader_memory_bounded(env):
+    pki = certs.make(env)
+    e, cfg = tls_cfg(env, pki, [tls_listener(pki)])
+    extra = {}
+    if "asan" in os.path.basename(os.path.normpath(BUILD)):
+        # ASan's quarantine holds freed memory back: keep it small so RSS means something
+        extra = {"ASAN_OPTIONS": (os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4"
+                                  ":thread_local_quarantine_size_kb=64").lstrip(":")}
+    s, a = start(env, cfg, extra)
+    for _ in range(3):
+        with Conn(s.port, 5.0, tls=cctx()) as c:
+            get_ok(c, "/warm", "warm-up")
+    base = vmrss_kib(s.proc.pid)
+    n = 64 << 20
+    peak = base
+    with Conn(s.port, 30.0, tls=cctx()) as c:
+        c.send(build_request("GET", "/bytes/%d" % n))
+        r = c.read_head(timeout=5)
+        eq((r.status, r.h("content-length")), (200, str(n)), "GET /bytes/%d head" % n)
+        # read nothing for a while: sluice must stop reading its upstream
+        t_end = time.monotonic() + 1.5
+        while time.monotonic() < t_end:
+            peak = max(peak, vmrss_kib(s.proc.pid))
+            time.sleep(0.05)
+        got = len(c.buf)
+        h = hashlib.sha256(bytes(c.buf))
+        c.buf.clear()
+        t_end = time.monotonic() + 40
+        while got < n and time.monotonic() < t_end:
+            c.sock.settimeout(5)
+            d = c.sock.recv(min(1 << 20, n - got))
+            if not d:
+                break
+            h.update(d)
+            got += len(d)
+            if got % (4 << 20) < len(d):
+                peak = max(peak, vmrss_kib(s.proc.pid))
+        eq(got, n, "bytes received")
+        eq(h.hexdigest(), sha(pattern(n)), "body sha256")
+    growth = (peak - base) / 1024.0
+    check(growth < 40, "sluice RSS grew %.1f MiB (base %d KiB, peak %d KiB) for a slow TLS reader"
+          % (growth, base, peak))
+    alive(s)
+
+
+def test_certificate_chain_served(env):
+    pki, e, s, a = setup(env, ("default", "chained"))
+    with Conn(s.port, 5.0, tls=cctx(ca=pki.ca_file), sni="chain.example.test") as c:
+        eq(pki.name_of(peer(c)), "chained", "certificate for chain.example.test")
+        get_ok(c, "/chain", "request on a connection verified through the intermediate")
+    with Conn(s.port, 5.0, tls=cctx(ca=pki.ca_file, maxv=TLS12), sni="chain.example.test") as c:
+        eq(pki.name_of(peer(c)), "chained", "certificate for chain.example.test (TLS 1.2)")
+    alive(s)
+
+
+def test_resumption_across_workers(env):
+    pki = certs.make(env)
+    e, cfg = tls_cfg(env, pki, [tls_listener(pki)], workers=4)
+    s, a = start(env, cfg)
+    for v, ctx in (("TLS 1.2", cctx(maxv=TLS12)), ("TLS 1.3", cctx(minv=TLS13))):
+        sess = fresh_session(s.port, ctx, v)
+        for i in range(12):   # accepted by whichever worker: the ticket keys are shared
+            resumes(s.port, ctx, sess, "%s, connection %d" % (v, i))
+    alive(s)
+
+
+def _silent(m, sock):
+    """Accepts and reads, never answers (a TLS handshake never completes)."""
+    m.record(("conn",))
+    sock.settimeout(10)
+    try:
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+
+
+def test_upstream_tls_failures_bounded(env):
+    pki = certs.make(env)
+    e = env.echo("e")
+    with Mini(_silent) as m:
+        # B closes idle client connections after 300 ms: F's pooled TLS
+        # connections go stale under it
+        _, bcfg = tls_cfg(env, pki, [tls_listener(pki)], e=e, timeouts={"client_idle_ms": 300})
+        b, ba = start(env, bcfg)
+        b0 = "127.0.0.1:%d" % b.port
+        ups = [{"name": "stale", "targets": [{"address": b0}], "tls": {"ca_file": pki.ca_file}},
+               {"name": "silent", "targets": [{"address": m.addr}], "tls": {"verify": False},
+                "timeouts": {"connect_ms": 500, "response_header_ms": 1500}, "retries": 0},
+               {"name": "nottls", "targets": [{"address": e.addr}], "tls": {"verify": False}}]
+        _, fcfg = tls_cfg(env, pki, [plain_listener()], e=e, upstreams=ups,
+                          routes=prefix_routes(["stale", "silent", "nottls"]))
+        f, fa = start(env, fcfg)
+        with Conn(f.port, 5.0) as c:
+            for i in range(4):
+                if i:
+                    time.sleep(0.6)
+                c.send(build_request("POST" if i % 2 else "GET", "/stale/%d" % i,
+                                     body=b"x" * 10 if i % 2 else None))
+                r = c.read_response()
+                eq(r.status, 200, "request %d after B closed the pooled TLS connection (%r)"
+                   % (i, r.raw[:200]))
+                eq(r.json()["path"], "/stale/%d" % i, "request %d path" % i)
+        f0 = sample(fa.metrics(), "sluice_tls_handshakes_total", side="upstream", result="failed")
+        mark = len(f.proc.stderr())
+        r = get(f.port, "/nottls/x", timeout=10)
+        eq(r.status, 502, "TLS to a plain HTTP target (body %r)" % r.body[:200])
+        check(wait_for(lambda: re.search(r"TLS|SSL|handshake", stderr_since(f.proc, mark)), 3.0, 0.05),
+              "the error log says why a TLS upstream to a plain target failed: %r"
+              % stderr_since(f.proc, mark)[-400:])
+        check(wait_for(lambda: sample(fa.metrics(), "sluice_tls_handshakes_total", side="upstream",
+                                      result="failed") >= f0 + 1, 3.0, 0.1),
+              "upstream handshakes_total{result=failed} did not grow")
+        # a target that accepts and never answers the ClientHello (it holds
+        # the connection 10 s): the handshake is bounded by the upstream timers
+        t0 = time.monotonic()
+        try:
+            r = get(f.port, "/silent/x", timeout=6)
+            got = "%d after %.2fs" % (r.status, time.monotonic() - t0)
+            ok = r.status in (502, 504) and time.monotonic() - t0 < 3.0
+        except (TestFailure, Closed) as ex:
+            got, ok = "no answer within 6 s (%s)" % ex, False
+        check(ok, "TLS upstream that never answers the handshake (connect_ms 500, "
+              "response_header_ms 1500): want 502/504 within 3 s, got %s" % got)
+        eq(get(f.port, "/stale/after").status, 200, "front sluice still serves")
+    alive(f)
+    alive(b)
