@@ -338,7 +338,14 @@ def test_plain_http_and_garbage_on_tls_port(env):
         check(b"plain HTTP request was sent to HTTPS port" in r.body,
               "400 body explains: %r" % r.body[:200])
         check(c.wait_closed(3.0), "connection closed after the 400")
-    eq(e.stats()["requests"], 0, "the plain request did not reach the backend")
+    with Conn(s.port, 5.0) as c:   # the first byte alone, then the rest
+        c.send(b"G")
+        time.sleep(0.2)
+        c.send(build_request("GET", "/plain2")[1:])
+        r = c.read_response()
+        eq(r.status, 400, "plain HTTP on the TLS port, first byte alone (got %r)" % r.raw[:200])
+        check(c.wait_closed(3.0), "connection closed after the 400 (split request)")
+    eq(e.stats()["requests"], 0, "the plain requests did not reach the backend")
     with Conn(s.port, 5.0, tls=cctx()) as c:
         get_ok(c, "/after-plain", "TLS request after the plain one")
 
@@ -589,6 +596,10 @@ def test_ktls_requested(env):
             c.send(build_request("GET", "/bytes/%d" % n))
             r = c.read_response(timeout=10)
             check(r.body == pattern(n), "GET /bytes/%d over the kTLS listener" % n)
+            body = os.urandom(n)
+            pump(c, build_request("POST", "/raw", headers=[("Content-Length", str(n))]) + body)
+            r = c.read_response(timeout=10)
+            check(r.body == body, "POST /raw of %d bytes over the kTLS listener" % n)
     m = a.metrics()
     ulp = kernel_has_tls_ulp()  # read after start: the probe may load the module
     off = sample(m, "sluice_ktls_connections_total", result="offloaded")
@@ -601,6 +612,15 @@ def test_ktls_requested(env):
     else:
         eq((avail, off, fb), (0, 0, 3), "no tls ULP: (available, offloaded, fallback)")
         eq(len(lines), 1, "stderr lines mentioning 'kernel TLS': %r" % lines)
+    # reloads do not repeat it
+    v = a.version()
+    eq(a.put_ok(s.cfg), v + 1, "PUT of the same document")
+    s.proc.signal(signal.SIGHUP)
+    check(wait_for(lambda: a.version() == v + 2, 5.0, 0.05), "SIGHUP reload")
+    with Conn(s.port, 10.0, tls=cctx()) as c:
+        get_ok(c, "/after-reloads", "kTLS listener after reloads")
+    eq(len([ln for ln in s.proc.stderr().splitlines() if "kernel TLS" in ln]), len(lines),
+       "'kernel TLS' lines after two reloads")
     alive(s)
 
 
@@ -971,5 +991,162 @@ def test_upstream_tls_failures_bounded(env):
         check(ok, "TLS upstream that never answers the handshake (connect_ms 500, "
               "response_header_ms 1500): want 502/504 within 3 s, got %s" % got)
         eq(get(f.port, "/stale/after").status, 200, "front sluice still serves")
+    alive(f)
+    alive(b)
+
+
+def test_tls_settings_and_files_reload(env):
+    pki, e, s, a = setup(env)
+    v = a.version()
+    # min_version and handshake_timeout_ms change with a PUT
+    cfg = json.loads(json.dumps(s.cfg))
+    cfg["listeners"][0]["tls"].update({"min_version": "1.3", "handshake_timeout_ms": 300})
+    eq(a.put_ok(cfg), v + 1, "PUT min_version 1.3")
+    v += 1
+    try:
+        with Conn(s.port, 5.0, tls=cctx(maxv=TLS12)) as c:
+            refused = "no: %s" % c.sock.version()
+    except (ssl.SSLError, ConnectionError) as ex:
+        refused = "yes: %s" % ex
+    check(refused.startswith("yes"), "a TLS 1.2 client after the PUT of min_version 1.3 (%s)" % refused)
+    with Conn(s.port, 5.0) as c:
+        t0 = time.monotonic()
+        check(c.wait_closed(4.0), "silent client not closed within 4 s (handshake_timeout_ms 300 by PUT)")
+        dt = time.monotonic() - t0
+        check(dt <= 1.5, "silent client closed after %.2fs (handshake_timeout_ms 300 by PUT)" % dt)
+
+    # the certificate files are replaced in place (same paths, same config text):
+    # a reload reads them again
+    d = pki["default"]
+    for src, dst in ((pki["default2"].cert_file, d.cert_file), (pki["default2"].key_file, d.key_file)):
+        with open(src, "rb") as f:
+            data = f.read()
+        with open(dst + ".new", "wb") as f:
+            f.write(data)
+        os.replace(dst + ".new", dst)
+    eq(served(pki, s.port)[0], "default", "certificate before the reload (files replaced)")
+    eq(a.put_ok(cfg), v + 1, "PUT of the same document")
+    v += 1
+    eq(served(pki, s.port)[0], "default2", "certificate after a PUT of the same document "
+       "(the files were replaced)")
+
+    # SIGHUP with a broken certificate file: an error, the old certificate kept
+    bad = json.loads(json.dumps(cfg))
+    bad["listeners"][0]["tls"]["certificates"] = [{"cert_file": d.cert_file,
+                                                   "key_file": pki["multi_ec"].key_file}]
+    mark = len(s.proc.stderr())
+    s.write_config(bad)
+    s.proc.signal(signal.SIGHUP)
+    check(wait_for(lambda: "/listeners/0/tls/certificates/0/key_file" in stderr_since(s.proc, mark),
+                   5.0, 0.05),
+          "a bad SIGHUP reload names the key_file path in the log: %r" % stderr_since(s.proc, mark)[-400:])
+    eq(a.version(), v, "version after a bad SIGHUP")
+    eq(served(pki, s.port)[0], "default2", "certificate after a bad SIGHUP")
+    with Conn(s.port, 5.0, tls=cctx()) as c:
+        get_ok(c, "/after", "request after a bad SIGHUP")
+    alive(s)
+
+
+def test_concurrent_handshakes(env):
+    pki = certs.make(env)
+    e, cfg = tls_cfg(env, pki, [tls_listener(pki, ("default", "multi_rsa", "multi_ec"))], workers=2)
+    s, a = start(env, cfg)
+    errors = []
+    lock = threading.Lock()
+    ctxs = [cctx(), cctx(maxv=TLS12), cctx(maxv=TLS12, ciphers=RSA12)]
+    snis = [None, "a.example.test", "y.wild.example.test"]
+
+    def client(k):
+        try:
+            for j in range(3):
+                with Conn(s.port, 10.0, tls=ctxs[(k + j) % 3], sni=snis[k % 3]) as c:
+                    for i in range(3):
+                        path = "/c%d/%d/%d" % (k, j, i)
+                        c.send(build_request("GET", path))
+                        r = c.read_response(timeout=10)
+                        if r.status != 200 or r.json()["path"] != path:
+                            raise AssertionError("%s: %d %r" % (path, r.status, r.raw[:100]))
+        except Exception as ex:  # collected below
+            with lock:
+                errors.append("client %d: %s: %s" % (k, type(ex).__name__, str(ex)[:200]))
+
+    h0 = hs(a, "listener", "full") + hs(a, "listener", "resumed")
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(40)
+    check(not errors, "%d of 40 clients failed, first: %s" % (len(errors), errors[:3]))
+    eq(hs(a, "listener", "full") + hs(a, "listener", "resumed") - h0, 120, "handshakes counted")
+    alive(s)
+
+
+def test_close_delimited_over_tls(env):
+    pki, e, s, a = setup(env)
+    n = (3 << 20) + 11
+    for what, req in (("HTTP/1.0", build_request("GET", "/bytes/%d" % n, version="HTTP/1.0")),
+                      ("Connection: close", build_request("GET", "/bytes/%d" % n,
+                                                          headers=[("Connection", "close")])),
+                      ("HTTP/1.1 chunked, Connection: close",
+                       build_request("GET", "/bytes/%d?chunked=1" % n, headers=[("Connection", "close")]))):
+        with Conn(s.port, 20.0, tls=cctx()) as c:
+            c.send(req)
+            r = c.read_response(timeout=20)
+            eq(r.status, 200, what + ": status")
+            eq(len(r.body), n, what + ": body length")
+            check(r.body == pattern(n), what + ": body differs from the pattern")
+            check(c.wait_closed(3.0), what + ": connection not closed after the response")
+    alive(s)
+
+
+def test_close_notify_and_streaming(env):
+    pki, e, s, a = setup(env)
+    # a client's close_notify ends the connection promptly
+    for v, ctx in (("TLS 1.2", cctx(maxv=TLS12)), ("TLS 1.3", cctx())):
+        c = Conn(s.port, 5.0, tls=ctx)
+        try:
+            get_ok(c, "/cn", v)
+            t0 = time.monotonic()
+            c.sock.settimeout(3.0)
+            try:
+                raw = c.sock.unwrap()   # sends close_notify, waits for the peer's (or its FIN)
+            except (ssl.SSLError, OSError):
+                raw = None
+            if raw is not None:
+                c.sock = raw
+                raw.settimeout(3.0)
+                try:
+                    tail = raw.recv(100)
+                except socket.timeout:
+                    tail = None
+                except ConnectionResetError:
+                    tail = b""
+                eq(tail, b"", "%s: the TCP connection after close_notify" % v)
+            dt = time.monotonic() - t0
+            check(dt < 2.0, "%s: connection ended %.2fs after the client's close_notify" % (v, dt))
+        finally:
+            c.close()
+    # events are passed on as they come, through TLS on either side
+    b = s
+    _, fcfg = tls_cfg(env, pki, [plain_listener()], e=e,
+                      upstreams=[{"name": "u", "targets": [{"address": "127.0.0.1:%d" % b.port}],
+                                  "tls": {"ca_file": pki.ca_file}}])
+    f, fa = start(env, fcfg)
+    for what, port, ctx in (("TLS client", b.port, cctx()), ("TLS upstream", f.port, None)):
+        with Conn(port, 5.0, tls=ctx) as c:
+            t0 = time.monotonic()
+            c.send(build_request("GET", "/sse?n=5&ms=300"))
+            r = c.read_head(timeout=5)
+            eq(r.status, 200, what + ": /sse status")
+            c.body_until(r, b"data: event 1\n\n", 3)
+            t1 = time.monotonic() - t0
+            c.body_until(r, b"data: event 2\n\n", 3)
+            t2 = time.monotonic() - t0
+            body = c.body_until(r, None, 5)
+            t5 = time.monotonic() - t0
+            eq(body.count(b"data: event"), 5, what + ": events")
+            check(t1 < 0.8 and t2 < 1.0 and t5 > 1.0,
+                  "%s: events not passed on as they came (event 1 at %.2fs, event 2 at %.2fs, "
+                  "end at %.2fs; one every 300 ms)" % (what, t1, t2, t5))
     alive(f)
     alive(b)
