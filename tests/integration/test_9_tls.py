@@ -1150,3 +1150,22 @@ def test_close_notify_and_streaming(env):
                   "end at %.2fs; one every 300 ms)" % (what, t1, t2, t5))
     alive(f)
     alive(b)
+
+
+def test_resumption_bound_to_server_name(env):
+    # RFC 6066 section 3: a server MUST NOT resume a (TLS 1.2) session when the
+    # client asks for a different server name; else the client would get the
+    # old name's certificate for a name it does not cover
+    pki, e, s, a = setup(env, ("default", "multi_rsa", "multi_ec"))
+    ctx = cctx(maxv=TLS12)
+    with Conn(s.port, 5.0, tls=ctx, sni="a.example.test") as c:
+        get_ok(c, "/first", "first connection")
+        sess = c.sock.session
+    with Conn(s.port, 5.0, tls=ctx, sni="a.example.test", session=sess) as c:
+        check(c.sock.session_reused, "same name: session resumed")
+    with Conn(s.port, 5.0, tls=ctx, sni="default.example.test", session=sess) as c:
+        got = (c.sock.session_reused, pki.name_of(peer(c)))
+        eq(got, (False, "default"), "TLS 1.2 session of a.example.test offered for "
+           "default.example.test: (resumed, certificate)")
+        get_ok(c, "/other", "request for the other name")
+    alive(s)
