@@ -1169,3 +1169,40 @@ def test_resumption_bound_to_server_name(env):
            "default.example.test: (resumed, certificate)")
         get_ok(c, "/other", "request for the other name")
     alive(s)
+
+
+def test_upstream_tls_names(env):
+    # B's first (default) certificate is for a.example.test; "default"
+    # (localhost, 127.0.0.1) is chosen only by SNI "localhost"
+    pki = certs.make(env)
+    e = env.echo("e")
+    _, bcfg = tls_cfg(env, pki, [tls_listener(pki, ("multi_rsa", "default"))], e=e)
+    b, ba = start(env, bcfg)
+    ca = pki.ca_file
+    ups = [
+        # a DNS name target: SNI and verification use it -> B's "default" certificate
+        {"name": "byname", "targets": [{"address": "localhost:%d" % b.port}], "tls": {"ca_file": ca}},
+        # an IP target, no sni: no SNI sent -> B's first certificate, which has no
+        # IP:127.0.0.1 -> verification of the IP fails
+        {"name": "byip", "targets": [{"address": "127.0.0.1:%d" % b.port}], "tls": {"ca_file": ca}},
+        # an explicit sni matching the first certificate
+        {"name": "bysni", "targets": [{"address": "127.0.0.1:%d" % b.port}],
+         "tls": {"ca_file": ca, "sni": "a.example.test"}},
+        # the name target with another sni: verified against that sni
+        {"name": "nameandsni", "targets": [{"address": "localhost:%d" % b.port}],
+         "tls": {"ca_file": ca, "sni": "x.wild.example.test"}},
+    ]
+    _, fcfg = tls_cfg(env, pki, [plain_listener()], e=e, upstreams=ups,
+                      routes=prefix_routes(["byname", "byip", "bysni", "nameandsni"]))
+    f, fa = start(env, fcfg)
+    for n, want, why in (("byname", 200, None), ("byip", 502, r"verify.*(mismatch|IP address)"),
+                         ("bysni", 200, None), ("nameandsni", 200, None)):
+        mark = len(f.proc.stderr())
+        r = get(f.port, "/%s/x" % n, timeout=8)
+        eq(r.status, want, "upstream %s (body %r, log %r)" % (n, r.body[:200],
+                                                               stderr_since(f.proc, mark)[-300:]))
+        if why:
+            check(wait_for(lambda: re.search(why, stderr_since(f.proc, mark), re.I), 3.0, 0.05),
+                  "upstream %s: log says why (/%s/): %r" % (n, why, stderr_since(f.proc, mark)[-400:]))
+    alive(f)
+    alive(b)
