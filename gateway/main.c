@@ -305,7 +305,19 @@ int main(int argc, char **argv)
     M.base = event_base_new();
     g_workers = M.workers;
     g_nworkers = M.nworkers;
-    if (M.workers == NULL || M.base == NULL || gw_workers_start(M.workers, M.nworkers) != 0) {
+    if (M.workers == NULL || M.base == NULL) {
+        fprintf(stderr, "sluice: out of memory\n");
+        return 2;
+    }
+    /* Handlers first: once the workers run, the listeners accept, and a
+     * SIGTERM or SIGHUP must not find the default action (death). */
+    struct event *sigs[3];
+    int signums[3] = { SIGTERM, SIGINT, SIGHUP };
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(M.base, signums[i], on_signal, NULL);
+        event_add(sigs[i], NULL);
+    }
+    if (gw_workers_start(M.workers, M.nworkers) != 0) {
         fprintf(stderr, "sluice: cannot start workers\n");
         return 2;
     }
@@ -320,12 +332,6 @@ int main(int argc, char **argv)
     gw_log(GW_LOG_INFO, "sluice %s started: %d worker%s, config version %llu", SLUICE_VERSION,
            M.nworkers, M.nworkers == 1 ? "" : "s", (unsigned long long)s->version);
 
-    struct event *sigs[3];
-    int signums[3] = { SIGTERM, SIGINT, SIGHUP };
-    for (int i = 0; i < 3; i++) {
-        sigs[i] = evsignal_new(M.base, signums[i], on_signal, NULL);
-        event_add(sigs[i], NULL);
-    }
     struct timeval reap_tv = { 0, 250000 };
     struct event *reap = event_new(M.base, -1, EV_PERSIST, reap_cb, NULL);
     event_add(reap, &reap_tv);

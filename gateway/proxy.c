@@ -896,7 +896,8 @@ static void up_event(evutil_socket_t fd, short what, void *arg)
             return;
         }
         u->connected = true;
-        up_timer_off(u);
+        if (!u->hs)
+            up_timer_off(u);    /* a TLS handshake stays under connect_ms */
         gw_hist_observe(&w->stats.connect_time, gw_mono_ns() - u->connect_start);
     }
     conn_pump(c);
@@ -915,6 +916,8 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
         up_close(u);
     } else if (!u->connected) {
         up_failed(c, 504, false, "connect timed out");
+    } else if (u->hs) {
+        up_failed(c, 504, false, "TLS handshake timed out");
     } else if (c->t->rstate == RS_WAIT && !c->t->resp_started) {
         gw_log(GW_LOG_WARN, "upstream %s: no response header within %u ms",
                c->t->target->text, c->t->ups->cfg->response_header_ms);
@@ -1825,6 +1828,7 @@ static bool up_handshake(struct gw_conn *c, struct gw_upconn *u)
         bool tx, rx;
         u->hs = false;
         u->hs_want = 0;
+        up_timer_off(u);
         gw_cnt_add(&c->w->stats.tls_hs[1][gw_tls_resumed(&u->io) ? 1 : 0], 1);
         gw_tls_pick_ops(&u->io, &tx, &rx);
         u->r_ready = true;      /* bytes may wait inside OpenSSL: no edge would tell */

@@ -239,17 +239,33 @@ static SSL_CTX *srv_lookup(const struct tls_srv *srv, const char *name)
     return NULL;
 }
 
-static int sni_cb(SSL *ssl, int *al, void *arg)
+/*
+ * The certificate is chosen from the ClientHello's SNI before OpenSSL looks
+ * at a session to resume (a servername callback runs after that): each
+ * certificate's context has its own session id context, so a session made
+ * for one certificate is never resumed under another name's (RFC 6066 3).
+ */
+static int hello_cb(SSL *ssl, int *al, void *arg)
 {
     const struct tls_srv *srv = arg;
-    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    const unsigned char *p;
+    size_t len;
+    char name[256];
 
-    if (name != NULL) {
-        SSL_CTX *ctx = srv_lookup(srv, name);
-        if (ctx != NULL && ctx != SSL_get_SSL_CTX(ssl))
-            SSL_set_SSL_CTX(ssl, ctx);
-    }
-    return SSL_TLSEXT_ERR_OK;   /* unknown names get the default certificate */
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 5)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    size_t list = ((size_t)p[0] << 8) | p[1];
+    if (list + 2 != len || p[2] != TLSEXT_NAMETYPE_host_name)
+        return SSL_CLIENT_HELLO_SUCCESS;    /* OpenSSL refuses a malformed one itself */
+    size_t n = ((size_t)p[3] << 8) | p[4];
+    if (n == 0 || n + 5 > len || n >= sizeof(name) || memchr(p + 5, 0, n))
+        return SSL_CLIENT_HELLO_SUCCESS;
+    memcpy(name, p + 5, n);
+    name[n] = '\0';
+    SSL_CTX *ctx = srv_lookup(srv, name);
+    if (ctx != NULL && ctx != SSL_get_SSL_CTX(ssl))
+        SSL_set_SSL_CTX(ssl, ctx);
+    return SSL_CLIENT_HELLO_SUCCESS;    /* unknown names get the default certificate */
 }
 
 static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -431,8 +447,6 @@ static SSL_CTX *server_ctx(const struct cfg_listener_tls *lt)
     SSL_CTX_set_num_tickets(ctx, 1);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
-    static const unsigned char sid[] = "sluice";
-    SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
     return ctx;
 }
 
@@ -494,8 +508,12 @@ static SSL_CTX *listener_build(const struct cfg_listener_tls *lt, const char *pa
             if (shared && SSL_CTX_use_cert_and_key(ctx, lcs[j].x, lcs[j].key, lcs[j].chain, 0) != 1)
                 ERR_clear_error();      /* a slot already taken: the first wins */
         }
-        SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
-        SSL_CTX_set_tlsext_servername_arg(ctx, srv);
+        /* sessions belong to their certificate: the same one after a reload */
+        unsigned char sid[32];
+        unsigned int sidlen = sizeof(sid);
+        X509_digest(lcs[i].x, EVP_sha256(), sid, &sidlen);
+        SSL_CTX_set_session_id_context(ctx, sid, sidlen);
+        SSL_CTX_set_client_hello_cb(ctx, hello_cb, srv);
     }
     if (errs->n > nerr0)
         goto fail;

@@ -123,8 +123,8 @@ static uint64_t conn_key(const struct cfg_upstream_tls *tls, const struct up_tar
         return 0;
     uint64_t h = gw_hash_str(tls->sni ? tls->sni : t->name);
     h = h * 1099511628211ull ^ gw_hash_str(tls->ca_file ? tls->ca_file : "");
-    h = h * 1099511628211ull ^ (tls->verify ? 2 : 3);
-    return h | 1;
+    h = (h * 1099511628211ull) ^ (tls->verify ? 0x5a00 : 0xa500);
+    return h | 1;       /* never 0 (plain); bit 0 carries nothing else */
 }
 
 static struct gw_wsnap *wsnap_new(struct gw_worker *w, struct gw_snapshot *s)

@@ -297,11 +297,22 @@ class Closed(Exception):
 
 
 class Conn:
-    """A raw client connection with a read buffer, for exact-bytes checks."""
+    """A raw client connection with a read buffer, for exact-bytes checks.
+    With tls (an ssl.SSLContext) the connection is TLS: the handshake is done
+    here (within timeout), sni is the server_hostname sent (None = no SNI)
+    and session an ssl.SSLSession to resume; self.sock is then the SSLSocket
+    (version(), selected_alpn_protocol(), getpeercert(True), session_reused)."""
 
-    def __init__(self, port, timeout=5.0, host="127.0.0.1"):
+    def __init__(self, port, timeout=5.0, host="127.0.0.1", tls=None, sni=None, session=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            raw = self.sock
+            try:
+                self.sock = tls.wrap_socket(raw, server_hostname=sni, session=session)
+            except BaseException:
+                raw.close()
+                raise
         self.buf = bytearray()
         self.timeout = timeout
         self.eof = False
@@ -515,15 +526,15 @@ def build_request(method="GET", path="/", host="example.com", headers=(), body=N
 
 
 def request(port, method="GET", path="/", host="example.com", headers=(), body=None,
-            version="HTTP/1.1", timeout=5.0):
-    """One request on a new connection; returns the Response."""
-    with Conn(port, timeout) as c:
+            version="HTTP/1.1", timeout=5.0, tls=None, sni=None):
+    """One request on a new connection (TLS with tls, see Conn); returns the Response."""
+    with Conn(port, timeout, tls=tls, sni=sni) as c:
         c.send(build_request(method, path, host, headers, body, version))
         return c.read_response(head=(method == "HEAD"), timeout=timeout)
 
 
-def get(port, path="/", host="example.com", headers=(), timeout=5.0):
-    return request(port, "GET", path, host, headers, None, timeout=timeout)
+def get(port, path="/", host="example.com", headers=(), timeout=5.0, tls=None, sni=None):
+    return request(port, "GET", path, host, headers, None, timeout=timeout, tls=tls, sni=sni)
 
 
 def upstream_headers(resp):

@@ -3,6 +3,7 @@ import json
 import re
 import socket
 
+import certs
 from harness import SLUICE, check, eq, free_port, get, wait_port, TestFailure
 
 
@@ -64,13 +65,26 @@ def test_check_invalid_json_and_missing_file(env):
     check(err.strip(), "message for a missing file")
 
 
-def test_check_tls_not_supported_yet(env):
+def test_check_tls_missing_cert(env):
     cfg = _valid(env)
-    cfg["listeners"][0]["tls"] = {"certificates": [{"cert_file": "a.pem", "key_file": "a.key"}]}
+    cfg["listeners"][0]["tls"] = {"certificates": [
+        {"cert_file": env.tmp + "/missing.pem", "key_file": env.tmp + "/missing.key"}]}
     path = env.write("tls.json", cfg)
     rc, out, err = env.run([SLUICE, "--check", "--config", path])
     eq(rc, 1, "exit code")
-    check("/listeners/0/tls" in err, "tls path named: %r" % err)
+    check(re.search(r"^/listeners/0/tls/certificates/0/cert_file: \S", err, re.M),
+          "missing cert_file named: %r" % err)
+
+
+def test_check_tls_valid(env):
+    pki = certs.make(env)
+    cfg = _valid(env)
+    cfg["listeners"][0]["tls"] = {"certificates": [pki["default"].cfg(), pki["multi_ec"].cfg()],
+                                  "min_version": "1.3", "ktls": True, "handshake_timeout_ms": 500}
+    cfg["upstreams"][0]["tls"] = {"ca_file": pki.ca_file, "sni": "localhost"}
+    path = env.write("tls.json", cfg)
+    rc, out, err = env.run([SLUICE, "--check", "--config", path])
+    eq(rc, 0, "exit code for a valid TLS config (stderr %r)" % err)
 
 
 def test_check_route_actions(env):
