@@ -12,7 +12,10 @@
  * headers go, X-Forwarded-* come), bodies are written straight from the
  * buffer they were read into.  Back-pressure is structural: a buffer is read
  * into only when everything queued from it has been written, so memory per
- * connection is bounded by three buffers whatever the body size.
+ * connection is bounded by three buffers whatever the body size.  Large
+ * bodies and tunnels between splice-capable sockets skip user space: they
+ * move socket -> pipe -> socket with splice(2), the pipe (borrowed from the
+ * worker's pool) standing in for the buffer (see "splice" below).
  *
  * Lifetime: objects are never freed inside the call stack that closes them;
  * conn_close()/up_close() mark them, unlink them from libevent and queue
@@ -1825,6 +1828,45 @@ static bool splice_ok(const struct gw_conn *c, const struct gw_io *src, const st
     return conn_cfg(c)->splice && src->ops->splice_from && dst->ops->splice_to;
 }
 
+static int pass_drain(struct gw_pipe *p, int dfd, bool *w_ready, uint64_t *out)
+{
+    if (p->len == 0 || !*w_ready)
+        return 0;
+    ssize_t n = gw_pipe_drain(p, dfd);
+    if (n > 0) {
+        *out += (uint64_t)n;
+        return SP_MOVED;
+    }
+    if (n == GW_IO_AGAIN) {
+        *w_ready = false;
+        return 0;
+    }
+    return SP_WERR;
+}
+
+static int pass_fill(struct gw_pipe *p, int sfd, bool *r_ready, uint64_t *left, uint64_t *in)
+{
+    if (*left == 0 || !*r_ready)
+        return 0;
+    bool was_empty = p->len == 0;
+    ssize_t n = gw_pipe_fill(p, sfd, *left < GW_SPLICE_CHUNK ? (size_t)*left : GW_SPLICE_CHUNK);
+    if (n > 0) {
+        *in += (uint64_t)n;
+        *left -= (uint64_t)n;
+        return SP_MOVED;
+    }
+    if (n == 0) {
+        *left = 0;
+        return SP_EOF;
+    }
+    if (n == GW_IO_AGAIN) {
+        if (was_empty)
+            *r_ready = false;
+        return 0;
+    }
+    return SP_RERR;
+}
+
 /* One pass of src -> pipe -> dst: drain (making room), fill at most *left
  * bytes, drain again.  Readiness is cleared only on EAGAIN, never on a
  * short transfer: a splice stops at the pipe's capacity, which says nothing
@@ -1834,42 +1876,14 @@ static bool splice_ok(const struct gw_conn *c, const struct gw_io *src, const st
 static int splice_pass(struct gw_pipe *p, int sfd, bool *r_ready, int dfd, bool *w_ready,
                        uint64_t *left, uint64_t *in, uint64_t *out)
 {
-    int rc = 0;
+    int rc = pass_drain(p, dfd, w_ready, out);
 
-    for (int step = 0; step < 3; step++) {
-        if (step != 1) {
-            if (p->len == 0 || !*w_ready)
-                continue;
-            ssize_t n = gw_pipe_drain(p, dfd);
-            if (n > 0) {
-                *out += (uint64_t)n;
-                rc |= SP_MOVED;
-            } else if (n == GW_IO_AGAIN) {
-                *w_ready = false;
-            } else {
-                return rc | SP_WERR;
-            }
-            continue;
-        }
-        if (*left == 0 || !*r_ready)
-            continue;
-        bool was_empty = p->len == 0;
-        ssize_t n = gw_pipe_fill(p, sfd, *left < GW_SPLICE_CHUNK ? (size_t)*left : GW_SPLICE_CHUNK);
-        if (n > 0) {
-            *in += (uint64_t)n;
-            *left -= (uint64_t)n;
-            rc |= SP_MOVED;
-        } else if (n == 0) {
-            rc |= SP_EOF;
-            *left = 0;
-        } else if (n == GW_IO_AGAIN) {
-            if (was_empty)
-                *r_ready = false;
-        } else {
-            return rc | SP_RERR;
-        }
-    }
-    return rc;
+    if (rc & SP_WERR)
+        return rc;
+    rc |= pass_fill(p, sfd, r_ready, left, in);
+    if (rc & SP_RERR)
+        return rc;
+    return rc | pass_drain(p, dfd, w_ready, out);
 }
 
 /* Borrow a pipe when bytes are ready to move; false when none can be had
