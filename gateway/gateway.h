@@ -27,6 +27,7 @@
 #include "config.h"
 #include "http1.h"
 #include "log.h"
+#include "splice.h"
 #include "stats.h"
 #include "../router/router.h"
 #include "../upstream/upstream.h"
@@ -124,6 +125,7 @@ struct gw_worker {
     struct gw_conn *gc_conns;           /* closed, freed after the callback */
     struct gw_upconn *gc_ups;
     struct gw_txn *free_txns;           /* recycled request state */
+    struct gw_pipe_pool pipes;          /* for splice(2) body moves */
     uint32_t nfree_txns;
     struct h1_request req;              /* parse scratch, reused */
     struct h1_response resp;

@@ -12,7 +12,10 @@
  * headers go, X-Forwarded-* come), bodies are written straight from the
  * buffer they were read into.  Back-pressure is structural: a buffer is read
  * into only when everything queued from it has been written, so memory per
- * connection is bounded by three buffers whatever the body size.
+ * connection is bounded by three buffers whatever the body size.  Large
+ * bodies and tunnels between splice-capable sockets skip user space: they
+ * move socket -> pipe -> socket with splice(2), the pipe (borrowed from the
+ * worker's pool) standing in for the buffer (see "splice" below).
  *
  * Lifetime: objects are never freed inside the call stack that closes them;
  * conn_close()/up_close() mark them, unlink them from libevent and queue
@@ -75,6 +78,13 @@ struct gw_txn {
     bool keepalive, client10, req_done, body_lost, resp_started, dechunk, up_clean;
     bool upgrade, head_req, uhead_pending;
     bool cli_eof, up_eof;           /* tunnel half-closes seen */
+    /* splice(2): a direction that started splicing keeps splicing (sticky,
+     * so one body is not split between the counters by its threshold);
+     * pu/pc are borrowed from the worker's pool only while bytes move;
+     * *_fin: the source ended, drain the pipe and stop */
+    bool req_spliced, resp_spliced, pu_fin, pc_fin;
+    struct gw_pipe *pu, *pc;        /* toward the upstream / toward the client */
+    uint32_t uq_head, cq_head;      /* head (non-body) bytes at the front of uq / cq */
     uint8_t attempts, req_kind, resp_kind, method;
     uint64_t up_sent;               /* bytes written to the current upstream attempt */
     struct gw_buf *scratch, *ubuf;
@@ -726,6 +736,7 @@ static void up_failed(struct gw_conn *c, int status, bool stale, const char *why
             iovq_reset(&c->t->uq);
             c->t->up_sent = 0;
             iovq_push(&c->t->uq, c->t->scratch->data, c->t->uhead_len);
+            c->t->uq_head = c->t->uhead_len;
             iovq_push(&c->t->uq, c->in->data + c->t->hlen, c->t->body_pos - c->t->hlen);
             c->t->uhead_pending = true;
             if (up_connect(c))
@@ -1104,6 +1115,7 @@ static bool build_client_head(struct gw_conn *c, const struct h1_response *r)
     if (s.overflow)
         return false;
     iovq_push(&c->t->cq, b->data + b->end, s.len);
+    c->t->cq_head += (uint32_t)s.len;
     b->end += (uint32_t)s.len;
     return true;
 }
@@ -1159,6 +1171,7 @@ static void local_response(struct gw_conn *c, int status, const char *ctype,
     }
     b->end = (uint32_t)s.len;
     iovq_push(&c->t->cq, b->data, s.len);
+    c->t->cq_head = (uint32_t)s.len;   /* our own answer: no body moved between sockets */
     c->t->status = status;
     c->t->resp_started = true;
     c->state = C_LOCAL;
@@ -1285,6 +1298,7 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
     /* queue the head and whatever body bytes came with it */
     iovq_reset(&c->t->uq);
     iovq_push(&c->t->uq, c->t->scratch->data, c->t->uhead_len);
+    c->t->uq_head = c->t->uhead_len;
     c->t->uhead_pending = true;
     c->state = C_ACTIVE;
     c->t->rstate = RS_WAIT;
@@ -1381,6 +1395,7 @@ static void start_request(struct gw_conn *c, uint32_t hlen)
     conn_timer_off(c);
     iovq_reset(&c->t->cq);
     iovq_reset(&c->t->uq);
+    c->t->cq_head = c->t->uq_head = 0;
 
     const struct sl_config *cfg = c->t->ws->s->cfg;
     if (r->m == H1_M_CONNECT) {     /* a reverse proxy opens no tunnels to arbitrary hosts */
@@ -1399,6 +1414,7 @@ static void start_request(struct gw_conn *c, uint32_t hlen)
              * while we connect; Expect is not forwarded */
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
             iovq_push(&c->t->cq, cont, sizeof(cont) - 1);
+            c->t->cq_head += sizeof(cont) - 1;
         }
         take_body(c);
         if (c->state == C_ACTIVE && !c->t->req_done)
@@ -1718,7 +1734,8 @@ static bool up_recv(struct gw_conn *c)
     struct gw_upconn *u = c->t->up;
     struct gw_worker *w = c->w;
 
-    if (u == NULL || !u->connected || u->hs || !iovq_empty(&c->t->cq) || c->t->rstate == RS_DONE)
+    if (u == NULL || !u->connected || u->hs || !iovq_empty(&c->t->cq) || c->t->rstate == RS_DONE ||
+        c->t->resp_spliced)
         return false;
     if (c->t->rstate == RS_BODY && c->t->ubuf && c->t->ubuf->start < c->t->ubuf->end) {
         /* body bytes read earlier but not yet queued (de-chunking ran out of
@@ -1794,6 +1811,17 @@ static bool up_recv(struct gw_conn *c)
 
 /* ---- writing ---- */
 
+/* n bytes of a queue went out: the head bytes at its front first, the rest
+ * is body copied through user space. */
+static void count_copied(struct gw_conn *c, uint32_t *head, size_t n)
+{
+    size_t h = n < *head ? n : *head;
+
+    *head -= (uint32_t)h;
+    if (n > h)
+        gw_cnt_add(&c->w->stats.body_copy, n - h);
+}
+
 static bool client_send(struct gw_conn *c)
 {
     if (iovq_empty(&c->t->cq) || !c->w_ready)
@@ -1808,6 +1836,7 @@ static bool client_send(struct gw_conn *c)
         return false;
     }
     c->t->bytes_out += (uint64_t)n;
+    count_copied(c, &c->t->cq_head, (size_t)n);
     if (iovq_empty(&c->t->cq) && c->t->ubuf && c->t->ubuf->start == c->t->ubuf->end)
         c->t->ubuf->start = c->t->ubuf->end = 0;
     if (iovq_empty(&c->t->cq) && c->t->dechunk && !c->t->uhead_pending)
@@ -1876,6 +1905,7 @@ static bool up_send(struct gw_conn *c)
         return false;
     }
     c->t->up_sent += (uint64_t)n;
+    count_copied(c, &c->t->uq_head, (size_t)n);
     if (iovq_empty(&c->t->uq)) {
         c->t->uhead_pending = false;
         if (c->t->req_done && c->t->rstate == RS_WAIT && c->state == C_ACTIVE) {
@@ -1889,7 +1919,8 @@ static bool up_send(struct gw_conn *c)
 /* Read more of the request body (only when all queued bytes went up). */
 static bool client_body_recv(struct gw_conn *c)
 {
-    if (c->t->req_done || !c->r_ready || !iovq_empty(&c->t->uq) || c->t->up == NULL)
+    if (c->t->req_done || !c->r_ready || !iovq_empty(&c->t->uq) || c->t->up == NULL ||
+        c->t->req_spliced)
         return false;
     struct gw_buf *in = c->in;
     if (in->end > c->t->hlen) {
@@ -1938,6 +1969,289 @@ static bool client_watch(struct gw_conn *c)
     return false;
 }
 
+/* ---- splice(2): body bytes that never enter user space ---- */
+
+enum { SP_MOVED = 1, SP_EOF = 2, SP_RERR = 4, SP_WERR = 8 };
+
+/* May body bytes move from src to dst by splice under this request's config? */
+static bool splice_ok(const struct gw_conn *c, const struct gw_io *src, const struct gw_io *dst)
+{
+    /* a kernel-TLS source may still hold decrypted bytes inside OpenSSL,
+     * which a splice from the socket would overtake */
+    return conn_cfg(c)->splice && src->ops->splice_from && dst->ops->splice_to &&
+           !(src->ctx && gw_tls_pending(src));
+}
+
+static int pass_drain(struct gw_pipe *p, int dfd, bool *w_ready, uint64_t *out)
+{
+    if (p->len == 0 || !*w_ready)
+        return 0;
+    ssize_t n = gw_pipe_drain(p, dfd);
+    if (n > 0) {
+        *out += (uint64_t)n;
+        return SP_MOVED;
+    }
+    if (n == GW_IO_AGAIN) {
+        *w_ready = false;
+        return 0;
+    }
+    return SP_WERR;
+}
+
+static int pass_fill(struct gw_pipe *p, int sfd, bool *r_ready, uint64_t *left, uint64_t *in)
+{
+    if (*left == 0 || !*r_ready)
+        return 0;
+    bool was_empty = p->len == 0;
+    ssize_t n = gw_pipe_fill(p, sfd, *left < GW_SPLICE_CHUNK ? (size_t)*left : GW_SPLICE_CHUNK);
+    if (n > 0) {
+        *in += (uint64_t)n;
+        *left -= (uint64_t)n;
+        return SP_MOVED;
+    }
+    if (n == 0) {
+        *left = 0;
+        return SP_EOF;
+    }
+    if (n == GW_IO_AGAIN) {
+        if (was_empty)
+            *r_ready = false;
+        return 0;
+    }
+    return SP_RERR;
+}
+
+/* One pass of src -> pipe -> dst: drain (making room), fill at most *left
+ * bytes, drain again.  Readiness is cleared only on EAGAIN, never on a
+ * short transfer: a splice stops at the pipe's capacity, which says nothing
+ * about what the socket still holds.  And a fill's EAGAIN clears r_ready
+ * only when the pipe was empty: into a non-empty pipe it may mean the pipe
+ * is full, so the fill after the next drain tells. */
+static int splice_pass(struct gw_pipe *p, int sfd, bool *r_ready, int dfd, bool *w_ready,
+                       uint64_t *left, uint64_t *in, uint64_t *out)
+{
+    int rc = pass_drain(p, dfd, w_ready, out);
+
+    if (rc & SP_WERR)
+        return rc;
+    rc |= pass_fill(p, sfd, r_ready, left, in);
+    if (rc & SP_RERR)
+        return rc;
+    return rc | pass_drain(p, dfd, w_ready, out);
+}
+
+/* Borrow a pipe when bytes are ready to move; false when none can be had
+ * (out of descriptors): the caller copies instead. */
+static bool pipe_borrow(struct gw_conn *c, struct gw_pipe **pp)
+{
+    if (*pp == NULL)
+        *pp = gw_pipe_get(&c->w->pipes);
+    return *pp != NULL;
+}
+
+/* Give an empty pipe back while its source has nothing more for now, so an
+ * idle stream or tunnel holds no descriptors. */
+static void pipe_idle(struct gw_conn *c, struct gw_pipe **pp, bool src_ready)
+{
+    if (*pp && (*pp)->len == 0 && !src_ready) {
+        gw_pipe_put(&c->w->pipes, *pp);
+        *pp = NULL;
+    }
+}
+
+static void txn_pipes_put(struct gw_worker *w, struct gw_txn *t)
+{
+    gw_pipe_put(&w->pipes, t->pu);     /* closed, not pooled, if bytes are left in it */
+    gw_pipe_put(&w->pipes, t->pc);
+    t->pu = t->pc = NULL;
+}
+
+/*
+ * The response body by splice, upstream -> pipe -> client.  It starts once
+ * the head and the body bytes that came with it (copied) have gone out, for
+ * a Content-Length body with at least splice.min_bytes left, or a
+ * close-delimited one.  Chunked bodies are copied: their framing is parsed.
+ */
+static bool resp_splice(struct gw_conn *c)
+{
+    struct gw_txn *t = c->t;
+    struct gw_upconn *u = t->up;
+
+    if (!t->resp_spliced) {
+        if (t->rstate != RS_BODY || t->dechunk || !iovq_empty(&t->cq) || u == NULL ||
+            !u->r_ready || (t->ubuf && t->ubuf->start != t->ubuf->end))
+            return false;
+        if (t->resp_kind == H1_BODY_LENGTH) {
+            if (t->resp_remaining < conn_cfg(c)->splice_min_bytes)
+                return false;
+        } else if (t->resp_kind != H1_BODY_CLOSE) {
+            return false;
+        }
+        if (!splice_ok(c, &u->io, &c->io))
+            return false;
+        t->resp_spliced = true;
+    }
+    if (t->rstate != RS_BODY)
+        return false;
+    if (u == NULL && !t->pc_fin) {     /* the upstream was closed under us */
+        t->pc_fin = true;
+        t->keepalive = false;
+    }
+    if (t->pc == NULL) {
+        if (t->pc_fin) {            /* the source ended and the pipe was drained */
+            t->rstate = RS_DONE;
+            return true;
+        }
+        if (u == NULL || !u->r_ready)
+            return false;
+        if (!pipe_borrow(c, &t->pc)) {
+            t->resp_spliced = false;    /* no descriptor for a pipe: copy the rest */
+            return true;
+        }
+    }
+    uint64_t left = t->pc_fin || u == NULL ? 0 :
+                    t->resp_kind == H1_BODY_LENGTH ? t->resp_remaining : UINT64_MAX;
+    uint64_t in = 0, out = 0;
+    bool no_src = false;
+    int rc = splice_pass(t->pc, u ? u->io.fd : -1, u ? &u->r_ready : &no_src, c->io.fd, &c->w_ready,
+                         &left, &in, &out);
+    if (t->resp_kind == H1_BODY_LENGTH)
+        t->resp_remaining -= in;
+    t->bytes_out += out;
+    gw_cnt_add(&c->w->stats.body_splice, out);
+    if (rc & SP_WERR) {
+        conn_close(c);      /* the client went away: drop the upstream too */
+        return false;
+    }
+    if (u && (rc & (SP_EOF | SP_RERR))) {
+        if (t->resp_kind != H1_BODY_CLOSE || (rc & SP_RERR)) {
+            gw_log(GW_LOG_WARN, "upstream %s: connection lost mid-response", t->target->text);
+            t->keepalive = false;   /* the client sees the body cut: deliver what we have, close */
+        }
+        t->pc_fin = true;
+        t->up_clean = false;
+        up_close(u);
+        u = NULL;
+    } else if (u && in) {
+        up_timer_arm(u, t->ups->cfg->idle_ms);     /* silence mid-response */
+    }
+    if (u && t->resp_kind == H1_BODY_LENGTH && t->resp_remaining == 0 && !t->pc_fin) {
+        /* the body is all in the pipe; the socket's readiness was not
+         * consumed by a short read, so look: a clean connection has nothing
+         * more to say (else up_checkin closes it) */
+        char b;
+        ssize_t n = recv(u->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            u->r_ready = false;
+        t->pc_fin = true;
+    }
+    if (t->pc_fin && t->pc->len == 0) {
+        gw_pipe_put(&c->w->pipes, t->pc);
+        t->pc = NULL;
+        t->rstate = RS_DONE;
+        return true;
+    }
+    pipe_idle(c, &t->pc, u && u->r_ready);
+    return rc & SP_MOVED;
+}
+
+/*
+ * The request body by splice, client -> pipe -> upstream: a Content-Length
+ * body with at least splice.min_bytes left once what was buffered with the
+ * head went up.  Bytes spliced out of the client socket cannot be sent
+ * again: the request is no longer retryable (body_lost).
+ */
+static bool req_splice(struct gw_conn *c)
+{
+    struct gw_txn *t = c->t;
+    struct gw_upconn *u = t->up;
+
+    if (u == NULL || !u->connected || !iovq_empty(&t->uq))
+        return false;
+    if (!t->req_spliced) {
+        if (t->req_done || t->req_kind != H1_BODY_LENGTH || !c->r_ready ||
+            t->req_remaining < conn_cfg(c)->splice_min_bytes || !splice_ok(c, &c->io, &u->io))
+            return false;
+        t->req_spliced = true;
+        if (c->in->end > t->hlen) {     /* everything buffered went up: drop it */
+            c->in->end = t->hlen;
+            t->body_pos = t->body_end = t->hlen;
+            t->body_lost = true;
+        }
+    }
+    if (t->pu == NULL) {
+        if (t->req_done || !c->r_ready)
+            return false;
+        if (!pipe_borrow(c, &t->pu)) {
+            t->req_spliced = false;     /* copy the rest */
+            return true;
+        }
+    }
+    uint64_t left = t->req_remaining, in = 0, out = 0;
+    int rc = splice_pass(t->pu, c->io.fd, &c->r_ready, u->io.fd, &u->w_ready, &left, &in, &out);
+    t->req_remaining -= in;
+    t->req_body_bytes += in;
+    t->bytes_in += in;
+    t->up_sent += out;
+    gw_cnt_add(&c->w->stats.body_splice, out);
+    if (in) {
+        t->body_lost = true;
+        conn_timer_arm(c, t->ws->s->cfg->client_idle_ms);
+    }
+    if (rc & (SP_EOF | SP_RERR)) {      /* the client left mid-body */
+        t->up_clean = false;
+        up_close(u);
+        conn_close(c);
+        return false;
+    }
+    if (rc & SP_WERR) {
+        if (t->rstate == RS_WAIT && !t->resp_started)
+            up_failed(c, 502, false, "write failed");
+        else {
+            up_close(u);
+            conn_close(c);
+        }
+        return true;
+    }
+    if (t->req_remaining == 0)
+        t->req_done = true;         /* all read from the client (the pipe may still hold some) */
+    if (t->req_done && t->pu->len == 0) {
+        gw_pipe_put(&c->w->pipes, t->pu);
+        t->pu = NULL;
+        if (t->rstate == RS_WAIT && c->state == C_ACTIVE) {
+            u->nreq++;
+            up_timer_arm(u, t->ups->cfg->response_header_ms);
+        }
+        return true;
+    }
+    pipe_idle(c, &t->pu, c->r_ready);
+    return rc & SP_MOVED;
+}
+
+/* One tunnel direction by splice.  Returns SP_* bits; *fin is set once the
+ * source's FIN was seen and the pipe drained: the caller passes it on. */
+static int tunnel_splice(struct gw_conn *c, struct gw_pipe **pp, bool *src_eof, int sfd, bool *r_ready,
+                         int dfd, bool *w_ready, uint64_t *in, uint64_t *out, bool *fin)
+{
+    uint64_t left = *src_eof ? 0 : UINT64_MAX;
+
+    if (*pp == NULL) {
+        if (!*r_ready || *src_eof)
+            return 0;
+        if (!pipe_borrow(c, pp))
+            return -1;
+    }
+    uint64_t before = *out;
+    int rc = splice_pass(*pp, sfd, r_ready, dfd, w_ready, &left, in, out);
+    gw_cnt_add(&c->w->stats.body_splice, *out - before);
+    if (rc & SP_EOF)
+        *src_eof = true;
+    if (*src_eof && (*pp)->len == 0)
+        *fin = true;
+    pipe_idle(c, pp, *r_ready && !*src_eof);
+    return rc;
+}
+
 /* A two-way byte pipe after a 101.  Each direction ends on its own: a FIN
  * from one side is passed on (shutdown SHUT_WR) once what it sent before is
  * written, and the tunnel closes when both directions have ended. */
@@ -1958,7 +2272,28 @@ static bool tunnel_step(struct gw_conn *c)
     p |= client_send(c);
     if (c->state == C_CLOSED || t->up == NULL)
         return false;
-    if (!t->cli_eof && iovq_empty(&t->uq) && c->r_ready) {
+    bool spliced = false;
+    if (!t->cli_eof && iovq_empty(&t->uq) && (t->pu || c->r_ready) && splice_ok(c, &c->io, &u->io)) {
+        uint64_t in = 0, out = 0;
+        bool fin = false;
+        int rc = tunnel_splice(c, &t->pu, &t->pu_fin, c->io.fd, &c->r_ready, u->io.fd, &u->w_ready,
+                               &in, &out, &fin);
+        if (rc > 0 && (rc & (SP_RERR | SP_WERR))) {
+            conn_close(c);
+            return false;
+        }
+        spliced = rc >= 0;      /* < 0: no pipe to be had, copy */
+        t->bytes_in += in;
+        if (in)
+            up_timer_arm(u, t->ups->cfg->idle_ms);
+        if (fin) {
+            t->cli_eof = true;
+            gw_io_shutdown_wr(&u->io);
+            p = true;
+        }
+        p |= rc > 0 && (rc & SP_MOVED);
+    }
+    if (!spliced && !t->cli_eof && iovq_empty(&t->uq) && c->r_ready) {
         c->in->start = 0;
         c->in->end = t->hlen;       /* keep the request head for the access log */
         ssize_t n = buf_read(&c->io, c->in, &c->r_ready, c->rdhup);
@@ -1977,7 +2312,28 @@ static bool tunnel_step(struct gw_conn *c)
             p = true;
         }
     }
-    if (!t->up_eof && iovq_empty(&t->cq) && u->r_ready) {
+    spliced = false;
+    if (!t->up_eof && iovq_empty(&t->cq) && (t->pc || u->r_ready) && splice_ok(c, &u->io, &c->io)) {
+        uint64_t in = 0, out = 0;
+        bool fin = false;
+        int rc = tunnel_splice(c, &t->pc, &t->pc_fin, u->io.fd, &u->r_ready, c->io.fd, &c->w_ready,
+                               &in, &out, &fin);
+        if (rc > 0 && (rc & (SP_RERR | SP_WERR))) {
+            conn_close(c);
+            return false;
+        }
+        spliced = rc >= 0;
+        t->bytes_out += out;
+        if (in)
+            up_timer_arm(u, t->ups->cfg->idle_ms);
+        if (fin) {
+            t->up_eof = true;
+            gw_io_shutdown_wr(&c->io);
+            p = true;
+        }
+        p |= rc > 0 && (rc & SP_MOVED);
+    }
+    if (!spliced && !t->up_eof && iovq_empty(&t->cq) && u->r_ready) {
         t->ubuf->start = t->ubuf->end = 0;
         ssize_t n = buf_read(&u->io, t->ubuf, &u->r_ready, u->rdhup);
         if (n == -1) {
@@ -1994,7 +2350,7 @@ static bool tunnel_step(struct gw_conn *c)
             p = true;
         }
     }
-    if (t->cli_eof && t->up_eof && iovq_empty(&t->cq) && iovq_empty(&t->uq)) {
+    if (t->cli_eof && t->up_eof && iovq_empty(&t->cq) && iovq_empty(&t->uq) && !t->pu && !t->pc) {
         conn_close(c);
         return false;
     }
@@ -2015,10 +2371,16 @@ static void conn_pump(struct gw_conn *c)
             p |= up_send(c);
             if (c->state != C_ACTIVE)
                 break;
+            p |= req_splice(c);
+            if (c->state != C_ACTIVE)
+                break;
             p |= client_body_recv(c);
             if (c->state != C_ACTIVE)
                 break;
             p |= client_send(c);
+            if (c->state != C_ACTIVE)
+                break;
+            p |= resp_splice(c);
             if (c->state != C_ACTIVE)
                 break;
             p |= up_recv(c);
@@ -2028,7 +2390,7 @@ static void conn_pump(struct gw_conn *c)
             if (c->state != C_ACTIVE)
                 break;
             if (c->t->rstate == RS_DONE && iovq_empty(&c->t->cq) &&
-                ((c->t->req_done && iovq_empty(&c->t->uq)) || !c->t->keepalive)) {
+                ((c->t->req_done && iovq_empty(&c->t->uq) && c->t->pu == NULL) || !c->t->keepalive)) {
                 txn_finish(c);
                 p = true;
             }
@@ -2067,10 +2429,11 @@ static void txn_finish(struct gw_conn *c)
     txn_account(c);
     if (t->up) {
         if (t->rstate != RS_DONE || !t->req_done || c->state == C_TUNNEL ||
-            !iovq_empty(&t->uq) || t->uhead_pending)
+            !iovq_empty(&t->uq) || t->uhead_pending || t->pu)
             t->up_clean = false;
         up_checkin(c);
     }
+    txn_pipes_put(w, t);
     gw_buf_put(w, t->ubuf);
     t->ubuf = NULL;
     gw_buf_put(w, t->scratch);
@@ -2131,6 +2494,7 @@ static void conn_linger(struct gw_conn *c)
         t->up_clean = false;
         up_close(t->up);
     }
+    txn_pipes_put(w, t);
     c->t = NULL;
     if (t)
         txn_put(w, t);
@@ -2205,6 +2569,7 @@ static void conn_close(struct gw_conn *c)
         gw_buf_put(w, t->scratch);
         gw_buf_put(w, t->ubuf);
         t->scratch = t->ubuf = NULL;
+        txn_pipes_put(w, t);
     }
     /* unlink from the worker's list */
     if (c->prev)

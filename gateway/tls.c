@@ -921,11 +921,15 @@ const struct gw_io_ops gw_io_ktls_tx = {
     .splice_to = true,
 };
 
+/* Receiving stays with SSL_read even when the kernel decrypts: a splice
+ * out of a kTLS socket fails on the first record that is not data (a
+ * ticket, a key update, an alert), which would break the connection;
+ * SSL_read handles those.  Responses, the large direction, splice in. */
 const struct gw_io_ops gw_io_ktls_rxtx = {
     .name = "ktls",
     .read = tls_read,
     .writev = tls_writev,
     .shutdown_wr = tls_shutdown_wr,
-    .splice_from = true,
+    .splice_from = false,
     .splice_to = true,
 };

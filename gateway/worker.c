@@ -368,6 +368,7 @@ static void *worker_main(void *arg)
     gw_pool_close_all(w);
     gw_gc(w);
     gw_txns_free(w);
+    gw_pipe_pool_free(&w->pipes);      /* every txn gave its pipes back or closed them */
     levs_sync(w, NULL);
     gw_alog_free(&w->alog);
     if (w->cur)
@@ -415,6 +416,7 @@ int gw_workers_start(struct gw_worker *ws, int n)
         event_add(w->tick, &tick);
         w->alog.fd = -1;
         pool_init(&w->pool);
+        gw_pipe_pool_init(&w->pipes);
         if (getrandom(&w->rid_seed, sizeof(w->rid_seed), 0) != sizeof(w->rid_seed))
             w->rid_seed = gw_mono_ns() ^ ((uint64_t)i << 56);
         gw_worker_refresh(w);

@@ -1,0 +1,110 @@
+/* splice_test.c - unit tests for gateway/splice.c (the pipe pool and the
+ * splice halves), over a real socket pair. */
+#include "tap.h"
+#include "../../gateway/splice.c"
+
+#include <dirent.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static int nfds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+static bool is_nonblock_cloexec(int fd)
+{
+    return (fcntl(fd, F_GETFL) & O_NONBLOCK) && (fcntl(fd, F_GETFD) & FD_CLOEXEC);
+}
+
+static void test_pool(void)
+{
+    struct gw_pipe_pool pp;
+    int base = nfds();
+
+    gw_pipe_pool_init(&pp);
+    struct gw_pipe *p = gw_pipe_get(&pp);
+    ok(p && p->len == 0, "a new pipe is empty");
+    ok(p && is_nonblock_cloexec(p->rfd) && is_nonblock_cloexec(p->wfd), "pipe ends are O_NONBLOCK|O_CLOEXEC");
+    ok(p && fcntl(p->wfd, F_GETPIPE_SZ) == GW_PIPE_SIZE, "pipe capacity is GW_PIPE_SIZE (%d)",
+       p ? fcntl(p->wfd, F_GETPIPE_SZ) : -1);
+    gw_pipe_put(&pp, p);
+    ok(pp.nfree == 1 && nfds() == base + 2, "an empty pipe is pooled, still open");
+    struct gw_pipe *q = gw_pipe_get(&pp);
+    ok(q == p && pp.nfree == 0, "the pooled pipe is handed out again");
+
+    /* a pipe with bytes in it is closed, never pooled */
+    ok(write(q->wfd, "xyz", 3) == 3, "write into the pipe");
+    q->len = 3;
+    gw_pipe_put(&pp, q);
+    ok(pp.nfree == 0 && nfds() == base, "a pipe holding bytes is closed on put");
+
+    /* the idle count is bounded */
+    struct gw_pipe *v[PIPES_IDLE_MAX + 8];
+    for (int i = 0; i < PIPES_IDLE_MAX + 8; i++)
+        v[i] = gw_pipe_get(&pp);
+    for (int i = 0; i < PIPES_IDLE_MAX + 8; i++)
+        gw_pipe_put(&pp, v[i]);
+    ok(pp.nfree == PIPES_IDLE_MAX && nfds() == base + 2 * PIPES_IDLE_MAX,
+       "at most %d idle pipes kept (%u, fds %d)", PIPES_IDLE_MAX, pp.nfree, nfds() - base);
+    gw_pipe_pool_free(&pp);
+    ok(pp.nfree == 0 && nfds() == base, "pool free closes every pipe");
+    gw_pipe_put(&pp, NULL);
+    ok(1, "put(NULL) is a no-op");
+}
+
+static void test_moves(void)
+{
+    int a[2], b[2];
+    struct gw_pipe_pool pp;
+    char buf[4096];
+
+    gw_pipe_pool_init(&pp);
+    ok(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a) == 0 &&
+       socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b) == 0, "socket pairs");
+    struct gw_pipe *p = gw_pipe_get(&pp);
+
+    ok(gw_pipe_fill(p, a[1], 1000) == GW_IO_AGAIN, "fill from an empty socket: AGAIN");
+    ok(write(a[0], "hello, splice", 13) == 13, "peer writes 13 bytes");
+    ok(gw_pipe_fill(p, a[1], 5) == 5 && p->len == 5, "fill stops at max (5)");
+    ok(gw_pipe_fill(p, a[1], 1000) == 8 && p->len == 13, "fill takes the rest (8)");
+    ok(gw_pipe_drain(p, b[0]) == 13 && p->len == 0, "drain moves all 13 bytes");
+    ok(read(b[1], buf, sizeof(buf)) == 13 && memcmp(buf, "hello, splice", 13) == 0, "bytes arrive exact");
+    close(a[0]);
+    ok(gw_pipe_fill(p, a[1], 1000) == 0, "fill at the peer's EOF: 0");
+
+    /* a full destination: drain says AGAIN, keeps the bytes */
+    int filled = 0;
+    memset(buf, 'q', sizeof(buf));
+    while (write(b[0], buf, sizeof(buf)) > 0)
+        filled++;
+    int c[2];
+    ok(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c) == 0, "third pair");
+    ok(write(c[0], "abc", 3) == 3 && gw_pipe_fill(p, c[1], 100) == 3, "fill 3 bytes");
+    ok(gw_pipe_drain(p, b[0]) == GW_IO_AGAIN && p->len == 3, "drain into a full socket: AGAIN, bytes kept (%d buffers queued)", filled);
+    close(b[1]);
+    ok(gw_pipe_drain(p, b[0]) == GW_IO_ERR, "drain to a closed peer: ERR (no SIGPIPE kills us)");
+    gw_pipe_put(&pp, p);
+    ok(pp.nfree == 0, "the pipe with bytes left is not pooled");
+    gw_pipe_pool_free(&pp);
+    close(a[1]);
+    close(b[0]);
+    close(c[0]);
+    close(c[1]);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);   /* as sluice does */
+    test_pool();
+    test_moves();
+    return tap_done();
+}
