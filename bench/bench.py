@@ -45,8 +45,8 @@ Environment: ROUNDS (3), DURATION (5), WARMUP (1), ONLY (comma list of
 direct,sluice,sluice-nosplice,nginx,haproxy), SCENARIOS (comma list of
 small64,small256,large,huge,tls_small,tls_handshake,idle,reload), IDLE_CONNS
 (10000), RELOAD_DURATION (measured seconds of each reload cell, DURATION),
-RELOAD_INTERVAL (0.5), TIME_LIMIT (seconds, 1200; a full default run takes
-about 15 minutes). Results: markdown on stdout and in build/bench/results.md;
+RELOAD_INTERVAL (0.5), TIME_LIMIT (seconds, 1200; a full default run took
+540 s on a quiet machine). Results: markdown on stdout and in build/bench/results.md;
 progress on stderr.
 """
 

@@ -5,8 +5,9 @@
 # SCENARIOS=small64,small256,large,huge,tls_small,tls_handshake,idle,reload;
 # one scenario alone: SCENARIOS=tls_handshake ROUNDS=1 bash bench/run.sh.
 # Method and environment variables: see bench/bench.py. Results: stdout and
-# build/bench/results.md. A full run (3 rounds, every scenario) takes about
-# 15 minutes; TIME_LIMIT (default 1200 s) bounds it.
+# build/bench/results.md. A full run (3 rounds, every scenario) took 540 s on
+# a quiet machine (about 12 minutes on a busy one); TIME_LIMIT (default
+# 1200 s) bounds it.
 # huge: 64 MiB responses (a static file on the backend), MiB/s and proxy CPU
 # per MiB for direct, sluice, sluice with splice off (sluice-nosplice), nginx
 # and HAProxy.
