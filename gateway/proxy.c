@@ -2494,10 +2494,11 @@ static void conn_linger(struct gw_conn *c)
         t->up_clean = false;
         up_close(t->up);
     }
-    txn_pipes_put(w, t);
     c->t = NULL;
-    if (t)
+    if (t) {
+        txn_pipes_put(w, t);
         txn_put(w, t);
+    }
     gw_buf_put(w, c->in);
     c->in = NULL;
     gw_io_shutdown_wr(&c->io);
