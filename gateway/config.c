@@ -707,7 +707,7 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
 static struct cfg_listener_tls *parse_listener_tls(struct pctx *pc, const cJSON *v, const char *path)
 {
     static const char *const keys[] = {
-        "certificates", "ktls", "min_version", "handshake_timeout_ms", NULL };
+        "certificates", "ktls", "min_version", "handshake_timeout_ms", "session_tickets", NULL };
     static const char *const cert_keys[] = { "cert_file", "key_file", "cert_pem", "key_pem", NULL };
     char p[JP_MAX], cp[JP_MAX];
     const char *s;
@@ -717,7 +717,9 @@ static struct cfg_listener_tls *parse_listener_tls(struct pctx *pc, const cJSON 
         return NULL;
     struct cfg_listener_tls *t = xcalloc(1, sizeof(*t));
     t->handshake_timeout_ms = 10000;
+    t->session_tickets = true;
     get_bool(pc, v, path, "ktls", &t->ktls);
+    get_bool(pc, v, path, "session_tickets", &t->session_tickets);
     get_u32(pc, v, path, "handshake_timeout_ms", 1, UINT32_MAX, &t->handshake_timeout_ms);
     if (get_str(pc, v, path, "min_version", false, &s) == G_OK) {
         jp_key(p, path, "min_version");

@@ -41,6 +41,7 @@ struct cfg_listener_tls {
     bool ktls;                  /* ask for kernel TLS (falls back silently) */
     int min_version;            /* CFG_TLS_1_2 (default) or CFG_TLS_1_3 */
     uint32_t handshake_timeout_ms;  /* default 10000 */
+    bool session_tickets;       /* default true: stateless resumption */
 };
 
 struct cfg_listener {

@@ -1206,3 +1206,21 @@ def test_upstream_tls_names(env):
                   "upstream %s: log says why (/%s/): %r" % (n, why, stderr_since(f.proc, mark)[-400:]))
     alive(f)
     alive(b)
+
+
+def test_session_tickets_off(env):
+    # "session_tickets": false: no ticket is issued, so nothing resumes
+    pki = certs.make(env)
+    lst = tls_listener(pki)
+    lst["tls"]["session_tickets"] = False
+    e, cfg = tls_cfg(env, pki, [lst])
+    s, a = start(env, cfg)
+    for v, ctx in (("TLS 1.2", cctx(maxv=TLS12)), ("TLS 1.3", cctx(minv=TLS13))):
+        with Conn(s.port, 5.0, tls=ctx) as c:
+            get_ok(c, "/first", v + " first connection")
+            sess = c.sock.session
+        with Conn(s.port, 5.0, tls=ctx, session=sess) as c:
+            check(not c.sock.session_reused, v + ": not resumed without tickets")
+            get_ok(c, "/second", v + " second connection")
+    eq(hs(a, "listener", "resumed"), 0, "resumed handshakes counted")
+    alive(s)

@@ -276,7 +276,7 @@ static void test_tls_fields(void)
     struct sl_config *c = parse("{\"listeners\":[{\"address\":\"127.0.0.1:1\"},{\"address\":\"127.0.0.1:2\","
         "\"tls\":{\"certificates\":[{\"cert_file\":\"a.pem\",\"key_file\":\"a.key\"},"
         "{\"cert_pem\":\"C\",\"key_pem\":\"K\"}],\"ktls\":true,\"min_version\":\"1.3\","
-        "\"handshake_timeout_ms\":500}}],\"routes\":[],"
+        "\"handshake_timeout_ms\":500,\"session_tickets\":false}}],\"routes\":[],"
         "\"splice\":{\"enabled\":false,\"min_bytes\":1024},"
         "\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
         "\"tls\":{\"sni\":\"api.internal\",\"ca_file\":\"ca.pem\"}},"
@@ -291,7 +291,7 @@ static void test_tls_fields(void)
     const struct cfg_listener_tls *t = c->listeners[1].tls;
     ok(t && t->ncerts == 2 && strcmp(t->certs[0].cert_file, "a.pem") == 0 &&
        strcmp(t->certs[1].key_pem, "K") == 0 && t->ktls && t->min_version == CFG_TLS_1_3 &&
-       t->handshake_timeout_ms == 500, "listener tls fields");
+       t->handshake_timeout_ms == 500 && !t->session_tickets, "listener tls fields");
     ok(c->upstreams[0].tls && c->upstreams[0].tls->verify &&
        strcmp(c->upstreams[0].tls->sni, "api.internal") == 0 &&
        strcmp(c->upstreams[0].tls->ca_file, "ca.pem") == 0, "upstream tls fields, verify defaults to true");
