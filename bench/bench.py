@@ -13,13 +13,17 @@ Method (see shared/BENCHMARKING.md for why):
   * reload (sluice only): a sluice with a 10,000-route document (generated
     here: exact and wildcard hosts, prefixes, exact paths, header matches, all
     to the backend) and an admin token takes the small64 load on one of those
-    routes twice per round, once alone and once while a client (pinned to the
-    load core, `bench.py --put-client`) PUTs the whole document to /config
-    every RELOAD_INTERVAL s, alternating two variants (a response header value
-    of the loaded route and the header-match values), and checks each change
-    shows on the wire. Reported: PUT round-trip times, req/s and p99 with
-    reloads against the same process without them (same round), PUT answers
-    other than 200 and wrk errors.
+    routes three times per round (order rotated): alone ("none"); while a
+    client (pinned to the load core, `bench.py --put-client`) PUTs the whole
+    document to /config every RELOAD_INTERVAL s ("put"), alternating two
+    variants (a response header value of the loaded route and the
+    header-match values), and checks each change shows on the wire; and a
+    control ("upload") where the same client sends the same bytes with a
+    wrong token, so they cross loopback and are refused (401) without being
+    parsed or applied: it separates the upload's cost on the shared load core
+    from what applying a config costs.  Reported: PUT round-trip times, req/s
+    and p99 of the three cells (same process, same round), PUT answers other
+    than 200 and wrk errors.
   * huge: 64 MiB responses (a static file the backend sends with sendfile),
     4 connections; MiB/s from every byte wrk read, proxy CPU per MiB, ratios
     against direct and HAProxy. sluice runs twice: as configured (splice on
@@ -648,12 +652,17 @@ def put_client(args):
     round trip, then polls the loaded route until the new header value shows
     (up to 1 s). One JSON line per PUT on stdout."""
     a = json.loads(args)
+    # upload mode (the control cell): the same bytes to the same admin
+    # listener with a wrong token, so they are received and refused (401)
+    # but never parsed or applied
+    upload = a.get("upload", False)
+    token = "not-" + a["token"] if upload else a["token"]
     docs = {}
     for variant, path in zip(("a", "b"), a["docs"]):
         with open(path, "rb") as f:
             body = f.read()
         docs[variant] = (f"PUT /config HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         f"Authorization: Bearer {a['token']}\r\nContent-Type: application/json\r\n"
+                         f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
                          f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
     probe = (f"GET {RELOAD_PATH} HTTP/1.1\r\nHost: {RELOAD_HOST}\r\n"
              "Connection: close\r\n\r\n").encode()
@@ -680,7 +689,10 @@ def put_client(args):
             st, _, body = http_exchange(a["admin_port"], docs[nxt], 10.0)
             rec["ms"] = (time.monotonic() - start) * 1e3
             rec["status"] = st
-            if st != 200:
+            if upload:
+                if st != 401:
+                    rec["err"] = f"upload control: expected 401, got {st}"
+            elif st != 200:
                 rec["err"] = body[:200].decode(errors="replace")
             else:
                 try:
@@ -691,7 +703,7 @@ def put_client(args):
             rec["ms"] = (time.monotonic() - start) * 1e3
             rec["status"] = None
             rec["err"] = str(e)
-        if rec["status"] == 200:
+        if rec["status"] == 200 and not upload:
             done = time.monotonic()
             while time.monotonic() - done < 1.0:
                 if serving() == nxt:
@@ -1123,12 +1135,13 @@ class Bench:
         run_wrk(port, RELOAD_PATH, conns, WARMUP, hdr)
         pids = self.reload_srv.pids()
         got = {}
-        for mode in (("none", "put") if rnd % 2 == 0 else ("put", "none")):
+        modes = ("none", "upload", "put")
+        for mode in modes[rnd % 3:] + modes[:rnd % 3]:
             client = None
-            if mode == "put":
+            if mode in ("put", "upload"):
                 arg = json.dumps({"admin_port": self.admin_port, "proxy_port": port,
                                   "token": self.token, "docs": self.reload_docs,
-                                  "interval": RELOAD_INTERVAL,
+                                  "interval": RELOAD_INTERVAL, "upload": mode == "upload",
                                   # the last PUT lands inside wrk's window
                                   "seconds": max(0.0, RELOAD_DURATION - 0.5)})
                 client = subprocess.Popen(
@@ -1160,8 +1173,8 @@ class Bench:
                 return None
             got[mode] = {"rps": r["rps"], "p99": r.get("p99"), "errors": r["bad"] + r["sockerr"],
                          "cpu_req": (cpu1 - cpu0) / r["requests"] * 1e6, "puts": puts}
-            ms = [p["ms"] for p in puts if p.get("status") == 200]
-            log(f"  reload   {mode:4s}    {r['rps']:10.0f} req/s  p99 {r.get('p99', 0):.2f} ms  "
+            ms = [p["ms"] for p in puts if p.get("status") in (200, 401)]
+            log(f"  reload   {mode:6s}    {r['rps']:10.0f} req/s  p99 {r.get('p99', 0):.2f} ms  "
                 f"errors {r['bad'] + r['sockerr']}"
                 + (f"  {len(puts)} PUTs, max {max(ms):.1f} ms" if ms else ""))
         if not self.reload_srv.alive():
@@ -1291,6 +1304,12 @@ def reload_rows():
         row("p99 ms without reloads", summarize(per("none", "p99"), FMT["p99"])),
         row("p99 ms with reloads", summarize(per("put", "p99"), FMT["p99"])),
         row("p99 with ÷ without reloads (target ≤ 1.10)", summarize(p99_ratio, "{:.2f}")),
+        row("p99 ms, control: the same documents uploaded, refused (401), not applied",
+            summarize(per("upload", "p99"), FMT["p99"])),
+        row("p99 control ÷ without: the upload's own cost on the load core",
+            summarize(ratios(per("upload", "p99"), per("none", "p99")), "{:.2f}")),
+        row("p99 with reloads ÷ control: what applying adds",
+            summarize(ratios(per("put", "p99"), per("upload", "p99")), "{:.2f}")),
         row("proxy CPU µs/req with ÷ without reloads",
             summarize(ratios(per("put", "cpu_req"), per("none", "cpu_req")), "{:.2f}")),
         row("PUT round trip ms, p50", f"{statistics.median(ms):.1f}" if ms else "—"),
