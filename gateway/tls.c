@@ -444,8 +444,13 @@ static SSL_CTX *server_ctx(const struct cfg_listener_tls *lt)
     /* stateless resumption: tickets under the shared keys, no per-context
      * cache (which workers would share behind a lock) */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_num_tickets(ctx, 1);
-    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    if (lt->session_tickets) {
+        SSL_CTX_set_num_tickets(ctx, 1);
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    } else {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);     /* TLS 1.2: no ticket */
+        SSL_CTX_set_num_tickets(ctx, 0);                /* TLS 1.3: none issued */
+    }
     SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, NULL);
     return ctx;
 }
