@@ -85,6 +85,7 @@ test: deps
 	@sh tests/run.sh
 
 check-configs: $(B)/sluice
+	@sh examples/demo-cert.sh
 	@for f in examples/*.json deploy/*.json; do [ -f "$$f" ] || continue; \
 	  $(B)/sluice --check --config $$f || exit 1; done
 

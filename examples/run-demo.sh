@@ -2,12 +2,13 @@
 # `make run`: two sluice-echo backends behind sluice on examples/demo.json.
 # Ctrl-C stops all three.
 cd "$(dirname "$0")/.." || exit 1
-for p in 8080 8081 8082; do
+for p in 8080 8443 8081 8082; do
     if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
         echo "run: port $p is in use; stop what listens there first" >&2
         exit 1
     fi
 done 2>/dev/null
+sh examples/demo-cert.sh || exit 1
 build/sluice --check --config examples/demo.json || exit 1
 build/sluice-echo --port 8081 --id echo-a >/dev/null &
 A=$!
@@ -16,7 +17,8 @@ B=$!
 trap 'kill $A $B 2>/dev/null; wait $A $B 2>/dev/null' EXIT INT TERM
 cat <<'MSG'
 
-sluice is starting on http://127.0.0.1:8080 with two echo backends (8081, 8082).
+sluice is starting on http://127.0.0.1:8080 and https://127.0.0.1:8443 (a self-signed
+certificate in build/demo/) with two echo backends (8081, 8082).
 Try, in another terminal:
 
   curl -s localhost:8080/ping                      # answered by sluice itself: pong
@@ -26,6 +28,7 @@ Try, in another terminal:
   curl -si localhost:8080/old | head -3            # 301 Location: http://localhost:8080/api/new
   curl -sN 'localhost:8080/sse?n=5&ms=300'         # server-sent events, one every 300 ms
   curl -s localhost:8080/status/503 -o /dev/null -w '%{http_code}\n'
+  curl -s --cacert build/demo/demo.pem https://localhost:8443/api/tls | grep -o '"X-Forwarded-Proto","https"'
 
 Access log lines appear below. Ctrl-C stops the demo.
 
