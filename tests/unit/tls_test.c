@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/* mkdtemp(3) template: it replaces the trailing characters with a unique name */
 static char g_dir[] = "/tmp/sluice-tls-test.XXXXXX";
 
 /* A self-signed certificate for names (DNS SANs), in PEM files. */
