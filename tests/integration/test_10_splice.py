@@ -375,10 +375,19 @@ def test_splice_no_descriptor_leak(env):
             c.read_exact(1 << 20, time.monotonic() + 10)
         eq(get(s.port, "/settle").status, 200, "request after the batch")
 
+    def settle():
+        check(wait_for(lambda: e.stats()["open_connections"] <= 2, 5.0), "backend connections did not settle")
+
+    # Idle pooled upstream connections and idle pipes are kept on purpose
+    # and their number moves by a descriptor or two with timing (under ASan
+    # too); a leak grows with every batch, so five more batches after the
+    # pools warmed up must stay within that slack.
     batch()
-    check(wait_for(lambda: e.stats()["open_connections"] <= 2, 5.0), "backend connections did not settle")
+    batch()
+    settle()
     first = nfds(s.proc.pid)
-    batch()
-    check(wait_for(lambda: e.stats()["open_connections"] <= 2, 5.0), "backend connections did not settle")
-    second = wait_for(lambda: nfds(s.proc.pid) <= first, 5.0)
-    check(second, "descriptors grew across a second batch: %d -> %d" % (first, nfds(s.proc.pid)))
+    for k in range(5):
+        batch()
+        settle()
+        ok = wait_for(lambda: nfds(s.proc.pid) <= first + 2, 5.0)
+        check(ok, "descriptors grew over batch %d: %d -> %d" % (k + 3, first, nfds(s.proc.pid)))
