@@ -95,7 +95,7 @@ ALL_SCENARIOS = ["small64", "small256", "large", "huge", "tls_small", "tls_hands
                  "idle", "reload"]
 RELOAD_DURATION = max(1, int(float(os.environ.get("RELOAD_DURATION", str(DURATION)))))
 RELOAD_INTERVAL = float(os.environ.get("RELOAD_INTERVAL", "0.5"))
-RELOAD_ROUTES = 10000
+RELOAD_ROUTES = int(os.environ.get("RELOAD_ROUTES", "10000"))
 LOAD_CORE, PROXY_CORE = "0", "1"
 LARGE_BYTES = 1 << 20
 HUGE_BYTES = 64 << 20
@@ -675,6 +675,13 @@ def put_client(args):
             return None
 
     cur = serving() or "a"
+    # Python's start-up and the reads above cost tens of ms of the load
+    # core: say ready and wait for "go" (sent just before wrk starts), so
+    # they fall outside wrk's measured window, and leave only when stdin
+    # closes after wrk ends, for the same reason (interpreter teardown).
+    print(json.dumps({"ready": True}), flush=True)
+    sys.stdin.readline()
+    time.sleep(a.get("delay", 0.0))
     t0 = time.monotonic()
     k = 0
     while True:
@@ -714,6 +721,7 @@ def put_client(args):
         print(json.dumps(rec), flush=True)
         # a PUT slower than the interval skips the slots it overran
         k = max(k + 1, math.ceil((time.monotonic() - t0) / a["interval"]))
+    sys.stdin.read()
 
 
 # ---------------------------------------------------------------- wrk
@@ -1142,20 +1150,30 @@ class Bench:
                 arg = json.dumps({"admin_port": self.admin_port, "proxy_port": port,
                                   "token": self.token, "docs": self.reload_docs,
                                   "interval": RELOAD_INTERVAL, "upload": mode == "upload",
-                                  # the last PUT lands inside wrk's window
-                                  "seconds": max(0.0, RELOAD_DURATION - 0.5)})
+                                  # the first PUT after wrk has started,
+                                  # the last inside wrk's window
+                                  "delay": 0.1,
+                                  "seconds": max(0.0, RELOAD_DURATION - 0.6)})
                 client = subprocess.Popen(
                     ["taskset", "-c", LOAD_CORE, sys.executable, os.path.abspath(__file__),
                      "--put-client", arg],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                 STARTED.append(client)
+                ready = client.stdout.readline()
+                if b"ready" not in ready:
+                    stop_proc(client)
+                    note(f"reload/{mode}: the PUT client did not start: "
+                         f"{client.stderr.read().decode(errors='replace').strip()[-300:]}")
+                    return None
+                client.stdin.write(b"go\n")
+                client.stdin.flush()
             cpu0 = tree_cpu(pids)
             out, wrk_cpu, rc = run_wrk(port, RELOAD_PATH, conns, RELOAD_DURATION, hdr)
             cpu1 = tree_cpu(pids)
             puts = []
             if client is not None:
                 try:
-                    cout, cerr = client.communicate(timeout=20)
+                    cout, cerr = client.communicate(b"", timeout=20)
                 except subprocess.TimeoutExpired:
                     stop_proc(client)
                     cout, cerr = client.communicate()
