@@ -73,7 +73,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT_DIR = os.path.join(ROOT, "build", "bench")
-SLUICE_BIN = os.path.join(ROOT, "build", "sluice")
+SLUICE_BIN = os.environ.get("SLUICE_BIN") or os.path.join(ROOT, "build", "sluice")
 # run.sh builds the router micro-benchmark into build/bench; the Makefile may
 # build it as build/router_bench.
 ROUTER_BENCH_BINS = [os.path.join(OUT_DIR, "router_bench"), os.path.join(ROOT, "build", "router_bench")]

@@ -83,6 +83,7 @@ struct gw_txn {
      * pu/pc are borrowed from the worker's pool only while bytes move;
      * *_fin: the source ended, drain the pipe and stop */
     bool req_spliced, resp_spliced, pu_fin, pc_fin;
+    bool lowat_c, lowat_u;          /* gw_splice_lowat is on for the client / upstream socket */
     struct gw_pipe *pu, *pc;        /* toward the upstream / toward the client */
     uint32_t uq_head, cq_head;      /* head (non-body) bytes at the front of uq / cq */
     uint8_t attempts, req_kind, resp_kind, method;
@@ -2090,6 +2091,8 @@ static bool resp_splice(struct gw_conn *c)
         if (!splice_ok(c, &u->io, &c->io))
             return false;
         t->resp_spliced = true;
+        gw_splice_lowat(c->io.fd, true);
+        t->lowat_c = true;
     }
     if (t->rstate != RS_BODY)
         return false;
@@ -2173,6 +2176,8 @@ static bool req_splice(struct gw_conn *c)
             t->req_remaining < conn_cfg(c)->splice_min_bytes || !splice_ok(c, &c->io, &u->io))
             return false;
         t->req_spliced = true;
+        gw_splice_lowat(u->io.fd, true);
+        t->lowat_u = true;
         if (c->in->end > t->hlen) {     /* everything buffered went up: drop it */
             c->in->end = t->hlen;
             t->body_pos = t->body_end = t->hlen;
@@ -2431,8 +2436,12 @@ static void txn_finish(struct gw_conn *c)
         if (t->rstate != RS_DONE || !t->req_done || c->state == C_TUNNEL ||
             !iovq_empty(&t->uq) || t->uhead_pending || t->pu)
             t->up_clean = false;
+        if (t->lowat_u && t->up_clean)     /* pooled: the next request may copy */
+            gw_splice_lowat(t->up->io.fd, false);
         up_checkin(c);
     }
+    if (t->lowat_c && t->keepalive)
+        gw_splice_lowat(c->io.fd, false);
     txn_pipes_put(w, t);
     gw_buf_put(w, t->ubuf);
     t->ubuf = NULL;

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -115,4 +117,10 @@ ssize_t gw_pipe_drain(struct gw_pipe *p, int fd)
         return GW_IO_ERR;
     }
     return errno == EAGAIN ? GW_IO_AGAIN : GW_IO_ERR;
+}
+
+void gw_splice_lowat(int fd, bool on)
+{
+    int v = on ? GW_SPLICE_LOWAT : 0;      /* 0: back to the sysctl default */
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v));
 }

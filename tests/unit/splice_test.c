@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 
 static int nfds(void)
 {
@@ -101,10 +102,32 @@ static void test_moves(void)
     close(c[1]);
 }
 
+/* The send-queue bound while splicing into a TCP socket, and its removal. */
+static void test_lowat(void)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof(sa);
+    int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0), v = -1;
+    socklen_t vl = sizeof(v);
+
+    ok(l >= 0 && c >= 0 && bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(l, 1) == 0 &&
+       getsockname(l, (struct sockaddr *)&sa, &sl) == 0 &&
+       connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0, "a loopback TCP connection");
+    gw_splice_lowat(c, true);
+    int rc = getsockopt(c, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &vl);
+    ok(rc == 0 && v == GW_SPLICE_LOWAT, "on: TCP_NOTSENT_LOWAT is %d (got %d)", GW_SPLICE_LOWAT, v);
+    gw_splice_lowat(c, false);
+    rc = getsockopt(c, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &vl);
+    ok(rc == 0 && v == 0, "off: back to the system default (got %d)", v);
+    close(c);
+    close(l);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);   /* as sluice does */
     test_pool();
     test_moves();
+    test_lowat();
     return tap_done();
 }
