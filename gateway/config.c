@@ -70,21 +70,19 @@ static void lower(char *s)
 
 /* ---- errors */
 
-void cfg_errors_add(struct cfg_errors *errs, const char *path, const char *fmt, ...)
+static void cfg_errors_vadd(struct cfg_errors *errs, const char *path, const char *fmt, va_list ap)
 {
-    va_list ap;
+    va_list ap2;
     char *msg;
     int n;
 
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
+    va_copy(ap2, ap);
+    n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
     if (n < 0)
         n = 0;
     msg = xmalloc((size_t)n + 1);
-    va_start(ap, fmt);
     vsnprintf(msg, (size_t)n + 1, fmt, ap);
-    va_end(ap);
 
     if (errs->n == errs->cap) {
         size_t cap = errs->cap ? errs->cap * 2 : 8;
@@ -99,6 +97,15 @@ void cfg_errors_add(struct cfg_errors *errs, const char *path, const char *fmt, 
     errs->v[errs->n].path = xstrdup(path ? path : "");
     errs->v[errs->n].message = msg;
     errs->n++;
+}
+
+void cfg_errors_add(struct cfg_errors *errs, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    cfg_errors_vadd(errs, path, fmt, ap);
+    va_end(ap);
 }
 
 void cfg_errors_clear(struct cfg_errors *errs)
@@ -144,6 +151,37 @@ static void jp_idx(char *out, const char *base, size_t i)
         i /= 10;
     } while (i && n > 0);
     jp_key(out, base, k + n);
+}
+
+/*
+ * A JSON pointer being walked: a chain of nodes on the stack, one per
+ * object key or array index, rendered by jp_render() only when an error is
+ * reported (building the text for every member cost more than the checks).
+ * NULL is the document root "".  Rendering applies jp_key/jp_idx from the
+ * root down, so a path (even one cut short at JP_MAX) reads as before.
+ */
+struct jp {
+    const struct jp *up;
+    const char *key;        /* NULL: an array index */
+    size_t idx;
+};
+
+/* A child node as a compound literal: it lives until the end of the
+ * enclosing block, so keep the pointer no longer than that. */
+#define JP_K(parent, k) (&(const struct jp){ (parent), (k), 0 })
+#define JP_I(parent, i) (&(const struct jp){ (parent), NULL, (i) })
+
+static void jp_render(char *out, const struct jp *p)
+{
+    if (p == NULL) {
+        out[0] = '\0';
+        return;
+    }
+    jp_render(out, p->up);
+    if (p->key)
+        jp_key(out, out, p->key);
+    else
+        jp_idx(out, out, p->idx);
 }
 
 /* ---- syntax checks shared by several fields */
@@ -367,57 +405,73 @@ static bool same_sockaddr(const struct cfg_addr *x, const struct cfg_addr *y)
 
 /* A name -> position index, so a 10,000-route document is checked in
  * linear time (duplicate names, upstream references). Keys point into the
- * config being built. */
+ * config being built; each slot keeps its key's hash so a probe compares
+ * strings only on a full hash match, and a name is hashed once. */
 struct nidx {
     const char **keys;
+    uint64_t *hashes;
     size_t *vals;
     size_t cap;
 };
 
-static void nidx_grow(struct nidx *x)
+/* Room for at least want keys at load <= 1/2 (cap stays a power of two). */
+static void nidx_grow(struct nidx *x, size_t want)
 {
-    struct nidx n = { NULL, NULL, x->cap ? x->cap * 2 : 64 };
+    size_t cap = x->cap ? x->cap * 2 : 64;
+    while (cap < want * 2)
+        cap *= 2;
+    struct nidx n = { NULL, NULL, NULL, cap };
 
     n.keys = xcalloc(n.cap, sizeof(*n.keys));
-    n.vals = xcalloc(n.cap, sizeof(*n.vals));
+    n.hashes = xmalloc(n.cap * sizeof(*n.hashes));
+    n.vals = xmalloc(n.cap * sizeof(*n.vals));
     for (size_t i = 0; i < x->cap; i++) {
         if (x->keys[i] == NULL)
             continue;
-        size_t j = gw_hash_str(x->keys[i]) & (n.cap - 1);
+        size_t j = x->hashes[i] & (n.cap - 1);
         while (n.keys[j])
             j = (j + 1) & (n.cap - 1);
         n.keys[j] = x->keys[i];
+        n.hashes[j] = x->hashes[i];
         n.vals[j] = x->vals[i];
     }
     free(x->keys);
+    free(x->hashes);
     free(x->vals);
     *x = n;
 }
 
 #define NOT_FOUND_IDX ((size_t)-1)
 
+/* The slot of k (hash h), or of the empty slot where it would go. */
+static size_t nidx_slot(const struct nidx *x, const char *k, uint64_t h)
+{
+    size_t j = h & (x->cap - 1);
+    while (x->keys[j] && (x->hashes[j] != h || strcmp(x->keys[j], k) != 0))
+        j = (j + 1) & (x->cap - 1);
+    return j;
+}
+
 static size_t nidx_find(const struct nidx *x, const char *k)
 {
     if (x->cap == 0)
         return NOT_FOUND_IDX;
-    for (size_t j = gw_hash_str(k) & (x->cap - 1); x->keys[j]; j = (j + 1) & (x->cap - 1))
-        if (strcmp(x->keys[j], k) == 0)
-            return x->vals[j];
-    return NOT_FOUND_IDX;
+    size_t j = nidx_slot(x, k, gw_hash_str(k));
+    return x->keys[j] ? x->vals[j] : NOT_FOUND_IDX;
 }
 
 /* Adds k unless present; returns the earlier position or NOT_FOUND_IDX. */
 static size_t nidx_add(struct nidx *x, const char *k, size_t v, size_t *count)
 {
-    size_t old = nidx_find(x, k);
-    if (old != NOT_FOUND_IDX)
-        return old;
+    uint64_t h = gw_hash_str(k);
+
     if ((*count + 1) * 2 > x->cap)
-        nidx_grow(x);
-    size_t j = gw_hash_str(k) & (x->cap - 1);
-    while (x->keys[j])
-        j = (j + 1) & (x->cap - 1);
+        nidx_grow(x, *count + 1);
+    size_t j = nidx_slot(x, k, h);
+    if (x->keys[j])
+        return x->vals[j];
     x->keys[j] = k;
+    x->hashes[j] = h;
     x->vals[j] = v;
     (*count)++;
     return NOT_FOUND_IDX;
@@ -426,8 +480,10 @@ static size_t nidx_add(struct nidx *x, const char *k, size_t v, size_t *count)
 static void nidx_free(struct nidx *x)
 {
     free(x->keys);
+    free(x->hashes);
     free(x->vals);
     x->keys = NULL;
+    x->hashes = NULL;
     x->vals = NULL;
     x->cap = 0;
 }
@@ -441,12 +497,40 @@ struct pctx {
 
 #define ERR(pc, path, ...) cfg_errors_add((pc)->errs, (path), __VA_ARGS__)
 
-static bool in_list(const char *s, const char *const *list)
+/* An error at a lazy JSON pointer: the path is rendered only here. */
+static void errp(struct pctx *pc, const struct jp *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void errp(struct pctx *pc, const struct jp *path, const char *fmt, ...)
 {
-    for (; list && *list; list++)
-        if ((*list)[0] == s[0] && strcmp(s, *list) == 0)
-            return true;
-    return false;
+    char p[JP_MAX];
+    va_list ap;
+
+    jp_render(p, path);
+    va_start(ap, fmt);
+    cfg_errors_vadd(pc->errs, p, fmt, ap);
+    va_end(ap);
+}
+
+/* Position of s in the NULL-terminated list, or -1. */
+static int list_pos(const char *s, const char *const *list)
+{
+    for (int i = 0; list && list[i]; i++)
+        if (list[i][0] == s[0] && strcmp(s, list[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Known-key lists are short; found[] has one slot per entry. */
+#define MAX_KEYS 16
+
+/* The number of members of an array or object (cJSON_GetArraySize, inline). */
+static size_t nchildren(const cJSON *a)
+{
+    size_t n = 0;
+    for (const cJSON *c = a->child; c; c = c->next)
+        n++;
+    return n;
 }
 
 /*
@@ -455,40 +539,59 @@ static bool in_list(const char *s, const char *const *list)
  * the first, so a repeated key would silently lose a value).  Members listed
  * in unsupported are refused as "not supported yet".  Returns false (with an
  * error) only when item is not an object.
+ *
+ * found (NULL, or one slot per entry of known) gets the first member of
+ * each known key, or NULL: the callers read their fields from it instead of
+ * scanning the object again for each one.  A known key repeats when its
+ * slot is already taken, so only unknown keys need a scan for duplicates.
  */
-static bool check_object(struct pctx *pc, const cJSON *item, const char *path,
-                         const char *const *known, const char *const *unsupported)
+static bool check_object(struct pctx *pc, const cJSON *item, const struct jp *path,
+                         const char *const *known, const char *const *unsupported,
+                         const cJSON **found)
 {
-    char p[JP_MAX];
+    const cJSON *slots[MAX_KEYS];
+    const cJSON **f = found ? found : slots;
+    size_t nknown = 0;
 
+    while (known && known[nknown])
+        nknown++;
+    for (size_t i = 0; i < nknown; i++)
+        f[i] = NULL;
     if (!cJSON_IsObject(item)) {
-        ERR(pc, path, "must be an object");
+        errp(pc, path, "must be an object");
         return false;
     }
     /* The path of a member is only built for an error: a 10,000-route
      * document has some 200,000 members and almost never an error. */
     for (const cJSON *c = item->child; c; c = c->next) {
         const char *k = c->string ? c->string : "";
+        int pos = list_pos(k, known);
         bool dup = false;
-        for (const cJSON *d = item->child; d != c; d = d->next)
-            if (d->string && d->string[0] == k[0] && strcmp(d->string, k) == 0)
-                dup = true;
+        if (pos >= 0) {
+            dup = f[pos] != NULL;
+            if (!dup)
+                f[pos] = c;
+        } else {
+            for (const cJSON *d = item->child; d != c; d = d->next)
+                if (d->string && d->string[0] == k[0] && strcmp(d->string, k) == 0)
+                    dup = true;
+        }
         if (dup) {
-            jp_key(p, path, k);
-            ERR(pc, p, "duplicate key");
-        } else if (in_list(k, unsupported)) {
-            jp_key(p, path, k);
+            errp(pc, JP_K(path, k), "duplicate key");
+        } else if (list_pos(k, unsupported) >= 0) {
+            char p[JP_MAX];
+            jp_render(p, JP_K(path, k));
             ERR(pc, p, "not supported yet: %s", p);
-        } else if (!in_list(k, known)) {
-            jp_key(p, path, k);
-            ERR(pc, p, "unknown field");
+        } else if (pos < 0) {
+            errp(pc, JP_K(path, k), "unknown field");
         }
     }
     return true;
 }
 
 /* cJSON_GetObjectItemCaseSensitive, with the first byte compared before
- * strcmp: lookups are most of the validation work on a large document. */
+ * strcmp; for the few top-level lookups (check_object's found[] serves the
+ * rest). */
 static const cJSON *member(const cJSON *obj, const char *key)
 {
     if (!cJSON_IsObject(obj))
@@ -499,118 +602,103 @@ static const cJSON *member(const cJSON *obj, const char *key)
     return NULL;
 }
 
-/* Value results: the member is absent, fine, or bad (error recorded). */
+/* Value results: the member is absent, fine, or bad (error recorded).
+ * The getters take the member v (NULL = absent) of the object at path, and
+ * its key for the error path. */
 enum getr { G_ABSENT = 0, G_OK, G_BAD };
 
-static enum getr get_uint(struct pctx *pc, const cJSON *obj, const char *path,
+static enum getr get_uint(struct pctx *pc, const cJSON *v, const struct jp *path,
                           const char *key, uint64_t min, uint64_t max, uint64_t *out)
 {
-    const cJSON *v = member(obj, key);
-    char p[JP_MAX];
     double d;
 
     if (v == NULL)
         return G_ABSENT;
-    jp_key(p, path, key);
     if (!cJSON_IsNumber(v)) {
-        ERR(pc, p, "must be an integer");
+        errp(pc, JP_K(path, key), "must be an integer");
         return G_BAD;
     }
     d = v->valuedouble;
     if (d >= -9.0e18 && d <= 9.0e18 && (double)(int64_t)d != d) {
-        ERR(pc, p, "must be an integer");
+        errp(pc, JP_K(path, key), "must be an integer");
         return G_BAD;
     }
     if (d < (double)min || d > (double)max) {
-        ERR(pc, p, "must be an integer from %llu to %llu",
-            (unsigned long long)min, (unsigned long long)max);
+        errp(pc, JP_K(path, key), "must be an integer from %llu to %llu",
+             (unsigned long long)min, (unsigned long long)max);
         return G_BAD;
     }
     *out = (uint64_t)d;
     return G_OK;
 }
 
-static enum getr get_u32(struct pctx *pc, const cJSON *obj, const char *path,
+static enum getr get_u32(struct pctx *pc, const cJSON *v, const struct jp *path,
                          const char *key, uint32_t min, uint32_t max, uint32_t *out)
 {
-    uint64_t v;
-    enum getr r = get_uint(pc, obj, path, key, min, max, &v);
+    uint64_t x;
+    enum getr r = get_uint(pc, v, path, key, min, max, &x);
     if (r == G_OK)
-        *out = (uint32_t)v;
+        *out = (uint32_t)x;
     return r;
 }
 
-static enum getr get_int(struct pctx *pc, const cJSON *obj, const char *path,
+static enum getr get_int(struct pctx *pc, const cJSON *v, const struct jp *path,
                          const char *key, int min, int max, int *out)
 {
-    uint64_t v;
-    enum getr r = get_uint(pc, obj, path, key, (uint64_t)min, (uint64_t)max, &v);
+    uint64_t x;
+    enum getr r = get_uint(pc, v, path, key, (uint64_t)min, (uint64_t)max, &x);
     if (r == G_OK)
-        *out = (int)v;
+        *out = (int)x;
     return r;
 }
 
-static enum getr get_bool(struct pctx *pc, const cJSON *obj, const char *path,
+static enum getr get_bool(struct pctx *pc, const cJSON *v, const struct jp *path,
                           const char *key, bool *out)
 {
-    const cJSON *v = member(obj, key);
-    char p[JP_MAX];
-
     if (v == NULL)
         return G_ABSENT;
     if (!cJSON_IsBool(v)) {
-        jp_key(p, path, key);
-        ERR(pc, p, "must be true or false");
+        errp(pc, JP_K(path, key), "must be true or false");
         return G_BAD;
     }
     *out = cJSON_IsTrue(v);
     return G_OK;
 }
 
-static enum getr get_str(struct pctx *pc, const cJSON *obj, const char *path,
+static enum getr get_str(struct pctx *pc, const cJSON *v, const struct jp *path,
                          const char *key, bool required, const char **out)
 {
-    const cJSON *v = member(obj, key);
-    char p[JP_MAX];
-
     if (v != NULL && cJSON_IsString(v)) {
         *out = v->valuestring;
         return G_OK;
     }
     if (v == NULL && !required)
         return G_ABSENT;
-    jp_key(p, path, key);
-    ERR(pc, p, v == NULL ? "is required" : "must be a string");
+    errp(pc, JP_K(path, key), v == NULL ? "is required" : "must be a string");
     return G_BAD;
 }
 
 /* A required non-empty string. */
-static enum getr get_name(struct pctx *pc, const cJSON *obj, const char *path,
+static enum getr get_name(struct pctx *pc, const cJSON *v, const struct jp *path,
                           const char *key, bool required, const char **out)
 {
-    enum getr r = get_str(pc, obj, path, key, required, out);
+    enum getr r = get_str(pc, v, path, key, required, out);
     if (r == G_OK && **out == '\0') {
-        char p[JP_MAX];
-        jp_key(p, path, key);
-        ERR(pc, p, "must not be empty");
+        errp(pc, JP_K(path, key), "must not be empty");
         return G_BAD;
     }
     return r;
 }
 
-static const cJSON *get_array(struct pctx *pc, const cJSON *obj, const char *path,
+static const cJSON *get_array(struct pctx *pc, const cJSON *v, const struct jp *path,
                               const char *key, bool required, bool *bad)
 {
-    const cJSON *v = member(obj, key);
-    char p[JP_MAX];
-
     *bad = false;
     if (v != NULL && cJSON_IsArray(v))
         return v;
     if (v == NULL && !required)
         return NULL;
-    jp_key(p, path, key);
-    ERR(pc, p, v == NULL ? "is required" : "must be an array");
+    errp(pc, JP_K(path, key), v == NULL ? "is required" : "must be an array");
     *bad = true;
     return NULL;
 }
@@ -633,19 +721,22 @@ static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_
 static void parse_admin(struct pctx *pc, const cJSON *v)
 {
     static const char *const keys[] = { "address", "token", NULL };
+    enum { K_ADDRESS, K_TOKEN };
+    const struct jp *path = JP_K(NULL, "admin");
+    const cJSON *f[2];
     struct sl_config *cfg = pc->cfg;
     const char *addr = NULL, *token = NULL;
     char err[160];
 
-    if (!check_object(pc, v, "/admin", keys, NULL))
+    if (!check_object(pc, v, path, keys, NULL, f))
         return;
-    if (get_str(pc, v, "/admin", "token", false, &token) == G_OK) {
+    if (get_str(pc, f[K_TOKEN], path, "token", false, &token) == G_OK) {
         if (token[0] == '\0')
             ERR(pc, "/admin/token", "must not be empty");
         else
             cfg->admin_token = xstrdup(token);
     }
-    if (get_str(pc, v, "/admin", "address", true, &addr) != G_OK)
+    if (get_str(pc, f[K_ADDRESS], path, "address", true, &addr) != G_OK)
         return;
     if (!listener_addr(addr, &cfg->admin_addr, err, sizeof(err))) {
         ERR(pc, "/admin/address", "%s", err);
@@ -660,25 +751,27 @@ static void parse_admin(struct pctx *pc, const cJSON *v)
 static void parse_globals(struct pctx *pc, const cJSON *root)
 {
     struct sl_config *cfg = pc->cfg;
-    const cJSON *v;
+    const cJSON *v, *f[3];
     static const char *const limit_keys[] = {
         "max_header_bytes", "max_body_bytes", "max_connections", NULL };
     static const char *const timeout_keys[] = {
         "client_header_ms", "client_idle_ms", "drain_ms", NULL };
+    const struct jp *lp = JP_K(NULL, "limits"), *tp = JP_K(NULL, "timeouts");
+    const struct jp *sp = JP_K(NULL, "splice");
 
-    get_int(pc, root, "", "workers", 0, 1024, &cfg->workers);
+    get_int(pc, member(root, "workers"), NULL, "workers", 0, 1024, &cfg->workers);
 
     if ((v = member(root, "limits")) != NULL &&
-        check_object(pc, v, "/limits", limit_keys, NULL)) {
-        get_u32(pc, v, "/limits", "max_header_bytes", 1024, 65536, &cfg->max_header_bytes);
-        get_uint(pc, v, "/limits", "max_body_bytes", 0, MAX_EXACT_INT, &cfg->max_body_bytes);
-        get_u32(pc, v, "/limits", "max_connections", 0, UINT32_MAX, &cfg->max_connections);
+        check_object(pc, v, lp, limit_keys, NULL, f)) {
+        get_u32(pc, f[0], lp, "max_header_bytes", 1024, 65536, &cfg->max_header_bytes);
+        get_uint(pc, f[1], lp, "max_body_bytes", 0, MAX_EXACT_INT, &cfg->max_body_bytes);
+        get_u32(pc, f[2], lp, "max_connections", 0, UINT32_MAX, &cfg->max_connections);
     }
     if ((v = member(root, "timeouts")) != NULL &&
-        check_object(pc, v, "/timeouts", timeout_keys, NULL)) {
-        get_u32(pc, v, "/timeouts", "client_header_ms", 1, UINT32_MAX, &cfg->client_header_ms);
-        get_u32(pc, v, "/timeouts", "client_idle_ms", 1, UINT32_MAX, &cfg->client_idle_ms);
-        get_u32(pc, v, "/timeouts", "drain_ms", 1, UINT32_MAX, &cfg->drain_ms);
+        check_object(pc, v, tp, timeout_keys, NULL, f)) {
+        get_u32(pc, f[0], tp, "client_header_ms", 1, UINT32_MAX, &cfg->client_header_ms);
+        get_u32(pc, f[1], tp, "client_idle_ms", 1, UINT32_MAX, &cfg->client_idle_ms);
+        get_u32(pc, f[2], tp, "drain_ms", 1, UINT32_MAX, &cfg->drain_ms);
     }
     if ((v = member(root, "access_log_format")) != NULL) {
         if (!cJSON_IsString(v) || (strcmp(v->valuestring, "text") && strcmp(v->valuestring, "json")))
@@ -689,9 +782,9 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
     if ((v = member(root, "admin")) != NULL)
         parse_admin(pc, v);
     static const char *const splice_keys[] = { "enabled", "min_bytes", NULL };
-    if ((v = member(root, "splice")) != NULL && check_object(pc, v, "/splice", splice_keys, NULL)) {
-        get_bool(pc, v, "/splice", "enabled", &cfg->splice);
-        get_u32(pc, v, "/splice", "min_bytes", 0, UINT32_MAX, &cfg->splice_min_bytes);
+    if ((v = member(root, "splice")) != NULL && check_object(pc, v, sp, splice_keys, NULL, f)) {
+        get_bool(pc, f[0], sp, "enabled", &cfg->splice);
+        get_u32(pc, f[1], sp, "min_bytes", 0, UINT32_MAX, &cfg->splice_min_bytes);
     }
     if ((v = member(root, "access_log")) != NULL) {
         free(cfg->access_log);
@@ -711,70 +804,68 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
 
 /* listeners[].tls: the certificates are only checked for shape here; the
  * TLS layer loads them (tls.c) and reports with the same paths. */
-static struct cfg_listener_tls *parse_listener_tls(struct pctx *pc, const cJSON *v, const char *path)
+static struct cfg_listener_tls *parse_listener_tls(struct pctx *pc, const cJSON *v,
+                                                   const struct jp *path)
 {
     static const char *const keys[] = {
         "certificates", "ktls", "min_version", "handshake_timeout_ms", "session_tickets", NULL };
+    enum { K_CERTS, K_KTLS, K_MINV, K_HS, K_TICKETS };
     static const char *const cert_keys[] = { "cert_file", "key_file", "cert_pem", "key_pem", NULL };
-    char p[JP_MAX], cp[JP_MAX];
+    const cJSON *f[5], *cf_[4];
     const char *s;
     bool bad;
 
-    if (!check_object(pc, v, path, keys, NULL))
+    if (!check_object(pc, v, path, keys, NULL, f))
         return NULL;
     struct cfg_listener_tls *t = xcalloc(1, sizeof(*t));
     t->handshake_timeout_ms = 10000;
     t->session_tickets = true;
-    get_bool(pc, v, path, "ktls", &t->ktls);
-    get_bool(pc, v, path, "session_tickets", &t->session_tickets);
-    get_u32(pc, v, path, "handshake_timeout_ms", 1, UINT32_MAX, &t->handshake_timeout_ms);
-    if (get_str(pc, v, path, "min_version", false, &s) == G_OK) {
-        jp_key(p, path, "min_version");
+    get_bool(pc, f[K_KTLS], path, "ktls", &t->ktls);
+    get_bool(pc, f[K_TICKETS], path, "session_tickets", &t->session_tickets);
+    get_u32(pc, f[K_HS], path, "handshake_timeout_ms", 1, UINT32_MAX, &t->handshake_timeout_ms);
+    if (get_str(pc, f[K_MINV], path, "min_version", false, &s) == G_OK) {
         if (strcmp(s, "1.2") == 0)
             t->min_version = CFG_TLS_1_2;
         else if (strcmp(s, "1.3") == 0)
             t->min_version = CFG_TLS_1_3;
         else
-            ERR(pc, p, "must be \"1.2\" or \"1.3\"");
+            errp(pc, JP_K(path, "min_version"), "must be \"1.2\" or \"1.3\"");
     }
-    const cJSON *arr = get_array(pc, v, path, "certificates", true, &bad);
+    const cJSON *arr = get_array(pc, f[K_CERTS], path, "certificates", true, &bad);
     if (arr == NULL)
         return t;
-    jp_key(p, path, "certificates");
-    t->ncerts = (size_t)cJSON_GetArraySize(arr);
+    const struct jp *p = JP_K(path, "certificates");
+    t->ncerts = nchildren(arr);
     if (t->ncerts == 0) {
-        ERR(pc, p, "must contain at least one certificate");
+        errp(pc, p, "must contain at least one certificate");
         return t;
     }
     t->certs = xcalloc(t->ncerts, sizeof(*t->certs));
     size_t i = 0;
     for (const cJSON *c = arr->child; c; c = c->next, i++) {
         struct cfg_cert *ce = &t->certs[i];
-        jp_idx(cp, p, i);
-        if (!check_object(pc, c, cp, cert_keys, NULL))
+        const struct jp *cp = JP_I(p, i);
+        if (!check_object(pc, c, cp, cert_keys, NULL, cf_))
             continue;
         const char *cf = NULL, *kf = NULL, *cpem = NULL, *kpem = NULL;
-        get_name(pc, c, cp, "cert_file", false, &cf);
-        get_name(pc, c, cp, "key_file", false, &kf);
-        get_name(pc, c, cp, "cert_pem", false, &cpem);
-        get_name(pc, c, cp, "key_pem", false, &kpem);
+        get_name(pc, cf_[0], cp, "cert_file", false, &cf);
+        get_name(pc, cf_[1], cp, "key_file", false, &kf);
+        get_name(pc, cf_[2], cp, "cert_pem", false, &cpem);
+        get_name(pc, cf_[3], cp, "key_pem", false, &kpem);
         if ((cf || kf) && (cpem || kpem)) {
-            ERR(pc, cp, "give cert_file and key_file, or cert_pem and key_pem, not both");
+            errp(pc, cp, "give cert_file and key_file, or cert_pem and key_pem, not both");
             continue;
         }
         if (!(cf || kf || cpem || kpem)) {
-            ERR(pc, cp, "needs cert_file and key_file, or cert_pem and key_pem");
+            errp(pc, cp, "needs cert_file and key_file, or cert_pem and key_pem");
             continue;
         }
-        char mp[JP_MAX];
         if ((cf || kf) && !(cf && kf)) {
-            jp_key(mp, cp, cf ? "key_file" : "cert_file");
-            ERR(pc, mp, "is required");
+            errp(pc, JP_K(cp, cf ? "key_file" : "cert_file"), "is required");
             continue;
         }
         if ((cpem || kpem) && !(cpem && kpem)) {
-            jp_key(mp, cp, cpem ? "key_pem" : "cert_pem");
-            ERR(pc, mp, "is required");
+            errp(pc, JP_K(cp, cpem ? "key_pem" : "cert_pem"), "is required");
             continue;
         }
         ce->cert_file = cf ? xstrdup(cf) : NULL;
@@ -789,13 +880,15 @@ static void parse_listeners(struct pctx *pc, const cJSON *root)
 {
     struct sl_config *cfg = pc->cfg;
     static const char *const keys[] = { "name", "address", "tls", NULL };
+    enum { K_NAME, K_ADDRESS, K_TLS };
+    const struct jp *lp = JP_K(NULL, "listeners");
     bool bad;
-    const cJSON *arr = get_array(pc, root, "", "listeners", true, &bad);
+    const cJSON *arr = get_array(pc, member(root, "listeners"), NULL, "listeners", true, &bad);
     size_t i = 0;
 
     if (arr == NULL)
         return;
-    cfg->nlisteners = (size_t)cJSON_GetArraySize(arr);
+    cfg->nlisteners = nchildren(arr);
     if (cfg->nlisteners == 0) {
         ERR(pc, "/listeners", "must contain at least one listener");
         return;
@@ -803,35 +896,33 @@ static void parse_listeners(struct pctx *pc, const cJSON *root)
     cfg->listeners = xcalloc(cfg->nlisteners, sizeof(*cfg->listeners));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
         struct cfg_listener *l = &cfg->listeners[i];
-        char path[JP_MAX], p[JP_MAX], err[160];
+        const struct jp *path = JP_I(lp, i);
+        const cJSON *f[3];
+        char err[160];
         const char *s;
 
-        jp_idx(path, "/listeners", i);
-        if (!check_object(pc, it, path, keys, NULL))
+        if (!check_object(pc, it, path, keys, NULL, f))
             continue;
-        const cJSON *tv = member(it, "tls");
-        if (tv) {
-            jp_key(p, path, "tls");
-            l->tls = parse_listener_tls(pc, tv, p);
-        }
-        if (get_name(pc, it, path, "name", false, &s) == G_OK) {
-            jp_key(p, path, "name");
+        if (f[K_TLS])
+            l->tls = parse_listener_tls(pc, f[K_TLS], JP_K(path, "tls"));
+        if (get_name(pc, f[K_NAME], path, "name", false, &s) == G_OK) {
             for (size_t j = 0; j < i; j++)
                 if (cfg->listeners[j].name && strcmp(cfg->listeners[j].name, s) == 0) {
-                    ERR(pc, p, "duplicate listener name \"%s\" (also /listeners/%zu)", s, j);
+                    errp(pc, JP_K(path, "name"),
+                         "duplicate listener name \"%s\" (also /listeners/%zu)", s, j);
                     break;
                 }
             l->name = xstrdup(s);
         }
-        if (get_str(pc, it, path, "address", true, &s) == G_OK) {
-            jp_key(p, path, "address");
+        if (get_str(pc, f[K_ADDRESS], path, "address", true, &s) == G_OK) {
+            const struct jp *p = JP_K(path, "address");
             if (!listener_addr(s, &l->addr, err, sizeof(err))) {
-                ERR(pc, p, "bad address \"%s\": %s", s, err);
+                errp(pc, p, "bad address \"%s\": %s", s, err);
                 continue;
             }
             for (size_t j = 0; j < i; j++)
                 if (cfg->listeners[j].addr.text && same_sockaddr(&cfg->listeners[j].addr, &l->addr)) {
-                    ERR(pc, p, "same address as /listeners/%zu", j);
+                    errp(pc, p, "same address as /listeners/%zu", j);
                     break;
                 }
         }
@@ -848,56 +939,54 @@ static size_t find_listener(const struct sl_config *cfg, const char *name)
 
 /* ---- upstreams */
 
-static void parse_targets(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_targets(struct pctx *pc, const cJSON *v, const struct jp *path,
                           struct cfg_upstream *u)
 {
     static const char *const keys[] = { "address", "weight", NULL };
     bool bad;
-    const cJSON *arr = get_array(pc, obj, path, "targets", true, &bad);
-    char apath[JP_MAX];
+    const cJSON *arr = get_array(pc, v, path, "targets", true, &bad);
     size_t i = 0;
 
     if (arr == NULL)
         return;
-    jp_key(apath, path, "targets");
-    u->ntargets = (size_t)cJSON_GetArraySize(arr);
+    const struct jp *apath = JP_K(path, "targets");
+    u->ntargets = nchildren(arr);
     if (u->ntargets == 0) {
-        ERR(pc, apath, "must contain at least one target");
+        errp(pc, apath, "must contain at least one target");
         return;
     }
     u->targets = xcalloc(u->ntargets, sizeof(*u->targets));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
         struct cfg_target *t = &u->targets[i];
-        char tpath[JP_MAX], p[JP_MAX], err[160];
+        const struct jp *tpath = JP_I(apath, i);
+        const cJSON *f[2];
+        char err[160];
         const char *s;
 
         t->weight = 1;
-        jp_idx(tpath, apath, i);
-        if (!check_object(pc, it, tpath, keys, NULL))
+        if (!check_object(pc, it, tpath, keys, NULL, f))
             continue;
-        if (get_str(pc, it, tpath, "address", true, &s) == G_OK &&
-            !cfg_parse_addr(s, &t->addr, err, sizeof(err))) {
-            jp_key(p, tpath, "address");
-            ERR(pc, p, "bad address \"%s\": %s", s, err);
-        }
-        get_u32(pc, it, tpath, "weight", 1, 1000000, &t->weight);
+        if (get_str(pc, f[0], tpath, "address", true, &s) == G_OK &&
+            !cfg_parse_addr(s, &t->addr, err, sizeof(err)))
+            errp(pc, JP_K(tpath, "address"), "bad address \"%s\": %s", s, err);
+        get_u32(pc, f[1], tpath, "weight", 1, 1000000, &t->weight);
     }
 }
 
-static void parse_upstream(struct pctx *pc, const cJSON *it, const char *path, size_t i)
+static void parse_upstream(struct pctx *pc, const cJSON *it, const struct jp *path, size_t i)
 {
     struct sl_config *cfg = pc->cfg;
     struct cfg_upstream *u = &cfg->upstreams[i];
     static const char *const keys[] = {
         "name", "targets", "balance", "pool", "timeouts", "retries", "tls", NULL };
+    enum { K_NAME, K_TARGETS, K_BALANCE, K_POOL, K_TIMEOUTS, K_RETRIES, K_TLS };
     static const char *const unsupported[] = { "health", "hash_on", NULL };
     static const char *const tls_keys[] = { "sni", "verify", "ca_file", NULL };
     static const char *const pool_keys[] = { "max_idle_per_target", "idle_timeout_ms", NULL };
     static const char *const to_keys[] = {
         "connect_ms", "response_header_ms", "idle_ms", NULL };
-    const cJSON *v;
+    const cJSON *v, *f[7], *g[3];
     const char *s;
-    char p[JP_MAX];
 
     u->balance = CFG_BAL_ROUND_ROBIN;
     u->max_idle_per_target = 64;
@@ -906,69 +995,71 @@ static void parse_upstream(struct pctx *pc, const cJSON *it, const char *path, s
     u->response_header_ms = 30000;
     u->idle_ms = 300000;
     u->retries = 1;
-    if (!check_object(pc, it, path, keys, unsupported))
+    if (!check_object(pc, it, path, keys, unsupported, f))
         return;
 
-    if (get_name(pc, it, path, "name", true, &s) == G_OK) {
-        jp_key(p, path, "name");
+    if (get_name(pc, f[K_NAME], path, "name", true, &s) == G_OK) {
         u->name = xstrdup(s);
         size_t j = nidx_add(&pc->up_names, u->name, i, &pc->nup_names);
         if (j != NOT_FOUND_IDX)
-            ERR(pc, p, "duplicate upstream name \"%s\" (also /upstreams/%zu)", s, j);
+            errp(pc, JP_K(path, "name"),
+                 "duplicate upstream name \"%s\" (also /upstreams/%zu)", s, j);
     }
-    parse_targets(pc, it, path, u);
+    parse_targets(pc, f[K_TARGETS], path, u);
 
-    if (get_str(pc, it, path, "balance", false, &s) == G_OK) {
-        jp_key(p, path, "balance");
-        if (strcmp(s, "round_robin") == 0)
+    if (get_str(pc, f[K_BALANCE], path, "balance", false, &s) == G_OK) {
+        const struct jp *p = JP_K(path, "balance");
+        if (strcmp(s, "round_robin") == 0) {
             u->balance = CFG_BAL_ROUND_ROBIN;
-        else if (strcmp(s, "least_request") == 0 || strcmp(s, "random_two") == 0 ||
-                 strcmp(s, "hash") == 0)
-            ERR(pc, p, "not supported yet: %s", p);
-        else
-            ERR(pc, p, "must be one of round_robin, least_request, random_two, hash");
+        } else if (strcmp(s, "least_request") == 0 || strcmp(s, "random_two") == 0 ||
+                   strcmp(s, "hash") == 0) {
+            char ps[JP_MAX];
+            jp_render(ps, p);
+            ERR(pc, ps, "not supported yet: %s", ps);
+        } else {
+            errp(pc, p, "must be one of round_robin, least_request, random_two, hash");
+        }
     }
 
-    jp_key(p, path, "tls");
-    if ((v = member(it, "tls")) != NULL && check_object(pc, v, p, tls_keys, NULL)) {
+    const struct jp *p = JP_K(path, "tls");
+    if ((v = f[K_TLS]) != NULL && check_object(pc, v, p, tls_keys, NULL, g)) {
         u->tls = xcalloc(1, sizeof(*u->tls));
         u->tls->verify = true;
-        get_bool(pc, v, p, "verify", &u->tls->verify);
-        if (get_name(pc, v, p, "sni", false, &s) == G_OK)
+        get_bool(pc, g[1], p, "verify", &u->tls->verify);
+        if (get_name(pc, g[0], p, "sni", false, &s) == G_OK)
             u->tls->sni = xstrdup(s);
-        if (get_name(pc, v, p, "ca_file", false, &s) == G_OK)
+        if (get_name(pc, g[2], p, "ca_file", false, &s) == G_OK)
             u->tls->ca_file = xstrdup(s);
     }
-    jp_key(p, path, "pool");
-    if ((v = member(it, "pool")) != NULL && check_object(pc, v, p, pool_keys, NULL)) {
-        get_u32(pc, v, p, "max_idle_per_target", 0, 1000000, &u->max_idle_per_target);
-        get_u32(pc, v, p, "idle_timeout_ms", 1, UINT32_MAX, &u->pool_idle_timeout_ms);
+    p = JP_K(path, "pool");
+    if ((v = f[K_POOL]) != NULL && check_object(pc, v, p, pool_keys, NULL, g)) {
+        get_u32(pc, g[0], p, "max_idle_per_target", 0, 1000000, &u->max_idle_per_target);
+        get_u32(pc, g[1], p, "idle_timeout_ms", 1, UINT32_MAX, &u->pool_idle_timeout_ms);
     }
-    jp_key(p, path, "timeouts");
-    if ((v = member(it, "timeouts")) != NULL && check_object(pc, v, p, to_keys, NULL)) {
-        get_u32(pc, v, p, "connect_ms", 1, UINT32_MAX, &u->connect_ms);
-        get_u32(pc, v, p, "response_header_ms", 1, UINT32_MAX, &u->response_header_ms);
-        get_u32(pc, v, p, "idle_ms", 1, UINT32_MAX, &u->idle_ms);
+    p = JP_K(path, "timeouts");
+    if ((v = f[K_TIMEOUTS]) != NULL && check_object(pc, v, p, to_keys, NULL, g)) {
+        get_u32(pc, g[0], p, "connect_ms", 1, UINT32_MAX, &u->connect_ms);
+        get_u32(pc, g[1], p, "response_header_ms", 1, UINT32_MAX, &u->response_header_ms);
+        get_u32(pc, g[2], p, "idle_ms", 1, UINT32_MAX, &u->idle_ms);
     }
-    get_u32(pc, it, path, "retries", 0, 10, &u->retries);
+    get_u32(pc, f[K_RETRIES], path, "retries", 0, 10, &u->retries);
 }
 
 static void parse_upstreams(struct pctx *pc, const cJSON *root)
 {
     struct sl_config *cfg = pc->cfg;
+    const struct jp *up = JP_K(NULL, "upstreams");
     bool bad;
-    const cJSON *arr = get_array(pc, root, "", "upstreams", false, &bad);
+    const cJSON *arr = get_array(pc, member(root, "upstreams"), NULL, "upstreams", false, &bad);
     size_t i = 0;
 
     if (arr == NULL)
         return;
-    cfg->nupstreams = (size_t)cJSON_GetArraySize(arr);
+    cfg->nupstreams = nchildren(arr);
     cfg->upstreams = xcalloc(cfg->nupstreams, sizeof(*cfg->upstreams));
-    for (const cJSON *it = arr->child; it; it = it->next, i++) {
-        char path[JP_MAX];
-        jp_idx(path, "/upstreams", i);
-        parse_upstream(pc, it, path, i);
-    }
+    nidx_grow(&pc->up_names, cfg->nupstreams);
+    for (const cJSON *it = arr->child; it; it = it->next, i++)
+        parse_upstream(pc, it, JP_I(up, i), i);
 }
 
 static size_t find_upstream(const struct pctx *pc, const char *name)
@@ -983,44 +1074,41 @@ static size_t find_upstream(const struct pctx *pc, const char *name)
  * *out (entries that failed are left NULL so cfg_free stays simple). */
 typedef const char *(*str_check_fn)(char *s);
 
-static void parse_str_list(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_str_list(struct pctx *pc, const cJSON *v, const struct jp *path,
                            const char *key, bool allow_empty, str_check_fn check,
                            char ***out, size_t *nout)
 {
     bool bad;
-    const cJSON *arr = get_array(pc, obj, path, key, false, &bad);
-    char apath[JP_MAX];
+    const cJSON *arr = get_array(pc, v, path, key, false, &bad);
     size_t i = 0;
 
     if (arr == NULL)
         return;
-    jp_key(apath, path, key);
-    *nout = (size_t)cJSON_GetArraySize(arr);
+    const struct jp *apath = JP_K(path, key);
+    *nout = nchildren(arr);
     if (*nout == 0) {
         if (!allow_empty)
-            ERR(pc, apath, "must not be empty (leave it out instead)");
+            errp(pc, apath, "must not be empty (leave it out instead)");
         return;
     }
     *out = xcalloc(*nout, sizeof(char *));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
-        char p[JP_MAX];
         const char *why;
         char *s;
 
-        jp_idx(p, apath, i);
         if (!cJSON_IsString(it)) {
-            ERR(pc, p, "must be a string");
+            errp(pc, JP_I(apath, i), "must be a string");
             continue;
         }
         s = xstrdup(it->valuestring);
         if ((why = check(s)) != NULL) {
-            ERR(pc, p, "%s", why);
+            errp(pc, JP_I(apath, i), "%s", why);
             free(s);
             continue;
         }
         for (size_t j = 0; j < i; j++)
             if ((*out)[j] && strcmp((*out)[j], s) == 0) {
-                ERR(pc, p, "duplicate \"%s\"", s);
+                errp(pc, JP_I(apath, i), "duplicate \"%s\"", s);
                 break;
             }
         (*out)[i] = s;
@@ -1059,40 +1147,37 @@ static const char *check_method(char *s)
     return valid_token(s) ? NULL : "must be an HTTP method token";
 }
 
-static void parse_kv_list(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_kv_list(struct pctx *pc, const cJSON *v, const struct jp *path,
                           const char *key, bool header, struct cfg_kv **out, size_t *nout)
 {
     static const char *const keys[] = { "name", "value", NULL };
     bool bad;
-    const cJSON *arr = get_array(pc, obj, path, key, false, &bad);
-    char apath[JP_MAX];
+    const cJSON *arr = get_array(pc, v, path, key, false, &bad);
     size_t i = 0;
 
     if (arr == NULL)
         return;
-    jp_key(apath, path, key);
-    *nout = (size_t)cJSON_GetArraySize(arr);
+    const struct jp *apath = JP_K(path, key);
+    *nout = nchildren(arr);
     if (*nout == 0)
         return;
     *out = xcalloc(*nout, sizeof(**out));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
-        char ipath[JP_MAX], p[JP_MAX];
-        const char *name, *value;
+        const struct jp *ipath = JP_I(apath, i);
+        const cJSON *f[2];
+        const char *name = NULL, *value = NULL;
         enum getr rn, rv;
 
-        jp_idx(ipath, apath, i);
-        if (!check_object(pc, it, ipath, keys, NULL))
+        if (!check_object(pc, it, ipath, keys, NULL, f))
             continue;
-        rn = get_name(pc, it, ipath, "name", true, &name);
-        rv = get_str(pc, it, ipath, "value", true, &value);
+        rn = get_name(pc, f[0], ipath, "name", true, &name);
+        rv = get_str(pc, f[1], ipath, "value", true, &value);
         if (rn == G_OK && header && !valid_token(name)) {
-            jp_key(p, ipath, "name");
-            ERR(pc, p, "must be a header name (an HTTP token)");
+            errp(pc, JP_K(ipath, "name"), "must be a header name (an HTTP token)");
             rn = G_BAD;
         }
         if (rv == G_OK && header && !valid_header_value(value)) {
-            jp_key(p, ipath, "value");
-            ERR(pc, p, "must not contain CR or LF");
+            errp(pc, JP_K(ipath, "value"), "must not contain CR or LF");
             rv = G_BAD;
         }
         if (rn != G_OK || rv != G_OK)
@@ -1106,18 +1191,18 @@ static void parse_kv_list(struct pctx *pc, const cJSON *obj, const char *path,
     }
 }
 
-static void parse_match(struct pctx *pc, const cJSON *m, const char *path, struct cfg_route *r)
+static void parse_match(struct pctx *pc, const cJSON *m, const struct jp *path, struct cfg_route *r)
 {
     static const char *const keys[] = {
         "listeners", "hosts", "path", "methods", "headers", "query", NULL };
+    enum { K_LISTENERS, K_HOSTS, K_PATH, K_METHODS, K_HEADERS, K_QUERY };
     static const char *const path_keys[] = { "prefix", "exact", NULL };
-    const cJSON *v;
-    char p[JP_MAX];
+    const cJSON *v, *f[6], *pf[2];
 
-    if (!check_object(pc, m, path, keys, NULL))
+    if (!check_object(pc, m, path, keys, NULL, f))
         return;
 
-    parse_str_list(pc, m, path, "listeners", false, check_listener_name,
+    parse_str_list(pc, f[K_LISTENERS], path, "listeners", false, check_listener_name,
                    &r->listeners, &r->nlisteners);
     if (r->nlisteners) {
         r->listener_idx = xcalloc(r->nlisteners, sizeof(size_t));
@@ -1125,33 +1210,28 @@ static void parse_match(struct pctx *pc, const cJSON *m, const char *path, struc
             if (r->listeners[i] == NULL)
                 continue;
             r->listener_idx[i] = find_listener(pc->cfg, r->listeners[i]);
-            if (r->listener_idx[i] == NOT_FOUND) {
-                char lp[JP_MAX];
-                jp_key(p, path, "listeners");
-                jp_idx(lp, p, i);
-                ERR(pc, lp, "unknown listener \"%s\"", r->listeners[i]);
-            }
+            if (r->listener_idx[i] == NOT_FOUND)
+                errp(pc, JP_I(JP_K(path, "listeners"), i),
+                     "unknown listener \"%s\"", r->listeners[i]);
         }
     }
-    parse_str_list(pc, m, path, "hosts", true, check_match_host, &r->hosts, &r->nhosts);
+    parse_str_list(pc, f[K_HOSTS], path, "hosts", true, check_match_host, &r->hosts, &r->nhosts);
     if (r->nhosts == 0) {
         free(r->hosts);
         r->hosts = NULL;
     }
 
-    jp_key(p, path, "path");
-    if ((v = member(m, "path")) != NULL && check_object(pc, v, p, path_keys, NULL)) {
-        const cJSON *pre = member(v, "prefix"), *ex = member(v, "exact");
+    const struct jp *p = JP_K(path, "path");
+    if ((v = f[K_PATH]) != NULL && check_object(pc, v, p, path_keys, NULL, pf)) {
+        const cJSON *pre = pf[0], *ex = pf[1];
         const char *key = pre ? "prefix" : "exact";
         const char *s, *why;
 
         if ((pre == NULL) == (ex == NULL)) {
-            ERR(pc, p, "must have exactly one of prefix, exact");
-        } else if (get_str(pc, v, p, key, true, &s) == G_OK) {
-            char kp[JP_MAX];
-            jp_key(kp, p, key);
+            errp(pc, p, "must have exactly one of prefix, exact");
+        } else if (get_str(pc, pre ? pre : ex, p, key, true, &s) == G_OK) {
             if ((why = path_problem(s)) != NULL) {
-                ERR(pc, kp, "%s", why);
+                errp(pc, JP_K(p, key), "%s", why);
             } else {
                 size_t n = strlen(s);
                 /* "/api/" and "/api" select the same segments, and the
@@ -1166,47 +1246,46 @@ static void parse_match(struct pctx *pc, const cJSON *m, const char *path, struc
         }
     }
 
-    parse_str_list(pc, m, path, "methods", true, check_method, &r->methods, &r->nmethods);
+    parse_str_list(pc, f[K_METHODS], path, "methods", true, check_method,
+                   &r->methods, &r->nmethods);
     if (r->nmethods == 0) {
         free(r->methods);
         r->methods = NULL;
     }
-    parse_kv_list(pc, m, path, "headers", true, &r->match_headers, &r->nmatch_headers);
-    parse_kv_list(pc, m, path, "query", false, &r->match_query, &r->nmatch_query);
+    parse_kv_list(pc, f[K_HEADERS], path, "headers", true, &r->match_headers, &r->nmatch_headers);
+    parse_kv_list(pc, f[K_QUERY], path, "query", false, &r->match_query, &r->nmatch_query);
 }
 
 /* ---- routes: header edits, rewrite, actions */
 
-static void parse_kv_map(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_kv_map(struct pctx *pc, const cJSON *obj, const struct jp *path,
                          struct cfg_kv **out, size_t *nout)
 {
     size_t i = 0;
 
     if (!cJSON_IsObject(obj)) {
-        ERR(pc, path, "must be an object");
+        errp(pc, path, "must be an object");
         return;
     }
-    *nout = (size_t)cJSON_GetArraySize(obj);
+    *nout = nchildren(obj);
     if (*nout == 0)
         return;
     *out = xcalloc(*nout, sizeof(**out));
     for (const cJSON *c = obj->child; c; c = c->next, i++) {
-        char p[JP_MAX];
         const char *k = c->string ? c->string : "";
         bool dup = false;
         char *name;
 
-        jp_key(p, path, k);
         if (!valid_token(k)) {
-            ERR(pc, p, "must be a header name (an HTTP token)");
+            errp(pc, JP_K(path, k), "must be a header name (an HTTP token)");
             continue;
         }
         if (!cJSON_IsString(c)) {
-            ERR(pc, p, "must be a string");
+            errp(pc, JP_K(path, k), "must be a string");
             continue;
         }
         if (!valid_header_value(c->valuestring)) {
-            ERR(pc, p, "must not contain CR or LF");
+            errp(pc, JP_K(path, k), "must not contain CR or LF");
             continue;
         }
         name = xstrdup(k);
@@ -1215,7 +1294,7 @@ static void parse_kv_map(struct pctx *pc, const cJSON *obj, const char *path,
             if ((*out)[j].name && strcmp((*out)[j].name, name) == 0)
                 dup = true;
         if (dup) {
-            ERR(pc, p, "duplicate header name (names are case-insensitive)");
+            errp(pc, JP_K(path, k), "duplicate header name (names are case-insensitive)");
             free(name);
             continue;
         }
@@ -1226,39 +1305,32 @@ static void parse_kv_map(struct pctx *pc, const cJSON *obj, const char *path,
     }
 }
 
-static void parse_header_edits(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_header_edits(struct pctx *pc, const cJSON *obj, const struct jp *path,
                                struct cfg_header_edits *h)
 {
     static const char *const keys[] = { "set", "add", "remove", NULL };
-    const cJSON *v;
-    char p[JP_MAX];
+    const cJSON *v, *f[3];
     bool bad;
 
-    if (!check_object(pc, obj, path, keys, NULL))
+    if (!check_object(pc, obj, path, keys, NULL, f))
         return;
-    if ((v = member(obj, "set")) != NULL) {
-        jp_key(p, path, "set");
-        parse_kv_map(pc, v, p, &h->set, &h->nset);
-    }
-    if ((v = member(obj, "add")) != NULL) {
-        jp_key(p, path, "add");
-        parse_kv_map(pc, v, p, &h->add, &h->nadd);
-    }
-    if ((v = get_array(pc, obj, path, "remove", false, &bad)) != NULL) {
+    if ((v = f[0]) != NULL)
+        parse_kv_map(pc, v, JP_K(path, "set"), &h->set, &h->nset);
+    if ((v = f[1]) != NULL)
+        parse_kv_map(pc, v, JP_K(path, "add"), &h->add, &h->nadd);
+    if ((v = get_array(pc, f[2], path, "remove", false, &bad)) != NULL) {
+        const struct jp *p = JP_K(path, "remove");
         size_t i = 0;
-        jp_key(p, path, "remove");
-        h->nremove = (size_t)cJSON_GetArraySize(v);
+        h->nremove = nchildren(v);
         if (h->nremove)
             h->remove = xcalloc(h->nremove, sizeof(*h->remove));
         for (const cJSON *it = v->child; it; it = it->next, i++) {
-            char ip[JP_MAX];
-            jp_idx(ip, p, i);
             if (!cJSON_IsString(it)) {
-                ERR(pc, ip, "must be a string");
+                errp(pc, JP_I(p, i), "must be a string");
                 continue;
             }
             if (!valid_token(it->valuestring)) {
-                ERR(pc, ip, "must be a header name (an HTTP token)");
+                errp(pc, JP_I(p, i), "must be a header name (an HTTP token)");
                 continue;
             }
             h->remove[i].name = xstrdup(it->valuestring);
@@ -1268,43 +1340,46 @@ static void parse_header_edits(struct pctx *pc, const cJSON *obj, const char *pa
     }
 }
 
-static void parse_rewrite(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_rewrite(struct pctx *pc, const cJSON *obj, const struct jp *path,
                           struct cfg_route *r)
 {
     static const char *const keys[] = {
         "strip_prefix", "replace_prefix", "replace_path", "host", NULL };
-    const cJSON *strip = member(obj, "strip_prefix");
-    const cJSON *rpre = member(obj, "replace_prefix");
-    const cJSON *rpath = member(obj, "replace_path");
+    const cJSON *f[4];
     const char *s, *why;
-    char p[JP_MAX] = "";
+    /* at function scope: the error after the if/else below names them */
+    const struct jp *strip_p = JP_K(path, "strip_prefix");
+    const struct jp *rpre_p = JP_K(path, "replace_prefix");
+    const struct jp *rpath_p = JP_K(path, "replace_path");
+    const struct jp *p = NULL;
     int nkinds;
 
-    if (!check_object(pc, obj, path, keys, NULL))
+    if (!check_object(pc, obj, path, keys, NULL, f))
         return;
+    const cJSON *strip = f[0], *rpre = f[1], *rpath = f[2];
     nkinds = (strip != NULL) + (rpre != NULL) + (rpath != NULL);
     if (nkinds > 1) {
-        ERR(pc, path, "must have only one of strip_prefix, replace_prefix, replace_path");
+        errp(pc, path, "must have only one of strip_prefix, replace_prefix, replace_path");
         return;
     }
-    if (nkinds == 0 && member(obj, "host") == NULL) {
-        ERR(pc, path, "must have one of strip_prefix, replace_prefix, replace_path, host");
+    if (nkinds == 0 && f[3] == NULL) {
+        errp(pc, path, "must have one of strip_prefix, replace_prefix, replace_path, host");
         return;
     }
     if (strip) {
-        jp_key(p, path, "strip_prefix");
+        p = strip_p;
         if (!cJSON_IsBool(strip))
-            ERR(pc, p, "must be a boolean");
+            errp(pc, p, "must be a boolean");
         else if (!cJSON_IsTrue(strip))
-            ERR(pc, p, "must be true (leave rewrite out for no rewrite)");
+            errp(pc, p, "must be true (leave rewrite out for no rewrite)");
         else
             r->rewrite = CFG_RW_STRIP_PREFIX;
     } else if (rpre || rpath) {
         const char *key = rpre ? "replace_prefix" : "replace_path";
-        jp_key(p, path, key);
-        if (get_str(pc, obj, path, key, true, &s) == G_OK) {
+        p = rpre ? rpre_p : rpath_p;
+        if (get_str(pc, rpre ? rpre : rpath, path, key, true, &s) == G_OK) {
             if ((why = path_problem(s)) != NULL) {
-                ERR(pc, p, "%s", why);
+                errp(pc, p, "%s", why);
             } else {
                 r->rewrite = rpre ? CFG_RW_REPLACE_PREFIX : CFG_RW_REPLACE_PATH;
                 r->rewrite_path = xstrdup(s);
@@ -1312,13 +1387,13 @@ static void parse_rewrite(struct pctx *pc, const cJSON *obj, const char *path,
             }
         }
     }
+    /* p is set: strip or rpre chose it above */
     if ((strip || rpre) && r->path_kind != CFG_PATH_PREFIX)
-        ERR(pc, p, "needs a match.path.prefix to act on");
+        errp(pc, p, "needs a match.path.prefix to act on");
 
-    if (get_str(pc, obj, path, "host", false, &s) == G_OK) {
-        jp_key(p, path, "host");
+    if (get_str(pc, f[3], path, "host", false, &s) == G_OK) {
         if (!valid_hostname(s)) {
-            ERR(pc, p, "must be a host name (without a port)");
+            errp(pc, JP_K(path, "host"), "must be a host name (without a port)");
         } else {
             r->rewrite_host = xstrdup(s);
             lower(r->rewrite_host);
@@ -1326,7 +1401,7 @@ static void parse_rewrite(struct pctx *pc, const cJSON *obj, const char *path,
     }
 }
 
-static void parse_backends(struct pctx *pc, const cJSON *arr, const char *path,
+static void parse_backends(struct pctx *pc, const cJSON *arr, const struct jp *path,
                            struct cfg_route *r)
 {
     static const char *const keys[] = { "upstream", "weight", NULL };
@@ -1334,233 +1409,215 @@ static void parse_backends(struct pctx *pc, const cJSON *arr, const char *path,
     size_t i = 0;
 
     if (!cJSON_IsArray(arr)) {
-        ERR(pc, path, "must be an array");
+        errp(pc, path, "must be an array");
         return;
     }
-    r->nbackends = (size_t)cJSON_GetArraySize(arr);
+    r->nbackends = nchildren(arr);
     if (r->nbackends == 0) {
-        ERR(pc, path, "must contain at least one backend");
+        errp(pc, path, "must contain at least one backend");
         return;
     }
     r->backends = xcalloc(r->nbackends, sizeof(*r->backends));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
         struct cfg_backend_ref *b = &r->backends[i];
-        char bpath[JP_MAX], p[JP_MAX];
+        const struct jp *bpath = JP_I(path, i);
+        const cJSON *f[2];
         const char *s;
 
         b->weight = 1;
         b->upstream_idx = NOT_FOUND;
-        jp_idx(bpath, path, i);
-        if (!check_object(pc, it, bpath, keys, NULL)) {
+        if (!check_object(pc, it, bpath, keys, NULL, f)) {
             all_ok = false;
             continue;
         }
-        if (get_name(pc, it, bpath, "upstream", true, &s) == G_OK) {
+        if (get_name(pc, f[0], bpath, "upstream", true, &s) == G_OK) {
             b->upstream = xstrdup(s);
             b->upstream_idx = find_upstream(pc, s);
-            if (b->upstream_idx == NOT_FOUND) {
-                jp_key(p, bpath, "upstream");
-                ERR(pc, p, "unknown upstream \"%s\"", s);
-            }
+            if (b->upstream_idx == NOT_FOUND)
+                errp(pc, JP_K(bpath, "upstream"), "unknown upstream \"%s\"", s);
         }
-        if (get_u32(pc, it, bpath, "weight", 0, 1000000, &b->weight) == G_BAD)
+        if (get_u32(pc, f[1], bpath, "weight", 0, 1000000, &b->weight) == G_BAD)
             all_ok = false;
         else if (b->weight > 0)
             any_weight = true;
     }
     if (all_ok && !any_weight)
-        ERR(pc, path, "at least one backend needs a weight above 0");
+        errp(pc, path, "at least one backend needs a weight above 0");
 }
 
-static void parse_redirect(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_redirect(struct pctx *pc, const cJSON *obj, const struct jp *path,
                            struct cfg_route *r)
 {
     static const char *const keys[] = { "scheme", "host", "port", "path", "status", NULL };
+    enum { K_SCHEME, K_HOST, K_PORT, K_PATH, K_STATUS };
     static const char *const path_keys[] = { "replace_prefix", NULL };
-    const cJSON *v;
+    const cJSON *v, *f[5], *pf[1];
     const char *s, *why;
-    char p[JP_MAX];
 
     r->redirect.status = 302;
-    if (!check_object(pc, obj, path, keys, NULL))
+    if (!check_object(pc, obj, path, keys, NULL, f))
         return;
-    if (get_str(pc, obj, path, "scheme", false, &s) == G_OK) {
-        jp_key(p, path, "scheme");
+    if (get_str(pc, f[K_SCHEME], path, "scheme", false, &s) == G_OK) {
         if (strcmp(s, "http") != 0 && strcmp(s, "https") != 0)
-            ERR(pc, p, "must be http or https");
+            errp(pc, JP_K(path, "scheme"), "must be http or https");
         else
             r->redirect.scheme = xstrdup(s);
     }
-    if (get_str(pc, obj, path, "host", false, &s) == G_OK) {
-        jp_key(p, path, "host");
+    if (get_str(pc, f[K_HOST], path, "host", false, &s) == G_OK) {
         if (!valid_hostname(s)) {
-            ERR(pc, p, "must be a host name (give the port in \"port\")");
+            errp(pc, JP_K(path, "host"), "must be a host name (give the port in \"port\")");
         } else {
             r->redirect.host = xstrdup(s);
             lower(r->redirect.host);
         }
     }
-    get_int(pc, obj, path, "port", 1, 65535, &r->redirect.port);
+    get_int(pc, f[K_PORT], path, "port", 1, 65535, &r->redirect.port);
 
-    jp_key(p, path, "path");
-    if ((v = member(obj, "path")) != NULL) {
+    const struct jp *p = JP_K(path, "path");
+    if ((v = f[K_PATH]) != NULL) {
         if (cJSON_IsString(v)) {
             if ((why = path_problem(v->valuestring)) != NULL)
-                ERR(pc, p, "%s", why);
+                errp(pc, p, "%s", why);
             else
                 r->redirect.path = xstrdup(v->valuestring);
         } else if (cJSON_IsObject(v)) {
-            char kp[JP_MAX];
-            check_object(pc, v, p, path_keys, NULL);
-            jp_key(kp, p, "replace_prefix");
-            if (get_str(pc, v, p, "replace_prefix", true, &s) == G_OK) {
+            const struct jp *kp = JP_K(p, "replace_prefix");
+            check_object(pc, v, p, path_keys, NULL, pf);
+            if (get_str(pc, pf[0], p, "replace_prefix", true, &s) == G_OK) {
                 if ((why = path_problem(s)) != NULL)
-                    ERR(pc, kp, "%s", why);
+                    errp(pc, kp, "%s", why);
                 else
                     r->redirect.replace_prefix = xstrdup(s);
                 if (r->path_kind != CFG_PATH_PREFIX)
-                    ERR(pc, kp, "needs a match.path.prefix to act on");
+                    errp(pc, kp, "needs a match.path.prefix to act on");
             }
         } else {
-            ERR(pc, p, "must be a string or an object {\"replace_prefix\": ...}");
+            errp(pc, p, "must be a string or an object {\"replace_prefix\": ...}");
         }
     }
 
-    if (get_int(pc, obj, path, "status", 0, 999, &r->redirect.status) != G_BAD) {
+    if (get_int(pc, f[K_STATUS], path, "status", 0, 999, &r->redirect.status) != G_BAD) {
         int st = r->redirect.status;
-        if (st != 301 && st != 302 && st != 303 && st != 307 && st != 308) {
-            jp_key(p, path, "status");
-            ERR(pc, p, "must be one of 301, 302, 303, 307, 308");
-        }
+        if (st != 301 && st != 302 && st != 303 && st != 307 && st != 308)
+            errp(pc, JP_K(path, "status"), "must be one of 301, 302, 303, 307, 308");
     }
 }
 
-static void parse_respond(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_respond(struct pctx *pc, const cJSON *obj, const struct jp *path,
                           struct cfg_route *r)
 {
     static const char *const keys[] = { "status", "body", "content_type", NULL };
+    const cJSON *f[3];
     const char *s;
-    char p[JP_MAX];
 
-    if (!check_object(pc, obj, path, keys, NULL))
+    if (!check_object(pc, obj, path, keys, NULL, f))
         return;
-    if (member(obj, "status") == NULL) {
-        jp_key(p, path, "status");
-        ERR(pc, p, "is required");
-    } else {
-        get_int(pc, obj, path, "status", 200, 599, &r->respond.status);
-    }
-    if (get_str(pc, obj, path, "body", false, &s) == G_OK) {
+    if (f[0] == NULL)
+        errp(pc, JP_K(path, "status"), "is required");
+    else
+        get_int(pc, f[0], path, "status", 200, 599, &r->respond.status);
+    if (get_str(pc, f[1], path, "body", false, &s) == G_OK) {
         r->respond.body = xstrdup(s);
         r->respond.body_len = strlen(s);
     }
-    if (get_str(pc, obj, path, "content_type", false, &s) == G_OK) {
-        jp_key(p, path, "content_type");
+    if (get_str(pc, f[2], path, "content_type", false, &s) == G_OK) {
         if (*s == '\0' || !valid_header_value(s))
-            ERR(pc, p, "must be a non-empty header value without CR or LF");
+            errp(pc, JP_K(path, "content_type"),
+                 "must be a non-empty header value without CR or LF");
         else
             r->respond.content_type = xstrdup(s);
     }
 }
 
-static void parse_route(struct pctx *pc, const cJSON *it, const char *path, size_t i)
+static void parse_route(struct pctx *pc, const cJSON *it, const struct jp *path, size_t i)
 {
     struct sl_config *cfg = pc->cfg;
     struct cfg_route *r = &cfg->routes[i];
     static const char *const keys[] = {
         "name", "match", "rewrite", "request_headers", "response_headers",
         "backends", "upstream", "redirect", "respond", NULL };
+    enum { K_NAME, K_MATCH, K_REWRITE, K_REQH, K_RESPH,
+           K_BACKENDS, K_UPSTREAM, K_REDIRECT, K_RESPOND };
     static const char *const actions[] = { "backends", "upstream", "redirect", "respond" };
     const char *found[4], *s;
-    const cJSON *v;
-    char p[JP_MAX];
+    const cJSON *v, *f[9];
     int nact = 0;
 
     r->index = i;
-    if (!check_object(pc, it, path, keys, NULL))
+    if (!check_object(pc, it, path, keys, NULL, f))
         return;
 
-    if (get_name(pc, it, path, "name", false, &s) == G_OK) {
-        jp_key(p, path, "name");
+    if (get_name(pc, f[K_NAME], path, "name", false, &s) == G_OK) {
         r->name = xstrdup(s);
         size_t j = nidx_add(&pc->route_names, r->name, i, &pc->nroute_names);
         if (j != NOT_FOUND_IDX)
-            ERR(pc, p, "duplicate route name \"%s\" (also /routes/%zu)", s, j);
+            errp(pc, JP_K(path, "name"), "duplicate route name \"%s\" (also /routes/%zu)", s, j);
     }
 
-    jp_key(p, path, "match");
-    if ((v = member(it, "match")) != NULL)
-        parse_match(pc, v, p, r);
+    if ((v = f[K_MATCH]) != NULL)
+        parse_match(pc, v, JP_K(path, "match"), r);
 
     for (int a = 0; a < 4; a++)
-        if (member(it, actions[a]))
+        if (f[K_BACKENDS + a])
             found[nact++] = actions[a];
     if (nact == 0)
-        ERR(pc, path, "needs an action: one of backends, upstream, redirect, respond");
+        errp(pc, path, "needs an action: one of backends, upstream, redirect, respond");
     else if (nact > 1)
-        ERR(pc, path, "has more than one action (%s and %s); keep exactly one",
-            found[0], found[1]);
+        errp(pc, path, "has more than one action (%s and %s); keep exactly one",
+             found[0], found[1]);
 
-    if ((v = member(it, "backends")) != NULL) {
+    if ((v = f[K_BACKENDS]) != NULL) {
         r->action = CFG_ACT_BACKENDS;
-        jp_key(p, path, "backends");
-        parse_backends(pc, v, p, r);
+        parse_backends(pc, v, JP_K(path, "backends"), r);
     }
-    if ((v = member(it, "upstream")) != NULL) {
+    if ((v = f[K_UPSTREAM]) != NULL) {
         r->action = CFG_ACT_BACKENDS;
-        jp_key(p, path, "upstream");
-        if (get_name(pc, it, path, "upstream", true, &s) == G_OK && r->backends == NULL) {
+        if (get_name(pc, v, path, "upstream", true, &s) == G_OK && r->backends == NULL) {
             r->backends = xcalloc(1, sizeof(*r->backends));
             r->nbackends = 1;
             r->backends[0].upstream = xstrdup(s);
             r->backends[0].weight = 1;
             r->backends[0].upstream_idx = find_upstream(pc, s);
             if (r->backends[0].upstream_idx == NOT_FOUND)
-                ERR(pc, p, "unknown upstream \"%s\"", s);
+                errp(pc, JP_K(path, "upstream"), "unknown upstream \"%s\"", s);
         }
     }
-    if ((v = member(it, "redirect")) != NULL) {
+    if ((v = f[K_REDIRECT]) != NULL) {
         r->action = CFG_ACT_REDIRECT;
-        jp_key(p, path, "redirect");
-        parse_redirect(pc, v, p, r);
+        parse_redirect(pc, v, JP_K(path, "redirect"), r);
     }
-    if ((v = member(it, "respond")) != NULL) {
+    if ((v = f[K_RESPOND]) != NULL) {
         r->action = CFG_ACT_RESPOND;
-        jp_key(p, path, "respond");
-        parse_respond(pc, v, p, r);
+        parse_respond(pc, v, JP_K(path, "respond"), r);
     }
 
-    jp_key(p, path, "rewrite");
-    if ((v = member(it, "rewrite")) != NULL) {
-        parse_rewrite(pc, v, p, r);
+    if ((v = f[K_REWRITE]) != NULL) {
+        parse_rewrite(pc, v, JP_K(path, "rewrite"), r);
         if (nact == 1 && r->action != CFG_ACT_BACKENDS)
-            ERR(pc, p, "is only allowed on a route with backends or upstream");
+            errp(pc, JP_K(path, "rewrite"), "is only allowed on a route with backends or upstream");
     }
-    jp_key(p, path, "request_headers");
-    if ((v = member(it, "request_headers")) != NULL)
-        parse_header_edits(pc, v, p, &r->req_headers);
-    jp_key(p, path, "response_headers");
-    if ((v = member(it, "response_headers")) != NULL)
-        parse_header_edits(pc, v, p, &r->resp_headers);
+    if ((v = f[K_REQH]) != NULL)
+        parse_header_edits(pc, v, JP_K(path, "request_headers"), &r->req_headers);
+    if ((v = f[K_RESPH]) != NULL)
+        parse_header_edits(pc, v, JP_K(path, "response_headers"), &r->resp_headers);
 }
 
 static void parse_routes(struct pctx *pc, const cJSON *root)
 {
     struct sl_config *cfg = pc->cfg;
+    const struct jp *rp = JP_K(NULL, "routes");
     bool bad;
-    const cJSON *arr = get_array(pc, root, "", "routes", true, &bad);
+    const cJSON *arr = get_array(pc, member(root, "routes"), NULL, "routes", true, &bad);
     size_t i = 0;
 
     if (arr == NULL)
         return;
     /* An empty list is allowed: every request then gets a 404. */
-    cfg->nroutes = (size_t)cJSON_GetArraySize(arr);
+    cfg->nroutes = nchildren(arr);
     cfg->routes = xcalloc(cfg->nroutes, sizeof(*cfg->routes));
-    for (const cJSON *it = arr->child; it; it = it->next, i++) {
-        char path[JP_MAX];
-        jp_idx(path, "/routes", i);
-        parse_route(pc, it, path, i);
-    }
+    nidx_grow(&pc->route_names, cfg->nroutes);
+    for (const cJSON *it = arr->child; it; it = it->next, i++)
+        parse_route(pc, it, JP_I(rp, i), i);
 }
 
 /* ---- public entry points */
@@ -1706,7 +1763,7 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
     pc.errs = errs;
     pc.cfg = config_new();
     pc.cfg->source = xstrndup(json, len);
-    if (check_object(&pc, root, "", keys, unsupported)) {
+    if (check_object(&pc, root, NULL, keys, unsupported, NULL)) {
         parse_globals(&pc, root);
         parse_listeners(&pc, root);
         parse_upstreams(&pc, root);
