@@ -62,6 +62,85 @@ static char *xstrdup(const char *s)
     return s ? xstrndup(s, strlen(s)) : NULL;
 }
 
+/*
+ * Everything a parsed config owns lives in one arena hanging off it, and
+ * cfg_free() drops the arena whole: a 10,000-route config is some 60,000
+ * strings and small arrays, which cost a malloc each to build and a free
+ * each to release (on the admin thread, next to a worker).  Nothing in a
+ * config is freed or reallocated on its own; a value dropped during parsing
+ * (a bad entry, an overridden default) just stays until cfg_free.
+ */
+#define CFG_MEM_CHUNK (64u << 10)
+
+struct cfg_mem {
+    struct cfg_mem *next;
+    size_t used, cap;
+    max_align_t data[];
+};
+
+/* n bytes aligned to align (a power of two), zeroed when zero.  Big pieces
+ * get a chunk of their own behind the current one, so its free space still
+ * serves the small allocations that follow. */
+static void *cm_alloc(struct cfg_mem **head, size_t n, size_t align, bool zero)
+{
+    struct cfg_mem *c = *head;
+    size_t off;
+
+    if (n > CFG_MEM_CHUNK / 4) {
+        c = zero ? calloc(1, sizeof(*c) + n) : malloc(sizeof(*c) + n);
+        if (c == NULL) {
+            fputs("sluice: out of memory\n", stderr);
+            abort();
+        }
+        c->used = c->cap = n;
+        if (*head) {
+            c->next = (*head)->next;
+            (*head)->next = c;
+        } else {
+            c->next = NULL;
+            *head = c;
+        }
+        return c->data;
+    }
+    off = c ? (c->used + align - 1) & ~(align - 1) : 0;
+    if (c == NULL || off + n > c->cap) {
+        c = xmalloc(sizeof(*c) + CFG_MEM_CHUNK);
+        c->cap = CFG_MEM_CHUNK;
+        c->next = *head;
+        *head = c;
+        off = 0;
+    }
+    c->used = off + n;
+    void *p = (char *)c->data + off;
+    if (zero)
+        memset(p, 0, n);
+    return p;
+}
+
+static void cm_free_all(struct cfg_mem *c)
+{
+    while (c) {
+        struct cfg_mem *n = c->next;
+        free(c);
+        c = n;
+    }
+}
+
+/* A copy of s[0..n) in the arena, or with malloc when head is NULL (the
+ * public cfg_parse_addr(), whose caller frees with cfg_addr_free). */
+static char *cm_strndup(struct cfg_mem **head, const char *s, size_t n)
+{
+    char *p = head ? cm_alloc(head, n + 1, 1, false) : xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static char *cm_strdup(struct cfg_mem **head, const char *s)
+{
+    return s ? cm_strndup(head, s, strlen(s)) : NULL;
+}
+
 static void lower(char *s)
 {
     for (; *s; s++)
@@ -258,17 +337,26 @@ static const char *path_problem(const char *p)
     return NULL;
 }
 
-/* ---- addresses */
+/* ---- addresses
+ *
+ * With mem, the strings of an address go into a config's arena (and a
+ * failed one just drops them); without, they are malloc'ed for the
+ * public cfg_parse_addr() and freed with cfg_addr_free(). */
 
-static bool addr_fail(struct cfg_addr *a, char *err, size_t errlen, const char *msg)
+static bool addr_fail(struct cfg_addr *a, char *err, size_t errlen, const char *msg,
+                      struct cfg_mem **mem)
 {
-    cfg_addr_free(a);
+    if (mem)
+        a->text = a->host = NULL;
+    else
+        cfg_addr_free(a);
     if (errlen)
         snprintf(err, errlen, "%s", msg);
     return false;
 }
 
-bool cfg_parse_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen)
+static bool parse_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen,
+                       struct cfg_mem **mem)
 {
     const char *host, *portp, *p;
     size_t hlen;
@@ -277,51 +365,51 @@ bool cfg_parse_addr(const char *text, struct cfg_addr *a, char *err, size_t errl
 
     memset(a, 0, sizeof(*a));
     if (text == NULL || *text == '\0')
-        return addr_fail(a, err, errlen, "empty address");
+        return addr_fail(a, err, errlen, "empty address", mem);
 
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
         if (close == NULL)
-            return addr_fail(a, err, errlen, "missing ']' after the IPv6 address");
+            return addr_fail(a, err, errlen, "missing ']' after the IPv6 address", mem);
         host = text + 1;
         hlen = (size_t)(close - host);
         if (close[1] == '\0')
-            return addr_fail(a, err, errlen, "missing port (expected [v6]:port)");
+            return addr_fail(a, err, errlen, "missing port (expected [v6]:port)", mem);
         if (close[1] != ':')
-            return addr_fail(a, err, errlen, "expected ':' and a port after ']'");
+            return addr_fail(a, err, errlen, "expected ':' and a port after ']'", mem);
         portp = close + 2;
         bracketed = true;
     } else {
         const char *colon = strrchr(text, ':');
         if (colon == NULL)
-            return addr_fail(a, err, errlen, "missing port (expected host:port)");
+            return addr_fail(a, err, errlen, "missing port (expected host:port)", mem);
         host = text;
         hlen = (size_t)(colon - text);
         if (memchr(host, ':', hlen))
             return addr_fail(a, err, errlen,
-                             "an IPv6 address must be in brackets, e.g. [::1]:8080");
+                             "an IPv6 address must be in brackets, e.g. [::1]:8080", mem);
         if (memchr(host, '[', hlen) || memchr(host, ']', hlen))
-            return addr_fail(a, err, errlen, "misplaced '[' or ']'");
+            return addr_fail(a, err, errlen, "misplaced '[' or ']'", mem);
         portp = colon + 1;
     }
     if (hlen == 0)
-        return addr_fail(a, err, errlen, "empty host");
+        return addr_fail(a, err, errlen, "empty host", mem);
     if (*portp == '\0')
-        return addr_fail(a, err, errlen, "missing port");
+        return addr_fail(a, err, errlen, "missing port", mem);
     for (p = portp; *p; p++) {
         if (!isdigit((unsigned char)*p) || p - portp >= 5)
-            return addr_fail(a, err, errlen, "port must be a number from 1 to 65535");
+            return addr_fail(a, err, errlen, "port must be a number from 1 to 65535", mem);
         port = port * 10 + (unsigned long)(*p - '0');
     }
     if (port == 0 || port > 65535)
-        return addr_fail(a, err, errlen, "port must be a number from 1 to 65535");
+        return addr_fail(a, err, errlen, "port must be a number from 1 to 65535", mem);
 
-    a->host = xstrndup(host, hlen);
+    a->host = cm_strndup(mem, host, hlen);
     a->port = (uint16_t)port;
     if (bracketed) {
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->sa;
         if (inet_pton(AF_INET6, a->host, &s6->sin6_addr) != 1)
-            return addr_fail(a, err, errlen, "not a valid IPv6 address inside [ ]");
+            return addr_fail(a, err, errlen, "not a valid IPv6 address inside [ ]", mem);
         s6->sin6_family = AF_INET6;
         s6->sin6_port = htons(a->port);
         a->salen = sizeof(*s6);
@@ -334,11 +422,17 @@ bool cfg_parse_addr(const char *text, struct cfg_addr *a, char *err, size_t errl
             a->salen = sizeof(*s4);
             a->is_ip = true;
         } else if (!valid_hostname(a->host)) {
-            return addr_fail(a, err, errlen, "host is neither an IP address nor a valid DNS name");
+            return addr_fail(a, err, errlen,
+                             "host is neither an IP address nor a valid DNS name", mem);
         }
     }
-    a->text = xstrdup(text);
+    a->text = cm_strdup(mem, text);
     return true;
+}
+
+bool cfg_parse_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen)
+{
+    return parse_addr(text, a, err, errlen, NULL);
 }
 
 void cfg_addr_free(struct cfg_addr *a)
@@ -349,8 +443,10 @@ void cfg_addr_free(struct cfg_addr *a)
 }
 
 /* A listener binds, so its host must be an address now, not a name to
- * resolve: only IP literals, "localhost" and the wildcards "*"/"0.0.0.0". */
-static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen)
+ * resolve: only IP literals, "localhost" and the wildcards "*"/"0.0.0.0".
+ * mem as for parse_addr(). */
+static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen,
+                          struct cfg_mem **mem)
 {
     bool ok;
 
@@ -358,15 +454,16 @@ static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_
         size_t n = strlen(text) + 8;
         char *buf = xmalloc(n);
         snprintf(buf, n, "0.0.0.0%s", text + 1);
-        ok = cfg_parse_addr(buf, a, err, errlen);
+        ok = parse_addr(buf, a, err, errlen, mem);
         free(buf);
         if (ok) {
-            free(a->text);
-            a->text = xstrdup(text);
+            if (!mem)
+                free(a->text);
+            a->text = cm_strdup(mem, text);
         }
         return ok;
     }
-    if (!cfg_parse_addr(text, a, err, errlen))
+    if (!parse_addr(text, a, err, errlen, mem))
         return false;
     if (a->is_ip)
         return true;
@@ -377,12 +474,13 @@ static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_
         s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         a->salen = sizeof(*s4);
         a->is_ip = true;
-        free(a->host);
-        a->host = xstrdup("127.0.0.1");
+        if (!mem)
+            free(a->host);
+        a->host = cm_strdup(mem, "127.0.0.1");
         return true;
     }
     return addr_fail(a, err, errlen,
-                     "a listener host must be an IP address, localhost or *");
+                     "a listener host must be an IP address, localhost or *", mem);
 }
 
 static bool same_sockaddr(const struct cfg_addr *x, const struct cfg_addr *y)
@@ -496,6 +594,28 @@ struct pctx {
 };
 
 #define ERR(pc, path, ...) cfg_errors_add((pc)->errs, (path), __VA_ARGS__)
+
+/* Allocations owned by the config being built (see cfg_mem). */
+static char *c_strndup(struct pctx *pc, const char *s, size_t n)
+{
+    return cm_strndup(&pc->cfg->mem, s, n);
+}
+
+static char *c_strdup(struct pctx *pc, const char *s)
+{
+    return cm_strdup(&pc->cfg->mem, s);
+}
+
+static void *c_calloc(struct pctx *pc, size_t n, size_t sz)
+{
+    if (sz && n > SIZE_MAX / sz) {
+        fputs("sluice: out of memory\n", stderr);
+        abort();
+    }
+    size_t bytes = n * sz;
+    return cm_alloc(&pc->cfg->mem, bytes ? bytes : 1, _Alignof(max_align_t), true);
+}
+
 
 /* An error at a lazy JSON pointer: the path is rendered only here. */
 static void errp(struct pctx *pc, const struct jp *path, const char *fmt, ...)
@@ -714,7 +834,8 @@ static bool is_loopback(const struct cfg_addr *a)
     return false;
 }
 
-static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen);
+static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen,
+                          struct cfg_mem **mem);
 
 /* The admin API changes what the proxy does: without a token it may only
  * listen where nobody else can reach it. */
@@ -734,11 +855,11 @@ static void parse_admin(struct pctx *pc, const cJSON *v)
         if (token[0] == '\0')
             ERR(pc, "/admin/token", "must not be empty");
         else
-            cfg->admin_token = xstrdup(token);
+            cfg->admin_token = c_strdup(pc, token);
     }
     if (get_str(pc, f[K_ADDRESS], path, "address", true, &addr) != G_OK)
         return;
-    if (!listener_addr(addr, &cfg->admin_addr, err, sizeof(err))) {
+    if (!listener_addr(addr, &cfg->admin_addr, err, sizeof(err), &cfg->mem)) {
         ERR(pc, "/admin/address", "%s", err);
         return;
     }
@@ -787,7 +908,6 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
         get_u32(pc, f[1], sp, "min_bytes", 0, UINT32_MAX, &cfg->splice_min_bytes);
     }
     if ((v = member(root, "access_log")) != NULL) {
-        free(cfg->access_log);
         cfg->access_log = NULL;
         if (cJSON_IsNull(v))
             ;
@@ -796,7 +916,7 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
         else if (v->valuestring[0] == '\0')
             ERR(pc, "/access_log", "must not be empty (use null for no access log)");
         else
-            cfg->access_log = xstrdup(v->valuestring);
+            cfg->access_log = c_strdup(pc, v->valuestring);
     }
 }
 
@@ -817,7 +937,7 @@ static struct cfg_listener_tls *parse_listener_tls(struct pctx *pc, const cJSON 
 
     if (!check_object(pc, v, path, keys, NULL, f))
         return NULL;
-    struct cfg_listener_tls *t = xcalloc(1, sizeof(*t));
+    struct cfg_listener_tls *t = c_calloc(pc, 1, sizeof(*t));
     t->handshake_timeout_ms = 10000;
     t->session_tickets = true;
     get_bool(pc, f[K_KTLS], path, "ktls", &t->ktls);
@@ -840,7 +960,7 @@ static struct cfg_listener_tls *parse_listener_tls(struct pctx *pc, const cJSON 
         errp(pc, p, "must contain at least one certificate");
         return t;
     }
-    t->certs = xcalloc(t->ncerts, sizeof(*t->certs));
+    t->certs = c_calloc(pc, t->ncerts, sizeof(*t->certs));
     size_t i = 0;
     for (const cJSON *c = arr->child; c; c = c->next, i++) {
         struct cfg_cert *ce = &t->certs[i];
@@ -868,10 +988,10 @@ static struct cfg_listener_tls *parse_listener_tls(struct pctx *pc, const cJSON 
             errp(pc, JP_K(cp, cpem ? "key_pem" : "cert_pem"), "is required");
             continue;
         }
-        ce->cert_file = cf ? xstrdup(cf) : NULL;
-        ce->key_file = kf ? xstrdup(kf) : NULL;
-        ce->cert_pem = cpem ? xstrdup(cpem) : NULL;
-        ce->key_pem = kpem ? xstrdup(kpem) : NULL;
+        ce->cert_file = cf ? c_strdup(pc, cf) : NULL;
+        ce->key_file = kf ? c_strdup(pc, kf) : NULL;
+        ce->cert_pem = cpem ? c_strdup(pc, cpem) : NULL;
+        ce->key_pem = kpem ? c_strdup(pc, kpem) : NULL;
     }
     return t;
 }
@@ -893,7 +1013,7 @@ static void parse_listeners(struct pctx *pc, const cJSON *root)
         ERR(pc, "/listeners", "must contain at least one listener");
         return;
     }
-    cfg->listeners = xcalloc(cfg->nlisteners, sizeof(*cfg->listeners));
+    cfg->listeners = c_calloc(pc, cfg->nlisteners, sizeof(*cfg->listeners));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
         struct cfg_listener *l = &cfg->listeners[i];
         const struct jp *path = JP_I(lp, i);
@@ -912,11 +1032,11 @@ static void parse_listeners(struct pctx *pc, const cJSON *root)
                          "duplicate listener name \"%s\" (also /listeners/%zu)", s, j);
                     break;
                 }
-            l->name = xstrdup(s);
+            l->name = c_strdup(pc, s);
         }
         if (get_str(pc, f[K_ADDRESS], path, "address", true, &s) == G_OK) {
             const struct jp *p = JP_K(path, "address");
-            if (!listener_addr(s, &l->addr, err, sizeof(err))) {
+            if (!listener_addr(s, &l->addr, err, sizeof(err), &cfg->mem)) {
                 errp(pc, p, "bad address \"%s\": %s", s, err);
                 continue;
             }
@@ -955,7 +1075,7 @@ static void parse_targets(struct pctx *pc, const cJSON *v, const struct jp *path
         errp(pc, apath, "must contain at least one target");
         return;
     }
-    u->targets = xcalloc(u->ntargets, sizeof(*u->targets));
+    u->targets = c_calloc(pc, u->ntargets, sizeof(*u->targets));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
         struct cfg_target *t = &u->targets[i];
         const struct jp *tpath = JP_I(apath, i);
@@ -967,7 +1087,7 @@ static void parse_targets(struct pctx *pc, const cJSON *v, const struct jp *path
         if (!check_object(pc, it, tpath, keys, NULL, f))
             continue;
         if (get_str(pc, f[0], tpath, "address", true, &s) == G_OK &&
-            !cfg_parse_addr(s, &t->addr, err, sizeof(err)))
+            !parse_addr(s, &t->addr, err, sizeof(err), &pc->cfg->mem))
             errp(pc, JP_K(tpath, "address"), "bad address \"%s\": %s", s, err);
         get_u32(pc, f[1], tpath, "weight", 1, 1000000, &t->weight);
     }
@@ -999,7 +1119,7 @@ static void parse_upstream(struct pctx *pc, const cJSON *it, const struct jp *pa
         return;
 
     if (get_name(pc, f[K_NAME], path, "name", true, &s) == G_OK) {
-        u->name = xstrdup(s);
+        u->name = c_strdup(pc, s);
         size_t j = nidx_add(&pc->up_names, u->name, i, &pc->nup_names);
         if (j != NOT_FOUND_IDX)
             errp(pc, JP_K(path, "name"),
@@ -1023,13 +1143,13 @@ static void parse_upstream(struct pctx *pc, const cJSON *it, const struct jp *pa
 
     const struct jp *p = JP_K(path, "tls");
     if ((v = f[K_TLS]) != NULL && check_object(pc, v, p, tls_keys, NULL, g)) {
-        u->tls = xcalloc(1, sizeof(*u->tls));
+        u->tls = c_calloc(pc, 1, sizeof(*u->tls));
         u->tls->verify = true;
         get_bool(pc, g[1], p, "verify", &u->tls->verify);
         if (get_name(pc, g[0], p, "sni", false, &s) == G_OK)
-            u->tls->sni = xstrdup(s);
+            u->tls->sni = c_strdup(pc, s);
         if (get_name(pc, g[2], p, "ca_file", false, &s) == G_OK)
-            u->tls->ca_file = xstrdup(s);
+            u->tls->ca_file = c_strdup(pc, s);
     }
     p = JP_K(path, "pool");
     if ((v = f[K_POOL]) != NULL && check_object(pc, v, p, pool_keys, NULL, g)) {
@@ -1056,7 +1176,7 @@ static void parse_upstreams(struct pctx *pc, const cJSON *root)
     if (arr == NULL)
         return;
     cfg->nupstreams = nchildren(arr);
-    cfg->upstreams = xcalloc(cfg->nupstreams, sizeof(*cfg->upstreams));
+    cfg->upstreams = c_calloc(pc, cfg->nupstreams, sizeof(*cfg->upstreams));
     nidx_grow(&pc->up_names, cfg->nupstreams);
     for (const cJSON *it = arr->child; it; it = it->next, i++)
         parse_upstream(pc, it, JP_I(up, i), i);
@@ -1091,7 +1211,7 @@ static void parse_str_list(struct pctx *pc, const cJSON *v, const struct jp *pat
             errp(pc, apath, "must not be empty (leave it out instead)");
         return;
     }
-    *out = xcalloc(*nout, sizeof(char *));
+    *out = c_calloc(pc, *nout, sizeof(char *));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
         const char *why;
         char *s;
@@ -1100,11 +1220,10 @@ static void parse_str_list(struct pctx *pc, const cJSON *v, const struct jp *pat
             errp(pc, JP_I(apath, i), "must be a string");
             continue;
         }
-        s = xstrdup(it->valuestring);
+        s = c_strdup(pc, it->valuestring);
         if ((why = check(s)) != NULL) {
             errp(pc, JP_I(apath, i), "%s", why);
-            free(s);
-            continue;
+            continue;       /* s stays in the arena until cfg_free */
         }
         for (size_t j = 0; j < i; j++)
             if ((*out)[j] && strcmp((*out)[j], s) == 0) {
@@ -1161,7 +1280,7 @@ static void parse_kv_list(struct pctx *pc, const cJSON *v, const struct jp *path
     *nout = nchildren(arr);
     if (*nout == 0)
         return;
-    *out = xcalloc(*nout, sizeof(**out));
+    *out = c_calloc(pc, *nout, sizeof(**out));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
         const struct jp *ipath = JP_I(apath, i);
         const cJSON *f[2];
@@ -1182,10 +1301,10 @@ static void parse_kv_list(struct pctx *pc, const cJSON *v, const struct jp *path
         }
         if (rn != G_OK || rv != G_OK)
             continue;
-        (*out)[i].name = xstrdup(name);
+        (*out)[i].name = c_strdup(pc, name);
         if (header)
             lower((*out)[i].name);
-        (*out)[i].value = xstrdup(value);
+        (*out)[i].value = c_strdup(pc, value);
         (*out)[i].name_len = (uint32_t)strlen(name);
         (*out)[i].value_len = (uint32_t)strlen(value);
     }
@@ -1205,7 +1324,7 @@ static void parse_match(struct pctx *pc, const cJSON *m, const struct jp *path, 
     parse_str_list(pc, f[K_LISTENERS], path, "listeners", false, check_listener_name,
                    &r->listeners, &r->nlisteners);
     if (r->nlisteners) {
-        r->listener_idx = xcalloc(r->nlisteners, sizeof(size_t));
+        r->listener_idx = c_calloc(pc, r->nlisteners, sizeof(size_t));
         for (size_t i = 0; i < r->nlisteners; i++) {
             if (r->listeners[i] == NULL)
                 continue;
@@ -1216,10 +1335,8 @@ static void parse_match(struct pctx *pc, const cJSON *m, const struct jp *path, 
         }
     }
     parse_str_list(pc, f[K_HOSTS], path, "hosts", true, check_match_host, &r->hosts, &r->nhosts);
-    if (r->nhosts == 0) {
-        free(r->hosts);
+    if (r->nhosts == 0)
         r->hosts = NULL;
-    }
 
     const struct jp *p = JP_K(path, "path");
     if ((v = f[K_PATH]) != NULL && check_object(pc, v, p, path_keys, NULL, pf)) {
@@ -1240,7 +1357,7 @@ static void parse_match(struct pctx *pc, const cJSON *m, const struct jp *path, 
                     while (n > 1 && s[n - 1] == '/')
                         n--;
                 r->path_kind = pre ? CFG_PATH_PREFIX : CFG_PATH_EXACT;
-                r->path = xstrndup(s, n);
+                r->path = c_strndup(pc, s, n);
                 r->path_len = (uint32_t)n;
             }
         }
@@ -1248,10 +1365,8 @@ static void parse_match(struct pctx *pc, const cJSON *m, const struct jp *path, 
 
     parse_str_list(pc, f[K_METHODS], path, "methods", true, check_method,
                    &r->methods, &r->nmethods);
-    if (r->nmethods == 0) {
-        free(r->methods);
+    if (r->nmethods == 0)
         r->methods = NULL;
-    }
     parse_kv_list(pc, f[K_HEADERS], path, "headers", true, &r->match_headers, &r->nmatch_headers);
     parse_kv_list(pc, f[K_QUERY], path, "query", false, &r->match_query, &r->nmatch_query);
 }
@@ -1270,7 +1385,7 @@ static void parse_kv_map(struct pctx *pc, const cJSON *obj, const struct jp *pat
     *nout = nchildren(obj);
     if (*nout == 0)
         return;
-    *out = xcalloc(*nout, sizeof(**out));
+    *out = c_calloc(pc, *nout, sizeof(**out));
     for (const cJSON *c = obj->child; c; c = c->next, i++) {
         const char *k = c->string ? c->string : "";
         bool dup = false;
@@ -1288,19 +1403,18 @@ static void parse_kv_map(struct pctx *pc, const cJSON *obj, const struct jp *pat
             errp(pc, JP_K(path, k), "must not contain CR or LF");
             continue;
         }
-        name = xstrdup(k);
+        name = c_strdup(pc, k);
         lower(name);
         for (size_t j = 0; j < i; j++)
             if ((*out)[j].name && strcmp((*out)[j].name, name) == 0)
                 dup = true;
         if (dup) {
             errp(pc, JP_K(path, k), "duplicate header name (names are case-insensitive)");
-            free(name);
             continue;
         }
         (*out)[i].name = name;
         (*out)[i].name_len = (uint32_t)strlen(name);
-        (*out)[i].value = xstrdup(c->valuestring);
+        (*out)[i].value = c_strdup(pc, c->valuestring);
         (*out)[i].value_len = (uint32_t)strlen(c->valuestring);
     }
 }
@@ -1323,7 +1437,7 @@ static void parse_header_edits(struct pctx *pc, const cJSON *obj, const struct j
         size_t i = 0;
         h->nremove = nchildren(v);
         if (h->nremove)
-            h->remove = xcalloc(h->nremove, sizeof(*h->remove));
+            h->remove = c_calloc(pc, h->nremove, sizeof(*h->remove));
         for (const cJSON *it = v->child; it; it = it->next, i++) {
             if (!cJSON_IsString(it)) {
                 errp(pc, JP_I(p, i), "must be a string");
@@ -1333,7 +1447,7 @@ static void parse_header_edits(struct pctx *pc, const cJSON *obj, const struct j
                 errp(pc, JP_I(p, i), "must be a header name (an HTTP token)");
                 continue;
             }
-            h->remove[i].name = xstrdup(it->valuestring);
+            h->remove[i].name = c_strdup(pc, it->valuestring);
             lower(h->remove[i].name);
             h->remove[i].name_len = (uint32_t)strlen(h->remove[i].name);
         }
@@ -1382,7 +1496,7 @@ static void parse_rewrite(struct pctx *pc, const cJSON *obj, const struct jp *pa
                 errp(pc, p, "%s", why);
             } else {
                 r->rewrite = rpre ? CFG_RW_REPLACE_PREFIX : CFG_RW_REPLACE_PATH;
-                r->rewrite_path = xstrdup(s);
+                r->rewrite_path = c_strdup(pc, s);
                 r->rewrite_path_len = (uint32_t)strlen(s);
             }
         }
@@ -1395,7 +1509,7 @@ static void parse_rewrite(struct pctx *pc, const cJSON *obj, const struct jp *pa
         if (!valid_hostname(s)) {
             errp(pc, JP_K(path, "host"), "must be a host name (without a port)");
         } else {
-            r->rewrite_host = xstrdup(s);
+            r->rewrite_host = c_strdup(pc, s);
             lower(r->rewrite_host);
         }
     }
@@ -1417,7 +1531,7 @@ static void parse_backends(struct pctx *pc, const cJSON *arr, const struct jp *p
         errp(pc, path, "must contain at least one backend");
         return;
     }
-    r->backends = xcalloc(r->nbackends, sizeof(*r->backends));
+    r->backends = c_calloc(pc, r->nbackends, sizeof(*r->backends));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
         struct cfg_backend_ref *b = &r->backends[i];
         const struct jp *bpath = JP_I(path, i);
@@ -1431,7 +1545,7 @@ static void parse_backends(struct pctx *pc, const cJSON *arr, const struct jp *p
             continue;
         }
         if (get_name(pc, f[0], bpath, "upstream", true, &s) == G_OK) {
-            b->upstream = xstrdup(s);
+            b->upstream = c_strdup(pc, s);
             b->upstream_idx = find_upstream(pc, s);
             if (b->upstream_idx == NOT_FOUND)
                 errp(pc, JP_K(bpath, "upstream"), "unknown upstream \"%s\"", s);
@@ -1461,13 +1575,13 @@ static void parse_redirect(struct pctx *pc, const cJSON *obj, const struct jp *p
         if (strcmp(s, "http") != 0 && strcmp(s, "https") != 0)
             errp(pc, JP_K(path, "scheme"), "must be http or https");
         else
-            r->redirect.scheme = xstrdup(s);
+            r->redirect.scheme = c_strdup(pc, s);
     }
     if (get_str(pc, f[K_HOST], path, "host", false, &s) == G_OK) {
         if (!valid_hostname(s)) {
             errp(pc, JP_K(path, "host"), "must be a host name (give the port in \"port\")");
         } else {
-            r->redirect.host = xstrdup(s);
+            r->redirect.host = c_strdup(pc, s);
             lower(r->redirect.host);
         }
     }
@@ -1479,7 +1593,7 @@ static void parse_redirect(struct pctx *pc, const cJSON *obj, const struct jp *p
             if ((why = path_problem(v->valuestring)) != NULL)
                 errp(pc, p, "%s", why);
             else
-                r->redirect.path = xstrdup(v->valuestring);
+                r->redirect.path = c_strdup(pc, v->valuestring);
         } else if (cJSON_IsObject(v)) {
             const struct jp *kp = JP_K(p, "replace_prefix");
             check_object(pc, v, p, path_keys, NULL, pf);
@@ -1487,7 +1601,7 @@ static void parse_redirect(struct pctx *pc, const cJSON *obj, const struct jp *p
                 if ((why = path_problem(s)) != NULL)
                     errp(pc, kp, "%s", why);
                 else
-                    r->redirect.replace_prefix = xstrdup(s);
+                    r->redirect.replace_prefix = c_strdup(pc, s);
                 if (r->path_kind != CFG_PATH_PREFIX)
                     errp(pc, kp, "needs a match.path.prefix to act on");
             }
@@ -1517,7 +1631,7 @@ static void parse_respond(struct pctx *pc, const cJSON *obj, const struct jp *pa
     else
         get_int(pc, f[0], path, "status", 200, 599, &r->respond.status);
     if (get_str(pc, f[1], path, "body", false, &s) == G_OK) {
-        r->respond.body = xstrdup(s);
+        r->respond.body = c_strdup(pc, s);
         r->respond.body_len = strlen(s);
     }
     if (get_str(pc, f[2], path, "content_type", false, &s) == G_OK) {
@@ -1525,7 +1639,7 @@ static void parse_respond(struct pctx *pc, const cJSON *obj, const struct jp *pa
             errp(pc, JP_K(path, "content_type"),
                  "must be a non-empty header value without CR or LF");
         else
-            r->respond.content_type = xstrdup(s);
+            r->respond.content_type = c_strdup(pc, s);
     }
 }
 
@@ -1548,7 +1662,7 @@ static void parse_route(struct pctx *pc, const cJSON *it, const struct jp *path,
         return;
 
     if (get_name(pc, f[K_NAME], path, "name", false, &s) == G_OK) {
-        r->name = xstrdup(s);
+        r->name = c_strdup(pc, s);
         size_t j = nidx_add(&pc->route_names, r->name, i, &pc->nroute_names);
         if (j != NOT_FOUND_IDX)
             errp(pc, JP_K(path, "name"), "duplicate route name \"%s\" (also /routes/%zu)", s, j);
@@ -1573,9 +1687,9 @@ static void parse_route(struct pctx *pc, const cJSON *it, const struct jp *path,
     if ((v = f[K_UPSTREAM]) != NULL) {
         r->action = CFG_ACT_BACKENDS;
         if (get_name(pc, v, path, "upstream", true, &s) == G_OK && r->backends == NULL) {
-            r->backends = xcalloc(1, sizeof(*r->backends));
+            r->backends = c_calloc(pc, 1, sizeof(*r->backends));
             r->nbackends = 1;
-            r->backends[0].upstream = xstrdup(s);
+            r->backends[0].upstream = c_strdup(pc, s);
             r->backends[0].weight = 1;
             r->backends[0].upstream_idx = find_upstream(pc, s);
             if (r->backends[0].upstream_idx == NOT_FOUND)
@@ -1614,7 +1728,7 @@ static void parse_routes(struct pctx *pc, const cJSON *root)
         return;
     /* An empty list is allowed: every request then gets a 404. */
     cfg->nroutes = nchildren(arr);
-    cfg->routes = xcalloc(cfg->nroutes, sizeof(*cfg->routes));
+    cfg->routes = c_calloc(pc, cfg->nroutes, sizeof(*cfg->routes));
     nidx_grow(&pc->route_names, cfg->nroutes);
     for (const cJSON *it = arr->child; it; it = it->next, i++)
         parse_route(pc, it, JP_I(rp, i), i);
@@ -1635,7 +1749,7 @@ static struct sl_config *config_new(void)
     cfg->drain_ms = 10000;
     cfg->splice = true;
     cfg->splice_min_bytes = 65536;
-    cfg->access_log = xstrdup("stdout");
+    cfg->access_log = cm_strdup(&cfg->mem, "stdout");
     return cfg;
 }
 
@@ -1762,7 +1876,7 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
     memset(&pc, 0, sizeof(pc));
     pc.errs = errs;
     pc.cfg = config_new();
-    pc.cfg->source = xstrndup(json, len);
+    pc.cfg->source = cm_strndup(&pc.cfg->mem, json, len);
     if (check_object(&pc, root, NULL, keys, unsupported, NULL)) {
         parse_globals(&pc, root);
         parse_listeners(&pc, root);
@@ -1794,7 +1908,7 @@ struct sl_config *cfg_quick(const char *listen, const char *const *backends,
     /* Check the command-line values first so errors name the option, then
      * let cfg_parse build the config from an equivalent document: quick
      * mode cannot drift from the file format, and GET /config can show it. */
-    if (listen == NULL || !listener_addr(listen, &a, err, sizeof(err)))
+    if (listen == NULL || !listener_addr(listen, &a, err, sizeof(err), NULL))
         cfg_errors_add(errs, "--listen", "bad address \"%s\": %s",
                        listen ? listen : "", listen ? err : "missing");
     else
@@ -1813,7 +1927,7 @@ struct sl_config *cfg_quick(const char *listen, const char *const *backends,
     if ((tls_cert != NULL) != (tls_key != NULL))
         cfg_errors_add(errs, tls_cert ? "--tls-key" : "--tls-cert",
                        "--tls-cert and --tls-key go together");
-    if (admin && !listener_addr(admin, &a, err, sizeof(err)))
+    if (admin && !listener_addr(admin, &a, err, sizeof(err), NULL))
         cfg_errors_add(errs, "--admin", "bad address \"%s\": %s", admin, err);
     else if (admin)
         cfg_addr_free(&a);
@@ -1864,89 +1978,10 @@ struct sl_config *cfg_quick(const char *listen, const char *const *backends,
     return cfg;
 }
 
-static void free_kvs(struct cfg_kv *kv, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(kv[i].name);
-        free(kv[i].value);
-    }
-    free(kv);
-}
-
-static void free_strs(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static void free_route(struct cfg_route *r)
-{
-    free(r->name);
-    free_strs(r->listeners, r->nlisteners);
-    free(r->listener_idx);
-    free_strs(r->hosts, r->nhosts);
-    free(r->path);
-    free_strs(r->methods, r->nmethods);
-    free_kvs(r->match_headers, r->nmatch_headers);
-    free_kvs(r->match_query, r->nmatch_query);
-    free(r->rewrite_path);
-    free(r->rewrite_host);
-    free_kvs(r->req_headers.set, r->req_headers.nset);
-    free_kvs(r->req_headers.add, r->req_headers.nadd);
-    free_kvs(r->req_headers.remove, r->req_headers.nremove);
-    free_kvs(r->resp_headers.set, r->resp_headers.nset);
-    free_kvs(r->resp_headers.add, r->resp_headers.nadd);
-    free_kvs(r->resp_headers.remove, r->resp_headers.nremove);
-    for (size_t i = 0; r->backends && i < r->nbackends; i++)
-        free(r->backends[i].upstream);
-    free(r->backends);
-    free(r->redirect.scheme);
-    free(r->redirect.host);
-    free(r->redirect.path);
-    free(r->redirect.replace_prefix);
-    free(r->respond.body);
-    free(r->respond.content_type);
-}
-
 void cfg_free(struct sl_config *cfg)
 {
     if (cfg == NULL)
         return;
-    for (size_t i = 0; cfg->listeners && i < cfg->nlisteners; i++) {
-        free(cfg->listeners[i].name);
-        cfg_addr_free(&cfg->listeners[i].addr);
-        struct cfg_listener_tls *t = cfg->listeners[i].tls;
-        for (size_t j = 0; t && j < t->ncerts; j++) {
-            free(t->certs[j].cert_file);
-            free(t->certs[j].key_file);
-            free(t->certs[j].cert_pem);
-            free(t->certs[j].key_pem);
-        }
-        if (t)
-            free(t->certs);
-        free(t);
-    }
-    free(cfg->listeners);
-    for (size_t i = 0; cfg->upstreams && i < cfg->nupstreams; i++) {
-        struct cfg_upstream *u = &cfg->upstreams[i];
-        free(u->name);
-        for (size_t j = 0; u->targets && j < u->ntargets; j++)
-            cfg_addr_free(&u->targets[j].addr);
-        free(u->targets);
-        if (u->tls) {
-            free(u->tls->sni);
-            free(u->tls->ca_file);
-            free(u->tls);
-        }
-    }
-    free(cfg->upstreams);
-    for (size_t i = 0; cfg->routes && i < cfg->nroutes; i++)
-        free_route(&cfg->routes[i]);
-    free(cfg->routes);
-    free(cfg->access_log);
-    free(cfg->source);
-    free(cfg->admin_token);
-    cfg_addr_free(&cfg->admin_addr);
+    cm_free_all(cfg->mem);      /* everything the config owns (see cfg_mem) */
     free(cfg);
 }
