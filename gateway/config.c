@@ -141,10 +141,35 @@ static char *cm_strdup(struct cfg_mem **head, const char *s)
     return s ? cm_strndup(head, s, strlen(s)) : NULL;
 }
 
+/* Character classes in ASCII, inline: the process never calls setlocale(),
+ * so these answer what <ctype.h> would, without a call per byte (the
+ * per-byte checks of hosts and names were a good part of a large reload). */
+static inline bool c_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static inline bool c_alnum(unsigned char c)
+{
+    unsigned char l = c | 0x20;
+    return c_digit(c) || (l >= 'a' && l <= 'z');
+}
+
 static void lower(char *s)
 {
     for (; *s; s++)
-        *s = (char)tolower((unsigned char)*s);
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s + ('a' - 'A'));
+}
+
+/* strcmp() == 0 for the short keys of the document, without a call. */
+static inline bool streq(const char *a, const char *b)
+{
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return *a == *b;
 }
 
 /* ---- errors */
@@ -267,7 +292,15 @@ static void jp_render(char *out, const struct jp *p)
 
 static bool is_tchar(unsigned char c)
 {
-    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+    if (c_alnum(c))
+        return true;
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* An HTTP token (RFC 9110 5.6.2): header names and methods. */
@@ -305,11 +338,11 @@ static bool valid_hostname(const char *h)
             lab = 0;
             continue;
         }
-        if (!isalnum(c) && c != '-')
+        if (!c_alnum(c) && c != '-')
             return false;
         if (c == '-' && lab == 0)
             return false;
-        if (!isdigit(c))
+        if (!c_digit(c))
             only_digits = false;
         lab++;
     }
@@ -397,7 +430,7 @@ static bool parse_addr(const char *text, struct cfg_addr *a, char *err, size_t e
     if (*portp == '\0')
         return addr_fail(a, err, errlen, "missing port", mem);
     for (p = portp; *p; p++) {
-        if (!isdigit((unsigned char)*p) || p - portp >= 5)
+        if (!c_digit((unsigned char)*p) || p - portp >= 5)
             return addr_fail(a, err, errlen, "port must be a number from 1 to 65535", mem);
         port = port * 10 + (unsigned long)(*p - '0');
     }
@@ -503,12 +536,17 @@ static bool same_sockaddr(const struct cfg_addr *x, const struct cfg_addr *y)
 
 /* A name -> position index, so a 10,000-route document is checked in
  * linear time (duplicate names, upstream references). Keys point into the
- * config being built; each slot keeps its key's hash so a probe compares
- * strings only on a full hash match, and a name is hashed once. */
+ * config being built; a slot keeps its key's hash (one cache line holds all
+ * a probe reads, and strings are compared only on a full hash match), and a
+ * name is hashed once. */
+struct nidx_slot {
+    const char *key;        /* NULL = empty */
+    uint64_t hash;
+    size_t val;
+};
+
 struct nidx {
-    const char **keys;
-    uint64_t *hashes;
-    size_t *vals;
+    struct nidx_slot *v;
     size_t cap;
 };
 
@@ -518,44 +556,38 @@ static void nidx_grow(struct nidx *x, size_t want)
     size_t cap = x->cap ? x->cap * 2 : 64;
     while (cap < want * 2)
         cap *= 2;
-    struct nidx n = { NULL, NULL, NULL, cap };
+    struct nidx_slot *v = xcalloc(cap, sizeof(*v));
 
-    n.keys = xcalloc(n.cap, sizeof(*n.keys));
-    n.hashes = xmalloc(n.cap * sizeof(*n.hashes));
-    n.vals = xmalloc(n.cap * sizeof(*n.vals));
     for (size_t i = 0; i < x->cap; i++) {
-        if (x->keys[i] == NULL)
+        if (x->v[i].key == NULL)
             continue;
-        size_t j = x->hashes[i] & (n.cap - 1);
-        while (n.keys[j])
-            j = (j + 1) & (n.cap - 1);
-        n.keys[j] = x->keys[i];
-        n.hashes[j] = x->hashes[i];
-        n.vals[j] = x->vals[i];
+        size_t j = x->v[i].hash & (cap - 1);
+        while (v[j].key)
+            j = (j + 1) & (cap - 1);
+        v[j] = x->v[i];
     }
-    free(x->keys);
-    free(x->hashes);
-    free(x->vals);
-    *x = n;
+    free(x->v);
+    x->v = v;
+    x->cap = cap;
 }
 
 #define NOT_FOUND_IDX ((size_t)-1)
 
-/* The slot of k (hash h), or of the empty slot where it would go. */
-static size_t nidx_slot(const struct nidx *x, const char *k, uint64_t h)
+/* The slot of k (hash h), or the empty slot where it would go. */
+static struct nidx_slot *nidx_slot(const struct nidx *x, const char *k, uint64_t h)
 {
     size_t j = h & (x->cap - 1);
-    while (x->keys[j] && (x->hashes[j] != h || strcmp(x->keys[j], k) != 0))
+    while (x->v[j].key && (x->v[j].hash != h || strcmp(x->v[j].key, k) != 0))
         j = (j + 1) & (x->cap - 1);
-    return j;
+    return &x->v[j];
 }
 
 static size_t nidx_find(const struct nidx *x, const char *k)
 {
     if (x->cap == 0)
         return NOT_FOUND_IDX;
-    size_t j = nidx_slot(x, k, gw_hash_str(k));
-    return x->keys[j] ? x->vals[j] : NOT_FOUND_IDX;
+    const struct nidx_slot *sl = nidx_slot(x, k, gw_hash_str(k));
+    return sl->key ? sl->val : NOT_FOUND_IDX;
 }
 
 /* Adds k unless present; returns the earlier position or NOT_FOUND_IDX. */
@@ -565,24 +597,20 @@ static size_t nidx_add(struct nidx *x, const char *k, size_t v, size_t *count)
 
     if ((*count + 1) * 2 > x->cap)
         nidx_grow(x, *count + 1);
-    size_t j = nidx_slot(x, k, h);
-    if (x->keys[j])
-        return x->vals[j];
-    x->keys[j] = k;
-    x->hashes[j] = h;
-    x->vals[j] = v;
+    struct nidx_slot *sl = nidx_slot(x, k, h);
+    if (sl->key)
+        return sl->val;
+    sl->key = k;
+    sl->hash = h;
+    sl->val = v;
     (*count)++;
     return NOT_FOUND_IDX;
 }
 
 static void nidx_free(struct nidx *x)
 {
-    free(x->keys);
-    free(x->hashes);
-    free(x->vals);
-    x->keys = NULL;
-    x->hashes = NULL;
-    x->vals = NULL;
+    free(x->v);
+    x->v = NULL;
     x->cap = 0;
 }
 
@@ -636,7 +664,7 @@ static void errp(struct pctx *pc, const struct jp *path, const char *fmt, ...)
 static int list_pos(const char *s, const char *const *list)
 {
     for (int i = 0; list && list[i]; i++)
-        if (list[i][0] == s[0] && strcmp(s, list[i]) == 0)
+        if (list[i][0] == s[0] && streq(s, list[i]))
             return i;
     return -1;
 }
@@ -693,7 +721,7 @@ static bool check_object(struct pctx *pc, const cJSON *item, const struct jp *pa
                 f[pos] = c;
         } else {
             for (const cJSON *d = item->child; d != c; d = d->next)
-                if (d->string && d->string[0] == k[0] && strcmp(d->string, k) == 0)
+                if (d->string && d->string[0] == k[0] && streq(d->string, k))
                     dup = true;
         }
         if (dup) {
