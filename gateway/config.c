@@ -325,27 +325,36 @@ static bool valid_header_value(const char *s)
  * "10.0.0.300" is not silently sent to the resolver. */
 static bool valid_hostname(const char *h)
 {
-    size_t len = strlen(h), lab = 0;
+    /* byte classes: 0 not allowed, 1 letter, 2 digit, 3 '-' ('.' and NUL
+     * end a label and are handled first) */
+    static const unsigned char cls[256] = {
+        ['a' ... 'z'] = 1, ['A' ... 'Z'] = 1, ['0' ... '9'] = 2, ['-'] = 3 };
+    size_t i = 0, lab = 0;
     bool only_digits = true;
+    unsigned char prev = 0;
 
-    if (len == 0 || len > 253)
-        return false;
-    for (size_t i = 0; i <= len; i++) {
+    /* one pass: the length limit is checked at the end, which gives the
+     * same answer as checking it first */
+    for (;; i++) {
         unsigned char c = (unsigned char)h[i];
         if (c == '.' || c == '\0') {
-            if (lab == 0 || lab > 63 || h[i - 1] == '-')
+            if (lab == 0 || lab > 63 || prev == '-')
                 return false;
+            if (c == '\0')
+                break;
             lab = 0;
+            prev = c;
             continue;
         }
-        if (!c_alnum(c) && c != '-')
+        unsigned char k = cls[c];
+        if (k == 0 || (k == 3 && lab == 0))
             return false;
-        if (c == '-' && lab == 0)
-            return false;
-        if (!c_digit(c))
-            only_digits = false;
+        only_digits &= k == 2;
         lab++;
+        prev = c;
     }
+    if (i > 253)
+        return false;
     if (only_digits) {
         struct in_addr a4;
         return inet_pton(AF_INET, h, &a4) == 1;
@@ -1271,18 +1280,30 @@ static const char *check_listener_name(char *s)
 static const char *check_match_host(char *s)
 {
     const char *rest = s;
+    bool colon = false, star1 = false, star2 = false;   /* '*' at [1], at [2..] */
 
-    lower(s);
-    if (strchr(s, ':'))
+    /* lower-case and find ':' and '*' in one pass */
+    for (size_t i = 0; s[i]; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            s[i] = (char)(c + ('a' - 'A'));
+        else if (c == ':')
+            colon = true;
+        else if (c == '*' && i == 1)
+            star1 = true;
+        else if (c == '*' && i >= 2)
+            star2 = true;
+    }
+    if (colon)
         return "a host may not carry a port (ports are ignored when matching)";
-    if (strcmp(s, "*") == 0)
+    if (s[0] == '*' && s[1] == '\0')
         return "\"*\" alone is not allowed (leave hosts out to match any host)";
     if (s[0] == '*') {
         if (s[1] != '.')
             return "a wildcard host must look like *.example.com";
         rest = s + 2;
     }
-    if (strchr(rest, '*'))
+    if (star2 || (rest == s && star1))
         return "'*' is only allowed as the whole first label, as in *.example.com";
     if (!valid_hostname(rest))
         return "not a valid host name";
