@@ -172,6 +172,23 @@ static inline bool streq(const char *a, const char *b)
     return *a == *b;
 }
 
+/* ---- cJSON type tests, inline: cJSON_IsString() and friends are calls
+ * into the shared library, a dozen per route of a large document.  Same
+ * tests as cJSON's own (the type's low byte; NULL is no type). */
+
+static inline int j_type(const cJSON *v)
+{
+    return v ? v->type & 0xff : cJSON_Invalid;
+}
+
+#define J_IS_OBJECT(v) (j_type(v) == cJSON_Object)
+#define J_IS_ARRAY(v)  (j_type(v) == cJSON_Array)
+#define J_IS_STRING(v) (j_type(v) == cJSON_String)
+#define J_IS_NUMBER(v) (j_type(v) == cJSON_Number)
+#define J_IS_NULL(v)   (j_type(v) == cJSON_NULL)
+#define J_IS_TRUE(v)   (j_type(v) == cJSON_True)
+#define J_IS_BOOL(v)   ((v) != NULL && ((v)->type & (cJSON_True | cJSON_False)) != 0)
+
 /* ---- errors */
 
 static void cfg_errors_vadd(struct cfg_errors *errs, const char *path, const char *fmt, va_list ap)
@@ -714,7 +731,7 @@ static bool check_object(struct pctx *pc, const cJSON *item, const struct jp *pa
         nknown++;
     for (size_t i = 0; i < nknown; i++)
         f[i] = NULL;
-    if (!cJSON_IsObject(item)) {
+    if (!J_IS_OBJECT(item)) {
         errp(pc, path, "must be an object");
         return false;
     }
@@ -751,7 +768,7 @@ static bool check_object(struct pctx *pc, const cJSON *item, const struct jp *pa
  * rest). */
 static const cJSON *member(const cJSON *obj, const char *key)
 {
-    if (!cJSON_IsObject(obj))
+    if (!J_IS_OBJECT(obj))
         return NULL;
     for (const cJSON *c = obj->child; c; c = c->next)
         if (c->string && c->string[0] == key[0] && strcmp(c->string, key) == 0)
@@ -771,7 +788,7 @@ static enum getr get_uint(struct pctx *pc, const cJSON *v, const struct jp *path
 
     if (v == NULL)
         return G_ABSENT;
-    if (!cJSON_IsNumber(v)) {
+    if (!J_IS_NUMBER(v)) {
         errp(pc, JP_K(path, key), "must be an integer");
         return G_BAD;
     }
@@ -814,18 +831,18 @@ static enum getr get_bool(struct pctx *pc, const cJSON *v, const struct jp *path
 {
     if (v == NULL)
         return G_ABSENT;
-    if (!cJSON_IsBool(v)) {
+    if (!J_IS_BOOL(v)) {
         errp(pc, JP_K(path, key), "must be true or false");
         return G_BAD;
     }
-    *out = cJSON_IsTrue(v);
+    *out = J_IS_TRUE(v);
     return G_OK;
 }
 
 static enum getr get_str(struct pctx *pc, const cJSON *v, const struct jp *path,
                          const char *key, bool required, const char **out)
 {
-    if (v != NULL && cJSON_IsString(v)) {
+    if (v != NULL && J_IS_STRING(v)) {
         *out = v->valuestring;
         return G_OK;
     }
@@ -851,7 +868,7 @@ static const cJSON *get_array(struct pctx *pc, const cJSON *v, const struct jp *
                               const char *key, bool required, bool *bad)
 {
     *bad = false;
-    if (v != NULL && cJSON_IsArray(v))
+    if (v != NULL && J_IS_ARRAY(v))
         return v;
     if (v == NULL && !required)
         return NULL;
@@ -932,7 +949,7 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
         get_u32(pc, f[2], tp, "drain_ms", 1, UINT32_MAX, &cfg->drain_ms);
     }
     if ((v = member(root, "access_log_format")) != NULL) {
-        if (!cJSON_IsString(v) || (strcmp(v->valuestring, "text") && strcmp(v->valuestring, "json")))
+        if (!J_IS_STRING(v) || (strcmp(v->valuestring, "text") && strcmp(v->valuestring, "json")))
             ERR(pc, "/access_log_format", "must be \"text\" or \"json\"");
         else
             cfg->access_log_json = strcmp(v->valuestring, "json") == 0;
@@ -946,9 +963,9 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
     }
     if ((v = member(root, "access_log")) != NULL) {
         cfg->access_log = NULL;
-        if (cJSON_IsNull(v))
+        if (J_IS_NULL(v))
             ;
-        else if (!cJSON_IsString(v))
+        else if (!J_IS_STRING(v))
             ERR(pc, "/access_log", "must be a string or null");
         else if (v->valuestring[0] == '\0')
             ERR(pc, "/access_log", "must not be empty (use null for no access log)");
@@ -1253,7 +1270,7 @@ static void parse_str_list(struct pctx *pc, const cJSON *v, const struct jp *pat
         const char *why;
         char *s;
 
-        if (!cJSON_IsString(it)) {
+        if (!J_IS_STRING(it)) {
             errp(pc, JP_I(apath, i), "must be a string");
             continue;
         }
@@ -1427,7 +1444,7 @@ static void parse_kv_map(struct pctx *pc, const cJSON *obj, const struct jp *pat
 {
     size_t i = 0;
 
-    if (!cJSON_IsObject(obj)) {
+    if (!J_IS_OBJECT(obj)) {
         errp(pc, path, "must be an object");
         return;
     }
@@ -1444,7 +1461,7 @@ static void parse_kv_map(struct pctx *pc, const cJSON *obj, const struct jp *pat
             errp(pc, JP_K(path, k), "must be a header name (an HTTP token)");
             continue;
         }
-        if (!cJSON_IsString(c)) {
+        if (!J_IS_STRING(c)) {
             errp(pc, JP_K(path, k), "must be a string");
             continue;
         }
@@ -1488,7 +1505,7 @@ static void parse_header_edits(struct pctx *pc, const cJSON *obj, const struct j
         if (h->nremove)
             h->remove = c_calloc(pc, h->nremove, sizeof(*h->remove));
         for (const cJSON *it = v->child; it; it = it->next, i++) {
-            if (!cJSON_IsString(it)) {
+            if (!J_IS_STRING(it)) {
                 errp(pc, JP_I(p, i), "must be a string");
                 continue;
             }
@@ -1531,9 +1548,9 @@ static void parse_rewrite(struct pctx *pc, const cJSON *obj, const struct jp *pa
     }
     if (strip) {
         p = strip_p;
-        if (!cJSON_IsBool(strip))
+        if (!J_IS_BOOL(strip))
             errp(pc, p, "must be a boolean");
-        else if (!cJSON_IsTrue(strip))
+        else if (!J_IS_TRUE(strip))
             errp(pc, p, "must be true (leave rewrite out for no rewrite)");
         else
             r->rewrite = CFG_RW_STRIP_PREFIX;
@@ -1571,7 +1588,7 @@ static void parse_backends(struct pctx *pc, const cJSON *arr, const struct jp *p
     bool any_weight = false, all_ok = true;
     size_t i = 0;
 
-    if (!cJSON_IsArray(arr)) {
+    if (!J_IS_ARRAY(arr)) {
         errp(pc, path, "must be an array");
         return;
     }
@@ -1638,12 +1655,12 @@ static void parse_redirect(struct pctx *pc, const cJSON *obj, const struct jp *p
 
     const struct jp *p = JP_K(path, "path");
     if ((v = f[K_PATH]) != NULL) {
-        if (cJSON_IsString(v)) {
+        if (J_IS_STRING(v)) {
             if ((why = path_problem(v->valuestring)) != NULL)
                 errp(pc, p, "%s", why);
             else
                 r->redirect.path = c_strdup(pc, v->valuestring);
-        } else if (cJSON_IsObject(v)) {
+        } else if (J_IS_OBJECT(v)) {
             const struct jp *kp = JP_K(p, "replace_prefix");
             check_object(pc, v, p, path_keys, NULL, pf);
             if (get_str(pc, pf[0], p, "replace_prefix", true, &s) == G_OK) {
