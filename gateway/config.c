@@ -162,6 +162,27 @@ static void lower(char *s)
             *s = (char)(*s + ('a' - 'A'));
 }
 
+/* lower() of n bytes, eight at a time: ASCII 'A'..'Z' gain 0x20, all
+ * other bytes (>= 0x80 too) stay as they are. */
+static void lower_n(char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, x;
+        memcpy(&w, s + i, 8);
+        x = w & ~highs;
+        uint64_t ge_a = x + ones * (0x80 - 'A');
+        uint64_t gt_z = x + ones * (0x80 - 'Z' - 1);
+        w |= ((ge_a & ~gt_z & ~w) & highs) >> 2;
+        memcpy(s + i, &w, 8);
+    }
+    for (; i < n; i++)
+        if (s[i] >= 'A' && s[i] <= 'Z')
+            s[i] = (char)(s[i] + ('a' - 'A'));
+}
+
 /* strcmp() == 0 for the short keys of the document, without a call. */
 static inline bool streq(const char *a, const char *b)
 {
@@ -1297,21 +1318,10 @@ static const char *check_listener_name(char *s)
 static const char *check_match_host(char *s)
 {
     const char *rest = s;
-    bool colon = false, star1 = false, star2 = false;   /* '*' at [1], at [2..] */
+    size_t n = strlen(s);
 
-    /* lower-case and find ':' and '*' in one pass */
-    for (size_t i = 0; s[i]; i++) {
-        char c = s[i];
-        if (c >= 'A' && c <= 'Z')
-            s[i] = (char)(c + ('a' - 'A'));
-        else if (c == ':')
-            colon = true;
-        else if (c == '*' && i == 1)
-            star1 = true;
-        else if (c == '*' && i >= 2)
-            star2 = true;
-    }
-    if (colon)
+    lower_n(s, n);
+    if (memchr(s, ':', n))
         return "a host may not carry a port (ports are ignored when matching)";
     if (s[0] == '*' && s[1] == '\0')
         return "\"*\" alone is not allowed (leave hosts out to match any host)";
@@ -1320,7 +1330,7 @@ static const char *check_match_host(char *s)
             return "a wildcard host must look like *.example.com";
         rest = s + 2;
     }
-    if (star2 || (rest == s && star1))
+    if (memchr(rest, '*', n - (size_t)(rest - s)))
         return "'*' is only allowed as the whole first label, as in *.example.com";
     if (!valid_hostname(rest))
         return "not a valid host name";
