@@ -62,29 +62,169 @@ static char *xstrdup(const char *s)
     return s ? xstrndup(s, strlen(s)) : NULL;
 }
 
+/*
+ * Everything a parsed config owns lives in one arena hanging off it, and
+ * cfg_free() drops the arena whole: a 10,000-route config is some 60,000
+ * strings and small arrays, which cost a malloc each to build and a free
+ * each to release (on the admin thread, next to a worker).  Nothing in a
+ * config is freed or reallocated on its own; a value dropped during parsing
+ * (a bad entry, an overridden default) just stays until cfg_free.
+ */
+#define CFG_MEM_CHUNK (64u << 10)
+
+struct cfg_mem {
+    struct cfg_mem *next;
+    size_t used, cap;
+    max_align_t data[];
+};
+
+/* n bytes aligned to align (a power of two), zeroed when zero.  Big pieces
+ * get a chunk of their own behind the current one, so its free space still
+ * serves the small allocations that follow. */
+static void *cm_alloc(struct cfg_mem **head, size_t n, size_t align, bool zero)
+{
+    struct cfg_mem *c = *head;
+    size_t off;
+
+    if (n > CFG_MEM_CHUNK / 4) {
+        c = zero ? calloc(1, sizeof(*c) + n) : malloc(sizeof(*c) + n);
+        if (c == NULL) {
+            fputs("sluice: out of memory\n", stderr);
+            abort();
+        }
+        c->used = c->cap = n;
+        if (*head) {
+            c->next = (*head)->next;
+            (*head)->next = c;
+        } else {
+            c->next = NULL;
+            *head = c;
+        }
+        return c->data;
+    }
+    off = c ? (c->used + align - 1) & ~(align - 1) : 0;
+    if (c == NULL || off + n > c->cap) {
+        c = xmalloc(sizeof(*c) + CFG_MEM_CHUNK);
+        c->cap = CFG_MEM_CHUNK;
+        c->next = *head;
+        *head = c;
+        off = 0;
+    }
+    c->used = off + n;
+    void *p = (char *)c->data + off;
+    if (zero)
+        memset(p, 0, n);
+    return p;
+}
+
+static void cm_free_all(struct cfg_mem *c)
+{
+    while (c) {
+        struct cfg_mem *n = c->next;
+        free(c);
+        c = n;
+    }
+}
+
+/* A copy of s[0..n) in the arena, or with malloc when head is NULL (the
+ * public cfg_parse_addr(), whose caller frees with cfg_addr_free). */
+static char *cm_strndup(struct cfg_mem **head, const char *s, size_t n)
+{
+    char *p = head ? cm_alloc(head, n + 1, 1, false) : xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+static char *cm_strdup(struct cfg_mem **head, const char *s)
+{
+    return s ? cm_strndup(head, s, strlen(s)) : NULL;
+}
+
+/* Character classes in ASCII, inline: the process never calls setlocale(),
+ * so these answer what <ctype.h> would, without a call per byte (the
+ * per-byte checks of hosts and names were a good part of a large reload). */
+static inline bool c_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static inline bool c_alnum(unsigned char c)
+{
+    unsigned char l = c | 0x20;
+    return c_digit(c) || (l >= 'a' && l <= 'z');
+}
+
 static void lower(char *s)
 {
     for (; *s; s++)
-        *s = (char)tolower((unsigned char)*s);
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s + ('a' - 'A'));
 }
+
+/* lower() of n bytes, eight at a time: ASCII 'A'..'Z' gain 0x20, all
+ * other bytes (>= 0x80 too) stay as they are. */
+static void lower_n(char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, x;
+        memcpy(&w, s + i, 8);
+        x = w & ~highs;
+        uint64_t ge_a = x + ones * (0x80 - 'A');
+        uint64_t gt_z = x + ones * (0x80 - 'Z' - 1);
+        w |= ((ge_a & ~gt_z & ~w) & highs) >> 2;
+        memcpy(s + i, &w, 8);
+    }
+    for (; i < n; i++)
+        if (s[i] >= 'A' && s[i] <= 'Z')
+            s[i] = (char)(s[i] + ('a' - 'A'));
+}
+
+/* strcmp() == 0 for the short keys of the document, without a call. */
+static inline bool streq(const char *a, const char *b)
+{
+    while (*a && *a == *b) {
+        a++;
+        b++;
+    }
+    return *a == *b;
+}
+
+/* ---- cJSON type tests, inline: cJSON_IsString() and friends are calls
+ * into the shared library, a dozen per route of a large document.  Same
+ * tests as cJSON's own (the type's low byte; NULL is no type). */
+
+static inline int j_type(const cJSON *v)
+{
+    return v ? v->type & 0xff : cJSON_Invalid;
+}
+
+#define J_IS_OBJECT(v) (j_type(v) == cJSON_Object)
+#define J_IS_ARRAY(v)  (j_type(v) == cJSON_Array)
+#define J_IS_STRING(v) (j_type(v) == cJSON_String)
+#define J_IS_NUMBER(v) (j_type(v) == cJSON_Number)
+#define J_IS_NULL(v)   (j_type(v) == cJSON_NULL)
+#define J_IS_TRUE(v)   (j_type(v) == cJSON_True)
+#define J_IS_BOOL(v)   ((v) != NULL && ((v)->type & (cJSON_True | cJSON_False)) != 0)
 
 /* ---- errors */
 
-void cfg_errors_add(struct cfg_errors *errs, const char *path, const char *fmt, ...)
+static void cfg_errors_vadd(struct cfg_errors *errs, const char *path, const char *fmt, va_list ap)
 {
-    va_list ap;
+    va_list ap2;
     char *msg;
     int n;
 
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
+    va_copy(ap2, ap);
+    n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
     if (n < 0)
         n = 0;
     msg = xmalloc((size_t)n + 1);
-    va_start(ap, fmt);
     vsnprintf(msg, (size_t)n + 1, fmt, ap);
-    va_end(ap);
 
     if (errs->n == errs->cap) {
         size_t cap = errs->cap ? errs->cap * 2 : 8;
@@ -99,6 +239,15 @@ void cfg_errors_add(struct cfg_errors *errs, const char *path, const char *fmt, 
     errs->v[errs->n].path = xstrdup(path ? path : "");
     errs->v[errs->n].message = msg;
     errs->n++;
+}
+
+void cfg_errors_add(struct cfg_errors *errs, const char *path, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    cfg_errors_vadd(errs, path, fmt, ap);
+    va_end(ap);
 }
 
 void cfg_errors_clear(struct cfg_errors *errs)
@@ -146,11 +295,50 @@ static void jp_idx(char *out, const char *base, size_t i)
     jp_key(out, base, k + n);
 }
 
+/*
+ * A JSON pointer being walked: a chain of nodes on the stack, one per
+ * object key or array index, rendered by jp_render() only when an error is
+ * reported (building the text for every member cost more than the checks).
+ * NULL is the document root "".  Rendering applies jp_key/jp_idx from the
+ * root down, so a path (even one cut short at JP_MAX) reads as before.
+ */
+struct jp {
+    const struct jp *up;
+    const char *key;        /* NULL: an array index */
+    size_t idx;
+};
+
+/* A child node as a compound literal: it lives until the end of the
+ * enclosing block, so keep the pointer no longer than that. */
+#define JP_K(parent, k) (&(const struct jp){ (parent), (k), 0 })
+#define JP_I(parent, i) (&(const struct jp){ (parent), NULL, (i) })
+
+static void jp_render(char *out, const struct jp *p)
+{
+    if (p == NULL) {
+        out[0] = '\0';
+        return;
+    }
+    jp_render(out, p->up);
+    if (p->key)
+        jp_key(out, out, p->key);
+    else
+        jp_idx(out, out, p->idx);
+}
+
 /* ---- syntax checks shared by several fields */
 
 static bool is_tchar(unsigned char c)
 {
-    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+    if (c_alnum(c))
+        return true;
+    switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
+    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* An HTTP token (RFC 9110 5.6.2): header names and methods. */
@@ -175,27 +363,36 @@ static bool valid_header_value(const char *s)
  * "10.0.0.300" is not silently sent to the resolver. */
 static bool valid_hostname(const char *h)
 {
-    size_t len = strlen(h), lab = 0;
+    /* byte classes: 0 not allowed, 1 letter, 2 digit, 3 '-' ('.' and NUL
+     * end a label and are handled first) */
+    static const unsigned char cls[256] = {
+        ['a' ... 'z'] = 1, ['A' ... 'Z'] = 1, ['0' ... '9'] = 2, ['-'] = 3 };
+    size_t i = 0, lab = 0;
     bool only_digits = true;
+    unsigned char prev = 0;
 
-    if (len == 0 || len > 253)
-        return false;
-    for (size_t i = 0; i <= len; i++) {
+    /* one pass: the length limit is checked at the end, which gives the
+     * same answer as checking it first */
+    for (;; i++) {
         unsigned char c = (unsigned char)h[i];
         if (c == '.' || c == '\0') {
-            if (lab == 0 || lab > 63 || h[i - 1] == '-')
+            if (lab == 0 || lab > 63 || prev == '-')
                 return false;
+            if (c == '\0')
+                break;
             lab = 0;
+            prev = c;
             continue;
         }
-        if (!isalnum(c) && c != '-')
+        unsigned char k = cls[c];
+        if (k == 0 || (k == 3 && lab == 0))
             return false;
-        if (c == '-' && lab == 0)
-            return false;
-        if (!isdigit(c))
-            only_digits = false;
+        only_digits &= k == 2;
         lab++;
+        prev = c;
     }
+    if (i > 253)
+        return false;
     if (only_digits) {
         struct in_addr a4;
         return inet_pton(AF_INET, h, &a4) == 1;
@@ -220,17 +417,26 @@ static const char *path_problem(const char *p)
     return NULL;
 }
 
-/* ---- addresses */
+/* ---- addresses
+ *
+ * With mem, the strings of an address go into a config's arena (and a
+ * failed one just drops them); without, they are malloc'ed for the
+ * public cfg_parse_addr() and freed with cfg_addr_free(). */
 
-static bool addr_fail(struct cfg_addr *a, char *err, size_t errlen, const char *msg)
+static bool addr_fail(struct cfg_addr *a, char *err, size_t errlen, const char *msg,
+                      struct cfg_mem **mem)
 {
-    cfg_addr_free(a);
+    if (mem)
+        a->text = a->host = NULL;
+    else
+        cfg_addr_free(a);
     if (errlen)
         snprintf(err, errlen, "%s", msg);
     return false;
 }
 
-bool cfg_parse_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen)
+static bool parse_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen,
+                       struct cfg_mem **mem)
 {
     const char *host, *portp, *p;
     size_t hlen;
@@ -239,51 +445,51 @@ bool cfg_parse_addr(const char *text, struct cfg_addr *a, char *err, size_t errl
 
     memset(a, 0, sizeof(*a));
     if (text == NULL || *text == '\0')
-        return addr_fail(a, err, errlen, "empty address");
+        return addr_fail(a, err, errlen, "empty address", mem);
 
     if (text[0] == '[') {
         const char *close = strchr(text, ']');
         if (close == NULL)
-            return addr_fail(a, err, errlen, "missing ']' after the IPv6 address");
+            return addr_fail(a, err, errlen, "missing ']' after the IPv6 address", mem);
         host = text + 1;
         hlen = (size_t)(close - host);
         if (close[1] == '\0')
-            return addr_fail(a, err, errlen, "missing port (expected [v6]:port)");
+            return addr_fail(a, err, errlen, "missing port (expected [v6]:port)", mem);
         if (close[1] != ':')
-            return addr_fail(a, err, errlen, "expected ':' and a port after ']'");
+            return addr_fail(a, err, errlen, "expected ':' and a port after ']'", mem);
         portp = close + 2;
         bracketed = true;
     } else {
         const char *colon = strrchr(text, ':');
         if (colon == NULL)
-            return addr_fail(a, err, errlen, "missing port (expected host:port)");
+            return addr_fail(a, err, errlen, "missing port (expected host:port)", mem);
         host = text;
         hlen = (size_t)(colon - text);
         if (memchr(host, ':', hlen))
             return addr_fail(a, err, errlen,
-                             "an IPv6 address must be in brackets, e.g. [::1]:8080");
+                             "an IPv6 address must be in brackets, e.g. [::1]:8080", mem);
         if (memchr(host, '[', hlen) || memchr(host, ']', hlen))
-            return addr_fail(a, err, errlen, "misplaced '[' or ']'");
+            return addr_fail(a, err, errlen, "misplaced '[' or ']'", mem);
         portp = colon + 1;
     }
     if (hlen == 0)
-        return addr_fail(a, err, errlen, "empty host");
+        return addr_fail(a, err, errlen, "empty host", mem);
     if (*portp == '\0')
-        return addr_fail(a, err, errlen, "missing port");
+        return addr_fail(a, err, errlen, "missing port", mem);
     for (p = portp; *p; p++) {
-        if (!isdigit((unsigned char)*p) || p - portp >= 5)
-            return addr_fail(a, err, errlen, "port must be a number from 1 to 65535");
+        if (!c_digit((unsigned char)*p) || p - portp >= 5)
+            return addr_fail(a, err, errlen, "port must be a number from 1 to 65535", mem);
         port = port * 10 + (unsigned long)(*p - '0');
     }
     if (port == 0 || port > 65535)
-        return addr_fail(a, err, errlen, "port must be a number from 1 to 65535");
+        return addr_fail(a, err, errlen, "port must be a number from 1 to 65535", mem);
 
-    a->host = xstrndup(host, hlen);
+    a->host = cm_strndup(mem, host, hlen);
     a->port = (uint16_t)port;
     if (bracketed) {
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&a->sa;
         if (inet_pton(AF_INET6, a->host, &s6->sin6_addr) != 1)
-            return addr_fail(a, err, errlen, "not a valid IPv6 address inside [ ]");
+            return addr_fail(a, err, errlen, "not a valid IPv6 address inside [ ]", mem);
         s6->sin6_family = AF_INET6;
         s6->sin6_port = htons(a->port);
         a->salen = sizeof(*s6);
@@ -296,11 +502,17 @@ bool cfg_parse_addr(const char *text, struct cfg_addr *a, char *err, size_t errl
             a->salen = sizeof(*s4);
             a->is_ip = true;
         } else if (!valid_hostname(a->host)) {
-            return addr_fail(a, err, errlen, "host is neither an IP address nor a valid DNS name");
+            return addr_fail(a, err, errlen,
+                             "host is neither an IP address nor a valid DNS name", mem);
         }
     }
-    a->text = xstrdup(text);
+    a->text = cm_strdup(mem, text);
     return true;
+}
+
+bool cfg_parse_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen)
+{
+    return parse_addr(text, a, err, errlen, NULL);
 }
 
 void cfg_addr_free(struct cfg_addr *a)
@@ -311,8 +523,10 @@ void cfg_addr_free(struct cfg_addr *a)
 }
 
 /* A listener binds, so its host must be an address now, not a name to
- * resolve: only IP literals, "localhost" and the wildcards "*"/"0.0.0.0". */
-static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen)
+ * resolve: only IP literals, "localhost" and the wildcards "*"/"0.0.0.0".
+ * mem as for parse_addr(). */
+static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen,
+                          struct cfg_mem **mem)
 {
     bool ok;
 
@@ -320,15 +534,16 @@ static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_
         size_t n = strlen(text) + 8;
         char *buf = xmalloc(n);
         snprintf(buf, n, "0.0.0.0%s", text + 1);
-        ok = cfg_parse_addr(buf, a, err, errlen);
+        ok = parse_addr(buf, a, err, errlen, mem);
         free(buf);
         if (ok) {
-            free(a->text);
-            a->text = xstrdup(text);
+            if (!mem)
+                free(a->text);
+            a->text = cm_strdup(mem, text);
         }
         return ok;
     }
-    if (!cfg_parse_addr(text, a, err, errlen))
+    if (!parse_addr(text, a, err, errlen, mem))
         return false;
     if (a->is_ip)
         return true;
@@ -339,12 +554,13 @@ static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_
         s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         a->salen = sizeof(*s4);
         a->is_ip = true;
-        free(a->host);
-        a->host = xstrdup("127.0.0.1");
+        if (!mem)
+            free(a->host);
+        a->host = cm_strdup(mem, "127.0.0.1");
         return true;
     }
     return addr_fail(a, err, errlen,
-                     "a listener host must be an IP address, localhost or *");
+                     "a listener host must be an IP address, localhost or *", mem);
 }
 
 static bool same_sockaddr(const struct cfg_addr *x, const struct cfg_addr *y)
@@ -367,68 +583,81 @@ static bool same_sockaddr(const struct cfg_addr *x, const struct cfg_addr *y)
 
 /* A name -> position index, so a 10,000-route document is checked in
  * linear time (duplicate names, upstream references). Keys point into the
- * config being built. */
+ * config being built; a slot keeps its key's hash (one cache line holds all
+ * a probe reads, and strings are compared only on a full hash match), and a
+ * name is hashed once. */
+struct nidx_slot {
+    const char *key;        /* NULL = empty */
+    uint64_t hash;
+    size_t val;
+};
+
 struct nidx {
-    const char **keys;
-    size_t *vals;
+    struct nidx_slot *v;
     size_t cap;
 };
 
-static void nidx_grow(struct nidx *x)
+/* Room for at least want keys at load <= 1/2 (cap stays a power of two). */
+static void nidx_grow(struct nidx *x, size_t want)
 {
-    struct nidx n = { NULL, NULL, x->cap ? x->cap * 2 : 64 };
+    size_t cap = x->cap ? x->cap * 2 : 64;
+    while (cap < want * 2)
+        cap *= 2;
+    struct nidx_slot *v = xcalloc(cap, sizeof(*v));
 
-    n.keys = xcalloc(n.cap, sizeof(*n.keys));
-    n.vals = xcalloc(n.cap, sizeof(*n.vals));
     for (size_t i = 0; i < x->cap; i++) {
-        if (x->keys[i] == NULL)
+        if (x->v[i].key == NULL)
             continue;
-        size_t j = gw_hash_str(x->keys[i]) & (n.cap - 1);
-        while (n.keys[j])
-            j = (j + 1) & (n.cap - 1);
-        n.keys[j] = x->keys[i];
-        n.vals[j] = x->vals[i];
+        size_t j = x->v[i].hash & (cap - 1);
+        while (v[j].key)
+            j = (j + 1) & (cap - 1);
+        v[j] = x->v[i];
     }
-    free(x->keys);
-    free(x->vals);
-    *x = n;
+    free(x->v);
+    x->v = v;
+    x->cap = cap;
 }
 
 #define NOT_FOUND_IDX ((size_t)-1)
+
+/* The slot of k (hash h), or the empty slot where it would go. */
+static struct nidx_slot *nidx_slot(const struct nidx *x, const char *k, uint64_t h)
+{
+    size_t j = h & (x->cap - 1);
+    while (x->v[j].key && (x->v[j].hash != h || strcmp(x->v[j].key, k) != 0))
+        j = (j + 1) & (x->cap - 1);
+    return &x->v[j];
+}
 
 static size_t nidx_find(const struct nidx *x, const char *k)
 {
     if (x->cap == 0)
         return NOT_FOUND_IDX;
-    for (size_t j = gw_hash_str(k) & (x->cap - 1); x->keys[j]; j = (j + 1) & (x->cap - 1))
-        if (strcmp(x->keys[j], k) == 0)
-            return x->vals[j];
-    return NOT_FOUND_IDX;
+    const struct nidx_slot *sl = nidx_slot(x, k, gw_hash_str(k));
+    return sl->key ? sl->val : NOT_FOUND_IDX;
 }
 
 /* Adds k unless present; returns the earlier position or NOT_FOUND_IDX. */
 static size_t nidx_add(struct nidx *x, const char *k, size_t v, size_t *count)
 {
-    size_t old = nidx_find(x, k);
-    if (old != NOT_FOUND_IDX)
-        return old;
+    uint64_t h = gw_hash_str(k);
+
     if ((*count + 1) * 2 > x->cap)
-        nidx_grow(x);
-    size_t j = gw_hash_str(k) & (x->cap - 1);
-    while (x->keys[j])
-        j = (j + 1) & (x->cap - 1);
-    x->keys[j] = k;
-    x->vals[j] = v;
+        nidx_grow(x, *count + 1);
+    struct nidx_slot *sl = nidx_slot(x, k, h);
+    if (sl->key)
+        return sl->val;
+    sl->key = k;
+    sl->hash = h;
+    sl->val = v;
     (*count)++;
     return NOT_FOUND_IDX;
 }
 
 static void nidx_free(struct nidx *x)
 {
-    free(x->keys);
-    free(x->vals);
-    x->keys = NULL;
-    x->vals = NULL;
+    free(x->v);
+    x->v = NULL;
     x->cap = 0;
 }
 
@@ -441,12 +670,62 @@ struct pctx {
 
 #define ERR(pc, path, ...) cfg_errors_add((pc)->errs, (path), __VA_ARGS__)
 
-static bool in_list(const char *s, const char *const *list)
+/* Allocations owned by the config being built (see cfg_mem). */
+static char *c_strndup(struct pctx *pc, const char *s, size_t n)
 {
-    for (; list && *list; list++)
-        if ((*list)[0] == s[0] && strcmp(s, *list) == 0)
-            return true;
-    return false;
+    return cm_strndup(&pc->cfg->mem, s, n);
+}
+
+static char *c_strdup(struct pctx *pc, const char *s)
+{
+    return cm_strdup(&pc->cfg->mem, s);
+}
+
+static void *c_calloc(struct pctx *pc, size_t n, size_t sz)
+{
+    if (sz && n > SIZE_MAX / sz) {
+        fputs("sluice: out of memory\n", stderr);
+        abort();
+    }
+    size_t bytes = n * sz;
+    return cm_alloc(&pc->cfg->mem, bytes ? bytes : 1, _Alignof(max_align_t), true);
+}
+
+
+/* An error at a lazy JSON pointer: the path is rendered only here. */
+static void errp(struct pctx *pc, const struct jp *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void errp(struct pctx *pc, const struct jp *path, const char *fmt, ...)
+{
+    char p[JP_MAX];
+    va_list ap;
+
+    jp_render(p, path);
+    va_start(ap, fmt);
+    cfg_errors_vadd(pc->errs, p, fmt, ap);
+    va_end(ap);
+}
+
+/* Position of s in the NULL-terminated list, or -1. */
+static int list_pos(const char *s, const char *const *list)
+{
+    for (int i = 0; list && list[i]; i++)
+        if (list[i][0] == s[0] && streq(s, list[i]))
+            return i;
+    return -1;
+}
+
+/* Known-key lists are short; found[] has one slot per entry. */
+#define MAX_KEYS 16
+
+/* The number of members of an array or object (cJSON_GetArraySize, inline). */
+static size_t nchildren(const cJSON *a)
+{
+    size_t n = 0;
+    for (const cJSON *c = a->child; c; c = c->next)
+        n++;
+    return n;
 }
 
 /*
@@ -455,43 +734,62 @@ static bool in_list(const char *s, const char *const *list)
  * the first, so a repeated key would silently lose a value).  Members listed
  * in unsupported are refused as "not supported yet".  Returns false (with an
  * error) only when item is not an object.
+ *
+ * found (NULL, or one slot per entry of known) gets the first member of
+ * each known key, or NULL: the callers read their fields from it instead of
+ * scanning the object again for each one.  A known key repeats when its
+ * slot is already taken, so only unknown keys need a scan for duplicates.
  */
-static bool check_object(struct pctx *pc, const cJSON *item, const char *path,
-                         const char *const *known, const char *const *unsupported)
+static bool check_object(struct pctx *pc, const cJSON *item, const struct jp *path,
+                         const char *const *known, const char *const *unsupported,
+                         const cJSON **found)
 {
-    char p[JP_MAX];
+    const cJSON *slots[MAX_KEYS];
+    const cJSON **f = found ? found : slots;
+    size_t nknown = 0;
 
-    if (!cJSON_IsObject(item)) {
-        ERR(pc, path, "must be an object");
+    while (known && known[nknown])
+        nknown++;
+    for (size_t i = 0; i < nknown; i++)
+        f[i] = NULL;
+    if (!J_IS_OBJECT(item)) {
+        errp(pc, path, "must be an object");
         return false;
     }
     /* The path of a member is only built for an error: a 10,000-route
      * document has some 200,000 members and almost never an error. */
     for (const cJSON *c = item->child; c; c = c->next) {
         const char *k = c->string ? c->string : "";
+        int pos = list_pos(k, known);
         bool dup = false;
-        for (const cJSON *d = item->child; d != c; d = d->next)
-            if (d->string && d->string[0] == k[0] && strcmp(d->string, k) == 0)
-                dup = true;
+        if (pos >= 0) {
+            dup = f[pos] != NULL;
+            if (!dup)
+                f[pos] = c;
+        } else {
+            for (const cJSON *d = item->child; d != c; d = d->next)
+                if (d->string && d->string[0] == k[0] && streq(d->string, k))
+                    dup = true;
+        }
         if (dup) {
-            jp_key(p, path, k);
-            ERR(pc, p, "duplicate key");
-        } else if (in_list(k, unsupported)) {
-            jp_key(p, path, k);
+            errp(pc, JP_K(path, k), "duplicate key");
+        } else if (list_pos(k, unsupported) >= 0) {
+            char p[JP_MAX];
+            jp_render(p, JP_K(path, k));
             ERR(pc, p, "not supported yet: %s", p);
-        } else if (!in_list(k, known)) {
-            jp_key(p, path, k);
-            ERR(pc, p, "unknown field");
+        } else if (pos < 0) {
+            errp(pc, JP_K(path, k), "unknown field");
         }
     }
     return true;
 }
 
 /* cJSON_GetObjectItemCaseSensitive, with the first byte compared before
- * strcmp: lookups are most of the validation work on a large document. */
+ * strcmp; for the few top-level lookups (check_object's found[] serves the
+ * rest). */
 static const cJSON *member(const cJSON *obj, const char *key)
 {
-    if (!cJSON_IsObject(obj))
+    if (!J_IS_OBJECT(obj))
         return NULL;
     for (const cJSON *c = obj->child; c; c = c->next)
         if (c->string && c->string[0] == key[0] && strcmp(c->string, key) == 0)
@@ -499,118 +797,103 @@ static const cJSON *member(const cJSON *obj, const char *key)
     return NULL;
 }
 
-/* Value results: the member is absent, fine, or bad (error recorded). */
+/* Value results: the member is absent, fine, or bad (error recorded).
+ * The getters take the member v (NULL = absent) of the object at path, and
+ * its key for the error path. */
 enum getr { G_ABSENT = 0, G_OK, G_BAD };
 
-static enum getr get_uint(struct pctx *pc, const cJSON *obj, const char *path,
+static enum getr get_uint(struct pctx *pc, const cJSON *v, const struct jp *path,
                           const char *key, uint64_t min, uint64_t max, uint64_t *out)
 {
-    const cJSON *v = member(obj, key);
-    char p[JP_MAX];
     double d;
 
     if (v == NULL)
         return G_ABSENT;
-    jp_key(p, path, key);
-    if (!cJSON_IsNumber(v)) {
-        ERR(pc, p, "must be an integer");
+    if (!J_IS_NUMBER(v)) {
+        errp(pc, JP_K(path, key), "must be an integer");
         return G_BAD;
     }
     d = v->valuedouble;
     if (d >= -9.0e18 && d <= 9.0e18 && (double)(int64_t)d != d) {
-        ERR(pc, p, "must be an integer");
+        errp(pc, JP_K(path, key), "must be an integer");
         return G_BAD;
     }
     if (d < (double)min || d > (double)max) {
-        ERR(pc, p, "must be an integer from %llu to %llu",
-            (unsigned long long)min, (unsigned long long)max);
+        errp(pc, JP_K(path, key), "must be an integer from %llu to %llu",
+             (unsigned long long)min, (unsigned long long)max);
         return G_BAD;
     }
     *out = (uint64_t)d;
     return G_OK;
 }
 
-static enum getr get_u32(struct pctx *pc, const cJSON *obj, const char *path,
+static enum getr get_u32(struct pctx *pc, const cJSON *v, const struct jp *path,
                          const char *key, uint32_t min, uint32_t max, uint32_t *out)
 {
-    uint64_t v;
-    enum getr r = get_uint(pc, obj, path, key, min, max, &v);
+    uint64_t x;
+    enum getr r = get_uint(pc, v, path, key, min, max, &x);
     if (r == G_OK)
-        *out = (uint32_t)v;
+        *out = (uint32_t)x;
     return r;
 }
 
-static enum getr get_int(struct pctx *pc, const cJSON *obj, const char *path,
+static enum getr get_int(struct pctx *pc, const cJSON *v, const struct jp *path,
                          const char *key, int min, int max, int *out)
 {
-    uint64_t v;
-    enum getr r = get_uint(pc, obj, path, key, (uint64_t)min, (uint64_t)max, &v);
+    uint64_t x;
+    enum getr r = get_uint(pc, v, path, key, (uint64_t)min, (uint64_t)max, &x);
     if (r == G_OK)
-        *out = (int)v;
+        *out = (int)x;
     return r;
 }
 
-static enum getr get_bool(struct pctx *pc, const cJSON *obj, const char *path,
+static enum getr get_bool(struct pctx *pc, const cJSON *v, const struct jp *path,
                           const char *key, bool *out)
 {
-    const cJSON *v = member(obj, key);
-    char p[JP_MAX];
-
     if (v == NULL)
         return G_ABSENT;
-    if (!cJSON_IsBool(v)) {
-        jp_key(p, path, key);
-        ERR(pc, p, "must be true or false");
+    if (!J_IS_BOOL(v)) {
+        errp(pc, JP_K(path, key), "must be true or false");
         return G_BAD;
     }
-    *out = cJSON_IsTrue(v);
+    *out = J_IS_TRUE(v);
     return G_OK;
 }
 
-static enum getr get_str(struct pctx *pc, const cJSON *obj, const char *path,
+static enum getr get_str(struct pctx *pc, const cJSON *v, const struct jp *path,
                          const char *key, bool required, const char **out)
 {
-    const cJSON *v = member(obj, key);
-    char p[JP_MAX];
-
-    if (v != NULL && cJSON_IsString(v)) {
+    if (v != NULL && J_IS_STRING(v)) {
         *out = v->valuestring;
         return G_OK;
     }
     if (v == NULL && !required)
         return G_ABSENT;
-    jp_key(p, path, key);
-    ERR(pc, p, v == NULL ? "is required" : "must be a string");
+    errp(pc, JP_K(path, key), v == NULL ? "is required" : "must be a string");
     return G_BAD;
 }
 
 /* A required non-empty string. */
-static enum getr get_name(struct pctx *pc, const cJSON *obj, const char *path,
+static enum getr get_name(struct pctx *pc, const cJSON *v, const struct jp *path,
                           const char *key, bool required, const char **out)
 {
-    enum getr r = get_str(pc, obj, path, key, required, out);
+    enum getr r = get_str(pc, v, path, key, required, out);
     if (r == G_OK && **out == '\0') {
-        char p[JP_MAX];
-        jp_key(p, path, key);
-        ERR(pc, p, "must not be empty");
+        errp(pc, JP_K(path, key), "must not be empty");
         return G_BAD;
     }
     return r;
 }
 
-static const cJSON *get_array(struct pctx *pc, const cJSON *obj, const char *path,
+static const cJSON *get_array(struct pctx *pc, const cJSON *v, const struct jp *path,
                               const char *key, bool required, bool *bad)
 {
-    const cJSON *v = member(obj, key);
-    char p[JP_MAX];
-
     *bad = false;
-    if (v != NULL && cJSON_IsArray(v))
+    if (v != NULL && J_IS_ARRAY(v))
         return v;
     if (v == NULL && !required)
         return NULL;
-    jp_key(p, path, key);
-    ERR(pc, p, v == NULL ? "is required" : "must be an array");
+    errp(pc, JP_K(path, key), v == NULL ? "is required" : "must be an array");
     *bad = true;
     return NULL;
 }
@@ -626,28 +909,32 @@ static bool is_loopback(const struct cfg_addr *a)
     return false;
 }
 
-static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen);
+static bool listener_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen,
+                          struct cfg_mem **mem);
 
 /* The admin API changes what the proxy does: without a token it may only
  * listen where nobody else can reach it. */
 static void parse_admin(struct pctx *pc, const cJSON *v)
 {
     static const char *const keys[] = { "address", "token", NULL };
+    enum { K_ADDRESS, K_TOKEN };
+    const struct jp *path = JP_K(NULL, "admin");
+    const cJSON *f[2];
     struct sl_config *cfg = pc->cfg;
     const char *addr = NULL, *token = NULL;
     char err[160];
 
-    if (!check_object(pc, v, "/admin", keys, NULL))
+    if (!check_object(pc, v, path, keys, NULL, f))
         return;
-    if (get_str(pc, v, "/admin", "token", false, &token) == G_OK) {
+    if (get_str(pc, f[K_TOKEN], path, "token", false, &token) == G_OK) {
         if (token[0] == '\0')
             ERR(pc, "/admin/token", "must not be empty");
         else
-            cfg->admin_token = xstrdup(token);
+            cfg->admin_token = c_strdup(pc, token);
     }
-    if (get_str(pc, v, "/admin", "address", true, &addr) != G_OK)
+    if (get_str(pc, f[K_ADDRESS], path, "address", true, &addr) != G_OK)
         return;
-    if (!listener_addr(addr, &cfg->admin_addr, err, sizeof(err))) {
+    if (!listener_addr(addr, &cfg->admin_addr, err, sizeof(err), &cfg->mem)) {
         ERR(pc, "/admin/address", "%s", err);
         return;
     }
@@ -660,28 +947,30 @@ static void parse_admin(struct pctx *pc, const cJSON *v)
 static void parse_globals(struct pctx *pc, const cJSON *root)
 {
     struct sl_config *cfg = pc->cfg;
-    const cJSON *v;
+    const cJSON *v, *f[3];
     static const char *const limit_keys[] = {
         "max_header_bytes", "max_body_bytes", "max_connections", NULL };
     static const char *const timeout_keys[] = {
         "client_header_ms", "client_idle_ms", "drain_ms", NULL };
+    const struct jp *lp = JP_K(NULL, "limits"), *tp = JP_K(NULL, "timeouts");
+    const struct jp *sp = JP_K(NULL, "splice");
 
-    get_int(pc, root, "", "workers", 0, 1024, &cfg->workers);
+    get_int(pc, member(root, "workers"), NULL, "workers", 0, 1024, &cfg->workers);
 
     if ((v = member(root, "limits")) != NULL &&
-        check_object(pc, v, "/limits", limit_keys, NULL)) {
-        get_u32(pc, v, "/limits", "max_header_bytes", 1024, 65536, &cfg->max_header_bytes);
-        get_uint(pc, v, "/limits", "max_body_bytes", 0, MAX_EXACT_INT, &cfg->max_body_bytes);
-        get_u32(pc, v, "/limits", "max_connections", 0, UINT32_MAX, &cfg->max_connections);
+        check_object(pc, v, lp, limit_keys, NULL, f)) {
+        get_u32(pc, f[0], lp, "max_header_bytes", 1024, 65536, &cfg->max_header_bytes);
+        get_uint(pc, f[1], lp, "max_body_bytes", 0, MAX_EXACT_INT, &cfg->max_body_bytes);
+        get_u32(pc, f[2], lp, "max_connections", 0, UINT32_MAX, &cfg->max_connections);
     }
     if ((v = member(root, "timeouts")) != NULL &&
-        check_object(pc, v, "/timeouts", timeout_keys, NULL)) {
-        get_u32(pc, v, "/timeouts", "client_header_ms", 1, UINT32_MAX, &cfg->client_header_ms);
-        get_u32(pc, v, "/timeouts", "client_idle_ms", 1, UINT32_MAX, &cfg->client_idle_ms);
-        get_u32(pc, v, "/timeouts", "drain_ms", 1, UINT32_MAX, &cfg->drain_ms);
+        check_object(pc, v, tp, timeout_keys, NULL, f)) {
+        get_u32(pc, f[0], tp, "client_header_ms", 1, UINT32_MAX, &cfg->client_header_ms);
+        get_u32(pc, f[1], tp, "client_idle_ms", 1, UINT32_MAX, &cfg->client_idle_ms);
+        get_u32(pc, f[2], tp, "drain_ms", 1, UINT32_MAX, &cfg->drain_ms);
     }
     if ((v = member(root, "access_log_format")) != NULL) {
-        if (!cJSON_IsString(v) || (strcmp(v->valuestring, "text") && strcmp(v->valuestring, "json")))
+        if (!J_IS_STRING(v) || (strcmp(v->valuestring, "text") && strcmp(v->valuestring, "json")))
             ERR(pc, "/access_log_format", "must be \"text\" or \"json\"");
         else
             cfg->access_log_json = strcmp(v->valuestring, "json") == 0;
@@ -689,21 +978,20 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
     if ((v = member(root, "admin")) != NULL)
         parse_admin(pc, v);
     static const char *const splice_keys[] = { "enabled", "min_bytes", NULL };
-    if ((v = member(root, "splice")) != NULL && check_object(pc, v, "/splice", splice_keys, NULL)) {
-        get_bool(pc, v, "/splice", "enabled", &cfg->splice);
-        get_u32(pc, v, "/splice", "min_bytes", 0, UINT32_MAX, &cfg->splice_min_bytes);
+    if ((v = member(root, "splice")) != NULL && check_object(pc, v, sp, splice_keys, NULL, f)) {
+        get_bool(pc, f[0], sp, "enabled", &cfg->splice);
+        get_u32(pc, f[1], sp, "min_bytes", 0, UINT32_MAX, &cfg->splice_min_bytes);
     }
     if ((v = member(root, "access_log")) != NULL) {
-        free(cfg->access_log);
         cfg->access_log = NULL;
-        if (cJSON_IsNull(v))
+        if (J_IS_NULL(v))
             ;
-        else if (!cJSON_IsString(v))
+        else if (!J_IS_STRING(v))
             ERR(pc, "/access_log", "must be a string or null");
         else if (v->valuestring[0] == '\0')
             ERR(pc, "/access_log", "must not be empty (use null for no access log)");
         else
-            cfg->access_log = xstrdup(v->valuestring);
+            cfg->access_log = c_strdup(pc, v->valuestring);
     }
 }
 
@@ -711,76 +999,74 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
 
 /* listeners[].tls: the certificates are only checked for shape here; the
  * TLS layer loads them (tls.c) and reports with the same paths. */
-static struct cfg_listener_tls *parse_listener_tls(struct pctx *pc, const cJSON *v, const char *path)
+static struct cfg_listener_tls *parse_listener_tls(struct pctx *pc, const cJSON *v,
+                                                   const struct jp *path)
 {
     static const char *const keys[] = {
         "certificates", "ktls", "min_version", "handshake_timeout_ms", "session_tickets", NULL };
+    enum { K_CERTS, K_KTLS, K_MINV, K_HS, K_TICKETS };
     static const char *const cert_keys[] = { "cert_file", "key_file", "cert_pem", "key_pem", NULL };
-    char p[JP_MAX], cp[JP_MAX];
+    const cJSON *f[5], *cf_[4];
     const char *s;
     bool bad;
 
-    if (!check_object(pc, v, path, keys, NULL))
+    if (!check_object(pc, v, path, keys, NULL, f))
         return NULL;
-    struct cfg_listener_tls *t = xcalloc(1, sizeof(*t));
+    struct cfg_listener_tls *t = c_calloc(pc, 1, sizeof(*t));
     t->handshake_timeout_ms = 10000;
     t->session_tickets = true;
-    get_bool(pc, v, path, "ktls", &t->ktls);
-    get_bool(pc, v, path, "session_tickets", &t->session_tickets);
-    get_u32(pc, v, path, "handshake_timeout_ms", 1, UINT32_MAX, &t->handshake_timeout_ms);
-    if (get_str(pc, v, path, "min_version", false, &s) == G_OK) {
-        jp_key(p, path, "min_version");
+    get_bool(pc, f[K_KTLS], path, "ktls", &t->ktls);
+    get_bool(pc, f[K_TICKETS], path, "session_tickets", &t->session_tickets);
+    get_u32(pc, f[K_HS], path, "handshake_timeout_ms", 1, UINT32_MAX, &t->handshake_timeout_ms);
+    if (get_str(pc, f[K_MINV], path, "min_version", false, &s) == G_OK) {
         if (strcmp(s, "1.2") == 0)
             t->min_version = CFG_TLS_1_2;
         else if (strcmp(s, "1.3") == 0)
             t->min_version = CFG_TLS_1_3;
         else
-            ERR(pc, p, "must be \"1.2\" or \"1.3\"");
+            errp(pc, JP_K(path, "min_version"), "must be \"1.2\" or \"1.3\"");
     }
-    const cJSON *arr = get_array(pc, v, path, "certificates", true, &bad);
+    const cJSON *arr = get_array(pc, f[K_CERTS], path, "certificates", true, &bad);
     if (arr == NULL)
         return t;
-    jp_key(p, path, "certificates");
-    t->ncerts = (size_t)cJSON_GetArraySize(arr);
+    const struct jp *p = JP_K(path, "certificates");
+    t->ncerts = nchildren(arr);
     if (t->ncerts == 0) {
-        ERR(pc, p, "must contain at least one certificate");
+        errp(pc, p, "must contain at least one certificate");
         return t;
     }
-    t->certs = xcalloc(t->ncerts, sizeof(*t->certs));
+    t->certs = c_calloc(pc, t->ncerts, sizeof(*t->certs));
     size_t i = 0;
     for (const cJSON *c = arr->child; c; c = c->next, i++) {
         struct cfg_cert *ce = &t->certs[i];
-        jp_idx(cp, p, i);
-        if (!check_object(pc, c, cp, cert_keys, NULL))
+        const struct jp *cp = JP_I(p, i);
+        if (!check_object(pc, c, cp, cert_keys, NULL, cf_))
             continue;
         const char *cf = NULL, *kf = NULL, *cpem = NULL, *kpem = NULL;
-        get_name(pc, c, cp, "cert_file", false, &cf);
-        get_name(pc, c, cp, "key_file", false, &kf);
-        get_name(pc, c, cp, "cert_pem", false, &cpem);
-        get_name(pc, c, cp, "key_pem", false, &kpem);
+        get_name(pc, cf_[0], cp, "cert_file", false, &cf);
+        get_name(pc, cf_[1], cp, "key_file", false, &kf);
+        get_name(pc, cf_[2], cp, "cert_pem", false, &cpem);
+        get_name(pc, cf_[3], cp, "key_pem", false, &kpem);
         if ((cf || kf) && (cpem || kpem)) {
-            ERR(pc, cp, "give cert_file and key_file, or cert_pem and key_pem, not both");
+            errp(pc, cp, "give cert_file and key_file, or cert_pem and key_pem, not both");
             continue;
         }
         if (!(cf || kf || cpem || kpem)) {
-            ERR(pc, cp, "needs cert_file and key_file, or cert_pem and key_pem");
+            errp(pc, cp, "needs cert_file and key_file, or cert_pem and key_pem");
             continue;
         }
-        char mp[JP_MAX];
         if ((cf || kf) && !(cf && kf)) {
-            jp_key(mp, cp, cf ? "key_file" : "cert_file");
-            ERR(pc, mp, "is required");
+            errp(pc, JP_K(cp, cf ? "key_file" : "cert_file"), "is required");
             continue;
         }
         if ((cpem || kpem) && !(cpem && kpem)) {
-            jp_key(mp, cp, cpem ? "key_pem" : "cert_pem");
-            ERR(pc, mp, "is required");
+            errp(pc, JP_K(cp, cpem ? "key_pem" : "cert_pem"), "is required");
             continue;
         }
-        ce->cert_file = cf ? xstrdup(cf) : NULL;
-        ce->key_file = kf ? xstrdup(kf) : NULL;
-        ce->cert_pem = cpem ? xstrdup(cpem) : NULL;
-        ce->key_pem = kpem ? xstrdup(kpem) : NULL;
+        ce->cert_file = cf ? c_strdup(pc, cf) : NULL;
+        ce->key_file = kf ? c_strdup(pc, kf) : NULL;
+        ce->cert_pem = cpem ? c_strdup(pc, cpem) : NULL;
+        ce->key_pem = kpem ? c_strdup(pc, kpem) : NULL;
     }
     return t;
 }
@@ -789,49 +1075,49 @@ static void parse_listeners(struct pctx *pc, const cJSON *root)
 {
     struct sl_config *cfg = pc->cfg;
     static const char *const keys[] = { "name", "address", "tls", NULL };
+    enum { K_NAME, K_ADDRESS, K_TLS };
+    const struct jp *lp = JP_K(NULL, "listeners");
     bool bad;
-    const cJSON *arr = get_array(pc, root, "", "listeners", true, &bad);
+    const cJSON *arr = get_array(pc, member(root, "listeners"), NULL, "listeners", true, &bad);
     size_t i = 0;
 
     if (arr == NULL)
         return;
-    cfg->nlisteners = (size_t)cJSON_GetArraySize(arr);
+    cfg->nlisteners = nchildren(arr);
     if (cfg->nlisteners == 0) {
         ERR(pc, "/listeners", "must contain at least one listener");
         return;
     }
-    cfg->listeners = xcalloc(cfg->nlisteners, sizeof(*cfg->listeners));
+    cfg->listeners = c_calloc(pc, cfg->nlisteners, sizeof(*cfg->listeners));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
         struct cfg_listener *l = &cfg->listeners[i];
-        char path[JP_MAX], p[JP_MAX], err[160];
+        const struct jp *path = JP_I(lp, i);
+        const cJSON *f[3];
+        char err[160];
         const char *s;
 
-        jp_idx(path, "/listeners", i);
-        if (!check_object(pc, it, path, keys, NULL))
+        if (!check_object(pc, it, path, keys, NULL, f))
             continue;
-        const cJSON *tv = member(it, "tls");
-        if (tv) {
-            jp_key(p, path, "tls");
-            l->tls = parse_listener_tls(pc, tv, p);
-        }
-        if (get_name(pc, it, path, "name", false, &s) == G_OK) {
-            jp_key(p, path, "name");
+        if (f[K_TLS])
+            l->tls = parse_listener_tls(pc, f[K_TLS], JP_K(path, "tls"));
+        if (get_name(pc, f[K_NAME], path, "name", false, &s) == G_OK) {
             for (size_t j = 0; j < i; j++)
                 if (cfg->listeners[j].name && strcmp(cfg->listeners[j].name, s) == 0) {
-                    ERR(pc, p, "duplicate listener name \"%s\" (also /listeners/%zu)", s, j);
+                    errp(pc, JP_K(path, "name"),
+                         "duplicate listener name \"%s\" (also /listeners/%zu)", s, j);
                     break;
                 }
-            l->name = xstrdup(s);
+            l->name = c_strdup(pc, s);
         }
-        if (get_str(pc, it, path, "address", true, &s) == G_OK) {
-            jp_key(p, path, "address");
-            if (!listener_addr(s, &l->addr, err, sizeof(err))) {
-                ERR(pc, p, "bad address \"%s\": %s", s, err);
+        if (get_str(pc, f[K_ADDRESS], path, "address", true, &s) == G_OK) {
+            const struct jp *p = JP_K(path, "address");
+            if (!listener_addr(s, &l->addr, err, sizeof(err), &cfg->mem)) {
+                errp(pc, p, "bad address \"%s\": %s", s, err);
                 continue;
             }
             for (size_t j = 0; j < i; j++)
                 if (cfg->listeners[j].addr.text && same_sockaddr(&cfg->listeners[j].addr, &l->addr)) {
-                    ERR(pc, p, "same address as /listeners/%zu", j);
+                    errp(pc, p, "same address as /listeners/%zu", j);
                     break;
                 }
         }
@@ -848,56 +1134,54 @@ static size_t find_listener(const struct sl_config *cfg, const char *name)
 
 /* ---- upstreams */
 
-static void parse_targets(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_targets(struct pctx *pc, const cJSON *v, const struct jp *path,
                           struct cfg_upstream *u)
 {
     static const char *const keys[] = { "address", "weight", NULL };
     bool bad;
-    const cJSON *arr = get_array(pc, obj, path, "targets", true, &bad);
-    char apath[JP_MAX];
+    const cJSON *arr = get_array(pc, v, path, "targets", true, &bad);
     size_t i = 0;
 
     if (arr == NULL)
         return;
-    jp_key(apath, path, "targets");
-    u->ntargets = (size_t)cJSON_GetArraySize(arr);
+    const struct jp *apath = JP_K(path, "targets");
+    u->ntargets = nchildren(arr);
     if (u->ntargets == 0) {
-        ERR(pc, apath, "must contain at least one target");
+        errp(pc, apath, "must contain at least one target");
         return;
     }
-    u->targets = xcalloc(u->ntargets, sizeof(*u->targets));
+    u->targets = c_calloc(pc, u->ntargets, sizeof(*u->targets));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
         struct cfg_target *t = &u->targets[i];
-        char tpath[JP_MAX], p[JP_MAX], err[160];
+        const struct jp *tpath = JP_I(apath, i);
+        const cJSON *f[2];
+        char err[160];
         const char *s;
 
         t->weight = 1;
-        jp_idx(tpath, apath, i);
-        if (!check_object(pc, it, tpath, keys, NULL))
+        if (!check_object(pc, it, tpath, keys, NULL, f))
             continue;
-        if (get_str(pc, it, tpath, "address", true, &s) == G_OK &&
-            !cfg_parse_addr(s, &t->addr, err, sizeof(err))) {
-            jp_key(p, tpath, "address");
-            ERR(pc, p, "bad address \"%s\": %s", s, err);
-        }
-        get_u32(pc, it, tpath, "weight", 1, 1000000, &t->weight);
+        if (get_str(pc, f[0], tpath, "address", true, &s) == G_OK &&
+            !parse_addr(s, &t->addr, err, sizeof(err), &pc->cfg->mem))
+            errp(pc, JP_K(tpath, "address"), "bad address \"%s\": %s", s, err);
+        get_u32(pc, f[1], tpath, "weight", 1, 1000000, &t->weight);
     }
 }
 
-static void parse_upstream(struct pctx *pc, const cJSON *it, const char *path, size_t i)
+static void parse_upstream(struct pctx *pc, const cJSON *it, const struct jp *path, size_t i)
 {
     struct sl_config *cfg = pc->cfg;
     struct cfg_upstream *u = &cfg->upstreams[i];
     static const char *const keys[] = {
         "name", "targets", "balance", "pool", "timeouts", "retries", "tls", NULL };
+    enum { K_NAME, K_TARGETS, K_BALANCE, K_POOL, K_TIMEOUTS, K_RETRIES, K_TLS };
     static const char *const unsupported[] = { "health", "hash_on", NULL };
     static const char *const tls_keys[] = { "sni", "verify", "ca_file", NULL };
     static const char *const pool_keys[] = { "max_idle_per_target", "idle_timeout_ms", NULL };
     static const char *const to_keys[] = {
         "connect_ms", "response_header_ms", "idle_ms", NULL };
-    const cJSON *v;
+    const cJSON *v, *f[7], *g[3];
     const char *s;
-    char p[JP_MAX];
 
     u->balance = CFG_BAL_ROUND_ROBIN;
     u->max_idle_per_target = 64;
@@ -906,69 +1190,71 @@ static void parse_upstream(struct pctx *pc, const cJSON *it, const char *path, s
     u->response_header_ms = 30000;
     u->idle_ms = 300000;
     u->retries = 1;
-    if (!check_object(pc, it, path, keys, unsupported))
+    if (!check_object(pc, it, path, keys, unsupported, f))
         return;
 
-    if (get_name(pc, it, path, "name", true, &s) == G_OK) {
-        jp_key(p, path, "name");
-        u->name = xstrdup(s);
+    if (get_name(pc, f[K_NAME], path, "name", true, &s) == G_OK) {
+        u->name = c_strdup(pc, s);
         size_t j = nidx_add(&pc->up_names, u->name, i, &pc->nup_names);
         if (j != NOT_FOUND_IDX)
-            ERR(pc, p, "duplicate upstream name \"%s\" (also /upstreams/%zu)", s, j);
+            errp(pc, JP_K(path, "name"),
+                 "duplicate upstream name \"%s\" (also /upstreams/%zu)", s, j);
     }
-    parse_targets(pc, it, path, u);
+    parse_targets(pc, f[K_TARGETS], path, u);
 
-    if (get_str(pc, it, path, "balance", false, &s) == G_OK) {
-        jp_key(p, path, "balance");
-        if (strcmp(s, "round_robin") == 0)
+    if (get_str(pc, f[K_BALANCE], path, "balance", false, &s) == G_OK) {
+        const struct jp *p = JP_K(path, "balance");
+        if (strcmp(s, "round_robin") == 0) {
             u->balance = CFG_BAL_ROUND_ROBIN;
-        else if (strcmp(s, "least_request") == 0 || strcmp(s, "random_two") == 0 ||
-                 strcmp(s, "hash") == 0)
-            ERR(pc, p, "not supported yet: %s", p);
-        else
-            ERR(pc, p, "must be one of round_robin, least_request, random_two, hash");
+        } else if (strcmp(s, "least_request") == 0 || strcmp(s, "random_two") == 0 ||
+                   strcmp(s, "hash") == 0) {
+            char ps[JP_MAX];
+            jp_render(ps, p);
+            ERR(pc, ps, "not supported yet: %s", ps);
+        } else {
+            errp(pc, p, "must be one of round_robin, least_request, random_two, hash");
+        }
     }
 
-    jp_key(p, path, "tls");
-    if ((v = member(it, "tls")) != NULL && check_object(pc, v, p, tls_keys, NULL)) {
-        u->tls = xcalloc(1, sizeof(*u->tls));
+    const struct jp *p = JP_K(path, "tls");
+    if ((v = f[K_TLS]) != NULL && check_object(pc, v, p, tls_keys, NULL, g)) {
+        u->tls = c_calloc(pc, 1, sizeof(*u->tls));
         u->tls->verify = true;
-        get_bool(pc, v, p, "verify", &u->tls->verify);
-        if (get_name(pc, v, p, "sni", false, &s) == G_OK)
-            u->tls->sni = xstrdup(s);
-        if (get_name(pc, v, p, "ca_file", false, &s) == G_OK)
-            u->tls->ca_file = xstrdup(s);
+        get_bool(pc, g[1], p, "verify", &u->tls->verify);
+        if (get_name(pc, g[0], p, "sni", false, &s) == G_OK)
+            u->tls->sni = c_strdup(pc, s);
+        if (get_name(pc, g[2], p, "ca_file", false, &s) == G_OK)
+            u->tls->ca_file = c_strdup(pc, s);
     }
-    jp_key(p, path, "pool");
-    if ((v = member(it, "pool")) != NULL && check_object(pc, v, p, pool_keys, NULL)) {
-        get_u32(pc, v, p, "max_idle_per_target", 0, 1000000, &u->max_idle_per_target);
-        get_u32(pc, v, p, "idle_timeout_ms", 1, UINT32_MAX, &u->pool_idle_timeout_ms);
+    p = JP_K(path, "pool");
+    if ((v = f[K_POOL]) != NULL && check_object(pc, v, p, pool_keys, NULL, g)) {
+        get_u32(pc, g[0], p, "max_idle_per_target", 0, 1000000, &u->max_idle_per_target);
+        get_u32(pc, g[1], p, "idle_timeout_ms", 1, UINT32_MAX, &u->pool_idle_timeout_ms);
     }
-    jp_key(p, path, "timeouts");
-    if ((v = member(it, "timeouts")) != NULL && check_object(pc, v, p, to_keys, NULL)) {
-        get_u32(pc, v, p, "connect_ms", 1, UINT32_MAX, &u->connect_ms);
-        get_u32(pc, v, p, "response_header_ms", 1, UINT32_MAX, &u->response_header_ms);
-        get_u32(pc, v, p, "idle_ms", 1, UINT32_MAX, &u->idle_ms);
+    p = JP_K(path, "timeouts");
+    if ((v = f[K_TIMEOUTS]) != NULL && check_object(pc, v, p, to_keys, NULL, g)) {
+        get_u32(pc, g[0], p, "connect_ms", 1, UINT32_MAX, &u->connect_ms);
+        get_u32(pc, g[1], p, "response_header_ms", 1, UINT32_MAX, &u->response_header_ms);
+        get_u32(pc, g[2], p, "idle_ms", 1, UINT32_MAX, &u->idle_ms);
     }
-    get_u32(pc, it, path, "retries", 0, 10, &u->retries);
+    get_u32(pc, f[K_RETRIES], path, "retries", 0, 10, &u->retries);
 }
 
 static void parse_upstreams(struct pctx *pc, const cJSON *root)
 {
     struct sl_config *cfg = pc->cfg;
+    const struct jp *up = JP_K(NULL, "upstreams");
     bool bad;
-    const cJSON *arr = get_array(pc, root, "", "upstreams", false, &bad);
+    const cJSON *arr = get_array(pc, member(root, "upstreams"), NULL, "upstreams", false, &bad);
     size_t i = 0;
 
     if (arr == NULL)
         return;
-    cfg->nupstreams = (size_t)cJSON_GetArraySize(arr);
-    cfg->upstreams = xcalloc(cfg->nupstreams, sizeof(*cfg->upstreams));
-    for (const cJSON *it = arr->child; it; it = it->next, i++) {
-        char path[JP_MAX];
-        jp_idx(path, "/upstreams", i);
-        parse_upstream(pc, it, path, i);
-    }
+    cfg->nupstreams = nchildren(arr);
+    cfg->upstreams = c_calloc(pc, cfg->nupstreams, sizeof(*cfg->upstreams));
+    nidx_grow(&pc->up_names, cfg->nupstreams);
+    for (const cJSON *it = arr->child; it; it = it->next, i++)
+        parse_upstream(pc, it, JP_I(up, i), i);
 }
 
 static size_t find_upstream(const struct pctx *pc, const char *name)
@@ -983,44 +1269,40 @@ static size_t find_upstream(const struct pctx *pc, const char *name)
  * *out (entries that failed are left NULL so cfg_free stays simple). */
 typedef const char *(*str_check_fn)(char *s);
 
-static void parse_str_list(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_str_list(struct pctx *pc, const cJSON *v, const struct jp *path,
                            const char *key, bool allow_empty, str_check_fn check,
                            char ***out, size_t *nout)
 {
     bool bad;
-    const cJSON *arr = get_array(pc, obj, path, key, false, &bad);
-    char apath[JP_MAX];
+    const cJSON *arr = get_array(pc, v, path, key, false, &bad);
     size_t i = 0;
 
     if (arr == NULL)
         return;
-    jp_key(apath, path, key);
-    *nout = (size_t)cJSON_GetArraySize(arr);
+    const struct jp *apath = JP_K(path, key);
+    *nout = nchildren(arr);
     if (*nout == 0) {
         if (!allow_empty)
-            ERR(pc, apath, "must not be empty (leave it out instead)");
+            errp(pc, apath, "must not be empty (leave it out instead)");
         return;
     }
-    *out = xcalloc(*nout, sizeof(char *));
+    *out = c_calloc(pc, *nout, sizeof(char *));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
-        char p[JP_MAX];
         const char *why;
         char *s;
 
-        jp_idx(p, apath, i);
-        if (!cJSON_IsString(it)) {
-            ERR(pc, p, "must be a string");
+        if (!J_IS_STRING(it)) {
+            errp(pc, JP_I(apath, i), "must be a string");
             continue;
         }
-        s = xstrdup(it->valuestring);
+        s = c_strdup(pc, it->valuestring);
         if ((why = check(s)) != NULL) {
-            ERR(pc, p, "%s", why);
-            free(s);
-            continue;
+            errp(pc, JP_I(apath, i), "%s", why);
+            continue;       /* s stays in the arena until cfg_free */
         }
         for (size_t j = 0; j < i; j++)
             if ((*out)[j] && strcmp((*out)[j], s) == 0) {
-                ERR(pc, p, "duplicate \"%s\"", s);
+                errp(pc, JP_I(apath, i), "duplicate \"%s\"", s);
                 break;
             }
         (*out)[i] = s;
@@ -1036,18 +1318,19 @@ static const char *check_listener_name(char *s)
 static const char *check_match_host(char *s)
 {
     const char *rest = s;
+    size_t n = strlen(s);
 
-    lower(s);
-    if (strchr(s, ':'))
+    lower_n(s, n);
+    if (memchr(s, ':', n))
         return "a host may not carry a port (ports are ignored when matching)";
-    if (strcmp(s, "*") == 0)
+    if (s[0] == '*' && s[1] == '\0')
         return "\"*\" alone is not allowed (leave hosts out to match any host)";
     if (s[0] == '*') {
         if (s[1] != '.')
             return "a wildcard host must look like *.example.com";
         rest = s + 2;
     }
-    if (strchr(rest, '*'))
+    if (memchr(rest, '*', n - (size_t)(rest - s)))
         return "'*' is only allowed as the whole first label, as in *.example.com";
     if (!valid_hostname(rest))
         return "not a valid host name";
@@ -1059,99 +1342,89 @@ static const char *check_method(char *s)
     return valid_token(s) ? NULL : "must be an HTTP method token";
 }
 
-static void parse_kv_list(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_kv_list(struct pctx *pc, const cJSON *v, const struct jp *path,
                           const char *key, bool header, struct cfg_kv **out, size_t *nout)
 {
     static const char *const keys[] = { "name", "value", NULL };
     bool bad;
-    const cJSON *arr = get_array(pc, obj, path, key, false, &bad);
-    char apath[JP_MAX];
+    const cJSON *arr = get_array(pc, v, path, key, false, &bad);
     size_t i = 0;
 
     if (arr == NULL)
         return;
-    jp_key(apath, path, key);
-    *nout = (size_t)cJSON_GetArraySize(arr);
+    const struct jp *apath = JP_K(path, key);
+    *nout = nchildren(arr);
     if (*nout == 0)
         return;
-    *out = xcalloc(*nout, sizeof(**out));
+    *out = c_calloc(pc, *nout, sizeof(**out));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
-        char ipath[JP_MAX], p[JP_MAX];
-        const char *name, *value;
+        const struct jp *ipath = JP_I(apath, i);
+        const cJSON *f[2];
+        const char *name = NULL, *value = NULL;
         enum getr rn, rv;
 
-        jp_idx(ipath, apath, i);
-        if (!check_object(pc, it, ipath, keys, NULL))
+        if (!check_object(pc, it, ipath, keys, NULL, f))
             continue;
-        rn = get_name(pc, it, ipath, "name", true, &name);
-        rv = get_str(pc, it, ipath, "value", true, &value);
+        rn = get_name(pc, f[0], ipath, "name", true, &name);
+        rv = get_str(pc, f[1], ipath, "value", true, &value);
         if (rn == G_OK && header && !valid_token(name)) {
-            jp_key(p, ipath, "name");
-            ERR(pc, p, "must be a header name (an HTTP token)");
+            errp(pc, JP_K(ipath, "name"), "must be a header name (an HTTP token)");
             rn = G_BAD;
         }
         if (rv == G_OK && header && !valid_header_value(value)) {
-            jp_key(p, ipath, "value");
-            ERR(pc, p, "must not contain CR or LF");
+            errp(pc, JP_K(ipath, "value"), "must not contain CR or LF");
             rv = G_BAD;
         }
         if (rn != G_OK || rv != G_OK)
             continue;
-        (*out)[i].name = xstrdup(name);
+        (*out)[i].name = c_strdup(pc, name);
         if (header)
             lower((*out)[i].name);
-        (*out)[i].value = xstrdup(value);
+        (*out)[i].value = c_strdup(pc, value);
         (*out)[i].name_len = (uint32_t)strlen(name);
         (*out)[i].value_len = (uint32_t)strlen(value);
     }
 }
 
-static void parse_match(struct pctx *pc, const cJSON *m, const char *path, struct cfg_route *r)
+static void parse_match(struct pctx *pc, const cJSON *m, const struct jp *path, struct cfg_route *r)
 {
     static const char *const keys[] = {
         "listeners", "hosts", "path", "methods", "headers", "query", NULL };
+    enum { K_LISTENERS, K_HOSTS, K_PATH, K_METHODS, K_HEADERS, K_QUERY };
     static const char *const path_keys[] = { "prefix", "exact", NULL };
-    const cJSON *v;
-    char p[JP_MAX];
+    const cJSON *v, *f[6], *pf[2];
 
-    if (!check_object(pc, m, path, keys, NULL))
+    if (!check_object(pc, m, path, keys, NULL, f))
         return;
 
-    parse_str_list(pc, m, path, "listeners", false, check_listener_name,
+    parse_str_list(pc, f[K_LISTENERS], path, "listeners", false, check_listener_name,
                    &r->listeners, &r->nlisteners);
     if (r->nlisteners) {
-        r->listener_idx = xcalloc(r->nlisteners, sizeof(size_t));
+        r->listener_idx = c_calloc(pc, r->nlisteners, sizeof(size_t));
         for (size_t i = 0; i < r->nlisteners; i++) {
             if (r->listeners[i] == NULL)
                 continue;
             r->listener_idx[i] = find_listener(pc->cfg, r->listeners[i]);
-            if (r->listener_idx[i] == NOT_FOUND) {
-                char lp[JP_MAX];
-                jp_key(p, path, "listeners");
-                jp_idx(lp, p, i);
-                ERR(pc, lp, "unknown listener \"%s\"", r->listeners[i]);
-            }
+            if (r->listener_idx[i] == NOT_FOUND)
+                errp(pc, JP_I(JP_K(path, "listeners"), i),
+                     "unknown listener \"%s\"", r->listeners[i]);
         }
     }
-    parse_str_list(pc, m, path, "hosts", true, check_match_host, &r->hosts, &r->nhosts);
-    if (r->nhosts == 0) {
-        free(r->hosts);
+    parse_str_list(pc, f[K_HOSTS], path, "hosts", true, check_match_host, &r->hosts, &r->nhosts);
+    if (r->nhosts == 0)
         r->hosts = NULL;
-    }
 
-    jp_key(p, path, "path");
-    if ((v = member(m, "path")) != NULL && check_object(pc, v, p, path_keys, NULL)) {
-        const cJSON *pre = member(v, "prefix"), *ex = member(v, "exact");
+    const struct jp *p = JP_K(path, "path");
+    if ((v = f[K_PATH]) != NULL && check_object(pc, v, p, path_keys, NULL, pf)) {
+        const cJSON *pre = pf[0], *ex = pf[1];
         const char *key = pre ? "prefix" : "exact";
         const char *s, *why;
 
         if ((pre == NULL) == (ex == NULL)) {
-            ERR(pc, p, "must have exactly one of prefix, exact");
-        } else if (get_str(pc, v, p, key, true, &s) == G_OK) {
-            char kp[JP_MAX];
-            jp_key(kp, p, key);
+            errp(pc, p, "must have exactly one of prefix, exact");
+        } else if (get_str(pc, pre ? pre : ex, p, key, true, &s) == G_OK) {
             if ((why = path_problem(s)) != NULL) {
-                ERR(pc, kp, "%s", why);
+                errp(pc, JP_K(p, key), "%s", why);
             } else {
                 size_t n = strlen(s);
                 /* "/api/" and "/api" select the same segments, and the
@@ -1160,407 +1433,381 @@ static void parse_match(struct pctx *pc, const cJSON *m, const char *path, struc
                     while (n > 1 && s[n - 1] == '/')
                         n--;
                 r->path_kind = pre ? CFG_PATH_PREFIX : CFG_PATH_EXACT;
-                r->path = xstrndup(s, n);
+                r->path = c_strndup(pc, s, n);
                 r->path_len = (uint32_t)n;
             }
         }
     }
 
-    parse_str_list(pc, m, path, "methods", true, check_method, &r->methods, &r->nmethods);
-    if (r->nmethods == 0) {
-        free(r->methods);
+    parse_str_list(pc, f[K_METHODS], path, "methods", true, check_method,
+                   &r->methods, &r->nmethods);
+    if (r->nmethods == 0)
         r->methods = NULL;
-    }
-    parse_kv_list(pc, m, path, "headers", true, &r->match_headers, &r->nmatch_headers);
-    parse_kv_list(pc, m, path, "query", false, &r->match_query, &r->nmatch_query);
+    parse_kv_list(pc, f[K_HEADERS], path, "headers", true, &r->match_headers, &r->nmatch_headers);
+    parse_kv_list(pc, f[K_QUERY], path, "query", false, &r->match_query, &r->nmatch_query);
 }
 
 /* ---- routes: header edits, rewrite, actions */
 
-static void parse_kv_map(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_kv_map(struct pctx *pc, const cJSON *obj, const struct jp *path,
                          struct cfg_kv **out, size_t *nout)
 {
     size_t i = 0;
 
-    if (!cJSON_IsObject(obj)) {
-        ERR(pc, path, "must be an object");
+    if (!J_IS_OBJECT(obj)) {
+        errp(pc, path, "must be an object");
         return;
     }
-    *nout = (size_t)cJSON_GetArraySize(obj);
+    *nout = nchildren(obj);
     if (*nout == 0)
         return;
-    *out = xcalloc(*nout, sizeof(**out));
+    *out = c_calloc(pc, *nout, sizeof(**out));
     for (const cJSON *c = obj->child; c; c = c->next, i++) {
-        char p[JP_MAX];
         const char *k = c->string ? c->string : "";
         bool dup = false;
         char *name;
 
-        jp_key(p, path, k);
         if (!valid_token(k)) {
-            ERR(pc, p, "must be a header name (an HTTP token)");
+            errp(pc, JP_K(path, k), "must be a header name (an HTTP token)");
             continue;
         }
-        if (!cJSON_IsString(c)) {
-            ERR(pc, p, "must be a string");
+        if (!J_IS_STRING(c)) {
+            errp(pc, JP_K(path, k), "must be a string");
             continue;
         }
         if (!valid_header_value(c->valuestring)) {
-            ERR(pc, p, "must not contain CR or LF");
+            errp(pc, JP_K(path, k), "must not contain CR or LF");
             continue;
         }
-        name = xstrdup(k);
+        name = c_strdup(pc, k);
         lower(name);
         for (size_t j = 0; j < i; j++)
             if ((*out)[j].name && strcmp((*out)[j].name, name) == 0)
                 dup = true;
         if (dup) {
-            ERR(pc, p, "duplicate header name (names are case-insensitive)");
-            free(name);
+            errp(pc, JP_K(path, k), "duplicate header name (names are case-insensitive)");
             continue;
         }
         (*out)[i].name = name;
         (*out)[i].name_len = (uint32_t)strlen(name);
-        (*out)[i].value = xstrdup(c->valuestring);
+        (*out)[i].value = c_strdup(pc, c->valuestring);
         (*out)[i].value_len = (uint32_t)strlen(c->valuestring);
     }
 }
 
-static void parse_header_edits(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_header_edits(struct pctx *pc, const cJSON *obj, const struct jp *path,
                                struct cfg_header_edits *h)
 {
     static const char *const keys[] = { "set", "add", "remove", NULL };
-    const cJSON *v;
-    char p[JP_MAX];
+    const cJSON *v, *f[3];
     bool bad;
 
-    if (!check_object(pc, obj, path, keys, NULL))
+    if (!check_object(pc, obj, path, keys, NULL, f))
         return;
-    if ((v = member(obj, "set")) != NULL) {
-        jp_key(p, path, "set");
-        parse_kv_map(pc, v, p, &h->set, &h->nset);
-    }
-    if ((v = member(obj, "add")) != NULL) {
-        jp_key(p, path, "add");
-        parse_kv_map(pc, v, p, &h->add, &h->nadd);
-    }
-    if ((v = get_array(pc, obj, path, "remove", false, &bad)) != NULL) {
+    if ((v = f[0]) != NULL)
+        parse_kv_map(pc, v, JP_K(path, "set"), &h->set, &h->nset);
+    if ((v = f[1]) != NULL)
+        parse_kv_map(pc, v, JP_K(path, "add"), &h->add, &h->nadd);
+    if ((v = get_array(pc, f[2], path, "remove", false, &bad)) != NULL) {
+        const struct jp *p = JP_K(path, "remove");
         size_t i = 0;
-        jp_key(p, path, "remove");
-        h->nremove = (size_t)cJSON_GetArraySize(v);
+        h->nremove = nchildren(v);
         if (h->nremove)
-            h->remove = xcalloc(h->nremove, sizeof(*h->remove));
+            h->remove = c_calloc(pc, h->nremove, sizeof(*h->remove));
         for (const cJSON *it = v->child; it; it = it->next, i++) {
-            char ip[JP_MAX];
-            jp_idx(ip, p, i);
-            if (!cJSON_IsString(it)) {
-                ERR(pc, ip, "must be a string");
+            if (!J_IS_STRING(it)) {
+                errp(pc, JP_I(p, i), "must be a string");
                 continue;
             }
             if (!valid_token(it->valuestring)) {
-                ERR(pc, ip, "must be a header name (an HTTP token)");
+                errp(pc, JP_I(p, i), "must be a header name (an HTTP token)");
                 continue;
             }
-            h->remove[i].name = xstrdup(it->valuestring);
+            h->remove[i].name = c_strdup(pc, it->valuestring);
             lower(h->remove[i].name);
             h->remove[i].name_len = (uint32_t)strlen(h->remove[i].name);
         }
     }
 }
 
-static void parse_rewrite(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_rewrite(struct pctx *pc, const cJSON *obj, const struct jp *path,
                           struct cfg_route *r)
 {
     static const char *const keys[] = {
         "strip_prefix", "replace_prefix", "replace_path", "host", NULL };
-    const cJSON *strip = member(obj, "strip_prefix");
-    const cJSON *rpre = member(obj, "replace_prefix");
-    const cJSON *rpath = member(obj, "replace_path");
+    const cJSON *f[4];
     const char *s, *why;
-    char p[JP_MAX] = "";
+    /* at function scope: the error after the if/else below names them */
+    const struct jp *strip_p = JP_K(path, "strip_prefix");
+    const struct jp *rpre_p = JP_K(path, "replace_prefix");
+    const struct jp *rpath_p = JP_K(path, "replace_path");
+    const struct jp *p = NULL;
     int nkinds;
 
-    if (!check_object(pc, obj, path, keys, NULL))
+    if (!check_object(pc, obj, path, keys, NULL, f))
         return;
+    const cJSON *strip = f[0], *rpre = f[1], *rpath = f[2];
     nkinds = (strip != NULL) + (rpre != NULL) + (rpath != NULL);
     if (nkinds > 1) {
-        ERR(pc, path, "must have only one of strip_prefix, replace_prefix, replace_path");
+        errp(pc, path, "must have only one of strip_prefix, replace_prefix, replace_path");
         return;
     }
-    if (nkinds == 0 && member(obj, "host") == NULL) {
-        ERR(pc, path, "must have one of strip_prefix, replace_prefix, replace_path, host");
+    if (nkinds == 0 && f[3] == NULL) {
+        errp(pc, path, "must have one of strip_prefix, replace_prefix, replace_path, host");
         return;
     }
     if (strip) {
-        jp_key(p, path, "strip_prefix");
-        if (!cJSON_IsBool(strip))
-            ERR(pc, p, "must be a boolean");
-        else if (!cJSON_IsTrue(strip))
-            ERR(pc, p, "must be true (leave rewrite out for no rewrite)");
+        p = strip_p;
+        if (!J_IS_BOOL(strip))
+            errp(pc, p, "must be a boolean");
+        else if (!J_IS_TRUE(strip))
+            errp(pc, p, "must be true (leave rewrite out for no rewrite)");
         else
             r->rewrite = CFG_RW_STRIP_PREFIX;
     } else if (rpre || rpath) {
         const char *key = rpre ? "replace_prefix" : "replace_path";
-        jp_key(p, path, key);
-        if (get_str(pc, obj, path, key, true, &s) == G_OK) {
+        p = rpre ? rpre_p : rpath_p;
+        if (get_str(pc, rpre ? rpre : rpath, path, key, true, &s) == G_OK) {
             if ((why = path_problem(s)) != NULL) {
-                ERR(pc, p, "%s", why);
+                errp(pc, p, "%s", why);
             } else {
                 r->rewrite = rpre ? CFG_RW_REPLACE_PREFIX : CFG_RW_REPLACE_PATH;
-                r->rewrite_path = xstrdup(s);
+                r->rewrite_path = c_strdup(pc, s);
                 r->rewrite_path_len = (uint32_t)strlen(s);
             }
         }
     }
+    /* p is set: strip or rpre chose it above */
     if ((strip || rpre) && r->path_kind != CFG_PATH_PREFIX)
-        ERR(pc, p, "needs a match.path.prefix to act on");
+        errp(pc, p, "needs a match.path.prefix to act on");
 
-    if (get_str(pc, obj, path, "host", false, &s) == G_OK) {
-        jp_key(p, path, "host");
+    if (get_str(pc, f[3], path, "host", false, &s) == G_OK) {
         if (!valid_hostname(s)) {
-            ERR(pc, p, "must be a host name (without a port)");
+            errp(pc, JP_K(path, "host"), "must be a host name (without a port)");
         } else {
-            r->rewrite_host = xstrdup(s);
+            r->rewrite_host = c_strdup(pc, s);
             lower(r->rewrite_host);
         }
     }
 }
 
-static void parse_backends(struct pctx *pc, const cJSON *arr, const char *path,
+static void parse_backends(struct pctx *pc, const cJSON *arr, const struct jp *path,
                            struct cfg_route *r)
 {
     static const char *const keys[] = { "upstream", "weight", NULL };
     bool any_weight = false, all_ok = true;
     size_t i = 0;
 
-    if (!cJSON_IsArray(arr)) {
-        ERR(pc, path, "must be an array");
+    if (!J_IS_ARRAY(arr)) {
+        errp(pc, path, "must be an array");
         return;
     }
-    r->nbackends = (size_t)cJSON_GetArraySize(arr);
+    r->nbackends = nchildren(arr);
     if (r->nbackends == 0) {
-        ERR(pc, path, "must contain at least one backend");
+        errp(pc, path, "must contain at least one backend");
         return;
     }
-    r->backends = xcalloc(r->nbackends, sizeof(*r->backends));
+    r->backends = c_calloc(pc, r->nbackends, sizeof(*r->backends));
     for (const cJSON *it = arr->child; it; it = it->next, i++) {
         struct cfg_backend_ref *b = &r->backends[i];
-        char bpath[JP_MAX], p[JP_MAX];
+        const struct jp *bpath = JP_I(path, i);
+        const cJSON *f[2];
         const char *s;
 
         b->weight = 1;
         b->upstream_idx = NOT_FOUND;
-        jp_idx(bpath, path, i);
-        if (!check_object(pc, it, bpath, keys, NULL)) {
+        if (!check_object(pc, it, bpath, keys, NULL, f)) {
             all_ok = false;
             continue;
         }
-        if (get_name(pc, it, bpath, "upstream", true, &s) == G_OK) {
-            b->upstream = xstrdup(s);
+        if (get_name(pc, f[0], bpath, "upstream", true, &s) == G_OK) {
+            b->upstream = c_strdup(pc, s);
             b->upstream_idx = find_upstream(pc, s);
-            if (b->upstream_idx == NOT_FOUND) {
-                jp_key(p, bpath, "upstream");
-                ERR(pc, p, "unknown upstream \"%s\"", s);
-            }
+            if (b->upstream_idx == NOT_FOUND)
+                errp(pc, JP_K(bpath, "upstream"), "unknown upstream \"%s\"", s);
         }
-        if (get_u32(pc, it, bpath, "weight", 0, 1000000, &b->weight) == G_BAD)
+        if (get_u32(pc, f[1], bpath, "weight", 0, 1000000, &b->weight) == G_BAD)
             all_ok = false;
         else if (b->weight > 0)
             any_weight = true;
     }
     if (all_ok && !any_weight)
-        ERR(pc, path, "at least one backend needs a weight above 0");
+        errp(pc, path, "at least one backend needs a weight above 0");
 }
 
-static void parse_redirect(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_redirect(struct pctx *pc, const cJSON *obj, const struct jp *path,
                            struct cfg_route *r)
 {
     static const char *const keys[] = { "scheme", "host", "port", "path", "status", NULL };
+    enum { K_SCHEME, K_HOST, K_PORT, K_PATH, K_STATUS };
     static const char *const path_keys[] = { "replace_prefix", NULL };
-    const cJSON *v;
+    const cJSON *v, *f[5], *pf[1];
     const char *s, *why;
-    char p[JP_MAX];
 
     r->redirect.status = 302;
-    if (!check_object(pc, obj, path, keys, NULL))
+    if (!check_object(pc, obj, path, keys, NULL, f))
         return;
-    if (get_str(pc, obj, path, "scheme", false, &s) == G_OK) {
-        jp_key(p, path, "scheme");
+    if (get_str(pc, f[K_SCHEME], path, "scheme", false, &s) == G_OK) {
         if (strcmp(s, "http") != 0 && strcmp(s, "https") != 0)
-            ERR(pc, p, "must be http or https");
+            errp(pc, JP_K(path, "scheme"), "must be http or https");
         else
-            r->redirect.scheme = xstrdup(s);
+            r->redirect.scheme = c_strdup(pc, s);
     }
-    if (get_str(pc, obj, path, "host", false, &s) == G_OK) {
-        jp_key(p, path, "host");
+    if (get_str(pc, f[K_HOST], path, "host", false, &s) == G_OK) {
         if (!valid_hostname(s)) {
-            ERR(pc, p, "must be a host name (give the port in \"port\")");
+            errp(pc, JP_K(path, "host"), "must be a host name (give the port in \"port\")");
         } else {
-            r->redirect.host = xstrdup(s);
+            r->redirect.host = c_strdup(pc, s);
             lower(r->redirect.host);
         }
     }
-    get_int(pc, obj, path, "port", 1, 65535, &r->redirect.port);
+    get_int(pc, f[K_PORT], path, "port", 1, 65535, &r->redirect.port);
 
-    jp_key(p, path, "path");
-    if ((v = member(obj, "path")) != NULL) {
-        if (cJSON_IsString(v)) {
+    const struct jp *p = JP_K(path, "path");
+    if ((v = f[K_PATH]) != NULL) {
+        if (J_IS_STRING(v)) {
             if ((why = path_problem(v->valuestring)) != NULL)
-                ERR(pc, p, "%s", why);
+                errp(pc, p, "%s", why);
             else
-                r->redirect.path = xstrdup(v->valuestring);
-        } else if (cJSON_IsObject(v)) {
-            char kp[JP_MAX];
-            check_object(pc, v, p, path_keys, NULL);
-            jp_key(kp, p, "replace_prefix");
-            if (get_str(pc, v, p, "replace_prefix", true, &s) == G_OK) {
+                r->redirect.path = c_strdup(pc, v->valuestring);
+        } else if (J_IS_OBJECT(v)) {
+            const struct jp *kp = JP_K(p, "replace_prefix");
+            check_object(pc, v, p, path_keys, NULL, pf);
+            if (get_str(pc, pf[0], p, "replace_prefix", true, &s) == G_OK) {
                 if ((why = path_problem(s)) != NULL)
-                    ERR(pc, kp, "%s", why);
+                    errp(pc, kp, "%s", why);
                 else
-                    r->redirect.replace_prefix = xstrdup(s);
+                    r->redirect.replace_prefix = c_strdup(pc, s);
                 if (r->path_kind != CFG_PATH_PREFIX)
-                    ERR(pc, kp, "needs a match.path.prefix to act on");
+                    errp(pc, kp, "needs a match.path.prefix to act on");
             }
         } else {
-            ERR(pc, p, "must be a string or an object {\"replace_prefix\": ...}");
+            errp(pc, p, "must be a string or an object {\"replace_prefix\": ...}");
         }
     }
 
-    if (get_int(pc, obj, path, "status", 0, 999, &r->redirect.status) != G_BAD) {
+    if (get_int(pc, f[K_STATUS], path, "status", 0, 999, &r->redirect.status) != G_BAD) {
         int st = r->redirect.status;
-        if (st != 301 && st != 302 && st != 303 && st != 307 && st != 308) {
-            jp_key(p, path, "status");
-            ERR(pc, p, "must be one of 301, 302, 303, 307, 308");
-        }
+        if (st != 301 && st != 302 && st != 303 && st != 307 && st != 308)
+            errp(pc, JP_K(path, "status"), "must be one of 301, 302, 303, 307, 308");
     }
 }
 
-static void parse_respond(struct pctx *pc, const cJSON *obj, const char *path,
+static void parse_respond(struct pctx *pc, const cJSON *obj, const struct jp *path,
                           struct cfg_route *r)
 {
     static const char *const keys[] = { "status", "body", "content_type", NULL };
+    const cJSON *f[3];
     const char *s;
-    char p[JP_MAX];
 
-    if (!check_object(pc, obj, path, keys, NULL))
+    if (!check_object(pc, obj, path, keys, NULL, f))
         return;
-    if (member(obj, "status") == NULL) {
-        jp_key(p, path, "status");
-        ERR(pc, p, "is required");
-    } else {
-        get_int(pc, obj, path, "status", 200, 599, &r->respond.status);
-    }
-    if (get_str(pc, obj, path, "body", false, &s) == G_OK) {
-        r->respond.body = xstrdup(s);
+    if (f[0] == NULL)
+        errp(pc, JP_K(path, "status"), "is required");
+    else
+        get_int(pc, f[0], path, "status", 200, 599, &r->respond.status);
+    if (get_str(pc, f[1], path, "body", false, &s) == G_OK) {
+        r->respond.body = c_strdup(pc, s);
         r->respond.body_len = strlen(s);
     }
-    if (get_str(pc, obj, path, "content_type", false, &s) == G_OK) {
-        jp_key(p, path, "content_type");
+    if (get_str(pc, f[2], path, "content_type", false, &s) == G_OK) {
         if (*s == '\0' || !valid_header_value(s))
-            ERR(pc, p, "must be a non-empty header value without CR or LF");
+            errp(pc, JP_K(path, "content_type"),
+                 "must be a non-empty header value without CR or LF");
         else
-            r->respond.content_type = xstrdup(s);
+            r->respond.content_type = c_strdup(pc, s);
     }
 }
 
-static void parse_route(struct pctx *pc, const cJSON *it, const char *path, size_t i)
+static void parse_route(struct pctx *pc, const cJSON *it, const struct jp *path, size_t i)
 {
     struct sl_config *cfg = pc->cfg;
     struct cfg_route *r = &cfg->routes[i];
     static const char *const keys[] = {
         "name", "match", "rewrite", "request_headers", "response_headers",
         "backends", "upstream", "redirect", "respond", NULL };
+    enum { K_NAME, K_MATCH, K_REWRITE, K_REQH, K_RESPH,
+           K_BACKENDS, K_UPSTREAM, K_REDIRECT, K_RESPOND };
     static const char *const actions[] = { "backends", "upstream", "redirect", "respond" };
     const char *found[4], *s;
-    const cJSON *v;
-    char p[JP_MAX];
+    const cJSON *v, *f[9];
     int nact = 0;
 
     r->index = i;
-    if (!check_object(pc, it, path, keys, NULL))
+    if (!check_object(pc, it, path, keys, NULL, f))
         return;
 
-    if (get_name(pc, it, path, "name", false, &s) == G_OK) {
-        jp_key(p, path, "name");
-        r->name = xstrdup(s);
+    if (get_name(pc, f[K_NAME], path, "name", false, &s) == G_OK) {
+        r->name = c_strdup(pc, s);
         size_t j = nidx_add(&pc->route_names, r->name, i, &pc->nroute_names);
         if (j != NOT_FOUND_IDX)
-            ERR(pc, p, "duplicate route name \"%s\" (also /routes/%zu)", s, j);
+            errp(pc, JP_K(path, "name"), "duplicate route name \"%s\" (also /routes/%zu)", s, j);
     }
 
-    jp_key(p, path, "match");
-    if ((v = member(it, "match")) != NULL)
-        parse_match(pc, v, p, r);
+    if ((v = f[K_MATCH]) != NULL)
+        parse_match(pc, v, JP_K(path, "match"), r);
 
     for (int a = 0; a < 4; a++)
-        if (member(it, actions[a]))
+        if (f[K_BACKENDS + a])
             found[nact++] = actions[a];
     if (nact == 0)
-        ERR(pc, path, "needs an action: one of backends, upstream, redirect, respond");
+        errp(pc, path, "needs an action: one of backends, upstream, redirect, respond");
     else if (nact > 1)
-        ERR(pc, path, "has more than one action (%s and %s); keep exactly one",
-            found[0], found[1]);
+        errp(pc, path, "has more than one action (%s and %s); keep exactly one",
+             found[0], found[1]);
 
-    if ((v = member(it, "backends")) != NULL) {
+    if ((v = f[K_BACKENDS]) != NULL) {
         r->action = CFG_ACT_BACKENDS;
-        jp_key(p, path, "backends");
-        parse_backends(pc, v, p, r);
+        parse_backends(pc, v, JP_K(path, "backends"), r);
     }
-    if ((v = member(it, "upstream")) != NULL) {
+    if ((v = f[K_UPSTREAM]) != NULL) {
         r->action = CFG_ACT_BACKENDS;
-        jp_key(p, path, "upstream");
-        if (get_name(pc, it, path, "upstream", true, &s) == G_OK && r->backends == NULL) {
-            r->backends = xcalloc(1, sizeof(*r->backends));
+        if (get_name(pc, v, path, "upstream", true, &s) == G_OK && r->backends == NULL) {
+            r->backends = c_calloc(pc, 1, sizeof(*r->backends));
             r->nbackends = 1;
-            r->backends[0].upstream = xstrdup(s);
+            r->backends[0].upstream = c_strdup(pc, s);
             r->backends[0].weight = 1;
             r->backends[0].upstream_idx = find_upstream(pc, s);
             if (r->backends[0].upstream_idx == NOT_FOUND)
-                ERR(pc, p, "unknown upstream \"%s\"", s);
+                errp(pc, JP_K(path, "upstream"), "unknown upstream \"%s\"", s);
         }
     }
-    if ((v = member(it, "redirect")) != NULL) {
+    if ((v = f[K_REDIRECT]) != NULL) {
         r->action = CFG_ACT_REDIRECT;
-        jp_key(p, path, "redirect");
-        parse_redirect(pc, v, p, r);
+        parse_redirect(pc, v, JP_K(path, "redirect"), r);
     }
-    if ((v = member(it, "respond")) != NULL) {
+    if ((v = f[K_RESPOND]) != NULL) {
         r->action = CFG_ACT_RESPOND;
-        jp_key(p, path, "respond");
-        parse_respond(pc, v, p, r);
+        parse_respond(pc, v, JP_K(path, "respond"), r);
     }
 
-    jp_key(p, path, "rewrite");
-    if ((v = member(it, "rewrite")) != NULL) {
-        parse_rewrite(pc, v, p, r);
+    if ((v = f[K_REWRITE]) != NULL) {
+        parse_rewrite(pc, v, JP_K(path, "rewrite"), r);
         if (nact == 1 && r->action != CFG_ACT_BACKENDS)
-            ERR(pc, p, "is only allowed on a route with backends or upstream");
+            errp(pc, JP_K(path, "rewrite"), "is only allowed on a route with backends or upstream");
     }
-    jp_key(p, path, "request_headers");
-    if ((v = member(it, "request_headers")) != NULL)
-        parse_header_edits(pc, v, p, &r->req_headers);
-    jp_key(p, path, "response_headers");
-    if ((v = member(it, "response_headers")) != NULL)
-        parse_header_edits(pc, v, p, &r->resp_headers);
+    if ((v = f[K_REQH]) != NULL)
+        parse_header_edits(pc, v, JP_K(path, "request_headers"), &r->req_headers);
+    if ((v = f[K_RESPH]) != NULL)
+        parse_header_edits(pc, v, JP_K(path, "response_headers"), &r->resp_headers);
 }
 
 static void parse_routes(struct pctx *pc, const cJSON *root)
 {
     struct sl_config *cfg = pc->cfg;
+    const struct jp *rp = JP_K(NULL, "routes");
     bool bad;
-    const cJSON *arr = get_array(pc, root, "", "routes", true, &bad);
+    const cJSON *arr = get_array(pc, member(root, "routes"), NULL, "routes", true, &bad);
     size_t i = 0;
 
     if (arr == NULL)
         return;
     /* An empty list is allowed: every request then gets a 404. */
-    cfg->nroutes = (size_t)cJSON_GetArraySize(arr);
-    cfg->routes = xcalloc(cfg->nroutes, sizeof(*cfg->routes));
-    for (const cJSON *it = arr->child; it; it = it->next, i++) {
-        char path[JP_MAX];
-        jp_idx(path, "/routes", i);
-        parse_route(pc, it, path, i);
-    }
+    cfg->nroutes = nchildren(arr);
+    cfg->routes = c_calloc(pc, cfg->nroutes, sizeof(*cfg->routes));
+    nidx_grow(&pc->route_names, cfg->nroutes);
+    for (const cJSON *it = arr->child; it; it = it->next, i++)
+        parse_route(pc, it, JP_I(rp, i), i);
 }
 
 /* ---- public entry points */
@@ -1578,7 +1825,7 @@ static struct sl_config *config_new(void)
     cfg->drain_ms = 10000;
     cfg->splice = true;
     cfg->splice_min_bytes = 65536;
-    cfg->access_log = xstrdup("stdout");
+    cfg->access_log = cm_strdup(&cfg->mem, "stdout");
     return cfg;
 }
 
@@ -1705,8 +1952,8 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
     memset(&pc, 0, sizeof(pc));
     pc.errs = errs;
     pc.cfg = config_new();
-    pc.cfg->source = xstrndup(json, len);
-    if (check_object(&pc, root, "", keys, unsupported)) {
+    pc.cfg->source = cm_strndup(&pc.cfg->mem, json, len);
+    if (check_object(&pc, root, NULL, keys, unsupported, NULL)) {
         parse_globals(&pc, root);
         parse_listeners(&pc, root);
         parse_upstreams(&pc, root);
@@ -1737,7 +1984,7 @@ struct sl_config *cfg_quick(const char *listen, const char *const *backends,
     /* Check the command-line values first so errors name the option, then
      * let cfg_parse build the config from an equivalent document: quick
      * mode cannot drift from the file format, and GET /config can show it. */
-    if (listen == NULL || !listener_addr(listen, &a, err, sizeof(err)))
+    if (listen == NULL || !listener_addr(listen, &a, err, sizeof(err), NULL))
         cfg_errors_add(errs, "--listen", "bad address \"%s\": %s",
                        listen ? listen : "", listen ? err : "missing");
     else
@@ -1756,7 +2003,7 @@ struct sl_config *cfg_quick(const char *listen, const char *const *backends,
     if ((tls_cert != NULL) != (tls_key != NULL))
         cfg_errors_add(errs, tls_cert ? "--tls-key" : "--tls-cert",
                        "--tls-cert and --tls-key go together");
-    if (admin && !listener_addr(admin, &a, err, sizeof(err)))
+    if (admin && !listener_addr(admin, &a, err, sizeof(err), NULL))
         cfg_errors_add(errs, "--admin", "bad address \"%s\": %s", admin, err);
     else if (admin)
         cfg_addr_free(&a);
@@ -1807,89 +2054,10 @@ struct sl_config *cfg_quick(const char *listen, const char *const *backends,
     return cfg;
 }
 
-static void free_kvs(struct cfg_kv *kv, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(kv[i].name);
-        free(kv[i].value);
-    }
-    free(kv);
-}
-
-static void free_strs(char **v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static void free_route(struct cfg_route *r)
-{
-    free(r->name);
-    free_strs(r->listeners, r->nlisteners);
-    free(r->listener_idx);
-    free_strs(r->hosts, r->nhosts);
-    free(r->path);
-    free_strs(r->methods, r->nmethods);
-    free_kvs(r->match_headers, r->nmatch_headers);
-    free_kvs(r->match_query, r->nmatch_query);
-    free(r->rewrite_path);
-    free(r->rewrite_host);
-    free_kvs(r->req_headers.set, r->req_headers.nset);
-    free_kvs(r->req_headers.add, r->req_headers.nadd);
-    free_kvs(r->req_headers.remove, r->req_headers.nremove);
-    free_kvs(r->resp_headers.set, r->resp_headers.nset);
-    free_kvs(r->resp_headers.add, r->resp_headers.nadd);
-    free_kvs(r->resp_headers.remove, r->resp_headers.nremove);
-    for (size_t i = 0; r->backends && i < r->nbackends; i++)
-        free(r->backends[i].upstream);
-    free(r->backends);
-    free(r->redirect.scheme);
-    free(r->redirect.host);
-    free(r->redirect.path);
-    free(r->redirect.replace_prefix);
-    free(r->respond.body);
-    free(r->respond.content_type);
-}
-
 void cfg_free(struct sl_config *cfg)
 {
     if (cfg == NULL)
         return;
-    for (size_t i = 0; cfg->listeners && i < cfg->nlisteners; i++) {
-        free(cfg->listeners[i].name);
-        cfg_addr_free(&cfg->listeners[i].addr);
-        struct cfg_listener_tls *t = cfg->listeners[i].tls;
-        for (size_t j = 0; t && j < t->ncerts; j++) {
-            free(t->certs[j].cert_file);
-            free(t->certs[j].key_file);
-            free(t->certs[j].cert_pem);
-            free(t->certs[j].key_pem);
-        }
-        if (t)
-            free(t->certs);
-        free(t);
-    }
-    free(cfg->listeners);
-    for (size_t i = 0; cfg->upstreams && i < cfg->nupstreams; i++) {
-        struct cfg_upstream *u = &cfg->upstreams[i];
-        free(u->name);
-        for (size_t j = 0; u->targets && j < u->ntargets; j++)
-            cfg_addr_free(&u->targets[j].addr);
-        free(u->targets);
-        if (u->tls) {
-            free(u->tls->sni);
-            free(u->tls->ca_file);
-            free(u->tls);
-        }
-    }
-    free(cfg->upstreams);
-    for (size_t i = 0; cfg->routes && i < cfg->nroutes; i++)
-        free_route(&cfg->routes[i]);
-    free(cfg->routes);
-    free(cfg->access_log);
-    free(cfg->source);
-    free(cfg->admin_token);
-    cfg_addr_free(&cfg->admin_addr);
+    cm_free_all(cfg->mem);      /* everything the config owns (see cfg_mem) */
     free(cfg);
 }

@@ -7,7 +7,8 @@
  * parsing; a running proxy shares it read-only between threads.
  *
  * Ownership: everything hanging off a struct sl_config is owned by it and
- * released by cfg_free().
+ * released by cfg_free(), all at once: no member may be freed or
+ * reallocated on its own.
  */
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H
@@ -160,6 +161,7 @@ struct sl_config {
     bool splice;                    /* "splice": {"enabled"}, default true */
     uint32_t splice_min_bytes;      /* "splice": {"min_bytes"}: bodies shorter are copied */
     char *source;                   /* the JSON text as given (for GET /config later) */
+    struct cfg_mem *mem;            /* owns all of the above (config.c); freed whole */
 };
 
 /* One validation problem. */
