@@ -85,7 +85,10 @@ struct gw_wsnap {
     struct pool_bucket **buckets;       /* [ups.ntargets] */
     const struct timeval *to_header;    /* libevent common timeouts */
     const struct timeval *to_idle;
-    struct gw_route_stats **rstats;     /* [cfg->nroutes] */
+    /* [cfg->nroutes], each found on the route's first answered request
+     * (gw_wsnap_route_stats): a reload of 10,000 routes then costs the
+     * worker a zeroed array, not 10,000 name lookups while requests wait */
+    struct gw_route_stats **rstats;
     struct gw_route_stats *unmatched;   /* requests no route took */
     struct gw_ups_stats **ustats;       /* [cfg->nupstreams] */
 };
@@ -181,6 +184,8 @@ int gw_workers_start(struct gw_worker *ws, int n);
 void gw_worker_command(struct gw_worker *w, uint32_t cmd);
 void gw_worker_refresh(struct gw_worker *w);
 void gw_wsnap_unpin(struct gw_worker *w, struct gw_wsnap *ws);
+struct gw_route_stats *gw_wsnap_route_stats(struct gw_worker *w, struct gw_wsnap *ws,
+                                            const struct cfg_route *r);
 struct gw_buf *gw_buf_get(struct gw_worker *w, uint32_t min_cap);
 void gw_buf_put(struct gw_worker *w, struct gw_buf *b);
 const struct timeval *gw_common_timeout(struct gw_worker *w, uint32_t ms);

@@ -397,6 +397,8 @@ static void txn_account(struct gw_conn *c)
     gw_hist_observe(&st->req_duration, gw_mono_ns() - t->t_start);
     if (t->status >= 100 && t->status < 600) {
         struct gw_route_stats *rs = t->route ? t->ws->rstats[t->route->index] : t->ws->unmatched;
+        if (rs == NULL)
+            rs = gw_wsnap_route_stats(c->w, t->ws, t->route);
         gw_cnt_add(&rs->code[t->status / 100 - 1], 1);
     }
     txn_target(c, NULL);

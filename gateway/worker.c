@@ -153,21 +153,25 @@ static struct gw_wsnap *wsnap_new(struct gw_worker *w, struct gw_snapshot *s)
     ws->ustats = calloc(s->cfg->nupstreams ? s->cfg->nupstreams : 1, sizeof(*ws->ustats));
     if (!ws->rstats || !ws->ustats)
         abort();
-    for (size_t i = 0; i < s->cfg->nroutes; i++) {
-        char name[32];
-        const char *n = s->cfg->routes[i].name;
-        if (n == NULL) {
-            snprintf(name, sizeof(name), "_%zu", i);    /* unnamed: its position */
-            n = name;
-        }
-        ws->rstats[i] = gw_stats_route(&w->stats, n);
-    }
     ws->unmatched = gw_stats_route(&w->stats, "_unmatched");
     for (size_t i = 0; i < s->cfg->nupstreams; i++)
         ws->ustats[i] = gw_stats_ups(&w->stats, s->cfg->upstreams[i].name);
     ws->to_header = gw_common_timeout(w, s->cfg->client_header_ms);
     ws->to_idle = gw_common_timeout(w, s->cfg->client_idle_ms);
     return ws;
+}
+
+struct gw_route_stats *gw_wsnap_route_stats(struct gw_worker *w, struct gw_wsnap *ws,
+                                            const struct cfg_route *r)
+{
+    char name[32];
+    const char *n = r->name;
+
+    if (n == NULL) {
+        snprintf(name, sizeof(name), "_%zu", r->index);     /* unnamed: its position */
+        n = name;
+    }
+    return ws->rstats[r->index] = gw_stats_route(&w->stats, n);
 }
 
 void gw_wsnap_unpin(struct gw_worker *w, struct gw_wsnap *ws)
