@@ -486,6 +486,15 @@ def test_metrics(env):
     fams = a.metrics()
     eq(reloads(fams), (ok0 + 1, err0), "reloads_total (ok, error) after a good PUT")
     eq(sample(fams, "sluice_config_version"), v, "sluice_config_version after the PUT")
+    # counts stay with a route's name across reloads; a new route counts from its first request
+    with Conn(s.port) as c:
+        for path in ("/api/y", "/m", "/m"):
+            c.send(build_request("GET", path))
+            eq(c.read_response().status, 200, "GET %s after the PUT" % path)
+    req = a.metrics()["sluice_requests_total"]
+    eq(req.total(route="api", code="2xx"), 6, "route api 2xx, counted on across the reload")
+    eq(req.total(route="rm", code="2xx"), 2, "the new route rm, counted from its first request")
+    fams = a.metrics()
     bad = with_route(s.cfg, {"name": "b", "match": {}, "upstream": "nope"})
     eq(a.put(bad).status, 400, "bad PUT")
     fams = a.metrics()
