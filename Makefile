@@ -100,10 +100,12 @@ fuzz: deps
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_request tests/fuzz/fuzz_request.c gateway/http1.c
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_response tests/fuzz/fuzz_response.c gateway/http1.c
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_chunked tests/fuzz/fuzz_chunked.c gateway/http1.c
-	@mkdir -p $(B)/fuzz/corpus_request $(B)/fuzz/corpus_response $(B)/fuzz/corpus_chunked
+	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_config tests/fuzz/fuzz_config.c $(shell pkg-config --libs libcjson) -lm
+	@mkdir -p $(B)/fuzz/corpus_request $(B)/fuzz/corpus_response $(B)/fuzz/corpus_chunked $(B)/fuzz/corpus_config
 	$(B)/fuzz/fuzz_request  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_request  tests/fuzz/corpus/request
 	$(B)/fuzz/fuzz_response -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_response tests/fuzz/corpus/response
 	$(B)/fuzz/fuzz_chunked  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_chunked  tests/fuzz/corpus/chunked
+	$(B)/fuzz/fuzz_config   -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_config   tests/fuzz/corpus/config
 
 clean:
 	rm -rf $(B)
