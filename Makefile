@@ -69,7 +69,7 @@ $(B)/sluice-k8s: $(K8S_SRC:%.c=$(B)/obj/%.o) $(B)/libsluice.a
 
 # A unit test #includes the .c files it tests (reaching their statics) and
 # is compiled on its own, so each module's tests depend on that module only.
-$(B)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_SRC)
+$(B)/tests/%: tests/unit/%.c tests/unit/tap.h tests/cfg_equal.h $(LIB_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LDLIBS)
 

@@ -49,6 +49,16 @@ static void *xcalloc(size_t n, size_t sz)
     return p;
 }
 
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (p == NULL) {
+        fputs("sluice: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
 static char *xstrndup(const char *s, size_t n)
 {
     char *p = xmalloc(n + 1);
@@ -1810,6 +1820,345 @@ static void parse_routes(struct pctx *pc, const cJSON *root)
         parse_route(pc, it, JP_I(rp, i), i);
 }
 
+/* ---- reusing unchanged routes (cfg_parse_update)
+ *
+ * A reload usually changes a few routes of many: a Kubernetes controller
+ * PUTs the whole document for every change.  So each config remembers where
+ * each route's text sits in its source, and the next parse copies the
+ * routes whose text is unchanged instead of parsing them again.  Finding
+ * the routes needs only JSON's structure (strings, brackets, commas), not
+ * its values; a route that is not copied is parsed by cJSON on its own, and
+ * anything unexpected means a full parse.
+ */
+
+struct shape_span {
+    size_t off, len;
+    uint64_t hash;
+};
+
+struct cfg_shape {
+    size_t doc_len;
+    size_t arr_off, arr_end;        /* the routes array: '[' .. one past ']' */
+    size_t n;                       /* == nroutes */
+    struct shape_span *el;
+};
+
+struct shape_scan {
+    size_t arr_off, arr_end, n, cap;
+    struct shape_span *el;          /* malloc'd */
+};
+
+static uint64_t span_hash(const char *p, size_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+
+    for (; n >= 8; p += 8, n -= 8) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    w = 0;
+    memcpy(&w, p, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 29);
+}
+
+static size_t js_ws(const char *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* s[i] is '"': the index after the closing quote, or n. */
+static size_t js_str(const char *s, size_t n, size_t i)
+{
+    size_t start = ++i;
+
+    while (i < n) {
+        const char *q = memchr(s + i, '"', n - i);
+        if (q == NULL)
+            return n;
+        size_t k = (size_t)(q - s), bs = 0;
+        while (k - bs > start && s[k - bs - 1] == '\\')
+            bs++;
+        if (bs % 2 == 0)
+            return k + 1;
+        i = k + 1;
+    }
+    return n;
+}
+
+/* The index after the value at s[i] (not checked beyond its extent), or n. */
+static size_t js_value(const char *s, size_t n, size_t i)
+{
+    size_t depth = 0;
+
+    if (i >= n)
+        return n;
+    if (s[i] == '"')
+        return js_str(s, n, i);
+    if (s[i] != '{' && s[i] != '[') {
+        while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']' &&
+               s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+            i++;
+        return i;
+    }
+    while (i < n) {
+        char c = s[i];
+        if (c == '"') {
+            i = js_str(s, n, i);
+            continue;
+        }
+        if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (--depth == 0)
+                return i + 1;
+        }
+        i++;
+    }
+    return n;
+}
+
+/* Finds the top-level "routes" array and each element's text.  False for
+ * anything else: no such key (or a second one), or a structure that is
+ * not a JSON object. */
+static bool shape_scan(const char *s, size_t n, struct shape_scan *sc)
+{
+    size_t i = js_ws(s, n, 0);
+    bool found = false;
+
+    memset(sc, 0, sizeof(*sc));
+    if (i >= n || s[i] != '{')
+        return false;
+    i = js_ws(s, n, i + 1);
+    for (;;) {
+        if (i >= n || s[i] != '"')
+            goto bad;
+        size_t k = i;
+        i = js_str(s, n, i);
+        bool routes = i - k == 8 && memcmp(s + k, "\"routes\"", 8) == 0;
+        i = js_ws(s, n, i);
+        if (i >= n || s[i] != ':')
+            goto bad;
+        i = js_ws(s, n, i + 1);
+        if (routes) {
+            if (found || i >= n || s[i] != '[')
+                goto bad;
+            found = true;
+            sc->arr_off = i;
+            i = js_ws(s, n, i + 1);
+            if (i < n && s[i] == ']') {
+                i++;
+            } else {
+                for (;;) {
+                    size_t e = js_value(s, n, i);
+                    if (e >= n || e == i)
+                        goto bad;
+                    if (sc->n == sc->cap) {
+                        sc->cap = sc->cap ? sc->cap * 2 : 256;
+                        sc->el = xrealloc(sc->el, sc->cap * sizeof(*sc->el));
+                    }
+                    sc->el[sc->n++] = (struct shape_span){ i, e - i, span_hash(s + i, e - i) };
+                    i = js_ws(s, n, e);
+                    if (i < n && s[i] == ',') {
+                        i = js_ws(s, n, i + 1);
+                        continue;
+                    }
+                    if (i < n && s[i] == ']') {
+                        i++;
+                        break;
+                    }
+                    goto bad;
+                }
+            }
+            sc->arr_end = i;
+        } else {
+            i = js_value(s, n, i);
+            if (i >= n)
+                goto bad;
+        }
+        i = js_ws(s, n, i);
+        if (i < n && s[i] == ',') {
+            i = js_ws(s, n, i + 1);
+            continue;
+        }
+        if (i < n && s[i] == '}')
+            break;
+        goto bad;
+    }
+    if (found && js_ws(s, n, i + 1) == n)
+        return true;
+bad:
+    free(sc->el);
+    memset(sc, 0, sizeof(*sc));
+    return false;
+}
+
+static struct cfg_shape *shape_store(struct sl_config *cfg, const struct shape_scan *sc, size_t len)
+{
+    struct cfg_shape *sh;
+
+    if (sc->n != cfg->nroutes)
+        return NULL;        /* cannot be for a valid document; stay safe */
+    sh = cm_alloc(&cfg->mem, sizeof(*sh), _Alignof(max_align_t), true);
+    sh->doc_len = len;
+    sh->arr_off = sc->arr_off;
+    sh->arr_end = sc->arr_end;
+    sh->n = sc->n;
+    if (sc->n) {
+        sh->el = cm_alloc(&cfg->mem, sc->n * sizeof(*sh->el), _Alignof(max_align_t), false);
+        memcpy(sh->el, sc->el, sc->n * sizeof(*sh->el));
+    }
+    return sh;
+}
+
+static struct cfg_shape *shape_keep(struct sl_config *cfg, const char *json, size_t len)
+{
+    struct shape_scan sc;
+    struct cfg_shape *sh = NULL;
+
+    if (shape_scan(json, len, &sc))
+        sh = shape_store(cfg, &sc, len);
+    free(sc.el);
+    return sh;
+}
+
+static char *dup_or_null(struct pctx *pc, const char *s)
+{
+    return s ? c_strdup(pc, s) : NULL;
+}
+
+static char *dupn_or_null(struct pctx *pc, const char *s, size_t n)
+{
+    return s ? c_strndup(pc, s, n) : NULL;
+}
+
+static char **dup_strv(struct pctx *pc, char *const *v, size_t n)
+{
+    if (v == NULL)
+        return NULL;
+    char **o = c_calloc(pc, n ? n : 1, sizeof(*o));
+    for (size_t i = 0; i < n; i++)
+        o[i] = dup_or_null(pc, v[i]);
+    return o;
+}
+
+static struct cfg_kv *dup_kv(struct pctx *pc, const struct cfg_kv *v, size_t n)
+{
+    if (v == NULL)
+        return NULL;
+    struct cfg_kv *o = c_calloc(pc, n ? n : 1, sizeof(*o));
+    for (size_t i = 0; i < n; i++) {
+        o[i] = v[i];
+        o[i].name = dupn_or_null(pc, v[i].name, v[i].name_len);
+        o[i].value = dupn_or_null(pc, v[i].value, v[i].value_len);
+    }
+    return o;
+}
+
+static void dup_edits(struct pctx *pc, struct cfg_header_edits *d, const struct cfg_header_edits *s)
+{
+    *d = *s;
+    d->set = dup_kv(pc, s->set, s->nset);
+    d->add = dup_kv(pc, s->add, s->nadd);
+    d->remove = dup_kv(pc, s->remove, s->nremove);
+}
+
+/* Every member of struct cfg_route is copied below: a new member must be
+ * added there too, which this reminds whoever changes the struct. */
+_Static_assert(sizeof(struct cfg_route) == 360 || sizeof(void *) != 8,
+               "struct cfg_route changed: update copy_route()");
+
+/* A deep copy of base's route s as route i of the config being built. */
+static void copy_route(struct pctx *pc, struct cfg_route *d, const struct cfg_route *s, size_t i)
+{
+    *d = *s;
+    d->index = i;
+    d->name = dup_or_null(pc, s->name);
+    d->listeners = dup_strv(pc, s->listeners, s->nlisteners);
+    if (s->listener_idx) {
+        d->listener_idx = c_calloc(pc, s->nlisteners ? s->nlisteners : 1, sizeof(*d->listener_idx));
+        memcpy(d->listener_idx, s->listener_idx, s->nlisteners * sizeof(*d->listener_idx));
+    }
+    d->hosts = dup_strv(pc, s->hosts, s->nhosts);
+    d->path = dupn_or_null(pc, s->path, s->path_len);
+    d->methods = dup_strv(pc, s->methods, s->nmethods);
+    d->match_headers = dup_kv(pc, s->match_headers, s->nmatch_headers);
+    d->match_query = dup_kv(pc, s->match_query, s->nmatch_query);
+    d->rewrite_path = dupn_or_null(pc, s->rewrite_path, s->rewrite_path_len);
+    d->rewrite_host = dup_or_null(pc, s->rewrite_host);
+    dup_edits(pc, &d->req_headers, &s->req_headers);
+    dup_edits(pc, &d->resp_headers, &s->resp_headers);
+    if (s->backends) {
+        d->backends = c_calloc(pc, s->nbackends ? s->nbackends : 1, sizeof(*d->backends));
+        for (size_t k = 0; k < s->nbackends; k++) {
+            d->backends[k] = s->backends[k];
+            d->backends[k].upstream = dup_or_null(pc, s->backends[k].upstream);
+        }
+    }
+    d->redirect.scheme = dup_or_null(pc, s->redirect.scheme);
+    d->redirect.host = dup_or_null(pc, s->redirect.host);
+    d->redirect.path = dup_or_null(pc, s->redirect.path);
+    d->redirect.replace_prefix = dup_or_null(pc, s->redirect.replace_prefix);
+    d->respond.body = dupn_or_null(pc, s->respond.body, s->respond.body_len);
+    d->respond.content_type = dup_or_null(pc, s->respond.content_type);
+}
+
+/* parse_routes() for parse_reusing(): the document's routes are the
+ * elements sc found in json, each copied from base or parsed alone. */
+static void parse_routes_reusing(struct pctx *pc, const char *json, const struct shape_scan *sc,
+                                 const struct sl_config *base)
+{
+    struct sl_config *cfg = pc->cfg;
+    const struct cfg_shape *bs = base->shape;
+    const struct jp *rp = JP_K(NULL, "routes");
+    size_t cap = 16, *slot;
+
+    while (cap < bs->n * 2)
+        cap *= 2;
+    slot = xcalloc(cap, sizeof(*slot));     /* base route index + 1, by text hash */
+    for (size_t j = 0; j < bs->n; j++) {
+        size_t h = bs->el[j].hash & (cap - 1);
+        while (slot[h])
+            h = (h + 1) & (cap - 1);
+        slot[h] = j + 1;
+    }
+    cfg->nroutes = sc->n;
+    cfg->routes = c_calloc(pc, cfg->nroutes, sizeof(*cfg->routes));
+    nidx_grow(&pc->route_names, cfg->nroutes);
+    for (size_t i = 0; i < sc->n; i++) {
+        const struct shape_span *e = &sc->el[i];
+        const struct cfg_route *from = NULL;
+
+        for (size_t h = e->hash & (cap - 1); slot[h]; h = (h + 1) & (cap - 1)) {
+            const struct shape_span *b = &bs->el[slot[h] - 1];
+            if (b->hash == e->hash && b->len == e->len &&
+                memcmp(base->source + b->off, json + e->off, e->len) == 0) {
+                from = &base->routes[slot[h] - 1];
+                break;
+            }
+        }
+        if (from) {
+            struct cfg_route *r = &cfg->routes[i];
+            copy_route(pc, r, from, i);
+            cfg->routes_reused++;
+            if (r->name && nidx_add(&pc->route_names, r->name, i, &pc->nroute_names) != NOT_FOUND_IDX)
+                ERR(pc, "", "duplicate route name");     /* the full parse says where */
+            continue;
+        }
+        const char *end = NULL;
+        cJSON *it = cJSON_ParseWithLengthOpts(json + e->off, e->len, &end, false);
+        if (it == NULL || end != json + e->off + e->len) {
+            ERR(pc, "", "invalid JSON");                   /* likewise */
+            break;
+        }
+        parse_route(pc, it, JP_I(rp, i), i);
+    }
+    free(slot);
+}
+
 /* ---- public entry points */
 
 static struct sl_config *config_new(void)
@@ -1966,7 +2315,94 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
         cfg_free(pc.cfg);
         return NULL;
     }
+    pc.cfg->shape = shape_keep(pc.cfg, json, len);
     return pc.cfg;
+}
+
+/* Drops the errors added since there were n (a failed attempt to reuse). */
+static void errors_truncate(struct cfg_errors *errs, size_t n)
+{
+    while (errs->n > n) {
+        errs->n--;
+        free(errs->v[errs->n].path);
+        free(errs->v[errs->n].message);
+    }
+}
+
+/* cfg_parse_update() when base's shape is known; NULL (and errs as they
+ * were) when the routes cannot be reused, or on any error at all. */
+static struct sl_config *parse_reusing(const char *json, size_t len, struct cfg_errors *errs,
+                                       const struct sl_config *base)
+{
+    static const char *const keys[] = {
+        "workers", "listeners", "limits", "timeouts", "access_log", "access_log_format",
+        "admin", "splice", "upstreams", "routes", NULL };
+    const struct cfg_shape *bs = base->shape;
+    const char *bsrc = base->source;
+    size_t nerr0 = errs->n, pre, post;
+    struct shape_scan sc;
+    struct sl_config *cfg = NULL;
+    char *skel = NULL;
+    const char *end = NULL;
+    struct pctx pc;
+    cJSON *root;
+
+    if (!shape_scan(json, len, &sc))
+        return NULL;
+    /* everything but the routes array must be what base was parsed from */
+    pre = sc.arr_off;
+    post = len - sc.arr_end;
+    if (pre != bs->arr_off || post != bs->doc_len - bs->arr_end ||
+        memcmp(json, bsrc, pre) != 0 || memcmp(json + sc.arr_end, bsrc + bs->arr_end, post) != 0)
+        goto out;
+
+    /* the document without its routes: small, and parsed as ever */
+    skel = xmalloc(pre + 2 + post);
+    memcpy(skel, json, pre);
+    memcpy(skel + pre, "[]", 2);
+    memcpy(skel + pre + 2, json + sc.arr_end, post);
+    pthread_once(&hooks_once, hooks_init);
+    parse_arena_on = true;
+    root = cJSON_ParseWithLengthOpts(skel, pre + 2 + post, &end, false);
+    if (root == NULL) {
+        arena_release();
+        goto out;
+    }
+    memset(&pc, 0, sizeof(pc));
+    pc.errs = errs;
+    pc.cfg = cfg = config_new();
+    cfg->source = cm_strndup(&cfg->mem, json, len);
+    if (check_object(&pc, root, NULL, keys, NULL, NULL)) {
+        parse_globals(&pc, root);
+        parse_listeners(&pc, root);
+        parse_upstreams(&pc, root);
+        parse_routes_reusing(&pc, json, &sc, base);
+    }
+    arena_release();
+    nidx_free(&pc.route_names);
+    nidx_free(&pc.up_names);
+    if (errs->n > nerr0) {
+        errors_truncate(errs, nerr0);
+        cfg_free(cfg);
+        cfg = NULL;
+        goto out;
+    }
+    cfg->shape = shape_store(cfg, &sc, len);
+out:
+    free(skel);
+    free(sc.el);
+    return cfg;
+}
+
+struct sl_config *cfg_parse_update(const char *json, size_t len, struct cfg_errors *errs,
+                                   const struct sl_config *base)
+{
+    if (base && base->shape && base->source) {
+        struct sl_config *cfg = parse_reusing(json, len, errs, base);
+        if (cfg)
+            return cfg;
+    }
+    return cfg_parse(json, len, errs);
 }
 
 struct sl_config *cfg_quick(const char *listen, const char *const *backends,

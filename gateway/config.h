@@ -161,6 +161,9 @@ struct sl_config {
     bool splice;                    /* "splice": {"enabled"}, default true */
     uint32_t splice_min_bytes;      /* "splice": {"min_bytes"}: bodies shorter are copied */
     char *source;                   /* the JSON text as given (for GET /config later) */
+    struct cfg_shape *shape;        /* where each route's text sits in source, for the
+                                       next cfg_parse_update (NULL: not found) */
+    size_t routes_reused;           /* routes cfg_parse_update copied from its base */
     struct cfg_mem *mem;            /* owns all of the above (config.c); freed whole */
 };
 
@@ -193,6 +196,21 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
  * "an object" / "an array", "not supported yet: <path>".  Invalid JSON is one
  * error at path "" naming line, column and byte offset.  Not thread-safe
  * against other cJSON_Parse callers (cJSON keeps its last error globally). */
+
+/*
+ * cfg_parse() for a reload: the same result and the same errors, cheaper
+ * when most of the document is unchanged.  If everything outside the
+ * "routes" array is byte for byte what base was parsed from, a route whose
+ * text is byte for byte the text of one of base's routes is copied from
+ * base (it passed the same checks there, against the same upstreams and
+ * listeners) and only the others are parsed; the route names are checked
+ * for duplicates across all of them.  Any error, or any other difference,
+ * and the whole document is parsed by cfg_parse() instead, so error
+ * reports never depend on base.  base may be NULL (then this is cfg_parse).
+ * The result's routes_reused says how many routes were copied.
+ */
+struct sl_config *cfg_parse_update(const char *json, size_t len, struct cfg_errors *errs,
+                                   const struct sl_config *base);
 
 /* Build the config of quick mode (--listen/--backend/--workers): one
  * listener and one upstream, both named "quick", and one catch-all route to

@@ -3,8 +3,13 @@
  * Checks invariants, not just the absence of crashes: a document is either
  * a config with no errors or errors and no config, every error has a JSON
  * pointer path ("" or starting with '/') and a message, and parsing the same
- * bytes twice gives the same errors (no state leaks between parses). */
+ * bytes twice gives the same errors (no state leaks between parses).
+ * And cfg_parse_update (a reload that copies unchanged routes from the
+ * running config) must give exactly what cfg_parse gives: the input is
+ * parsed again with its own config as the base, and so is the input with
+ * one byte changed (which mostly leaves the other routes as they were). */
 #include "../../gateway/config.c"
+#include "../cfg_equal.h"
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
 
@@ -17,6 +22,49 @@ static void run(const char *doc, size_t len, struct cfg_errors *errs, struct sl_
         CHECK(errs->v[i].path[0] == '\0' || errs->v[i].path[0] == '/');
         CHECK(errs->v[i].message[0] != '\0');
     }
+}
+
+/* cfg_parse_update(doc, base) gives want_cfg / want errors, as cfg_parse did */
+static void differential(const char *doc, size_t len, const struct sl_config *base,
+                         const struct sl_config *want_cfg, const struct cfg_errors *want)
+{
+    struct cfg_errors e = { 0 };
+    struct sl_config *u = cfg_parse_update(doc, len, &e, base);
+    char why[64];
+
+    CHECK((u == NULL) == (want_cfg == NULL));
+    CHECK(e.n == want->n);
+    for (size_t i = 0; i < e.n; i++)
+        CHECK(strcmp(e.v[i].path, want->v[i].path) == 0 &&
+              strcmp(e.v[i].message, want->v[i].message) == 0);
+    if (u) {
+        CHECK(cfg_routes_equal(u, want_cfg, why, sizeof(why)));
+        cfg_free(u);
+    }
+    cfg_errors_clear(&e);
+}
+
+static void check_update(const unsigned char *data, size_t size, const struct sl_config *base)
+{
+    struct cfg_errors e = { 0 };
+    struct sl_config *full;
+    unsigned char *m;
+    size_t at;
+
+    /* the same text: every route copied */
+    differential((const char *)data, size, base, base, &e);
+    /* one byte changed, where the input says (its last bytes pick it) */
+    if (size < 4)
+        return;
+    at = ((size_t)data[size - 1] << 8 | data[size - 2]) % size;
+    m = malloc(size);
+    memcpy(m, data, size);
+    m[at] ^= (unsigned char)(data[size - 3] | 1);
+    full = cfg_parse((const char *)m, size, &e);
+    differential((const char *)m, size, base, full, &e);
+    cfg_free(full);
+    cfg_errors_clear(&e);
+    free(m);
 }
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
@@ -32,6 +80,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     if (c1) {
         CHECK(c1->nroutes == c2->nroutes && c1->nupstreams == c2->nupstreams &&
               c1->nlisteners == c2->nlisteners);
+        check_update(data, size, c1);
         cfg_free(c1);
         cfg_free(c2);
     }

@@ -1,6 +1,7 @@
 /* config_test.c - unit tests for gateway/config.c (the configuration parser). */
 #include "tap.h"
 #include "../../gateway/config.c"
+#include "../cfg_equal.h"
 
 #include <string.h>
 
@@ -795,6 +796,229 @@ static void test_parse_addr(void)
     }
 }
 
+
+/* ---- cfg_parse_update: reusing unchanged routes across reloads */
+
+struct sbuf {
+    char *p;
+    size_t n, cap;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int k;
+
+    va_start(ap, fmt);
+    k = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (b->n + (size_t)k + 1 > b->cap) {
+        b->cap = (b->n + (size_t)k + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->n, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)k;
+}
+
+/* 30 routes using every route field.  Routes i % 3 == 0 carry variant v in
+ * a header value; extra (if any) is appended as one more route; targets
+ * sets the second upstream's target count (a change outside the routes). */
+static char *upd_doc(int v, const char *extra, int targets, const char *sep)
+{
+    struct sbuf b = { 0 };
+
+    sb_printf(&b, "{\"listeners\":[{\"name\":\"http\",\"address\":\"127.0.0.1:8080\"},"
+                  "{\"name\":\"alt\",\"address\":\"127.0.0.1:8081\"}],"
+                  "\"upstreams\":[{\"name\":\"api\",\"targets\":[{\"address\":\"127.0.0.1:9001\"}]},"
+                  "{\"name\":\"web\",\"targets\":[");
+    for (int t = 0; t < targets; t++)
+        sb_printf(&b, "%s{\"address\":\"127.0.0.1:%d\",\"weight\":%d}", t ? "," : "", 9100 + t, t + 1);
+    sb_printf(&b, "]}],\n\"routes\" : [");
+    for (int i = 0; i < 30; i++) {
+        const char *var = i % 3 == 0 ? (v ? "one" : "zero") : "same";
+        sb_printf(&b, "%s", i ? sep : "");
+        switch (i % 6) {
+        case 0:
+            sb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"listeners\":[\"http\",\"alt\"],"
+                          "\"hosts\":[\"a%d.example.com\",\"*.w%d.example.org\"],"
+                          "\"path\":{\"prefix\":\"/api/%d/\"},\"methods\":[\"GET\",\"POST\"],"
+                          "\"headers\":[{\"name\":\"X-Tenant\",\"value\":\"t-%s\"}],"
+                          "\"query\":[{\"name\":\"q\",\"value\":\"1\"}]},"
+                          "\"rewrite\":{\"strip_prefix\":true},"
+                          "\"request_headers\":{\"set\":{\"X-A\":\"1\"},\"add\":{\"X-B\":\"2\"},"
+                          "\"remove\":[\"X-C\"]},"
+                          "\"backends\":[{\"upstream\":\"api\",\"weight\":3},{\"upstream\":\"web\",\"weight\":0}]}",
+                      i, i, i, i, var);
+            break;
+        case 1:
+            sb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"path\":{\"prefix\":\"/old/%d\"}},"
+                          "\"redirect\":{\"scheme\":\"https\",\"host\":\"new.example.com\",\"port\":8443,"
+                          "\"path\":{\"replace_prefix\":\"/new\"},\"status\":301}}", i, i);
+            break;
+        case 2:
+            sb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"hosts\":[\"b%d.example.com\"]},"
+                          "\"respond\":{\"status\":200,\"body\":\"a \\\"quoted\\\" ] } [ { \\\\\\\\ end %s\","
+                          "\"content_type\":\"text/plain\"}}", i, i, var);
+            break;
+        case 3:
+            sb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"path\":{\"prefix\":\"/p%d\"}},"
+                          "\"rewrite\":{\"replace_path\":\"/x/%d\",\"host\":\"Up.Example.com\"},"
+                          "\"response_headers\":{\"set\":{\"X-Seen\":\"%s\"}},\"upstream\":\"web\"}",
+                      i, i, i, var);
+            break;
+        case 4:
+            sb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"hosts\":[\"*.c%d.example.net\"],"
+                          "\"path\":{\"exact\":\"/e/%d\"}},\"upstream\":\"api\"}", i, i, i);
+            break;
+        default:
+            sb_printf(&b, "{\"match\":{\"path\":{\"prefix\":\"/u%d\"}},"
+                          "\"rewrite\":{\"replace_prefix\":\"/v%d\"},\"upstream\":\"api\"}", i, i);
+        }
+    }
+    if (extra)
+        sb_printf(&b, "%s%s", sep, extra);
+    sb_printf(&b, "]}\n");
+    return b.p;
+}
+
+static bool same_errors(const struct cfg_errors *a, const struct cfg_errors *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i].path, b->v[i].path) != 0 || strcmp(a->v[i].message, b->v[i].message) != 0)
+            return false;
+    return true;
+}
+
+/* cfg_parse_update(doc, base) against cfg_parse(doc): the same config (or
+ * the same errors); returns the update's result (or NULL). */
+static struct sl_config *check_update(const char *what, const char *doc,
+                                      const struct sl_config *base, size_t want_reused)
+{
+    struct cfg_errors e1 = { 0 }, e2 = { 0 };
+    struct sl_config *full = parse(doc, &e1);
+    struct sl_config *upd = cfg_parse_update(doc, strlen(doc), &e2, base);
+    char why[128] = "";
+
+    if (full == NULL) {
+        ok(upd == NULL && same_errors(&e1, &e2), "%s: the same %zu error(s) as a full parse",
+           what, e1.n);
+    } else {
+        bool same = upd && cfg_routes_equal(full, upd, why, sizeof(why));
+        ok(same, "%s: the same config as a full parse %s", what, why);
+        ok(upd && upd->routes_reused == want_reused, "%s: %zu routes reused (want %zu)", what,
+           upd ? upd->routes_reused : 0, want_reused);
+    }
+    if (!ok(e1.n == e2.n, "%s: errors %zu / %zu", what, e1.n, e2.n))
+        dump_errors(&e2);
+    cfg_free(full);
+    cfg_errors_clear(&e1);
+    cfg_errors_clear(&e2);
+    return upd;
+}
+
+static void test_parse_update(void)
+{
+    struct cfg_errors e = { 0 };
+    char *d0 = upd_doc(0, NULL, 2, ","), *d1 = upd_doc(1, NULL, 2, ",");
+    struct sl_config *base = parse(d0, &e), *u;
+
+    if (!ok(base && base->shape && base->routes_reused == 0, "a full parse records where its routes are"))
+        dump_errors(&e);
+
+    /* 10 of 30 routes changed: the other 20 are copied */
+    u = check_update("one route in three changed", d1, base, 20);
+    /* the copies own their memory: the base may go first */
+    struct sl_config *again = parse(d1, &e);
+    cfg_free(base);
+    char why[128] = "";
+    ok(u && again && cfg_routes_equal(u, again, why, sizeof(why)), "a copy outlives its base %s", why);
+    cfg_free(again);
+    base = u;
+
+    /* the same text again: everything is copied */
+    cfg_free(check_update("the same document", d1, base, 30));
+
+    /* a change outside the routes: nothing is copied */
+    char *t3 = upd_doc(1, NULL, 3, ",");
+    cfg_free(check_update("an upstream changed", t3, base, 0));
+    free(t3);
+
+    /* other blanks between the routes: the routes' own text is what counts */
+    char *nl = upd_doc(1, NULL, 2, " ,\n\t ");
+    cfg_free(check_update("routes laid out differently", nl, base, 30));
+    free(nl);
+
+    /* a new route with an error: the full parse's errors, paths and all */
+    char *unk = upd_doc(1, "{\"upstream\":\"nope\"}", 2, ",");
+    cfg_free(check_update("a new route naming an unknown upstream", unk, base, 0));
+    free(unk);
+
+    /* an unchanged route twice: its name is a duplicate */
+    char *dup = upd_doc(1, "{\"name\":\"r4\",\"match\":{\"hosts\":[\"*.c4.example.net\"],"
+                           "\"path\":{\"exact\":\"/e/4\"}},\"upstream\":\"api\"}", 2, ",");
+    cfg_free(check_update("an unchanged route repeated", dup, base, 0));
+    free(dup);
+
+    /* a new unnamed route that is also an unchanged one: fine */
+    char *twice = upd_doc(1, "{\"match\":{\"path\":{\"prefix\":\"/u5\"}},"
+                             "\"rewrite\":{\"replace_prefix\":\"/v5\"},\"upstream\":\"api\"}", 2, ",");
+    cfg_free(check_update("an unnamed route repeated", twice, base, 31));
+    free(twice);
+
+    /* broken JSON inside a route: the syntax error of a full parse */
+    char *syn = upd_doc(1, "{\"upstream\":\"api\",}", 2, ",");
+    cfg_free(check_update("invalid JSON in a new route", syn, base, 0));
+    free(syn);
+    char *open_str = upd_doc(1, "{\"upstream\":\"api\"}, {\"name\":\"x", 2, ",");
+    cfg_free(check_update("an unterminated string", open_str, base, 0));
+    free(open_str);
+
+    /* "routes" twice, or spelt with an escape: parsed whole, as ever */
+    char *two = upd_doc(1, NULL, 2, ",");
+    char *tail = strrchr(two, '}');
+    size_t off = (size_t)(tail - two);
+    struct sbuf sb = { 0 };
+    sb_printf(&sb, "%.*s,\"routes\":[]}", (int)off, two);
+    cfg_free(check_update("a second routes key", sb.p, base, 0));
+    free(sb.p);
+    free(two);
+    char *esc = upd_doc(1, NULL, 2, ",");
+    char *k = strstr(esc, "\"routes\"");
+    memmove(k + 11, k + 7, strlen(k + 7) + 1);
+    memcpy(k + 5, "\\u0065", 6);
+    cfg_free(check_update("an escaped routes key", esc, base, 0));
+    free(esc);
+
+    /* no usable base: a plain parse */
+    cfg_free(check_update("no base", d1, NULL, 0));
+    struct sl_config hand = { 0 };
+    cfg_free(check_update("a base without a recorded shape", d1, &hand, 0));
+
+    /* an empty routes list either way */
+    const char *empty = "{" LSN "," UPS ",\"routes\":[]}";
+    struct sl_config *eb = check_update("routes emptied", empty, base, 0);
+    cfg_free(check_update("routes from none", d1, eb, 0));
+    cfg_free(eb);
+
+    /* a chain of reloads, each based on the last */
+    for (int i = 0; i < 6; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "reload %d of a chain", i);
+        struct sl_config *n = check_update(name, i % 2 ? d1 : d0, base, 20);
+        cfg_free(base);
+        base = n;
+    }
+    cfg_free(base);
+    cfg_errors_clear(&e);
+    free(d0);
+    free(d1);
+}
+
 int main(void)
 {
     test_spec_example();
@@ -808,5 +1032,6 @@ int main(void)
     test_truncate_and_corrupt();
     test_quick();
     test_parse_addr();
+    test_parse_update();
     return tap_done();
 }
