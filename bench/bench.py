@@ -50,7 +50,8 @@ direct,sluice,sluice-nosplice,nginx,haproxy), SCENARIOS (comma list of
 small64,small256,large,huge,tls_small,tls_handshake,idle,reload), IDLE_CONNS
 (10000), RELOAD_DURATION (measured seconds of each reload cell, DURATION),
 RELOAD_INTERVAL (0.5), TIME_LIMIT (seconds, 1200; a full default run took
-540 s on a quiet machine). Results: markdown on stdout and in build/bench/results.md;
+540 s on a quiet machine), KEEP_TMP (set: keep the work directory with the
+servers' logs, e.g. sluice-reload.out with each reload's apply time). Results: markdown on stdout and in build/bench/results.md;
 progress on stderr.
 """
 
@@ -1543,7 +1544,7 @@ def main():
         rb = router_bench()
     finally:
         cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+        (None if os.environ.get("KEEP_TMP") else shutil.rmtree(tmp, ignore_errors=True))
     check_targets(b)
     elapsed = time.monotonic() - T0
     md = [f"# sluice benchmark ({time.strftime('%Y-%m-%d %H:%M:%S')})", "",

@@ -435,6 +435,12 @@ static void get_metrics(struct evhttp_request *req, const struct gw_snapshot *s)
     family(b, "sluice_reloads_total", "counter", "Config reloads (PUT /config, SIGHUP) by result.");
     evbuffer_add_printf(b, "sluice_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_ok));
     evbuffer_add_printf(b, "sluice_reloads_total{result=\"error\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_err));
+    scalar(b, "sluice_reload_routes_reused_total", "counter",
+           "Routes a reload copied from the running config because their text was unchanged.",
+           gw_reload_routes_reused());
+    scalar(b, "sluice_reload_builds_escalated_total", "counter",
+           "Reload builds that got too little idle CPU and finished at normal priority.",
+           gw_builds_escalated());
     free(rt.v);
     free(rt.slots);
     free(ut.v);

@@ -156,6 +156,10 @@ extern _Atomic uint64_t g_reloads_ok, g_reloads_err;
  * errs filled (nothing changed).  Thread-safe; origin names the caller in logs. */
 int gw_config_apply(const char *json, size_t len, const char *origin,
                     struct cfg_errors *errs, uint64_t *version);
+/* Reload builds that ran out of idle time and finished at normal priority. */
+uint64_t gw_builds_escalated(void);
+/* Routes reloads copied unchanged from the running config (cfg_parse_update). */
+uint64_t gw_reload_routes_reused(void);
 /* The running snapshot, with a reference the caller drops (gw_snapshot_unref). */
 struct gw_snapshot *gw_snapshot_current(void);
 

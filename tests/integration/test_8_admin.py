@@ -505,6 +505,97 @@ def test_metrics(env):
 
 # ---------------------------------------------------------------- 7. reload under load
 
+def test_reload_copies_unchanged_routes(env):
+    """A PUT that changes a few routes of many: the others are copied from
+    the running config (counted in /metrics and the log), and the result
+    is what a full parse gives: the changed routes answer anew, the others
+    as before, an error in a changed route is reported at its own path."""
+    routes = [respond_route("/r%d" % i, "v0 %d\n" % i) for i in range(50)]
+    e, s, a = setup(env, routes=routes)
+
+    def reused():
+        return sample(a.metrics(), "sluice_reload_routes_reused_total")
+
+    eq(reused(), 0, "routes reused before any reload")
+    # the file sluice started from is laid out differently: the first PUT
+    # of the same routes sets the text later PUTs are compared with
+    a.put_ok(s.cfg, "PUT of the running document")
+    r0 = reused()
+    new = json.loads(json.dumps(s.cfg))
+    new["routes"][10] = respond_route("/r10", "v1 10\n")
+    new["routes"][20] = respond_route("/r20", "v1 20\n")
+    new["routes"].insert(0, respond_route("/first", "first\n"))
+    a.put_ok(new, "PUT with two routes changed and one added")
+    eq(reused() - r0, 48, "routes copied by a PUT that changed two of 50 and added one")
+    for path, body in (("/r10", b"v1 10\n"), ("/r20", b"v1 20\n"), ("/first", b"first\n"),
+                       ("/r0", b"v0 0\n"), ("/r11", b"v0 11\n"), ("/r49", b"v0 49\n")):
+        eq(get(s.port, path).body, body, "GET %s after the PUT" % path)
+    check(re.search(r"applied in [0-9.]+ ms \(48 of 51 routes unchanged\)", s.proc.stderr()),
+          "the log names the routes copied: %r" % s.proc.stderr()[-600:])
+
+    # an upstream changed: every route is parsed again, nothing copied
+    other = env.echo("other")
+    new2 = json.loads(json.dumps(new))
+    new2["upstreams"][0]["targets"] = [{"address": other.addr}]
+    a.put_ok(new2, "PUT with an upstream changed")
+    eq(reused() - r0, 48, "no route copied when more than the routes changed")
+    eq(get(s.port, "/r10").body, b"v1 10\n", "GET /r10 after the upstream change")
+
+    # an error in a changed route: 400 at its path, the running config stays
+    bad = json.loads(json.dumps(new2))
+    bad["routes"][3]["respond"]["status"] = 99
+    r = a.put(bad)
+    eq(r.status, 400, "PUT with a bad status in one route (body %r)" % r.body[:300])
+    eq(r.json().get("path"), "/routes/3/respond/status", "the error's path")
+    eq(get(s.port, "/r2").body, b"v0 2\n", "traffic after the refused PUT")
+    # and the same route repeated: a duplicate name, as ever
+    dup = json.loads(json.dumps(new2))
+    dup["routes"].append(dup["routes"][5])
+    r = a.put(dup)
+    eq(r.status, 400, "PUT with a route repeated (body %r)" % r.body[:300])
+    eq(r.json().get("path"), "/routes/51/name", "the duplicate's path")
+    eq(reused() - r0, 48, "refused PUTs count no routes")
+
+
+def thread_policies(pid):
+    """{tid: scheduling policy} (0 SCHED_OTHER, 5 SCHED_IDLE; field 41 of stat)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                st = f.read()
+        except OSError:
+            continue
+        out[int(tid)] = int(st[st.rindex(")") + 2:].split()[38])
+    return out
+
+
+def test_reload_build_priority(env):
+    """A build runs at SCHED_IDLE (when the process may return from it) and
+    every thread is back at its own policy after the PUT, refused or not."""
+    routes = [respond_route("/r%d" % i, "%d\n" % i) for i in range(200)]
+    e, s, a = setup(env, routes=routes)
+    before = thread_policies(s.proc.pid)
+    check(all(v == 0 for v in before.values()), "threads start at SCHED_OTHER: %r" % before)
+    for i in range(6):
+        doc = json.loads(json.dumps(s.cfg))
+        doc["routes"][i] = respond_route("/r%d" % i, "changed %d\n" % i)
+        if i % 3 == 2:
+            doc["routes"][i]["respond"]["status"] = 1000
+            eq(a.put(doc).status, 400, "a refused PUT")
+        else:
+            a.put_ok(doc)
+        after = thread_policies(s.proc.pid)
+        check(all(v == 0 for v in after.values()),
+              "after PUT %d every thread is at SCHED_OTHER again: %r" % (i, after))
+    eq(get(s.port, "/r4").body, b"changed 4\n", "the last good PUT is served")
+    if os.geteuid() == 0:
+        # root may return from SCHED_IDLE: the watchdog thread exists
+        check(len(thread_policies(s.proc.pid)) == len(before) + 1,
+              "a watchdog thread for idle builds: %d threads before, %d after"
+              % (len(before), len(thread_policies(s.proc.pid))))
+
+
 def two_docs(cfg):
     """Two valid documents: the route sets x-cfg a/b upstream, and /which answers a/b."""
     docs = []
