@@ -5,6 +5,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -558,7 +560,8 @@ def test_reload_copies_unchanged_routes(env):
 
 
 def thread_policies(pid):
-    """{tid: scheduling policy} (0 SCHED_OTHER, 5 SCHED_IDLE; field 41 of stat)."""
+    """{tid: (scheduling policy, nice)} (policy 0 SCHED_OTHER, 5 SCHED_IDLE;
+    fields 41 and 19 of stat)."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
@@ -566,17 +569,19 @@ def thread_policies(pid):
                 st = f.read()
         except OSError:
             continue
-        out[int(tid)] = int(st[st.rindex(")") + 2:].split()[38])
+        f = st[st.rindex(")") + 2:].split()
+        out[int(tid)] = (int(f[38]), int(f[16]))
     return out
 
 
 def test_reload_build_priority(env):
     """A build runs at SCHED_IDLE (when the process may return from it) and
-    every thread is back at its own policy after the PUT, refused or not."""
+    every thread is back at its own policy and nice value after the PUT,
+    refused or not."""
     routes = [respond_route("/r%d" % i, "%d\n" % i) for i in range(200)]
     e, s, a = setup(env, routes=routes)
     before = thread_policies(s.proc.pid)
-    check(all(v == 0 for v in before.values()), "threads start at SCHED_OTHER: %r" % before)
+    check(all(v == (0, 0) for v in before.values()), "threads start at SCHED_OTHER, nice 0: %r" % before)
     for i in range(6):
         doc = json.loads(json.dumps(s.cfg))
         doc["routes"][i] = respond_route("/r%d" % i, "changed %d\n" % i)
@@ -586,14 +591,49 @@ def test_reload_build_priority(env):
         else:
             a.put_ok(doc)
         after = thread_policies(s.proc.pid)
-        check(all(v == 0 for v in after.values()),
-              "after PUT %d every thread is at SCHED_OTHER again: %r" % (i, after))
+        check(all(v == (0, 0) for v in after.values()),
+              "after PUT %d every thread is at SCHED_OTHER, nice 0 again: %r" % (i, after))
     eq(get(s.port, "/r4").body, b"changed 4\n", "the last good PUT is served")
     if os.geteuid() == 0:
         # root may return from SCHED_IDLE: the watchdog thread exists
         check(len(thread_policies(s.proc.pid)) == len(before) + 1,
               "a watchdog thread for idle builds: %d threads before, %d after"
               % (len(before), len(thread_policies(s.proc.pid))))
+
+
+def test_starved_build_is_raised(env):
+    """On a core a busy thread keeps saturated, an idle-priority build would
+    never finish: the watchdog raises it, the PUT still answers within a
+    second or two, and every thread is back at its own priority after."""
+    routes = [respond_route("/r%d" % i, "%d\n" % i) for i in range(3000)]
+    e, s, a = setup(env, routes=routes)
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    for tid in os.listdir("/proc/%d/task" % s.proc.pid):
+        os.sched_setaffinity(int(tid), {cpu})
+    hog = subprocess.Popen([sys.executable, "-c", "import os\nos.sched_setaffinity(0, {%d})\n"
+                            "while True: pass" % cpu])
+    try:
+        time.sleep(0.2)
+        raised0 = sample(a.metrics(), "sluice_reload_builds_escalated_total")
+        for i in range(3):
+            doc = json.loads(json.dumps(s.cfg))
+            doc["routes"][i] = respond_route("/r%d" % i, "changed %d\n" % i)
+            t0 = time.monotonic()
+            a.put_ok(doc, "PUT %d on a saturated core" % i)
+            took = time.monotonic() - t0
+            check(took < 3.0, "PUT %d on a saturated core took %.2f s" % (i, took))
+        raised = sample(a.metrics(), "sluice_reload_builds_escalated_total") - raised0
+        if os.geteuid() == 0:
+            check(raised >= 1, "the watchdog raised a starved build (%d of 3)" % raised)
+        else:   # without CAP_SYS_NICE builds keep their priority: nothing to raise
+            eq(raised, 0, "builds raised without the right to leave SCHED_IDLE")
+    finally:
+        hog.kill()
+        hog.wait()
+    after = thread_policies(s.proc.pid)
+    check(all(v == (0, 0) for v in after.values()),
+          "every thread at SCHED_OTHER, nice 0 after raised builds: %r" % after)
+    eq(get(s.port, "/r2").body, b"changed 2\n", "the last PUT is served")
 
 
 def two_docs(cfg):
