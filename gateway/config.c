@@ -2269,11 +2269,13 @@ static void hooks_init(void)
     cJSON_InitHooks(&h);
 }
 
+/* The document's top-level keys (cfg_parse and parse_reusing). */
+static const char *const doc_keys[] = {
+    "workers", "listeners", "limits", "timeouts", "access_log", "access_log_format",
+    "admin", "splice", "upstreams", "routes", NULL };
+
 struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *errs)
 {
-    static const char *const keys[] = {
-        "workers", "listeners", "limits", "timeouts", "access_log", "access_log_format",
-        "admin", "splice", "upstreams", "routes", NULL };
     static const char *const unsupported[] = { NULL };
     const char *end = NULL;
     size_t nerr0 = errs->n;
@@ -2302,7 +2304,7 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
     pc.errs = errs;
     pc.cfg = config_new();
     pc.cfg->source = cm_strndup(&pc.cfg->mem, json, len);
-    if (check_object(&pc, root, NULL, keys, unsupported, NULL)) {
+    if (check_object(&pc, root, NULL, doc_keys, unsupported, NULL)) {
         parse_globals(&pc, root);
         parse_listeners(&pc, root);
         parse_upstreams(&pc, root);
@@ -2334,9 +2336,6 @@ static void errors_truncate(struct cfg_errors *errs, size_t n)
 static struct sl_config *parse_reusing(const char *json, size_t len, struct cfg_errors *errs,
                                        const struct sl_config *base)
 {
-    static const char *const keys[] = {
-        "workers", "listeners", "limits", "timeouts", "access_log", "access_log_format",
-        "admin", "splice", "upstreams", "routes", NULL };
     const struct cfg_shape *bs = base->shape;
     const char *bsrc = base->source;
     size_t nerr0 = errs->n, pre, post;
@@ -2372,7 +2371,7 @@ static struct sl_config *parse_reusing(const char *json, size_t len, struct cfg_
     pc.errs = errs;
     pc.cfg = cfg = config_new();
     cfg->source = cm_strndup(&cfg->mem, json, len);
-    if (check_object(&pc, root, NULL, keys, NULL, NULL)) {
+    if (check_object(&pc, root, NULL, doc_keys, NULL, NULL)) {
         parse_globals(&pc, root);
         parse_listeners(&pc, root);
         parse_upstreams(&pc, root);

@@ -112,16 +112,13 @@ static bool watchdog_start(void)
 /* Leaving SCHED_IDLE takes CAP_SYS_NICE, or an RLIMIT_NICE that allows
  * the thread's nice value (systemd: LimitNICE=+0).  Without either, a
  * thread that went idle would stay idle: then builds keep their priority. */
-static bool may_leave_idle(void)
+static bool may_leave_idle(int nice_now)
 {
     struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct d[2];
     struct rlimit rl;
-    int nice_now;
 
-    errno = 0;
-    nice_now = getpriority(PRIO_PROCESS, 0);
-    if (errno == 0 && getrlimit(RLIMIT_NICE, &rl) == 0 &&
+    if (getrlimit(RLIMIT_NICE, &rl) == 0 &&
         (rl.rlim_cur == RLIM_INFINITY || (rlim_t)(20 - nice_now) <= rl.rlim_cur))
         return true;
     memset(d, 0, sizeof(d));
@@ -137,11 +134,9 @@ static bool build_begin(void)
 
     if (policy != SCHED_OTHER && policy != SCHED_BATCH)
         return false;       /* real-time or idle already: the operator chose */
-    if (!may_leave_idle())
-        return false;
     errno = 0;
     int nice_now = getpriority(PRIO_PROCESS, 0);
-    if (errno != 0)
+    if (errno != 0 || !may_leave_idle(nice_now))
         return false;
     pthread_mutex_lock(&W.lock);
     if (!W.started)
