@@ -46,7 +46,7 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool started;
-    int stage;                      /* 0 idle (no build), 1 SCHED_IDLE, 2 low nice */
+    int stage;                      /* 0 no build, 1 at SCHED_IDLE, 2 at BUILD_LOW_NICE */
     pid_t tid;                      /* the builder */
     int policy, nice;               /* and its own scheduling */
     struct sched_param param;
