@@ -438,6 +438,9 @@ static void get_metrics(struct evhttp_request *req, const struct gw_snapshot *s)
     scalar(b, "sluice_reload_routes_reused_total", "counter",
            "Routes a reload copied from the running config because their text was unchanged.",
            gw_reload_routes_reused());
+    scalar(b, "sluice_reload_route_index_kept_total", "counter",
+           "Reloads that kept the running route index: no route moved in it.",
+           gw_reload_index_kept());
     scalar(b, "sluice_reload_builds_escalated_total", "counter",
            "Reload builds that got too little idle CPU and finished at normal priority.",
            gw_builds_escalated());

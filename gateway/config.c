@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2106,65 +2107,109 @@ static void copy_route(struct pctx *pc, struct cfg_route *d, const struct cfg_ro
     d->respond.content_type = dup_or_null(pc, s->respond.content_type);
 }
 
+/* Whether the new route at span e has the text of base's route j. */
+static bool same_text(const char *json, const struct shape_span *e,
+                      const struct sl_config *base, size_t j)
+{
+    const struct shape_span *b = &base->shape->el[j];
+    return b->hash == e->hash && b->len == e->len &&
+           memcmp(base->source + b->off, json + e->off, e->len) == 0;
+}
+
+/* The base route whose text is e's, or NOT_FOUND_IDX.  A route usually
+ * sits where it sat, so that position is tried first; the hash table of
+ * base's routes (by text hash) is built on the first route that moved. */
+static size_t find_base_route(const char *json, const struct shape_span *e, size_t i,
+                              const struct sl_config *base, size_t **slot, size_t *cap)
+{
+    const struct cfg_shape *bs = base->shape;
+
+    if (i < bs->n && same_text(json, e, base, i))
+        return i;
+    if (*slot == NULL) {
+        *cap = 16;
+        while (*cap < bs->n * 2)
+            *cap *= 2;
+        *slot = xcalloc(*cap, sizeof(**slot));     /* base route index + 1 */
+        for (size_t j = 0; j < bs->n; j++) {
+            size_t h = bs->el[j].hash & (*cap - 1);
+            while ((*slot)[h])
+                h = (h + 1) & (*cap - 1);
+            (*slot)[h] = j + 1;
+        }
+    }
+    for (size_t h = e->hash & (*cap - 1); (*slot)[h]; h = (h + 1) & (*cap - 1))
+        if (same_text(json, e, base, (*slot)[h] - 1))
+            return (*slot)[h] - 1;
+    return NOT_FOUND_IDX;
+}
+
 /* parse_routes() for parse_reusing(): the document's routes are the
- * elements sc found in json, each copied from base or parsed alone. */
+ * elements sc found in json, each copied from base or parsed alone.
+ * Three passes, each over memory in order: find each route's base route,
+ * parse the routes that have none, copy the others. */
 static void parse_routes_reusing(struct pctx *pc, const char *json, const struct shape_scan *sc,
                                  const struct sl_config *base)
 {
     struct sl_config *cfg = pc->cfg;
-    const struct cfg_shape *bs = base->shape;
     const struct jp *rp = JP_K(NULL, "routes");
-    size_t cap = 16, *slot;
+    size_t cap = 0, *slot = NULL;
 
-    while (cap < bs->n * 2)
-        cap *= 2;
-    slot = xcalloc(cap, sizeof(*slot));     /* base route index + 1, by text hash */
-    for (size_t j = 0; j < bs->n; j++) {
-        size_t h = bs->el[j].hash & (cap - 1);
-        while (slot[h])
-            h = (h + 1) & (cap - 1);
-        slot[h] = j + 1;
-    }
     cfg->nroutes = sc->n;
     cfg->routes = c_calloc(pc, cfg->nroutes, sizeof(*cfg->routes));
-    nidx_grow(&pc->route_names, cfg->nroutes);
+    cfg->copied_from = c_calloc(pc, cfg->nroutes ? cfg->nroutes : 1, sizeof(*cfg->copied_from));
+    cfg->base_id = base->id;
+    for (size_t i = 0; i < sc->n; i++) {
+        size_t j = find_base_route(json, &sc->el[i], i, base, &slot, &cap);
+        if (j != NOT_FOUND_IDX)
+            cfg->copied_from[i] = (uint32_t)j + 1;
+    }
+    free(slot);
+
     for (size_t i = 0; i < sc->n; i++) {
         const struct shape_span *e = &sc->el[i];
-        const struct cfg_route *from = NULL;
-
-        for (size_t h = e->hash & (cap - 1); slot[h]; h = (h + 1) & (cap - 1)) {
-            const struct shape_span *b = &bs->el[slot[h] - 1];
-            if (b->hash == e->hash && b->len == e->len &&
-                memcmp(base->source + b->off, json + e->off, e->len) == 0) {
-                from = &base->routes[slot[h] - 1];
-                break;
-            }
-        }
-        if (from) {
-            struct cfg_route *r = &cfg->routes[i];
-            copy_route(pc, r, from, i);
-            cfg->routes_reused++;
-            if (r->name && nidx_add(&pc->route_names, r->name, i, &pc->nroute_names) != NOT_FOUND_IDX)
-                ERR(pc, "", "duplicate route name");     /* the full parse says where */
+        if (cfg->copied_from[i])
             continue;
-        }
         const char *end = NULL;
         cJSON *it = cJSON_ParseWithLengthOpts(json + e->off, e->len, &end, false);
         if (it == NULL || end != json + e->off + e->len) {
-            ERR(pc, "", "invalid JSON");                   /* likewise */
-            break;
+            ERR(pc, "", "invalid JSON");       /* the full parse says where */
+            return;
         }
         parse_route(pc, it, JP_I(rp, i), i);
     }
-    free(slot);
+
+    /* Names: base's are unique, so two copies clash only when they copy
+     * the same base route (used[]), and a copy clashes with a parsed route
+     * when route_names (the parsed routes' names) holds its name.  A copy's
+     * name is never added: indexing 10,000 of them cost more than parsing
+     * the changed routes. */
+    unsigned char *used = xcalloc(base->nroutes ? base->nroutes : 1, 1);
+    for (size_t i = 0; i < sc->n; i++) {
+        if (!cfg->copied_from[i])
+            continue;
+        size_t j = cfg->copied_from[i] - 1;
+        struct cfg_route *r = &cfg->routes[i];
+        copy_route(pc, r, &base->routes[j], i);
+        cfg->routes_reused++;
+        if (r->name && (used[j] || nidx_find(&pc->route_names, r->name) != NOT_FOUND_IDX)) {
+            ERR(pc, "", "duplicate route name");
+            break;
+        }
+        used[j] = 1;
+    }
+    free(used);
 }
 
 /* ---- public entry points */
+
+static _Atomic uint64_t config_ids;
 
 static struct sl_config *config_new(void)
 {
     struct sl_config *cfg = xcalloc(1, sizeof(*cfg));
 
+    cfg->id = atomic_fetch_add(&config_ids, 1) + 1;
     cfg->workers = 0;
     cfg->max_header_bytes = 16384;
     cfg->max_body_bytes = 0;

@@ -164,6 +164,10 @@ struct sl_config {
     struct cfg_shape *shape;        /* where each route's text sits in source, for the
                                        next cfg_parse_update (NULL: not found) */
     size_t routes_reused;           /* routes cfg_parse_update copied from its base */
+    uint64_t id;                    /* unique among the configs parsed by this process */
+    uint64_t base_id;               /* cfg_parse_update: the id of the base it copied from */
+    uint32_t *copied_from;          /* cfg_parse_update: per route, 1 + the index of the
+                                       base route it is a copy of, 0 if parsed; or NULL */
     struct cfg_mem *mem;            /* owns all of the above (config.c); freed whole */
 };
 
@@ -211,6 +215,16 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
  */
 struct sl_config *cfg_parse_update(const char *json, size_t len, struct cfg_errors *errs,
                                    const struct sl_config *base);
+
+/* True when cfg came from cfg_parse_update() with base and its route i is a
+ * copy of base's route j (so equal in every member but index and the
+ * memory it sits in).  Configs are told apart by id, not address. */
+static inline bool cfg_route_copied(const struct sl_config *cfg, size_t i,
+                                    const struct sl_config *base, size_t j)
+{
+    return cfg->copied_from != NULL && base->id != 0 && cfg->base_id == base->id &&
+           i < cfg->nroutes && j < base->nroutes && cfg->copied_from[i] == j + 1;
+}
 
 /* Build the config of quick mode (--listen/--backend/--workers): one
  * listener and one upstream, both named "quick", and one catch-all route to

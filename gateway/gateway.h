@@ -64,6 +64,7 @@ struct gw_snapshot {
     uint64_t version;
     struct sl_config *cfg;
     struct rt_table *rt;
+    bool rt_shared;                     /* rt shares the index of the snapshot built before */
     struct up_set ups;
     struct gw_listener **listeners;     /* [cfg->nlisteners] */
     size_t *route_rr_off;               /* [cfg->nroutes]: offset of a route's split state */
@@ -160,6 +161,8 @@ int gw_config_apply(const char *json, size_t len, const char *origin,
 uint64_t gw_builds_escalated(void);
 /* Routes reloads copied unchanged from the running config (cfg_parse_update). */
 uint64_t gw_reload_routes_reused(void);
+/* Reloads that kept the running route index (rt_table_update). */
+uint64_t gw_reload_index_kept(void);
 /* The running snapshot, with a reference the caller drops (gw_snapshot_unref). */
 struct gw_snapshot *gw_snapshot_current(void);
 

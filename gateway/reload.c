@@ -52,7 +52,7 @@ static struct {
     struct sched_param param;
     struct timespec deadline;       /* CLOCK_MONOTONIC: the next step */
 } W = { .lock = PTHREAD_MUTEX_INITIALIZER };
-static _Atomic uint64_t g_builds_escalated, g_routes_reused;
+static _Atomic uint64_t g_builds_escalated, g_routes_reused, g_index_shared;
 
 static void deadline_in(struct timespec *t, long ms)
 {
@@ -179,6 +179,11 @@ uint64_t gw_reload_routes_reused(void)
     return atomic_load(&g_routes_reused);
 }
 
+uint64_t gw_reload_index_kept(void)
+{
+    return atomic_load(&g_index_shared);
+}
+
 static bool same_admin(const struct sl_config *a, const struct sl_config *b)
 {
     if (a->has_admin != b->has_admin)
@@ -192,6 +197,7 @@ int gw_config_apply(const char *json, size_t len, const char *origin,
 {
     char err[512];
     size_t reused = 0, nroutes = 0;
+    bool index_shared = false;
     int rc = -1;
 
     pthread_mutex_lock(&reload_lock);
@@ -226,6 +232,7 @@ int gw_config_apply(const char *json, size_t len, const char *origin,
     }
     reused = cfg->routes_reused;
     nroutes = cfg->nroutes;
+    index_shared = s->rt_shared;
     /* back to normal priority before taking the lock workers also take */
     build_end(&idle);
     gw_snapshot_publish(s);
@@ -239,10 +246,11 @@ out:
         atomic_fetch_add(&g_reloads_ok, 1);
         atomic_fetch_add(&g_routes_reused, reused);
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        gw_log(GW_LOG_INFO, "%s: config version %llu applied in %.1f ms (%zu of %zu routes unchanged)",
-               origin, (unsigned long long)*version,
+        atomic_fetch_add(&g_index_shared, index_shared);
+        gw_log(GW_LOG_INFO, "%s: config version %llu applied in %.1f ms (%zu of %zu routes unchanged, "
+               "route index %s)", origin, (unsigned long long)*version,
                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
-               reused, nroutes);
+               reused, nroutes, index_shared ? "kept" : "rebuilt");
     } else {
         atomic_fetch_add(&g_reloads_err, 1);
         for (size_t i = 0; i < errs->n; i++)

@@ -126,7 +126,8 @@ struct gw_snapshot *gw_snapshot_build(struct sl_config *cfg, struct gw_tls_set *
         s->alog_fd = -1;
         goto fail;
     }
-    s->rt = rt_table_build(cfg);
+    /* a reload that moved no route in the index shares the running one */
+    s->rt = rt_table_update(prev ? prev->rt : NULL, prev ? prev->cfg : NULL, cfg, &s->rt_shared);
     if (s->rt == NULL) {
         snprintf(err, errlen, "out of memory building the route table");
         goto fail;

@@ -14,11 +14,14 @@
  * the request path yields the hash of every segment-boundary prefix; a lookup
  * therefore hashes each request byte once however many probes follow.
  *
- * Everything the table owns lives in one arena freed by rt_table_free(); keys
- * point into the config (which must outlive the table), never copied.
+ * The index proper (struct rt_core) lives in one arena and names routes by
+ * their position in the config, with its keys copied in, so it does not
+ * point into any config: the tables of two configs whose routes index the
+ * same way share one core (rt_table_update), each with its own routes.
  */
 #include "router.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,7 +238,7 @@ struct rt_slot {
  * reading the route itself when it has no listener, method, header or
  * query condition (the common case). */
 struct rt_cand {
-    const struct cfg_route *r;
+    uint32_t pos;               /* the route's position in the config's routes */
     bool always;
 };
 
@@ -262,14 +265,20 @@ static bool map_init(struct rt_arena *a, struct rt_map *m, size_t n)
     return true;
 }
 
-/* Keys are unique by construction (entries are grouped before insertion). */
-static struct rt_slot *map_put(struct rt_map *m, uint64_t h, const char *key, uint32_t len)
+/* Keys are unique by construction (entries are grouped before insertion);
+ * each is copied into the arena.  NULL on allocation failure. */
+static struct rt_slot *map_put(struct rt_arena *a, struct rt_map *m, uint64_t h,
+                               const char *key, uint32_t len)
 {
+    char *k = arena_alloc(a, (size_t)len + 1);
+    if (k == NULL)
+        return NULL;
+    memcpy(k, key, len);
     size_t i = rt_slot_of(h, m->mask);
     while (m->slots[i].key != NULL)
         i = (i + 1) & m->mask;
     m->slots[i].hash = h;
-    m->slots[i].key = key;
+    m->slots[i].key = k;
     m->slots[i].len = len;
     m->count++;
     return &m->slots[i];
@@ -300,7 +309,10 @@ struct rt_bucket {
     uint32_t max_depth;         /* most '/' in a prefix key of this bucket ("/" not counted) */
 };
 
-struct rt_table {
+/* The index: the same for every config whose routes index the same way. */
+struct rt_core {
+    atomic_uint refs;
+    size_t nroutes;
     struct rt_arena arena;
     struct rt_map hosts;        /* exact host -> bucket */
     struct rt_map wilds;        /* ".suffix" -> bucket */
@@ -308,6 +320,11 @@ struct rt_table {
     uint32_t max_wild_dots;     /* most '.' in a wildcard key, capped at RT_MAX_LABELS */
     uint32_t max_depth;         /* max of the buckets' max_depth */
     uint64_t root_hash;         /* path_hash("/") */
+};
+
+struct rt_table {
+    const struct rt_core *core;
+    const struct cfg_route *routes;     /* the config's: core positions index it */
 };
 
 enum { RT_H_EXACT = 0, RT_H_WILD = 1, RT_H_ANY = 2 };
@@ -321,9 +338,9 @@ struct rt_entry {
     const char *hkey; uint32_t hlen; uint64_t hhash;
     int pkind;
     const char *pkey; uint32_t plen; uint64_t phash;
-    const struct cfg_route *r;
-    /* copied from r while the routes are read in order, so sorting and
-     * bucket building never touch a route (a cache miss each, in sorted
+    uint32_t pos;               /* of the route in the config */
+    /* copied from the route while the routes are read in order, so sorting
+     * and bucket building never touch a route (a cache miss each, in sorted
      * order, on a 10,000-route config) */
     bool has_methods, always;
     size_t nheaders, nquery, index;
@@ -372,7 +389,7 @@ static inline int entry_cmp(const struct rt_entry *a, const struct rt_entry *b)
     if (a->index != b->index)
         return a->index < b->index ? -1 : 1;
     /* same route listed under one host twice: adjacent, deduplicated later */
-    return (a->r > b->r) - (a->r < b->r);
+    return (a->pos > b->pos) - (a->pos < b->pos);
 }
 
 /* Merge sort of v[0..n) by entry_cmp through tmp (n >= 1); the result
@@ -594,15 +611,16 @@ static struct rt_bucket *build_bucket(struct rt_arena *a, const struct rt_entry 
             return NULL;
         uint32_t nc = 0;
         for (size_t k = i; k < j; k++) {
-            const struct cfg_route *r = e[k]->r;
-            if (nc > 0 && c[nc - 1].r == r)
+            if (nc > 0 && c[nc - 1].pos == e[k]->pos)
                 continue;
-            c[nc].r = r;
+            c[nc].pos = e[k]->pos;
             c[nc].always = e[k]->always;
             nc++;
         }
         struct rt_map *m = e[i]->pkind == RT_P_EXACT ? &b->exact : &b->prefix;
-        struct rt_slot *s = map_put(m, e[i]->phash, e[i]->pkey, e[i]->plen);
+        struct rt_slot *s = map_put(a, m, e[i]->phash, e[i]->pkey, e[i]->plen);
+        if (s == NULL)
+            return NULL;
         s->n = nc;
         s->val = c;
         if (e[i]->pkind == RT_P_PREFIX && e[i]->plen > 1) {
@@ -615,11 +633,21 @@ static struct rt_bucket *build_bucket(struct rt_arena *a, const struct rt_entry 
     return b;
 }
 
-struct rt_table *rt_table_build(const struct sl_config *cfg)
+static void core_unref(struct rt_core *t)
 {
-    struct rt_table *t = calloc(1, sizeof(*t));
+    if (t != NULL && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
+        arena_free(&t->arena);
+        free(t);
+    }
+}
+
+static struct rt_core *core_build(const struct sl_config *cfg)
+{
+    struct rt_core *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
+    atomic_init(&t->refs, 1);
+    t->nroutes = cfg->nroutes;
     t->root_hash = path_hash("/", 1);
 
     size_t n = 0;
@@ -635,7 +663,7 @@ struct rt_table *rt_table_build(const struct sl_config *cfg)
         const struct cfg_route *r = &cfg->routes[i];
         size_t nh = r->nhosts ? r->nhosts : 1;
         for (size_t j = 0; j < nh; j++, k++) {
-            u[k].r = r;
+            u[k].pos = (uint32_t)i;
             u[k].has_methods = r->nmethods > 0;
             u[k].always = r->nlisteners == 0 && r->nmethods == 0 &&
                           r->nmatch_headers == 0 && r->nmatch_query == 0;
@@ -674,7 +702,10 @@ struct rt_table *rt_table_build(const struct sl_config *cfg)
             t->any = b;
         } else {
             struct rt_map *m = e[i]->hkind == RT_H_EXACT ? &t->hosts : &t->wilds;
-            map_put(m, e[i]->hhash, e[i]->hkey, e[i]->hlen)->val = b;
+            struct rt_slot *s = map_put(&t->arena, m, e[i]->hhash, e[i]->hkey, e[i]->hlen);
+            if (s == NULL)
+                goto fail;
+            s->val = b;
             if (e[i]->hkind == RT_H_WILD) {
                 uint32_t dots = count_char(e[i]->hkey, e[i]->hlen, '.');
                 if (dots > RT_MAX_LABELS)
@@ -692,15 +723,79 @@ struct rt_table *rt_table_build(const struct sl_config *cfg)
 fail:
     free(u);
     free(e);
-    rt_table_free(t);
+    core_unref(t);
     return NULL;
+}
+
+static struct rt_table *table_of(struct rt_core *core, const struct sl_config *cfg)
+{
+    struct rt_table *t = core ? malloc(sizeof(*t)) : NULL;
+    if (t == NULL) {
+        core_unref(core);
+        return NULL;
+    }
+    t->core = core;
+    t->routes = cfg->routes;
+    return t;
+}
+
+struct rt_table *rt_table_build(const struct sl_config *cfg)
+{
+    if (cfg->nroutes > UINT32_MAX)
+        return NULL;
+    return table_of(core_build(cfg), cfg);
+}
+
+static bool strv_eq(char *const *a, char *const *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(a[i], b[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Whether a and b put the same entries in the index: everything of a route
+ * that rt_table_build reads but its position (the caller compares those). */
+static bool same_index_entries(const struct cfg_route *a, const struct cfg_route *b)
+{
+    if (a->index != b->index || a->nhosts != b->nhosts || a->path_kind != b->path_kind ||
+        (a->nmethods > 0) != (b->nmethods > 0) || (a->nlisteners > 0) != (b->nlisteners > 0) ||
+        a->nmatch_headers != b->nmatch_headers || a->nmatch_query != b->nmatch_query ||
+        (a->path == NULL) != (b->path == NULL))
+        return false;
+    if (a->path != NULL && (a->path_len != b->path_len || memcmp(a->path, b->path, a->path_len) != 0))
+        return false;
+    return strv_eq(a->hosts, b->hosts, a->nhosts);
+}
+
+struct rt_table *rt_table_update(const struct rt_table *prev, const struct sl_config *prev_cfg,
+                                 const struct sl_config *cfg, bool *shared)
+{
+    *shared = false;
+    if (prev == NULL || prev_cfg == NULL || prev_cfg->nroutes != cfg->nroutes ||
+        prev->core->nroutes != cfg->nroutes)
+        return rt_table_build(cfg);
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (!cfg_route_copied(cfg, i, prev_cfg, i) &&
+            !same_index_entries(&prev_cfg->routes[i], &cfg->routes[i]))
+            return rt_table_build(cfg);
+    struct rt_core *core = (struct rt_core *)prev->core;
+    atomic_fetch_add_explicit(&core->refs, 1, memory_order_relaxed);
+    struct rt_table *t = table_of(core, cfg);
+    *shared = t != NULL;
+    return t;
+}
+
+bool rt_table_shares_index(const struct rt_table *a, const struct rt_table *b)
+{
+    return a != NULL && b != NULL && a->core == b->core;
 }
 
 void rt_table_free(struct rt_table *t)
 {
     if (t == NULL)
         return;
-    arena_free(&t->arena);
+    core_unref((struct rt_core *)t->core);
     free(t);
 }
 
@@ -717,7 +812,7 @@ struct rt_pathinfo {
     uint64_t h[RT_MAX_DEPTH];   /* h[k]: hash of p[0 .. pos[k]) */
 };
 
-static void path_scan(const struct rt_table *t, const char *p, size_t len,
+static void path_scan(const struct rt_core *t, const char *p, size_t len,
                       struct rt_pathinfo *pi)
 {
     size_t keep = t->max_depth < RT_MAX_DEPTH - 1 ? t->max_depth : RT_MAX_DEPTH - 1;
@@ -848,23 +943,25 @@ static bool route_accepts(const struct cfg_route *r, const struct rt_request *re
     return true;
 }
 
-static const struct cfg_route *slot_pick(const struct rt_slot *s, const struct rt_request *req)
+static const struct cfg_route *slot_pick(const struct cfg_route *routes, const struct rt_slot *s,
+                                         const struct rt_request *req)
 {
     if (s == NULL)
         return NULL;
     const struct rt_cand *c = s->val;
     for (uint32_t i = 0; i < s->n; i++)
-        if (c[i].always || route_accepts(c[i].r, req))
-            return c[i].r;
+        if (c[i].always || route_accepts(&routes[c[i].pos], req))
+            return &routes[c[i].pos];
     return NULL;
 }
 
-static const struct cfg_route *bucket_pick(const struct rt_table *t, const struct rt_bucket *b,
+static const struct cfg_route *bucket_pick(const struct rt_core *t, const struct cfg_route *routes,
+                                           const struct rt_bucket *b,
                                            const struct rt_pathinfo *pi,
                                            const struct rt_request *req)
 {
     const struct cfg_route *r;
-    if ((r = slot_pick(map_get(&b->exact, pi->hfull, pi->p, pi->len, false), req)) != NULL)
+    if ((r = slot_pick(routes, map_get(&b->exact, pi->hfull, pi->p, pi->len, false), req)) != NULL)
         return r;
     if (b->prefix.count == 0)
         return NULL;
@@ -873,7 +970,7 @@ static const struct cfg_route *bucket_pick(const struct rt_table *t, const struc
          * (keys never do, but "/").  Then each segment boundary, longest
          * first; a key with d slashes can only sit at the d-th boundary. */
         if (pi->nslash <= b->max_depth && pi->p[pi->len - 1] != '/' &&
-            (r = slot_pick(map_get(&b->prefix, pi->hfull, pi->p, pi->len, false), req)) != NULL)
+            (r = slot_pick(routes, map_get(&b->prefix, pi->hfull, pi->p, pi->len, false), req)) != NULL)
             return r;
         size_t k = pi->nslash - 1 < b->max_depth ? pi->nslash - 1 : b->max_depth;
         for (; k >= 1; k--) {
@@ -891,15 +988,17 @@ static const struct cfg_route *bucket_pick(const struct rt_table *t, const struc
             }
             if (len <= 1)
                 break;          /* "//x": the root is probed below */
-            if ((r = slot_pick(map_get(&b->prefix, h, pi->p, len, false), req)) != NULL)
+            if ((r = slot_pick(routes, map_get(&b->prefix, h, pi->p, len, false), req)) != NULL)
                 return r;
         }
     }
-    return slot_pick(map_get(&b->prefix, t->root_hash, "/", 1, false), req);
+    return slot_pick(routes, map_get(&b->prefix, t->root_hash, "/", 1, false), req);
 }
 
-const struct cfg_route *rt_match(const struct rt_table *t, const struct rt_request *req)
+const struct cfg_route *rt_match(const struct rt_table *tab, const struct rt_request *req)
 {
+    const struct rt_core *t = tab->core;
+    const struct cfg_route *routes = tab->routes;
     struct rt_pathinfo pi;
     const struct cfg_route *r;
     path_scan(t, req->path ? req->path : "", req->path ? req->path_len : 0, &pi);
@@ -927,16 +1026,16 @@ const struct cfg_route *rt_match(const struct rt_table *t, const struct rt_reque
         uint32_t nd;
         uint64_t hh = host_scan(h, hn, t->max_wild_dots, dpos, dh, &nd);
         const struct rt_slot *s = map_get(&t->hosts, hh, h, hn, true);
-        if (s != NULL && (r = bucket_pick(t, s->val, &pi, req)) != NULL)
+        if (s != NULL && (r = bucket_pick(t, routes, s->val, &pi, req)) != NULL)
             return r;
         while (nd-- > 0) {
             s = map_get(&t->wilds, dh[nd], h + dpos[nd], hn - dpos[nd], true);
-            if (s != NULL && (r = bucket_pick(t, s->val, &pi, req)) != NULL)
+            if (s != NULL && (r = bucket_pick(t, routes, s->val, &pi, req)) != NULL)
                 return r;
         }
     }
     if (t->any != NULL)
-        return bucket_pick(t, t->any, &pi, req);
+        return bucket_pick(t, routes, t->any, &pi, req);
     return NULL;
 }
 

@@ -16,8 +16,12 @@
  * more specific host matches, less specific hosts are tried.
  *
  * Thread safety: a built table is immutable and may be read by any number of
- * threads at once.  The table points into the config it was built from; the
- * config must outlive it.
+ * threads at once.  The table points to the routes of the config it was
+ * built for; that config must outlive it.  The index itself holds no
+ * pointer into any config: it names routes by position and owns copies of
+ * its keys, so rt_table_update() can share it between the tables of two
+ * configs whose routes index the same way (a reload that changed only what
+ * routes do, or only their header values, not where they sit).
  */
 #ifndef SLUICE_ROUTER_H
 #define SLUICE_ROUTER_H
@@ -41,10 +45,27 @@ struct rt_request {
 };
 
 /* Build the index.  Returns NULL only on allocation failure.  cfg is only
- * read, and must outlive the table (keys point into it).  A host "*" is
+ * read, and must outlive the table (lookups return its routes).  A host "*" is
  * treated as any host. */
 struct rt_table *rt_table_build(const struct sl_config *cfg);
-/* Free everything the table owns; NULL is a no-op.  No lookup may be running. */
+/*
+ * The table for cfg, given prev, the table of prev_cfg (a reload).  When
+ * every route of cfg puts the same entries in the index as the route at the
+ * same position in prev_cfg (same hosts, path, and whether and how many
+ * method, header, query and listener conditions it has; the values of the
+ * conditions are read at lookup and may differ), the result shares prev's
+ * index and *shared is set; otherwise it is rt_table_build(cfg).  Routes
+ * cfg_route_copied() says are copies of the same position are not compared.
+ * prev may be NULL.  Returns NULL only on allocation failure.
+ */
+struct rt_table *rt_table_update(const struct rt_table *prev, const struct sl_config *prev_cfg,
+                                 const struct sl_config *cfg, bool *shared);
+
+/* True when a and b share one index (for tests). */
+bool rt_table_shares_index(const struct rt_table *a, const struct rt_table *b);
+
+/* Free the table, and its index when no other table shares it; NULL is a
+ * no-op.  No lookup on this table may be running. */
 void rt_table_free(struct rt_table *t);
 
 /* Find the route for a request, or NULL when none matches (404).

@@ -532,8 +532,10 @@ def test_reload_copies_unchanged_routes(env):
     for path, body in (("/r10", b"v1 10\n"), ("/r20", b"v1 20\n"), ("/first", b"first\n"),
                        ("/r0", b"v0 0\n"), ("/r11", b"v0 11\n"), ("/r49", b"v0 49\n")):
         eq(get(s.port, path).body, body, "GET %s after the PUT" % path)
-    check(re.search(r"applied in [0-9.]+ ms \(48 of 51 routes unchanged\)", s.proc.stderr()),
-          "the log names the routes copied: %r" % s.proc.stderr()[-600:])
+    check(re.search(r"applied in [0-9.]+ ms \(48 of 51 routes unchanged, route index rebuilt\)",
+                    s.proc.stderr()),
+          "the log names the routes copied, and a rebuilt index: %r" % s.proc.stderr()[-600:])
+
 
     # an upstream changed: every route is parsed again, nothing copied
     other = env.echo("other")
@@ -557,6 +559,25 @@ def test_reload_copies_unchanged_routes(env):
     eq(r.status, 400, "PUT with a route repeated (body %r)" % r.body[:300])
     eq(r.json().get("path"), "/routes/51/name", "the duplicate's path")
     eq(reused() - r0, 48, "refused PUTs count no routes")
+
+    # what routes do changed, not where they sit: the route index is kept
+    def kept():
+        return sample(a.metrics(), "sluice_reload_route_index_kept_total")
+    k0 = kept()
+    same_shape = json.loads(json.dumps(new2))
+    same_shape["routes"][30] = respond_route("/r29", "v2 29\n")     # /r29 is route 30 now
+    a.put_ok(same_shape, "PUT changing one route's answer")
+    eq(kept() - k0, 1, "route index kept by a PUT that moved no route")
+    eq(get(s.port, "/r29").body, b"v2 29\n", "GET /r29 answers anew")
+    eq(get(s.port, "/r30").body, b"v0 30\n", "GET /r30 as before")
+    check("route index kept)" in s.proc.stderr(), "the log says the index was kept")
+    # the same count of routes, one path changed: rebuilt, and routed by it
+    moved = json.loads(json.dumps(same_shape))
+    moved["routes"][30] = respond_route("/moved", "v2 29\n")
+    a.put_ok(moved, "PUT changing one route's path")
+    eq(kept() - k0, 1, "route index rebuilt when a path changed")
+    eq(get(s.port, "/moved").body, b"v2 29\n", "GET /moved after the path changed")
+    eq(get(s.port, "/r29").status, 404, "GET /r29 after its route moved")
 
 
 def thread_policies(pid):

@@ -912,6 +912,18 @@ static struct sl_config *check_update(const char *what, const char *doc,
         ok(same, "%s: the same config as a full parse %s", what, why);
         ok(upd && upd->routes_reused == want_reused, "%s: %zu routes reused (want %zu)", what,
            upd ? upd->routes_reused : 0, want_reused);
+        /* what cfg_route_copied() says of each route is true */
+        size_t told = 0, wrong = 0;
+        for (size_t i = 0; upd && i < upd->nroutes; i++)
+            for (size_t j = 0; base && j < base->nroutes; j++)
+                if (cfg_route_copied(upd, i, base, j)) {
+                    struct cfg_route r = base->routes[j];
+                    r.index = i;
+                    told++;
+                    wrong += !ceq_route(&r, &upd->routes[i]);
+                }
+        ok(upd && told == upd->routes_reused && wrong == 0 && !cfg_route_copied(upd, 0, upd, 0),
+           "%s: cfg_route_copied() names %zu copies, %zu of them wrongly", what, told, wrong);
     }
     if (!ok(e1.n == e2.n, "%s: errors %zu / %zu", what, e1.n, e2.n))
         dump_errors(&e2);
@@ -963,6 +975,22 @@ static void test_parse_update(void)
                            "\"path\":{\"exact\":\"/e/4\"}},\"upstream\":\"api\"}", 2, ",");
     cfg_free(check_update("an unchanged route repeated", dup, base, 0));
     free(dup);
+
+    /* a new route taking the name of an unchanged one, after it and before */
+    char *clash = upd_doc(1, "{\"name\":\"r4\",\"upstream\":\"web\"}", 2, ",");
+    cfg_free(check_update("a new route named like an unchanged one", clash, base, 0));
+    free(clash);
+    struct sbuf pre = { 0 };
+    char *tdoc = upd_doc(1, NULL, 2, ",");
+    char *arr = strstr(tdoc, "\"routes\" : [") + strlen("\"routes\" : [");
+    sb_printf(&pre, "%.*s{\"name\":\"r4\",\"upstream\":\"web\"},%s", (int)(arr - tdoc), tdoc, arr);
+    cfg_free(check_update("a new route named like a later unchanged one", pre.p, base, 0));
+    free(pre.p);
+    free(tdoc);
+    /* a new route with a new name among unchanged ones: no clash */
+    char *fresh = upd_doc(1, "{\"name\":\"brand-new\",\"upstream\":\"web\"}", 2, ",");
+    cfg_free(check_update("a new route with a name of its own", fresh, base, 30));
+    free(fresh);
 
     /* a new unnamed route that is also an unchanged one: fine */
     char *twice = upd_doc(1, "{\"match\":{\"path\":{\"prefix\":\"/u5\"}},"

@@ -633,10 +633,10 @@ static const struct cfg_route *ref_match(size_t listener, const char *method, co
     const struct cfg_route *best = NULL;
     struct score bs = {{0}}, s;
     for (size_t i = 0; i < C.nroutes; i++) {
-        if (!ref_score(&R[i], listener, method, hostn, path, query, hdrs, &s))
+        if (!ref_score(&C.routes[i], listener, method, hostn, path, query, hdrs, &s))
             continue;
         if (best == NULL || score_cmp(&s, &bs) > 0) {   /* ties: the earlier route stays */
-            best = &R[i];
+            best = &C.routes[i];
             bs = s;
         }
     }
@@ -661,6 +661,7 @@ static void test_differential(void)
                                    "x-a: 1\nx-b: 1" };
     static const char *qv[][2] = { { "q", "1" }, { "q", "2" }, { "r", "" } };
     long agree = 0, disagree = 0, hits = 0;
+    long upd_agree = 0, upd_disagree = 0, upd_shared = 0, upd_wrong = 0;
     char namebuf[16], target[128];
 
     for (int round = 0; round < 300; round++) {
@@ -717,11 +718,92 @@ static void test_differential(void)
                        want ? want->name : "404");
             }
         }
-        rt_table_free(t);
+
+        /* a reload: the same routes with one changed, in a new array */
+        struct sl_config old = C;
+        struct cfg_route *r2 = talloc((size_t)nr * sizeof(*r2));
+        memcpy(r2, R, (size_t)nr * sizeof(*r2));
+        int k = (int)rnd((unsigned)nr), what = (int)rnd(9);
+        struct cfg_route *x = &r2[k];
+        bool values_only = what < 3;
+        switch (what) {
+        case 0:     /* header values, not how many */
+            if (x->nmatch_headers) {
+                struct cfg_kv *v = talloc(x->nmatch_headers * sizeof(*v));
+                memcpy(v, x->match_headers, x->nmatch_headers * sizeof(*v));
+                v[0].value = tstr(strcmp(v[0].value, "1") == 0 ? "2" : "1");
+                x->match_headers = v;
+                break;
+            }
+            /* fall through */
+        case 1:     /* which methods, not whether */
+            if (x->nmethods) {
+                x->methods = talloc(MAXV * sizeof(char *));
+                x->methods[0] = tstr(strcmp(R[k].methods[0], "GET") == 0 ? "POST" : "GET");
+                for (size_t j = 1; j < x->nmethods; j++)
+                    x->methods[j] = R[k].methods[j];
+                break;
+            }
+            /* fall through */
+        case 2:     /* the name (what it does, in the config) */
+            x->name = tstr("renamed");
+            break;
+        case 3:     /* the hosts: "d.net" is none of chosts */
+            x->nhosts = 0;
+            hosts(x, "d.net", NULL);
+            break;
+        case 4: set_path(x, R[k].path_kind == CFG_PATH_EXACT ? CFG_PATH_PREFIX : CFG_PATH_EXACT, "/x/q"); break;
+        case 5: if (R[k].nmethods) { x->methods = NULL; x->nmethods = 0; } else { methods(x, "GET", NULL); } break;
+        case 6:     /* one header condition more (a copy: the old route keeps its own) */
+        case 7: {   /* one query condition more */
+            struct cfg_kv **v = what == 6 ? &x->match_headers : &x->match_query;
+            size_t *n = what == 6 ? &x->nmatch_headers : &x->nmatch_query;
+            struct cfg_kv *c = talloc(MAXV * sizeof(*c));
+            if (*n)
+                memcpy(c, *v, *n * sizeof(*c));
+            *v = c;
+            add_kv(v, n, what == 6 ? "x-b" : "r", what == 6 ? "1" : "");
+            break;
+        }
+        default: if (R[k].nlisteners) { x->listeners = NULL; x->listener_idx = NULL; x->nlisteners = 0; }
+                 else { listen_on(x, 1, -1); }
+                 break;
+        }
+        C.routes = r2;
+        bool shared = false;
+        struct rt_table *t2 = rt_table_update(t, &old, &C, &shared);
+        rt_table_free(t);       /* the new table outlives the old */
+        if (shared != values_only && upd_wrong++ < 5)
+            printf("# round %d: change %d to route %d: index %s\n", round, what, k,
+                   shared ? "shared" : "rebuilt");
+        upd_shared += shared;
+        for (int q = 0; q < 100; q++) {
+            size_t l = rnd(2);
+            const char *m = rmethods[rnd(3)];
+            const char *h = rhosts[rnd(15)];
+            const char *hd = rhdrs[rnd(6)];
+            snprintf(target, sizeof(target), "%s%s", rpaths[rnd(14)], rqueries[rnd(7)]);
+            const struct cfg_route *got = look(t2, l, m, h, target, hd);
+            const struct cfg_route *want = ref_match(l, m, h, target, hd);
+            if (got == want) {
+                upd_agree++;
+            } else if (upd_disagree++ < 5) {
+                printf("# after update: L%zu %s %s %s [%s]: router %s, reference %s\n", l, m,
+                       h ? h : "-", target, hd ? hd : "", got ? got->name : "404",
+                       want ? want->name : "404");
+            }
+        }
+        rt_table_free(t2);
     }
     ok(disagree == 0 && hits > 1000 && hits < agree,
        "differential: %ld random lookups agree with brute force (%ld hits), %ld disagree",
        agree, hits, disagree);
+    ok(upd_disagree == 0 && upd_agree > 10000,
+       "after rt_table_update: %ld lookups agree with brute force, %ld disagree",
+       upd_agree, upd_disagree);
+    ok(upd_wrong == 0 && upd_shared > 50 && upd_shared < 250,
+       "rt_table_update shares the index exactly when only values changed (%ld of 300 shared, "
+       "%ld wrong)", upd_shared, upd_wrong);
 }
 
 /* The one-pass scans must give exactly the key hashes the table was built
@@ -729,7 +811,7 @@ static void test_differential(void)
 static void test_scan_hashes(void)
 {
     static const char alpha[] = "aB/.x-Z9";
-    struct rt_table fake;
+    struct rt_core fake;
     memset(&fake, 0, sizeof(fake));
     fake.max_depth = RT_MAX_DEPTH;
     int bad = 0, checked = 0;
