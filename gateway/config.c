@@ -640,12 +640,18 @@ static struct nidx_slot *nidx_slot(const struct nidx *x, const char *k, uint64_t
     return &x->v[j];
 }
 
-static size_t nidx_find(const struct nidx *x, const char *k)
+/* nidx_find() of k whose gw_hash_str() is h */
+static size_t nidx_find_h(const struct nidx *x, const char *k, uint64_t h)
 {
     if (x->cap == 0)
         return NOT_FOUND_IDX;
-    const struct nidx_slot *sl = nidx_slot(x, k, gw_hash_str(k));
+    const struct nidx_slot *sl = nidx_slot(x, k, h);
     return sl->key ? sl->val : NOT_FOUND_IDX;
+}
+
+static size_t nidx_find(const struct nidx *x, const char *k)
+{
+    return x->cap == 0 ? NOT_FOUND_IDX : nidx_find_h(x, k, gw_hash_str(k));
 }
 
 /* Adds k unless present; returns the earlier position or NOT_FOUND_IDX. */
@@ -1834,7 +1840,8 @@ static void parse_routes(struct pctx *pc, const cJSON *root)
 
 struct shape_span {
     size_t off, len;
-    uint64_t hash;
+    uint64_t hash;                  /* of the text */
+    uint64_t name_hash;             /* gw_hash_str(route name), 0 without a name */
 };
 
 struct cfg_shape {
@@ -1847,6 +1854,8 @@ struct cfg_shape {
 struct shape_scan {
     size_t arr_off, arr_end, n, cap;
     struct shape_span *el;          /* malloc'd */
+    uint32_t *base_idx;             /* per element: 1 + the base route with its text, 0 =
+                                       not known (see shape_scan); malloc'd with el */
 };
 
 static uint64_t span_hash(const char *p, size_t n)
@@ -1922,12 +1931,33 @@ static size_t js_value(const char *s, size_t n, size_t i)
     return n;
 }
 
+/* If the text at s[i] is that of base's route j (an object, as every
+ * route of a valid config is), its length, else 0.  Equal bytes make the
+ * same value, and an object's extent depends only on its own bytes, so
+ * this stands in for js_value() on routes that did not change, at the
+ * speed of memcmp instead of a byte-wise scan. */
+static size_t same_route_at(const char *s, size_t n, size_t i, const char *bsrc,
+                            const struct cfg_shape *bs, size_t j)
+{
+    if (bs == NULL || j >= bs->n)
+        return 0;
+    const struct shape_span *b = &bs->el[j];
+    if (b->len == 0 || bsrc[b->off] != '{' || b->len > n - i ||
+        memcmp(s + i, bsrc + b->off, b->len) != 0)
+        return 0;
+    return b->len;
+}
+
 /* Finds the top-level "routes" array and each element's text.  False for
  * anything else: no such key (or a second one), or a structure that is
- * not a JSON object. */
-static bool shape_scan(const char *s, size_t n, struct shape_scan *sc)
+ * not a JSON object.  With a base (bsrc and bs, its source and shape),
+ * each element is first compared with the base route after the last one
+ * found (or the one after that: a route deleted), and when equal it is
+ * neither scanned nor hashed, and base_idx[] names it. */
+static bool shape_scan(const char *s, size_t n, struct shape_scan *sc, const char *bsrc,
+                       const struct cfg_shape *bs)
 {
-    size_t i = js_ws(s, n, 0);
+    size_t i = js_ws(s, n, 0), next = 0;
     bool found = false;
 
     memset(sc, 0, sizeof(*sc));
@@ -1954,14 +1984,31 @@ static bool shape_scan(const char *s, size_t n, struct shape_scan *sc)
                 i++;
             } else {
                 for (;;) {
-                    size_t e = js_value(s, n, i);
-                    if (e >= n || e == i)
-                        goto bad;
                     if (sc->n == sc->cap) {
                         sc->cap = sc->cap ? sc->cap * 2 : 256;
                         sc->el = xrealloc(sc->el, sc->cap * sizeof(*sc->el));
+                        sc->base_idx = xrealloc(sc->base_idx, sc->cap * sizeof(*sc->base_idx));
                     }
-                    sc->el[sc->n++] = (struct shape_span){ i, e - i, span_hash(s + i, e - i) };
+                    size_t e, len = 0, j = next;
+                    if (bs) {
+                        len = same_route_at(s, n, i, bsrc, bs, j);
+                        if (len == 0 && (len = same_route_at(s, n, i, bsrc, bs, j + 1)) != 0)
+                            j++;
+                    }
+                    if (len) {
+                        e = i + len;
+                        sc->el[sc->n] = (struct shape_span){ i, len, bs->el[j].hash, 0 };
+                        sc->base_idx[sc->n++] = (uint32_t)j + 1;
+                        next = j + 1;
+                    } else {
+                        e = js_value(s, n, i);
+                        if (e >= n || e == i)
+                            goto bad;
+                        sc->el[sc->n] = (struct shape_span){ i, e - i, span_hash(s + i, e - i), 0 };
+                        sc->base_idx[sc->n++] = 0;
+                    }
+                    if (e >= n)
+                        goto bad;
                     i = js_ws(s, n, e);
                     if (i < n && s[i] == ',') {
                         i = js_ws(s, n, i + 1);
@@ -1993,11 +2040,15 @@ static bool shape_scan(const char *s, size_t n, struct shape_scan *sc)
         return true;
 bad:
     free(sc->el);
+    free(sc->base_idx);
     memset(sc, 0, sizeof(*sc));
     return false;
 }
 
-static struct cfg_shape *shape_store(struct sl_config *cfg, const struct shape_scan *sc, size_t len)
+/* The shape of cfg, from sc; the routes' name hashes are computed unless
+ * sc has them already (names_hashed). */
+static struct cfg_shape *shape_store(struct sl_config *cfg, const struct shape_scan *sc, size_t len,
+                                     bool names_hashed)
 {
     struct cfg_shape *sh;
 
@@ -2011,6 +2062,8 @@ static struct cfg_shape *shape_store(struct sl_config *cfg, const struct shape_s
     if (sc->n) {
         sh->el = cm_alloc(&cfg->mem, sc->n * sizeof(*sh->el), _Alignof(max_align_t), false);
         memcpy(sh->el, sc->el, sc->n * sizeof(*sh->el));
+        for (size_t i = 0; i < sc->n && !names_hashed; i++)
+            sh->el[i].name_hash = cfg->routes[i].name ? gw_hash_str(cfg->routes[i].name) : 0;
     }
     return sh;
 }
@@ -2020,9 +2073,10 @@ static struct cfg_shape *shape_keep(struct sl_config *cfg, const char *json, siz
     struct shape_scan sc;
     struct cfg_shape *sh = NULL;
 
-    if (shape_scan(json, len, &sc))
-        sh = shape_store(cfg, &sc, len);
+    if (shape_scan(json, len, &sc, NULL, NULL))
+        sh = shape_store(cfg, &sc, len, false);
     free(sc.el);
+    free(sc.base_idx);
     return sh;
 }
 
@@ -2148,7 +2202,7 @@ static size_t find_base_route(const char *json, const struct shape_span *e, size
  * elements sc found in json, each copied from base or parsed alone.
  * Three passes, each over memory in order: find each route's base route,
  * parse the routes that have none, copy the others. */
-static void parse_routes_reusing(struct pctx *pc, const char *json, const struct shape_scan *sc,
+static void parse_routes_reusing(struct pctx *pc, const char *json, struct shape_scan *sc,
                                  const struct sl_config *base)
 {
     struct sl_config *cfg = pc->cfg;
@@ -2160,6 +2214,10 @@ static void parse_routes_reusing(struct pctx *pc, const char *json, const struct
     cfg->copied_from = c_calloc(pc, cfg->nroutes ? cfg->nroutes : 1, sizeof(*cfg->copied_from));
     cfg->base_id = base->id;
     for (size_t i = 0; i < sc->n; i++) {
+        if (sc->base_idx[i]) {          /* found while scanning */
+            cfg->copied_from[i] = sc->base_idx[i];
+            continue;
+        }
         size_t j = find_base_route(json, &sc->el[i], i, base, &slot, &cap);
         if (j != NOT_FOUND_IDX)
             cfg->copied_from[i] = (uint32_t)j + 1;
@@ -2177,6 +2235,7 @@ static void parse_routes_reusing(struct pctx *pc, const char *json, const struct
             return;
         }
         parse_route(pc, it, JP_I(rp, i), i);
+        sc->el[i].name_hash = cfg->routes[i].name ? gw_hash_str(cfg->routes[i].name) : 0;
     }
 
     /* Names: base's are unique, so two copies clash only when they copy
@@ -2192,7 +2251,9 @@ static void parse_routes_reusing(struct pctx *pc, const char *json, const struct
         struct cfg_route *r = &cfg->routes[i];
         copy_route(pc, r, &base->routes[j], i);
         cfg->routes_reused++;
-        if (r->name && (used[j] || nidx_find(&pc->route_names, r->name) != NOT_FOUND_IDX)) {
+        uint64_t nh = base->shape->el[j].name_hash;
+        sc->el[i].name_hash = nh;
+        if (r->name && (used[j] || nidx_find_h(&pc->route_names, r->name, nh) != NOT_FOUND_IDX)) {
             ERR(pc, "", "duplicate route name");
             break;
         }
@@ -2391,7 +2452,7 @@ static struct sl_config *parse_reusing(const char *json, size_t len, struct cfg_
     struct pctx pc;
     cJSON *root;
 
-    if (!shape_scan(json, len, &sc))
+    if (!shape_scan(json, len, &sc, bsrc, bs))
         return NULL;
     /* everything but the routes array must be what base was parsed from */
     pre = sc.arr_off;
@@ -2431,10 +2492,11 @@ static struct sl_config *parse_reusing(const char *json, size_t len, struct cfg_
         cfg = NULL;
         goto out;
     }
-    cfg->shape = shape_store(cfg, &sc, len);
+    cfg->shape = shape_store(cfg, &sc, len, true);
 out:
     free(skel);
     free(sc.el);
+    free(sc.base_idx);
     return cfg;
 }
 

@@ -7,7 +7,8 @@
  * And cfg_parse_update (a reload that copies unchanged routes from the
  * running config) must give exactly what cfg_parse gives: the input is
  * parsed again with its own config as the base, and so is the input with
- * one byte changed (which mostly leaves the other routes as they were). */
+ * one byte changed (which mostly leaves the other routes as they were),
+ * with one route deleted, and with two neighbouring routes swapped. */
 #include "../../gateway/config.c"
 #include "../cfg_equal.h"
 
@@ -64,6 +65,34 @@ static void check_update(const unsigned char *data, size_t size, const struct sl
     differential((const char *)m, size, base, full, &e);
     cfg_free(full);
     cfg_errors_clear(&e);
+
+    /* one route deleted, or two neighbours swapped: the routes after it
+     * no longer sit where base had them */
+    const struct cfg_shape *sh = base->shape;
+    if (sh && sh->n >= 2) {
+        size_t k = data[size - 4] % (sh->n - 1), n = 0;
+        const struct shape_span *a = &sh->el[k], *b = &sh->el[k + 1];
+        if (data[size - 4] & 0x80) {        /* swap k and k + 1 */
+            memcpy(m, data, a->off);
+            n = a->off;
+            memcpy(m + n, data + b->off, b->len);
+            n += b->len;
+            memcpy(m + n, data + a->off + a->len, b->off - (a->off + a->len));
+            n += b->off - (a->off + a->len);
+            memcpy(m + n, data + a->off, a->len);
+            n += a->len;
+        } else {                            /* delete k (and the separator after it) */
+            memcpy(m, data, a->off);
+            n = a->off;
+        }
+        memcpy(m + n, data + b->off + ((data[size - 4] & 0x80) ? b->len : 0),
+               size - b->off - ((data[size - 4] & 0x80) ? b->len : 0));
+        n += size - b->off - ((data[size - 4] & 0x80) ? b->len : 0);
+        full = cfg_parse((const char *)m, n, &e);
+        differential((const char *)m, n, base, full, &e);
+        cfg_free(full);
+        cfg_errors_clear(&e);
+    }
     free(m);
 }
 
