@@ -643,26 +643,56 @@ static const struct cfg_route *ref_match(size_t listener, const char *method, co
     return best;
 }
 
+/* Random requests of the differential test. */
+static const char *rhosts[] = { "a.com", "A.com:80", "b.a.com", "z.b.a.com", "q.a.com",
+                                "c.org", "x.c.org", "X.C.ORG.", "org", "[::1]:8", NULL,
+                                "a.com.", "y.x.c.org:1", "a.b.LONG-subdomain.example-company.com:8443",
+                                "long-subdomain.example-company.com" };
+static const char *rpaths[] = { "/", "/x", "/x/", "/x/y", "/x/y/z", "/x/y/z/w", "/x/y/z/w/v",
+                                "/xy", "/xyz", "/y/x", "", "//x", "/x//y", "/y" };
+static const char *rqueries[] = { "", "?q=1", "?q=2&r=", "?r&q=1", "?q=1+", "?Q=1", "?q=1&q=2" };
+static const char *rmethods[] = { "GET", "POST", "get" };
+static const char *rhdrs[] = { NULL, "x-a: 1", "X-A: 2", "x-b: 1\nx-a: 2", "x-a: 2\nx-a: 1",
+                               "x-a: 1\nx-b: 1" };
+
+struct diff_count {
+    long agree, disagree, hits;
+};
+
+/* n random lookups on t, each checked against ref_match() on C. */
+static void diff_lookups(const struct rt_table *t, int n, const char *when, struct diff_count *dc)
+{
+    char target[128];
+
+    for (int k = 0; k < n; k++) {
+        size_t l = rnd(2);
+        const char *m = rmethods[rnd(3)];
+        const char *h = rhosts[rnd(15)];
+        const char *hd = rhdrs[rnd(6)];
+        snprintf(target, sizeof(target), "%s%s", rpaths[rnd(14)], rqueries[rnd(7)]);
+        const struct cfg_route *got = look(t, l, m, h, target, hd);
+        const struct cfg_route *want = ref_match(l, m, h, target, hd);
+        dc->hits += want != NULL;
+        if (got == want) {
+            dc->agree++;
+        } else if (dc->disagree++ < 5) {
+            printf("# %s: L%zu %s %s %s [%s]: router %s, reference %s\n", when, l, m,
+                   h ? h : "-", target, hd ? hd : "", got ? got->name : "404",
+                   want ? want->name : "404");
+        }
+    }
+}
+
 static void test_differential(void)
 {
     static const char *chosts[] = { "a.com", "b.a.com", "*.a.com", "*.b.a.com", "c.org",
                                     "*.org", "x.c.org", "*.long-subdomain.example-company.com" };
     static const char *cpaths[] = { "/", "/x", "/x/y", "/x/y/z", "/xy", "/y", "/x/y/z/w" };
-    static const char *rhosts[] = { "a.com", "A.com:80", "b.a.com", "z.b.a.com", "q.a.com",
-                                    "c.org", "x.c.org", "X.C.ORG.", "org", "[::1]:8", NULL,
-                                    "a.com.", "y.x.c.org:1", "a.b.LONG-subdomain.example-company.com:8443",
-                                    "long-subdomain.example-company.com" };
-    static const char *rpaths[] = { "/", "/x", "/x/", "/x/y", "/x/y/z", "/x/y/z/w", "/x/y/z/w/v",
-                                    "/xy", "/xyz", "/y/x", "", "//x", "/x//y", "/y" };
-    static const char *rqueries[] = { "", "?q=1", "?q=2&r=", "?r&q=1", "?q=1+", "?Q=1", "?q=1&q=2" };
-    static const char *rmethods[] = { "GET", "POST", "get" };
     static const char *kv[][2] = { { "x-a", "1" }, { "x-a", "2" }, { "x-b", "1" } };
-    static const char *rhdrs[] = { NULL, "x-a: 1", "X-A: 2", "x-b: 1\nx-a: 2", "x-a: 2\nx-a: 1",
-                                   "x-a: 1\nx-b: 1" };
     static const char *qv[][2] = { { "q", "1" }, { "q", "2" }, { "r", "" } };
-    long agree = 0, disagree = 0, hits = 0;
-    long upd_agree = 0, upd_disagree = 0, upd_shared = 0, upd_wrong = 0;
-    char namebuf[16], target[128];
+    struct diff_count dc = { 0 }, du = { 0 };
+    long upd_shared = 0, upd_wrong = 0;
+    char namebuf[16];
 
     for (int round = 0; round < 300; round++) {
         cfg_reset();
@@ -701,23 +731,7 @@ static void test_differential(void)
             }
         }
         struct rt_table *t = rt_table_build(&C);
-        for (int k = 0; k < 300; k++) {
-            size_t l = rnd(2);
-            const char *m = rmethods[rnd(3)];
-            const char *h = rhosts[rnd(15)];
-            const char *hd = rhdrs[rnd(6)];
-            snprintf(target, sizeof(target), "%s%s", rpaths[rnd(14)], rqueries[rnd(7)]);
-            const struct cfg_route *got = look(t, l, m, h, target, hd);
-            const struct cfg_route *want = ref_match(l, m, h, target, hd);
-            hits += want != NULL;
-            if (got == want) {
-                agree++;
-            } else if (disagree++ < 5) {
-                printf("# mismatch: L%zu %s %s %s [%s]: router %s, reference %s\n", l, m,
-                       h ? h : "-", target, hd ? hd : "", got ? got->name : "404",
-                       want ? want->name : "404");
-            }
-        }
+        diff_lookups(t, 300, "mismatch", &dc);
 
         /* a reload: the same routes with one changed, in a new array */
         struct sl_config old = C;
@@ -777,30 +791,15 @@ static void test_differential(void)
             printf("# round %d: change %d to route %d: index %s\n", round, what, k,
                    shared ? "shared" : "rebuilt");
         upd_shared += shared;
-        for (int q = 0; q < 100; q++) {
-            size_t l = rnd(2);
-            const char *m = rmethods[rnd(3)];
-            const char *h = rhosts[rnd(15)];
-            const char *hd = rhdrs[rnd(6)];
-            snprintf(target, sizeof(target), "%s%s", rpaths[rnd(14)], rqueries[rnd(7)]);
-            const struct cfg_route *got = look(t2, l, m, h, target, hd);
-            const struct cfg_route *want = ref_match(l, m, h, target, hd);
-            if (got == want) {
-                upd_agree++;
-            } else if (upd_disagree++ < 5) {
-                printf("# after update: L%zu %s %s %s [%s]: router %s, reference %s\n", l, m,
-                       h ? h : "-", target, hd ? hd : "", got ? got->name : "404",
-                       want ? want->name : "404");
-            }
-        }
+        diff_lookups(t2, 100, "after update", &du);
         rt_table_free(t2);
     }
-    ok(disagree == 0 && hits > 1000 && hits < agree,
+    ok(dc.disagree == 0 && dc.hits > 1000 && dc.hits < dc.agree,
        "differential: %ld random lookups agree with brute force (%ld hits), %ld disagree",
-       agree, hits, disagree);
-    ok(upd_disagree == 0 && upd_agree > 10000,
+       dc.agree, dc.hits, dc.disagree);
+    ok(du.disagree == 0 && du.agree > 10000,
        "after rt_table_update: %ld lookups agree with brute force, %ld disagree",
-       upd_agree, upd_disagree);
+       du.agree, du.disagree);
     ok(upd_wrong == 0 && upd_shared > 50 && upd_shared < 250,
        "rt_table_update shares the index exactly when only values changed (%ld of 300 shared, "
        "%ld wrong)", upd_shared, upd_wrong);
