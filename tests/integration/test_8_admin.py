@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -229,6 +230,88 @@ def test_admin_auth(env):
 
 
 # ---------------------------------------------------------------- 2. config check
+
+def test_admin_http1(env):
+    """The admin listener speaks HTTP/1.1 as the proxy does: keep-alive,
+    pipelined requests answered in order, Expect: 100-continue, a request
+    in one-byte pieces, a client that half-closes after its request, and
+    clear errors (then a close) for what it cannot take."""
+    e, s, a = setup(env)
+    auth = [("Authorization", "Bearer " + TOKEN)]
+    with Conn(a.port) as c:
+        c.send(build_request("GET", "/healthz", host="x"))
+        r = c.read_response()
+        eq((r.status, r.body), (200, b"ok\n"), "GET /healthz on a kept connection")
+        check(r.h("connection") is None and r.h("date"), "no Connection: close, a Date: %r" % r.headers)
+        c.send(build_request("GET", "/status", host="x", headers=auth))
+        eq(c.read_response().status, 200, "a second request on the same connection")
+        # pipelined: three requests in one write, answered in order
+        c.send(build_request("GET", "/metrics", host="x", headers=auth) +
+               build_request("HEAD", "/healthz", host="x") +
+               build_request("GET", "/nope", host="x", headers=auth))
+        eq(c.read_response().status, 200, "pipelined 1: GET /metrics")
+        r = c.read_response(head=True)
+        eq((r.status, r.h("content-length")), (200, "3"), "pipelined 2: HEAD /healthz")
+        eq(c.read_response().status, 404, "pipelined 3: GET /nope")
+
+    # Expect: 100-continue: the interim answer comes before the body is sent
+    doc = json.dumps(s.cfg).encode()
+    with Conn(a.port) as c:
+        c.send(build_request("PUT", "/config", host="x",
+                             headers=auth + [("Expect", "100-continue"),
+                                             ("Content-Length", str(len(doc)))]))
+        r = c.read_response(keep_interim=True)
+        eq(r.status, 100, "100 Continue before the body")
+        c.send(doc)
+        r = c.read_response()
+        eq(r.status, 200, "PUT after 100 Continue (body %r)" % r.body[:200])
+
+    # a request in one-byte pieces, then half-closed: still answered
+    with Conn(a.port) as c:
+        for b in build_request("GET", "/status", host="x", headers=auth + [("Connection", "close")]):
+            c.send(bytes([b]))
+        c.sock.shutdown(socket.SHUT_WR)
+        r = c.read_response()
+        eq(r.status, 200, "a request sent byte by byte, then half-closed")
+        check(c.wait_closed(2.0), "closed after Connection: close")
+
+    # HTTP/1.0: answered, then closed; with keep-alive, kept
+    with Conn(a.port) as c:
+        c.send(build_request("GET", "/healthz", host=None, version="HTTP/1.0"))
+        eq(c.read_response().status, 200, "HTTP/1.0 GET /healthz")
+        check(c.wait_closed(2.0), "HTTP/1.0 without keep-alive: closed")
+    with Conn(a.port) as c:
+        c.send(build_request("GET", "/healthz", host=None, version="HTTP/1.0",
+                             headers=[("Connection", "keep-alive")]))
+        r = c.read_response()
+        eq((r.status, (r.h("connection") or "").lower()), (200, "keep-alive"), "HTTP/1.0 keep-alive")
+        c.send(build_request("GET", "/healthz", host=None, version="HTTP/1.0"))
+        eq(c.read_response().status, 200, "a second HTTP/1.0 request")
+
+    # what it cannot take: an error in JSON, then the connection closes
+    for raw, code, what in (
+            (b"GARBAGE\r\n\r\n", 400, "a bad request line"),
+            (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431,
+             "a 70 KB header"),
+            (b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505, "HTTP/2.0"),
+            (b"PUT /config HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+             b"Transfer-Encoding: chunked\r\n\r\n", 400, "Content-Length with chunked"),
+            (b"OPTIONS /config HTTP/1.1\r\nHost: x\r\n\r\n", 501, "OPTIONS")):
+        with Conn(a.port) as c:
+            c.send(raw)
+            r = c.read_response()
+            eq(r.status, code, what)
+            check("error" in r.json(), "%s: a JSON error %r" % (what, r.body[:100]))
+            if code != 501:
+                check(c.wait_closed(2.0), "%s: the connection is closed" % what)
+    # a chunked PUT with a bad chunk size: 400, nothing changes
+    with Conn(a.port) as c:
+        c.send(build_request("PUT", "/config", host="x",
+                             headers=auth + [("Transfer-Encoding", "chunked")]) + b"zz\r\n{}\r\n0\r\n\r\n")
+        eq(c.read_response().status, 400, "a bad chunk size")
+    eq(get(s.port, "/").status, 200, "traffic after the refused requests")
+    check(s.proc.alive(), "sluice is running")
+
 
 def test_non_loopback_admin_needs_token(env):
     base = env.config(routes=[{"name": "r", "match": {}, "respond": {"status": 200}}])
