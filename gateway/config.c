@@ -74,7 +74,8 @@ static char *xstrdup(const char *s)
 }
 
 /*
- * Everything a parsed config owns lives in one arena hanging off it, and
+ * What a parsed config owns lives in one arena hanging off it (but for
+ * its routes array, source text and shape: see cfg_store), and
  * cfg_free() drops the arena whole: a 10,000-route config is some 60,000
  * strings and small arrays, which cost a malloc each to build and a free
  * each to release (on the admin thread, next to a worker).  Nothing in a
@@ -150,6 +151,51 @@ static char *cm_strndup(struct cfg_mem **head, const char *s, size_t n)
 static char *cm_strdup(struct cfg_mem **head, const char *s)
 {
     return s ? cm_strndup(head, s, strlen(s)) : NULL;
+}
+
+/*
+ * A reload shares the routes it did not change with the config before it
+ * (cfg_parse_update): the new config's route structs are copies, but what
+ * they point to stays in the arena it was parsed into.  So once parsing is
+ * done an arena belongs to a store with a reference count, held by the
+ * config that parsed into it and by every config with a route in it.  A
+ * config points into at most CFG_MAX_FOREIGN stores besides its own; the
+ * routes of any further one are deep-copied, so a store that keeps only a
+ * few routes alive is let go within a reload or two.  What only one config
+ * needs (its routes array, source text, shape) is not in the arena, so a
+ * store kept for a few routes keeps little else.
+ */
+#define CFG_MAX_FOREIGN 8
+
+struct cfg_store {
+    atomic_uint refs;
+    struct cfg_mem *mem;
+};
+
+struct cfg_share {
+    struct cfg_store *own;                      /* this config's arena; NULL while parsing */
+    struct cfg_store *foreign[CFG_MAX_FOREIGN]; /* other configs' arenas its routes are in */
+    size_t nforeign;
+    uint8_t *route_store;       /* per route: 0 own, k foreign[k - 1]; NULL: all own */
+};
+
+static void store_unref(struct cfg_store *st)
+{
+    if (st != NULL && atomic_fetch_sub_explicit(&st->refs, 1, memory_order_acq_rel) == 1) {
+        cm_free_all(st->mem);
+        free(st);
+    }
+}
+
+/* Parsing done: the arena becomes a store later configs may share. */
+static void share_seal(struct sl_config *cfg)
+{
+    if (cfg->share == NULL)
+        cfg->share = xcalloc(1, sizeof(*cfg->share));
+    cfg->share->own = xmalloc(sizeof(*cfg->share->own));
+    atomic_init(&cfg->share->own->refs, 1);
+    cfg->share->own->mem = cfg->mem;
+    cfg->mem = NULL;            /* nothing more is allocated in it */
 }
 
 /* Character classes in ASCII, inline: the process never calls setlocale(),
@@ -1821,7 +1867,7 @@ static void parse_routes(struct pctx *pc, const cJSON *root)
         return;
     /* An empty list is allowed: every request then gets a 404. */
     cfg->nroutes = nchildren(arr);
-    cfg->routes = c_calloc(pc, cfg->nroutes, sizeof(*cfg->routes));
+    cfg->routes = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*cfg->routes));
     nidx_grow(&pc->route_names, cfg->nroutes);
     for (const cJSON *it = arr->child; it; it = it->next, i++)
         parse_route(pc, it, JP_I(rp, i), i);
@@ -2054,13 +2100,13 @@ static struct cfg_shape *shape_store(struct sl_config *cfg, const struct shape_s
 
     if (sc->n != cfg->nroutes)
         return NULL;        /* cannot be for a valid document; stay safe */
-    sh = cm_alloc(&cfg->mem, sizeof(*sh), _Alignof(max_align_t), true);
+    sh = xcalloc(1, sizeof(*sh));
     sh->doc_len = len;
     sh->arr_off = sc->arr_off;
     sh->arr_end = sc->arr_end;
     sh->n = sc->n;
     if (sc->n) {
-        sh->el = cm_alloc(&cfg->mem, sc->n * sizeof(*sh->el), _Alignof(max_align_t), false);
+        sh->el = xmalloc(sc->n * sizeof(*sh->el));
         memcpy(sh->el, sc->el, sc->n * sizeof(*sh->el));
         for (size_t i = 0; i < sc->n && !names_hashed; i++)
             sh->el[i].name_hash = cfg->routes[i].name ? gw_hash_str(cfg->routes[i].name) : 0;
@@ -2198,6 +2244,42 @@ static size_t find_base_route(const char *json, const struct shape_span *e, size
     return NOT_FOUND_IDX;
 }
 
+/* Which of base's stores cfg's copies will share: slot_of[k] is the slot
+ * in cfg->share->foreign (1-based) for base's store k (0 its own, k
+ * foreign[k - 1]), or 0 where the routes are deep-copied instead; the
+ * stores holding the most copies are shared.  Needs cfg->copied_from. */
+static void share_plan(struct sl_config *cfg, const struct sl_config *base,
+                       uint8_t slot_of[CFG_MAX_FOREIGN + 1])
+{
+    const struct cfg_share *bsh = base->share;
+    size_t cnt[CFG_MAX_FOREIGN + 1] = { 0 };
+
+    memset(slot_of, 0, CFG_MAX_FOREIGN + 1);
+    cfg->share = xcalloc(1, sizeof(*cfg->share));
+    cfg->share->route_store = xcalloc(cfg->nroutes ? cfg->nroutes : 1, 1);
+    if (bsh == NULL || bsh->own == NULL)
+        return;                 /* a base not sealed: copy everything */
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (cfg->copied_from[i]) {
+            size_t j = cfg->copied_from[i] - 1;
+            cnt[bsh->route_store ? bsh->route_store[j] : 0]++;
+        }
+    while (cfg->share->nforeign < CFG_MAX_FOREIGN) {
+        size_t best = 0, most = 0;
+        for (size_t k = 0; k <= CFG_MAX_FOREIGN; k++)
+            if (!slot_of[k] && cnt[k] > most) {
+                most = cnt[k];
+                best = k;
+            }
+        if (most == 0)
+            break;
+        struct cfg_store *st = best == 0 ? bsh->own : bsh->foreign[best - 1];
+        atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+        cfg->share->foreign[cfg->share->nforeign++] = st;
+        slot_of[best] = (uint8_t)cfg->share->nforeign;
+    }
+}
+
 /* parse_routes() for parse_reusing(): the document's routes are the
  * elements sc found in json, each copied from base or parsed alone.
  * Three passes, each over memory in order: find each route's base route,
@@ -2210,8 +2292,8 @@ static void parse_routes_reusing(struct pctx *pc, const char *json, struct shape
     size_t cap = 0, *slot = NULL;
 
     cfg->nroutes = sc->n;
-    cfg->routes = c_calloc(pc, cfg->nroutes, sizeof(*cfg->routes));
-    cfg->copied_from = c_calloc(pc, cfg->nroutes ? cfg->nroutes : 1, sizeof(*cfg->copied_from));
+    cfg->routes = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*cfg->routes));
+    cfg->copied_from = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*cfg->copied_from));
     cfg->base_id = base->id;
     for (size_t i = 0; i < sc->n; i++) {
         if (sc->base_idx[i]) {          /* found while scanning */
@@ -2244,12 +2326,22 @@ static void parse_routes_reusing(struct pctx *pc, const char *json, struct shape
      * name is never added: indexing 10,000 of them cost more than parsing
      * the changed routes. */
     unsigned char *used = xcalloc(base->nroutes ? base->nroutes : 1, 1);
+    uint8_t slot_of[CFG_MAX_FOREIGN + 1];
+    share_plan(cfg, base, slot_of);
     for (size_t i = 0; i < sc->n; i++) {
         if (!cfg->copied_from[i])
             continue;
         size_t j = cfg->copied_from[i] - 1;
         struct cfg_route *r = &cfg->routes[i];
-        copy_route(pc, r, &base->routes[j], i);
+        const struct cfg_share *bsh = base->share;
+        uint8_t k = bsh && bsh->route_store ? bsh->route_store[j] : 0;
+        if (bsh && bsh->own && slot_of[k]) {
+            *r = base->routes[j];       /* what it points to stays where it is */
+            r->index = i;
+            cfg->share->route_store[i] = slot_of[k];
+        } else {
+            copy_route(pc, r, &base->routes[j], i);
+        }
         cfg->routes_reused++;
         uint64_t nh = base->shape->el[j].name_hash;
         sc->el[i].name_hash = nh;
@@ -2409,7 +2501,9 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
     memset(&pc, 0, sizeof(pc));
     pc.errs = errs;
     pc.cfg = config_new();
-    pc.cfg->source = cm_strndup(&pc.cfg->mem, json, len);
+    pc.cfg->source = xmalloc(len + 1);
+    memcpy(pc.cfg->source, json, len);
+    pc.cfg->source[len] = '\0';
     if (check_object(&pc, root, NULL, doc_keys, unsupported, NULL)) {
         parse_globals(&pc, root);
         parse_listeners(&pc, root);
@@ -2424,6 +2518,7 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
         return NULL;
     }
     pc.cfg->shape = shape_keep(pc.cfg, json, len);
+    share_seal(pc.cfg);
     return pc.cfg;
 }
 
@@ -2476,7 +2571,9 @@ static struct sl_config *parse_reusing(const char *json, size_t len, struct cfg_
     memset(&pc, 0, sizeof(pc));
     pc.errs = errs;
     pc.cfg = cfg = config_new();
-    cfg->source = cm_strndup(&cfg->mem, json, len);
+    cfg->source = xmalloc(len + 1);
+    memcpy(cfg->source, json, len);
+    cfg->source[len] = '\0';
     if (check_object(&pc, root, NULL, doc_keys, NULL, NULL)) {
         parse_globals(&pc, root);
         parse_listeners(&pc, root);
@@ -2493,6 +2590,7 @@ static struct sl_config *parse_reusing(const char *json, size_t len, struct cfg_
         goto out;
     }
     cfg->shape = shape_store(cfg, &sc, len, true);
+    share_seal(cfg);
 out:
     free(skel);
     free(sc.el);
@@ -2600,6 +2698,20 @@ void cfg_free(struct sl_config *cfg)
 {
     if (cfg == NULL)
         return;
-    cm_free_all(cfg->mem);      /* everything the config owns (see cfg_mem) */
+    struct cfg_share *sh = cfg->share;
+    if (sh != NULL) {
+        for (size_t k = 0; k < sh->nforeign; k++)
+            store_unref(sh->foreign[k]);
+        store_unref(sh->own);   /* the arena, unless a later config shares it */
+        free(sh->route_store);
+        free(sh);
+    }
+    cm_free_all(cfg->mem);      /* the arena of a config not sealed (see cfg_mem) */
+    free(cfg->routes);
+    free(cfg->copied_from);
+    free(cfg->source);
+    if (cfg->shape != NULL)
+        free(cfg->shape->el);
+    free(cfg->shape);
     free(cfg);
 }

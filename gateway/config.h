@@ -168,7 +168,11 @@ struct sl_config {
     uint64_t base_id;               /* cfg_parse_update: the id of the base it copied from */
     uint32_t *copied_from;          /* cfg_parse_update: per route, 1 + the index of the
                                        base route it is a copy of, 0 if parsed; or NULL */
-    struct cfg_mem *mem;            /* owns all of the above (config.c); freed whole */
+    struct cfg_share *share;        /* config.c: whose memory the routes sit in (a reload
+                                       shares unchanged routes with the config before) */
+    struct cfg_mem *mem;            /* config.c: the arena while parsing; after, the
+                                       strings and arrays above live in arenas that
+                                       share (refcounted) keeps; cfg_free frees it all */
 };
 
 /* One validation problem. */

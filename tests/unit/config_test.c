@@ -1041,6 +1041,37 @@ static void test_parse_update(void)
         cfg_free(base);
         base = n;
     }
+
+    /* routes shared, not copied: a reload's unchanged routes point into the
+     * arena they were parsed into; a chain of reloads each renaming another
+     * of 12 routes spreads them over more arenas than a config may hold on
+     * to, and every config of it is still what a full parse gives, each
+     * freed as its successor arrives */
+    size_t most = 0, shared_routes = 0;
+    for (int t = 0; t < 30; t++) {
+        char from[32], to[40], name[48];
+        static const int named[12] = { 0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13 };  /* not 5, 11 */
+        int rk = named[t % 12];
+        snprintf(from, sizeof(from), "\"name\":\"r%d", rk);
+        snprintf(to, sizeof(to), "\"name\":\"r%d-t%d", rk, t);
+        const char *at = strstr(base->source, from);
+        struct sbuf nd = { 0 };
+        sb_printf(&nd, "%.*s%s%s", (int)(at - base->source), base->source, to, at + strlen(from));
+        snprintf(name, sizeof(name), "renaming route %d, reload %d", rk, t);
+        struct sl_config *n = check_update(name, nd.p, base, 29);
+        free(nd.p);
+        if (n == NULL)
+            break;
+        for (size_t i = 0; i < n->nroutes; i++)
+            shared_routes += n->routes[i].name && n->routes[i].name == base->routes[i].name;
+        if (n->share->nforeign > most)
+            most = n->share->nforeign;
+        cfg_free(base);
+        base = n;
+    }
+    ok(shared_routes > 30 * 15 && most == CFG_MAX_FOREIGN,
+       "reloads share unchanged routes (%zu shared) in at most %d other arenas (%zu)",
+       shared_routes, CFG_MAX_FOREIGN, most);
     cfg_free(base);
     cfg_errors_clear(&e);
     free(d0);
