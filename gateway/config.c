@@ -2292,7 +2292,8 @@ static void parse_routes_reusing(struct pctx *pc, const char *json, struct shape
     size_t cap = 0, *slot = NULL;
 
     cfg->nroutes = sc->n;
-    cfg->routes = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*cfg->routes));
+    /* every route is parsed or copied into place: no need to zero 3.6 MB first */
+    cfg->routes = xmalloc((cfg->nroutes ? cfg->nroutes : 1) * sizeof(*cfg->routes));
     cfg->copied_from = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*cfg->copied_from));
     cfg->base_id = base->id;
     for (size_t i = 0; i < sc->n; i++) {
@@ -2316,6 +2317,7 @@ static void parse_routes_reusing(struct pctx *pc, const char *json, struct shape
             ERR(pc, "", "invalid JSON");       /* the full parse says where */
             return;
         }
+        memset(&cfg->routes[i], 0, sizeof(cfg->routes[i]));
         parse_route(pc, it, JP_I(rp, i), i);
         sc->el[i].name_hash = cfg->routes[i].name ? gw_hash_str(cfg->routes[i].name) : 0;
     }
