@@ -42,6 +42,7 @@
 #define ADMIN_IDLE_S    60                      /* a connection silent this long is closed */
 #define ADMIN_MAX_CONNS 256
 #define ADMIN_OUT_MAX   (4u << 20)              /* unsent answers before reading stops */
+#define ADMIN_LINGER_S  2                       /* reading to drop after a last answer */
 
 struct adm_conn {
     int fd;
@@ -60,6 +61,8 @@ struct adm_conn {
     struct evbuffer *out;       /* answers not yet written */
     bool closing;               /* close once out is written */
     bool paused;                /* not reading until out is written */
+    bool eof;                   /* the client has closed its side */
+    bool lingering;             /* answered and half-closed: reading to drop */
     struct adm_conn *prev, *next;
 };
 
@@ -593,7 +596,8 @@ static void conn_free(struct adm_conn *c)
 
 static void conn_process(struct adm_conn *c);
 
-/* Writes what it can of c->out; false when c was closed (done or failed). */
+/* Writes what it can of c->out; false when c was closed or is closing
+ * (done or failed): the caller leaves it alone then. */
 static bool conn_flush(struct adm_conn *c)
 {
     while (evbuffer_get_length(c->out) > 0) {
@@ -617,10 +621,19 @@ static bool conn_flush(struct adm_conn *c)
             return conn_flush(c);
     }
     if (c->closing) {
-        /* the answer is out: half-close, and let the client close first
-         * (its unread bytes are dropped with the socket) */
+        if (c->eof) {
+            conn_free(c);
+            return false;
+        }
+        /* The answer is out: half-close, then read and drop what the client
+         * still sends (the rest of a refused body) until it closes, for up
+         * to ADMIN_LINGER_S.  Closing with unread bytes would send a reset,
+         * which can destroy the answer before the client has read it. */
+        struct timeval linger = { ADMIN_LINGER_S, 0 };
         shutdown(c->fd, SHUT_WR);
-        conn_free(c);
+        c->lingering = true;
+        event_add(c->rev, NULL);
+        event_add(c->timer, &linger);
         return false;
     }
     return true;
@@ -759,6 +772,18 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         return;
     }
+    if (c->lingering) {
+        static char drop[65536];    /* the admin thread's alone */
+        for (;;) {
+            ssize_t n = read(c->fd, drop, sizeof(drop));
+            if (n > 0 || (n < 0 && errno == EINTR))
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                return;
+            conn_free(c);       /* the client closed (or failed): done */
+            return;
+        }
+    }
     for (;;) {
         size_t limit = c->head_len == 0 ? ADMIN_MAX_HEAD + 4096 :
                        c->body == H1_BODY_CHUNKED ? c->head_len + ADMIN_MAX_BODY + 2 * ADMIN_READ_MAX :
@@ -785,6 +810,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
         /* the client is done sending: what it sent in full is answered,
          * a request cut short is dropped */
         c->closing = true;
+        c->eof = true;
         break;
     }
     if (c->closing || evbuffer_get_length(c->out) >= ADMIN_OUT_MAX) {

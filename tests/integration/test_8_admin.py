@@ -304,6 +304,16 @@ def test_admin_http1(env):
             check("error" in r.json(), "%s: a JSON error %r" % (what, r.body[:100]))
             if code != 501:
                 check(c.wait_closed(2.0), "%s: the connection is closed" % what)
+    # a body refused before it is read (413), sent on regardless and the
+    # answer read only afterwards: the listener reads and drops the rest
+    # instead of resetting the connection under the answer
+    with Conn(a.port, timeout=10) as c:
+        c.send(build_request("PUT", "/config", host="x",
+                             headers=auth + [("Content-Length", str(40 << 20))]))
+        c.sock.sendall(b" " * (8 << 20))
+        r = c.read_response()
+        eq(r.status, 413, "413, read after 8 MiB more of the body were sent")
+        check(c.wait_closed(5.0), "closed once the answer is out and the client stops")
     # a chunked PUT with a bad chunk size: 400, nothing changes
     with Conn(a.port) as c:
         c.send(build_request("PUT", "/config", host="x",
