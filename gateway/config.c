@@ -1997,9 +1997,10 @@ static size_t same_route_at(const char *s, size_t n, size_t i, const char *bsrc,
 /* Finds the top-level "routes" array and each element's text.  False for
  * anything else: no such key (or a second one), or a structure that is
  * not a JSON object.  With a base (bsrc and bs, its source and shape),
- * each element is first compared with the base route after the last one
- * found (or the one after that: a route deleted), and when equal it is
- * neither scanned nor hashed, and base_idx[] names it. */
+ * each element is first compared with the base route at the position it
+ * would have if the routes before it were changed in place (or the one
+ * after it: a route deleted; or the one before: one inserted), and when
+ * equal it is neither scanned nor hashed, and base_idx[] names it. */
 static bool shape_scan(const char *s, size_t n, struct shape_scan *sc, const char *bsrc,
                        const struct cfg_shape *bs)
 {
@@ -2039,7 +2040,10 @@ static bool shape_scan(const char *s, size_t n, struct shape_scan *sc, const cha
                     if (bs) {
                         len = same_route_at(s, n, i, bsrc, bs, j);
                         if (len == 0 && (len = same_route_at(s, n, i, bsrc, bs, j + 1)) != 0)
-                            j++;
+                            j++;        /* base route j was deleted */
+                        else if (len == 0 && j > 0 &&
+                                 (len = same_route_at(s, n, i, bsrc, bs, j - 1)) != 0)
+                            j--;        /* the element before was inserted */
                     }
                     if (len) {
                         e = i + len;
@@ -2052,6 +2056,7 @@ static bool shape_scan(const char *s, size_t n, struct shape_scan *sc, const cha
                             goto bad;
                         sc->el[sc->n] = (struct shape_span){ i, e - i, span_hash(s + i, e - i), 0 };
                         sc->base_idx[sc->n++] = 0;
+                        next++;         /* most likely changed in place */
                     }
                     if (e >= n)
                         goto bad;

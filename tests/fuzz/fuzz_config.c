@@ -8,7 +8,8 @@
  * running config) must give exactly what cfg_parse gives: the input is
  * parsed again with its own config as the base, and so is the input with
  * one byte changed (which mostly leaves the other routes as they were),
- * with one route deleted, and with two neighbouring routes swapped. */
+ * with one route deleted, with two neighbouring routes swapped, and with
+ * one route written twice. */
 #include "../../gateway/config.c"
 #include "../cfg_equal.h"
 
@@ -92,6 +93,21 @@ static void check_update(const unsigned char *data, size_t size, const struct sl
         differential((const char *)m, n, base, full, &e);
         cfg_free(full);
         cfg_errors_clear(&e);
+
+        /* and route k + 1 written twice (an insertion before a copy) */
+        unsigned char *m2 = malloc(size + b->len + 1);
+        n = b->off;
+        memcpy(m2, data, n);
+        memcpy(m2 + n, data + b->off, b->len);
+        n += b->len;
+        m2[n++] = ',';
+        memcpy(m2 + n, data + b->off, size - b->off);
+        n += size - b->off;
+        full = cfg_parse((const char *)m2, n, &e);
+        differential((const char *)m2, n, base, full, &e);
+        cfg_free(full);
+        cfg_errors_clear(&e);
+        free(m2);
     }
     free(m);
 }

@@ -1042,6 +1042,28 @@ static void test_parse_update(void)
         base = n;
     }
 
+    /* while scanning, unchanged routes are recognised by position, past
+     * two neighbours changed in place and a route inserted: only those
+     * three are scanned */
+    {
+        struct sbuf nd = { 0 };
+        const char *src = base->source, *r3 = strstr(src, "\"name\":\"r3\""),
+                   *r4 = strstr(src, "\"name\":\"r4\""), *r10 = strstr(src, "{\"name\":\"r10\"");
+        sb_printf(&nd, "%.*s\"name\":\"r3x\"%.*s\"name\":\"r4x\"%.*s{\"name\":\"new\",\"upstream\":\"api\"},%s",
+                  (int)(r3 - src), src, (int)(r4 - (r3 + 11)), r3 + 11, (int)(r10 - (r4 + 11)), r4 + 11, r10);
+        struct shape_scan sc;
+        size_t scanned = 0;
+        bool parsed = shape_scan(nd.p, strlen(nd.p), &sc, base->source, base->shape);
+        for (size_t i = 0; parsed && i < sc.n; i++)
+            scanned += sc.base_idx[i] == 0;
+        ok(parsed && sc.n == base->nroutes + 1 && scanned == 3,
+           "scanning by position: %zu of %zu routes scanned (want 3)", scanned, sc.n);
+        free(sc.el);
+        free(sc.base_idx);
+        cfg_free(check_update("two routes changed in place, one inserted", nd.p, base, 28));
+        free(nd.p);
+    }
+
     /* routes shared, not copied: a reload's unchanged routes point into the
      * arena they were parsed into; a chain of reloads each renaming another
      * of 12 routes spreads them over more arenas than a config may hold on
