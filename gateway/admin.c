@@ -596,6 +596,19 @@ static void conn_free(struct adm_conn *c)
 
 static void conn_process(struct adm_conn *c);
 
+/* Whether a request with a body may send it: it carries the token (or
+ * none is set).  Checked on the head, so a body is only read for a client
+ * that may change something. */
+static bool body_allowed(const struct h1_request *h)
+{
+    struct gw_snapshot *s = gw_snapshot_current();
+    struct adm_req r = { .h = h };
+    bool ok = token_ok(&r, s->cfg->admin_token);
+
+    gw_snapshot_unref(s);
+    return ok;
+}
+
 /* Writes what it can of c->out; false when c was closed or is closing
  * (done or failed): the caller leaves it alone then. */
 static bool conn_flush(struct adm_conn *c)
@@ -723,6 +736,15 @@ static void conn_process(struct adm_conn *c)
             c->clen = h.body == H1_BODY_LENGTH ? h.content_length : 0;
             c->keep_alive = h.keep_alive;
             c->raw = c->dec = 0;
+            if (c->body != H1_BODY_NONE && !body_allowed(&h)) {
+                /* not read at all: up to 32 MiB is not kept for a client
+                 * without the token */
+                struct adm_req req = { .c = c, .h = &h, .m = h.m };
+                c->keep_alive = false;
+                reply_error(&req, 401, "unauthorized");
+                c->closing = true;
+                return;
+            }
             if (c->body == H1_BODY_LENGTH && c->clen > ADMIN_MAX_BODY) {
                 conn_fail(c, 413, "request body over 32 MiB");
                 return;

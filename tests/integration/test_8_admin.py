@@ -314,6 +314,20 @@ def test_admin_http1(env):
         r = c.read_response()
         eq(r.status, 413, "413, read after 8 MiB more of the body were sent")
         check(c.wait_closed(5.0), "closed once the answer is out and the client stops")
+    # a body without the token is refused on the head (401, then the
+    # connection closes), whether or not the client waits for 100-continue
+    bad = [("Authorization", "Bearer wrong")]
+    with Conn(a.port, timeout=10) as c:
+        c.send(build_request("PUT", "/config", host="x", headers=bad + [("Content-Length", str(4 << 20))]))
+        c.sock.sendall(b" " * (4 << 20))
+        r = c.read_response()
+        eq((r.status, r.h("www-authenticate")), (401, "Bearer"), "a 4 MiB PUT without the token")
+        check(c.wait_closed(5.0), "closed after the 401")
+    with Conn(a.port) as c:
+        c.send(build_request("PUT", "/config", host="x",
+                             headers=bad + [("Expect", "100-continue"), ("Content-Length", "10")]))
+        r = c.read_response(keep_interim=True)
+        eq(r.status, 401, "no 100 Continue for a client without the token")
     # a chunked PUT with a bad chunk size: 400, nothing changes
     with Conn(a.port) as c:
         c.send(build_request("PUT", "/config", host="x",
