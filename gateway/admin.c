@@ -43,6 +43,7 @@
 #define ADMIN_MAX_CONNS 256
 #define ADMIN_OUT_MAX   (4u << 20)              /* unsent answers before reading stops */
 #define ADMIN_LINGER_S  2                       /* reading to drop after a last answer */
+#define ADMIN_IDLE_BODY (64u * 1024)            /* PUT bodies from here on are read at idle priority */
 
 struct adm_conn {
     int fd;
@@ -63,6 +64,7 @@ struct adm_conn {
     bool paused;                /* not reading until out is written */
     bool eof;                   /* the client has closed its side */
     bool lingering;             /* answered and half-closed: reading to drop */
+    bool idle;                  /* gw_reload_idle_begin for this request's body */
     struct adm_conn *prev, *next;
 };
 
@@ -514,7 +516,7 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
            "Reloads that kept the running route index: no route moved in it.",
            gw_reload_index_kept());
     scalar(b, "sluice_reload_builds_escalated_total", "counter",
-           "Reload builds that got too little idle CPU and finished at normal priority.",
+           "Reloads (a PUT's upload and build) not done within the idle phase, raised by the watchdog.",
            gw_builds_escalated());
     free(rt.v);
     free(rt.slots);
@@ -578,6 +580,8 @@ static void admin_cb(struct adm_req *req)
 
 static void conn_free(struct adm_conn *c)
 {
+    if (c->idle)
+        gw_reload_idle_end();   /* a PUT cut short: its priority back */
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -658,6 +662,10 @@ static void conn_fail(struct adm_conn *c, int code, const char *msg)
 {
     struct adm_req req = { .c = c, .m = H1_M_OTHER };
 
+    if (c->idle) {
+        gw_reload_idle_end();
+        c->idle = false;
+    }
     c->keep_alive = false;
     reply_error(&req, code, msg);
     c->closing = true;
@@ -749,6 +757,14 @@ static void conn_process(struct adm_conn *c)
                 conn_fail(c, 413, "request body over 32 MiB");
                 return;
             }
+            /* a document of some size: received at idle priority, like the
+             * build that follows, with the watchdog timing both (h's slices
+             * are read before conn_room may move the buffer) */
+            if (h.m == H1_M_PUT && (c->body == H1_BODY_CHUNKED || c->clen > ADMIN_IDLE_BODY) &&
+                h.path_len == 7 && memcmp(h.path, "/config", 7) == 0) {
+                gw_reload_idle_begin();
+                c->idle = true;
+            }
             if (c->body == H1_BODY_CHUNKED)
                 h1_chunked_init(&c->ck);
             else if (!conn_room(c, c->head_len + c->clen, SIZE_MAX))
@@ -777,6 +793,10 @@ static void conn_process(struct adm_conn *c)
         struct adm_req req = { .c = c, .h = &h, .m = h.m, .body = c->in + c->head_len,
                                .body_len = body_len };
         admin_cb(&req);
+        if (c->idle) {
+            gw_reload_idle_end();       /* if the request did not get as far as a build */
+            c->idle = false;
+        }
         memmove(c->in, c->in + used, c->len - used);
         c->len -= used;
         c->head_len = 0;

@@ -157,6 +157,12 @@ extern _Atomic uint64_t g_reloads_ok, g_reloads_err;
  * errs filled (nothing changed).  Thread-safe; origin names the caller in logs. */
 int gw_config_apply(const char *json, size_t len, const char *origin,
                     struct cfg_errors *errs, uint64_t *version);
+/* The calling thread (the admin thread, at the head of a PUT /config) goes
+ * to idle priority for what follows, under the build watchdog, as a build
+ * does; gw_config_apply ends it when it publishes, gw_reload_idle_end
+ * when the request fails first.  No-ops where builds keep their priority. */
+void gw_reload_idle_begin(void);
+void gw_reload_idle_end(void);
 /* Reload builds that ran out of idle time and finished at normal priority. */
 uint64_t gw_builds_escalated(void);
 /* Routes reloads copied unchanged from the running config (cfg_parse_update). */

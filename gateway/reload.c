@@ -47,7 +47,7 @@ static struct {
     pthread_cond_t cond;
     bool started;
     int stage;                      /* 0 no build, 1 at SCHED_IDLE, 2 at BUILD_LOW_NICE */
-    pid_t tid;                      /* the builder */
+    pid_t tid;                      /* the builder, 0 = none: one at a time */
     int policy, nice;               /* and its own scheduling */
     struct sched_param param;
     struct timespec deadline;       /* CLOCK_MONOTONIC: the next step */
@@ -126,12 +126,20 @@ static bool may_leave_idle(int nice_now)
            (d[CAP_SYS_NICE / 32].effective & (1u << (CAP_SYS_NICE % 32))) != 0;
 }
 
-/* Drops the calling thread to SCHED_IDLE for a build; false if it stays. */
+/* Whether this thread is the builder (see build_begin). */
+static __thread bool t_idle;
+
+/* Drops the calling thread to SCHED_IDLE for a build; false if it stays
+ * (then so does its priority).  True at once if it is already there: the
+ * admin thread may have started at the head of a PUT (gw_reload_idle_begin).
+ * One builder at a time: while another thread is one, this returns false. */
 static bool build_begin(void)
 {
     struct sched_param zero = { 0 };
     int policy = sched_getscheduler(0);
 
+    if (t_idle)
+        return true;
     if (policy != SCHED_OTHER && policy != SCHED_BATCH)
         return false;       /* real-time or idle already: the operator chose */
     errno = 0;
@@ -141,7 +149,7 @@ static bool build_begin(void)
     pthread_mutex_lock(&W.lock);
     if (!W.started)
         W.started = watchdog_start();
-    if (!W.started || sched_setscheduler(0, SCHED_IDLE, &zero) != 0) {
+    if (!W.started || W.tid != 0 || sched_setscheduler(0, SCHED_IDLE, &zero) != 0) {
         pthread_mutex_unlock(&W.lock);
         return false;
     }
@@ -151,6 +159,7 @@ static bool build_begin(void)
     sched_getparam(0, &W.param);
     deadline_in(&W.deadline, BUILD_IDLE_MS);
     W.stage = 1;
+    t_idle = true;
     pthread_cond_signal(&W.cond);
     pthread_mutex_unlock(&W.lock);
     return true;
@@ -161,12 +170,28 @@ static void build_end(bool *idle)
     if (!*idle)
         return;
     *idle = false;
+    if (!t_idle)
+        return;         /* ended already (a PUT's build ends what its receive began) */
+    t_idle = false;
     pthread_mutex_lock(&W.lock);
     W.stage = 0;
+    W.tid = 0;
     sched_setscheduler(0, W.policy, &W.param);
     setpriority(PRIO_PROCESS, 0, W.nice);
     pthread_cond_signal(&W.cond);
     pthread_mutex_unlock(&W.lock);
+}
+
+void gw_reload_idle_begin(void)
+{
+    (void)build_begin();
+}
+
+void gw_reload_idle_end(void)
+{
+    bool idle = t_idle;
+
+    build_end(&idle);
 }
 
 uint64_t gw_builds_escalated(void)

@@ -722,6 +722,39 @@ def test_reload_build_priority(env):
         check(all(v == (0, 0) for v in after.values()),
               "after PUT %d every thread is at SCHED_OTHER, nice 0 again: %r" % (i, after))
     eq(get(s.port, "/r4").body, b"changed 4\n", "the last good PUT is served")
+
+    # a big PUT's body is received at idle priority too, under the same
+    # watchdog: half of one sent and held for 300 ms, the watchdog raises
+    # it (counted); the client goes away, every thread is back
+    def raised():
+        return sample(a.metrics(), "sluice_reload_builds_escalated_total")
+    r0 = raised()
+    body = json.dumps(s.cfg).encode() + b" " * (200 << 10)
+    head = build_request("PUT", "/config", host="x",
+                         headers=[("Authorization", "Bearer " + TOKEN),
+                                  ("Content-Length", str(len(body)))])
+    c = Conn(a.port)
+    c.send(head + body[:len(body) // 2])
+    time.sleep(0.3)
+    c.close()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and any(v != (0, 0) for v in thread_policies(s.proc.pid).values()):
+        time.sleep(0.01)
+    after = thread_policies(s.proc.pid)
+    check(all(v == (0, 0) for v in after.values()),
+          "after a PUT cut off mid-body every thread is at SCHED_OTHER, nice 0: %r" % after)
+    if os.geteuid() == 0:
+        eq(raised() - r0, 1, "the watchdog raised the receive of a body held back")
+    # and a whole one, sent in two halves 300 ms apart: applied
+    c = Conn(a.port)
+    c.send(head + body[:len(body) // 2])
+    time.sleep(0.3)
+    c.send(body[len(body) // 2:])
+    eq(c.read_response().status, 200, "a big PUT sent in two halves")
+    c.close()
+    after = thread_policies(s.proc.pid)
+    check(all(v == (0, 0) for v in after.values()),
+          "after the big PUT every thread is at SCHED_OTHER, nice 0: %r" % after)
     if os.geteuid() == 0:
         # root may return from SCHED_IDLE: the watchdog thread exists
         check(len(thread_policies(s.proc.pid)) == len(before) + 1,
