@@ -860,8 +860,18 @@ static void up_checkin(struct gw_conn *c)
     c->t->up = NULL;
     u->owner = NULL;
     struct pool_bucket *b = c->t->ws->buckets[c->t->target->gidx];
-    /* readiness seen while we owned it will not be reported again (edge
-     * triggered): stray bytes or a FIN would reach the next request */
+    /* Readiness seen while we owned it will not be reported again (edge
+     * triggered): stray bytes or a FIN would reach the next request.  A
+     * response whose last read took exactly its last bytes leaves the
+     * readiness unconsumed though nothing is left: a plain socket is asked
+     * (one peek) rather than closed for it, so whether a connection is
+     * pooled does not depend on how the bytes happened to arrive. */
+    if (u->r_ready && !u->rdhup && u->io.ctx == NULL) {
+        char one;
+        ssize_t k = recv(u->io.fd, &one, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            u->r_ready = false;
+    }
     if (!c->t->up_clean || b == NULL || c->w->draining || u->r_ready || u->rdhup ||
         c->t->ups->cfg->max_idle_per_target == 0 || (u->io.ctx && gw_tls_pending(&u->io))) {
         up_close(u);
