@@ -933,6 +933,17 @@ static struct sl_config *check_update(const char *what, const char *doc,
     return upd;
 }
 
+/* check_update() of the second document variant with extra appended to
+ * its routes. */
+static void upd_case(const char *what, const char *extra, const struct sl_config *base,
+                     size_t want_reused)
+{
+    char *d = upd_doc(1, extra, 2, ",");
+
+    cfg_free(check_update(what, d, base, want_reused));
+    free(d);
+}
+
 static void test_parse_update(void)
 {
     struct cfg_errors e = { 0 };
@@ -966,20 +977,17 @@ static void test_parse_update(void)
     free(nl);
 
     /* a new route with an error: the full parse's errors, paths and all */
-    char *unk = upd_doc(1, "{\"upstream\":\"nope\"}", 2, ",");
-    cfg_free(check_update("a new route naming an unknown upstream", unk, base, 0));
-    free(unk);
+    upd_case("a new route naming an unknown upstream", "{\"upstream\":\"nope\"}",
+             base, 0);
 
     /* an unchanged route twice: its name is a duplicate */
-    char *dup = upd_doc(1, "{\"name\":\"r4\",\"match\":{\"hosts\":[\"*.c4.example.net\"],"
-                           "\"path\":{\"exact\":\"/e/4\"}},\"upstream\":\"api\"}", 2, ",");
-    cfg_free(check_update("an unchanged route repeated", dup, base, 0));
-    free(dup);
+    upd_case("an unchanged route repeated", "{\"name\":\"r4\",\"match\":{\"hosts\":[\"*.c4.example.net\"],"
+              "\"path\":{\"exact\":\"/e/4\"}},\"upstream\":\"api\"}",
+             base, 0);
 
     /* a new route taking the name of an unchanged one, after it and before */
-    char *clash = upd_doc(1, "{\"name\":\"r4\",\"upstream\":\"web\"}", 2, ",");
-    cfg_free(check_update("a new route named like an unchanged one", clash, base, 0));
-    free(clash);
+    upd_case("a new route named like an unchanged one", "{\"name\":\"r4\",\"upstream\":\"web\"}",
+             base, 0);
     struct sbuf pre = { 0 };
     char *tdoc = upd_doc(1, NULL, 2, ",");
     char *arr = strstr(tdoc, "\"routes\" : [") + strlen("\"routes\" : [");
@@ -988,23 +996,19 @@ static void test_parse_update(void)
     free(pre.p);
     free(tdoc);
     /* a new route with a new name among unchanged ones: no clash */
-    char *fresh = upd_doc(1, "{\"name\":\"brand-new\",\"upstream\":\"web\"}", 2, ",");
-    cfg_free(check_update("a new route with a name of its own", fresh, base, 30));
-    free(fresh);
+    upd_case("a new route with a name of its own", "{\"name\":\"brand-new\",\"upstream\":\"web\"}",
+             base, 30);
 
     /* a new unnamed route that is also an unchanged one: fine */
-    char *twice = upd_doc(1, "{\"match\":{\"path\":{\"prefix\":\"/u5\"}},"
-                             "\"rewrite\":{\"replace_prefix\":\"/v5\"},\"upstream\":\"api\"}", 2, ",");
-    cfg_free(check_update("an unnamed route repeated", twice, base, 31));
-    free(twice);
+    upd_case("an unnamed route repeated", "{\"match\":{\"path\":{\"prefix\":\"/u5\"}},"
+              "\"rewrite\":{\"replace_prefix\":\"/v5\"},\"upstream\":\"api\"}",
+             base, 31);
 
     /* broken JSON inside a route: the syntax error of a full parse */
-    char *syn = upd_doc(1, "{\"upstream\":\"api\",}", 2, ",");
-    cfg_free(check_update("invalid JSON in a new route", syn, base, 0));
-    free(syn);
-    char *open_str = upd_doc(1, "{\"upstream\":\"api\"}, {\"name\":\"x", 2, ",");
-    cfg_free(check_update("an unterminated string", open_str, base, 0));
-    free(open_str);
+    upd_case("invalid JSON in a new route", "{\"upstream\":\"api\",}",
+             base, 0);
+    upd_case("an unterminated string", "{\"upstream\":\"api\"}, {\"name\":\"x",
+             base, 0);
 
     /* "routes" twice, or spelt with an escape: parsed whole, as ever */
     char *two = upd_doc(1, NULL, 2, ",");
