@@ -589,10 +589,15 @@ static void conn_free(struct adm_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     A.nconns--;
-    event_free(c->rev);
-    event_free(c->wev);
-    event_free(c->timer);
-    evbuffer_free(c->out);
+    /* NULL only when accept_cb ran out of memory half-way */
+    if (c->rev)
+        event_free(c->rev);
+    if (c->wev)
+        event_free(c->wev);
+    if (c->timer)
+        event_free(c->timer);
+    if (c->out)
+        evbuffer_free(c->out);
     close(c->fd);
     free(c->in);
     free(c);

@@ -35,8 +35,10 @@ static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
  * apply still done in bounded time.  (The builder cannot raise itself:
  * starved, it would not run to notice.)  A worker slowed by a quarter for
  * twice as long keeps p99 lower than one slowed by half: p99 is set by the
- * worst percent of requests.  Reloads hold reload_lock, so one build at a
- * time.
+ * worst percent of requests.  The admin thread also goes idle from the
+ * head of a big PUT /config (gw_reload_idle_begin), so upload and build are
+ * timed together.  One thread is the builder at a time (W.tid); another
+ * that would build meanwhile (a SIGHUP) keeps its priority.
  */
 #define BUILD_IDLE_MS  40
 #define BUILD_LOW_MS   40
