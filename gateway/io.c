@@ -33,8 +33,14 @@ static ssize_t plain_writev(struct gw_io *io, const struct iovec *iov, int n)
 
     struct msghdr m = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
 
+    /* One piece (a request head, a response whose head sits in front of
+     * its body) goes by sendto(2): the kernel then copies no msghdr and
+     * imports no iovec array, a few per cent of a small request's CPU. */
     do {
-        r = syscall(SYS_sendmsg, io->fd, &m, MSG_NOSIGNAL);
+        if (n == 1)
+            r = syscall(SYS_sendto, io->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL, NULL, 0);
+        else
+            r = syscall(SYS_sendmsg, io->fd, &m, MSG_NOSIGNAL);
     } while (r == -1 && errno == EINTR);
     if (r >= 0)
         return r;

@@ -1127,8 +1127,22 @@ static bool build_client_head(struct gw_conn *c, const struct h1_response *r)
     SB_LIT(&s, "\r\n");
     if (s.overflow)
         return false;
-    iovq_push(&c->t->cq, b->data + b->end, s.len);
     c->t->cq_head += (uint32_t)s.len;
+    /* The upstream's own head is in ubuf in front of the body, and nothing
+     * refers to it any more (r's slices were read above; cq is empty).
+     * When the new head fits there, put it right in front of the body:
+     * head and body then leave in one piece, one sendto(2) instead of a
+     * two-element sendmsg(2).  Copied are the head's bytes, never the
+     * body's. */
+    struct gw_buf *ub = c->t->ubuf;
+    if (iovq_empty(&c->t->cq) && !c->t->dechunk && r->status >= 200 && s.len <= ub->start) {
+        ub->start -= (uint32_t)s.len;
+        memcpy(ub->data + ub->start, b->data + b->end, s.len);
+        iovq_push(&c->t->cq, ub->data + ub->start, s.len);
+        ub->start += (uint32_t)s.len;
+        return true;
+    }
+    iovq_push(&c->t->cq, b->data + b->end, s.len);
     b->end += (uint32_t)s.len;
     return true;
 }
