@@ -59,7 +59,7 @@ static struct cfg_route *add(struct gen *g, const char *host, enum cfg_path_kind
         fprintf(stderr, "router_bench: route capacity exceeded\n");
         exit(1);
     }
-    struct cfg_route *r = &g->cfg.routes[g->cfg.nroutes];
+    struct cfg_route *r = g->cfg.routes[g->cfg.nroutes];
     char name[32];
     snprintf(name, sizeof(name), "r%zu", g->cfg.nroutes);
     r->name = xstrdup(name);
@@ -119,7 +119,10 @@ static void gen_config(struct gen *g, size_t nexact, size_t nwild, bool wild_ful
     char buf[64];
     memset(g, 0, sizeof(*g));
     g->cap = total;
-    g->cfg.routes = xcalloc(total, sizeof(struct cfg_route));
+    g->cfg.routes = xcalloc(total, sizeof(struct cfg_route *));
+    struct cfg_route *block = xcalloc(total, sizeof(struct cfg_route));
+    for (size_t i = 0; i < total; i++)
+        g->cfg.routes[i] = &block[i];
     g->nexact = nexact;
     g->nwild = nwild;
     for (size_t i = 0; i < nexact; i++) {
@@ -139,7 +142,7 @@ static void gen_config(struct gen *g, size_t nexact, size_t nwild, bool wild_ful
 static void free_config(struct gen *g)
 {
     for (size_t i = 0; i < g->cfg.nroutes; i++) {
-        struct cfg_route *r = &g->cfg.routes[i];
+        struct cfg_route *r = g->cfg.routes[i];
         free(r->name);
         for (size_t j = 0; j < r->nhosts; j++)
             free(r->hosts[j]);
@@ -154,6 +157,8 @@ static void free_config(struct gen *g)
         }
         free(r->match_headers);
     }
+    if (g->cap)
+        free(g->cfg.routes[0]);     /* the block */
     free(g->cfg.routes);
 }
 

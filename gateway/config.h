@@ -157,7 +157,8 @@ struct sl_config {
     struct cfg_addr admin_addr;     /* admin.address */
     char *admin_token;              /* admin.token, NULL = none (loopback only) */
     struct cfg_upstream *upstreams; size_t nupstreams;
-    struct cfg_route *routes; size_t nroutes;
+    struct cfg_route **routes; size_t nroutes;  /* routes[i]->index == i.  Read-only: a
+                                       reload shares the structs of unchanged routes */
     bool splice;                    /* "splice": {"enabled"}, default true */
     uint32_t splice_min_bytes;      /* "splice": {"min_bytes"}: bodies shorter are copied */
     char *source;                   /* the JSON text as given (for GET /config later) */

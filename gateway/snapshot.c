@@ -143,7 +143,7 @@ struct gw_snapshot *gw_snapshot_build(struct sl_config *cfg, struct gw_tls_set *
         goto fail;
     for (size_t i = 0; i < cfg->nroutes; i++) {
         s->route_rr_off[i] = s->route_rr_len;
-        s->route_rr_len += cfg->routes[i].nbackends;
+        s->route_rr_len += cfg->routes[i]->nbackends;
     }
     s->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*s->listeners));
     if (s->listeners == NULL)

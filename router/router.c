@@ -324,7 +324,7 @@ struct rt_core {
 
 struct rt_table {
     const struct rt_core *core;
-    const struct cfg_route *routes;     /* the config's: core positions index it */
+    const struct cfg_route *const *routes;  /* the config's: core positions index it */
 };
 
 enum { RT_H_EXACT = 0, RT_H_WILD = 1, RT_H_ANY = 2 };
@@ -652,7 +652,7 @@ static struct rt_core *core_build(const struct sl_config *cfg)
 
     size_t n = 0;
     for (size_t i = 0; i < cfg->nroutes; i++)
-        n += cfg->routes[i].nhosts ? cfg->routes[i].nhosts : 1;
+        n += cfg->routes[i]->nhosts ? cfg->routes[i]->nhosts : 1;
     struct rt_entry *u = n ? malloc(n * sizeof(*u)) : NULL;
     const struct rt_entry **e = n ? malloc(n * sizeof(*e)) : NULL;
     if (n && (u == NULL || e == NULL))
@@ -660,7 +660,7 @@ static struct rt_core *core_build(const struct sl_config *cfg)
 
     size_t k = 0;
     for (size_t i = 0; i < cfg->nroutes; i++) {
-        const struct cfg_route *r = &cfg->routes[i];
+        const struct cfg_route *r = cfg->routes[i];
         size_t nh = r->nhosts ? r->nhosts : 1;
         for (size_t j = 0; j < nh; j++, k++) {
             u[k].pos = (uint32_t)i;
@@ -735,7 +735,7 @@ static struct rt_table *table_of(struct rt_core *core, const struct sl_config *c
         return NULL;
     }
     t->core = core;
-    t->routes = cfg->routes;
+    t->routes = (const struct cfg_route *const *)cfg->routes;
     return t;
 }
 
@@ -777,7 +777,7 @@ struct rt_table *rt_table_update(const struct rt_table *prev, const struct sl_co
         return rt_table_build(cfg);
     for (size_t i = 0; i < cfg->nroutes; i++)
         if (!cfg_route_copied(cfg, i, prev_cfg, i) &&
-            !same_index_entries(&prev_cfg->routes[i], &cfg->routes[i]))
+            !same_index_entries(prev_cfg->routes[i], cfg->routes[i]))
             return rt_table_build(cfg);
     struct rt_core *core = (struct rt_core *)prev->core;
     atomic_fetch_add_explicit(&core->refs, 1, memory_order_relaxed);
@@ -943,19 +943,19 @@ static bool route_accepts(const struct cfg_route *r, const struct rt_request *re
     return true;
 }
 
-static const struct cfg_route *slot_pick(const struct cfg_route *routes, const struct rt_slot *s,
+static const struct cfg_route *slot_pick(const struct cfg_route *const *routes, const struct rt_slot *s,
                                          const struct rt_request *req)
 {
     if (s == NULL)
         return NULL;
     const struct rt_cand *c = s->val;
     for (uint32_t i = 0; i < s->n; i++)
-        if (c[i].always || route_accepts(&routes[c[i].pos], req))
-            return &routes[c[i].pos];
+        if (c[i].always || route_accepts(routes[c[i].pos], req))
+            return routes[c[i].pos];
     return NULL;
 }
 
-static const struct cfg_route *bucket_pick(const struct rt_core *t, const struct cfg_route *routes,
+static const struct cfg_route *bucket_pick(const struct rt_core *t, const struct cfg_route *const *routes,
                                            const struct rt_bucket *b,
                                            const struct rt_pathinfo *pi,
                                            const struct rt_request *req)
@@ -998,7 +998,7 @@ static const struct cfg_route *bucket_pick(const struct rt_core *t, const struct
 const struct cfg_route *rt_match(const struct rt_table *tab, const struct rt_request *req)
 {
     const struct rt_core *t = tab->core;
-    const struct cfg_route *routes = tab->routes;
+    const struct cfg_route *const *routes = tab->routes;
     struct rt_pathinfo pi;
     const struct cfg_route *r;
     path_scan(t, req->path ? req->path : "", req->path ? req->path_len : 0, &pi);

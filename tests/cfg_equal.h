@@ -93,7 +93,7 @@ static bool cfg_routes_equal(const struct sl_config *a, const struct sl_config *
         return false;
     }
     for (size_t i = 0; i < a->nroutes; i++)
-        if (!ceq_route(&a->routes[i], &b->routes[i])) {
+        if (!ceq_route(a->routes[i], b->routes[i])) {
             snprintf(why, n, "route %zu differs", i);
             return false;
         }

@@ -25,31 +25,40 @@ count_log() {
 }
 
 # --- unit tests --------------------------------------------------------------
-up=0; uf=0
-found_unit=0
-for t in build/tests/*_test; do
-    [ -x "$t" ] || continue
-    found_unit=1
-    name=$(basename "$t")
-    log="$out/$name.log"
-    echo "# unit: $name"
-    timeout 300 "$t" >"$log" 2>&1
-    rc=$?
-    cat "$log"
-    count_log "$log"
-    # a crash or non-zero exit with no failing line still counts as a failure
-    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
-        echo "not ok - $name exited with status $rc"
-        f=1
+# Plain, then built with ASan+UBSan (make asan): a sanitizer report aborts
+# the binary (leaks at exit too), and a non-zero exit is a failure.
+run_unit() { # label dir
+    up=0; uf=0
+    found_unit=0
+    for t in "$2"/*_test; do
+        [ -x "$t" ] || continue
+        found_unit=1
+        name=$(basename "$t")
+        log="$out/$1-$name.log"
+        echo "# $1: $name"
+        timeout 300 "$t" >"$log" 2>&1
+        rc=$?
+        cat "$log"
+        count_log "$log"
+        # a crash or non-zero exit with no failing line still counts as a failure
+        if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+            echo "not ok - $name exited with status $rc"
+            f=1
+        fi
+        if [ "$p" = 0 ] && [ "$f" = 0 ]; then
+            echo "not ok - $name ran no test"
+            f=1
+        fi
+        up=$((up + p)); uf=$((uf + f))
+    done
+    if [ "$found_unit" = 0 ]; then
+        echo "not ok - no unit test binaries in $2"
+        uf=$((uf + 1))
     fi
-    if [ "$p" = 0 ] && [ "$f" = 0 ]; then
-        echo "not ok - $name ran no test"
-        f=1
-    fi
-    up=$((up + p)); uf=$((uf + f))
-done
-[ "$found_unit" = 1 ] || echo "# no unit test binaries in build/tests"
-add_summary "unit" "$up" "$uf"
+    add_summary "$1" "$up" "$uf"
+}
+run_unit unit build/tests
+run_unit "unit (asan+ubsan)" build/asan/tests
 
 # --- integration -------------------------------------------------------------
 run_integration() { # label build-dir [sanitizer log dir]

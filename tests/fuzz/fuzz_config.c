@@ -41,7 +41,15 @@ static void differential(const char *doc, size_t len, const struct sl_config *ba
               strcmp(e.v[i].message, want->v[i].message) == 0);
     if (u) {
         CHECK(cfg_routes_equal(u, want_cfg, why, sizeof(why)));
+        /* and a reload based on u, which shares u's route structs (the
+         * moved ones too, copies in u's own arena), outliving u */
+        struct cfg_errors e2 = { 0 };
+        struct sl_config *u2 = cfg_parse_update(doc, len, &e2, u);
         cfg_free(u);
+        CHECK(u2 != NULL && e2.n == 0);
+        CHECK(cfg_routes_equal(u2, want_cfg, why, sizeof(why)));
+        cfg_free(u2);
+        cfg_errors_clear(&e2);
     }
     cfg_errors_clear(&e);
 }

@@ -140,7 +140,7 @@ static void test_spec_example(void)
        u->retries == 1 && u->targets[0].weight == 1, "upstream defaults");
 
     ok(c->nroutes == 5, "five routes");
-    struct cfg_route *r = &c->routes[0];
+    struct cfg_route *r = c->routes[0];
     ok(strcmp(r->name, "api") == 0 && r->index == 0, "route 0 name/index");
     ok(r->nlisteners == 2 && r->listener_idx[0] == 0 && r->listener_idx[1] == 1 &&
        strcmp(r->listeners[1], "https") == 0, "listeners resolved");
@@ -169,7 +169,7 @@ static void test_spec_example(void)
        r->backends[0].weight == 90 && r->backends[1].upstream_idx == 1 &&
        r->backends[1].weight == 10, "weighted backends resolved");
 
-    r = &c->routes[1];
+    r = c->routes[1];
     ok(r->action == CFG_ACT_REDIRECT && r->path_kind == CFG_PATH_EXACT &&
        strcmp(r->path, "/old/") == 0, "exact path kept as written");
     ok(strcmp(r->redirect.scheme, "https") == 0 && strcmp(r->redirect.host, "new.example.com") == 0 &&
@@ -178,19 +178,19 @@ static void test_spec_example(void)
     ok(r->nlisteners == 0 && r->listeners == NULL && r->nhosts == 0 && r->nmethods == 0,
        "unset match parts are empty");
 
-    r = &c->routes[2];
+    r = c->routes[2];
     ok(r->action == CFG_ACT_RESPOND && r->respond.status == 200 &&
        r->respond.body_len == 5 && memcmp(r->respond.body, "pong\n", 5) == 0 &&
        strcmp(r->respond.content_type, "text/plain") == 0, "respond");
 
-    r = &c->routes[3];
+    r = c->routes[3];
     ok(r->name == NULL && r->index == 3 && r->action == CFG_ACT_BACKENDS && r->nbackends == 1 &&
        r->backends[0].upstream_idx == 1 && r->backends[0].weight == 1,
        "upstream shorthand = one backend of weight 1");
     ok(r->rewrite == CFG_RW_REPLACE_PREFIX && strcmp(r->rewrite_path, "/v2") == 0 &&
        r->rewrite_path_len == 3 && r->rewrite_host == NULL, "rewrite replace_prefix");
 
-    r = &c->routes[4];
+    r = c->routes[4];
     ok(strcmp(r->path, "/") == 0 && r->path_len == 1, "prefix \"/\" stays \"/\"");
     ok(r->redirect.scheme == NULL && r->redirect.host == NULL && r->redirect.port == 0 &&
        r->redirect.path == NULL && strcmp(r->redirect.replace_prefix, "/moved") == 0 &&
@@ -232,9 +232,9 @@ static void test_defaults(void)
         ok(sa_is(&c->listeners[0].addr, AF_INET, "127.0.0.1", 81) && c->listeners[0].addr.is_ip,
            "localhost -> 127.0.0.1");
         ok(sa_is(&c->listeners[1].addr, AF_INET, "0.0.0.0", 82), "0.0.0.0 listener");
-        ok(c->routes[0].respond.status == 503 && c->routes[0].respond.body == NULL &&
-           c->routes[0].respond.content_type == NULL, "respond with only a status");
-        ok(c->routes[0].path_kind == CFG_PATH_ANY && c->routes[0].path == NULL,
+        ok(c->routes[0]->respond.status == 503 && c->routes[0]->respond.body == NULL &&
+           c->routes[0]->respond.content_type == NULL, "respond with only a status");
+        ok(c->routes[0]->path_kind == CFG_PATH_ANY && c->routes[0]->path == NULL,
            "no match = any path");
     }
     cfg_free(c);
@@ -249,16 +249,16 @@ static void test_defaults(void)
     ok(c && c->max_header_bytes == 65536, "max_header_bytes upper bound");
     cfg_free(c);
     c = parse(ROUTES("{\"upstream\":\"api\",\"rewrite\":{\"host\":\"x.example\"}}"), &e);
-    ok(c && c->routes[0].rewrite == CFG_RW_NONE &&
-       strcmp(c->routes[0].rewrite_host, "x.example") == 0, "rewrite of the host only");
+    ok(c && c->routes[0]->rewrite == CFG_RW_NONE &&
+       strcmp(c->routes[0]->rewrite_host, "x.example") == 0, "rewrite of the host only");
     cfg_free(c);
     c = parse(ROUTES("{\"match\":{\"path\":{\"exact\":\"/x\"}},\"upstream\":\"api\","
                      "\"rewrite\":{\"replace_path\":\"/y\"}}"), &e);
-    ok(c && c->routes[0].rewrite == CFG_RW_REPLACE_PATH &&
-       strcmp(c->routes[0].rewrite_path, "/y") == 0, "replace_path needs no prefix match");
+    ok(c && c->routes[0]->rewrite == CFG_RW_REPLACE_PATH &&
+       strcmp(c->routes[0]->rewrite_path, "/y") == 0, "replace_path needs no prefix match");
     cfg_free(c);
     c = parse(ROUTES("{\"backends\":[{\"upstream\":\"api\",\"weight\":0},{\"upstream\":\"api\"}]}"), &e);
-    ok(c && c->routes[0].backends[0].weight == 0 && c->routes[0].backends[1].weight == 1,
+    ok(c && c->routes[0]->backends[0].weight == 0 && c->routes[0]->backends[1].weight == 1,
        "backend weight 0 allowed, default 1");
     cfg_free(c);
     c = parse(" \n" ROUTES() "\n\t ", &e);
@@ -713,10 +713,10 @@ static void test_quick(void)
            sa_is(&c->upstreams[0].targets[2].addr, AF_INET6, "::1", 9003) &&
            c->upstreams[0].targets[0].weight == 1 && c->upstreams[0].retries == 1 &&
            c->upstreams[0].connect_ms == 1000, "quick upstream with defaults");
-        ok(c->nroutes == 1 && c->routes[0].path_kind == CFG_PATH_ANY &&
-           c->routes[0].nhosts == 0 && c->routes[0].nlisteners == 0 &&
-           c->routes[0].action == CFG_ACT_BACKENDS && c->routes[0].nbackends == 1 &&
-           c->routes[0].backends[0].upstream_idx == 0, "quick catch-all route");
+        ok(c->nroutes == 1 && c->routes[0]->path_kind == CFG_PATH_ANY &&
+           c->routes[0]->nhosts == 0 && c->routes[0]->nlisteners == 0 &&
+           c->routes[0]->action == CFG_ACT_BACKENDS && c->routes[0]->nbackends == 1 &&
+           c->routes[0]->backends[0].upstream_idx == 0, "quick catch-all route");
         ok(c->max_header_bytes == 16384 && c->client_idle_ms == 60000 &&
            strcmp(c->access_log, "stdout") == 0 && c->source != NULL, "quick defaults");
     }
@@ -894,6 +894,9 @@ static bool same_errors(const struct cfg_errors *a, const struct cfg_errors *b)
     return true;
 }
 
+/* How many of the last check_update()'s routes are base's very structs. */
+static size_t last_shared;
+
 /* cfg_parse_update(doc, base) against cfg_parse(doc): the same config (or
  * the same errors); returns the update's result (or NULL). */
 static struct sl_config *check_update(const char *what, const char *doc,
@@ -917,13 +920,27 @@ static struct sl_config *check_update(const char *what, const char *doc,
         for (size_t i = 0; upd && i < upd->nroutes; i++)
             for (size_t j = 0; base && j < base->nroutes; j++)
                 if (cfg_route_copied(upd, i, base, j)) {
-                    struct cfg_route r = base->routes[j];
+                    struct cfg_route r = *base->routes[j];
                     r.index = i;
                     told++;
-                    wrong += !ceq_route(&r, &upd->routes[i]);
+                    wrong += !ceq_route(&r, upd->routes[i]);
                 }
         ok(upd && told == upd->routes_reused && wrong == 0 && !cfg_route_copied(upd, 0, upd, 0),
            "%s: cfg_route_copied() names %zu copies, %zu of them wrongly", what, told, wrong);
+        /* routes[i]->index == i, so a struct is shared only where it stays */
+        size_t at_index = 0, moved = 0;
+        last_shared = 0;
+        for (size_t i = 0; upd && i < upd->nroutes; i++) {
+            at_index += upd->routes[i]->index == i;
+            for (size_t j = 0; base && j < base->nroutes; j++)
+                if (upd->routes[i] == base->routes[j]) {
+                    last_shared++;
+                    moved += i != j;
+                }
+        }
+        ok(upd && at_index == upd->nroutes && moved == 0,
+           "%s: every route at its index (%zu of %zu), %zu structs shared, %zu of them moved",
+           what, at_index, upd ? upd->nroutes : 0, last_shared, moved);
     }
     if (!ok(e1.n == e2.n, "%s: errors %zu / %zu", what, e1.n, e2.n))
         dump_errors(&e2);
@@ -1064,8 +1081,30 @@ static void test_parse_update(void)
            "scanning by position: %zu of %zu routes scanned (want 3)", scanned, sc.n);
         free(sc.el);
         free(sc.base_idx);
-        cfg_free(check_update("two routes changed in place, one inserted", nd.p, base, 28));
+        struct sl_config *m = check_update("two routes changed in place, one inserted", nd.p, base, 28);
         free(nd.p);
+        ok(last_shared == 8, "the 8 unchanged routes before the insertion share their structs (%zu)",
+           last_shared);
+        /* the routes after it got structs of their own, with their new
+         * index; the next reload shares those too, and outlives m */
+        if (m != NULL) {
+            struct sbuf nd2 = { 0 };
+            const char *r3x = strstr(m->source, "\"name\":\"r3x\"");
+            sb_printf(&nd2, "%.*s\"name\":\"r3y\"%s", (int)(r3x - m->source), m->source, r3x + 12);
+            struct sl_config *m2 = check_update("one route renamed after an insertion", nd2.p, m, 30);
+            free(nd2.p);
+            ok(last_shared == m->nroutes - 1, "all but the renamed route share their structs (%zu of %zu)",
+               last_shared, m->nroutes);
+            cfg_free(m);
+            struct cfg_errors e3 = { 0 };
+            struct sl_config *full = m2 ? cfg_parse(m2->source, strlen(m2->source), &e3) : NULL;
+            char why2[128] = "";
+            ok(full && cfg_routes_equal(full, m2, why2, sizeof(why2)),
+               "after the base is freed, the shared structs are intact %s", why2);
+            cfg_free(full);
+            cfg_errors_clear(&e3);
+            cfg_free(m2);
+        }
     }
 
     /* routes shared, not copied: a reload's unchanged routes point into the
@@ -1089,7 +1128,7 @@ static void test_parse_update(void)
         if (n == NULL)
             break;
         for (size_t i = 0; i < n->nroutes; i++)
-            shared_routes += n->routes[i].name && n->routes[i].name == base->routes[i].name;
+            shared_routes += n->routes[i]->name && n->routes[i]->name == base->routes[i]->name;
         if (n->share->nforeign > most)
             most = n->share->nforeign;
         cfg_free(base);

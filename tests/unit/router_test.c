@@ -64,15 +64,19 @@ static char *tdupn(const char *s, size_t n)
 #define MAXV 8
 
 static struct sl_config C;
-static struct cfg_route *R;
+static struct cfg_route *R, **RP;     /* the routes, and C.routes: RP[i] == &R[i] */
 
 static void cfg_reset(void)
 {
-    if (R == NULL)
+    if (R == NULL) {
         R = talloc(MAXR * sizeof(*R));
+        RP = talloc(MAXR * sizeof(*RP));
+        for (size_t i = 0; i < MAXR; i++)
+            RP[i] = &R[i];
+    }
     memset(R, 0, MAXR * sizeof(*R));
     memset(&C, 0, sizeof(C));
-    C.routes = R;
+    C.routes = RP;
 }
 
 static struct cfg_route *route(const char *name)
@@ -633,10 +637,10 @@ static const struct cfg_route *ref_match(size_t listener, const char *method, co
     const struct cfg_route *best = NULL;
     struct score bs = {{0}}, s;
     for (size_t i = 0; i < C.nroutes; i++) {
-        if (!ref_score(&C.routes[i], listener, method, hostn, path, query, hdrs, &s))
+        if (!ref_score(C.routes[i], listener, method, hostn, path, query, hdrs, &s))
             continue;
         if (best == NULL || score_cmp(&s, &bs) > 0) {   /* ties: the earlier route stays */
-            best = &C.routes[i];
+            best = C.routes[i];
             bs = s;
         }
     }
@@ -735,10 +739,13 @@ static void test_differential(void)
 
         /* a reload: the same routes with one changed, in a new array */
         struct sl_config old = C;
-        struct cfg_route *r2 = talloc((size_t)nr * sizeof(*r2));
-        memcpy(r2, R, (size_t)nr * sizeof(*r2));
+        /* as a reload builds it: the unchanged structs shared, the changed
+         * route a struct of its own */
+        struct cfg_route **r2 = talloc((size_t)nr * sizeof(*r2));
+        memcpy(r2, RP, (size_t)nr * sizeof(*r2));
         int k = (int)rnd((unsigned)nr), what = (int)rnd(9);
-        struct cfg_route *x = &r2[k];
+        struct cfg_route *x = r2[k] = talloc(sizeof(*x));
+        *x = R[k];
         bool values_only = what < 3;
         switch (what) {
         case 0:     /* header values, not how many */
