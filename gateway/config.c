@@ -695,7 +695,15 @@ static struct nidx_slot *nidx_slot(const struct nidx *x, const char *k, uint64_t
     return &x->v[j];
 }
 
-/* nidx_find() of k whose gw_hash_str() is h */
+/* The hash of a name in an nidx, never 0: a route's name_hash (struct
+ * shape_span) of 0 says it has no name. */
+static uint64_t name_hash(const char *k)
+{
+    uint64_t h = gw_hash_str(k);
+    return h ? h : 1;
+}
+
+/* nidx_find() of k whose name_hash() is h */
 static size_t nidx_find_h(const struct nidx *x, const char *k, uint64_t h)
 {
     if (x->cap == 0)
@@ -704,15 +712,27 @@ static size_t nidx_find_h(const struct nidx *x, const char *k, uint64_t h)
     return sl->key ? sl->val : NOT_FOUND_IDX;
 }
 
+/* Whether a key with name_hash() h may be in x (false is sure), without
+ * reading the key itself. */
+static bool nidx_may_have(const struct nidx *x, uint64_t h)
+{
+    if (x->cap == 0)
+        return false;
+    for (size_t j = h & (x->cap - 1); x->v[j].key; j = (j + 1) & (x->cap - 1))
+        if (x->v[j].hash == h)
+            return true;
+    return false;
+}
+
 static size_t nidx_find(const struct nidx *x, const char *k)
 {
-    return x->cap == 0 ? NOT_FOUND_IDX : nidx_find_h(x, k, gw_hash_str(k));
+    return x->cap == 0 ? NOT_FOUND_IDX : nidx_find_h(x, k, name_hash(k));
 }
 
 /* Adds k unless present; returns the earlier position or NOT_FOUND_IDX. */
 static size_t nidx_add(struct nidx *x, const char *k, size_t v, size_t *count)
 {
-    uint64_t h = gw_hash_str(k);
+    uint64_t h = name_hash(k);
 
     if ((*count + 1) * 2 > x->cap)
         nidx_grow(x, *count + 1);
@@ -1900,7 +1920,7 @@ static void parse_routes(struct pctx *pc, const cJSON *root)
 struct shape_span {
     size_t off, len;
     uint64_t hash;                  /* of the text */
-    uint64_t name_hash;             /* gw_hash_str(route name), 0 without a name */
+    uint64_t name_hash;             /* name_hash(route name), 0 without a name */
 };
 
 struct cfg_shape {
@@ -2127,7 +2147,7 @@ static struct cfg_shape *shape_store(struct sl_config *cfg, const struct shape_s
         sh->el = xmalloc(sc->n * sizeof(*sh->el));
         memcpy(sh->el, sc->el, sc->n * sizeof(*sh->el));
         for (size_t i = 0; i < sc->n && !names_hashed; i++)
-            sh->el[i].name_hash = cfg->routes[i]->name ? gw_hash_str(cfg->routes[i]->name) : 0;
+            sh->el[i].name_hash = cfg->routes[i]->name ? name_hash(cfg->routes[i]->name) : 0;
     }
     return sh;
 }
@@ -2341,7 +2361,7 @@ static void parse_routes_reusing(struct pctx *pc, const char *json, struct shape
         }
         cfg->routes[i] = c_calloc(pc, 1, sizeof(*cfg->routes[i]));
         parse_route(pc, it, JP_I(rp, i), i);
-        sc->el[i].name_hash = cfg->routes[i]->name ? gw_hash_str(cfg->routes[i]->name) : 0;
+        sc->el[i].name_hash = cfg->routes[i]->name ? name_hash(cfg->routes[i]->name) : 0;
     }
 
     /* Names: base's are unique, so two copies clash only when they copy
@@ -2361,7 +2381,8 @@ static void parse_routes_reusing(struct pctx *pc, const char *json, struct shape
         uint8_t k = bsh && bsh->route_store ? bsh->route_store[j] : 0;
         uint8_t ks = bsh && bsh->struct_store ? bsh->struct_store[j] : 0;
         struct cfg_route *r;
-        if (bsh && bsh->own && slot_of[k] && slot_of[ks] && b->index == i) {
+        /* base->routes[j]->index == j: the struct is not read here */
+        if (bsh && bsh->own && slot_of[k] && slot_of[ks] && j == i) {
             r = cfg->routes[i] = base->routes[j];   /* the same struct, read-only */
             cfg->share->struct_store[i] = slot_of[ks];
             cfg->share->route_store[i] = slot_of[k];
@@ -2376,9 +2397,12 @@ static void parse_routes_reusing(struct pctx *pc, const char *json, struct shape
             copy_route(pc, r, b, i);
         }
         cfg->routes_reused++;
+        /* nor here, unless a parsed route's name has the same hash: a
+         * shared struct is a cold cache line, 8,570 of them per reload */
         uint64_t nh = base->shape->el[j].name_hash;
         sc->el[i].name_hash = nh;
-        if (r->name && (used[j] || nidx_find_h(&pc->route_names, r->name, nh) != NOT_FOUND_IDX)) {
+        if (nh != 0 && (used[j] || (nidx_may_have(&pc->route_names, nh) &&
+                                    nidx_find_h(&pc->route_names, b->name, nh) != NOT_FOUND_IDX))) {
             ERR(pc, "", "duplicate route name");
             break;
         }
