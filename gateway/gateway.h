@@ -139,6 +139,8 @@ struct gw_worker {
     struct timeval common_tv[8];        /* common-timeout cache */
     uint32_t common_ms[8];
     int ncommon;
+    uint64_t turn_ns;                   /* gw_turn_ns(), valid while turn_ok */
+    bool turn_ok;
 };
 
 enum { GW_CMD_SNAPSHOT = 1, GW_CMD_DRAIN = 2, GW_CMD_STOP = 4 };
@@ -204,6 +206,19 @@ void gw_buf_put(struct gw_worker *w, struct gw_buf *b);
 const struct timeval *gw_common_timeout(struct gw_worker *w, uint32_t ms);
 uint64_t gw_now_ms(struct gw_worker *w);
 uint64_t gw_mono_ns(void);
+/* gw_mono_ns() read once per turn of the worker's event loop (worker_main
+ * forgets it before each): every event of a turn is timed from when its
+ * wait ended, as HAProxy's now_ns and nginx's cached time are.  Request
+ * and upstream times take three readings per request; this takes one per
+ * turn, a few requests' worth. */
+static inline uint64_t gw_turn_ns(struct gw_worker *w)
+{
+    if (!w->turn_ok) {
+        w->turn_ns = gw_mono_ns();
+        w->turn_ok = true;
+    }
+    return w->turn_ns;
+}
 
 /* proxy.c */
 void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,

@@ -394,7 +394,7 @@ static void txn_account(struct gw_conn *c)
 
     gw_cnt_add(&st->bytes_in, t->bytes_in);
     gw_cnt_add(&st->bytes_out, t->bytes_out);
-    gw_hist_observe(&st->req_duration, gw_mono_ns() - t->t_start);
+    gw_hist_observe(&st->req_duration, gw_turn_ns(c->w) - t->t_start);
     if (t->status >= 100 && t->status < 600) {
         struct gw_route_stats *rs = t->route ? t->ws->rstats[t->route->index] : t->ws->unmatched;
         if (rs == NULL)
@@ -585,7 +585,7 @@ static void access_log_json(struct gw_conn *c)
     else
         SB_LIT(&s, "null");
     SB_LIT(&s, ",\"total_ms\":");
-    sb_ms(&s, gw_mono_ns() - t->t_start);
+    sb_ms(&s, gw_turn_ns(c->w) - t->t_start);
     SB_LIT(&s, ",\"route\":");
     if (t->route && t->route->name)
         sb_json_str(&s, t->route->name, strlen(t->route->name));
@@ -612,7 +612,7 @@ static void access_log(struct gw_conn *c)
         access_log_json(c);
         return;
     }
-    uint64_t now = gw_mono_ns();
+    uint64_t now = gw_turn_ns(w);
     s.len = gw_time_iso(line, sizeof(line));
     SB_LIT(&s, " ");
     sb_put(&s, c->ip, c->iplen);
@@ -830,14 +830,14 @@ static bool up_connect(struct gw_conn *c)
     }
     int one = 1;
     gw_cnt_add(&w->stats.upstream_conns, 1);
-    u->connect_start = gw_mono_ns();
+    u->connect_start = gw_turn_ns(c->w);
     setsockopt(u->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     event_assign(&u->ev, w->base, u->io.fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, up_event, u);
     event_assign(&u->timer, w->base, -1, 0, up_timer_cb, u);
     c->t->up = u;
     if (connect(u->io.fd, (const struct sockaddr *)&t->sa, t->salen) == 0) {
         u->connected = u->w_ready = true;
-        gw_hist_observe(&w->stats.connect_time, gw_mono_ns() - u->connect_start);
+        gw_hist_observe(&w->stats.connect_time, gw_turn_ns(w) - u->connect_start);
     } else if (errno != EINPROGRESS) {
         int e = errno;
         event_add(&u->ev, NULL);    /* up_close() deletes it */
@@ -922,7 +922,7 @@ static void up_event(evutil_socket_t fd, short what, void *arg)
         u->connected = true;
         if (!u->hs)
             up_timer_off(u);    /* a TLS handshake stays under connect_ms */
-        gw_hist_observe(&w->stats.connect_time, gw_mono_ns() - u->connect_start);
+        gw_hist_observe(&w->stats.connect_time, gw_turn_ns(w) - u->connect_start);
     }
     conn_pump(c);
     gw_gc(w);
@@ -1390,7 +1390,7 @@ static void start_request(struct gw_conn *c, uint32_t hlen)
     c->t = txn_get(w);
     c->t->ws = w->cur;
     c->t->ws->pins++;
-    c->t->t_start = gw_mono_ns();
+    c->t->t_start = gw_turn_ns(c->w);
     c->t->t_up = 0;
     c->t->hlen = hlen;
     c->t->m_off = (uint32_t)(r->method - base);
@@ -1456,7 +1456,7 @@ static void answer_parse_error(struct gw_conn *c, int err)
     c->t = txn_get(c->w);
     c->t->ws = c->w->cur;
     c->t->ws->pins++;
-    c->t->t_start = gw_mono_ns();
+    c->t->t_start = gw_turn_ns(c->w);
     c->t->hlen = 0;
     c->t->route = NULL;
     c->t->target = NULL;
@@ -1641,7 +1641,7 @@ static bool resp_head(struct gw_conn *c)
         ub->start += (uint32_t)rc;
         break;
     }
-    c->t->t_up = gw_mono_ns();
+    c->t->t_up = gw_turn_ns(c->w);
     gw_hist_observe(&c->t->ws->ustats[c->t->ups - c->t->ws->s->ups.v]->resp, c->t->t_up - c->t->t_start);
     c->t->status = r->status;
     c->t->resp_started = true;

@@ -365,7 +365,13 @@ static void *worker_main(void *arg)
 {
     struct gw_worker *w = arg;
 
-    event_base_dispatch(w->base);
+    /* one turn at a time, so that gw_turn_ns() is read afresh in each;
+     * event_base_dispatch() but for that (it returns 1 with no events) */
+    while (!event_base_got_exit(w->base) && !event_base_got_break(w->base)) {
+        w->turn_ok = false;
+        if (event_base_loop(w->base, EVLOOP_ONCE) != 0)
+            break;
+    }
 
     /* stopped: close what is left (drain deadline passed, or stop) */
     gw_conns_close_all(w);
