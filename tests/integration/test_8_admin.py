@@ -132,6 +132,26 @@ def sample(fams, name, suffix="", **labels):
     return fams[name].total(suffix, **labels)
 
 
+def settled_metrics(a, durations=0, timeout=5.0, **routes):
+    """/metrics once the workers have accounted the requests a test made:
+    sluice_requests_total{route=NAME} has reached routes[NAME] for each
+    NAME, and the duration histogram `durations` observations.  A worker
+    counts a request when it finishes it, just after the response's last
+    byte has gone out, so a scrape right after the client has read that
+    response can come first.  The wait ends at "at least": the caller's
+    exact checks still catch a count that is too high."""
+    got = {}
+
+    def counted():
+        got["fams"] = fams = a.metrics()
+        req = fams.get("sluice_requests_total")
+        if req is None or any(req.total(route=r) < n for r, n in routes.items()):
+            return False
+        return sample(fams, "sluice_request_duration_seconds", "_count") >= durations
+    wait_for(counted, timeout, 0.01)
+    return got["fams"]
+
+
 def reloads(fams):
     f = fams.get("sluice_reloads_total")
     check(f is not None, "/metrics lacks sluice_reloads_total")
@@ -477,7 +497,15 @@ def test_status(env):
                 out[(u["name"], t["address"])] = t
         return out
 
-    st = a.json_ok("GET", "/status")
+    # A worker lets go of a target (in_flight) when it finishes a request,
+    # just after the response's last byte has gone out: the 502 above can be
+    # read before that.  Wait, bounded, for every target to be let go of;
+    # the checks below are made on that answer (a count that never drops
+    # fails them).
+    def settled():
+        got = a.json_ok("GET", "/status")
+        return got if all(t.get("in_flight") == 0 for t in targets(got).values()) else None
+    st = wait_for(settled, 5.0, 0.01) or a.json_ok("GET", "/status")
     eq(st.get("version"), a.version(), "/status version")
     eq(sorted(u["name"] for u in st["upstreams"]), ["d", "u"], "upstream names")
     ts = targets(st)
@@ -561,7 +589,7 @@ def test_metrics(env):
         for i in range(3):
             c.send(build_request("GET", "/ping"))
             eq(c.read_response().body, b"pong\n", "GET /ping")
-    fams = a.metrics()
+    fams = settled_metrics(a, durations=10, api=7, _1=3)
     req = fams["sluice_requests_total"]
     for smp in req.samples:
         check(set(smp.labels) == {"route", "code"}, "sluice_requests_total labels: %r" % smp)
@@ -600,7 +628,7 @@ def test_metrics(env):
         for path in ("/api/y", "/m", "/m"):
             c.send(build_request("GET", path))
             eq(c.read_response().status, 200, "GET %s after the PUT" % path)
-    req = a.metrics()["sluice_requests_total"]
+    req = settled_metrics(a, api=8, rm=2)["sluice_requests_total"]
     eq(req.total(route="api", code="2xx"), 6, "route api 2xx, counted on across the reload")
     eq(req.total(route="rm", code="2xx"), 2, "the new route rm, counted from its first request")
     fams = a.metrics()
