@@ -37,8 +37,12 @@
 
 enum { GW_OK = 0, GW_ERR = -1, GW_AGAIN = -2 };
 
-/* ---- buffers: fixed-size, recycled per worker ---- */
-#define GW_BUF_SMALL  (16u * 1024)
+/* ---- buffers: fixed-size, recycled per worker ----
+ * Small holds a head of the default limits.max_header_bytes (16 KiB) and
+ * the 1 KiB a client's read buffer has beyond it: at 16 KiB every active
+ * client connection held a large buffer (256 KiB), and more than
+ * FREE_LARGE_MAX of them made each request's buffer a malloc and a free. */
+#define GW_BUF_SMALL  (20u * 1024)
 #define GW_BUF_LARGE  (256u * 1024)
 
 struct gw_buf {

@@ -20,8 +20,8 @@ from harness import (Conn, TestFailure, build_request, check, eq, free_port, get
                      wait_for, wait_port)
 from test_6_edge import Mini, Reader
 
-RESP_FIRST_READ = 16 * 1024      # GW_BUF_SMALL: the upstream head buffer
-REQ_FIRST_READ = 256 * 1024      # GW_BUF_LARGE: the client head buffer (max_header_bytes + 1 KiB)
+RESP_FIRST_READ = 20 * 1024      # GW_BUF_SMALL: the upstream head buffer
+REQ_FIRST_READ = 20 * 1024       # GW_BUF_SMALL too: the client head buffer (max_header_bytes + 1 KiB)
 
 
 # ---------------------------------------------------------------- helpers
