@@ -24,6 +24,16 @@ Method (see shared/BENCHMARKING.md for why):
     from what applying a config costs.  Reported: PUT round-trip times, req/s
     and p99 of the three cells (same process, same round), PUT answers other
     than 200 and wrk errors.
+  * paired: the small64 load on sluice and on nginx (then HAProxy) at the
+    same time, both proxies on the proxy core, each loaded by a wrk of its
+    own on the load core.  Whatever the host does to the core during the
+    cell (its speed swings by a quarter from minute to minute here) it does
+    to both, so their CPU per request compare within one measurement:
+    repeated builds of one binary measure 1.000 +- 0.003 against each
+    other this way, where consecutive cells spread by +-15 %.  The CPU per
+    request of each proxy is the deciding figure as in small64, taken at
+    the same moment; the absolute values are higher than alone (two
+    processes take turns on one core).
   * huge: 64 MiB responses (a static file the backend sends with sendfile),
     4 connections; MiB/s from every byte wrk read, proxy CPU per MiB, ratios
     against direct and HAProxy. sluice runs twice: as configured (splice on
@@ -47,7 +57,7 @@ Method (see shared/BENCHMARKING.md for why):
 
 Environment: ROUNDS (3), DURATION (5), WARMUP (1), ONLY (comma list of
 direct,sluice,sluice-nosplice,nginx,haproxy), SCENARIOS (comma list of
-small64,small256,large,huge,tls_small,tls_handshake,idle,reload), IDLE_CONNS
+small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload), IDLE_CONNS
 (10000), RELOAD_DURATION (measured seconds of each reload cell, DURATION),
 RELOAD_INTERVAL (0.5), TIME_LIMIT (seconds, 1200; a full default run took
 540 s on a quiet machine), KEEP_TMP (set: keep the work directory with the
@@ -70,6 +80,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,8 +103,8 @@ TIME_LIMIT = float(os.environ.get("TIME_LIMIT", "1200"))
 ALL_TARGETS = ["direct", "sluice", "sluice-nosplice", "nginx", "haproxy"]
 COLUMNS = ["direct", "sluice", "nginx", "haproxy"]
 PROXIES = ["sluice", "nginx", "haproxy"]
-ALL_SCENARIOS = ["small64", "small256", "large", "huge", "tls_small", "tls_handshake",
-                 "idle", "reload"]
+ALL_SCENARIOS = ["small64", "small256", "paired", "large", "huge", "tls_small",
+                 "tls_handshake", "idle", "reload"]
 RELOAD_DURATION = max(1, int(float(os.environ.get("RELOAD_DURATION", str(DURATION)))))
 RELOAD_INTERVAL = float(os.environ.get("RELOAD_INTERVAL", "0.5"))
 RELOAD_ROUTES = int(os.environ.get("RELOAD_ROUTES", "10000"))
@@ -826,6 +837,9 @@ SCEN = {
     "tls_handshake": dict(title="TLS 1.3 full handshake (ECDSA P-256, no resumption), "
                           "GET + close, 32 conns", conns=32, tls=True),
     "idle": dict(title=f"{IDLE_CONNS:,} idle keep-alive conns"),
+    "paired": dict(title="small GET keep-alive, {conns} conns, paired: sluice and the other "
+                   "proxy loaded at once on the proxy core", path="/", conns=(64, 256),
+                   targets=["sluice", "nginx", "haproxy"]),
 }
 
 METRICS = {
@@ -847,6 +861,9 @@ RESULTS = {s: {m: {t: [] for t in ALL_TARGETS} for m, _ in METRICS[s]} for s in 
 # reload: per round {"none": cell, "put": cell} (None = failed); cells as
 # Bench.measure_reload makes them
 RELOAD = {"doc_bytes": 0, "rounds": []}
+# paired: PAIRED[(other, conns)] = list per round of {"sluice": µs/req,
+# other: µs/req} (None = failed)
+PAIRED = {(o, n): [] for o in ("nginx", "haproxy") for n in SCEN["paired"]["conns"]}
 
 
 def record(scen, target, values):
@@ -1010,6 +1027,46 @@ class Bench:
                     m0, m1, "sluice_body_bytes_total", f'path="{path}"'))
         log(f"  {scen:8s} {target:7s} {r['rps']:10.0f} req/s  proxy CPU {v['cpu_req']:.2f} µs/req"
             + (f"  {v['mibs']:.0f} MiB/s" if "mibs" in v else "") + f"  other {other_pct:.0f} %")
+        return v
+
+    def measure_pair(self, other, conns):
+        """One paired cell: sluice and `other` loaded at once (see the
+        module's docstring); {target: CPU µs per request}, or None."""
+        sc = SCEN["paired"]
+        if not (self.ensure("sluice") and self.ensure(other)):
+            return None
+        names = ("sluice", other)
+        for n in names:
+            run_wrk(self.port[n], sc["path"], conns, WARMUP)
+        pids = {n: self.servers[n].pids() for n in names}
+        outs = {}
+
+        def load(n):
+            outs[n] = run_wrk(self.port[n], sc["path"], conns, DURATION)
+
+        cpu0 = {n: tree_cpu(pids[n]) for n in names}
+        threads = [threading.Thread(target=load, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        cpu1 = {n: tree_cpu(pids[n]) for n in names}
+        v = {}
+        for n in names:
+            out, _, rc = outs.get(n, ("", 0.0, -1))
+            r = parse_wrk(out)
+            if rc != 0 or not r.get("requests"):
+                note(f"paired/{n} with {other}: wrk failed (exit {rc}): {out.strip()[-200:]}")
+                return None
+            if r["bad"] + r["sockerr"] > r["requests"] * 0.001:
+                note(f"paired/{n} with {other}: {r['bad']} non-2xx responses and "
+                     f"{r['sockerr']} socket errors out of {r['requests']}; cell dropped")
+                return None
+            v[n] = (cpu1[n] - cpu0[n]) / r["requests"] * 1e6
+            v[n + "_rps"] = r["rps"]
+        log(f"  paired{conns:<3d} sluice {v['sluice']:.2f} µs/req ({v['sluice_rps']:.0f} req/s), "
+            f"{other} {v[other]:.2f} µs/req ({v[other + '_rps']:.0f} req/s): "
+            f"{v['sluice'] / v[other]:.3f}")
         return v
 
     def measure_handshake(self, scen, target):
@@ -1223,6 +1280,18 @@ class Bench:
                 k = rnd % max(1, len(targets))
                 order = targets[k:] + targets[:k]
                 wait_quiet()
+                if scen == "paired":
+                    cells = list(PAIRED)
+                    k = rnd % len(cells)
+                    for other, conns in cells[k:] + cells[:k]:
+                        if other not in TARGETS or "sluice" not in TARGETS:
+                            continue
+                        if out_of_time():
+                            note("TIME_LIMIT reached: remaining cells skipped")
+                            PAIRED[(other, conns)].append(None)
+                            continue
+                        PAIRED[(other, conns)].append(self.measure_pair(other, conns))
+                    continue
                 if scen == "reload":
                     if self.reload_srv is None:
                         continue
@@ -1392,6 +1461,22 @@ def table():
                 rows += reload_rows()
             continue
         title = SCEN[scen]["title"]
+        if scen == "paired":
+            for (other, conns), got in PAIRED.items():
+                col = 2 if other == "nginx" else 3
+                if not got:
+                    continue
+                sl = [g["sluice"] if g else None for g in got]
+                ot = [g[other] if g else None for g in got]
+                cells = ["—"] * 4
+                cells[1] = summarize(sl, "{:.2f}")
+                cells[col] = summarize(ot, "{:.2f}")
+                rat = summarize(ratios(sl, ot), "{:.2f}")
+                rows.append(f"| {title.format(conns=conns)} | proxy CPU µs/req, "
+                            f"sluice with {SCEN_NAMES[other]} | "
+                            + " | ".join(cells) + " | "
+                            + (f"{rat} | — |" if other == "nginx" else f"— | {rat} |"))
+            continue
         for m, label in METRICS[scen]:
             rows.append(metric_row(title, label, RESULTS[scen][m], FMT[m]))
         if scen == "huge":
@@ -1411,6 +1496,9 @@ def table():
                             + summarize(ratios(r["sluice-nosplice"], r["direct"]), "{:.2f}")
                             + " | — | — | — | — |")
     return "\n".join(rows)
+
+
+SCEN_NAMES = {"nginx": "nginx", "haproxy": "HAProxy"}
 
 
 def metric_row(title, label, r, fmt, sluice="sluice", others=True):
@@ -1586,6 +1674,12 @@ def main():
           "", "huge: a 64 MiB static file from the backend (sendfile); MiB/s counts every byte wrk "
           "read; sluice-nosplice is sluice with \"splice\": {\"enabled\": false}.",
           ] if "huge" in SCENARIOS else []) + ([
+          "", "paired: sluice and nginx (then sluice and HAProxy) both on core 1 at the same "
+          "time, each loaded by its own wrk (64, then 256 connections) on core 0: whatever the host does to "
+          "the core during the cell it does to both, so the ratio of their CPU per request holds "
+          "where consecutive cells drift; absolute figures are higher than alone (two processes "
+          "take turns on one core).",
+          ] if "paired" in SCENARIOS else []) + ([
           "", f"reload: the proxy alone on core 1 with a {RELOAD_ROUTES:,}-route document "
           f"({RELOAD['doc_bytes'] / 1e6:.1f} MB), {WARMUP:g} s warm-up, then {RELOAD_DURATION:g} s "
           f"without and {RELOAD_DURATION:g} s with a PUT of the whole document every "

@@ -2,7 +2,7 @@
 # `make bench`: sluice, nginx and HAProxy side by side in one run.
 # Quick check: ROUNDS=1 DURATION=3 bash bench/run.sh; filters: ONLY=sluice,nginx
 # (targets: direct,sluice,sluice-nosplice,nginx,haproxy) and
-# SCENARIOS=small64,small256,large,huge,tls_small,tls_handshake,idle,reload;
+# SCENARIOS=small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload;
 # one scenario alone: SCENARIOS=tls_handshake ROUNDS=1 bash bench/run.sh.
 # Method and environment variables: see bench/bench.py. Results: stdout and
 # build/bench/results.md. A full run (3 rounds, every scenario) took 540 s on
