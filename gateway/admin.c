@@ -15,6 +15,7 @@
  */
 #include "gateway.h"
 #include "hash.h"
+#include "io.h"
 #include "tls.h"
 
 #include "http1.h"
@@ -820,10 +821,9 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->lingering) {
-        static char drop[65536];    /* the admin thread's alone */
         for (;;) {
-            ssize_t n = read(c->fd, drop, sizeof(drop));
-            if (n > 0 || (n < 0 && errno == EINTR))
+            ssize_t n = gw_sock_discard(c->fd, 1u << 20);
+            if (n > 0)
                 continue;
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
                 return;

@@ -56,4 +56,10 @@ static inline void gw_io_shutdown_wr(struct gw_io *io)
     io->ops->shutdown_wr(io);
 }
 
+/* Drops up to max bytes waiting in a TCP socket's receive queue without
+ * copying them (recv(2) with MSG_TRUNC, which TCP takes as "discard"), for
+ * a lingering close: a refused 1 MB upload costs the thread no copy.
+ * > 0 bytes dropped, 0 = EOF, -1 = errno (EAGAIN: nothing waiting). */
+ssize_t gw_sock_discard(int fd, size_t max);
+
 #endif

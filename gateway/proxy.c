@@ -2544,20 +2544,16 @@ static void conn_linger(struct gw_conn *c)
 
 static void linger_step(struct gw_conn *c)
 {
-    char sink[4096];
-
     if (gw_now_ms(c->w) >= c->scanned) {
         conn_close(c);
         return;
     }
     for (int i = 0; i < 64 && c->r_ready; i++) {
-        ssize_t n = recv(c->io.fd, sink, sizeof(sink), 0);
+        ssize_t n = gw_sock_discard(c->io.fd, 256 * 1024);
         if (n > 0) {
             conn_timer_arm(c, LINGER_QUIET_MS);
             continue;
         }
-        if (n == -1 && errno == EINTR)
-            continue;
         if (n == -1 && errno == EAGAIN) {
             c->r_ready = false;
             return;

@@ -2,6 +2,7 @@
  * splice halves), over a real socket pair. */
 #include "tap.h"
 #include "../../gateway/splice.c"
+#include "../../gateway/io.c"
 
 #include <dirent.h>
 #include <signal.h>
@@ -123,11 +124,65 @@ static void test_lowat(void)
     close(l);
 }
 
+/* gw_sock_discard: what a lingering close drops, exactly, and nothing after it. */
+static void test_discard(void)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof(sa);
+    int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0), s = -1;
+    static char big[100000];
+    char buf[16];
+
+    ok(l >= 0 && c >= 0 && bind(l, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(l, 1) == 0 &&
+       getsockname(l, (struct sockaddr *)&sa, &sl) == 0 &&
+       connect(c, (struct sockaddr *)&sa, sizeof(sa)) == 0 && (s = accept(l, NULL, NULL)) >= 0,
+       "a loopback TCP connection");
+    ok(gw_sock_discard(s, 1u << 20) == -1 && errno == EAGAIN, "nothing waiting: EAGAIN");
+    memset(big, 'x', sizeof(big));
+    size_t sent = 0;
+    while (sent < sizeof(big)) {
+        ssize_t n = send(c, big + sent, sizeof(big) - sent, 0);
+        if (n <= 0)
+            break;
+        sent += (size_t)n;
+    }
+    size_t dropped = 0;
+    for (int i = 0; i < 1000 && dropped < sent; i++) {
+        ssize_t n = gw_sock_discard(s, 1u << 20);
+        if (n > 0)
+            dropped += (size_t)n;
+        else if (!(n == -1 && errno == EAGAIN))
+            break;
+        else
+            usleep(1000);
+    }
+    ok(sent == sizeof(big) && dropped == sent, "100,000 bytes dropped (%zu of %zu)", dropped, sent);
+    ok(gw_sock_discard(s, 1u << 20) == -1 && errno == EAGAIN, "then nothing is waiting");
+    ok(send(c, "tail", 4, 0) == 4 && recv(s, buf, sizeof(buf), 0) == 4 && memcmp(buf, "tail", 4) == 0,
+       "bytes sent afterwards arrive intact");
+    ok(send(c, "cd", 2, 0) == 2 && recv(s, NULL, 2, MSG_TRUNC | MSG_DONTWAIT) == 2,
+       "TCP drops with MSG_TRUNC and no buffer: the path gw_sock_discard takes, no copy");
+    ok(send(c, "ab", 2, 0) == 2 && gw_sock_discard(s, 1) == 1 && recv(s, buf, sizeof(buf), 0) == 1 &&
+       buf[0] == 'b', "at most max bytes are dropped");
+    close(c);
+    ssize_t eof = -1;
+    for (int i = 0; i < 1000; i++) {
+        eof = gw_sock_discard(s, 1u << 20);
+        if (!(eof == -1 && errno == EAGAIN))
+            break;
+        usleep(1000);
+    }
+    ok(eof == 0, "the peer's FIN: 0 (got %zd)", eof);
+    close(s);
+    close(l);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);   /* as sluice does */
     test_pool();
     test_moves();
     test_lowat();
+    test_discard();
     return tap_done();
 }
