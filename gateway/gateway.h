@@ -214,7 +214,9 @@ uint64_t gw_mono_ns(void);
  * forgets it before each): every event of a turn is timed from when its
  * wait ended, as HAProxy's now_ns and nginx's cached time are.  Request
  * and upstream times take three readings per request; this takes one per
- * turn, a few requests' worth. */
+ * turn, a few requests' worth.  A callback that event_active()s must clear
+ * turn_ok itself: with an event still active, EVLOOP_ONCE runs the next
+ * turn without returning to worker_main. */
 static inline uint64_t gw_turn_ns(struct gw_worker *w)
 {
     if (!w->turn_ok) {

@@ -2561,8 +2561,12 @@ static void linger_step(struct gw_conn *c)
         conn_close(c);      /* EOF or error: the client is done */
         return;
     }
-    if (c->r_ready)     /* edge-triggered: no new edge will come; continue next turn */
+    if (c->r_ready) {   /* edge-triggered: no new edge will come; continue next turn */
+        /* EVLOOP_ONCE goes on to that turn without returning to
+         * worker_main, which would forget the turn's clock: do it here */
+        c->w->turn_ok = false;
         event_active(&c->ev, EV_READ, 1);
+    }
 }
 
 static void conn_close(struct gw_conn *c)

@@ -793,8 +793,12 @@ def test_reload_build_priority(env):
 def test_starved_build_is_raised(env):
     """On a core a busy thread keeps saturated, an idle-priority build would
     never finish: the watchdog raises it, the PUT still answers within a
-    second or two, and every thread is back at its own priority after."""
-    routes = [respond_route("/r%d" % i, "%d\n" % i) for i in range(3000)]
+    second or two, and every thread is back at its own priority after.
+    Every PUT changes every route, so each build parses them all (several
+    ms): a build that fits the one slice the scheduler gives an idle thread
+    now and then would finish unraised."""
+    n = 6000
+    routes = [respond_route("/r%d" % i, "%d\n" % i) for i in range(n)]
     e, s, a = setup(env, routes=routes)
     cpu = sorted(os.sched_getaffinity(0))[-1]
     for tid in os.listdir("/proc/%d/task" % s.proc.pid):
@@ -806,7 +810,7 @@ def test_starved_build_is_raised(env):
         raised0 = sample(a.metrics(), "sluice_reload_builds_escalated_total")
         for i in range(3):
             doc = json.loads(json.dumps(s.cfg))
-            doc["routes"][i] = respond_route("/r%d" % i, "changed %d\n" % i)
+            doc["routes"] = [respond_route("/r%d" % k, "changed %d %d\n" % (i, k)) for k in range(n)]
             t0 = time.monotonic()
             a.put_ok(doc, "PUT %d on a saturated core" % i)
             took = time.monotonic() - t0
@@ -822,7 +826,7 @@ def test_starved_build_is_raised(env):
     after = thread_policies(s.proc.pid)
     check(all(v == (0, 0) for v in after.values()),
           "every thread at SCHED_OTHER, nice 0 after raised builds: %r" % after)
-    eq(get(s.port, "/r2").body, b"changed 2\n", "the last PUT is served")
+    eq(get(s.port, "/r2").body, b"changed 2 2\n", "the last PUT is served")
 
 
 def two_docs(cfg):
