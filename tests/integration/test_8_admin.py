@@ -1,8 +1,10 @@
 """The admin API: auth, GET/PUT /config, /status, /metrics (parsed strictly),
 reloads under load and during a stream, memory across many reloads, SIGHUP
 accounting, the JSON access log and quick mode's --admin."""
+import ctypes
 import json
 import os
+import platform
 import re
 import signal
 import socket
@@ -730,6 +732,44 @@ def thread_policies(pid):
     return out
 
 
+# sched_getattr(2) and sched_setattr(2) by number (Python has neither).
+SCHED_NR = {"x86_64": (315, 314), "aarch64": (275, 274)}
+
+
+class SchedAttr(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32),
+                ("flags", ctypes.c_uint64), ("nice", ctypes.c_int32),
+                ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
+                ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64)]
+
+
+def sched_attr(tid):
+    """(policy, nice, sched_runtime) of a thread; sched_runtime is a fair
+    thread's own slice in ns (Linux 6.12+), 0 for the kernel's."""
+    a = SchedAttr()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(SCHED_NR[platform.machine()][0], tid, ctypes.byref(a),
+                    ctypes.sizeof(a), 0) != 0:
+        raise OSError(ctypes.get_errno(), "sched_getattr %d" % tid)
+    return (a.policy, a.nice, a.runtime)
+
+
+def kernel_has_custom_slice():
+    """Whether this kernel keeps a fair thread's own slice (sched_runtime),
+    tried on a thread of our own."""
+    out = []
+
+    def probe():
+        a = SchedAttr(size=ctypes.sizeof(SchedAttr), policy=0, nice=0, runtime=200000)
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syscall(SCHED_NR[platform.machine()][1], 0, ctypes.byref(a), 0) == 0:
+            out.append(sched_attr(0)[2] == 200000)
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    return bool(out and out[0])
+
+
 def test_reload_build_priority(env):
     """A build runs at SCHED_IDLE (when the process may return from it) and
     every thread is back at its own policy and nice value after the PUT,
@@ -808,16 +848,43 @@ def test_starved_build_is_raised(env):
     try:
         time.sleep(0.2)
         raised0 = sample(a.metrics(), "sluice_reload_builds_escalated_total")
-        for i in range(3):
-            doc = json.loads(json.dumps(s.cfg))
-            doc["routes"] = [respond_route("/r%d" % k, "changed %d %d\n" % (i, k)) for k in range(n)]
-            t0 = time.monotonic()
-            a.put_ok(doc, "PUT %d on a saturated core" % i)
-            took = time.monotonic() - t0
-            check(took < 3.0, "PUT %d on a saturated core took %.2f s" % (i, took))
+        # what the threads' scheduling looks like while the PUTs run (this
+        # process is not on the saturated core: it samples every 0.5 ms)
+        seen, done = set(), threading.Event()
+        tids = [int(t) for t in os.listdir("/proc/%d/task" % s.proc.pid)]
+
+        def sampler():
+            while not done.is_set():
+                for t in tids:
+                    try:
+                        seen.add(sched_attr(t))
+                    except OSError:
+                        pass
+                time.sleep(0.0005)
+        st = threading.Thread(target=sampler)
+        st.start()
+        try:
+            for i in range(3):
+                doc = json.loads(json.dumps(s.cfg))
+                doc["routes"] = [respond_route("/r%d" % k, "changed %d %d\n" % (i, k)) for k in range(n)]
+                t0 = time.monotonic()
+                a.put_ok(doc, "PUT %d on a saturated core" % i)
+                took = time.monotonic() - t0
+                check(took < 3.0, "PUT %d on a saturated core took %.2f s" % (i, took))
+        finally:
+            done.set()
+            st.join()
         raised = sample(a.metrics(), "sluice_reload_builds_escalated_total") - raised0
         if os.geteuid() == 0:
             check(raised >= 1, "the watchdog raised a starved build (%d of 3)" % raised)
+            check(any(p == 5 for p, _, _ in seen), "a build was seen at SCHED_IDLE: %r" % sorted(seen))
+            # raised, the builder runs in 100 µs turns where the kernel
+            # keeps a thread's own slice (the worker waits a tenth as long)
+            if kernel_has_custom_slice():
+                check((0, 5, 100000) in seen,
+                      "a raised build at nice 5 with a 100 µs slice: %r" % sorted(seen))
+            else:
+                check(any(v[:2] == (0, 5) for v in seen), "a raised build at nice 5: %r" % sorted(seen))
         else:   # without CAP_SYS_NICE builds keep their priority: nothing to raise
             eq(raised, 0, "builds raised without the right to leave SCHED_IDLE")
     finally:
@@ -826,6 +893,10 @@ def test_starved_build_is_raised(env):
     after = thread_policies(s.proc.pid)
     check(all(v == (0, 0) for v in after.values()),
           "every thread at SCHED_OTHER, nice 0 after raised builds: %r" % after)
+    # the kernel's slice is what the main thread (never a builder) has
+    attrs = {t: sched_attr(t) for t in after}
+    check(all(v == attrs[s.proc.pid] for v in attrs.values()),
+          "every thread back at the kernel's slice after raised builds: %r" % attrs)
     eq(get(s.port, "/r2").body, b"changed 2 2\n", "the last PUT is served")
 
 
