@@ -523,6 +523,9 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
     scalar(b, "sluice_reload_builds_escalated_total", "counter",
            "Reloads (a PUT's upload and build) not done within the idle phase, raised by the watchdog.",
            gw_builds_escalated());
+    scalar(b, "sluice_reload_build_yields_total", "counter",
+           "Times a build (or a PUT's upload) gave its core back between two turns.",
+           gw_build_yields());
     free(rt.v);
     free(rt.slots);
     free(ut.v);
@@ -845,6 +848,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
         ssize_t n = read(c->fd, c->in + c->len, want < ADMIN_READ_MAX ? want : ADMIN_READ_MAX);
         if (n > 0) {
             c->len += (size_t)n;
+            gw_build_pace();        /* the builder's, while a PUT body comes in */
             conn_process(c);
             if (c->closing || evbuffer_get_length(c->out) >= ADMIN_OUT_MAX)
                 break;

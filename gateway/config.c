@@ -1811,6 +1811,15 @@ static void parse_respond(struct pctx *pc, const cJSON *obj, const struct jp *pa
     }
 }
 
+void (*cfg_pace_hook)(void);
+
+/* Every 8th call of a loop (i its counter) the pace hook, if any. */
+static inline void pace(size_t i)
+{
+    if ((i & 7) == 7 && cfg_pace_hook != NULL)
+        cfg_pace_hook();
+}
+
 static void parse_route(struct pctx *pc, const cJSON *it, const struct jp *path, size_t i)
 {
     struct sl_config *cfg = pc->cfg;
@@ -1902,8 +1911,10 @@ static void parse_routes(struct pctx *pc, const cJSON *root)
     for (size_t k = 0; k < cfg->nroutes; k++)
         cfg->routes[k] = &block[k];
     nidx_grow(&pc->route_names, cfg->nroutes);
-    for (const cJSON *it = arr->child; it; it = it->next, i++)
+    for (const cJSON *it = arr->child; it; it = it->next, i++) {
+        pace(i);
         parse_route(pc, it, JP_I(rp, i), i);
+    }
 }
 
 /* ---- reusing unchanged routes (cfg_parse_update)
@@ -2070,6 +2081,7 @@ static bool shape_scan(const char *s, size_t n, struct shape_scan *sc, const cha
                         sc->base_idx = xrealloc(sc->base_idx, sc->cap * sizeof(*sc->base_idx));
                     }
                     size_t e, len = 0, j = next;
+                    pace(sc->n);
                     if (bs) {
                         len = same_route_at(s, n, i, bsrc, bs, j);
                         if (len == 0 && (len = same_route_at(s, n, i, bsrc, bs, j + 1)) != 0)
@@ -2353,6 +2365,7 @@ static void parse_routes_reusing(struct pctx *pc, const char *json, struct shape
         const struct shape_span *e = &sc->el[i];
         if (cfg->copied_from[i])
             continue;
+        pace(i);
         const char *end = NULL;
         cJSON *it = cJSON_ParseWithLengthOpts(json + e->off, e->len, &end, false);
         if (it == NULL || end != json + e->off + e->len) {

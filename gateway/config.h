@@ -221,6 +221,12 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
 struct sl_config *cfg_parse_update(const char *json, size_t len, struct cfg_errors *errs,
                                    const struct sl_config *base);
 
+/* Called every few routes by cfg_parse() and cfg_parse_update(), so that a
+ * caller building a config beside busy threads can give the core back now
+ * and then (the proxy's reload.c yields there).  NULL: nothing.  Set before
+ * any parse and not changed after. */
+extern void (*cfg_pace_hook)(void);
+
 /* True when cfg came from cfg_parse_update() with base and its route i is a
  * copy of base's route j (so equal in every member but index and the
  * memory it sits in).  Configs are told apart by id, not address. */
