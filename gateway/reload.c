@@ -50,9 +50,9 @@ static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
  * Yielding, the builder runs no longer than a turn while a worker waits,
  * and at once again when none does.  Short turns are slow turns on a busy
  * core (a raised builder gets one about every tick), so they grow as the
- * watchdog raises the build: BUILD_TURN_US at idle priority, twice that at
- * nice 5, and none once back at normal priority, where what matters is
- * that the apply ends (under 100 ms for 10,000 routes).
+ * watchdog raises the build: BUILD_TURN_US at idle priority, three times
+ * that at nice 5, ten times back at normal priority, where what matters
+ * most is that the apply ends (under 100 ms for 10,000 routes).
  */
 #define BUILD_IDLE_MS  40
 #define BUILD_LOW_MS   30
@@ -70,7 +70,7 @@ static struct {
     struct timespec deadline;       /* CLOCK_MONOTONIC: the next step */
 } W = { .lock = PTHREAD_MUTEX_INITIALIZER };
 static _Atomic uint64_t g_builds_escalated, g_routes_reused, g_index_shared, g_build_yields;
-static _Atomic unsigned g_turn_us;      /* the builder's turn now, 0: no yields */
+static _Atomic unsigned g_turn_us;      /* the builder's turn now */
 
 static void deadline_in(struct timespec *t, long ms)
 {
@@ -101,7 +101,7 @@ static void *watchdog_main(void *arg)
             deadline_in(&W.deadline, BUILD_LOW_MS);
         } else {
             setpriority(PRIO_PROCESS, (id_t)W.tid, W.nice);
-            atomic_store_explicit(&g_turn_us, 0, memory_order_relaxed);
+            atomic_store_explicit(&g_turn_us, 10 * BUILD_TURN_US, memory_order_relaxed);
             W.stage = 0;
         }
     }
@@ -163,7 +163,7 @@ void gw_build_pace(void)
 {
     unsigned turn = atomic_load_explicit(&g_turn_us, memory_order_relaxed);
 
-    if (!t_idle || turn == 0)
+    if (!t_idle)
         return;
     uint64_t now = thread_cpu_ns();
     if (now - t_turn_ns < turn * 1000u)
