@@ -172,8 +172,9 @@ void gw_reload_idle_end(void);
 /* Reload builds that ran out of idle time and finished at normal priority. */
 uint64_t gw_builds_escalated(void);
 /* In a build's loops (cfg_pace_hook, the admin listener's body reads): on
- * the builder thread, after each BUILD_TURN_US of its CPU, sched_yield(), so
- * a busy worker on its core waits no longer than that; else nothing. */
+ * the builder thread, after each turn of its CPU (100 µs, longer as the
+ * watchdog raises it), sched_yield(), so a busy worker on its core waits no
+ * longer than a turn; on any other thread nothing. */
 void gw_build_pace(void);
 uint64_t gw_build_yields(void);
 /* Routes reloads copied unchanged from the running config (cfg_parse_update). */

@@ -161,12 +161,10 @@ static uint64_t thread_cpu_ns(void)
 
 void gw_build_pace(void)
 {
-    unsigned turn = atomic_load_explicit(&g_turn_us, memory_order_relaxed);
-
     if (!t_idle)
         return;
     uint64_t now = thread_cpu_ns();
-    if (now - t_turn_ns < turn * 1000u)
+    if (now - t_turn_ns < atomic_load_explicit(&g_turn_us, memory_order_relaxed) * 1000ull)
         return;
     sched_yield();
     atomic_fetch_add_explicit(&g_build_yields, 1, memory_order_relaxed);
