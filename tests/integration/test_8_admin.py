@@ -1,10 +1,8 @@
 """The admin API: auth, GET/PUT /config, /status, /metrics (parsed strictly),
 reloads under load and during a stream, memory across many reloads, SIGHUP
 accounting, the JSON access log and quick mode's --admin."""
-import ctypes
 import json
 import os
-import platform
 import re
 import signal
 import socket
@@ -732,28 +730,6 @@ def thread_policies(pid):
     return out
 
 
-# sched_getattr(2) by number (Python has no wrapper).
-SCHED_GETATTR = {"x86_64": 315, "aarch64": 275}
-
-
-class SchedAttr(ctypes.Structure):
-    _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32),
-                ("flags", ctypes.c_uint64), ("nice", ctypes.c_int32),
-                ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
-                ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64)]
-
-
-def sched_attr(tid):
-    """(policy, nice, sched_runtime) of a thread (sched_runtime: a fair
-    thread's slice in ns on Linux 6.12+, else 0)."""
-    a = SchedAttr()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.syscall(SCHED_GETATTR[platform.machine()], tid, ctypes.byref(a),
-                    ctypes.sizeof(a), 0) != 0:
-        raise OSError(ctypes.get_errno(), "sched_getattr %d" % tid)
-    return (a.policy, a.nice, a.runtime)
-
-
 def test_reload_build_priority(env):
     """A build runs at SCHED_IDLE (when the process may return from it) and
     every thread is back at its own policy and nice value after the PUT,
@@ -833,18 +809,13 @@ def test_starved_build_is_raised(env):
         time.sleep(0.2)
         raised0 = sample(a.metrics(), "sluice_reload_builds_escalated_total")
         yields0 = sample(a.metrics(), "sluice_reload_build_yields_total")
-        # what the threads' scheduling looks like while the PUTs run (this
-        # process is not on the saturated core: it samples every 0.5 ms)
+        # what the threads' (policy, nice) look like while the PUTs run
+        # (this process is not on the saturated core: it samples every 0.5 ms)
         seen, done = set(), threading.Event()
-        tids = [int(t) for t in os.listdir("/proc/%d/task" % s.proc.pid)]
 
         def sampler():
             while not done.is_set():
-                for t in tids:
-                    try:
-                        seen.add(sched_attr(t))
-                    except OSError:
-                        pass
+                seen.update(thread_policies(s.proc.pid).values())
                 time.sleep(0.0005)
         st = threading.Thread(target=sampler)
         st.start()
@@ -863,8 +834,8 @@ def test_starved_build_is_raised(env):
         yields = sample(a.metrics(), "sluice_reload_build_yields_total") - yields0
         if os.geteuid() == 0:
             check(raised >= 1, "the watchdog raised a starved build (%d of 3)" % raised)
-            check(any(p == 5 for p, _, _ in seen), "a build was seen at SCHED_IDLE: %r" % sorted(seen))
-            check(any(v[:2] == (0, 5) for v in seen), "a raised build at nice 5: %r" % sorted(seen))
+            check(any(p == 5 for p, _ in seen), "a build was seen at SCHED_IDLE: %r" % sorted(seen))
+            check((0, 5) in seen, "a raised build at nice 5: %r" % sorted(seen))
             # each build parses 6,000 routes (several ms of CPU): in turns
             # of at most 300 µs while raised, it gave the core back often
             check(yields >= 3 * 5, "builds on a saturated core yielded %d times in 3 PUTs" % yields)
@@ -876,10 +847,6 @@ def test_starved_build_is_raised(env):
     after = thread_policies(s.proc.pid)
     check(all(v == (0, 0) for v in after.values()),
           "every thread at SCHED_OTHER, nice 0 after raised builds: %r" % after)
-    # policy, nice and slice: what the main thread (never a builder) has
-    attrs = {t: sched_attr(t) for t in after}
-    check(all(v == attrs[s.proc.pid] for v in attrs.values()),
-          "every thread back at its own scheduling after raised builds: %r" % attrs)
     eq(get(s.port, "/r2").body, b"changed 2 2\n", "the last PUT is served")
 
 
