@@ -13,18 +13,19 @@ Method (see shared/BENCHMARKING.md for why):
   * reload (sluice only): a sluice with a 10,000-route document (generated
     here: exact and wildcard hosts, prefixes, exact paths, header matches, all
     to the backend) and an admin token takes the small64 load on one of those
-    routes in three cells, RELOAD_REPEAT times per round (2; the order rotated
+    routes in three cells, RELOAD_REPEAT times per round (3; the order rotated
     each time): alone ("none"); while a
     client (pinned to the load core, `bench.py --put-client`) PUTs the whole
     document to /config every RELOAD_INTERVAL s ("put"), alternating two
     variants (a response header value of the loaded route and the
-    header-match values), and checks each change shows on the wire; and a
-    control ("upload") where the same client sends the same bytes with a
-    wrong token, so they cross loopback and are refused (401) without being
-    parsed or applied: it separates the upload's cost on the shared load core
-    from what applying a config costs.  Reported: PUT round-trip times, req/s
-    and p99 of the three cells (same process, one repeat), PUT answers other
-    than 200 and wrk errors.  A p99 is set by the worst percent of requests,
+    header-match values), and checks each change shows on the wire (GETs
+    over one kept-alive connection); and a control ("upload") where the same
+    client sends the same bytes with a wrong token, so they cross loopback
+    and are refused (401) without being parsed or applied, and asks the route
+    once after each, as a PUT's first check does: it separates the client's
+    cost on the shared load core from what applying a config costs.
+    Reported: PUT round-trip times, req/s and p99 of the three cells (same
+    process, one repeat), PUT answers other than 200 and wrk errors.  A p99 is set by the worst percent of requests,
     and a host that stalls a core for a few milliseconds once in a cell moves
     it by a third: each ratio is taken within one repeat (seconds apart), and
     the median over all repeats is the figure.
@@ -63,7 +64,7 @@ Environment: ROUNDS (3), DURATION (5), WARMUP (1), ONLY (comma list of
 direct,sluice,sluice-nosplice,nginx,haproxy), SCENARIOS (comma list of
 small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload), IDLE_CONNS
 (10000), RELOAD_DURATION (measured seconds of each reload cell, DURATION),
-RELOAD_INTERVAL (0.5), RELOAD_REPEAT (2), TIME_LIMIT (seconds, 1200; a full default run took
+RELOAD_INTERVAL (0.5), RELOAD_REPEAT (3), TIME_LIMIT (seconds, 1200; a full default run took
 540 s on a quiet machine), KEEP_TMP (set: keep the work directory with the
 servers' logs, e.g. sluice-reload.out with each reload's apply time). Results: markdown on stdout and in build/bench/results.md;
 progress on stderr.
@@ -111,7 +112,7 @@ ALL_SCENARIOS = ["small64", "small256", "paired", "large", "huge", "tls_small",
                  "tls_handshake", "idle", "reload"]
 RELOAD_DURATION = max(1, int(float(os.environ.get("RELOAD_DURATION", str(DURATION)))))
 RELOAD_INTERVAL = float(os.environ.get("RELOAD_INTERVAL", "0.5"))
-RELOAD_REPEAT = max(1, int(os.environ.get("RELOAD_REPEAT", "2")))
+RELOAD_REPEAT = max(1, int(os.environ.get("RELOAD_REPEAT", "3")))
 RELOAD_ROUTES = int(os.environ.get("RELOAD_ROUTES", "10000"))
 LOAD_CORE, PROXY_CORE = "0", "1"
 LARGE_BYTES = 1 << 20
@@ -635,6 +636,19 @@ def write_reload_docs(tmp, port, bport, admin_port, token):
     return paths, os.path.getsize(paths[0])
 
 
+def parse_head(head):
+    """(status, lower-cased headers) of a response head without its blank line."""
+    lines = head.decode("latin-1").split("\r\n")
+    m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
+    if not m:
+        raise OSError(f"bad status line {lines[0]!r}")
+    hdrs = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return int(m.group(1)), hdrs
+
+
 def http_exchange(port, req, timeout=10.0):
     """Sends one raw request with Connection: close; returns (status,
     lower-cased headers, body)."""
@@ -647,21 +661,65 @@ def http_exchange(port, req, timeout=10.0):
                 raise OSError("connection closed before the response head")
             buf += d
         head, _, body = buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
-        if not m:
-            raise OSError(f"bad status line {lines[0]!r}")
-        hdrs = {}
-        for ln in lines[1:]:
-            k, _, v = ln.partition(":")
-            hdrs[k.strip().lower()] = v.strip()
+        status, hdrs = parse_head(head)
         want = int(hdrs["content-length"]) if "content-length" in hdrs else -1
         while want < 0 or len(body) < want:
             d = s.recv(65536)
             if not d:
                 break
             body += d
-        return int(m.group(1)), hdrs, body
+        return status, hdrs, body
+
+
+class ProbeConn:
+    """The put client's check of what the proxy serves: GETs of the loaded
+    route over one kept-alive connection, opened before the measured window
+    (and again only if the proxy closes it), so a check costs the shared load
+    core a send and a receive, not a connection set up and torn down by
+    Python between every PUT and the next."""
+
+    def __init__(self, port):
+        self.port, self.s, self.buf = port, None, b""
+        self.req = f"GET {RELOAD_PATH} HTTP/1.1\r\nHost: {RELOAD_HOST}\r\n\r\n".encode()
+
+    def close(self):
+        if self.s is not None:
+            self.s.close()
+        self.s, self.buf = None, b""
+
+    def _recv(self):
+        d = self.s.recv(65536)
+        if not d:
+            raise OSError("the proxy closed the probe connection")
+        self.buf += d
+
+    def _exchange(self):
+        if self.s is None:
+            self.s = socket.create_connection(("127.0.0.1", self.port), timeout=2.0)
+        self.s.sendall(self.req)
+        while b"\r\n\r\n" not in self.buf:
+            self._recv()
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        status, hdrs = parse_head(head)
+        if "content-length" not in hdrs:
+            raise OSError("a probe response without Content-Length")
+        want = int(hdrs["content-length"])
+        while len(self.buf) < want:
+            self._recv()
+        self.buf = self.buf[want:]
+        if hdrs.get("connection", "").lower() == "close":
+            self.close()
+        return status, hdrs
+
+    def serving(self):
+        """The loaded route's RELOAD_HEADER value now, None on a failure."""
+        for _ in range(2):              # once more on a fresh connection
+            try:
+                st, h = self._exchange()
+                return h.get(RELOAD_HEADER) if st == 200 else None
+            except (OSError, ValueError):
+                self.close()
+        return None
 
 
 def put_client(args):
@@ -683,15 +741,8 @@ def put_client(args):
         docs[variant] = (f"PUT /config HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
                          f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
-    probe = (f"GET {RELOAD_PATH} HTTP/1.1\r\nHost: {RELOAD_HOST}\r\n"
-             "Connection: close\r\n\r\n").encode()
-
-    def serving():
-        try:
-            st, h, _ = http_exchange(a["proxy_port"], probe, 2.0)
-            return h.get(RELOAD_HEADER) if st == 200 else None
-        except OSError:
-            return None
+    probe = ProbeConn(a["proxy_port"])
+    serving = probe.serving
 
     cur = serving() or "a"
     # Python's start-up and the reads above cost tens of ms of the load
@@ -729,6 +780,9 @@ def put_client(args):
             rec["ms"] = (time.monotonic() - start) * 1e3
             rec["status"] = None
             rec["err"] = str(e)
+        if upload:
+            # the control asks once too, as a PUT's first check does
+            serving()
         if rec["status"] == 200 and not upload:
             done = time.monotonic()
             while time.monotonic() - done < 1.0:
@@ -1373,6 +1427,19 @@ def ratios(a, b):
     return [x / y if x is not None and y else None for x, y in zip(a, b)]
 
 
+def median_interval(vals, level=0.90, draws=4000):
+    """A bootstrap interval for the median of vals (None if fewer than 4):
+    how far the median of this many repeats moves on this host's noise.
+    Seeded, so one run's figures always give one interval."""
+    v = [x for x in vals if x is not None]
+    if len(v) < 4:
+        return None
+    rng = random.Random(1)
+    meds = sorted(statistics.median(rng.choices(v, k=len(v))) for _ in range(draws))
+    tail = (1 - level) / 2
+    return meds[int(tail * draws)], meds[min(draws - 1, int((1 - tail) * draws))]
+
+
 def percentile(v, q):
     """Nearest-rank percentile: with few samples p99 is the maximum."""
     v = sorted(v)
@@ -1403,6 +1470,7 @@ def reload_rows():
     seen = [p["seen_ms"] for p in ok if "seen_ms" in p]
     err_put, err_none = sum(per("put", "errors")), sum(per("none", "errors"))
     p99_ratio = ratios(per("put", "p99"), per("none", "p99"))
+    ci = median_interval(p99_ratio)
     rows = [
         row("req/s without reloads", summarize(per("none", "rps"), FMT["rps"])),
         row("req/s with reloads", summarize(per("put", "rps"), FMT["rps"])),
@@ -1410,6 +1478,8 @@ def reload_rows():
         row("p99 ms without reloads", summarize(per("none", "p99"), FMT["p99"])),
         row("p99 ms with reloads", summarize(per("put", "p99"), FMT["p99"])),
         row("p99 with ÷ without reloads (target ≤ 1.10)", summarize(p99_ratio, "{:.2f}")),
+        row("p99 with ÷ without reloads: 90 % bootstrap interval of that median",
+            "{:.2f}–{:.2f}".format(*ci) if ci else "—"),
         row("p99 ms, control: the same documents uploaded, refused (401), not applied",
             summarize(per("upload", "p99"), FMT["p99"])),
         row("p99 control ÷ without: the upload's own cost on the load core",
@@ -1442,7 +1512,7 @@ def reload_rows():
     r = [x for x in p99_ratio if x is not None]
     if r and statistics.median(r) > 1.10:
         note(f"reload: p99 with reloads is {statistics.median(r):.2f}× the p99 without "
-             "(target within 10 %)")
+             "(target within 10 %" + (f"; 90 % interval {ci[0]:.2f}–{ci[1]:.2f})" if ci else ")"))
     if err_put or err_none:
         note(f"reload: wrk saw {err_put} errors with reloads and {err_none} without")
     if bad:
