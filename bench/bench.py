@@ -1440,6 +1440,12 @@ def median_interval(vals, level=0.90, draws=4000):
     return meds[int(tail * draws)], meds[min(draws - 1, int((1 - tail) * draws))]
 
 
+def interval(vals):
+    """median_interval(vals) as a table cell."""
+    ci = median_interval(vals)
+    return "{:.2f}–{:.2f}".format(*ci) if ci else "—"
+
+
 def percentile(v, q):
     """Nearest-rank percentile: with few samples p99 is the maximum."""
     v = sorted(v)
@@ -1479,13 +1485,17 @@ def reload_rows():
         row("p99 ms with reloads", summarize(per("put", "p99"), FMT["p99"])),
         row("p99 with ÷ without reloads (target ≤ 1.10)", summarize(p99_ratio, "{:.2f}")),
         row("p99 with ÷ without reloads: 90 % bootstrap interval of that median",
-            "{:.2f}–{:.2f}".format(*ci) if ci else "—"),
+            interval(p99_ratio)),
         row("p99 ms, control: the same documents uploaded, refused (401), not applied",
             summarize(per("upload", "p99"), FMT["p99"])),
         row("p99 control ÷ without: the upload's own cost on the load core",
             summarize(ratios(per("upload", "p99"), per("none", "p99")), "{:.2f}")),
+        row("p99 control ÷ without: 90 % bootstrap interval of that median",
+            interval(ratios(per("upload", "p99"), per("none", "p99")))),
         row("p99 with reloads ÷ control: what applying adds",
             summarize(ratios(per("put", "p99"), per("upload", "p99")), "{:.2f}")),
+        row("p99 with reloads ÷ control: 90 % bootstrap interval of that median",
+            interval(ratios(per("put", "p99"), per("upload", "p99")))),
         row("proxy CPU µs/req with ÷ without reloads",
             summarize(ratios(per("put", "cpu_req"), per("none", "cpu_req")), "{:.2f}")),
         row("PUT round trip ms, p50", f"{statistics.median(ms):.1f}" if ms else "—"),
