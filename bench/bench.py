@@ -25,10 +25,11 @@ Method (see shared/BENCHMARKING.md for why):
     once after each, as a PUT's first check does: it separates the client's
     cost on the shared load core from what applying a config costs.
     Reported: PUT round-trip times, req/s and p99 of the three cells (same
-    process, one repeat), PUT answers other than 200 and wrk errors.  A p99 is set by the worst percent of requests,
-    and a host that stalls a core for a few milliseconds once in a cell moves
-    it by a third: each ratio is taken within one repeat (seconds apart), and
-    the median over all repeats is the figure.
+    process, one repeat), PUT answers other than 200 and wrk errors.  A p99
+    is set by the worst percent of requests, and a host that stalls a core
+    for a few milliseconds once in a cell moves it by a third: each ratio is
+    taken within one repeat (seconds apart), the median over all repeats is
+    the figure, and a bootstrap interval says how far that median moves.
   * paired: the small64 load on sluice and on nginx (then HAProxy) at the
     same time, both proxies on the proxy core, each loaded by a wrk of its
     own on the load core.  Whatever the host does to the core during the
@@ -1476,7 +1477,6 @@ def reload_rows():
     seen = [p["seen_ms"] for p in ok if "seen_ms" in p]
     err_put, err_none = sum(per("put", "errors")), sum(per("none", "errors"))
     p99_ratio = ratios(per("put", "p99"), per("none", "p99"))
-    ci = median_interval(p99_ratio)
     rows = [
         row("req/s without reloads", summarize(per("none", "rps"), FMT["rps"])),
         row("req/s with reloads", summarize(per("put", "rps"), FMT["rps"])),
@@ -1521,6 +1521,7 @@ def reload_rows():
         note(f"reload: PUT round trip p99 {percentile(ms, 99):.1f} ms misses the 100 ms target")
     r = [x for x in p99_ratio if x is not None]
     if r and statistics.median(r) > 1.10:
+        ci = median_interval(r)
         note(f"reload: p99 with reloads is {statistics.median(r):.2f}× the p99 without "
              "(target within 10 %" + (f"; 90 % interval {ci[0]:.2f}–{ci[1]:.2f})" if ci else ")"))
     if err_put or err_none:
