@@ -13,23 +13,33 @@ Method (see shared/BENCHMARKING.md for why):
   * reload (sluice only): a sluice with a 10,000-route document (generated
     here: exact and wildcard hosts, prefixes, exact paths, header matches, all
     to the backend) and an admin token takes the small64 load on one of those
-    routes in three cells, RELOAD_REPEAT times per round (3; the order rotated
-    each time): alone ("none"); while a
-    client (pinned to the load core, `bench.py --put-client`) PUTs the whole
-    document to /config every RELOAD_INTERVAL s ("put"), alternating two
-    variants (a response header value of the loaded route and the
-    header-match values), and checks each change shows on the wire (GETs
-    over one kept-alive connection); and a control ("upload") where the same
-    client sends the same bytes with a wrong token, so they cross loopback
-    and are refused (401) without being parsed or applied, and asks the route
-    once after each, as a PUT's first check does: it separates the client's
-    cost on the shared load core from what applying a config costs.
-    Reported: PUT round-trip times, req/s and p99 of the three cells (same
-    process, one repeat), PUT answers other than 200 and wrk errors.  A p99
-    is set by the worst percent of requests, and a host that stalls a core
-    for a few milliseconds once in a cell moves it by a third: each ratio is
-    taken within one repeat (seconds apart), the median over all repeats is
-    the figure, and a bootstrap interval says how far that median moves.
+    routes in four cells of RELOAD_DURATION s (1) per repeat, RELOAD_REPEAT
+    repeats per round (16) after one warm-up: two cells alone ("none",
+    "again"); one while a client (bench/put_client.c on the load core, one
+    process per round) PUTs the whole document to /config every
+    RELOAD_INTERVAL s over the whole cell ("put"), alternating two variants
+    (a response header value of the loaded route and the header-match
+    values), and checks each change shows on the wire (GETs over one
+    kept-alive connection); and a control ("upload") where the same client
+    sends the same bytes with a wrong token, so they cross loopback and are
+    refused (401) without being parsed or applied, and asks the route once
+    after each, as a PUT's first check does: it separates the client's cost
+    on the shared load core from what applying a config costs.  The order
+    of the four changes every repeat, after a Williams design: each cell as
+    often in each position and after each other cell, so what one cell
+    leaves behind weighs on all alike.  Reported: PUT round-trip times,
+    req/s and p99 of the cells, PUT answers other than 200 and wrk errors.
+    A p99 is set by the worst percent of requests, and a host that stalls a
+    core for a few milliseconds moves a cell's p99 by a third or more: each
+    ratio is taken within one repeat (seconds apart), "without" being the
+    geometric mean of the repeat's two cells alone; the median over all
+    repeats is the figure, and a bootstrap interval says how far that median
+    moves.  The two cells alone against each other show the method's own
+    resolution.  Short cells and many repeats, because such a stall spoils
+    only the cell it falls in and the median passes over it, where with
+    five-second cells one stall spoilt a whole pair: nine repeats of those
+    gave intervals 0.09-0.31 wide for the headline ratio, 48 one-second
+    repeats 0.13-0.15 in five runs.
   * paired: the small64 load on sluice and on nginx (then HAProxy) at the
     same time, both proxies on the proxy core, each loaded by a wrk of its
     own on the load core.  Whatever the host does to the core during the
@@ -64,9 +74,9 @@ Method (see shared/BENCHMARKING.md for why):
 Environment: ROUNDS (3), DURATION (5), WARMUP (1), ONLY (comma list of
 direct,sluice,sluice-nosplice,nginx,haproxy), SCENARIOS (comma list of
 small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload), IDLE_CONNS
-(10000), RELOAD_DURATION (measured seconds of each reload cell, DURATION),
-RELOAD_INTERVAL (0.5), RELOAD_REPEAT (3), TIME_LIMIT (seconds, 1200; a full default run took
-540 s on a quiet machine), KEEP_TMP (set: keep the work directory with the
+(10000), RELOAD_DURATION (measured seconds of each reload cell, 1),
+RELOAD_INTERVAL (0.5), RELOAD_REPEAT (16), TIME_LIMIT (seconds, 1200; a full default run took
+793 s in the ninth session), KEEP_TMP (set: keep the work directory with the
 servers' logs, e.g. sluice-reload.out with each reload's apply time). Results: markdown on stdout and in build/bench/results.md;
 progress on stderr.
 """
@@ -97,6 +107,7 @@ SLUICE_BIN = os.environ.get("SLUICE_BIN") or os.path.join(ROOT, "build", "sluice
 ROUTER_BENCH_BINS = [os.path.join(OUT_DIR, "router_bench"), os.path.join(ROOT, "build", "router_bench")]
 IDLE_BIN = os.path.join(OUT_DIR, "idle_conns")
 TLS_HS_BIN = os.path.join(OUT_DIR, "tls_hs")
+PUT_CLIENT_BIN = os.path.join(OUT_DIR, "put_client")
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 # wrk takes whole seconds only.
@@ -111,9 +122,13 @@ COLUMNS = ["direct", "sluice", "nginx", "haproxy"]
 PROXIES = ["sluice", "nginx", "haproxy"]
 ALL_SCENARIOS = ["small64", "small256", "paired", "large", "huge", "tls_small",
                  "tls_handshake", "idle", "reload"]
-RELOAD_DURATION = max(1, int(float(os.environ.get("RELOAD_DURATION", str(DURATION)))))
+RELOAD_DURATION = max(1, int(float(os.environ.get("RELOAD_DURATION", "1"))))
 RELOAD_INTERVAL = float(os.environ.get("RELOAD_INTERVAL", "0.5"))
-RELOAD_REPEAT = max(1, int(os.environ.get("RELOAD_REPEAT", "3")))
+RELOAD_REPEAT = max(1, int(os.environ.get("RELOAD_REPEAT", "16")))
+# the cells of one repeat: "again" is a second cell without reloads, so the
+# table shows how far two cells of the same load differ (the method's own
+# resolution) beside what reloads and the control do
+RELOAD_MODES = ("none", "again", "upload", "put")
 RELOAD_ROUTES = int(os.environ.get("RELOAD_ROUTES", "10000"))
 LOAD_CORE, PROXY_CORE = "0", "1"
 LARGE_BYTES = 1 << 20
@@ -672,132 +687,6 @@ def http_exchange(port, req, timeout=10.0):
         return status, hdrs, body
 
 
-class ProbeConn:
-    """The put client's check of what the proxy serves: GETs of the loaded
-    route over one kept-alive connection, opened before the measured window
-    (and again only if the proxy closes it), so a check costs the shared load
-    core a send and a receive, not a connection set up and torn down by
-    Python between every PUT and the next."""
-
-    def __init__(self, port):
-        self.port, self.s, self.buf = port, None, b""
-        self.req = f"GET {RELOAD_PATH} HTTP/1.1\r\nHost: {RELOAD_HOST}\r\n\r\n".encode()
-
-    def close(self):
-        if self.s is not None:
-            self.s.close()
-        self.s, self.buf = None, b""
-
-    def _recv(self):
-        d = self.s.recv(65536)
-        if not d:
-            raise OSError("the proxy closed the probe connection")
-        self.buf += d
-
-    def _exchange(self):
-        if self.s is None:
-            self.s = socket.create_connection(("127.0.0.1", self.port), timeout=2.0)
-        self.s.sendall(self.req)
-        while b"\r\n\r\n" not in self.buf:
-            self._recv()
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        status, hdrs = parse_head(head)
-        if "content-length" not in hdrs:
-            raise OSError("a probe response without Content-Length")
-        want = int(hdrs["content-length"])
-        while len(self.buf) < want:
-            self._recv()
-        self.buf = self.buf[want:]
-        if hdrs.get("connection", "").lower() == "close":
-            self.close()
-        return status, hdrs
-
-    def serving(self):
-        """The loaded route's RELOAD_HEADER value now, None on a failure."""
-        for _ in range(2):              # once more on a fresh connection
-            try:
-                st, h = self._exchange()
-                return h.get(RELOAD_HEADER) if st == 200 else None
-            except (OSError, ValueError):
-                self.close()
-        return None
-
-
-def put_client(args):
-    """`bench.py --put-client JSON`: the reload scenario's admin client, a
-    separate process so it can be pinned to the load core. Every `interval`
-    s for `seconds` s it PUTs the variant the proxy is not serving, times the
-    round trip, then polls the loaded route until the new header value shows
-    (up to 1 s). One JSON line per PUT on stdout."""
-    a = json.loads(args)
-    # upload mode (the control cell): the same bytes to the same admin
-    # listener with a wrong token, so they are received and refused (401)
-    # but never parsed or applied
-    upload = a.get("upload", False)
-    token = "not-" + a["token"] if upload else a["token"]
-    docs = {}
-    for variant, path in zip(("a", "b"), a["docs"]):
-        with open(path, "rb") as f:
-            body = f.read()
-        docs[variant] = (f"PUT /config HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
-    probe = ProbeConn(a["proxy_port"])
-    serving = probe.serving
-
-    cur = serving() or "a"
-    # Python's start-up and the reads above cost tens of ms of the load
-    # core: say ready and wait for "go" (sent just before wrk starts), so
-    # they fall outside wrk's measured window, and leave only when stdin
-    # closes after wrk ends, for the same reason (interpreter teardown).
-    print(json.dumps({"ready": True}), flush=True)
-    sys.stdin.readline()
-    time.sleep(a.get("delay", 0.0))
-    t0 = time.monotonic()
-    k = 0
-    while True:
-        due = t0 + k * a["interval"]
-        if due > t0 + a["seconds"]:
-            break
-        time.sleep(max(0.0, due - time.monotonic()))
-        nxt = "b" if cur == "a" else "a"
-        rec = {"variant": nxt}
-        start = time.monotonic()
-        try:
-            st, _, body = http_exchange(a["admin_port"], docs[nxt], 10.0)
-            rec["ms"] = (time.monotonic() - start) * 1e3
-            rec["status"] = st
-            if upload:
-                if st != 401:
-                    rec["err"] = f"upload control: expected 401, got {st}"
-            elif st != 200:
-                rec["err"] = body[:200].decode(errors="replace")
-            else:
-                try:
-                    rec["version"] = json.loads(body)["version"]
-                except (ValueError, KeyError, TypeError):
-                    rec["err"] = f"200 without a version: {body[:200]!r}"
-        except OSError as e:
-            rec["ms"] = (time.monotonic() - start) * 1e3
-            rec["status"] = None
-            rec["err"] = str(e)
-        if upload:
-            # the control asks once too, as a PUT's first check does
-            serving()
-        if rec["status"] == 200 and not upload:
-            done = time.monotonic()
-            while time.monotonic() - done < 1.0:
-                if serving() == nxt:
-                    rec["seen_ms"] = (time.monotonic() - done) * 1e3
-                    cur = nxt
-                    break
-                time.sleep(0.002)
-        print(json.dumps(rec), flush=True)
-        # a PUT slower than the interval skips the slots it overran
-        k = max(k + 1, math.ceil((time.monotonic() - t0) / a["interval"]))
-    sys.stdin.read()
-
-
 # ---------------------------------------------------------------- wrk
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -918,8 +807,8 @@ METRICS["small256"] = METRICS["tls_small"] = METRICS["small64"]
 
 # results[scenario][metric][target] = list of per-round values (None = failed)
 RESULTS = {s: {m: {t: [] for t in ALL_TARGETS} for m, _ in METRICS[s]} for s in METRICS}
-# reload: per repeat (RELOAD_REPEAT per round) {"none": cell, "upload": cell,
-# "put": cell} (None = failed); cells as Bench.measure_reload makes them
+# reload: per repeat (RELOAD_REPEAT per round) {mode: cell} for every mode in
+# RELOAD_MODES (None = failed); cells as Bench.measure_reload makes them
 RELOAD = {"doc_bytes": 0, "rounds": []}
 # paired: PAIRED[(other, conns)] = list per round of {"sluice": µs/req,
 # other: µs/req} (None = failed)
@@ -989,7 +878,7 @@ class Bench:
         self.tls_params = {}  # instance -> what tls_hs saw of its first handshake
         # sluice's own counters over the measured cells, summed over rounds
         self.sluice_counts = {}
-        self.reload_srv = None
+        self.reload_srv = self.put_client = None
         if "reload" in SCENARIOS and "sluice" in TARGETS:
             self.reload_port, self.admin_port = rport, aport
             self.token = secrets.token_hex(16)
@@ -1233,10 +1122,11 @@ class Bench:
         if srv.alive() and http_status(self.admin_port, "/healthz") == 200:
             return True
         srv.stop()
-        if not os.access(SLUICE_BIN, os.X_OK):
-            self.broken["reload"] = "build/sluice not built"
-            note(f"reload skipped: {SLUICE_BIN} does not exist")
-            return False
+        for binary in (SLUICE_BIN, PUT_CLIENT_BIN):
+            if not os.access(binary, os.X_OK):
+                self.broken["reload"] = f"{binary} not built"
+                note(f"reload skipped: {binary} does not exist")
+                return False
         srv.start()
         if wait_ready(srv, self.reload_port, limit=20.0) and \
                 http_status(self.admin_port, "/healthz") == 200:
@@ -1253,60 +1143,89 @@ class Bench:
             pass
         return False
 
-    def measure_reload(self, rnd):
+    def reload_client(self):
+        """The round's PUT client (started on first use, kept until
+        stop_reload_client), or None with a note if it would not start."""
+        if self.put_client is not None and self.put_client.poll() is None:
+            return self.put_client
+        self.stop_reload_client()
+        client = subprocess.Popen(
+            ["taskset", "-c", LOAD_CORE, PUT_CLIENT_BIN, str(self.admin_port),
+             str(self.reload_port), self.token, str(RELOAD_INTERVAL), RELOAD_HOST, RELOAD_PATH,
+             RELOAD_HEADER] + list(self.reload_docs),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        STARTED.append(client)
+        ready = read_line(client.stdout, 20.0)
+        if not ready or "ready" not in ready:
+            stop_proc(client)
+            note("reload: the PUT client did not start: "
+                 f"{client.stderr.read().decode(errors='replace').strip()[-300:]}")
+            return None
+        self.put_client = client
+        return client
+
+    def stop_reload_client(self):
+        client, self.put_client = self.put_client, None
+        if client is None:
+            return
+        try:
+            client.stdin.close()
+            client.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            stop_proc(client)
+        if client.returncode not in (0, None):
+            note(f"reload: PUT client exited {client.returncode}: "
+                 f"{client.stderr.read().decode(errors='replace').strip()[-300:]}")
+
+    def measure_reload(self, rnd, warm):
         """One repeat of the reload scenario: the same process, the same load,
-        without PUTs, with refused uploads and with PUTs, the order rotated
-        by `rnd` (the repeat's number over the whole run)."""
+        without PUTs, again without (the method's own resolution), with
+        refused uploads and with PUTs, in the order of row `rnd` (the
+        repeat's number over the whole run) of a Williams design; a warm-up
+        first if `warm`."""
         if not self.ensure_reload():
             return None
         port, conns = self.reload_port, SCEN["small64"]["conns"]
         hdr = [f"Host: {RELOAD_HOST}"]
-        run_wrk(port, RELOAD_PATH, conns, WARMUP, hdr)
+        if warm:
+            run_wrk(port, RELOAD_PATH, conns, WARMUP, hdr)
         pids = self.reload_srv.pids()
         got = {}
-        modes = ("none", "upload", "put")
-        for mode in modes[rnd % 3:] + modes[:rnd % 3]:
+        for mode in (RELOAD_MODES[i] for i in williams_order(len(RELOAD_MODES), rnd)):
             client = None
             if mode in ("put", "upload"):
-                arg = json.dumps({"admin_port": self.admin_port, "proxy_port": port,
-                                  "token": self.token, "docs": self.reload_docs,
-                                  "interval": RELOAD_INTERVAL, "upload": mode == "upload",
-                                  # the first PUT after wrk has started,
-                                  # the last inside wrk's window
-                                  "delay": 0.1,
-                                  "seconds": max(0.0, RELOAD_DURATION - 0.6)})
-                client = subprocess.Popen(
-                    ["taskset", "-c", LOAD_CORE, sys.executable, os.path.abspath(__file__),
-                     "--put-client", arg],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                STARTED.append(client)
-                ready = client.stdout.readline()
-                if b"ready" not in ready:
-                    stop_proc(client)
-                    note(f"reload/{mode}: the PUT client did not start: "
-                         f"{client.stderr.read().decode(errors='replace').strip()[-300:]}")
+                client = self.reload_client()
+                if client is None:
                     return None
-                client.stdin.write(b"go\n")
-                client.stdin.flush()
+                # the first PUT just after wrk has started, the last early
+                # enough to be applied inside wrk's window: a PUT every
+                # interval over the whole window
+                try:
+                    client.stdin.write(
+                        f"{mode} {max(0.0, RELOAD_DURATION - 0.45):.3f} 0.05\n".encode())
+                    client.stdin.flush()
+                except OSError as e:
+                    note(f"reload/{mode}: the PUT client is gone ({e})")
+                    self.stop_reload_client()
+                    return None
             m0 = metric_values(self.admin_port, self.token) if mode == "put" else {}
             cpu0 = tree_cpu(pids)
             out, wrk_cpu, rc = run_wrk(port, RELOAD_PATH, conns, RELOAD_DURATION, hdr)
             cpu1 = tree_cpu(pids)
             puts = []
-            if client is not None:
+            while client is not None:
+                line = read_line(client.stdout, 20.0)
+                if not line:
+                    note(f"reload/{mode}: the PUT client stopped answering")
+                    self.stop_reload_client()
+                    return None
                 try:
-                    cout, cerr = client.communicate(b"", timeout=20)
-                except subprocess.TimeoutExpired:
-                    stop_proc(client)
-                    cout, cerr = client.communicate()
-                for line in cout.decode(errors="replace").splitlines():
-                    try:
-                        puts.append(json.loads(line))
-                    except ValueError:
-                        pass
-                if client.returncode != 0:
-                    note(f"reload: PUT client exited {client.returncode}: "
-                         f"{cerr.decode(errors='replace').strip()[-300:]}")
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if rec.get("done"):
+                    break
+                puts.append(rec)
             r = parse_wrk(out)
             if rc != 0 or not r.get("requests"):
                 note(f"reload/{mode}: wrk failed (exit {rc}): {out.strip()[-200:]}")
@@ -1360,7 +1279,11 @@ class Bench:
                         note("TIME_LIMIT reached: remaining cells skipped")
                         continue
                     for rep in range(RELOAD_REPEAT):
-                        record_reload(self.measure_reload(rnd * RELOAD_REPEAT + rep))
+                        if out_of_time():
+                            note("TIME_LIMIT reached: remaining cells skipped")
+                            break
+                        record_reload(self.measure_reload(rnd * RELOAD_REPEAT + rep, rep == 0))
+                    self.stop_reload_client()
                     continue
                 for t in order:
                     if out_of_time():
@@ -1400,10 +1323,20 @@ def wait_quiet(max_busy=10.0):
 
 
 def read_line(stream, timeout):
-    r, _, _ = select.select([stream], [], [], timeout)
-    if not r:
-        return None
-    return stream.readline().decode(errors="replace")
+    """The next line from a child's stdout pipe within timeout s ("" at its
+    end, None on a timeout). Reads the descriptor itself, a byte at a time
+    past what select saw, so no line waits unseen in a buffer."""
+    fd, line = stream.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while not line.endswith(b"\n"):
+        r, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not r:
+            return None
+        b = os.read(fd, 1)
+        if not b:
+            break
+        line += b
+    return line.decode(errors="replace")
 
 
 # ---------------------------------------------------------------- report
@@ -1426,6 +1359,23 @@ def summarize(vals, fmt):
 
 def ratios(a, b):
     return [x / y if x is not None and y else None for x, y in zip(a, b)]
+
+
+def williams_order(n, r):
+    """Row r of a Williams design for n cells: over n rows (2n if n is odd)
+    every cell comes in every position equally often and after every other
+    cell exactly once, so what a cell leaves behind (a reload's aftermath,
+    say) weighs on all cells alike, where a plain rotation always puts the
+    same cell after it."""
+    first, lo, hi = [0], 1, n - 1
+    while lo <= hi:
+        first.append(lo)
+        lo += 1
+        if lo <= hi:
+            first.append(hi)
+            hi -= 1
+    row = [(x + r) % n for x in first]
+    return row[::-1] if n % 2 and (r // n) % 2 else row
 
 
 def median_interval(vals, level=0.90, draws=4000):
@@ -1467,6 +1417,12 @@ def reload_rows():
         return [row("all", "—")]
 
     def per(mode, k):
+        if mode == "without":
+            # the two cells without reloads of each repeat, as one: the
+            # geometric mean, so neither is the one the others are held to
+            return [math.sqrt(g["none"][k] * g["again"][k])
+                    if g["none"][k] is not None and g["again"][k] is not None else None
+                    for g in rounds]
         return [g[mode][k] for g in rounds]
 
     puts = [p for g in rounds for p in g["put"]["puts"]]
@@ -1475,29 +1431,36 @@ def reload_rows():
     unseen = [p for p in ok if "seen_ms" not in p]
     ms = [p["ms"] for p in ok]
     seen = [p["seen_ms"] for p in ok if "seen_ms" in p]
-    err_put, err_none = sum(per("put", "errors")), sum(per("none", "errors"))
-    p99_ratio = ratios(per("put", "p99"), per("none", "p99"))
+    err_put = sum(per("put", "errors"))
+    err_none = sum(per("none", "errors")) + sum(per("again", "errors"))
+    p99_ratio = ratios(per("put", "p99"), per("without", "p99"))
+
+    def pair(label, a, b):
+        r = ratios(per(a, "p99"), per(b, "p99"))
+        return [row(label, summarize(r, "{:.2f}")),
+                row(f"{label.split(':')[0]}: 90 % bootstrap interval of that median", interval(r))]
+
     rows = [
-        row("req/s without reloads", summarize(per("none", "rps"), FMT["rps"])),
+        row("req/s without reloads (two cells per repeat, their geometric mean)",
+            summarize(per("without", "rps"), FMT["rps"])),
         row("req/s with reloads", summarize(per("put", "rps"), FMT["rps"])),
-        row("req/s with ÷ without reloads", summarize(ratios(per("put", "rps"), per("none", "rps")), "{:.2f}")),
-        row("p99 ms without reloads", summarize(per("none", "p99"), FMT["p99"])),
+        row("req/s with ÷ without reloads",
+            summarize(ratios(per("put", "rps"), per("without", "rps")), "{:.2f}")),
+        row("p99 ms without reloads (two cells per repeat, their geometric mean)",
+            summarize(per("without", "p99"), FMT["p99"])),
         row("p99 ms with reloads", summarize(per("put", "p99"), FMT["p99"])),
         row("p99 with ÷ without reloads (target ≤ 1.10)", summarize(p99_ratio, "{:.2f}")),
         row("p99 with ÷ without reloads: 90 % bootstrap interval of that median",
             interval(p99_ratio)),
+    ] + pair("p99 without ÷ without: the two cells without reloads against each other, "
+             "the method's own resolution", "again", "none") + [
         row("p99 ms, control: the same documents uploaded, refused (401), not applied",
             summarize(per("upload", "p99"), FMT["p99"])),
-        row("p99 control ÷ without: the upload's own cost on the load core",
-            summarize(ratios(per("upload", "p99"), per("none", "p99")), "{:.2f}")),
-        row("p99 control ÷ without: 90 % bootstrap interval of that median",
-            interval(ratios(per("upload", "p99"), per("none", "p99")))),
-        row("p99 with reloads ÷ control: what applying adds",
-            summarize(ratios(per("put", "p99"), per("upload", "p99")), "{:.2f}")),
-        row("p99 with reloads ÷ control: 90 % bootstrap interval of that median",
-            interval(ratios(per("put", "p99"), per("upload", "p99")))),
+    ] + pair("p99 control ÷ without: the upload's own cost on the load core",
+             "upload", "without") + pair(
+        "p99 with reloads ÷ control: what applying adds", "put", "upload") + [
         row("proxy CPU µs/req with ÷ without reloads",
-            summarize(ratios(per("put", "cpu_req"), per("none", "cpu_req")), "{:.2f}")),
+            summarize(ratios(per("put", "cpu_req"), per("without", "cpu_req")), "{:.2f}")),
         row("PUT round trip ms, p50", f"{statistics.median(ms):.1f}" if ms else "—"),
         row("PUT round trip ms, p99 / max (target < 100)",
             f"{percentile(ms, 99):.1f} / {max(ms):.1f}" if ms else "—"),
@@ -1769,12 +1732,15 @@ def main():
           "take turns on one core).",
           ] if "paired" in SCENARIOS else []) + ([
           "", f"reload: the proxy alone on core 1 with a {RELOAD_ROUTES:,}-route document "
-          f"({RELOAD['doc_bytes'] / 1e6:.1f} MB), {WARMUP:g} s warm-up, then {RELOAD_DURATION:g} s "
-          f"without and {RELOAD_DURATION:g} s with a PUT of the whole document every "
-          f"{RELOAD_INTERVAL * 1000:.0f} ms (two variants in turn; client on core 0 with wrk), "
-          f"and with the same bytes refused (401), the three in a rotated order, "
-          f"{RELOAD_REPEAT} times per round; ratios taken within each repeat, their median "
-          f"over all repeats; PUT figures pooled.",
+          f"({RELOAD['doc_bytes'] / 1e6:.1f} MB); in each repeat four cells of {RELOAD_DURATION:g} s: "
+          f"two without reloads, one with a PUT of the whole document every "
+          f"{RELOAD_INTERVAL * 1000:.0f} ms (two variants in turn; bench/put_client on core 0 with "
+          f"wrk, one process per round), and a control with the same bytes refused (401), in the "
+          f"orders of a Williams design (each cell equally often in each position and after each "
+          f"other); {RELOAD_REPEAT} repeats per round after a {WARMUP:g} s warm-up; ratios taken "
+          f"within each repeat (\"without\": the geometric mean of its two cells without "
+          f"reloads), their median over all repeats with a 90 % bootstrap interval; PUT figures "
+          f"pooled.",
           ] if "reload" in SCENARIOS and "sluice" in TARGETS else []) + [
           "", table(), ""]
     if rb is not None:
@@ -1800,7 +1766,4 @@ def main():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--put-client":
-        put_client(sys.argv[2])
-    else:
-        main()
+    main()

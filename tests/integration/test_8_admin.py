@@ -1,6 +1,7 @@
 """The admin API: auth, GET/PUT /config, /status, /metrics (parsed strictly),
 reloads under load and during a stream, memory across many reloads, SIGHUP
-accounting, the JSON access log and quick mode's --admin."""
+accounting, the JSON access log, quick mode's --admin, and the reload benchmark's
+PUT client (bench/put_client.c)."""
 import json
 import os
 import re
@@ -12,7 +13,7 @@ import threading
 import time
 
 import promparse
-from harness import (BUILD, SLUICE, Conn, Sluice, TestFailure, build_request, check, eq,
+from harness import (BUILD, ROOT, SLUICE, Conn, Sluice, TestFailure, build_request, check, eq,
                      free_port, get, request, uh, wait_for, wait_port)
 
 TOKEN = "s3cret-tok"
@@ -1124,3 +1125,58 @@ def test_quick_mode_admin(env):
           % (listen, e.addr, text[:400]))
     eq(get(port, "/q").h("x-upstream"), "e", "traffic in quick mode")
     eq(request(aport, "GET", "/status").status, 200, "GET /status")
+
+
+# ---------------------------------------------------------------- 13. the bench's PUT client
+
+def test_bench_put_client(env):
+    """bench/put_client, the reload benchmark's admin client, against a real
+    sluice: every PUT answered 200 with consecutive versions and seen on
+    the wire, every control upload refused with 401, a bad command refused.
+    The benchmark's reload figures are only as good as this client."""
+    binary = os.path.join(env.tmp, "put_client")
+    src = os.path.join(ROOT, "bench", "put_client.c")
+    rc, out, err = env.run(["cc", "-std=gnu11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
+                            "-Wshadow", "-Wno-unused-parameter", "-Wstrict-prototypes",
+                            "-Wmissing-prototypes", "-O2", "-o", binary, src], timeout=60)
+    eq(rc, 0, "bench/put_client.c builds (%s)" % err[-500:])
+    e = env.echo("e")
+    aport = free_port()
+    host, path, header = "t.example", "/t/1", "x-bench-variant"
+
+    def doc(variant):
+        return env.config(admin={"address": "127.0.0.1:%d" % aport, "token": TOKEN},
+                          upstreams=[{"name": "u", "targets": [{"address": e.addr}]}],
+                          routes=[{"name": "t", "match": {"hosts": [host], "path": {"prefix": "/t"}},
+                                   "response_headers": {"set": {header: variant}}, "upstream": "u"},
+                                  {"name": "rest", "upstream": "u"}])
+
+    a = doc("a")
+    b = dict(doc("b"), listeners=a["listeners"], access_log=a["access_log"])
+    s, adm = start(env, a)
+    v0 = adm.version()
+    docs = [env.write("doc-a.json", a), env.write("doc-b.json", b)]
+    argv = [binary, str(aport), str(s.port), TOKEN, "0.5", host, path, header] + docs
+    p = subprocess.run(argv, input=b"put 0.6 0\nupload 0.6 0\n", capture_output=True, timeout=20)
+    eq(p.returncode, 0, "put_client exit status (stderr %r)" % p.stderr[-300:])
+    lines = [json.loads(ln) for ln in p.stdout.decode().splitlines()]
+    eq(lines[0], {"ready": True}, "first line")
+    check(lines.count({"done": True}) == 2 and lines[-1] == {"done": True},
+          "one done line per cell: %r" % lines)
+    cut = lines.index({"done": True})
+    puts, uploads = lines[1:cut], lines[cut + 1:-1]
+    # a PUT at 0 and at 0.5 s, each of the variant not being served
+    eq([(r["variant"], r["status"], r.get("version")) for r in puts],
+       [("b", 200, v0 + 1), ("a", 200, v0 + 2)], "the PUT cell's answers")
+    check(all(r.get("seen_ms", -1) >= 0 and r["ms"] > 0 and "err" not in r for r in puts),
+          "each PUT timed and seen on the wire: %r" % puts)
+    eq([(r["variant"], r["status"], "err" in r) for r in uploads],
+       [("b", 401, False), ("b", 401, False)], "the control cell's answers")
+    eq(adm.version(), v0 + 2, "the version after the control: nothing applied")
+    eq(get(s.port, path, host=host).h(header), "a", "the route serves the last PUT's variant")
+
+    p = subprocess.run(argv, input=b"bogus 1 0\n", capture_output=True, timeout=20)
+    eq(p.returncode, 2, "a bad command's exit status")
+    check(b"bad command" in p.stderr, "a bad command is named: %r" % p.stderr)
+    p = subprocess.run(argv[:-1], input=b"", capture_output=True, timeout=20)
+    eq(p.returncode, 2, "a short command line's exit status")
