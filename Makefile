@@ -17,7 +17,7 @@ ASAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sani
 B := build
 
 # Modules linked into the library (everything but the programs' mains).
-LIB_SRC  := $(wildcard gateway/*.c router/*.c upstream/*.c pool/*.c health/*.c)
+LIB_SRC  := $(wildcard core/*.c gateway/*.c router/*.c upstream/*.c pool/*.c health/*.c)
 LIB_SRC  := $(filter-out gateway/main.c,$(LIB_SRC))
 ECHO_SRC := $(wildcard echo/*.c)
 K8S_SRC  := $(wildcard k8s/*.c)

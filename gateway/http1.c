@@ -140,7 +140,8 @@ struct hsum {
     const char *host;
     uint32_t host_len;
     uint64_t cl;
-    bool te_chunked_last;   /* the last coding seen so far is chunked */
+    uint32_t te_codings;    /* transfer codings over all TE lines */
+    bool te_chunked_only;   /* ... and they are exactly one bare "chunked" */
 };
 
 /* Content-Length = 1*DIGIT, or a list of identical ones (RFC 9110 8.6). */
@@ -176,10 +177,13 @@ static int parse_cl(const char *p, const char *e, struct hsum *s)
 }
 
 /*
- * Transfer-Encoding codings accumulate over all TE field lines.  Anything
- * after chunked (including a second chunked) is an error: the message would
- * be framed by something other than chunked, which a recipient could read
- * differently.
+ * Transfer-Encoding codings accumulate over all TE field lines.  The only
+ * framing sluice forwards is chunked alone: any other list (gzip, chunked;
+ * identity; chunked twice; chunked with a parameter) is refused by the
+ * caller, never passed on in the sender's spelling, because recipients
+ * disagree about such lists and that disagreement is what desync attacks
+ * use.  Here only the syntax is checked (a broken list is H1_ERR_BAD) and
+ * whether the whole list is exactly one bare "chunked" (any case).
  */
 static int parse_te(const char *p, const char *e, struct hsum *s)
 {
@@ -190,18 +194,24 @@ static int parse_te(const char *p, const char *e, struct hsum *s)
             p++;
         if (p == t)
             return H1_ERR_BAD;              /* empty element or junk */
-        if (s->te_chunked_last)
-            return H1_ERR_BAD;              /* something after chunked */
         bool chunked = EQ_LIT(t, (size_t)(p - t), "chunked");
-        s->te_chunked_last = chunked;
         while (p < e && is_ows(*p))
             p++;
-        if (p < e && *p == ';') {
-            if (chunked)
-                return H1_ERR_BAD;          /* chunked takes no parameters */
-            while (p < e && *p != ',')
+        bool param = p < e && *p == ';';
+        if (param) {
+            p++;
+            while (p < e && is_ows(*p))
+                p++;
+            const char *pn = p;
+            while (p < e && IS(*p, C_TCHAR))
+                p++;
+            if (p == pn)
+                return H1_ERR_BAD;          /* ";" without a parameter name */
+            while (p < e && *p != ',')      /* the value: refused either way */
                 p++;
         }
+        s->te_codings++;
+        s->te_chunked_only = s->te_codings == 1 && chunked && !param;
         if (p == e)
             return 0;
         if (*p != ',')
@@ -209,6 +219,8 @@ static int parse_te(const char *p, const char *e, struct hsum *s)
         p++;
         while (p < e && is_ows(*p))
             p++;
+        if (p == e)
+            return H1_ERR_BAD;              /* trailing comma: an empty element */
     }
 }
 
@@ -244,8 +256,11 @@ static int note_header(const struct h1_header *h, struct hsum *s)
             s->flags |= H1_F_EXPECT_CONTINUE;
         break;
     case 7:
-        if (h1_casecmp(n, "upgrade", 7))
+        if (h1_casecmp(n, "upgrade", 7)) {
             s->flags |= H1_F_HAS_UPGRADE;
+            if (h1_list_has_token(v, vl, "websocket", 9))
+                s->flags |= H1_F_UPGRADE_WS;
+        }
         break;
     case 10:
         if (h1_casecmp(n, "connection", 10))
@@ -551,7 +566,7 @@ int h1_parse_request(const char *buf, size_t len, size_t max_bytes,
             return H1_ERR_BAD;
         if (r->minor == 0)
             return H1_ERR_BAD;          /* 1.0 has no TE: a smuggling vector */
-        if (!s.te_chunked_last)
+        if (!s.te_chunked_only)
             return H1_ERR_TE;
         r->body = H1_BODY_CHUNKED;
     } else if ((s.flags & H1_F_HAS_CL) && s.cl > 0) {
@@ -633,13 +648,18 @@ int h1_parse_response(const char *buf, size_t len, size_t max_bytes,
     /* RFC 9112 6.1: TE in a 1.0 message means the framing is faulty. */
     if ((s.flags & H1_F_HAS_TE) && r->minor == 0)
         return H1_ERR_BAD;
+    /* Chunked alone or nothing: what a client would make of "gzip,
+     * chunked" or "identity" after sluice re-frames it cannot be known,
+     * so such a response is not forwarded at all (502). */
+    if ((s.flags & H1_F_HAS_TE) && !s.te_chunked_only)
+        return H1_ERR_TE;
 
     r->content_length = s.cl;
     if (st < 200 || st == 204 || st == 304 || req_method == H1_M_HEAD ||
         (req_method == H1_M_CONNECT && st < 300))
         r->body = H1_BODY_NONE;
     else if (s.flags & H1_F_HAS_TE)
-        r->body = s.te_chunked_last ? H1_BODY_CHUNKED : H1_BODY_CLOSE;
+        r->body = H1_BODY_CHUNKED;
     else if (s.flags & H1_F_HAS_CL)
         r->body = s.cl ? H1_BODY_LENGTH : H1_BODY_NONE;
     else

@@ -8,8 +8,9 @@
  * moves its buffer must parse again.
  *
  * Body framing is decided by the parser (h1_request.body / h1_response.body)
- * and walked with the chunked decoder below, so a proxy can forward chunked
- * bytes verbatim while still knowing exactly where the message ends.
+ * and walked with the chunked decoder below, which tells data from framing:
+ * a proxy re-frames what it forwards (h1_fwd.h) and never passes on the
+ * sender's framing bytes.
  *
  * Anything ambiguous is rejected, never guessed at: that is what keeps a
  * proxy and the server behind it from disagreeing about message boundaries
@@ -62,6 +63,7 @@ enum {
     H1_F_HAS_UPGRADE     = 1u << 4,  /* an Upgrade header is present */
     H1_F_HAS_TE          = 1u << 5,  /* a Transfer-Encoding header is present */
     H1_F_HAS_CL          = 1u << 6,  /* a Content-Length header is present */
+    H1_F_UPGRADE_WS      = 1u << 7,  /* an Upgrade header lists "websocket" */
 };
 
 struct h1_request {
@@ -116,10 +118,13 @@ struct h1_response {
  * '#', '@', '\\' or non-ASCII.  Expect: 100-continue is ignored on HTTP/1.0.
  * Rejected: bare CR, NUL or other CTLs in fields; obs-fold; whitespace
  * between field name and colon; empty or invalid-token names; CL with TE;
- * several differing CLs; non-numeric or overflowing CL; TE whose final coding
- * is not chunked (501 when the codings are well-formed but not chunked, 400
- * when chunked appears twice / not last); HTTP/1.0 with TE; missing Host on
- * HTTP/1.1, or more than one Host; more than H1_MAX_HEADERS headers (431).
+ * several differing CLs; non-numeric (sign, hex) or overflowing CL;
+ * Transfer-Encoding other than exactly one bare "chunked" (any case, OWS
+ * around it): H1_ERR_TE (501) when the list is well-formed, H1_ERR_BAD when
+ * it is not; HTTP/1.0 with TE; missing Host on HTTP/1.1, or more than one
+ * Host; more than H1_MAX_HEADERS headers (431).  A list of equal CLs or
+ * one with leading zeros is accepted: content_length is what the caller
+ * forwards, as one plain decimal (the received spelling never is).
  */
 int h1_parse_request(const char *buf, size_t len, size_t max_bytes,
                      size_t *scanned, struct h1_request *req);
@@ -132,9 +137,11 @@ int h1_parse_request(const char *buf, size_t len, size_t max_bytes,
  * Like h1_parse_request for scanned/max_bytes/splits.  Besides the header
  * rules of h1_parse_request, it rejects (H1_ERR_BAD) a status outside
  * 100..599, CL together with TE (even where the framing ignores both: a proxy
- * must not forward ambiguity) and TE in an HTTP/1.0 response.  A 2xx answer to
- * CONNECT has H1_BODY_NONE (the tunnel follows); TE not ending in chunked is
- * H1_BODY_CLOSE; Content-Length: 0 is H1_BODY_NONE.  keep_alive is false
+ * must not forward ambiguity) and TE in an HTTP/1.0 response, and
+ * (H1_ERR_TE) any Transfer-Encoding but exactly "chunked", whatever the
+ * status: sluice re-frames what it forwards and cannot re-frame a coding it
+ * does not implement.  A 2xx answer to CONNECT has H1_BODY_NONE (the tunnel
+ * follows); Content-Length: 0 is H1_BODY_NONE.  keep_alive is false
  * whenever body is H1_BODY_CLOSE.
  */
 int h1_parse_response(const char *buf, size_t len, size_t max_bytes,

@@ -23,8 +23,10 @@
  * callback is done (tmux/Redis style).
  */
 #include "gateway.h"
+#include "h1_fwd.h"
 #include "io.h"
 #include "tls.h"
+#include "../core/sbuf.h"
 
 #include <arpa/inet.h>
 #include <openssl/ssl.h>
@@ -43,9 +45,25 @@
 enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED };
 enum rstate { RS_WAIT = 0, RS_BODY, RS_DONE };
 
+#define IOVQ_N 8
+
 struct iovq {
-    struct iovec v[8];
+    struct iovec v[IOVQ_N];
     uint8_t i, n;
+};
+
+/*
+ * The framing sluice writes in front of the pieces of a chunked body it
+ * re-frames (h1_fwd.h), and the data of pieces too small to be worth an
+ * iovec of their own.  Bytes here stay put until the queue that points at
+ * them is empty; then the area is reused from its start.
+ */
+#define RF_CAP   512
+#define RF_SMALL 64     /* a data piece up to this size is copied next to its framing */
+
+struct reframe {
+    uint16_t len;
+    char b[RF_CAP];
 };
 
 struct gw_upconn {
@@ -109,6 +127,9 @@ struct gw_txn {
     int status;
     uint64_t bytes_in, bytes_out;
     uint64_t t_start, t_up;
+    uint64_t req_cl;                /* the request's Content-Length (to walk its body again) */
+    /* not cleared per request (txn_get): reset when their queue is empty */
+    struct reframe urf, crf;        /* toward the upstream / toward the client */
 };
 
 struct gw_conn {
@@ -149,11 +170,13 @@ static void linger_step(struct gw_conn *c);
 static void local_response(struct gw_conn *c, int status, const char *ctype,
                            const char *body, size_t body_len, const char *extra);
 static bool up_connect(struct gw_conn *c);
+static void rewalk_body(struct gw_conn *c);
 
 /* ---- small helpers ---- */
 
 static inline void iovq_reset(struct iovq *q) { q->i = q->n = 0; }
 static inline bool iovq_empty(const struct iovq *q) { return q->i == q->n; }
+static inline unsigned iovq_free(const struct iovq *q) { return IOVQ_N - (unsigned)(q->n - q->i); }
 
 static bool iovq_push(struct iovq *q, const char *p, size_t len)
 {
@@ -166,7 +189,7 @@ static bool iovq_push(struct iovq *q, const char *p, size_t len)
             return true;
         }
     }
-    if (q->n == 8) {
+    if (q->n == IOVQ_N) {
         if (q->i == 0)
             return false;
         memmove(q->v, q->v + q->i, sizeof(q->v[0]) * (size_t)(q->n - q->i));
@@ -203,47 +226,53 @@ static ssize_t iovq_write(struct gw_io *io, struct iovq *q)
     return n;
 }
 
-struct sbuf {           /* bounded appender over a gw_buf */
-    char *p;
-    size_t len, cap;
-    bool overflow;
-};
+/* ---- re-framing a chunked body ---- */
 
-static inline void sb_put(struct sbuf *s, const char *d, size_t n)
+/* Room for one more piece of any size, or the last chunk: three iovecs
+ * (size line, data, CRLF; the CRLF and the next size line share one) and
+ * the framing plus a small piece's copy.  Checked before the chunked
+ * decoder is asked for a piece, whose size it alone decides. */
+static bool rf_room(struct iovq *q, struct reframe *f)
 {
-    if (s->len + n > s->cap) {
-        s->overflow = true;
-        return;
+    if (iovq_empty(q))
+        f->len = 0;     /* nothing points into the area any more */
+    return iovq_free(q) >= 3 && f->len + H1_FWD_CHUNK_MAX + RF_SMALL + 2 <= RF_CAP;
+}
+
+/* Queue n data bytes at p as a whole chunk (or, plain, as bare data for
+ * an HTTP/1.0 client).  rf_room() said yes. */
+static void rf_data(struct iovq *q, struct reframe *f, const char *p, size_t n, bool plain)
+{
+    char *at = f->b + f->len;
+    size_t k = plain ? 0 : h1_fwd_chunk_head(at, n);
+
+    if (n <= RF_SMALL) {    /* size line, data and CRLF in one run */
+        memcpy(at + k, p, n);
+        k += n;
+        n = 0;
+    } else {
+        iovq_push(q, at, k);
+        iovq_push(q, p, n);
+        at += k;
+        f->len += (uint16_t)k;
+        k = 0;
     }
-    memcpy(s->p + s->len, d, n);
-    s->len += n;
+    if (!plain) {
+        memcpy(at + k, "\r\n", 2);
+        k += 2;
+    }
+    iovq_push(q, at, k);
+    f->len += (uint16_t)k;
 }
 
-#define SB_LIT(s, lit) sb_put((s), (lit), sizeof(lit) - 1)
-
-static void sb_fmt(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_fmt(struct sbuf *s, const char *fmt, ...)
+/* Queue the last chunk (no trailers: sluice forwards none). */
+static void rf_last(struct iovq *q, struct reframe *f)
 {
-    va_list ap;
-    size_t room = s->cap - s->len;
-    va_start(ap, fmt);
-    int n = vsnprintf(s->p + s->len, room, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= room)
-        s->overflow = true;
-    else
-        s->len += (size_t)n;
-}
+    char *at = f->b + f->len;
+    size_t k = h1_fwd_chunk_last(at);
 
-static void sb_u64(struct sbuf *s, uint64_t v)
-{
-    char tmp[24];
-    int i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    sb_put(s, tmp + i, sizeof(tmp) - (size_t)i);
+    iovq_push(q, at, k);
+    f->len += (uint16_t)k;
 }
 
 static size_t peer_ip(const struct gw_conn *c, char *out, size_t cap)
@@ -330,7 +359,8 @@ static struct gw_txn *txn_get(struct gw_worker *w)
         if (t == NULL)
             abort();
     }
-    memset(t, 0, sizeof(*t));
+    memset(t, 0, offsetof(struct gw_txn, urf));
+    t->urf.len = t->crf.len = 0;
     return t;
 }
 
@@ -402,101 +432,6 @@ static void txn_account(struct gw_conn *c)
         gw_cnt_add(&rs->code[t->status / 100 - 1], 1);
     }
     txn_target(c, NULL);
-}
-
-/* ---- hop-by-hop classification ---- */
-
-enum hdr_class {
-    HC_OTHER = 0, HC_HOST, HC_CONNECTION, HC_HOP, HC_UPGRADE, HC_EXPECT,
-    HC_XFF, HC_XFPROTO, HC_XFHOST, HC_XRID, HC_TE_CODING, HC_CL,
-};
-
-static int hdr_class(const char *n, size_t len)
-{
-#define IS(lit) (len == sizeof(lit) - 1 && h1_casecmp(n, lit, len))
-    switch (len) {
-    case 2: if (IS("te")) return HC_HOP; break;
-    case 4: if (IS("host")) return HC_HOST; break;
-    case 6: if (IS("expect")) return HC_EXPECT; break;
-    case 7: if (IS("upgrade")) return HC_UPGRADE; if (IS("trailer")) return HC_HOP; break;
-    case 10: if (IS("connection")) return HC_CONNECTION; if (IS("keep-alive")) return HC_HOP; break;
-    case 12: if (IS("x-request-id")) return HC_XRID; break;
-    case 14: if (IS("content-length")) return HC_CL; break;
-    case 15: if (IS("x-forwarded-for")) return HC_XFF; break;
-    case 16: if (IS("proxy-connection")) return HC_HOP; if (IS("x-forwarded-host")) return HC_XFHOST; break;
-    case 17: if (IS("x-forwarded-proto")) return HC_XFPROTO; if (IS("transfer-encoding")) return HC_TE_CODING; break;
-    }
-    return HC_OTHER;
-#undef IS
-}
-
-static bool in_kv(const struct cfg_kv *kv, size_t n, const char *name, size_t len)
-{
-    for (size_t i = 0; i < n; i++)
-        if (kv[i].name_len == len && h1_casecmp(kv[i].name, name, len))
-            return true;
-    return false;
-}
-
-/* Is this header named by a Connection header (RFC 9110 7.6.1)? */
-static bool conn_named(const struct h1_header *hs, size_t n, const char *name, size_t len)
-{
-    for (size_t i = 0; i < n; i++)
-        if (hs[i].name_len == 10 && h1_casecmp(hs[i].name, "connection", 10) &&
-            h1_list_has_token(hs[i].value, hs[i].value_len, name, len))
-            return true;
-    return false;
-}
-
-/* Does some Connection header name a header to drop (a token other than
- * close / keep-alive / upgrade)?  Usually not, and then no header needs
- * checking against it. */
-static bool conn_names_headers(const struct h1_header *hs, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (hs[i].name_len != 10 || !h1_casecmp(hs[i].name, "connection", 10))
-            continue;
-        const char *p = hs[i].value, *end = p + hs[i].value_len;
-        while (p < end) {
-            while (p < end && (*p == ',' || *p == ' ' || *p == '\t'))
-                p++;
-            const char *q = p;
-            while (q < end && *q != ',' && *q != ' ' && *q != '\t')
-                q++;
-            size_t l = (size_t)(q - p);
-            if (l && !(l == 5 && h1_casecmp(p, "close", 5)) &&
-                !(l == 10 && h1_casecmp(p, "keep-alive", 10)) &&
-                !(l == 7 && h1_casecmp(p, "upgrade", 7)))
-                return true;
-            p = q;
-        }
-    }
-    return false;
-}
-
-static void sb_hex64(struct sbuf *s, uint64_t v)
-{
-    static const char hex[] = "0123456789abcdef";
-    char tmp[16];
-    for (int i = 15; i >= 0; i--, v >>= 4)
-        tmp[i] = hex[v & 15];
-    sb_put(s, tmp, 16);
-}
-
-static void emit_edits(struct sbuf *s, const struct cfg_header_edits *e)
-{
-    for (size_t i = 0; i < e->nset; i++) {
-        sb_put(s, e->set[i].name, e->set[i].name_len);
-        SB_LIT(s, ": ");
-        sb_put(s, e->set[i].value, e->set[i].value_len);
-        SB_LIT(s, "\r\n");
-    }
-    for (size_t i = 0; i < e->nadd; i++) {
-        sb_put(s, e->add[i].name, e->add[i].name_len);
-        SB_LIT(s, ": ");
-        sb_put(s, e->add[i].value, e->add[i].value_len);
-        SB_LIT(s, "\r\n");
-    }
 }
 
 /* ---- the access log ---- */
@@ -740,8 +675,8 @@ static void up_failed(struct gw_conn *c, int status, bool stale, const char *why
             c->t->up_sent = 0;
             iovq_push(&c->t->uq, c->t->scratch->data, c->t->uhead_len);
             c->t->uq_head = c->t->uhead_len;
-            iovq_push(&c->t->uq, c->in->data + c->t->hlen, c->t->body_pos - c->t->hlen);
             c->t->uhead_pending = true;
+            rewalk_body(c);
             if (up_connect(c))
                 return;
         }
@@ -964,186 +899,62 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
 {
-    const struct cfg_route *rt = c->t->route;
-    uint32_t need = c->t->hlen + 4096;
+    struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
+    const struct cfg_route *rt = t->route;
+    uint32_t need = t->hlen + 4096;
     for (size_t i = 0; i < rt->req_headers.nset; i++)
         need += rt->req_headers.set[i].name_len + rt->req_headers.set[i].value_len + 4;
     for (size_t i = 0; i < rt->req_headers.nadd; i++)
         need += rt->req_headers.add[i].name_len + rt->req_headers.add[i].value_len + 4;
     need += rt->rewrite_path_len + (rt->rewrite_host ? (uint32_t)strlen(rt->rewrite_host) : 0);
 
-    c->t->scratch = gw_buf_get(c->w, need);
-    struct sbuf s = { c->t->scratch->data, 0, c->t->scratch->cap, false };
-
-    sb_put(&s, r->method, r->method_len);
-    SB_LIT(&s, " ");
-    if (rt->rewrite == CFG_RW_NONE) {
-        sb_put(&s, r->path, r->path_len);
-    } else {
-        int n = rt_rewrite_path(rt, r->path, r->path_len, s.p + s.len, s.cap - s.len);
-        if (n < 0)
-            return false;
-        s.len += (size_t)n;
-    }
-    if (r->query) {
-        SB_LIT(&s, "?");
-        sb_put(&s, r->query, r->query_len);
-    }
-    SB_LIT(&s, " HTTP/1.1\r\nHost: ");
-    if (rt->rewrite_host)
-        sb_put(&s, rt->rewrite_host, strlen(rt->rewrite_host));
-    else if (r->host && r->host_len)
-        sb_put(&s, r->host, r->host_len);
-    else
-        sb_put(&s, c->t->target->host, strlen(c->t->target->host));
-    SB_LIT(&s, "\r\n");
-
-    const struct h1_header *xff = NULL, *rid = NULL;
-    bool has_conn = conn_names_headers(r->headers, r->nheaders);
-    const struct cfg_header_edits *e = &rt->req_headers;
-    for (size_t i = 0; i < r->nheaders; i++) {
-        const struct h1_header *h = &r->headers[i];
-        switch (hdr_class(h->name, h->name_len)) {
-        case HC_HOST: case HC_CONNECTION: case HC_HOP: case HC_UPGRADE: case HC_EXPECT:
-        case HC_XFPROTO: case HC_XFHOST:
-            continue;
-        case HC_XFF:
-            if (xff == NULL) {
-                xff = h;
-            } else {    /* several: fold into one list, in order */
-                SB_LIT(&s, "X-Forwarded-For: ");
-                sb_put(&s, xff->value, xff->value_len);
-                SB_LIT(&s, "\r\n");
-                xff = h;
-            }
-            continue;
-        case HC_XRID:
-            rid = h;
-            break;
-        default:
-            break;
-        }
-        if (e->nremove && in_kv(e->remove, e->nremove, h->name, h->name_len))
-            continue;
-        if (e->nset && in_kv(e->set, e->nset, h->name, h->name_len))
-            continue;
-        if (has_conn && conn_named(r->headers, r->nheaders, h->name, h->name_len))
-            continue;
-        sb_put(&s, h->name, h->name_len);
-        SB_LIT(&s, ": ");
-        sb_put(&s, h->value, h->value_len);
-        SB_LIT(&s, "\r\n");
-    }
-    SB_LIT(&s, "X-Forwarded-For: ");
-    if (xff) {
-        sb_put(&s, xff->value, xff->value_len);
-        SB_LIT(&s, ", ");
-    }
-    sb_put(&s, c->ip, c->iplen);
-    if (c->https)
-        SB_LIT(&s, "\r\nX-Forwarded-Proto: https\r\n");
-    else
-        SB_LIT(&s, "\r\nX-Forwarded-Proto: http\r\n");
-    if (r->host && r->host_len) {
-        SB_LIT(&s, "X-Forwarded-Host: ");
-        sb_put(&s, r->host, r->host_len);
-        SB_LIT(&s, "\r\n");
-    }
-    if (rid == NULL) {
-        struct gw_worker *w = c->w;
-        SB_LIT(&s, "X-Request-Id: ");
-        sb_hex64(&s, w->rid_seed);
-        sb_hex64(&s, ++w->rid_count ^ ((uint64_t)w->id << 56));
-        SB_LIT(&s, "\r\n");
-    }
-    emit_edits(&s, e);
-    if (c->t->upgrade) {
-        const struct h1_header *up = h1_find_header(r->headers, r->nheaders, "upgrade", 7);
-        SB_LIT(&s, "Connection: upgrade\r\nUpgrade: ");
-        sb_put(&s, up->value, up->value_len);
-        SB_LIT(&s, "\r\n");
-    }
-    SB_LIT(&s, "\r\n");
-    if (s.overflow)
+    t->scratch = gw_buf_get(w, need);
+    struct h1_fwd_req f = {
+        .route = rt, .client_ip = c->ip, .client_ip_len = c->iplen,
+        .default_host = t->target->host, .https = c->https, .websocket = t->upgrade,
+        .rid_hi = w->rid_seed, .rid_lo = ++w->rid_count ^ ((uint64_t)w->id << 56),
+    };
+    int n = h1_fwd_request_head(t->scratch->data, t->scratch->cap, r, &f);
+    if (n < 0)
         return false;
-    c->t->scratch->end = (uint32_t)s.len;
-    c->t->uhead_len = (uint32_t)s.len;
+    t->scratch->end = (uint32_t)n;
+    t->uhead_len = (uint32_t)n;
     return true;
 }
 
 /* The response head for the client, appended to scratch. */
 static bool build_client_head(struct gw_conn *c, const struct h1_response *r)
 {
-    struct gw_buf *b = c->t->scratch;
-    if (!c->t->uhead_pending && iovq_empty(&c->t->cq))
+    struct gw_txn *t = c->t;
+    struct gw_buf *b = t->scratch;
+    if (!t->uhead_pending && iovq_empty(&t->cq))
         b->start = b->end = 0;
-    struct sbuf s = { b->data + b->end, 0, b->cap - b->end, false };
-    const struct cfg_header_edits *e = c->t->route ? &c->t->route->resp_headers : NULL;
-    bool has_conn = conn_names_headers(r->headers, r->nheaders);
-
-    SB_LIT(&s, "HTTP/1.1 ");
-    sb_u64(&s, (uint64_t)r->status);
-    SB_LIT(&s, " ");
-    if (r->reason_len)
-        sb_put(&s, r->reason, r->reason_len);
-    else {
-        const char *rs = h1_reason(r->status);
-        sb_put(&s, rs, strlen(rs));
-    }
-    SB_LIT(&s, "\r\n");
-    for (size_t i = 0; i < r->nheaders; i++) {
-        const struct h1_header *h = &r->headers[i];
-        int hc = hdr_class(h->name, h->name_len);
-        if (hc == HC_CONNECTION || hc == HC_HOP || hc == HC_UPGRADE)
-            continue;
-        if (hc == HC_TE_CODING && c->t->dechunk)
-            continue;
-        if (e && e->nremove && in_kv(e->remove, e->nremove, h->name, h->name_len))
-            continue;
-        if (e && e->nset && in_kv(e->set, e->nset, h->name, h->name_len))
-            continue;
-        if (has_conn && conn_named(r->headers, r->nheaders, h->name, h->name_len))
-            continue;
-        sb_put(&s, h->name, h->name_len);
-        SB_LIT(&s, ": ");
-        sb_put(&s, h->value, h->value_len);
-        SB_LIT(&s, "\r\n");
-    }
-    if (e)
-        emit_edits(&s, e);
-    if (r->status == 101) {
-        const struct h1_header *up = h1_find_header(r->headers, r->nheaders, "upgrade", 7);
-        SB_LIT(&s, "Connection: upgrade\r\n");
-        if (up) {
-            SB_LIT(&s, "Upgrade: ");
-            sb_put(&s, up->value, up->value_len);
-            SB_LIT(&s, "\r\n");
-        }
-    } else if (!c->t->keepalive) {
-        SB_LIT(&s, "Connection: close\r\n");
-    } else if (c->t->client10) {
-        SB_LIT(&s, "Connection: keep-alive\r\n");
-    }
-    SB_LIT(&s, "\r\n");
-    if (s.overflow)
+    struct h1_fwd_resp f = {
+        .edits = t->route ? &t->route->resp_headers : NULL,
+        .keepalive = t->keepalive, .client10 = t->client10,
+    };
+    int n = h1_fwd_response_head(b->data + b->end, b->cap - b->end, r, &f);
+    if (n < 0)
         return false;
-    c->t->cq_head += (uint32_t)s.len;
+    size_t len = (size_t)n;
+    t->cq_head += (uint32_t)len;
     /* The upstream's own head is in ubuf in front of the body, and nothing
      * refers to it any more (r's slices were read above; cq is empty).
      * When the new head fits there, put it right in front of the body:
      * head and body then leave in one piece, one sendto(2) instead of a
      * two-element sendmsg(2).  Copied are the head's bytes, never the
      * body's. */
-    struct gw_buf *ub = c->t->ubuf;
-    if (iovq_empty(&c->t->cq) && !c->t->dechunk && r->status >= 200 && s.len <= ub->start) {
-        ub->start -= (uint32_t)s.len;
-        memcpy(ub->data + ub->start, b->data + b->end, s.len);
-        iovq_push(&c->t->cq, ub->data + ub->start, s.len);
-        ub->start += (uint32_t)s.len;
+    struct gw_buf *ub = t->ubuf;
+    if (iovq_empty(&t->cq) && r->status >= 200 && len <= ub->start) {
+        ub->start -= (uint32_t)len;
+        memcpy(ub->data + ub->start, b->data + b->end, len);
+        iovq_push(&t->cq, ub->data + ub->start, len);
+        ub->start += (uint32_t)len;
         return true;
     }
-    iovq_push(&c->t->cq, b->data + b->end, s.len);
-    b->end += (uint32_t)s.len;
+    iovq_push(&t->cq, b->data + b->end, len);
+    b->end += (uint32_t)len;
     return true;
 }
 
@@ -1184,7 +995,7 @@ static void local_response(struct gw_conn *c, int status, const char *ctype,
     if (extra)
         sb_put(&s, extra, strlen(extra));
     if (c->t->route && status < 400)
-        emit_edits(&s, &c->t->route->resp_headers);
+        h1_fwd_put_edits(&s, &c->t->route->resp_headers);
     if (!c->t->keepalive)
         SB_LIT(&s, "Connection: close\r\n");
     else if (c->t->client10)
@@ -1333,52 +1144,76 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
     up_connect(c);
 }
 
-/* Account for body bytes in in[body_end, in->end): decide which belong to
- * this request and queue them upstream.  Returns false after answering an
- * error. */
+/*
+ * Walk the body bytes in in[body_end, in->end): decide which belong to this
+ * request and queue them upstream.  A Content-Length body goes as it came;
+ * a chunked one is re-framed (sizes, extensions and trailers are sluice's,
+ * not the client's).  It stops early when the queue is full; the rest is
+ * walked once the queue has drained (client_body_recv).  Returns false
+ * after answering an error.
+ */
 static bool take_body(struct gw_conn *c)
 {
+    struct gw_txn *t = c->t;
     struct gw_buf *in = c->in;
-    const struct sl_config *cfg = conn_cfg(c);
+    uint64_t max = conn_cfg(c)->max_body_bytes;
 
-    while (!c->t->req_done && c->t->body_end < in->end) {
-        size_t avail = in->end - c->t->body_end;
-        if (c->t->req_kind == H1_BODY_LENGTH) {
-            size_t take = avail < c->t->req_remaining ? avail : (size_t)c->t->req_remaining;
-            c->t->body_end += (uint32_t)take;
-            c->t->req_remaining -= take;
-            c->t->req_body_bytes += take;
-            if (c->t->req_remaining == 0)
-                c->t->req_done = true;
+    while (!t->req_done && t->body_end < in->end && c->state == C_ACTIVE) {
+        const char *p = in->data + t->body_end;
+        size_t avail = in->end - t->body_end, used = 0;
+        int k = H1C_DATA;
+        if (t->req_kind == H1_BODY_LENGTH) {
+            used = avail < t->req_remaining ? avail : (size_t)t->req_remaining;
+            t->req_remaining -= used;
+            if (t->req_remaining == 0)
+                k = H1C_DONE;
         } else {
-            size_t used = 0;
-            int k = h1_chunked_next(&c->t->req_ck, in->data + c->t->body_end, avail, &used);
+            if (!rf_room(&t->uq, &t->urf))
+                break;
+            k = h1_chunked_next(&t->req_ck, p, avail, &used);
             if (k == H1C_ERROR) {
                 local_response(c, 400, NULL, NULL, 0, NULL);
                 return false;
             }
-            c->t->body_end += (uint32_t)used;
-            if (k == H1C_DATA)
-                c->t->req_body_bytes += used;
-            if (k == H1C_DONE)
-                c->t->req_done = true;
-            if (k == H1C_AGAIN)
-                break;
         }
-        if (cfg->max_body_bytes && c->t->req_body_bytes > cfg->max_body_bytes) {
+        if (t->req_kind == H1_BODY_LENGTH || k == H1C_DATA)
+            t->req_body_bytes += used;
+        if (max && t->req_body_bytes > max) {
             local_response(c, 413, NULL, NULL, 0, NULL);
             return false;
         }
+        if (t->req_kind == H1_BODY_LENGTH)
+            iovq_push(&t->uq, p, used);     /* one run after the head: always fits */
+        else if (k == H1C_DATA)
+            rf_data(&t->uq, &t->urf, p, used, false);
+        else if (k == H1C_DONE)
+            rf_last(&t->uq, &t->urf);
+        t->body_end += (uint32_t)used;
+        t->bytes_in += used;
+        if (k == H1C_DONE)
+            t->req_done = true;
+        if (k == H1C_AGAIN)
+            break;
     }
-    if (c->t->body_end > c->t->body_pos && c->state == C_ACTIVE) {
-        c->t->bytes_in += c->t->body_end - c->t->body_pos;
-        if (!iovq_push(&c->t->uq, in->data + c->t->body_pos, c->t->body_end - c->t->body_pos)) {
-            conn_close(c);
-            return false;
-        }
-        c->t->body_pos = c->t->body_end;
-    }
+    t->body_pos = t->body_end;
     return true;
+}
+
+/* The body walked so far goes again, to another target (a retry): walk it
+ * anew from the start, all of it still in the buffer (!body_lost). */
+static void rewalk_body(struct gw_conn *c)
+{
+    struct gw_txn *t = c->t;
+
+    t->bytes_in -= t->body_end - t->hlen;
+    t->body_pos = t->body_end = t->hlen;
+    t->req_body_bytes = 0;
+    t->req_remaining = t->req_cl;
+    t->req_done = t->req_kind == H1_BODY_NONE;
+    if (t->req_kind == H1_BODY_CHUNKED)
+        h1_chunked_init(&t->req_ck);
+    t->urf.len = 0;     /* the queue was emptied: nothing points into it */
+    take_body(c);
 }
 
 static void start_request(struct gw_conn *c, uint32_t hlen)
@@ -1404,12 +1239,13 @@ static void start_request(struct gw_conn *c, uint32_t hlen)
     c->t->keepalive = r->keep_alive && !w->draining;
     c->t->head_req = r->m == H1_M_HEAD;
     c->t->req_kind = (uint8_t)r->body;
-    c->t->req_remaining = r->content_length;
+    c->t->req_remaining = c->t->req_cl = r->content_length;
     c->t->req_body_bytes = 0;
     c->t->req_done = r->body == H1_BODY_NONE || (r->body == H1_BODY_LENGTH && r->content_length == 0);
     c->t->body_pos = c->t->body_end = hlen;
     c->t->body_lost = c->t->resp_started = c->t->dechunk = c->t->up_clean = false;
-    c->t->upgrade = (r->flags & H1_F_HAS_UPGRADE) && (r->flags & H1_F_CONN_UPGRADE) && r->minor == 1;
+    /* only a WebSocket upgrade is passed on (h2c would tunnel past the routes) */
+    c->t->upgrade = (r->flags & H1_F_UPGRADE_WS) && (r->flags & H1_F_CONN_UPGRADE) && r->minor == 1;
     c->t->attempts = 0;
     c->t->status = 0;
     c->t->bytes_in = hlen;
@@ -1620,7 +1456,10 @@ static bool resp_head(struct gw_conn *c)
         }
         c->t->uscanned = 0;
         if (rc < 0) {
-            gw_log(GW_LOG_WARN, "upstream %s: malformed response", c->t->target->text);
+            gw_log(GW_LOG_WARN, "upstream %s: %s", c->t->target->text,
+                   rc == H1_ERR_TE ? "a Transfer-Encoding other than chunked"
+                                   : rc == H1_ERR_TOO_LARGE ? "response header too large"
+                                                            : "malformed response");
             c->t->up_clean = false;
             up_close(c->t->up);
             local_response(c, 502, NULL, NULL, 0, NULL);
@@ -1651,7 +1490,8 @@ static bool resp_head(struct gw_conn *c)
     up_timer_off(c->t->up);
 
     if (r->status == 101) {
-        if (!c->t->upgrade) {
+        /* only to a WebSocket upgrade the client asked for */
+        if (!c->t->upgrade || !(r->flags & H1_F_UPGRADE_WS)) {
             c->t->up_clean = false;
             up_close(c->t->up);
             c->t->resp_started = false;
@@ -1702,58 +1542,51 @@ static bool resp_head(struct gw_conn *c)
     return true;
 }
 
-/* Queue the body bytes in ubuf[start, end) for the client. */
+/* Queue the body bytes in ubuf[start, end) for the client: a chunked body
+ * re-framed (de-chunked for an HTTP/1.0 client), up to what the queue
+ * holds; up_recv() comes back for the rest once the queue has drained. */
 static void resp_body(struct gw_conn *c)
 {
-    struct gw_buf *ub = c->t->ubuf;
+    struct gw_txn *t = c->t;
+    struct gw_buf *ub = t->ubuf;
 
-    while (c->t->rstate == RS_BODY && ub->start < ub->end) {
-        size_t avail = ub->end - ub->start;
-        if (c->t->resp_kind == H1_BODY_LENGTH) {
-            size_t take = avail < c->t->resp_remaining ? avail : (size_t)c->t->resp_remaining;
-            iovq_push(&c->t->cq, ub->data + ub->start, take);
-            ub->start += (uint32_t)take;
-            c->t->resp_remaining -= take;
-            if (c->t->resp_remaining == 0)
-                c->t->rstate = RS_DONE;
-        } else if (c->t->resp_kind == H1_BODY_CLOSE) {
-            iovq_push(&c->t->cq, ub->data + ub->start, avail);
-            ub->start = ub->end;
+    while (t->rstate == RS_BODY && ub->start < ub->end) {
+        const char *p = ub->data + ub->start;
+        size_t avail = ub->end - ub->start, used = avail;
+        if (t->resp_kind == H1_BODY_LENGTH) {
+            used = avail < t->resp_remaining ? avail : (size_t)t->resp_remaining;
+            iovq_push(&t->cq, p, used);
+            t->resp_remaining -= used;
+            if (t->resp_remaining == 0)
+                t->rstate = RS_DONE;
+        } else if (t->resp_kind == H1_BODY_CLOSE) {
+            iovq_push(&t->cq, p, used);
         } else {
-            size_t used = 0;
-            size_t lim = avail;
-            if (c->t->dechunk) {   /* copy data pieces after the head in scratch */
-                size_t room = c->t->scratch->cap - c->t->scratch->end;
-                if (room == 0)
-                    return;
-                if (lim > room)
-                    lim = room;
-            }
-            int k = h1_chunked_next(&c->t->resp_ck, ub->data + ub->start, lim, &used);
+            if (!rf_room(&t->cq, &t->crf))
+                return;
+            int k = h1_chunked_next(&t->resp_ck, p, avail, &used);
             if (k == H1C_ERROR) {
-                gw_log(GW_LOG_WARN, "upstream %s: bad chunked framing", c->t->target->text);
-                c->t->up_clean = false;
-                up_close(c->t->up);
+                gw_log(GW_LOG_WARN, "upstream %s: bad chunked framing", t->target->text);
+                t->up_clean = false;
+                up_close(t->up);
                 conn_close(c);
                 return;
             }
-            if (!c->t->dechunk) {
-                iovq_push(&c->t->cq, ub->data + ub->start, used);
-            } else if (k == H1C_DATA) {
-                struct gw_buf *sb = c->t->scratch;
-                memcpy(sb->data + sb->end, ub->data + ub->start, used);
-                iovq_push(&c->t->cq, sb->data + sb->end, used);
-                sb->end += (uint32_t)used;
-            }
-            ub->start += (uint32_t)used;
+            if (k == H1C_DATA)
+                rf_data(&t->cq, &t->crf, p, used, t->dechunk);
+            else if (k == H1C_DONE && !t->dechunk)
+                rf_last(&t->cq, &t->crf);
             if (k == H1C_DONE)
-                c->t->rstate = RS_DONE;
+                t->rstate = RS_DONE;
+            ub->start += (uint32_t)used;
             if (k == H1C_AGAIN)
                 break;
+            continue;
         }
+        ub->start += (uint32_t)used;
     }
-    if (c->t->rstate == RS_DONE && ub->start < ub->end)
-        c->t->up_clean = false;        /* the server sent more than the message */
+    if (t->rstate == RS_DONE && ub->start < ub->end)
+        t->up_clean = false;        /* the server sent more than the message */
 }
 
 static bool up_recv(struct gw_conn *c)
@@ -1765,8 +1598,8 @@ static bool up_recv(struct gw_conn *c)
         c->t->resp_spliced)
         return false;
     if (c->t->rstate == RS_BODY && c->t->ubuf && c->t->ubuf->start < c->t->ubuf->end) {
-        /* body bytes read earlier but not yet queued (de-chunking ran out of
-         * scratch room): queue them before reading more */
+        /* body bytes read earlier but not yet queued (re-framing filled
+         * the queue): queue them before reading more */
         uint32_t before = c->t->ubuf->start;
         resp_body(c);
         return c->state != C_ACTIVE || c->t->ubuf == NULL || c->t->ubuf->start != before ||
@@ -1866,8 +1699,6 @@ static bool client_send(struct gw_conn *c)
     count_copied(c, &c->t->cq_head, (size_t)n);
     if (iovq_empty(&c->t->cq) && c->t->ubuf && c->t->ubuf->start == c->t->ubuf->end)
         c->t->ubuf->start = c->t->ubuf->end = 0;
-    if (iovq_empty(&c->t->cq) && c->t->dechunk && !c->t->uhead_pending)
-        c->t->scratch->start = c->t->scratch->end = 0;
     return true;
 }
 
@@ -1946,10 +1777,17 @@ static bool up_send(struct gw_conn *c)
 /* Read more of the request body (only when all queued bytes went up). */
 static bool client_body_recv(struct gw_conn *c)
 {
-    if (c->t->req_done || !c->r_ready || !iovq_empty(&c->t->uq) || c->t->up == NULL ||
-        c->t->req_spliced)
+    if (c->t->req_done || !iovq_empty(&c->t->uq) || c->t->up == NULL || c->t->req_spliced)
         return false;
     struct gw_buf *in = c->in;
+    if (c->t->body_end < in->end) {
+        /* read before, not walked yet: the queue was full (re-framing) */
+        uint32_t before = c->t->body_end;
+        take_body(c);
+        return c->state != C_ACTIVE || c->t->body_end != before;
+    }
+    if (!c->r_ready)
+        return false;
     if (in->end > c->t->hlen) {
         /* everything queued was written: the buffer can be reused */
         in->end = c->t->hlen;
