@@ -8,6 +8,7 @@
  */
 #include "config.h"
 #include "hash.h"
+#include "../core/hdr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1541,6 +1542,11 @@ static void parse_match(struct pctx *pc, const cJSON *m, const struct jp *path, 
 
 /* ---- routes: header edits, rewrite, actions */
 
+/* Framing, hop-by-hop and Host lines are sluice's own (h1_fwd.h): an edit
+ * could frame a message twice or leave it unframed. */
+#define MANAGED_HEADER "is written by sluice itself (framing, hop-by-hop and Host headers " \
+                       "cannot be edited; use rewrite.host for Host)"
+
 static void parse_kv_map(struct pctx *pc, const cJSON *obj, const struct jp *path,
                          struct cfg_kv **out, size_t *nout)
 {
@@ -1561,6 +1567,10 @@ static void parse_kv_map(struct pctx *pc, const cJSON *obj, const struct jp *pat
 
         if (!valid_token(k)) {
             errp(pc, JP_K(path, k), "must be a header name (an HTTP token)");
+            continue;
+        }
+        if (hdr_managed(k, strlen(k))) {
+            errp(pc, JP_K(path, k), MANAGED_HEADER);
             continue;
         }
         if (!J_IS_STRING(c)) {
@@ -1613,6 +1623,10 @@ static void parse_header_edits(struct pctx *pc, const cJSON *obj, const struct j
             }
             if (!valid_token(it->valuestring)) {
                 errp(pc, JP_I(p, i), "must be a header name (an HTTP token)");
+                continue;
+            }
+            if (hdr_managed(it->valuestring, strlen(it->valuestring))) {
+                errp(pc, JP_I(p, i), MANAGED_HEADER);
                 continue;
             }
             h->remove[i].name = c_strdup(pc, it->valuestring);

@@ -1,40 +1,7 @@
 /* h1_fwd.c - forwarded heads and chunk framing (see h1_fwd.h). */
 #include "h1_fwd.h"
+#include "../core/hdr.h"
 #include "../router/router.h"
-
-enum hdr_class {
-    HC_OTHER = 0, HC_HOST, HC_CONNECTION, HC_HOP, HC_UPGRADE, HC_EXPECT,
-    HC_XFF, HC_XFPROTO, HC_XFHOST, HC_XRID, HC_FRAMING,
-};
-
-static int hdr_class(const char *n, size_t len)
-{
-#define IS(lit) (len == sizeof(lit) - 1 && h1_casecmp(n, lit, len))
-    switch (len) {
-    case 2: if (IS("te")) return HC_HOP; break;
-    case 4: if (IS("host")) return HC_HOST; break;
-    case 6: if (IS("expect")) return HC_EXPECT; break;
-    case 7: if (IS("upgrade")) return HC_UPGRADE; if (IS("trailer")) return HC_HOP; break;
-    case 10: if (IS("connection")) return HC_CONNECTION; if (IS("keep-alive")) return HC_HOP; break;
-    case 12: if (IS("x-request-id")) return HC_XRID; break;
-    case 14:
-        if (IS("content-length")) return HC_FRAMING;
-        if (IS("http2-settings")) return HC_HOP;    /* goes with a refused h2c upgrade */
-        break;
-    case 15: if (IS("x-forwarded-for")) return HC_XFF; break;
-    case 16: if (IS("proxy-connection")) return HC_HOP; if (IS("x-forwarded-host")) return HC_XFHOST; break;
-    case 17: if (IS("x-forwarded-proto")) return HC_XFPROTO; if (IS("transfer-encoding")) return HC_FRAMING; break;
-    }
-    return HC_OTHER;
-#undef IS
-}
-
-bool h1_fwd_managed_header(const char *name, size_t len)
-{
-    int hc = hdr_class(name, len);
-    return hc == HC_HOST || hc == HC_CONNECTION || hc == HC_HOP || hc == HC_UPGRADE ||
-           hc == HC_EXPECT || hc == HC_FRAMING;
-}
 
 static bool in_kv(const struct cfg_kv *kv, size_t n, const char *name, size_t len)
 {
@@ -186,19 +153,19 @@ int h1_fwd_request_head(char *out, size_t cap, const struct h1_request *r,
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct h1_header *h = &r->headers[i];
         switch (hdr_class(h->name, h->name_len)) {
-        case HC_OTHER:
-        case HC_XRID:
+        case HDR_OTHER:
+        case HDR_XRID:
             if (!keep_header(h, e, r->headers, r->nheaders, has_conn))
                 continue;
             has_rid |= h->name_len == 12;
             put_header(&s, h->name, h->name_len, h->value, h->value_len);
             continue;
-        case HC_FRAMING:    /* sluice's own, where the first one stood */
+        case HDR_FRAMING:    /* sluice's own, where the first one stood */
             if (!framed)
                 put_request_framing(&s, r);
             framed = true;
             continue;
-        case HC_XFF:    /* several: folded into one list, in order */
+        case HDR_XFF:    /* several: folded into one list, in order */
             if (xff)
                 put_header(&s, "X-Forwarded-For", 15, xff->value, xff->value_len);
             xff = h;
@@ -251,10 +218,10 @@ int h1_fwd_response_head(char *out, size_t cap, const struct h1_response *r,
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct h1_header *h = &r->headers[i];
         int hc = hdr_class(h->name, h->name_len);
-        if (hc == HC_FRAMING && !framed)
+        if (hc == HDR_FRAMING && !framed)
             put_response_framing(&s, r, f->client10);
-        framed |= hc == HC_FRAMING;
-        if (hc == HC_CONNECTION || hc == HC_HOP || hc == HC_UPGRADE || hc == HC_FRAMING)
+        framed |= hc == HDR_FRAMING;
+        if (hc == HDR_CONNECTION || hc == HDR_HOP || hc == HDR_UPGRADE || hc == HDR_FRAMING)
             continue;
         if (keep_header(h, e, r->headers, r->nheaders, has_conn))
             put_header(&s, h->name, h->name_len, h->value, h->value_len);

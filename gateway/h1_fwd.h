@@ -62,11 +62,6 @@ int h1_fwd_response_head(char *out, size_t cap, const struct h1_response *r,
 /* Append a route's set and add edits, one line each. */
 void h1_fwd_put_edits(struct sbuf *s, const struct cfg_header_edits *e);
 
-/* True when a header of this name is never copied from a message sluice
- * forwards (hop-by-hop, framing, Host, the upgrade's own): config refuses
- * to edit one (router's header edits). */
-bool h1_fwd_managed_header(const char *name, size_t len);
-
 /* Chunk framing of a re-framed body: every piece of data sluice forwards
  * is a whole chunk of its own, so a streaming client gets each piece
  * complete as it arrives.  Head: hex size CRLF (n > 0); then the data and

@@ -1,5 +1,7 @@
 /* log.c - error log and buffered access log. */
 #include "log.h"
+#include "../core/esc.h"
+#include "../core/sbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,25 +43,30 @@ size_t gw_time_iso(char *out, size_t cap)
     return 24;
 }
 
+/* Messages carry bytes peers chose (a target's name, a TLS alert, a
+ * header): each is escaped as in the access log, so a line is one line and
+ * holds no control byte. */
 void gw_log(int level, const char *fmt, ...)
 {
-    char line[2048];
-    size_t n;
+    char msg[1024], line[2048];
     va_list ap;
 
     if (level < gw_log_level)
         return;
-    n = gw_time_iso(line, sizeof(line));
-    n += (size_t)snprintf(line + n, sizeof(line) - n, " [%s] ", level_names[level & 3]);
     va_start(ap, fmt);
-    if (n < sizeof(line))
-        n += (size_t)vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    int m = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (n > sizeof(line) - 2)
-        n = sizeof(line) - 2;
-    line[n++] = '\n';
+    if (m < 0)
+        m = 0;
+    struct sbuf s = sb_init(line, sizeof(line) - 1);
+    s.len = gw_time_iso(line, sizeof(line));
+    SB_LIT(&s, " [");
+    sb_str(&s, level_names[level & 3]);
+    SB_LIT(&s, "] ");
+    esc_put(&s, msg, (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1, ESC_LOG, 0);
+    line[s.len++] = '\n';
     /* one write per line: lines from different threads do not interleave */
-    ssize_t r = write(STDERR_FILENO, line, n);
+    ssize_t r = write(STDERR_FILENO, line, s.len);
     (void)r;
 }
 

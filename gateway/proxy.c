@@ -22,6 +22,7 @@
  * them on the worker's gc lists, and gw_gc() frees them once the top-level
  * callback is done (tmux/Redis style).
  */
+#include "access_log.h"
 #include "gateway.h"
 #include "h1_fwd.h"
 #include "io.h"
@@ -436,166 +437,29 @@ static void txn_account(struct gw_conn *c)
 
 /* ---- the access log ---- */
 
-static void sb_ms(struct sbuf *s, uint64_t ns)
-{
-    uint64_t us = ns / 1000;
-    char frac[4] = { (char)('0' + us % 1000 / 100), (char)('0' + us % 100 / 10), (char)('0' + us % 10), 0 };
-
-    sb_u64(s, us / 1000);
-    SB_LIT(s, ".");
-    sb_put(s, frac, 3);
-}
-
-/* A JSON string value: quotes, backslashes and control bytes escaped;
- * bytes >= 0x80 are written as \u00XX (the request's bytes, not UTF-8). */
-static void sb_json_str(struct sbuf *s, const char *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-
-    SB_LIT(s, "\"");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == '"' || ch == '\\') {
-            char e[2] = { '\\', (char)ch };
-            sb_put(s, e, 2);
-        } else if (ch < 0x20 || ch >= 0x7f) {
-            char e[6] = { '\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15] };
-            sb_put(s, e, 6);
-        } else {
-            sb_put(s, (const char *)&ch, 1);
-        }
-    }
-    SB_LIT(s, "\"");
-}
-
-static void access_log_json(struct gw_conn *c)
-{
-    struct gw_txn *t = c->t;
-    char line[8192], ts[32];
-    struct sbuf s = { line, 0, sizeof(line) - 1, false };
-    bool req = t->hlen && c->in;
-
-    SB_LIT(&s, "{\"time\":");
-    sb_json_str(&s, ts, gw_time_iso(ts, sizeof(ts)));
-    SB_LIT(&s, ",\"client\":\"");
-    sb_put(&s, c->ip, c->iplen);
-    SB_LIT(&s, ":");
-    sb_u64(&s, peer_port(c));
-    SB_LIT(&s, "\",\"method\":");
-    if (req)
-        sb_json_str(&s, c->in->data + t->m_off, t->m_len);
-    else
-        SB_LIT(&s, "null");
-    SB_LIT(&s, ",\"target\":");
-    if (req)
-        sb_json_str(&s, c->in->data + t->t_off, t->t_len > 2048 ? 2048 : t->t_len);
-    else
-        SB_LIT(&s, "null");
-    SB_LIT(&s, ",\"version\":");
-    if (req && t->client10)
-        SB_LIT(&s, "\"HTTP/1.0\"");
-    else if (req)
-        SB_LIT(&s, "\"HTTP/1.1\"");
-    else
-        SB_LIT(&s, "null");
-    SB_LIT(&s, ",\"host\":");
-    if (req && t->h_len)
-        sb_json_str(&s, c->in->data + t->h_off, t->h_len > 256 ? 256 : t->h_len);
-    else
-        SB_LIT(&s, "null");
-    SB_LIT(&s, ",\"status\":");
-    sb_u64(&s, (uint64_t)t->status);
-    SB_LIT(&s, ",\"bytes_in\":");
-    sb_u64(&s, t->bytes_in);
-    SB_LIT(&s, ",\"bytes_out\":");
-    sb_u64(&s, t->bytes_out);
-    SB_LIT(&s, ",\"upstream\":");
-    if (t->target)
-        sb_json_str(&s, t->target->text, strlen(t->target->text));
-    else
-        SB_LIT(&s, "null");
-    SB_LIT(&s, ",\"upstream_ms\":");
-    if (t->t_up)
-        sb_ms(&s, t->t_up - t->t_start);
-    else
-        SB_LIT(&s, "null");
-    SB_LIT(&s, ",\"total_ms\":");
-    sb_ms(&s, gw_turn_ns(c->w) - t->t_start);
-    SB_LIT(&s, ",\"route\":");
-    if (t->route && t->route->name)
-        sb_json_str(&s, t->route->name, strlen(t->route->name));
-    else
-        SB_LIT(&s, "null");
-    SB_LIT(&s, "}");
-    if (s.overflow)     /* cannot happen: every field above is bounded */
-        return;
-    line[s.len++] = '\n';
-    gw_alog_append(&c->w->alog, line, s.len);
-}
-
-/* One line per request, formatted without printf: it runs for every request. */
 static void access_log(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
     struct gw_txn *t = c->t;
-    char line[4096];
-    struct sbuf s = { line, 0, sizeof(line) - 1, false };
+    bool req = t->hlen && c->in;
+    char line[ALOG_LINE_MAX];
 
     if (w->alog.fd < 0)
         return;
-    if (t->ws && t->ws->s->cfg->access_log_json) {
-        access_log_json(c);
-        return;
-    }
-    uint64_t now = gw_turn_ns(w);
-    s.len = gw_time_iso(line, sizeof(line));
-    SB_LIT(&s, " ");
-    sb_put(&s, c->ip, c->iplen);
-    SB_LIT(&s, ":");
-    sb_u64(&s, peer_port(c));
-    SB_LIT(&s, " \"");
-    if (t->hlen && c->in) {
-        sb_put(&s, c->in->data + t->m_off, t->m_len);
-        SB_LIT(&s, " ");
-        sb_put(&s, c->in->data + t->t_off, t->t_len > 2048 ? 2048 : t->t_len);
-        if (t->client10)
-            SB_LIT(&s, " HTTP/1.0\" host=");
-        else
-            SB_LIT(&s, " HTTP/1.1\" host=");
-        if (t->h_len)
-            sb_put(&s, c->in->data + t->h_off, t->h_len > 256 ? 256 : t->h_len);
-        else
-            SB_LIT(&s, "-");
-    } else {
-        SB_LIT(&s, "- - -\" host=-");
-    }
-    SB_LIT(&s, " status=");
-    sb_u64(&s, (uint64_t)t->status);
-    SB_LIT(&s, " in=");
-    sb_u64(&s, t->bytes_in);
-    SB_LIT(&s, " out=");
-    sb_u64(&s, t->bytes_out);
-    SB_LIT(&s, " upstream=");
-    if (t->target)
-        sb_put(&s, t->target->text, strlen(t->target->text));
-    else
-        SB_LIT(&s, "-");
-    SB_LIT(&s, " upstream_ms=");
-    if (t->t_up)
-        sb_ms(&s, t->t_up - t->t_start);
-    else
-        SB_LIT(&s, "-");
-    SB_LIT(&s, " total_ms=");
-    sb_ms(&s, now - t->t_start);
-    SB_LIT(&s, " route=");
-    if (t->route && t->route->name)
-        sb_put(&s, t->route->name, strlen(t->route->name));
-    else
-        SB_LIT(&s, "-");
-    if (s.overflow)
-        s.len = sizeof(line) - 1;
-    line[s.len++] = '\n';
-    gw_alog_append(&w->alog, line, s.len);
+    struct alog_rec r = {
+        .client_ip = c->ip, .client_ip_len = c->iplen, .client_port = peer_port(c),
+        .method = req ? c->in->data + t->m_off : NULL, .method_len = t->m_len,
+        .target = req ? c->in->data + t->t_off : NULL, .target_len = t->t_len,
+        .http10 = t->client10,
+        .host = req && t->h_len ? c->in->data + t->h_off : NULL, .host_len = t->h_len,
+        .status = t->status, .bytes_in = t->bytes_in, .bytes_out = t->bytes_out,
+        .upstream = t->target ? t->target->text : NULL,
+        .upstream_ns = t->t_up ? t->t_up - t->t_start : 0,
+        .total_ns = gw_turn_ns(w) - t->t_start,
+        .route = t->route ? t->route->name : NULL,
+    };
+    size_t n = alog_format(line, &r, t->ws && t->ws->s->cfg->access_log_json);
+    gw_alog_append(&w->alog, line, n);
 }
 
 /* ---- upstream connections ---- */

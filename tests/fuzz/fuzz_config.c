@@ -11,6 +11,7 @@
  * with one route deleted, with two neighbouring routes swapped, and with
  * one route written twice. */
 #include "../../gateway/config.c"
+#include "../../core/hdr.c"
 #include "../cfg_equal.h"
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)

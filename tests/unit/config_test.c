@@ -1,6 +1,7 @@
 /* config_test.c - unit tests for gateway/config.c (the configuration parser). */
 #include "tap.h"
 #include "../../gateway/config.c"
+#include "../../core/hdr.c"
 #include "../cfg_equal.h"
 
 #include <string.h>

@@ -3,6 +3,8 @@
  * writes over a socketpair through the gw_io transport. */
 #include "tap.h"
 #include "../../gateway/config.c"
+#include "../../core/hdr.c"
+#include "../../core/esc.c"
 #include "../../gateway/log.c"
 #include "../../gateway/tls.c"
 
