@@ -7,11 +7,23 @@ static const char hexl[] = "0123456789abcdef";
 /* Bytes the escaped form of ch takes. */
 static inline size_t esc_len(unsigned char ch, enum esc_style st)
 {
-    if ((ch == '"' || ch == '\\') && st != ESC_LOG)
-        return st == ESC_TEXT ? 4 : 2;
+    if (ch == '\\' || (ch == '"' && st != ESC_LOG))
+        return st == ESC_JSON ? 2 : 4;
     if (ch < 0x20 || ch >= 0x7f)
-        return st == ESC_TEXT ? 4 : 6;
+        return st == ESC_JSON ? 6 : 4;
     return 1;
+}
+
+/* The length of the marker "...[+n]". */
+static size_t mark_len(size_t n)
+{
+    size_t d = 1;
+
+    while (n >= 10) {
+        n /= 10;
+        d++;
+    }
+    return 6 + d;
 }
 
 static inline size_t esc_one(char *o, unsigned char ch, enum esc_style st)
@@ -48,7 +60,16 @@ void esc_put(struct sbuf *s, const char *p, size_t n, enum esc_style st, size_t 
     for (i = 0; i < n && need <= max; i++)
         need += esc_len((unsigned char)p[i], st);
     bool cut = need > max;
-    size_t limit = cut ? (max > ESC_MARK_MAX ? max - ESC_MARK_MAX : 0) : max;
+    /* a cut field keeps room for its marker, which is never longer than
+     * the one for "nothing written" */
+    size_t mark = mark_len(n), limit = max;
+    if (cut && max < mark) {
+        /* no room for any marker: as many dots of it as fit */
+        sb_put(s, "...", max < 3 ? max : 3);
+        return;
+    }
+    if (cut)
+        limit = max - mark;
     char *o = s->p + s->len;
     size_t w = 0;
     for (i = 0; i < n; i++) {

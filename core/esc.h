@@ -19,12 +19,14 @@
 enum esc_style {
     ESC_TEXT,   /* '"', '\\', CTLs, DEL and bytes >= 0x80 as \xHH (nginx's escaping) */
     ESC_JSON,   /* inside a JSON string: \" \\ and \u00XX for CTLs, DEL, >= 0x80 */
-    ESC_LOG,    /* an error log message: like TEXT, but quotes are left as they are */
+    ESC_LOG,    /* an error log message: like TEXT (backslash too), but quotes are left as they are */
 };
 
-/* Append p[0, n) escaped, using at most max bytes of s (0 = no budget):
- * when the escaped field is longer, as much as fits before the marker is
- * written, then the marker.  No quotes are added. */
+/* Append p[0, n) escaped, using at most max bytes of s (0 = no budget;
+ * never more than the sbuf's room): when the escaped field is longer, the
+ * whole escapes that fit before the marker are written, then the marker.
+ * A budget too small for even "...[+n]" gets as many dots as fit.  An
+ * escape is never split.  No quotes are added. */
 void esc_put(struct sbuf *s, const char *p, size_t n, enum esc_style st, size_t max);
 
 #endif
