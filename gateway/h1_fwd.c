@@ -42,6 +42,10 @@ static bool conn_names_headers(const struct h1_header *hs, size_t n)
  * reach here, so naming them has no effect. */
 static bool conn_named(const struct h1_header *hs, size_t n, const char *name, size_t len)
 {
+    /* connection options, not names of headers (as conn_names_headers) */
+    if ((len == 5 && h1_casecmp(name, "close", 5)) || (len == 10 && h1_casecmp(name, "keep-alive", 10)) ||
+        (len == 7 && h1_casecmp(name, "upgrade", 7)))
+        return false;
     for (size_t i = 0; i < n; i++)
         if (hs[i].name_len == 10 && h1_casecmp(hs[i].name, "connection", 10) &&
             h1_list_has_token(hs[i].value, hs[i].value_len, name, len))
@@ -137,7 +141,7 @@ int h1_fwd_request_head(char *out, size_t cap, const struct h1_request *r,
     struct sbuf s = sb_init(out, cap);
     const struct cfg_route *rt = f->route;
     const struct cfg_header_edits *e = rt ? &rt->req_headers : NULL;
-    const struct h1_header *xff = NULL;
+    size_t nxff = 0;
     bool bad = false, has_rid = e && in_kv(e->set, e->nset, "x-request-id", 12);
     bool has_conn = conn_names_headers(r->headers, r->nheaders), framed = false;
 
@@ -152,12 +156,13 @@ int h1_fwd_request_head(char *out, size_t cap, const struct h1_request *r,
 
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct h1_header *h = &r->headers[i];
-        switch (hdr_class(h->name, h->name_len)) {
+        enum hdr_class c = hdr_class(h->name, h->name_len);
+        switch (c) {
         case HDR_OTHER:
         case HDR_XRID:
             if (!keep_header(h, e, r->headers, r->nheaders, has_conn))
                 continue;
-            has_rid |= h->name_len == 12;
+            has_rid |= c == HDR_XRID;
             put_header(&s, h->name, h->name_len, h->value, h->value_len);
             continue;
         case HDR_FRAMING:    /* sluice's own, where the first one stood */
@@ -165,19 +170,20 @@ int h1_fwd_request_head(char *out, size_t cap, const struct h1_request *r,
                 put_request_framing(&s, r);
             framed = true;
             continue;
-        case HDR_XFF:    /* several: folded into one list, in order */
-            if (xff)
-                put_header(&s, "X-Forwarded-For", 15, xff->value, xff->value_len);
-            xff = h;
+        case HDR_XFF:    /* several: folded into one list, in order, below */
+            nxff++;
             continue;
         default:        /* hop-by-hop, framing, Host, Expect, X-Forwarded-Proto/Host */
             continue;
         }
     }
     SB_LIT(&s, "X-Forwarded-For: ");
-    if (xff) {
-        sb_put(&s, xff->value, xff->value_len);
-        SB_LIT(&s, ", ");
+    for (size_t i = 0; nxff && i < r->nheaders; i++) {
+        const struct h1_header *h = &r->headers[i];
+        if (h->value_len && hdr_class(h->name, h->name_len) == HDR_XFF) {
+            sb_put(&s, h->value, h->value_len);
+            SB_LIT(&s, ", ");
+        }
     }
     sb_put(&s, f->client_ip, f->client_ip_len);
     if (f->https)
