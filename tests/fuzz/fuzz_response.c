@@ -29,7 +29,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     size_t sc = 0;
     int rc = h1_parse_response(buf, size, MAXB, &sc, m, &r);
     CHECK(rc == H1_INCOMPLETE || rc == H1_ERR_BAD || rc == H1_ERR_TOO_LARGE ||
-          rc == H1_ERR_VERSION || (rc > 0 && (size_t)rc <= size));
+          rc == H1_ERR_VERSION || rc == H1_ERR_TE || (rc > 0 && (size_t)rc <= size));
     CHECK(rc != H1_INCOMPLETE || size < MAXB);
     CHECK(rc <= MAXB);
 
