@@ -736,6 +736,65 @@ def test_h2c_never_tunnels(env):
         check(not problems, "\n".join(problems))
 
 
+# ---------------------------------------------------------------- TLS listeners
+
+def test_tls_listener_same_rules(env):
+    """The framing rules hold on a TLS listener as on a plain one: the
+    issue's smuggling vector, a coding list, and an h2c upgrade."""
+    import ssl
+    import certs
+    from harness import free_port
+    pki = certs.make(env)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pki.ca_file)
+    listener = {"name": "https", "address": "127.0.0.1:%d" % free_port(),
+                "tls": {"certificates": [pki["default"].cfg()]}}
+    with Backend() as b:
+        s = start(env, b, listeners=[listener])
+        problems = []
+
+        def tls_exchange(data):
+            with Conn(s.port, IO_TIMEOUT, tls=ctx, sni="localhost") as c:
+                c.send(data)
+                r = read_strict(c)
+                return r, c.read_some(0.2)
+
+        # Connection: Content-Length keeps the framing; the body is the body
+        body = b"GET /tls-hop-smug HTTP/1.1\r\nHost: x\r\nX-Ignore: "
+        data = (b"POST /tls-hop HTTP/1.1\r\nHost: example.com\r\nContent-Length: %d\r\n"
+                b"Connection: Content-Length\r\n\r\n" % len(body)) + body
+        r, _ = tls_exchange(data)
+        if (r.status, r.body) != (200, b"/tls-hop"):
+            problems.append("hop-by-hop CL over TLS: got %d %r" % (r.status, r.head + r.body[:100]))
+        seen = b.by_path("/tls-hop")
+        if len(seen) != 1 or seen[0].framing_lines() != ["Content-Length: %d" % len(body)] or seen[0].body != body:
+            problems.append("hop-by-hop CL over TLS: backend saw %r" % [(m.head, m.body) for m in seen])
+        r, _ = tls_exchange(get_req("/tls-victim"))
+        if (r.status, r.body) != (200, b"/tls-victim"):
+            problems.append("victim over TLS got %d %r" % (r.status, r.head + r.body[:100]))
+
+        # a coding list is refused with 501, never forwarded
+        data = (b"POST /tls-te HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                b"5\r\nhello\r\n0\r\n\r\n")
+        r, _ = tls_exchange(data)
+        if r.status != 501:
+            problems.append("TE 'gzip, chunked' over TLS: got %d, want 501" % r.status)
+
+        # h2c: the upgrade is dropped, the request goes on as HTTP/1.1
+        data = (b"GET /tls-h2c HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+        r, extra = tls_exchange(data)
+        if (r.status, r.body) != (200, b"/tls-h2c") or r.h("upgrade") is not None or extra:
+            problems.append("h2c over TLS: got %d %r then %r" % (r.status, r.head + r.body[:100], extra))
+        for m in b.by_path("/tls-h2c"):
+            for hn in ("upgrade", "http2-settings", "connection"):
+                if m.h(hn) is not None:
+                    problems.append("h2c over TLS: backend got %s: %s" % (hn, m.h(hn)))
+        problems += b.unexpected({"/tls-hop", "/tls-victim", "/tls-h2c"})
+        problems += b.sweep()
+        check(not problems, "\n".join(problems))
+
+
 # ---------------------------------------------------------------- access log
 
 def _marked(logged, full):
