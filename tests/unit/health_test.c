@@ -139,6 +139,33 @@ static void test_backoff(void)
     hc_shutdown();
 }
 
+/* Requests already on their way to a target fail together when it dies
+ * (every connection of a pool is reset at once): that is one failure of
+ * the target, not many.  Failures reported while the target is already
+ * marked down neither lengthen the mark nor step the back-off, or a burst
+ * of N concurrent requests would take it out for 30 s at once. */
+static void test_burst(void)
+{
+    struct hc_state *s = state4("10.0.0.2", 80);
+    uint64_t now = 50000;
+
+    hc_fail(s, now);
+    for (int i = 0; i < 9; i++)
+        hc_fail(s, now + (uint64_t)i * 10);
+    ok(down_until(s) == now + 1000, "ten failures within the first down period: down 1 s (have %llu ms)",
+       (unsigned long long)(down_until(s) - now));
+    ok(hc_is_up(s, now + 1000), "... and up again after 1 s");
+    now += 1000;
+    hc_fail(s, now);
+    ok(down_until(s) == now + 2000, "the next failure, after the mark expired: 2 s (have %llu ms)",
+       (unsigned long long)(down_until(s) - now));
+    hc_fail(s, now + 1999);
+    ok(down_until(s) == now + 2000, "a failure 1 ms before the mark expires changes nothing");
+    hc_fail(s, now + 2000);
+    ok(down_until(s) == now + 2000 + 4000, "a failure at the expiry steps to 4 s");
+    hc_shutdown();
+}
+
 /* ---- threads ---- */
 
 #define NTHREADS 8
@@ -155,6 +182,14 @@ static void *thr_lookup(void *arg)
     pthread_barrier_wait(t->bar);
     for (int i = 0; i < 64; i++)
         t->got[i] = state4("192.0.2.1", (uint16_t)(1000 + i));
+    return NULL;
+}
+
+static void *thr_fail(void *arg)
+{
+    struct thr *t = arg;
+    pthread_barrier_wait(t->bar);
+    hc_fail(t->got[0], t->now);
     return NULL;
 }
 
@@ -183,10 +218,37 @@ static void test_threads(void)
     hc_shutdown();
 }
 
+/* the same burst from several workers at the same moment */
+static void test_burst_threads(void)
+{
+    pthread_barrier_t bar;
+    pthread_t tid[NTHREADS];
+    struct thr t[NTHREADS];
+    struct hc_state *s = state4("192.0.2.2", 80), *other = state4("192.0.2.3", 80);
+
+    pthread_barrier_init(&bar, NULL, NTHREADS);
+    for (int i = 0; i < NTHREADS; i++) {
+        memset(&t[i], 0, sizeof(t[i]));
+        t[i].bar = &bar;
+        t[i].got[0] = s;
+        t[i].now = 7000;
+        pthread_create(&tid[i], NULL, thr_fail, &t[i]);
+    }
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_join(tid[i], NULL);
+    ok(down_until(s) == 8000, "%d workers failing at once: down 1 s (have %llu ms)", NTHREADS,
+       (unsigned long long)(down_until(s) - 7000));
+    ok(hc_is_up(other, 7000), "... another address stays up");
+    pthread_barrier_destroy(&bar);
+    hc_shutdown();
+}
+
 int main(void)
 {
     test_registry();
     test_backoff();
+    test_burst();
     test_threads();
+    test_burst_threads();
     return tap_done();
 }
