@@ -430,6 +430,7 @@ static void test_unresolved(void)
     ok(t[1].salen != 0 && t[1].health != NULL, "the other target is there");
     ok(strcmp(t[0].name, "sluice-unit-test.invalid") == 0, "the name to resolve is kept");
     ok(strstr(warn, "cannot resolve sluice-unit-test.invalid:80") != NULL, "warning names the target (have \"%s\")", warn);
+    ok(strstr(warn, "timed out") != NULL, "warning says it timed out (have \"%s\")", warn);
     int64_t cur[2] = { 0 };
     ok(up_pick(&set.v[0], cur, 0, 0) == 1 && up_pick(&set.v[0], cur, 0, 0) == 1,
        "only the resolved target is picked");
