@@ -19,7 +19,8 @@ B := build
 # Modules linked into the library (everything but the programs' mains).
 LIB_SRC  := $(wildcard core/*.c gateway/*.c router/*.c upstream/*.c pool/*.c health/*.c)
 LIB_SRC  := $(filter-out gateway/main.c,$(LIB_SRC))
-ECHO_SRC := $(wildcard echo/*.c)
+# the test backend shares only the reason-phrase table with the proxy
+ECHO_SRC := $(wildcard echo/*.c) core/reason.c
 K8S_SRC  := $(wildcard k8s/*.c)
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
 
@@ -103,7 +104,7 @@ bench: deps
 
 FUZZ_SECONDS ?= 60
 # the round trip of what sluice forwards (tests/fuzz/fuzz_fwd_*.c)
-FWD_SRC := gateway/http1.c gateway/h1_fwd.c router/router.c core/hdr.c
+FWD_SRC := gateway/http1.c gateway/h1_fwd.c router/router.c core/hdr.c core/reason.c
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: deps
 	@mkdir -p $(B)/fuzz

@@ -35,6 +35,8 @@
 #include <event2/util.h>
 #include <openssl/evp.h>
 
+#include "../core/reason.h"
+
 #define MAX_HEAD     65536          /* request line + headers */
 #define MAX_HEADERS  1000
 #define MAX_LINE     4096           /* chunk-size and trailer lines */
@@ -97,37 +99,12 @@ static unsigned char g_pattern[65536 + 256];
 
 static int conn_process(struct conn *c);
 
+/* sluice's table (core/reason.c); a code it has no phrase for still gets
+ * one here, as /status/NNN may ask for any code */
 static const char *reason(int status)
 {
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default:  return "Status";
-    }
+    const char *r = http_reason(status);
+    return *r ? r : "Status";
 }
 
 static void req_reset(struct conn *c)

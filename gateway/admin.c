@@ -19,6 +19,7 @@
 #include "tls.h"
 
 #include "http1.h"
+#include "../core/reason.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -108,7 +109,7 @@ static void reply_with(struct adm_req *req, int code, const char *ctype, const c
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
     evbuffer_add_printf(c->out, "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
                         "Cache-Control: no-store\r\nContent-Length: %zu\r\n%s%s\r\n",
-                        code, h1_reason(code), date, ctype, len, extra ? extra : "",
+                        code, http_reason(code), date, ctype, len, extra ? extra : "",
                         !c->keep_alive ? "Connection: close\r\n" :
                         req->h && req->h->minor == 0 ? "Connection: keep-alive\r\n" : "");
     if (req->m == H1_M_HEAD)

@@ -1,6 +1,7 @@
 /* h1_fwd.c - forwarded heads and chunk framing (see h1_fwd.h). */
 #include "h1_fwd.h"
 #include "../core/hdr.h"
+#include "../core/reason.h"
 #include "../router/router.h"
 
 static bool in_kv(const struct cfg_kv *kv, size_t n, const char *name, size_t len)
@@ -219,7 +220,7 @@ int h1_fwd_response_head(char *out, size_t cap, const struct h1_response *r,
     if (r->reason_len)
         sb_put(&s, r->reason, r->reason_len);
     else
-        sb_str(&s, h1_reason(r->status));
+        sb_str(&s, http_reason(r->status));
     SB_LIT(&s, "\r\n");
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct h1_header *h = &r->headers[i];

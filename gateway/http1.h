@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <stdbool.h>
 
+#include "../core/reason.h"
+
 #define H1_MAX_HEADERS 100
 
 /* Results of the header-section parsers.  A positive value is the length of
@@ -194,7 +196,11 @@ void h1_chunked_init(struct h1_chunked *c);
 int h1_chunked_next(struct h1_chunked *c, const char *p, size_t len,
                     size_t *consumed);
 
-/* Reason phrase for a status code ("OK", "Not Found", ...), "" if unknown. */
-const char *h1_reason(int status);
+/* Reason phrase for a status code ("OK", "Not Found", ...), "" if unknown:
+ * core/reason.c's table, under the name proxy.c calls it by. */
+static inline const char *h1_reason(int status)
+{
+    return http_reason(status);
+}
 
 #endif

@@ -36,14 +36,24 @@ struct hc_state *hc_state_for(const struct sockaddr *sa, socklen_t salen)
     return &e->st;
 }
 
+/* Only the failure that takes an up target down counts: requests already
+ * sent to it fail together (a pool's connections are reset at once), and
+ * counting each would step the back-off to 30 s on one outage. */
 void hc_fail(struct hc_state *s, uint64_t now_ms)
 {
-    uint32_t n = atomic_fetch_add_explicit(&s->fails, 1, memory_order_relaxed);
+    uint64_t until = atomic_load_explicit(&s->down_until_ms, memory_order_relaxed);
+
+    if (until > now_ms)
+        return;         /* already down: a request that was on its way */
+    uint32_t n = atomic_load_explicit(&s->fails, memory_order_relaxed);
     uint64_t backoff = 1000ull << (n < 5 ? n : 5);
 
     if (backoff > 30000)
         backoff = 30000;
-    atomic_store_explicit(&s->down_until_ms, now_ms + backoff, memory_order_relaxed);
+    /* of workers failing it at once, one marks it down and counts */
+    if (atomic_compare_exchange_strong_explicit(&s->down_until_ms, &until, now_ms + backoff,
+                                                memory_order_relaxed, memory_order_relaxed))
+        atomic_fetch_add_explicit(&s->fails, 1, memory_order_relaxed);
 }
 
 void hc_shutdown(void)

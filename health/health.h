@@ -8,8 +8,9 @@
  *
  * Passive health (SPEC "health absent"): a connect failure or a reset before
  * any response byte marks the target down for a back-off period that doubles
- * with consecutive failures (1 s, 2 s, 4 s ... capped at 30 s); the first
- * success clears it.  Active probes (upstreams[].health) come with their own
+ * with consecutive failures (1 s, 2 s, 4 s ... capped at 30 s); failures
+ * reported while it is already down (requests that were on their way) do
+ * not count.  The first success clears it.  Active probes (upstreams[].health) come with their own
  * issue and plug in by writing the same state.
  */
 #ifndef SLUICE_HEALTH_H

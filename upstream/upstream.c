@@ -69,7 +69,9 @@ static void dns_cb(void *arg, int status, int timeouts, struct ares_addrinfo *re
 {
     struct dns_query *q = arg;
 
-    q->done = 1;
+    /* ares_destroy() ends the queries still pending after the deadline
+     * with ARES_EDESTRUCTION: those timed out, and stay not done */
+    q->done = status != ARES_EDESTRUCTION;
     q->status = status;
     if (status == ARES_SUCCESS && res) {
         /* Prefer the first address returned: c-ares sorts them (RFC 6724). */

@@ -1,6 +1,6 @@
 /*
  * core_test.c - core/: the bounded appender (sbuf.h), log-field escaping
- * (esc.c) and header name classes (hdr.c).
+ * (esc.c), header name classes (hdr.c) and reason phrases (reason.c).
  *
  * esc_put is checked against a reference escaper written here with
  * snprintf, for every budget from 1 to past the field's escaped length.
@@ -8,6 +8,10 @@
 #include "tap.h"
 #include "../../core/esc.c"
 #include "../../core/hdr.c"
+#include "../../core/reason.c"
+
+#include <ctype.h>
+#include <limits.h>
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -422,11 +426,71 @@ static void test_hdr(void)
        "only len bytes are read: \"cont\" is other, \"host\" of hostname is host");
 }
 
+/* ---- reason phrases ---- */
+
+static void test_reason(void)
+{
+    /* what the gateway answers with itself (proxy.c, admin.c: errors,
+     * redirects, 101/100) and what sluice-echo's /status/NNN used to name */
+    static const struct { int code; const char *phrase; } known[] = {
+        { 100, "Continue" }, { 101, "Switching Protocols" },
+        { 200, "OK" }, { 201, "Created" }, { 202, "Accepted" }, { 204, "No Content" },
+        { 206, "Partial Content" },
+        { 301, "Moved Permanently" }, { 302, "Found" }, { 303, "See Other" },
+        { 304, "Not Modified" }, { 307, "Temporary Redirect" }, { 308, "Permanent Redirect" },
+        { 400, "Bad Request" }, { 401, "Unauthorized" }, { 403, "Forbidden" },
+        { 404, "Not Found" }, { 405, "Method Not Allowed" }, { 408, "Request Timeout" },
+        { 411, "Length Required" }, { 413, "Content Too Large" }, { 414, "URI Too Long" },
+        { 417, "Expectation Failed" }, { 421, "Misdirected Request" },
+        { 426, "Upgrade Required" }, { 429, "Too Many Requests" },
+        { 431, "Request Header Fields Too Large" },
+        { 500, "Internal Server Error" }, { 501, "Not Implemented" }, { 502, "Bad Gateway" },
+        { 503, "Service Unavailable" }, { 504, "Gateway Timeout" },
+        { 505, "HTTP Version Not Supported" },
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++)
+        ok(strcmp(http_reason(known[i].code), known[i].phrase) == 0, "http_reason(%d) = %s (have \"%s\")",
+           known[i].code, known[i].phrase, http_reason(known[i].code));
+
+    /* codes without a phrase: "", never NULL */
+    static const int unknown[] = { INT_MIN, -200, -1, 0, 1, 99, 102, 103, 199, 299, 418, 451, 499,
+                                   599, 600, 2000, 20000, INT_MAX };
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(*unknown); i++)
+        ok(http_reason(unknown[i]) != NULL && http_reason(unknown[i])[0] == '\0', "http_reason(%d) = \"\"",
+           unknown[i]);
+
+    /* every phrase fits a status line: reason-phrase = *( HTAB / SP /
+     * VCHAR / obs-text ), and ours are words: a capital first, letters,
+     * single spaces and hyphens, no space at either end */
+    int named = 0, bad = 0, dup = 0;
+    for (int code = 100; code < 600; code++) {
+        const char *r = http_reason(code);
+        size_t n = strlen(r);
+        if (n == 0)
+            continue;
+        named++;
+        bool good = n < 64 && isupper((unsigned char)r[0]) && r[n - 1] != ' ';
+        for (size_t j = 0; j < n; j++)
+            good &= isalpha((unsigned char)r[j]) || r[j] == '-' ||
+                    (r[j] == ' ' && r[j + 1] != ' ');
+        if (!good) {
+            bad++;
+            ok(0, "http_reason(%d) is a clean phrase: \"%s\"", code, r);
+        }
+        for (int k = 100; k < code; k++)
+            dup += strcmp(http_reason(k), r) == 0;
+    }
+    ok(bad == 0, "every phrase is clean words");
+    ok(dup == 0, "no two codes share a phrase");
+    ok(named == (int)(sizeof(known) / sizeof(*known)), "the table names exactly the codes above (%d)", named);
+}
+
 int main(void)
 {
     test_sbuf();
     test_esc_styles();
     test_esc_budget();
     test_hdr();
+    test_reason();
     return tap_done();
 }

@@ -9,6 +9,7 @@
 #include "tap.h"
 /* hdr.c first: it defines and undefines IS(), which http1.c defines for good */
 #include "../../core/hdr.c"
+#include "../../core/reason.c"
 #include "../../gateway/h1_fwd.c"
 #include "../../gateway/http1.c"
 #include "../../router/router.c"
@@ -677,7 +678,7 @@ static void test_response(void)
        rout_is("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"),
        "HTTP/1.1 client + keepalive: no Connection header");
     ok(rfwd("HTTP/1.1 200\r\nContent-Length: 2\r\n\r\n", H1_M_GET, &f) &&
-       rout_is("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"), "empty reason: h1_reason()");
+       rout_is("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"), "empty reason: http_reason()");
     ok(rfwd("HTTP/1.1 404 Nope Nope\r\nContent-Length: 2\r\n\r\n", H1_M_GET, &f) &&
        rout_is("HTTP/1.1 404 Nope Nope\r\nContent-Length: 2\r\n\r\n"), "upstream's reason kept");
 

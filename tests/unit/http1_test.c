@@ -1,6 +1,7 @@
 /* http1_test.c - HTTP/1.x codec: smuggling table, byte splits, guard page. */
 #include "tap.h"
 #include "../../gateway/http1.c"
+#include "../../core/reason.c"
 
 #include <stdlib.h>
 #include <string.h>

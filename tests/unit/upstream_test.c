@@ -1,0 +1,465 @@
+/*
+ * upstream_test.c - upstream/: smooth weighted round robin (up_swrr), the
+ * per-request pick (up_pick: resolved, healthy, not yet tried) and the
+ * runtime set built from a config (up_set_build), DNS names included.
+ *
+ * DNS is tested without a network: "localhost" comes from /etc/hosts,
+ * which c-ares reads before asking a server, and a name that is not there
+ * is given no time at all (dns_timeout_ms 0), so no answer can arrive.
+ */
+/* before tap.h: up_swrr's parameter "ok" would be taken for tap's ok() */
+#include "../../upstream/upstream.c"
+#include "../../health/health.c"
+#include "tap.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#define N(a) (sizeof(a) / sizeof(*(a)))
+
+/* The picks of up_swrr as letters ("aabacaa"). */
+static void swrr_seq(char *out, size_t picks, int64_t *cur, const uint32_t *w, size_t n,
+                     bool (*okf)(size_t, const void *), const void *ctx)
+{
+    for (size_t i = 0; i < picks; i++) {
+        int k = up_swrr(cur, w, n, okf, ctx);
+        out[i] = k < 0 ? '-' : (char)('a' + k);
+    }
+    out[picks] = '\0';
+}
+
+static bool not_first(size_t i, const void *ctx)
+{
+    return i != 0;
+}
+
+static bool none_ok(size_t i, const void *ctx)
+{
+    return false;
+}
+
+static bool mask_ok(size_t i, const void *ctx)
+{
+    return (*(const uint32_t *)ctx >> i) & 1;
+}
+
+/* ---- up_swrr ---- */
+
+static void test_swrr(void)
+{
+    char seq[64];
+
+    {   /* nginx's example: smooth, not a a a a a b c */
+        static const uint32_t w[] = { 5, 1, 1 };
+        int64_t cur[3] = { 0 };
+        swrr_seq(seq, 14, cur, w, 3, NULL, NULL);
+        ok(strcmp(seq, "aabacaaaabacaa") == 0, "5,1,1: a a b a c a a, twice (have %s)", seq);
+        ok(cur[0] == 0 && cur[1] == 0 && cur[2] == 0, "5,1,1: the current weights are back to 0 after a cycle");
+    }
+    {
+        static const uint32_t w[] = { 1, 1, 1 };
+        int64_t cur[3] = { 0 };
+        swrr_seq(seq, 9, cur, w, 3, NULL, NULL);
+        ok(strcmp(seq, "abcabcabc") == 0, "1,1,1: plain round robin (have %s)", seq);
+    }
+    {
+        static const uint32_t w[] = { 2, 1 };
+        int64_t cur[2] = { 0 };
+        swrr_seq(seq, 6, cur, w, 2, NULL, NULL);
+        ok(strcmp(seq, "abaaba") == 0, "2,1: a b a (have %s)", seq);
+    }
+    {
+        static const uint32_t w[] = { 1, 1 };
+        int64_t cur[1 + 1] = { 0 };
+        swrr_seq(seq, 1, cur, w, 1, NULL, NULL);
+        ok(strcmp(seq, "a") == 0, "one entry: always it");
+        ok(up_swrr(cur, w, 0, NULL, NULL) == -1, "no entry: -1");
+    }
+
+    /* proportions over many picks, and never a long run of one target */
+    {
+        static const uint32_t w[] = { 7, 3, 1, 13, 1000 };
+        int64_t cur[N(w)] = { 0 };
+        size_t count[N(w)] = { 0 }, total = 0, picks = 1024 * 10;
+        int last = -1, run = 0, maxrun[N(w)] = { 0 };
+        for (size_t i = 0; i < N(w); i++)
+            total += w[i];
+        for (size_t i = 0; i < picks * total / 1024; i++) {
+            int k = up_swrr(cur, w, N(w), NULL, NULL);
+            count[k]++;
+            run = k == last ? run + 1 : 1;
+            last = k;
+            if (run > maxrun[k])
+                maxrun[k] = run;
+        }
+        bool exact = true;
+        for (size_t i = 0; i < N(w); i++)
+            exact &= count[i] == w[i] * 10;
+        ok(exact, "7,3,1,13,1000 over 10 cycles: exactly 70,30,10,130,10000 picks (have %zu,%zu,%zu,%zu,%zu)",
+           count[0], count[1], count[2], count[3], count[4]);
+        ok(maxrun[0] == 1 && maxrun[1] == 1 && maxrun[2] == 1 && maxrun[3] == 1,
+           "the light targets are never picked twice in a row");
+    }
+    {   /* large weights (the config allows up to 1000000) do not overflow */
+        static const uint32_t w[] = { 1000000, 1000000, 1 };
+        int64_t cur[3] = { 0 };
+        size_t count[3] = { 0 };
+        for (size_t i = 0; i < 2000001; i++)
+            count[up_swrr(cur, w, 3, NULL, NULL)]++;
+        ok(count[0] == 1000000 && count[1] == 1000000 && count[2] == 1,
+           "1e6,1e6,1: one cycle gives 1e6,1e6,1 (have %zu,%zu,%zu)", count[0], count[1], count[2]);
+    }
+
+    /* weight 0: never picked, its current weight untouched */
+    {
+        static const uint32_t w[] = { 0, 1, 0, 1 };
+        int64_t cur[4] = { 0 };
+        swrr_seq(seq, 6, cur, w, 4, NULL, NULL);
+        ok(strcmp(seq, "bdbdbd") == 0, "0,1,0,1: only b and d (have %s)", seq);
+        ok(cur[0] == 0 && cur[2] == 0, "weight 0: current weight never moves");
+        static const uint32_t z[] = { 0, 0 };
+        ok(up_swrr(cur, z, 2, NULL, NULL) == -1, "all weights 0: -1");
+    }
+
+    /* ok() excludes targets: the others share the picks by weight */
+    {
+        static const uint32_t w[] = { 5, 1, 1 };
+        int64_t cur[3] = { 0 };
+        swrr_seq(seq, 6, cur, w, 3, not_first, NULL);
+        ok(strcmp(seq, "bcbcbc") == 0, "5,1,1 without a: b c b c (have %s)", seq);
+        ok(cur[0] == 0, "an excluded target's current weight does not grow");
+        int64_t before[3];
+        memcpy(before, cur, sizeof(cur));
+        ok(up_swrr(cur, w, 3, none_ok, NULL) == -1, "nothing eligible: -1");
+        ok(memcmp(before, cur, sizeof(cur)) == 0, "nothing eligible: current weights unchanged");
+    }
+    {   /* a target excluded for a while comes back without a flood of picks */
+        static const uint32_t w[] = { 1, 1, 1 };
+        int64_t cur[3] = { 0 };
+        uint32_t mask = 0x6;            /* a down */
+        swrr_seq(seq, 4, cur, w, 3, mask_ok, &mask);
+        ok(strcmp(seq, "bcbc") == 0, "1,1,1 with a down: b c b c (have %s)", seq);
+        mask = 0x7;
+        swrr_seq(seq, 6, cur, w, 3, mask_ok, &mask);
+        ok(strcmp(seq, "abcabc") == 0, "a back: one pick each per round (have %s)", seq);
+    }
+}
+
+/* ---- up_pick ---- */
+
+struct fixture {
+    struct up_target t[8];
+    uint32_t w[8];
+    struct up_upstream u;
+    int64_t cur[8];
+};
+
+static void fixture_init(struct fixture *f, const uint32_t *w, size_t n, uint16_t port0)
+{
+    memset(f, 0, sizeof(*f));
+    for (size_t i = 0; i < n; i++) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&f->t[i].sa;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)(port0 + i));
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        f->t[i].salen = sizeof(*a);
+        f->t[i].weight = f->w[i] = w[i];
+        f->t[i].gidx = i;
+        f->t[i].health = hc_state_for((struct sockaddr *)a, sizeof(*a));
+        snprintf(f->t[i].text, sizeof(f->t[i].text), "127.0.0.1:%u", port0 + (unsigned)i);
+    }
+    f->u.targets = f->t;
+    f->u.weights = f->w;
+    f->u.ntargets = n;
+}
+
+static void pick_seq(char *out, size_t picks, struct fixture *f, uint64_t now, uint64_t tried)
+{
+    for (size_t i = 0; i < picks; i++) {
+        int k = up_pick(&f->u, f->cur, now, tried);
+        out[i] = k < 0 ? '-' : (char)('a' + k);
+    }
+    out[picks] = '\0';
+}
+
+static void test_pick(void)
+{
+    static const uint32_t w511[] = { 5, 1, 1 };
+    struct fixture f;
+    char seq[64];
+    uint64_t now = 1000000;
+
+    fixture_init(&f, w511, 3, 20000);
+    pick_seq(seq, 7, &f, now, 0);
+    ok(strcmp(seq, "aabacaa") == 0, "up_pick, all up: the SWRR sequence (have %s)", seq);
+
+    /* passive health: b down for 1 s is skipped, then picked again */
+    hc_fail(f.t[1].health, now);
+    pick_seq(seq, 6, &f, now, 0);
+    ok(strchr(seq, 'b') == NULL && strchr(seq, 'a') && strchr(seq, 'c'),
+       "b marked down: never picked while down (have %s)", seq);
+    pick_seq(seq, 6, &f, now + 999, 0);
+    ok(strchr(seq, 'b') == NULL, "... still not 1 ms before the mark expires (have %s)", seq);
+    memset(f.cur, 0, sizeof(f.cur));
+    pick_seq(seq, 7, &f, now + 1000, 0);
+    ok(strcmp(seq, "aabacaa") == 0, "b back after 1 s: the full sequence again (have %s)", seq);
+
+    /* the second failure in a row: 2 s */
+    hc_fail(f.t[1].health, now + 1000);
+    pick_seq(seq, 7, &f, now + 2999, 0);
+    ok(strchr(seq, 'b') == NULL, "second failure: down at 1.999 s (have %s)", seq);
+    pick_seq(seq, 7, &f, now + 3000, 0);
+    ok(strchr(seq, 'b') != NULL, "second failure: back at 2 s (have %s)", seq);
+    hc_ok(f.t[1].health);
+
+    /* all down: none (the proxy answers 503) */
+    for (int i = 0; i < 3; i++)
+        hc_fail(f.t[i].health, now + 5000);
+    ok(up_pick(&f.u, f.cur, now + 5000, 0) == -1, "every target down: -1");
+    ok(up_pick(&f.u, f.cur, now + 5000 + 999, 0) == -1, "... until the first mark expires");
+    ok(up_pick(&f.u, f.cur, now + 5000 + 1000, 0) >= 0, "... then one is picked again");
+    for (int i = 0; i < 3; i++)
+        hc_ok(f.t[i].health);
+
+    /* tried: a retry goes to a target not tried yet */
+    memset(f.cur, 0, sizeof(f.cur));
+    pick_seq(seq, 4, &f, now, 1u << 0);
+    ok(strcmp(seq, "bcbc") == 0, "a tried: b and c only (have %s)", seq);
+    ok(up_pick(&f.u, f.cur, now, 0x7) == -1, "every target tried: -1");
+    pick_seq(seq, 3, &f, now, 0x3);
+    ok(strcmp(seq, "ccc") == 0, "a and b tried: c (have %s)", seq);
+    hc_fail(f.t[2].health, now);
+    ok(up_pick(&f.u, f.cur, now, 0x3) == -1, "a and b tried, c down: -1");
+    hc_ok(f.t[2].health);
+
+    /* an unresolved target (no address, no health state) is never picked */
+    f.t[0].salen = 0;
+    f.t[0].health = NULL;
+    memset(f.cur, 0, sizeof(f.cur));
+    pick_seq(seq, 4, &f, now, 0);
+    ok(strcmp(seq, "bcbc") == 0, "a unresolved: b c b c (have %s)", seq);
+
+    /* one target: no bookkeeping, but the same rules */
+    static const uint32_t w1[] = { 3 };
+    fixture_init(&f, w1, 1, 20100);
+    ok(up_pick(&f.u, f.cur, now, 0) == 0 && up_pick(&f.u, f.cur, now, 0) == 0, "one target up: picked every time");
+    ok(f.cur[0] == 0, "one target: no current weight kept");
+    ok(up_pick(&f.u, f.cur, now, 1) == -1, "one target, tried: -1");
+    hc_fail(f.t[0].health, now);
+    ok(up_pick(&f.u, f.cur, now, 0) == -1, "one target, down: -1");
+    ok(up_pick(&f.u, f.cur, now + 1000, 0) == 0, "one target, 1 s later: picked");
+    hc_ok(f.t[0].health);
+    f.t[0].salen = 0;
+    f.t[0].health = NULL;
+    ok(up_pick(&f.u, f.cur, now, 0) == -1, "one target, unresolved: -1");
+
+    /* no target */
+    fixture_init(&f, w1, 0, 20200);
+    ok(up_pick(&f.u, f.cur, now, 0) == -1, "no target: -1");
+
+    /* two upstreams on the same address share its health */
+    struct fixture g;
+    static const uint32_t w11[] = { 1, 1 };
+    fixture_init(&f, w11, 2, 20300);
+    fixture_init(&g, w11, 2, 20301);        /* g.a is f.b */
+    ok(g.t[0].health == f.t[1].health, "the same address in two upstreams: one health state");
+    hc_fail(f.t[1].health, now);
+    ok(up_pick(&g.u, g.cur, now, 0) == 1 && up_pick(&g.u, g.cur, now, 0) == 1,
+       "a failure seen through one upstream keeps the other from the target");
+    hc_shutdown();
+}
+
+/* ---- up_set_build ---- */
+
+static void addr_ip(struct cfg_addr *a, char *text, char *host, uint16_t port)
+{
+    memset(a, 0, sizeof(*a));
+    a->text = text;
+    a->host = host;
+    a->port = port;
+    a->is_ip = true;
+    if (strchr(host, ':')) {
+        struct sockaddr_in6 *s = (struct sockaddr_in6 *)&a->sa;
+        s->sin6_family = AF_INET6;
+        s->sin6_port = htons(port);
+        inet_pton(AF_INET6, host, &s->sin6_addr);
+        a->salen = sizeof(*s);
+    } else {
+        struct sockaddr_in *s = (struct sockaddr_in *)&a->sa;
+        s->sin_family = AF_INET;
+        s->sin_port = htons(port);
+        inet_pton(AF_INET, host, &s->sin_addr);
+        a->salen = sizeof(*s);
+    }
+}
+
+static void addr_name(struct cfg_addr *a, char *text, char *host, uint16_t port)
+{
+    memset(a, 0, sizeof(*a));
+    a->text = text;
+    a->host = host;
+    a->port = port;
+}
+
+static bool is_loopback(const struct up_target *t, uint16_t port)
+{
+    if (t->sa.ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)&t->sa;
+        return t->salen == sizeof(*s) && ntohs(s->sin_port) == port &&
+               (ntohl(s->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (t->sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&t->sa;
+        return t->salen == sizeof(*s) && ntohs(s->sin6_port) == port &&
+               IN6_IS_ADDR_LOOPBACK(&s->sin6_addr);
+    }
+    return false;
+}
+
+static void test_set_build(void)
+{
+    struct cfg_target ta[3], tb[2];
+    struct cfg_upstream ups[2];
+    struct sl_config cfg;
+    struct up_set set;
+    char warn[512];
+
+    addr_ip(&ta[0].addr, "127.0.0.1:8080", "127.0.0.1", 8080);
+    ta[0].weight = 5;
+    addr_ip(&ta[1].addr, "[::1]:8081", "::1", 8081);
+    ta[1].weight = 1;
+    addr_name(&ta[2].addr, "localhost:8082", "localhost", 8082);
+    ta[2].weight = 2;
+    addr_ip(&tb[0].addr, "127.0.0.1:8080", "127.0.0.1", 8080);
+    tb[0].weight = 1;
+    addr_ip(&tb[1].addr, "10.1.2.3:9", "10.1.2.3", 9);
+    tb[1].weight = 7;
+    memset(ups, 0, sizeof(ups));
+    ups[0].name = "web";
+    ups[0].targets = ta;
+    ups[0].ntargets = 3;
+    ups[1].name = "api";
+    ups[1].targets = tb;
+    ups[1].ntargets = 2;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.upstreams = ups;
+    cfg.nupstreams = 2;
+
+    strcpy(warn, "stale");
+    ok(up_set_build(&cfg, &set, warn, sizeof(warn), 2000) == 0, "up_set_build: 0");
+    ok(warn[0] == '\0', "no warning when every name resolves (have \"%s\")", warn);
+    ok(set.n == 2 && set.ntargets == 5, "2 upstreams, 5 targets (have %zu, %zu)", set.n, set.ntargets);
+    ok(set.v[0].cfg == &ups[0] && set.v[1].cfg == &ups[1], "each upstream points at its config");
+    ok(set.v[0].ntargets == 3 && set.v[1].ntargets == 2, "targets per upstream");
+
+    const struct up_target *t = set.v[0].targets;
+    ok(t[0].gidx == 0 && t[1].gidx == 1 && t[2].gidx == 2 &&
+       set.v[1].targets[0].gidx == 3 && set.v[1].targets[1].gidx == 4,
+       "gidx numbers the targets of all upstreams in order");
+    ok(set.v[0].weights[0] == 5 && set.v[0].weights[1] == 1 && set.v[0].weights[2] == 2 &&
+       t[0].weight == 5 && set.v[1].weights[1] == 7, "weights copied to targets and the weights array");
+    ok(strcmp(t[0].text, "127.0.0.1:8080") == 0 && strcmp(t[1].text, "[::1]:8081") == 0 &&
+       strcmp(t[2].text, "localhost:8082") == 0, "text is the address as configured");
+    ok(strcmp(t[0].host, "127.0.0.1:8080") == 0, "host of an IPv4 target: %s", t[0].host);
+    ok(strcmp(t[1].host, "[::1]:8081") == 0, "host of an IPv6 target is bracketed: %s", t[1].host);
+    ok(strcmp(t[2].host, "localhost:8082") == 0, "host of a named target: %s", t[2].host);
+    ok(t[0].name[0] == '\0' && t[1].name[0] == '\0' && strcmp(t[2].name, "localhost") == 0,
+       "name is set for DNS names only");
+    ok(memcmp(&t[0].sa, &ta[0].addr.sa, ta[0].addr.salen) == 0 && t[0].salen == ta[0].addr.salen,
+       "an IP literal's address is the config's");
+    ok(t[1].sa.ss_family == AF_INET6 && t[1].salen == sizeof(struct sockaddr_in6), "an IPv6 literal stays IPv6");
+    ok(is_loopback(&t[2], 8082), "localhost resolves (from /etc/hosts) to loopback, port 8082");
+    ok(t[0].health && t[1].health && t[2].health && set.v[1].targets[1].health, "every resolved target has a health state");
+    ok(t[0].health == set.v[1].targets[0].health, "one address in two upstreams: one health state");
+    ok(t[0].health != t[1].health && t[0].health != set.v[1].targets[1].health, "other addresses: other states");
+
+    /* the set picks like the algorithm */
+    int64_t cur[3] = { 0 };
+    char seq[9];
+    static const char *want = "acaabaca";   /* 5,1,2 */
+    for (int i = 0; i < 8; i++)
+        seq[i] = (char)('a' + up_pick(&set.v[0], cur, 1, 0));
+    seq[8] = '\0';
+    ok(strcmp(seq, want) == 0, "picks over the built upstream 5,1,2: %s (have %s)", want, seq);
+
+    /* health survives a rebuild (a reload): the states are the addresses' */
+    hc_fail(t[0].health, 1000);
+    struct up_set set2;
+    ok(up_set_build(&cfg, &set2, NULL, 0, 2000) == 0, "a second build (warn NULL): 0");
+    ok(set2.v[0].targets[0].health == t[0].health, "a rebuild finds the same health state");
+    ok(up_pick(&set2.v[1], cur, 1000, 0) == 1, "a target down before the rebuild is still down after it");
+    up_set_free(&set2);
+    up_set_free(&set);
+    ok(set.v == NULL && set.n == 0 && set.ntargets == 0, "up_set_free zeroes the set");
+    up_set_free(&set);
+    ok(set.v == NULL, "up_set_free twice is harmless");
+
+    /* no upstream at all */
+    memset(&cfg, 0, sizeof(cfg));
+    ok(up_set_build(&cfg, &set, warn, sizeof(warn), 100) == 0 && set.n == 0 && set.ntargets == 0,
+       "a config without upstreams builds an empty set");
+    up_set_free(&set);
+    hc_shutdown();
+}
+
+/* A name that does not resolve in time: the target stays (never picked),
+ * the build succeeds and the warning says why. */
+static void test_unresolved(void)
+{
+    struct cfg_target tt[2];
+    struct cfg_upstream up;
+    struct sl_config cfg;
+    struct up_set set;
+    char warn[512];
+
+    addr_name(&tt[0].addr, "sluice-unit-test.invalid:80", "sluice-unit-test.invalid", 80);
+    tt[0].weight = 1;
+    addr_ip(&tt[1].addr, "127.0.0.1:8090", "127.0.0.1", 8090);
+    tt[1].weight = 1;
+    memset(&up, 0, sizeof(up));
+    up.name = "u";
+    up.targets = tt;
+    up.ntargets = 2;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.upstreams = &up;
+    cfg.nupstreams = 1;
+
+    ok(up_set_build(&cfg, &set, warn, sizeof(warn), 0) == 0, "a name without an answer does not fail the build");
+    const struct up_target *t = set.v[0].targets;
+    ok(t[0].salen == 0 && t[0].health == NULL, "the unresolved target has no address and no health");
+    ok(t[1].salen != 0 && t[1].health != NULL, "the other target is there");
+    ok(strcmp(t[0].name, "sluice-unit-test.invalid") == 0, "the name to resolve is kept");
+    ok(strstr(warn, "cannot resolve sluice-unit-test.invalid:80") != NULL, "warning names the target (have \"%s\")", warn);
+    ok(strstr(warn, "timed out") != NULL, "warning says it timed out (have \"%s\")", warn);
+    int64_t cur[2] = { 0 };
+    ok(up_pick(&set.v[0], cur, 0, 0) == 1 && up_pick(&set.v[0], cur, 0, 0) == 1,
+       "only the resolved target is picked");
+    ok(up_pick(&set.v[0], cur, 0, 2) == -1, "the resolved one tried: -1, not the unresolved");
+    up_set_free(&set);
+
+    /* one target only, unresolved: the single-target path */
+    up.targets = tt;
+    up.ntargets = 1;
+    ok(up_set_build(&cfg, &set, NULL, 0, 0) == 0, "an upstream with only an unresolved target builds");
+    ok(up_pick(&set.v[0], cur, 0, 0) == -1, "... and picks nothing (503)");
+    up_set_free(&set);
+
+    /* a small warning buffer is cut, never overrun */
+    char small[24];
+    memset(small, 'x', sizeof(small));
+    up.ntargets = 1;
+    ok(up_set_build(&cfg, &set, small, 16, 0) == 0 && strlen(small) == 15 && small[16] == 'x',
+       "a 16-byte warning buffer: 15 characters and the NUL, nothing past it");
+    up_set_free(&set);
+    hc_shutdown();
+}
+
+int main(void)
+{
+    test_swrr();
+    test_pick();
+    test_set_build();
+    test_unresolved();
+    ares_library_cleanup();
+    return tap_done();
+}
