@@ -7,7 +7,7 @@
  * A partly filled config is freed when any error was recorded.
  */
 #include "config.h"
-#include "hash.h"
+#include "../core/hash.h"
 #include "../core/hdr.h"
 
 #include <arpa/inet.h>
