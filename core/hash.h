@@ -3,6 +3,8 @@
  * names, stats names, admin aggregation, pool buckets).  None of them is
  * exposed to untrusted keys in a way that matters: config and address keys
  * come from the operator.
+ *
+ * Owns: nothing but the two functions.  May call: nothing.
  */
 #ifndef SLUICE_HASH_H
 #define SLUICE_HASH_H
