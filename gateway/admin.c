@@ -14,7 +14,7 @@
  * changes the proxy through gw_config_apply(), the same path as SIGHUP.
  */
 #include "gateway.h"
-#include "hash.h"
+#include "../core/hash.h"
 #include "io.h"
 #include "tls.h"
 

@@ -9,6 +9,12 @@
  * Ownership: everything hanging off a struct sl_config is owned by it and
  * released by cfg_free(), all at once: no member may be freed or
  * reallocated on its own.
+ *
+ * This module holds the document and its own sections (workers, listeners,
+ * limits, timeouts, access log, admin, splice); the sections other modules
+ * use are parsed by them: "upstreams" by upstream/upstream_config.h,
+ * "routes" by router/route_config.h, with core/cfgparse.h's getters, so
+ * every error carries its JSON path.  May call: router/, upstream/, core/.
  */
 #ifndef SLUICE_CONFIG_H
 #define SLUICE_CONFIG_H
@@ -18,15 +24,11 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-struct cfg_addr {
-    char *text;             /* as written, e.g. "127.0.0.1:8080", "[::1]:80", "api.internal:8002" */
-    char *host;             /* host part without brackets; for a listener, "localhost"
-                               becomes "127.0.0.1" and "*" becomes "0.0.0.0" */
-    uint16_t port;
-    bool is_ip;             /* host is a literal IPv4/IPv6 address (always true for listeners) */
-    struct sockaddr_storage sa;  /* valid when is_ip (or after DNS resolution by the caller) */
-    socklen_t salen;
-};
+#include "../core/addr.h"               /* struct cfg_addr */
+#include "../core/cfgerr.h"             /* struct cfg_errors, cfg_pace_hook */
+#include "../router/route_config.h"     /* struct cfg_route: the "routes" section */
+#include "../upstream/upstream_config.h" /* struct cfg_upstream: the "upstreams" section */
+#include "../router/router.h"           /* rt_table_*_routes, for the adapters below */
 
 /* One certificate of a TLS listener: from files or inline PEM (exactly one
  * of the two pairs is set). */
@@ -49,97 +51,6 @@ struct cfg_listener {
     char *name;             /* NULL when absent */
     struct cfg_addr addr;
     struct cfg_listener_tls *tls;   /* NULL = plain HTTP */
-};
-
-/* upstreams[].tls: connect to the targets over TLS */
-struct cfg_upstream_tls {
-    char *sni;              /* NULL = the target's host when it is a name */
-    bool verify;            /* default true */
-    char *ca_file;          /* NULL = the system store */
-};
-
-struct cfg_target {
-    struct cfg_addr addr;
-    uint32_t weight;        /* default 1, 1..1000000 */
-};
-
-enum cfg_balance { CFG_BAL_ROUND_ROBIN = 0 };
-
-struct cfg_upstream {
-    char *name;
-    struct cfg_target *targets;
-    size_t ntargets;
-    enum cfg_balance balance;
-    uint32_t max_idle_per_target;   /* pool.max_idle_per_target, default 64 */
-    uint32_t pool_idle_timeout_ms;  /* pool.idle_timeout_ms, default 60000 */
-    uint32_t connect_ms;            /* timeouts.connect_ms, default 1000 */
-    uint32_t response_header_ms;    /* timeouts.response_header_ms, default 30000 */
-    uint32_t idle_ms;               /* timeouts.idle_ms, default 300000 */
-    uint32_t retries;               /* default 1 */
-    struct cfg_upstream_tls *tls;   /* NULL = plain */
-};
-
-struct cfg_kv {
-    char *name;             /* header names are stored lower-case */
-    char *value;
-    uint32_t name_len, value_len;
-};
-
-struct cfg_header_edits {
-    struct cfg_kv *set;  size_t nset;
-    struct cfg_kv *add;  size_t nadd;
-    struct cfg_kv *remove; size_t nremove;   /* value unused */
-};
-
-enum cfg_path_kind { CFG_PATH_ANY = 0, CFG_PATH_PREFIX, CFG_PATH_EXACT };
-enum cfg_action { CFG_ACT_BACKENDS = 0, CFG_ACT_REDIRECT, CFG_ACT_RESPOND };
-enum cfg_rewrite_kind { CFG_RW_NONE = 0, CFG_RW_STRIP_PREFIX, CFG_RW_REPLACE_PREFIX, CFG_RW_REPLACE_PATH };
-
-struct cfg_backend_ref {
-    char *upstream;
-    size_t upstream_idx;    /* index into sl_config.upstreams, resolved by cfg_parse */
-    uint32_t weight;        /* default 1; 0 allowed (never chosen) */
-};
-
-struct cfg_route {
-    char *name;             /* NULL when absent */
-    size_t index;           /* position in the document */
-
-    /* match */
-    char **listeners;  size_t nlisteners;   /* NULL/0 = all listeners */
-    size_t *listener_idx;                    /* resolved indexes into sl_config.listeners */
-    char **hosts;      size_t nhosts;        /* lower-case; "*.example.com" for wildcards; 0 = any */
-    enum cfg_path_kind path_kind;
-    char *path;        uint32_t path_len;    /* prefix or exact; prefix stored without trailing '/' except "/" */
-    char **methods;    size_t nmethods;      /* upper-case as written; 0 = any */
-    struct cfg_kv *match_headers; size_t nmatch_headers;   /* exact value match, name lower-case */
-    struct cfg_kv *match_query;   size_t nmatch_query;     /* exact name and value, case-sensitive */
-
-    /* rewrite */
-    enum cfg_rewrite_kind rewrite;
-    char *rewrite_path; uint32_t rewrite_path_len;   /* replace_prefix / replace_path value */
-    char *rewrite_host;                              /* NULL = keep; lower-case.  May be set
-                                                        with rewrite == CFG_RW_NONE (host only) */
-
-    struct cfg_header_edits req_headers;
-    struct cfg_header_edits resp_headers;
-
-    /* action */
-    enum cfg_action action;
-    struct cfg_backend_ref *backends; size_t nbackends;
-    struct {
-        char *scheme;       /* NULL = keep */
-        char *host;         /* NULL = keep */
-        int port;           /* 0 = default rule (SPEC) */
-        char *path;         /* NULL = keep */
-        char *replace_prefix; /* NULL unless path is {replace_prefix} */
-        int status;         /* default 302 */
-    } redirect;
-    struct {
-        int status;
-        char *body;  size_t body_len;       /* NULL/0 = empty */
-        char *content_type;                 /* NULL = none given */
-    } respond;
 };
 
 struct sl_config {
@@ -176,17 +87,6 @@ struct sl_config {
                                        share (refcounted) keeps; cfg_free frees it all */
 };
 
-/* One validation problem. */
-struct cfg_error {
-    char *path;             /* JSON pointer, e.g. "/routes/2/match/path" ("" = document root) */
-    char *message;
-};
-
-struct cfg_errors {
-    struct cfg_error *v;
-    size_t n, cap;
-};
-
 /*
  * Parse and validate a whole document (json need not be NUL-terminated; len
  * bytes are read, and anything but whitespace after the JSON value is an
@@ -221,11 +121,8 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
 struct sl_config *cfg_parse_update(const char *json, size_t len, struct cfg_errors *errs,
                                    const struct sl_config *base);
 
-/* Called every few routes by cfg_parse() and cfg_parse_update(), so that a
- * caller building a config beside busy threads can give the core back now
- * and then (the proxy's reload.c yields there).  NULL: nothing.  Set before
- * any parse and not changed after. */
-extern void (*cfg_pace_hook)(void);
+/* cfg_parse() and cfg_parse_update() call cfg_pace_hook (core/cfgerr.h)
+ * every few routes. */
 
 /* True when cfg came from cfg_parse_update() with base and its route i is a
  * copy of base's route j (so equal in every member but index and the
@@ -249,20 +146,31 @@ struct sl_config *cfg_quick(const char *listen, const char *const *backends,
 
 void cfg_free(struct sl_config *cfg);
 
-/* Append one error (path NULL = ""); the strings are copied.  Aborts on OOM. */
-void cfg_errors_add(struct cfg_errors *errs, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Free every entry and the array; errs is then empty and reusable.  A
- * zero-initialised struct cfg_errors needs no other setup. */
-void cfg_errors_clear(struct cfg_errors *errs);
+/* The route index of a whole document (router.h works on arrays of routes,
+ * and knows nothing of the document). */
+static inline struct rt_table *rt_table_build(const struct sl_config *cfg)
+{
+    return rt_table_build_routes((const struct cfg_route *const *)cfg->routes, cfg->nroutes);
+}
 
-/* Parse "host:port" / "[v6]:port" into a (which it zeroes first).  host is
- * an IPv4 literal, a bracketed IPv6 literal, or a DNS name (LDH labels; an
- * all-numeric name must be a valid IPv4 address); port 1..65535.  sa/salen
- * are filled when is_ip.  On success a owns copies (free with
- * cfg_addr_free); on failure a holds nothing and err gets a short message. */
-bool cfg_parse_addr(const char *text, struct cfg_addr *a, char *err, size_t errlen);
-/* Free a's strings and NULL them; safe on a zeroed or already freed addr. */
-void cfg_addr_free(struct cfg_addr *a);
+/* rt_table_update_routes() for a reload from prev_cfg (whose table is
+ * prev) to cfg: routes cfg_route_copied() at the same position are not
+ * compared. */
+static inline struct rt_table *rt_table_update(const struct rt_table *prev,
+                                               const struct sl_config *prev_cfg,
+                                               const struct sl_config *cfg, bool *shared)
+{
+    const uint32_t *same = NULL;
+
+    if (prev_cfg == NULL) {
+        *shared = false;
+        return rt_table_build(cfg);
+    }
+    if (cfg->copied_from != NULL && prev_cfg->id != 0 && cfg->base_id == prev_cfg->id)
+        same = cfg->copied_from;
+    return rt_table_update_routes(prev, (const struct cfg_route *const *)prev_cfg->routes,
+                                  prev_cfg->nroutes, same,
+                                  (const struct cfg_route *const *)cfg->routes, cfg->nroutes, shared);
+}
 
 #endif

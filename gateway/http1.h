@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include "../core/httpmsg.h"   /* struct h1_header */
 
 #include "../core/reason.h"
 
@@ -47,13 +48,6 @@ enum h1_body {
     H1_BODY_LENGTH,     /* exactly content_length bytes */
     H1_BODY_CHUNKED,    /* chunked transfer coding */
     H1_BODY_CLOSE,      /* response only: until the connection closes */
-};
-
-struct h1_header {
-    const char *name;
-    const char *value;      /* leading and trailing OWS removed */
-    uint32_t name_len;
-    uint32_t value_len;
 };
 
 /* Flags computed while parsing, so callers never re-scan headers for them. */

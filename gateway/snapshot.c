@@ -132,7 +132,7 @@ struct gw_snapshot *gw_snapshot_build(struct sl_config *cfg, struct gw_tls_set *
         snprintf(err, errlen, "out of memory building the route table");
         goto fail;
     }
-    if (up_set_build(cfg, &s->ups, warn, sizeof(warn), 2000) != 0) {
+    if (up_set_build(cfg->upstreams, cfg->nupstreams, &s->ups, warn, sizeof(warn), 2000) != 0) {
         snprintf(err, errlen, "out of memory building upstreams");
         goto fail;
     }

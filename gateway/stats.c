@@ -1,6 +1,6 @@
 /* stats.c - per-worker counters and histograms. */
 #include "stats.h"
-#include "hash.h"
+#include "../core/hash.h"
 
 #include <stdlib.h>
 #include <string.h>

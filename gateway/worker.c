@@ -1,6 +1,6 @@
 /* worker.c - worker threads: event loop, accept, snapshot switching, buffers. */
 #include "gateway.h"
-#include "hash.h"
+#include "../core/hash.h"
 #include "tls.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* pool.c - per-worker idle connection buckets keyed by address. */
 #include "pool.h"
-#include "../gateway/hash.h"
+#include "../core/hash.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -641,26 +641,72 @@ static void core_unref(struct rt_core *t)
     }
 }
 
-static struct rt_core *core_build(const struct sl_config *cfg)
+/* Fill t's maps from the n entries e, sorted by sort_entries(): one bucket
+ * per host.  False on allocation failure. */
+static bool core_index(struct rt_core *t, const struct rt_entry **e, size_t n)
+{
+    size_t nhosts = 0, nwilds = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && same_host(e[i - 1], e[i]))
+            continue;
+        if (e[i]->hkind == RT_H_EXACT)
+            nhosts++;
+        else if (e[i]->hkind == RT_H_WILD)
+            nwilds++;
+    }
+    if (!map_init(&t->arena, &t->hosts, nhosts) || !map_init(&t->arena, &t->wilds, nwilds))
+        return false;
+
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && same_host(e[i], e[j]))
+            j++;
+        struct rt_bucket *b = build_bucket(&t->arena, e + i, j - i);
+        if (b == NULL)
+            return false;
+        if (b->max_depth > t->max_depth)
+            t->max_depth = b->max_depth;
+        if (e[i]->hkind == RT_H_ANY) {
+            t->any = b;
+        } else {
+            struct rt_map *m = e[i]->hkind == RT_H_EXACT ? &t->hosts : &t->wilds;
+            struct rt_slot *s = map_put(&t->arena, m, e[i]->hhash, e[i]->hkey, e[i]->hlen);
+            if (s == NULL)
+                return false;
+            s->val = b;
+            if (e[i]->hkind == RT_H_WILD) {
+                uint32_t dots = count_char(e[i]->hkey, e[i]->hlen, '.');
+                if (dots > RT_MAX_LABELS)
+                    dots = RT_MAX_LABELS;
+                if (dots > t->max_wild_dots)
+                    t->max_wild_dots = dots;
+            }
+        }
+        i = j;
+    }
+    return true;
+}
+
+static struct rt_core *core_build(const struct cfg_route *const *routes, size_t nroutes)
 {
     struct rt_core *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
     atomic_init(&t->refs, 1);
-    t->nroutes = cfg->nroutes;
+    t->nroutes = nroutes;
     t->root_hash = path_hash("/", 1);
 
     size_t n = 0;
-    for (size_t i = 0; i < cfg->nroutes; i++)
-        n += cfg->routes[i]->nhosts ? cfg->routes[i]->nhosts : 1;
+    for (size_t i = 0; i < nroutes; i++)
+        n += routes[i]->nhosts ? routes[i]->nhosts : 1;
     struct rt_entry *u = n ? malloc(n * sizeof(*u)) : NULL;
     const struct rt_entry **e = n ? malloc(n * sizeof(*e)) : NULL;
     if (n && (u == NULL || e == NULL))
         goto fail;
 
     size_t k = 0;
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        const struct cfg_route *r = cfg->routes[i];
+    for (size_t i = 0; i < nroutes; i++) {
+        const struct cfg_route *r = routes[i];
         size_t nh = r->nhosts ? r->nhosts : 1;
         for (size_t j = 0; j < nh; j++, k++) {
             u[k].pos = (uint32_t)i;
@@ -677,45 +723,8 @@ static struct rt_core *core_build(const struct sl_config *cfg)
     if (n > 0 && !sort_entries(u, n, e))
         goto fail;
 
-    size_t nhosts = 0, nwilds = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && same_host(e[i - 1], e[i]))
-            continue;
-        if (e[i]->hkind == RT_H_EXACT)
-            nhosts++;
-        else if (e[i]->hkind == RT_H_WILD)
-            nwilds++;
-    }
-    if (!map_init(&t->arena, &t->hosts, nhosts) || !map_init(&t->arena, &t->wilds, nwilds))
+    if (!core_index(t, e, n))
         goto fail;
-
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-        while (j < n && same_host(e[i], e[j]))
-            j++;
-        struct rt_bucket *b = build_bucket(&t->arena, e + i, j - i);
-        if (b == NULL)
-            goto fail;
-        if (b->max_depth > t->max_depth)
-            t->max_depth = b->max_depth;
-        if (e[i]->hkind == RT_H_ANY) {
-            t->any = b;
-        } else {
-            struct rt_map *m = e[i]->hkind == RT_H_EXACT ? &t->hosts : &t->wilds;
-            struct rt_slot *s = map_put(&t->arena, m, e[i]->hhash, e[i]->hkey, e[i]->hlen);
-            if (s == NULL)
-                goto fail;
-            s->val = b;
-            if (e[i]->hkind == RT_H_WILD) {
-                uint32_t dots = count_char(e[i]->hkey, e[i]->hlen, '.');
-                if (dots > RT_MAX_LABELS)
-                    dots = RT_MAX_LABELS;
-                if (dots > t->max_wild_dots)
-                    t->max_wild_dots = dots;
-            }
-        }
-        i = j;
-    }
     free(e);
     free(u);
     return t;
@@ -727,7 +736,7 @@ fail:
     return NULL;
 }
 
-static struct rt_table *table_of(struct rt_core *core, const struct sl_config *cfg)
+static struct rt_table *table_of(struct rt_core *core, const struct cfg_route *const *routes)
 {
     struct rt_table *t = core ? malloc(sizeof(*t)) : NULL;
     if (t == NULL) {
@@ -735,15 +744,15 @@ static struct rt_table *table_of(struct rt_core *core, const struct sl_config *c
         return NULL;
     }
     t->core = core;
-    t->routes = (const struct cfg_route *const *)cfg->routes;
+    t->routes = routes;
     return t;
 }
 
-struct rt_table *rt_table_build(const struct sl_config *cfg)
+struct rt_table *rt_table_build_routes(const struct cfg_route *const *routes, size_t n)
 {
-    if (cfg->nroutes > UINT32_MAX)
+    if (n > UINT32_MAX)
         return NULL;
-    return table_of(core_build(cfg), cfg);
+    return table_of(core_build(routes, n), routes);
 }
 
 static bool strv_eq(char *const *a, char *const *b, size_t n)
@@ -755,7 +764,7 @@ static bool strv_eq(char *const *a, char *const *b, size_t n)
 }
 
 /* Whether a and b put the same entries in the index: everything of a route
- * that rt_table_build reads but its position (the caller compares those). */
+ * that rt_table_build_routes reads but its position (the caller compares those). */
 static bool same_index_entries(const struct cfg_route *a, const struct cfg_route *b)
 {
     if (a->index != b->index || a->nhosts != b->nhosts || a->path_kind != b->path_kind ||
@@ -768,20 +777,21 @@ static bool same_index_entries(const struct cfg_route *a, const struct cfg_route
     return strv_eq(a->hosts, b->hosts, a->nhosts);
 }
 
-struct rt_table *rt_table_update(const struct rt_table *prev, const struct sl_config *prev_cfg,
-                                 const struct sl_config *cfg, bool *shared)
+struct rt_table *rt_table_update_routes(const struct rt_table *prev,
+                                        const struct cfg_route *const *prev_routes, size_t prev_n,
+                                        const uint32_t *same,
+                                        const struct cfg_route *const *routes, size_t n,
+                                        bool *shared)
 {
     *shared = false;
-    if (prev == NULL || prev_cfg == NULL || prev_cfg->nroutes != cfg->nroutes ||
-        prev->core->nroutes != cfg->nroutes)
-        return rt_table_build(cfg);
-    for (size_t i = 0; i < cfg->nroutes; i++)
-        if (!cfg_route_copied(cfg, i, prev_cfg, i) &&
-            !same_index_entries(prev_cfg->routes[i], cfg->routes[i]))
-            return rt_table_build(cfg);
+    if (prev == NULL || prev_n != n || prev->core->nroutes != n)
+        return rt_table_build_routes(routes, n);
+    for (size_t i = 0; i < n; i++)
+        if (!(same != NULL && same[i] == i + 1) && !same_index_entries(prev_routes[i], routes[i]))
+            return rt_table_build_routes(routes, n);
     struct rt_core *core = (struct rt_core *)prev->core;
     atomic_fetch_add_explicit(&core->refs, 1, memory_order_relaxed);
-    struct rt_table *t = table_of(core, cfg);
+    struct rt_table *t = table_of(core, routes);
     *shared = t != NULL;
     return t;
 }

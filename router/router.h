@@ -22,13 +22,21 @@
  * its keys, so rt_table_update() can share it between the tables of two
  * configs whose routes index the same way (a reload that changed only what
  * routes do, or only their header values, not where they sit).
+ *
+ * Owns: the index (struct rt_table) and the route config (route_config.h).
+ * May call: core/.  It reads routes as an array and requests as slices
+ * (struct rt_request): it knows neither the config document nor the
+ * codec.  gateway/config.h has rt_table_build(cfg) and rt_table_update()
+ * over a whole document.
  */
 #ifndef SLUICE_ROUTER_H
 #define SLUICE_ROUTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
-#include "../gateway/config.h"
-#include "../gateway/http1.h"
+#include <stdint.h>
+#include "route_config.h"       /* struct cfg_route */
+#include "../core/httpmsg.h"    /* struct h1_header */
 
 struct rt_table;
 
@@ -36,7 +44,7 @@ struct rt_table;
  * NUL-terminated.  host may carry ":port" and any case; the router strips
  * the port and compares case-insensitively.  query excludes the '?'. */
 struct rt_request {
-    size_t listener;                    /* index into sl_config.listeners */
+    size_t listener;                    /* index into the document's listeners */
     const char *method; size_t method_len;
     const char *host;   size_t host_len;    /* NULL/0 = no host */
     const char *path;   size_t path_len;
@@ -44,22 +52,26 @@ struct rt_request {
     const struct h1_header *headers; size_t nheaders;
 };
 
-/* Build the index.  Returns NULL only on allocation failure.  cfg is only
- * read, and must outlive the table (lookups return its routes).  A host "*" is
- * treated as any host. */
-struct rt_table *rt_table_build(const struct sl_config *cfg);
+/* Build the index of the n routes (routes[i]->index == i).  Returns NULL
+ * only on allocation failure.  The routes are only read, and must outlive
+ * the table (lookups return them).  A host "*" is treated as any host. */
+struct rt_table *rt_table_build_routes(const struct cfg_route *const *routes, size_t n);
 /*
- * The table for cfg, given prev, the table of prev_cfg (a reload).  When
- * every route of cfg puts the same entries in the index as the route at the
- * same position in prev_cfg (same hosts, path, and whether and how many
+ * The table for routes, given prev, the table of prev_routes (a reload).
+ * When every route puts the same entries in the index as the route at the
+ * same position in prev_routes (same hosts, path, and whether and how many
  * method, header, query and listener conditions it has; the values of the
  * conditions are read at lookup and may differ), the result shares prev's
- * index and *shared is set; otherwise it is rt_table_build(cfg).  Routes
- * cfg_route_copied() says are copies of the same position are not compared.
- * prev may be NULL.  Returns NULL only on allocation failure.
+ * index and *shared is set; otherwise it is rt_table_build_routes().
+ * Route i with same[i] == i + 1 is a copy of prev's route i and is not
+ * compared (same may be NULL).  prev may be NULL.  Returns NULL only on
+ * allocation failure.
  */
-struct rt_table *rt_table_update(const struct rt_table *prev, const struct sl_config *prev_cfg,
-                                 const struct sl_config *cfg, bool *shared);
+struct rt_table *rt_table_update_routes(const struct rt_table *prev,
+                                        const struct cfg_route *const *prev_routes, size_t prev_n,
+                                        const uint32_t *same,
+                                        const struct cfg_route *const *routes, size_t n,
+                                        bool *shared);
 
 /* True when a and b share one index (for tests). */
 bool rt_table_shares_index(const struct rt_table *a, const struct rt_table *b);

@@ -175,7 +175,7 @@ static void resolve_all(struct dns_query *qs, size_t nq, int timeout_ms,
     }
 }
 
-int up_set_build(const struct sl_config *cfg, struct up_set *set,
+int up_set_build(const struct cfg_upstream *ups, size_t nups, struct up_set *set,
                  char *warn, size_t warnlen, int dns_timeout_ms)
 {
     size_t nq = 0, g = 0;
@@ -184,18 +184,18 @@ int up_set_build(const struct sl_config *cfg, struct up_set *set,
     memset(set, 0, sizeof(*set));
     if (warn && warnlen)
         warn[0] = '\0';
-    set->v = calloc(cfg->nupstreams ? cfg->nupstreams : 1, sizeof(*set->v));
+    set->v = calloc(nups ? nups : 1, sizeof(*set->v));
     if (set->v == NULL)
         return -1;
-    set->n = cfg->nupstreams;
-    for (size_t i = 0; i < cfg->nupstreams; i++)
-        nq += cfg->upstreams[i].ntargets;
+    set->n = nups;
+    for (size_t i = 0; i < nups; i++)
+        nq += ups[i].ntargets;
     qs = calloc(nq ? nq : 1, sizeof(*qs));
     if (qs == NULL)
         goto fail;
     nq = 0;
-    for (size_t i = 0; i < cfg->nupstreams; i++) {
-        const struct cfg_upstream *cu = &cfg->upstreams[i];
+    for (size_t i = 0; i < nups; i++) {
+        const struct cfg_upstream *cu = &ups[i];
         struct up_upstream *u = &set->v[i];
         u->cfg = cu;
         u->ntargets = cu->ntargets;

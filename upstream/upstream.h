@@ -8,6 +8,10 @@
  * the warnings; it does not fail the build.  The set is immutable afterwards
  * and shared read-only by the workers; balancer state (struct up_rr) is per
  * worker, so picking takes no lock.
+ *
+ * Owns: the runtime set and the upstream config (upstream_config.h).  May
+ * call: health/, core/, c-ares.  It reads the config's upstreams as an
+ * array and knows nothing of the rest of the document.
  */
 #ifndef SLUICE_UPSTREAM_H
 #define SLUICE_UPSTREAM_H
@@ -16,7 +20,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include <sys/socket.h>
-#include "../gateway/config.h"
+#include "upstream_config.h"
 #include "../health/health.h"
 
 struct up_target {
@@ -43,10 +47,11 @@ struct up_set {
     size_t ntargets;            /* over all upstreams */
 };
 
-/* Build the runtime upstreams of cfg (which must outlive the set).
+/* Build the runtime upstreams of the nups config upstreams ups (which must
+ * outlive the set; upstream i of the set is ups[i]).
  * Warnings (unresolved names) are written to warn (may be NULL).
  * Returns 0, or -1 on allocation failure. */
-int up_set_build(const struct sl_config *cfg, struct up_set *set,
+int up_set_build(const struct cfg_upstream *ups, size_t nups, struct up_set *set,
                  char *warn, size_t warnlen, int dns_timeout_ms);
 void up_set_free(struct up_set *set);
 

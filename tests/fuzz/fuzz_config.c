@@ -11,6 +11,14 @@
  * with one route deleted, with two neighbouring routes swapped, and with
  * one route written twice. */
 #include "../../gateway/config.c"
+#include "../../core/arena.c"
+#include "../../core/cfgerr.c"
+#include "../../core/cfgparse.c"
+#include "../../core/nidx.c"
+#include "../../core/addr.c"
+#include "../../core/jscan.c"
+#include "../../router/route_config.c"
+#include "../../upstream/upstream_config.c"
 #include "../../core/hdr.c"
 #include "../cfg_equal.h"
 

@@ -1,6 +1,14 @@
 /* config_test.c - unit tests for gateway/config.c (the configuration parser). */
 #include "tap.h"
 #include "../../gateway/config.c"
+#include "../../core/arena.c"
+#include "../../core/cfgerr.c"
+#include "../../core/cfgparse.c"
+#include "../../core/nidx.c"
+#include "../../core/addr.c"
+#include "../../core/jscan.c"
+#include "../../router/route_config.c"
+#include "../../upstream/upstream_config.c"
 #include "../../core/hdr.c"
 #include "../cfg_equal.h"
 

@@ -1,8 +1,10 @@
 /*
- * hash.h - the FNV-1a hash used by the name and address indexes (config
+ * hash.h - (core) the FNV-1a hash used by the name and address indexes (config
  * names, stats names, admin aggregation, pool buckets).  None of them is
  * exposed to untrusted keys in a way that matters: config and address keys
  * come from the operator.
+ *
+ * Owns: nothing but the two functions.  May call: nothing.
  */
 #ifndef SLUICE_HASH_H
 #define SLUICE_HASH_H

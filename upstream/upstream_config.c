@@ -1,0 +1,141 @@
+/*
+ * upstream_config.c - parse and check the upstreams of a config
+ * (upstream_config.h).
+ */
+#include "upstream_config.h"
+#include "../core/cfgparse.h"
+
+#include <string.h>
+
+static void target_elem(struct cfg_ctx *cx, const cJSON *it, const struct jp *path, size_t i,
+                        void *elem, void *arg)
+{
+    static const char *const keys[] = { "address", "weight", NULL };
+    struct cfg_target *t = elem;
+    const cJSON *f[2];
+    char err[160];
+    const char *s;
+
+    t->weight = 1;
+    if (!cfg_check_object(cx, it, path, keys, NULL, f))
+        return;
+    if (cfg_get_str(cx, f[0], path, "address", true, &s) == CFG_OK &&
+        !cfg_parse_addr_in(s, &t->addr, err, sizeof(err), cx->mem))
+        cfg_errp(cx, JP_K(path, "address"), "bad address \"%s\": %s", s, err);
+    cfg_get_u32(cx, f[1], path, "weight", 1, 1000000, &t->weight);
+}
+
+static void parse_balance(struct cfg_ctx *cx, const cJSON *v, const struct jp *path,
+                          struct cfg_upstream *u)
+{
+    const char *s;
+
+    if (cfg_get_str(cx, v, path, "balance", false, &s) != CFG_OK)
+        return;
+    if (strcmp(s, "round_robin") == 0)
+        u->balance = CFG_BAL_ROUND_ROBIN;
+    else if (strcmp(s, "least_request") == 0 || strcmp(s, "random_two") == 0 ||
+             strcmp(s, "hash") == 0)
+        cfg_unsupported(cx, JP_K(path, "balance"));
+    else
+        cfg_errp(cx, JP_K(path, "balance"),
+                 "must be one of round_robin, least_request, random_two, hash");
+}
+
+static void parse_upstream_tls(struct cfg_ctx *cx, const cJSON *v, const struct jp *p,
+                               struct cfg_upstream *u)
+{
+    static const char *const tls_keys[] = { "sni", "verify", "ca_file", NULL };
+    const cJSON *g[3];
+    const char *s;
+
+    if (!cfg_check_object(cx, v, p, tls_keys, NULL, g))
+        return;
+    u->tls = cfg_calloc(cx, 1, sizeof(*u->tls));
+    u->tls->verify = true;
+    cfg_get_bool(cx, g[1], p, "verify", &u->tls->verify);
+    if (cfg_get_name(cx, g[0], p, "sni", false, &s) == CFG_OK)
+        u->tls->sni = cfg_strdup(cx, s);
+    if (cfg_get_name(cx, g[2], p, "ca_file", false, &s) == CFG_OK)
+        u->tls->ca_file = cfg_strdup(cx, s);
+}
+
+/* pool and timeouts: plain numbers */
+static void parse_upstream_limits(struct cfg_ctx *cx, const cJSON *pool, const cJSON *timeouts,
+                                  const struct jp *path, struct cfg_upstream *u)
+{
+    static const char *const pool_keys[] = { "max_idle_per_target", "idle_timeout_ms", NULL };
+    static const char *const to_keys[] = {
+        "connect_ms", "response_header_ms", "idle_ms", NULL };
+    const struct jp *pp = JP_K(path, "pool"), *tp = JP_K(path, "timeouts");
+    const cJSON *g[3];
+
+    if (pool != NULL && cfg_check_object(cx, pool, pp, pool_keys, NULL, g)) {
+        cfg_get_u32(cx, g[0], pp, "max_idle_per_target", 0, 1000000, &u->max_idle_per_target);
+        cfg_get_u32(cx, g[1], pp, "idle_timeout_ms", 1, UINT32_MAX, &u->pool_idle_timeout_ms);
+    }
+    if (timeouts != NULL && cfg_check_object(cx, timeouts, tp, to_keys, NULL, g)) {
+        cfg_get_u32(cx, g[0], tp, "connect_ms", 1, UINT32_MAX, &u->connect_ms);
+        cfg_get_u32(cx, g[1], tp, "response_header_ms", 1, UINT32_MAX, &u->response_header_ms);
+        cfg_get_u32(cx, g[2], tp, "idle_ms", 1, UINT32_MAX, &u->idle_ms);
+    }
+}
+
+/* What an upstream has unless its document says otherwise. */
+static const struct cfg_upstream up_defaults = {
+    .balance = CFG_BAL_ROUND_ROBIN,
+    .max_idle_per_target = 64,          /* pool.max_idle_per_target */
+    .pool_idle_timeout_ms = 60000,      /* pool.idle_timeout_ms */
+    .connect_ms = 1000,
+    .response_header_ms = 30000,
+    .idle_ms = 300000,
+    .retries = 1,
+};
+
+static void upstream_elem(struct cfg_ctx *cx, const cJSON *it, const struct jp *path, size_t i,
+                          void *elem, void *arg)
+{
+    static const char *const keys[] = {
+        "name", "targets", "balance", "pool", "timeouts", "retries", "tls", NULL };
+    enum { K_NAME, K_TARGETS, K_BALANCE, K_POOL, K_TIMEOUTS, K_RETRIES, K_TLS };
+    static const char *const unsupported[] = { "health", "hash_on", NULL };
+    static const struct cfg_list targets = {
+        .key = "targets", .required = true, .if_empty = "must contain at least one target",
+        .elem_size = sizeof(struct cfg_target), .each = target_elem };
+    struct nidx *names = arg;
+    struct cfg_upstream *u = elem;
+    const cJSON *f[7];
+    const char *s;
+
+    *u = up_defaults;
+    if (!cfg_check_object(cx, it, path, keys, unsupported, f))
+        return;
+    if (cfg_get_name(cx, f[K_NAME], path, "name", true, &s) == CFG_OK) {
+        u->name = cfg_strdup(cx, s);
+        size_t j = nidx_add(names, u->name, i);
+        if (j != NOT_FOUND_IDX)
+            cfg_errp(cx, JP_K(path, "name"),
+                     "duplicate upstream name \"%s\" (also /upstreams/%zu)", s, j);
+    }
+    u->targets = cfg_list(cx, f[K_TARGETS], path, &targets, &u->ntargets, NULL);
+    parse_balance(cx, f[K_BALANCE], path, u);
+    if (f[K_TLS] != NULL)
+        parse_upstream_tls(cx, f[K_TLS], JP_K(path, "tls"), u);
+    parse_upstream_limits(cx, f[K_POOL], f[K_TIMEOUTS], path, u);
+    cfg_get_u32(cx, f[K_RETRIES], path, "retries", 0, 10, &u->retries);
+}
+
+static void upstreams_start(struct cfg_ctx *cx, size_t n, void *elems, void *arg)
+{
+    nidx_grow(arg, n);
+}
+
+void up_conf_parse_upstreams(struct cfg_ctx *cx, const cJSON *v, const struct jp *path,
+                             struct cfg_upstream **ups, size_t *nups, struct nidx *names)
+{
+    static const struct cfg_list spec = {
+        .key = "upstreams", .elem_size = sizeof(struct cfg_upstream),
+        .start = upstreams_start, .each = upstream_elem };
+
+    *ups = cfg_list(cx, v, path, &spec, nups, names);
+}

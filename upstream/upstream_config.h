@@ -1,0 +1,61 @@
+/*
+ * upstream_config.h - (upstream) the "upstreams" section of the
+ * configuration document: what an upstream is, and the parser that checks
+ * and builds it.
+ *
+ * Owns: struct cfg_upstream and its targets, TLS, pool, timeout and retry
+ * settings, and the rules they follow.  May call: core/ (arena,
+ * cfgerr/cfgparse, nidx, addr).  The document (gateway/config.h) holds
+ * the upstreams; the routes refer to them by the names indexed here.
+ */
+#ifndef SLUICE_UPSTREAM_CONFIG_H
+#define SLUICE_UPSTREAM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/addr.h"
+#include "../core/cfgerr.h"
+#include "../core/nidx.h"
+
+struct cJSON;
+
+/* upstreams[].tls: connect to the targets over TLS */
+struct cfg_upstream_tls {
+    char *sni;              /* NULL = the target's host when it is a name */
+    bool verify;            /* default true */
+    char *ca_file;          /* NULL = the system store */
+};
+
+struct cfg_target {
+    struct cfg_addr addr;
+    uint32_t weight;        /* default 1, 1..1000000 */
+};
+
+enum cfg_balance { CFG_BAL_ROUND_ROBIN = 0 };
+
+struct cfg_upstream {
+    char *name;
+    struct cfg_target *targets;
+    size_t ntargets;
+    enum cfg_balance balance;
+    uint32_t max_idle_per_target;   /* pool.max_idle_per_target, default 64 */
+    uint32_t pool_idle_timeout_ms;  /* pool.idle_timeout_ms, default 60000 */
+    uint32_t connect_ms;            /* timeouts.connect_ms, default 1000 */
+    uint32_t response_header_ms;    /* timeouts.response_header_ms, default 30000 */
+    uint32_t idle_ms;               /* timeouts.idle_ms, default 300000 */
+    uint32_t retries;               /* default 1 */
+    struct cfg_upstream_tls *tls;   /* NULL = plain */
+};
+
+/*
+ * The document's "upstreams" member v (of the object at path; NULL =
+ * absent, which is fine: no upstreams).  *ups gets *nups upstreams in the
+ * arena, and names maps each name to its position (a duplicate is an
+ * error and keeps the first).  Every problem is an error in cx.
+ */
+void up_conf_parse_upstreams(struct cfg_ctx *cx, const struct cJSON *v, const struct jp *path,
+                             struct cfg_upstream **ups, size_t *nups, struct nidx *names);
+
+#endif
