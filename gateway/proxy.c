@@ -27,6 +27,7 @@
 #include "h1_fwd.h"
 #include "io.h"
 #include "tls.h"
+#include "../core/check.h"
 #include "../core/sbuf.h"
 
 #include <arpa/inet.h>
@@ -92,7 +93,7 @@ struct gw_upconn {
  * connections hold none of it: a txn comes from the worker's free list when
  * a request starts and goes back when it ends. */
 struct gw_txn {
-    struct gw_txn *next;            /* free list */
+    struct fl_node fl;              /* the worker's free list (first: txn_get clears the rest) */
     uint8_t rstate;
     bool keepalive, client10, req_done, body_lost, resp_started, dechunk, up_clean;
     bool upgrade, head_req, uhead_pending;
@@ -346,16 +347,11 @@ static const struct sl_config *conn_cfg(const struct gw_conn *c)
     return (c->t && c->t->ws ? c->t->ws : c->w->cur)->s->cfg;
 }
 
-#define FREE_TXN_MAX 1024
-
 static struct gw_txn *txn_get(struct gw_worker *w)
 {
-    struct gw_txn *t = w->free_txns;
+    struct gw_txn *t = fl_pop(&w->free_txns, struct gw_txn, fl);
 
-    if (t) {
-        w->free_txns = t->next;
-        w->nfree_txns--;
-    } else {
+    if (t == NULL) {
         t = malloc(sizeof(*t));
         if (t == NULL)
             abort();
@@ -367,23 +363,18 @@ static struct gw_txn *txn_get(struct gw_worker *w)
 
 static void txn_put(struct gw_worker *w, struct gw_txn *t)
 {
-    if (w->nfree_txns >= FREE_TXN_MAX) {
+    if (!fl_push(&w->free_txns, &t->fl))
         free(t);
-        return;
-    }
-    t->next = w->free_txns;
-    w->free_txns = t;
-    w->nfree_txns++;
+}
+
+static void txn_free_node(struct fl_node *n)
+{
+    free((char *)n - offsetof(struct gw_txn, fl));
 }
 
 void gw_txns_free(struct gw_worker *w)
 {
-    while (w->free_txns) {
-        struct gw_txn *t = w->free_txns;
-        w->free_txns = t->next;
-        free(t);
-    }
-    w->nfree_txns = 0;
+    fl_drain(&w->free_txns, txn_free_node);
 }
 
 /* ---- per-target accounting ---- */
@@ -689,6 +680,8 @@ static void up_checkin(struct gw_conn *c)
 static void up_event(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_upconn *u = arg;
+
+    CHECK_MAGIC(u, UP_MAGIC);
     struct gw_worker *w = u->w;
     struct gw_conn *c = u->owner;
 
@@ -730,6 +723,8 @@ static void up_event(evutil_socket_t fd, short what, void *arg)
 static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_upconn *u = arg;
+
+    CHECK_MAGIC(u, UP_MAGIC);
     struct gw_worker *w = u->w;
     struct gw_conn *c = u->owner;
 
@@ -2347,6 +2342,8 @@ void gw_gc(struct gw_worker *w)
 static void conn_event(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_conn *c = arg;
+
+    CHECK_MAGIC(c, CONN_MAGIC);
     struct gw_worker *w = c->w;
 
     if (what & (EV_READ | EV_CLOSED))
@@ -2362,6 +2359,8 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
 static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_conn *c = arg;
+
+    CHECK_MAGIC(c, CONN_MAGIC);
     struct gw_worker *w = c->w;
 
     if (!timer_due(w, &c->timer, &c->deadline_ms, &c->timer_at_ms))
