@@ -409,6 +409,7 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
     struct gw_hist dur = { 0 }, conn = { 0 };
     uint64_t bin = 0, bout = 0, hits = 0, misses = 0, cconns = 0, uconns = 0;
     uint64_t bsplice = 0, bcopy = 0, hs[2][3] = { { 0 } }, kon = 0, koff = 0;
+    uint64_t closes[GW_END__N] = { 0 };
     struct name_tab rt = { 0 }, ut = { 0 };
     uint64_t now = gw_now_ms(NULL);
 
@@ -425,6 +426,8 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
         for (int x = 0; x < 2; x++)
             for (int y = 0; y < 3; y++)
                 hs[x][y] += gw_cnt_get(&st->tls_hs[x][y]);
+        for (int k = 0; k < GW_END__N; k++)
+            closes[k] += gw_cnt_get(&st->closes[k]);
         kon += gw_cnt_get(&st->ktls_on);
         koff += gw_cnt_get(&st->ktls_fallback);
         hist_sum(&dur, &st->req_duration);
@@ -467,6 +470,10 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
     scalar(b, "sluice_sent_bytes_total", "counter", "Bytes sent to clients.", bout);
     scalar(b, "sluice_client_connections", "gauge", "Open client connections.", cconns);
     scalar(b, "sluice_upstream_connections", "gauge", "Open upstream connections, pooled ones included.", uconns);
+    family(b, "sluice_closes_total", "counter", "Ends of transactions, and of client connections between them, by reason.");
+    for (int k = 0; k < GW_END__N; k++)
+        evbuffer_add_printf(b, "sluice_closes_total{reason=\"%s\"} %llu\n", gw_end_names[k],
+                            (unsigned long long)closes[k]);
     scalar(b, "sluice_pool_hits_total", "counter", "Requests sent over a pooled upstream connection.", hits);
     scalar(b, "sluice_pool_misses_total", "counter", "Upstream connections opened because none was pooled.", misses);
     family(b, "sluice_body_bytes_total", "counter", "Body bytes moved between sockets, by splice(2) or copied through user space.");

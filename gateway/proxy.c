@@ -18,7 +18,7 @@
  * worker's pool) standing in for the buffer (see "splice" below).
  *
  * Lifetime: objects are never freed inside the call stack that closes them;
- * conn_close()/up_close() mark them, unlink them from libevent and queue
+ * conn_teardown()/up_close() mark them, unlink them from libevent and queue
  * them on the worker's gc lists, and gw_gc() frees them once the top-level
  * callback is done (tmux/Redis style).
  */
@@ -77,13 +77,13 @@ struct gw_upconn {
     struct event timer;
     struct pool_node pn;
     const struct up_target *t;      /* of the snapshot that opened it; only for this request */
-    uint32_t idle_timeout_ms;
     uint32_t nreq;
     uint64_t connect_start;         /* ns, for the connect-time histogram */
     uint64_t deadline_ms;           /* 0 = no timeout wanted (lazy timer) */
     uint64_t timer_at_ms;           /* when the armed timer fires; 0 = not armed */
     bool connected, r_ready, w_ready, reused, closed, rdhup;
     bool hs;                        /* TLS handshake still to finish */
+    bool lowat;                     /* gw_splice_lowat is on (a request body was spliced in) */
     bool tls_refused;               /* the handshake failed (verification, protocol) */
     uint8_t hs_want;                /* what it waits for: GW_HS_WANT_READ/WRITE, 0 = try */
     struct gw_upconn *gc_next;
@@ -103,10 +103,11 @@ struct gw_txn {
      * pu/pc are borrowed from the worker's pool only while bytes move;
      * *_fin: the source ended, drain the pipe and stop */
     bool req_spliced, resp_spliced, pu_fin, pc_fin;
-    bool lowat_c, lowat_u;          /* gw_splice_lowat is on for the client / upstream socket */
+    bool lowat_c;                   /* gw_splice_lowat is on for the client socket */
     struct gw_pipe *pu, *pc;        /* toward the upstream / toward the client */
     uint32_t uq_head, cq_head;      /* head (non-body) bytes at the front of uq / cq */
     uint8_t attempts, req_kind, resp_kind, method;
+    uint8_t why;                    /* enum gw_end: the first failure, counted at the end */
     uint64_t up_sent;               /* bytes written to the current upstream attempt */
     struct gw_buf *scratch, *ubuf;
     struct gw_upconn *up;
@@ -164,10 +165,10 @@ struct gw_conn {
 };
 
 static void conn_pump(struct gw_conn *c);
-static void conn_close(struct gw_conn *c);
+static void txn_end(struct gw_conn *c, enum gw_end why);
 static void up_close(struct gw_upconn *u);
-static void txn_finish(struct gw_conn *c);
 static void conn_linger(struct gw_conn *c);
+static void conn_teardown(struct gw_conn *c);
 static void linger_step(struct gw_conn *c);
 static void local_response(struct gw_conn *c, int status, const char *ctype,
                            const char *body, size_t body_len, const char *extra);
@@ -408,6 +409,13 @@ static void txn_target_failed(struct gw_conn *c)
         gw_cnt_add(&c->t->tb->failures, 1);
 }
 
+/* The txn is failing for why: the first cause is what its end counts. */
+static void txn_why(struct gw_conn *c, enum gw_end why)
+{
+    if (c->t && c->t->why == GW_END_DONE)
+        c->t->why = (uint8_t)why;
+}
+
 /* Counters of a finished request (next to its access log line). */
 static void txn_account(struct gw_conn *c)
 {
@@ -490,7 +498,7 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* A target failed before answering: try another one if the request allows
  * it (SPEC "retries"), else answer with status. */
-static void up_failed(struct gw_conn *c, int status, bool stale, const char *why)
+static void up_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why)
 {
     struct gw_upconn *u = c->t->up;
     bool reached = u && u->connected;
@@ -537,9 +545,10 @@ static void up_failed(struct gw_conn *c, int status, bool stale, const char *why
         }
     }
     if (c->t->resp_started) {
-        conn_close(c);
+        txn_end(c, reason);
         return;
     }
+    txn_why(c, reason);
     if (!c->t->req_done)
         c->t->keepalive = false;
     local_response(c, status, NULL, NULL, 0, NULL);
@@ -606,6 +615,7 @@ static bool up_connect(struct gw_conn *c)
     if (u->io.fd == -1) {
         gw_log(GW_LOG_ERROR, "socket: %s", strerror(errno));
         free(u);
+        txn_why(c, GW_END_INTERNAL);
         local_response(c, 502, NULL, NULL, 0, NULL);
         return true;
     }
@@ -615,6 +625,7 @@ static bool up_connect(struct gw_conn *c)
         close(u->io.fd);
         free(u);
         c->t->up = NULL;
+        txn_why(c, GW_END_INTERNAL);
         local_response(c, 502, NULL, NULL, 0, NULL);
         return true;
     }
@@ -633,7 +644,7 @@ static bool up_connect(struct gw_conn *c)
         event_add(&u->ev, NULL);    /* up_close() deletes it */
         char why[128];
         snprintf(why, sizeof(why), "connect: %s", strerror(e));
-        up_failed(c, 502, false, why);
+        up_failed(c, 502, false, GW_END_UP_CONNECT, why);
         return true;
     }
     event_add(&u->ev, NULL);
@@ -641,7 +652,9 @@ static bool up_connect(struct gw_conn *c)
     return true;
 }
 
-static void up_checkin(struct gw_conn *c)
+/* The txn is done with its upstream connection: pooled if the pool's
+ * policy takes it (f: what the txn knows), else closed. */
+static void up_checkin(struct gw_conn *c, struct pool_facts *f)
 {
     struct gw_upconn *u = c->t->up;
 
@@ -650,31 +663,34 @@ static void up_checkin(struct gw_conn *c)
     c->t->up = NULL;
     u->owner = NULL;
     struct pool_bucket *b = c->t->ws->buckets[c->t->target->gidx];
+    f->has_bucket = b != NULL;
     /* Readiness seen while we owned it will not be reported again (edge
      * triggered): stray bytes or a FIN would reach the next request.  A
      * response whose last read took exactly its last bytes leaves the
      * readiness unconsumed though nothing is left: a plain socket is asked
      * (one peek) rather than closed for it, so whether a connection is
      * pooled does not depend on how the bytes happened to arrive. */
-    if (u->r_ready && !u->rdhup && u->io.ctx == NULL) {
+    if (u->r_ready && !u->rdhup && u->io.ctx == NULL && pool_may_keep(f)) {
         char one;
         ssize_t k = recv(u->io.fd, &one, 1, MSG_PEEK | MSG_DONTWAIT);
         if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             u->r_ready = false;
     }
-    if (!c->t->up_clean || b == NULL || c->w->draining || u->r_ready || u->rdhup ||
-        c->t->ups->cfg->max_idle_per_target == 0 || (u->io.ctx && gw_tls_pending(&u->io))) {
+    f->unread = u->r_ready || u->rdhup || (u->io.ctx && gw_tls_pending(&u->io));
+    if (!pool_may_keep(f)) {
         up_close(u);
         return;
     }
-    up_timer_off(u);
-    if (b->count >= c->t->ups->cfg->max_idle_per_target) {
-        struct pool_node *old = pool_oldest(b);
-        up_close((struct gw_upconn *)((char *)old - offsetof(struct gw_upconn, pn)));
+    if (u->lowat) {     /* pooled: the next request may copy */
+        gw_splice_lowat(u->io.fd, false);
+        u->lowat = false;
     }
-    u->idle_timeout_ms = c->t->ups->cfg->pool_idle_timeout_ms;
+    up_timer_off(u);
     u->r_ready = false;
-    pool_put(b, &u->pn, gw_now_ms(c->w));
+    struct pool_node *old = pool_checkin(b, &u->pn, gw_now_ms(c->w),
+                                         c->t->ups->cfg->pool_idle_timeout_ms, f->max_idle);
+    if (old)
+        up_close((struct gw_upconn *)((char *)old - offsetof(struct gw_upconn, pn)));
 }
 
 static void up_event(evutil_socket_t fd, short what, void *arg)
@@ -706,7 +722,7 @@ static void up_event(evutil_socket_t fd, short what, void *arg)
         if (err) {
             char why[128];
             snprintf(why, sizeof(why), "connect: %s", strerror(err));
-            up_failed(c, 502, false, why);
+            up_failed(c, 502, false, GW_END_UP_CONNECT, why);
             conn_pump(c);
             gw_gc(w);
             return;
@@ -733,21 +749,22 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
     if (c == NULL) {
         up_close(u);
     } else if (!u->connected) {
-        up_failed(c, 504, false, "connect timed out");
+        up_failed(c, 504, false, GW_END_UP_CONNECT_TIMEOUT, "connect timed out");
     } else if (u->hs) {
-        up_failed(c, 504, false, "TLS handshake timed out");
+        up_failed(c, 504, false, GW_END_UP_CONNECT_TIMEOUT, "TLS handshake timed out");
     } else if (c->t->rstate == RS_WAIT && !c->t->resp_started) {
         gw_log(GW_LOG_WARN, "upstream %s: no response header within %u ms",
                c->t->target->text, c->t->ups->cfg->response_header_ms);
         up_close(u);
         txn_target_failed(c);
+        txn_why(c, GW_END_UP_HEADER_TIMEOUT);
         c->t->keepalive = c->t->keepalive && c->t->req_done;
         local_response(c, 504, NULL, NULL, 0, NULL);
     } else {
         gw_log(GW_LOG_WARN, "upstream %s: idle for %u ms mid-response", c->t->target->text,
                c->t->ups->cfg->idle_ms);
         up_close(u);
-        conn_close(c);
+        txn_end(c, GW_END_UP_IDLE_TIMEOUT);
     }
     if (c)
         conn_pump(c);
@@ -863,7 +880,7 @@ static void local_response(struct gw_conn *c, int status, const char *ctype,
     if (!c->t->head_req)
         sb_put(&s, body, body_len);
     if (s.overflow) {   /* cannot happen with the sizes above; never send half */
-        conn_close(c);
+        txn_end(c, GW_END_INTERNAL);
         return;
     }
     b->end = (uint32_t)s.len;
@@ -1031,6 +1048,7 @@ static bool take_body(struct gw_conn *c)
                 break;
             k = h1_chunked_next(&t->req_ck, p, avail, &used);
             if (k == H1C_ERROR) {
+                txn_why(c, GW_END_CLIENT_PARSE);
                 local_response(c, 400, NULL, NULL, 0, NULL);
                 return false;
             }
@@ -1161,6 +1179,7 @@ static void answer_parse_error(struct gw_conn *c, int err)
     c->t->client10 = false;
     c->t->bytes_in = c->in ? c->in->end : 0;
     c->t->bytes_out = 0;
+    c->t->why = GW_END_CLIENT_PARSE;
     conn_timer_off(c);
     local_response(c, status, NULL, NULL, 0, NULL);
 }
@@ -1230,13 +1249,14 @@ static bool conn_handshake(struct gw_conn *c)
         gw_cnt_add(&w->stats.tls_hs[0][2], 1);
         ssize_t n = send(c->io.fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL);
         (void)n;
-        conn_linger(c);     /* the rest of the request is read and dropped */
+        c->hs_want = GW_HS_PLAINTEXT;   /* txn_end lingers: the rest is read and dropped */
+        txn_end(c, GW_END_CLIENT_TLS);
         return false;
     }
     default:
         gw_cnt_add(&w->stats.tls_hs[0][2], 1);
         gw_log(GW_LOG_INFO, "TLS handshake with %.*s failed: %s", (int)c->iplen, c->ip, why);
-        conn_close(c);
+        txn_end(c, GW_END_CLIENT_TLS);
         return false;
     }
 }
@@ -1259,7 +1279,7 @@ static bool head_step(struct gw_conn *c)
         bool was_empty = c->in->end == 0;
         ssize_t n = buf_read(&c->io, c->in, &c->r_ready, c->rdhup);
         if (n == 0 || n == -1) {
-            conn_close(c);
+            txn_end(c, c->in->end ? GW_END_CLIENT_CLOSED : GW_END_IDLE_CLOSED);
             return false;
         }
         if (n == -2) {
@@ -1307,6 +1327,7 @@ static bool resp_head(struct gw_conn *c)
         if (rc == H1_INCOMPLETE) {
             if (ub->end == ub->cap) {
                 gw_log(GW_LOG_WARN, "upstream %s: response header too large", c->t->target->text);
+                txn_why(c, GW_END_UP_PARSE);
                 c->t->up_clean = false;
                 up_close(c->t->up);
                 local_response(c, 502, NULL, NULL, 0, NULL);
@@ -1319,6 +1340,7 @@ static bool resp_head(struct gw_conn *c)
                    rc == H1_ERR_TE ? "a Transfer-Encoding other than chunked"
                                    : rc == H1_ERR_TOO_LARGE ? "response header too large"
                                                             : "malformed response");
+            txn_why(c, GW_END_UP_PARSE);
             c->t->up_clean = false;
             up_close(c->t->up);
             local_response(c, 502, NULL, NULL, 0, NULL);
@@ -1331,7 +1353,7 @@ static bool resp_head(struct gw_conn *c)
             if (!c->t->client10 && !build_client_head(c, r)) {
                 c->t->up_clean = false;
                 up_close(c->t->up);
-                conn_close(c);
+                txn_end(c, GW_END_UP_PARSE);
                 return false;
             }
             continue;
@@ -1351,6 +1373,7 @@ static bool resp_head(struct gw_conn *c)
     if (r->status == 101) {
         /* only to a WebSocket upgrade the client asked for */
         if (!c->t->upgrade || !(r->flags & H1_F_UPGRADE_WS)) {
+            txn_why(c, GW_END_UP_PARSE);
             c->t->up_clean = false;
             up_close(c->t->up);
             c->t->resp_started = false;
@@ -1389,6 +1412,7 @@ static bool resp_head(struct gw_conn *c)
      * connection if the body completes by the time the response does; the
      * txn ends only then, and closes if it cannot. */
     if (!build_client_head(c, r)) {
+        txn_why(c, GW_END_UP_PARSE);
         c->t->up_clean = false;
         up_close(c->t->up);
         c->t->resp_started = false;
@@ -1428,7 +1452,7 @@ static void resp_body(struct gw_conn *c)
                 gw_log(GW_LOG_WARN, "upstream %s: bad chunked framing", t->target->text);
                 t->up_clean = false;
                 up_close(t->up);
-                conn_close(c);
+                txn_end(c, GW_END_UP_PARSE);
                 return;
             }
             if (k == H1C_DATA)
@@ -1489,11 +1513,14 @@ static bool up_recv(struct gw_conn *c)
         if (c->t->rstate == RS_WAIT) {
             bool nothing = ub->end == 0;
             if (nothing && u->reused)
-                up_failed(c, 502, true, "pooled connection closed before the response; retrying");
+                up_failed(c, 502, true, GW_END_UP_RESET,
+                          "pooled connection closed before the response; retrying");
             else if (nothing)
-                up_failed(c, 502, false, n == 0 ? "closed before responding" : "reset before responding");
+                up_failed(c, 502, false, GW_END_UP_RESET,
+                          n == 0 ? "closed before responding" : "reset before responding");
             else {
                 gw_log(GW_LOG_WARN, "upstream %s: incomplete response header", c->t->target->text);
+                txn_why(c, GW_END_UP_RESET);
                 c->t->up_clean = false;
                 up_close(u);
                 local_response(c, 502, NULL, NULL, 0, NULL);
@@ -1511,9 +1538,11 @@ static bool up_recv(struct gw_conn *c)
         up_close(u);
         c->t->keepalive = false;
         if (iovq_empty(&c->t->cq))
-            conn_close(c);
-        else
+            txn_end(c, GW_END_UP_RESET);
+        else {
+            txn_why(c, GW_END_UP_RESET);
             c->t->rstate = RS_DONE;    /* flush what we have, then close (keepalive off) */
+        }
         return true;
     }
     if (c->t->rstate == RS_WAIT) {
@@ -1547,7 +1576,7 @@ static bool client_send(struct gw_conn *c)
         return false;
     ssize_t n = iovq_write(&c->io, &c->t->cq);
     if (n < 0) {
-        conn_close(c);      /* the client went away: drop the upstream too */
+        txn_end(c, GW_END_CLIENT_CLOSED);      /* drops the upstream too */
         return false;
     }
     if (n == 0) {
@@ -1592,7 +1621,7 @@ static bool up_handshake(struct gw_conn *c, struct gw_upconn *u)
         gw_cnt_add(&c->w->stats.tls_hs[1][2], 1);
         memcpy(why, "TLS handshake: ", 15);
         u->tls_refused = true;
-        up_failed(c, 502, false, why);
+        up_failed(c, 502, false, GW_END_UP_TLS, why);
         return true;
     }
 }
@@ -1610,10 +1639,10 @@ static bool up_send(struct gw_conn *c)
     ssize_t n = iovq_write(&u->io, &c->t->uq);
     if (n < 0) {
         if (c->t->rstate == RS_WAIT && !c->t->resp_started)
-            up_failed(c, 502, u->reused && u->nreq > 0, "write failed");
+            up_failed(c, 502, u->reused && u->nreq > 0, GW_END_UP_RESET, "write failed");
         else {
             up_close(u);
-            conn_close(c);
+            txn_end(c, GW_END_UP_RESET);
         }
         return true;
     }
@@ -1659,7 +1688,7 @@ static bool client_body_recv(struct gw_conn *c)
     if (n == 0 || n == -1) {
         c->t->up_clean = false;
         up_close(c->t->up);
-        conn_close(c);
+        txn_end(c, GW_END_CLIENT_CLOSED);
         return false;
     }
     conn_timer_arm(c, c->t->ws->s->cfg->client_idle_ms);
@@ -1684,7 +1713,7 @@ static bool client_watch(struct gw_conn *c)
             c->t->up_clean = false;
             up_close(c->t->up);
         }
-        conn_close(c);
+        txn_end(c, GW_END_CLIENT_CLOSED);
         return false;
     }
     if (n > 0)
@@ -1846,12 +1875,13 @@ static bool resp_splice(struct gw_conn *c)
     t->bytes_out += out;
     gw_cnt_add(&c->w->stats.body_splice, out);
     if (rc & SP_WERR) {
-        conn_close(c);      /* the client went away: drop the upstream too */
+        txn_end(c, GW_END_CLIENT_CLOSED);      /* drops the upstream too */
         return false;
     }
     if (u && (rc & (SP_EOF | SP_RERR))) {
         if (t->resp_kind != H1_BODY_CLOSE || (rc & SP_RERR)) {
             gw_log(GW_LOG_WARN, "upstream %s: connection lost mid-response", t->target->text);
+            txn_why(c, GW_END_UP_RESET);
             t->keepalive = false;   /* the client sees the body cut: deliver what we have, close */
         }
         t->pc_fin = true;
@@ -1900,7 +1930,7 @@ static bool req_splice(struct gw_conn *c)
             return false;
         t->req_spliced = true;
         gw_splice_lowat(u->io.fd, true);
-        t->lowat_u = true;
+        u->lowat = true;
         if (c->in->end > t->hlen) {     /* everything buffered went up: drop it */
             c->in->end = t->hlen;
             t->body_pos = t->body_end = t->hlen;
@@ -1929,15 +1959,15 @@ static bool req_splice(struct gw_conn *c)
     if (rc & (SP_EOF | SP_RERR)) {      /* the client left mid-body */
         t->up_clean = false;
         up_close(u);
-        conn_close(c);
+        txn_end(c, GW_END_CLIENT_CLOSED);
         return false;
     }
     if (rc & SP_WERR) {
         if (t->rstate == RS_WAIT && !t->resp_started)
-            up_failed(c, 502, false, "write failed");
+            up_failed(c, 502, false, GW_END_UP_RESET, "write failed");
         else {
             up_close(u);
-            conn_close(c);
+            txn_end(c, GW_END_UP_RESET);
         }
         return true;
     }
@@ -1991,7 +2021,7 @@ static bool tunnel_step(struct gw_conn *c)
 
     if (u == NULL) {
         if (iovq_empty(&t->cq))
-            conn_close(c);
+            txn_end(c, GW_END_TUNNEL);
         else
             p = client_send(c);
         return p;
@@ -2007,7 +2037,7 @@ static bool tunnel_step(struct gw_conn *c)
         int rc = tunnel_splice(c, &t->pu, &t->pu_fin, c->io.fd, &c->r_ready, u->io.fd, &u->w_ready,
                                &in, &out, &fin);
         if (rc > 0 && (rc & (SP_RERR | SP_WERR))) {
-            conn_close(c);
+            txn_end(c, GW_END_TUNNEL);
             return false;
         }
         spliced = rc >= 0;      /* < 0: no pipe to be had, copy */
@@ -2026,7 +2056,7 @@ static bool tunnel_step(struct gw_conn *c)
         c->in->end = t->hlen;       /* keep the request head for the access log */
         ssize_t n = buf_read(&c->io, c->in, &c->r_ready, c->rdhup);
         if (n == -1) {
-            conn_close(c);
+            txn_end(c, GW_END_TUNNEL);
             return false;
         }
         if (n == 0) {
@@ -2047,7 +2077,7 @@ static bool tunnel_step(struct gw_conn *c)
         int rc = tunnel_splice(c, &t->pc, &t->pc_fin, u->io.fd, &u->r_ready, c->io.fd, &c->w_ready,
                                &in, &out, &fin);
         if (rc > 0 && (rc & (SP_RERR | SP_WERR))) {
-            conn_close(c);
+            txn_end(c, GW_END_TUNNEL);
             return false;
         }
         spliced = rc >= 0;
@@ -2065,7 +2095,7 @@ static bool tunnel_step(struct gw_conn *c)
         t->ubuf->start = t->ubuf->end = 0;
         ssize_t n = buf_read(&u->io, t->ubuf, &u->r_ready, u->rdhup);
         if (n == -1) {
-            conn_close(c);
+            txn_end(c, GW_END_TUNNEL);
             return false;
         }
         if (n == 0) {
@@ -2079,7 +2109,7 @@ static bool tunnel_step(struct gw_conn *c)
         }
     }
     if (t->cli_eof && t->up_eof && iovq_empty(&t->cq) && iovq_empty(&t->uq) && !t->pu && !t->pc) {
-        conn_close(c);
+        txn_end(c, GW_END_TUNNEL);
         return false;
     }
     return p;
@@ -2119,14 +2149,14 @@ static void conn_pump(struct gw_conn *c)
                 break;
             if (c->t->rstate == RS_DONE && iovq_empty(&c->t->cq) &&
                 ((c->t->req_done && iovq_empty(&c->t->uq) && c->t->pu == NULL) || !c->t->keepalive)) {
-                txn_finish(c);
+                txn_end(c, GW_END_DONE);
                 p = true;
             }
             break;
         case C_LOCAL:
             p = client_send(c);
             if (c->state == C_LOCAL && iovq_empty(&c->t->cq)) {
-                txn_finish(c);
+                txn_end(c, GW_END_DONE);
                 p = true;
             }
             break;
@@ -2146,25 +2176,24 @@ static void conn_pump(struct gw_conn *c)
 
 /* ---- lifecycle ---- */
 
-static void txn_finish(struct gw_conn *c)
+/* Give back everything the txn holds but the connection: the upstream
+ * connection (pooled when done and clean, else closed), pipes, buffers, the
+ * snapshot pin. */
+static void txn_release(struct gw_conn *c, struct gw_txn *t, bool done)
 {
     struct gw_worker *w = c->w;
-    struct gw_txn *t = c->t;
 
-    if (t == NULL || t->ws == NULL)
-        return;
-    access_log(c);
-    txn_account(c);
+    txn_target(c, NULL);
     if (t->up) {
-        if (t->rstate != RS_DONE || !t->req_done || c->state == C_TUNNEL ||
-            !iovq_empty(&t->uq) || t->uhead_pending || t->pu)
-            t->up_clean = false;
-        if (t->lowat_u && t->up_clean)     /* pooled: the next request may copy */
-            gw_splice_lowat(t->up->io.fd, false);
-        up_checkin(c);
+        struct pool_facts f = {
+            .resp_done = done && t->rstate == RS_DONE,
+            .req_sent = t->req_done && iovq_empty(&t->uq) && !t->uhead_pending && !t->pu,
+            .keepalive = t->up_clean && c->state != C_TUNNEL,
+            .draining = w->draining,
+            .max_idle = t->ups->cfg->max_idle_per_target,
+        };
+        up_checkin(c, &f);
     }
-    if (t->lowat_c && t->keepalive)
-        gw_splice_lowat(c->io.fd, false);
     txn_pipes_put(w, t);
     gw_buf_put(w, t->ubuf);
     t->ubuf = NULL;
@@ -2172,18 +2201,20 @@ static void txn_finish(struct gw_conn *c)
     t->scratch = NULL;
     gw_wsnap_unpin(w, t->ws);
     t->ws = NULL;
-    if (!t->keepalive || w->draining || c->state == C_TUNNEL) {
-        if (!t->req_done && c->state != C_TUNNEL)
-            conn_linger(c);
-        else
-            conn_close(c);  /* the txn goes with the connection, in gw_gc */
-        return;
-    }
+}
+
+/* The connection waits for its next request: this request's bytes go,
+ * pipelined ones move to the front. */
+static void conn_next(struct gw_conn *c, struct gw_txn *t)
+{
+    struct gw_worker *w = c->w;
     uint32_t used = t->body_end;
+
+    if (t->lowat_c)
+        gw_splice_lowat(c->io.fd, false);
     c->t = NULL;
     txn_put(w, t);
     c->state = C_HEAD;
-    /* drop this request's bytes; pipelined ones move to the front */
     struct gw_buf *in = c->in;
     if (in) {
         if (used < in->end) {
@@ -2208,6 +2239,49 @@ static void txn_finish(struct gw_conn *c)
 }
 
 /*
+ * The one end of a transaction, and of a client connection between
+ * transactions (c->t NULL).  Idempotent: a connection that is closed or
+ * lingering has ended.  It alone writes the access log line, counts the
+ * request and its reason, and releases.  GW_END_DONE: the response went
+ * out whole; the connection then serves the next request, or lingers while
+ * the client may still be sending, or closes.  Any other reason closes it.
+ * The reason counted is the first failure recorded (txn_why), else why.
+ * The txn itself is freed with the connection (gw_gc): callers up the
+ * stack may still look at c->t after this returns.
+ */
+static void txn_end(struct gw_conn *c, enum gw_end why)
+{
+    struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
+
+    if (c->state == C_CLOSED || c->state == C_LINGER || (t && t->ws == NULL))
+        return;
+    if (t == NULL) {
+        gw_cnt_add(&w->stats.closes[why], 1);
+        if (why == GW_END_CLIENT_TLS && c->hs_want == GW_HS_PLAINTEXT)
+            conn_linger(c);     /* our 400 went out; the rest is read and dropped */
+        else
+            conn_teardown(c);
+        return;
+    }
+    bool done = why == GW_END_DONE;
+    if (!done && t->status == 0 && t->hlen)
+        t->status = 499;        /* the client left before the response (nginx's code) */
+    if (t->hlen || t->status) {
+        access_log(c);
+        txn_account(c);
+    }
+    gw_cnt_add(&w->stats.closes[t->why != GW_END_DONE ? t->why : why], 1);
+    txn_release(c, t, done);
+    if (done && t->keepalive && !w->draining && c->state != C_TUNNEL)
+        conn_next(c, t);
+    else if (done && !t->req_done && c->state != C_TUNNEL)
+        conn_linger(c);
+    else
+        conn_teardown(c);
+}
+
+/*
  * The response went out but the client may still be sending (a request
  * body we refused or did not need).  Closing now would make the kernel
  * answer the unread bytes with a RST, which can destroy the response in the
@@ -2222,15 +2296,9 @@ static void conn_linger(struct gw_conn *c)
     struct gw_worker *w = c->w;
     struct gw_txn *t = c->t;
 
-    if (t && t->up) {
-        t->up_clean = false;
-        up_close(t->up);
-    }
     c->t = NULL;
-    if (t) {
-        txn_pipes_put(w, t);
-        txn_put(w, t);
-    }
+    if (t)
+        txn_put(w, t);      /* released by txn_end */
     gw_buf_put(w, c->in);
     c->in = NULL;
     gw_io_shutdown_wr(&c->io);
@@ -2239,10 +2307,12 @@ static void conn_linger(struct gw_conn *c)
     conn_timer_arm(c, LINGER_QUIET_MS);
 }
 
+/* A lingering close ends with the connection's teardown: its transaction
+ * already ended (and was counted) in txn_end. */
 static void linger_step(struct gw_conn *c)
 {
     if (gw_now_ms(c->w) >= c->scanned) {
-        conn_close(c);
+        conn_teardown(c);
         return;
     }
     for (int i = 0; i < 64 && c->r_ready; i++) {
@@ -2255,7 +2325,7 @@ static void linger_step(struct gw_conn *c)
             c->r_ready = false;
             return;
         }
-        conn_close(c);      /* EOF or error: the client is done */
+        conn_teardown(c);      /* EOF or error: the client is done */
         return;
     }
     if (c->r_ready) {   /* edge-triggered: no new edge will come; continue next turn */
@@ -2266,29 +2336,16 @@ static void linger_step(struct gw_conn *c)
     }
 }
 
-static void conn_close(struct gw_conn *c)
+/* Close the client connection and free what it holds (its txn, already
+ * released by txn_end, waits in c->t for gw_gc).  Counts nothing: only
+ * txn_end and the linger that follows one call this. */
+static void conn_teardown(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
-    struct gw_txn *t = c->t;
 
     if (c->state == C_CLOSED)
         return;
-    if (t && t->ws) {
-        if (t->status == 0 && t->hlen)
-            t->status = 499;    /* the client left before the response (nginx's code) */
-        if (t->hlen || t->status) {
-            access_log(c);
-            txn_account(c);
-        }
-        txn_target(c, NULL);
-        gw_wsnap_unpin(w, t->ws);
-        t->ws = NULL;
-    }
     c->state = C_CLOSED;
-    if (t && t->up) {
-        t->up_clean = false;
-        up_close(t->up);
-    }
     event_del(&c->ev);
     event_del(&c->timer);
     c->deadline_ms = c->timer_at_ms = 0;
@@ -2298,12 +2355,6 @@ static void conn_close(struct gw_conn *c)
     c->io.fd = -1;
     gw_buf_put(w, c->in);
     c->in = NULL;
-    if (t) {
-        gw_buf_put(w, t->scratch);
-        gw_buf_put(w, t->ubuf);
-        t->scratch = t->ubuf = NULL;
-        txn_pipes_put(w, t);
-    }
     /* unlink from the worker's list */
     if (c->prev)
         c->prev->next = c->next;
@@ -2373,13 +2424,15 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
             struct iovec v = { (void *)msg, sizeof(msg) - 1 };
             ssize_t r = gw_io_writev(&c->io, &v, 1);    /* through TLS when it is on */
             (void)r;
+            txn_end(c, GW_END_CLIENT_TIMEOUT);
+        } else {
+            txn_end(c, c->hs ? GW_END_CLIENT_TIMEOUT : GW_END_IDLE_TIMEOUT);
         }
-        conn_close(c);
     } else if (c->state == C_ACTIVE && !c->t->req_done) {
         gw_log(GW_LOG_INFO, "client stopped sending its request body");
-        conn_close(c);
+        txn_end(c, GW_END_CLIENT_TIMEOUT);
     } else if (c->state == C_LINGER) {
-        conn_close(c);
+        conn_teardown(c);
     }
     gw_gc(w);
 }
@@ -2442,7 +2495,7 @@ void gw_conns_drain(struct gw_worker *w)
     for (; c; c = next) {
         next = c->next;
         if (c->state == C_HEAD && (c->in == NULL || c->in->end == 0))
-            conn_close(c);
+            txn_end(c, GW_END_DRAIN);
         else if (c->t)
             c->t->keepalive = false;
     }
@@ -2450,35 +2503,27 @@ void gw_conns_drain(struct gw_worker *w)
 
 void gw_conns_close_all(struct gw_worker *w)
 {
-    while (w->conns)
-        conn_close(w->conns);
+    while (w->conns) {
+        if (w->conns->state == C_LINGER)
+            conn_teardown(w->conns);
+        else
+            txn_end(w->conns, GW_END_SHUTDOWN);
+    }
 }
 
-static void sweep_bucket(struct pool_bucket *b, void *arg)
+static void up_close_node(struct pool_node *pn)
 {
-    struct gw_worker *w = arg;
-    uint64_t now = gw_now_ms(w);
-    struct pool_node *pn;
-
-    while ((pn = pool_oldest(b)) != NULL) {
-        struct gw_upconn *u = (struct gw_upconn *)((char *)pn - offsetof(struct gw_upconn, pn));
-        if (pn->idle_since_ms + u->idle_timeout_ms > now)
-            break;
-        up_close(u);
-    }
+    up_close((struct gw_upconn *)((char *)pn - offsetof(struct gw_upconn, pn)));
 }
 
 void gw_pool_sweep(struct gw_worker *w)
 {
-    pool_foreach(&w->pool, sweep_bucket, w);
+    pool_sweep(&w->pool, gw_now_ms(w), up_close_node);
 }
 
 static void close_bucket(struct pool_bucket *b, void *arg)
 {
-    struct pool_node *pn;
-
-    while ((pn = pool_oldest(b)) != NULL)
-        up_close((struct gw_upconn *)((char *)pn - offsetof(struct gw_upconn, pn)));
+    pool_bucket_close_all(b, up_close_node);
 }
 
 void gw_pool_close_all(struct gw_worker *w)
