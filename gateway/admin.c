@@ -403,6 +403,28 @@ static struct name_sum *find_name(struct name_tab *t, const char *name)
     return &t->v[t->n - 1];
 }
 
+/* The config's version and the reload counters. */
+static void reload_metrics(struct evbuffer *b, const struct gw_snapshot *s)
+{
+    scalar(b, "sluice_config_version", "gauge", "Version of the running config (1 at start, +1 per reload).",
+           s->version);
+    family(b, "sluice_reloads_total", "counter", "Config reloads (PUT /config, SIGHUP) by result.");
+    evbuffer_add_printf(b, "sluice_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_ok));
+    evbuffer_add_printf(b, "sluice_reloads_total{result=\"error\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_err));
+    scalar(b, "sluice_reload_routes_reused_total", "counter",
+           "Routes a reload copied from the running config because their text was unchanged.",
+           gw_reload_routes_reused());
+    scalar(b, "sluice_reload_route_index_kept_total", "counter",
+           "Reloads that kept the running route index: no route moved in it.",
+           gw_reload_index_kept());
+    scalar(b, "sluice_reload_builds_escalated_total", "counter",
+           "Reloads (a PUT's upload and build) not done within the idle phase, raised by the watchdog.",
+           gw_builds_escalated());
+    scalar(b, "sluice_reload_build_yields_total", "counter",
+           "Times a build (or a PUT's upload) gave its core back between two turns.",
+           gw_build_yields());
+}
+
 static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
 {
     struct evbuffer *b = evbuffer_new();
@@ -516,23 +538,7 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
                 evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)v);
             }
     }
-    scalar(b, "sluice_config_version", "gauge", "Version of the running config (1 at start, +1 per reload).",
-           s->version);
-    family(b, "sluice_reloads_total", "counter", "Config reloads (PUT /config, SIGHUP) by result.");
-    evbuffer_add_printf(b, "sluice_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_ok));
-    evbuffer_add_printf(b, "sluice_reloads_total{result=\"error\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_err));
-    scalar(b, "sluice_reload_routes_reused_total", "counter",
-           "Routes a reload copied from the running config because their text was unchanged.",
-           gw_reload_routes_reused());
-    scalar(b, "sluice_reload_route_index_kept_total", "counter",
-           "Reloads that kept the running route index: no route moved in it.",
-           gw_reload_index_kept());
-    scalar(b, "sluice_reload_builds_escalated_total", "counter",
-           "Reloads (a PUT's upload and build) not done within the idle phase, raised by the watchdog.",
-           gw_builds_escalated());
-    scalar(b, "sluice_reload_build_yields_total", "counter",
-           "Times a build (or a PUT's upload) gave its core back between two turns.",
-           gw_build_yields());
+    reload_metrics(b, s);
     free(rt.v);
     free(rt.slots);
     free(ut.v);
