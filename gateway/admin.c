@@ -404,12 +404,35 @@ static struct name_sum *find_name(struct name_tab *t, const char *name)
     return &t->v[t->n - 1];
 }
 
+/* The config's version and the reload counters. */
+static void reload_metrics(struct evbuffer *b, const struct gw_snapshot *s)
+{
+    scalar(b, "sluice_config_version", "gauge", "Version of the running config (1 at start, +1 per reload).",
+           s->version);
+    family(b, "sluice_reloads_total", "counter", "Config reloads (PUT /config, SIGHUP) by result.");
+    evbuffer_add_printf(b, "sluice_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_ok));
+    evbuffer_add_printf(b, "sluice_reloads_total{result=\"error\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_err));
+    scalar(b, "sluice_reload_routes_reused_total", "counter",
+           "Routes a reload copied from the running config because their text was unchanged.",
+           gw_reload_routes_reused());
+    scalar(b, "sluice_reload_route_index_kept_total", "counter",
+           "Reloads that kept the running route index: no route moved in it.",
+           gw_reload_index_kept());
+    scalar(b, "sluice_reload_builds_escalated_total", "counter",
+           "Reloads (a PUT's upload and build) not done within the idle phase, raised by the watchdog.",
+           gw_builds_escalated());
+    scalar(b, "sluice_reload_build_yields_total", "counter",
+           "Times a build (or a PUT's upload) gave its core back between two turns.",
+           gw_build_yields());
+}
+
 static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
 {
     struct evbuffer *b = evbuffer_new();
     struct gw_hist dur = { 0 }, conn = { 0 };
     uint64_t bin = 0, bout = 0, hits = 0, misses = 0, cconns = 0, uconns = 0;
     uint64_t bsplice = 0, bcopy = 0, hs[2][3] = { { 0 } }, kon = 0, koff = 0;
+    uint64_t closes[GW_END__N] = { 0 };
     struct name_tab rt = { 0 }, ut = { 0 };
     uint64_t now = gw_now_ms(NULL);
 
@@ -426,6 +449,8 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
         for (int x = 0; x < 2; x++)
             for (int y = 0; y < 3; y++)
                 hs[x][y] += gw_cnt_get(&st->tls_hs[x][y]);
+        for (int k = 0; k < GW_END__N; k++)
+            closes[k] += gw_cnt_get(&st->closes[k]);
         kon += gw_cnt_get(&st->ktls_on);
         koff += gw_cnt_get(&st->ktls_fallback);
         hist_sum(&dur, &st->req_duration);
@@ -468,6 +493,10 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
     scalar(b, "sluice_sent_bytes_total", "counter", "Bytes sent to clients.", bout);
     scalar(b, "sluice_client_connections", "gauge", "Open client connections.", cconns);
     scalar(b, "sluice_upstream_connections", "gauge", "Open upstream connections, pooled ones included.", uconns);
+    family(b, "sluice_closes_total", "counter", "Ends of transactions, and of client connections between them, by reason.");
+    for (int k = 0; k < GW_END__N; k++)
+        evbuffer_add_printf(b, "sluice_closes_total{reason=\"%s\"} %llu\n", gw_end_names[k],
+                            (unsigned long long)closes[k]);
     scalar(b, "sluice_pool_hits_total", "counter", "Requests sent over a pooled upstream connection.", hits);
     scalar(b, "sluice_pool_misses_total", "counter", "Upstream connections opened because none was pooled.", misses);
     family(b, "sluice_body_bytes_total", "counter", "Body bytes moved between sockets, by splice(2) or copied through user space.");
@@ -510,23 +539,7 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
                 evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)v);
             }
     }
-    scalar(b, "sluice_config_version", "gauge", "Version of the running config (1 at start, +1 per reload).",
-           s->version);
-    family(b, "sluice_reloads_total", "counter", "Config reloads (PUT /config, SIGHUP) by result.");
-    evbuffer_add_printf(b, "sluice_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_ok));
-    evbuffer_add_printf(b, "sluice_reloads_total{result=\"error\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_err));
-    scalar(b, "sluice_reload_routes_reused_total", "counter",
-           "Routes a reload copied from the running config because their text was unchanged.",
-           gw_reload_routes_reused());
-    scalar(b, "sluice_reload_route_index_kept_total", "counter",
-           "Reloads that kept the running route index: no route moved in it.",
-           gw_reload_index_kept());
-    scalar(b, "sluice_reload_builds_escalated_total", "counter",
-           "Reloads (a PUT's upload and build) not done within the idle phase, raised by the watchdog.",
-           gw_builds_escalated());
-    scalar(b, "sluice_reload_build_yields_total", "counter",
-           "Times a build (or a PUT's upload) gave its core back between two turns.",
-           gw_build_yields());
+    reload_metrics(b, s);
     free(rt.v);
     free(rt.slots);
     free(ut.v);

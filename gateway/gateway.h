@@ -32,10 +32,9 @@
 #include "../router/router.h"
 #include "../upstream/upstream.h"
 #include "../pool/pool.h"
+#include "../core/freelist.h"
 
 #define SLUICE_VERSION "0.1.0"
-
-enum { GW_OK = 0, GW_ERR = -1, GW_AGAIN = -2 };
 
 /* ---- buffers: fixed-size, recycled per worker ----
  * Small holds a head of the default limits.max_header_bytes (16 KiB) and
@@ -45,8 +44,10 @@ enum { GW_OK = 0, GW_ERR = -1, GW_AGAIN = -2 };
 #define GW_BUF_SMALL  (20u * 1024)
 #define GW_BUF_LARGE  (256u * 1024)
 
+#define GW_FREE_TXN_MAX 1024
+
 struct gw_buf {
-    struct gw_buf *next;        /* free list */
+    struct fl_node fl;          /* the worker's free list */
     uint32_t start, end, cap;
     char data[];
 };
@@ -126,15 +127,14 @@ struct gw_worker {
     bool accept_paused;
     bool draining;
     struct pool pool;
-    struct gw_buf *free_small, *free_large;
-    uint32_t nfree_small, nfree_large;
+    struct freelist free_small, free_large;     /* of struct gw_buf */
     struct gw_conn *conns;              /* all client connections (drain) */
     uint32_t nconns;
     struct gw_conn *gc_conns;           /* closed, freed after the callback */
     struct gw_upconn *gc_ups;
-    struct gw_txn *free_txns;           /* recycled request state */
+    struct freelist free_txns;          /* recycled request state (struct gw_txn), at most
+                                           GW_FREE_TXN_MAX */
     struct gw_pipe_pool pipes;          /* for splice(2) body moves */
-    uint32_t nfree_txns;
     struct h1_request req;              /* parse scratch, reused */
     struct h1_response resp;
     uint64_t rid_seed, rid_count;

@@ -25,22 +25,17 @@
 
 void gw_pipe_pool_init(struct gw_pipe_pool *pp)
 {
-    pp->free = NULL;
-    pp->nfree = 0;
+    fl_init(&pp->free, PIPES_IDLE_MAX);
     pp->size = GW_PIPE_SIZE;
 }
 
 struct gw_pipe *gw_pipe_get(struct gw_pipe_pool *pp)
 {
-    struct gw_pipe *p = pp->free;
+    struct gw_pipe *p = fl_pop(&pp->free, struct gw_pipe, fl);
     int fds[2];
 
-    if (p) {
-        pp->free = p->next;
-        pp->nfree--;
-        p->next = NULL;
+    if (p)
         return p;
-    }
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1)
         return NULL;
     if (pp->size)
@@ -48,7 +43,7 @@ struct gw_pipe *gw_pipe_get(struct gw_pipe_pool *pp)
     p = malloc(sizeof(*p));
     if (p == NULL)
         abort();
-    p->next = NULL;
+    p->fl.next = NULL;
     p->rfd = fds[0];
     p->wfd = fds[1];
     p->len = 0;
@@ -62,29 +57,24 @@ static void pipe_close(struct gw_pipe *p)
     free(p);
 }
 
+static void pipe_close_node(struct fl_node *n)
+{
+    pipe_close((struct gw_pipe *)(void *)((char *)n - offsetof(struct gw_pipe, fl)));
+}
+
 void gw_pipe_put(struct gw_pipe_pool *pp, struct gw_pipe *p)
 {
     if (p == NULL)
         return;
     /* bytes left in it belong to a transaction that ended: never hand
      * them to the next one */
-    if (p->len != 0 || pp->nfree >= PIPES_IDLE_MAX) {
+    if (p->len != 0 || !fl_push(&pp->free, &p->fl))
         pipe_close(p);
-        return;
-    }
-    p->next = pp->free;
-    pp->free = p;
-    pp->nfree++;
 }
 
 void gw_pipe_pool_free(struct gw_pipe_pool *pp)
 {
-    while (pp->free) {
-        struct gw_pipe *p = pp->free;
-        pp->free = p->next;
-        pipe_close(p);
-    }
-    pp->nfree = 0;
+    fl_drain(&pp->free, pipe_close_node);
 }
 
 ssize_t gw_pipe_fill(struct gw_pipe *p, int fd, size_t max)

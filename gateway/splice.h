@@ -21,17 +21,18 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../core/freelist.h"
+
 struct gw_worker;
 
 struct gw_pipe {
-    struct gw_pipe *next;       /* pool free list */
+    struct fl_node fl;          /* pool free list */
     int rfd, wfd;
     uint32_t len;               /* bytes in the pipe, written but not yet drained */
 };
 
 struct gw_pipe_pool {
-    struct gw_pipe *free;
-    uint32_t nfree;
+    struct freelist free;       /* idle pipes, at most PIPES_IDLE_MAX */
     uint32_t size;              /* capacity asked for with F_SETPIPE_SZ; 0 = kernel default */
 };
 

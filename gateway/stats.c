@@ -9,6 +9,27 @@ const double gw_hist_le[GW_HIST_N] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
 
+const char *const gw_end_names[GW_END__N] = {
+    [GW_END_DONE] = "done",
+    [GW_END_CLIENT_CLOSED] = "client_closed",
+    [GW_END_CLIENT_TIMEOUT] = "client_timeout",
+    [GW_END_CLIENT_PARSE] = "client_parse_error",
+    [GW_END_CLIENT_TLS] = "client_tls",
+    [GW_END_IDLE_CLOSED] = "idle_closed",
+    [GW_END_IDLE_TIMEOUT] = "idle_timeout",
+    [GW_END_UP_CONNECT] = "upstream_connect",
+    [GW_END_UP_CONNECT_TIMEOUT] = "upstream_connect_timeout",
+    [GW_END_UP_TLS] = "upstream_tls",
+    [GW_END_UP_HEADER_TIMEOUT] = "upstream_header_timeout",
+    [GW_END_UP_IDLE_TIMEOUT] = "upstream_idle_timeout",
+    [GW_END_UP_RESET] = "upstream_reset",
+    [GW_END_UP_PARSE] = "upstream_parse_error",
+    [GW_END_TUNNEL] = "tunnel_end",
+    [GW_END_DRAIN] = "drain",
+    [GW_END_SHUTDOWN] = "shutdown",
+    [GW_END_INTERNAL] = "internal",
+};
+
 void gw_hist_observe(struct gw_hist *h, uint64_t ns)
 {
     static const uint64_t le_ns[GW_HIST_N] = {

@@ -48,6 +48,37 @@ struct gw_ups_stats {
     char name[];
 };
 
+/*
+ * How a transaction ended, or a client connection between transactions
+ * (gw_txn_end): counted once each in sluice_closes_total{reason}.  A
+ * transaction that failed before it answered (a 502 of a connect failure)
+ * is counted under the failure, not under done.
+ */
+enum gw_end {
+    GW_END_DONE = 0,            /* the response went out whole (local answers too) */
+    GW_END_CLIENT_CLOSED,       /* the client left (EOF, reset, write error) mid-request */
+    GW_END_CLIENT_TIMEOUT,      /* header section or request body too slow */
+    GW_END_CLIENT_PARSE,        /* malformed request head or chunked body */
+    GW_END_CLIENT_TLS,          /* TLS handshake failed, or plain HTTP on a TLS port */
+    GW_END_IDLE_CLOSED,         /* the client closed between requests */
+    GW_END_IDLE_TIMEOUT,        /* keep-alive idle (or first request) timeout */
+    GW_END_UP_CONNECT,          /* no connection to any target (refused, unreachable) */
+    GW_END_UP_CONNECT_TIMEOUT,  /* connect or upstream TLS handshake timed out */
+    GW_END_UP_TLS,              /* upstream TLS handshake refused */
+    GW_END_UP_HEADER_TIMEOUT,   /* no response header within response_header_ms */
+    GW_END_UP_IDLE_TIMEOUT,     /* silence mid-response longer than idle_ms */
+    GW_END_UP_RESET,            /* the upstream closed or reset before the response ended */
+    GW_END_UP_PARSE,            /* malformed or unforwardable response */
+    GW_END_TUNNEL,              /* an upgraded connection (WebSocket) ended */
+    GW_END_DRAIN,               /* closed idle by a drain */
+    GW_END_SHUTDOWN,            /* closed by the worker stopping */
+    GW_END_INTERNAL,            /* out of descriptors, TLS setup failure */
+    GW_END__N
+};
+
+/* The reason's label in /metrics and the logs ("done", "client_closed" ...). */
+extern const char *const gw_end_names[GW_END__N];
+
 struct gw_stats {
     _Atomic uint64_t bytes_in, bytes_out, pool_hits, pool_misses;
     _Atomic uint64_t client_conns, upstream_conns;     /* gauges */
@@ -58,6 +89,7 @@ struct gw_stats {
     _Atomic uint64_t tls_hs[2][3];
     _Atomic uint64_t ktls_on, ktls_fallback;   /* listener conns with ktls requested */
     struct gw_hist req_duration, connect_time;
+    _Atomic uint64_t closes[GW_END__N];        /* by enum gw_end */
     struct gw_route_stats *_Atomic routes;
     struct gw_ups_stats *_Atomic ups;
     /* worker-private name indexes over the two lists: a reload with 10,000

@@ -40,21 +40,14 @@ struct gw_buf *gw_buf_get(struct gw_worker *w, uint32_t min_cap)
     struct gw_buf *b;
     uint32_t cap = min_cap <= GW_BUF_SMALL ? GW_BUF_SMALL : GW_BUF_LARGE;
 
-    if (cap == GW_BUF_SMALL && w->free_small) {
-        b = w->free_small;
-        w->free_small = b->next;
-        w->nfree_small--;
-    } else if (cap == GW_BUF_LARGE && w->free_large) {
-        b = w->free_large;
-        w->free_large = b->next;
-        w->nfree_large--;
-    } else {
+    b = fl_pop(cap == GW_BUF_SMALL ? &w->free_small : &w->free_large, struct gw_buf, fl);
+    if (b == NULL) {
         b = malloc(sizeof(*b) + cap);
         if (b == NULL)
             abort();    /* as h2o: running out of memory is not recoverable here */
         b->cap = cap;
+        b->fl.next = NULL;
     }
-    b->next = NULL;
     b->start = b->end = 0;
     return b;
 }
@@ -63,26 +56,13 @@ void gw_buf_put(struct gw_worker *w, struct gw_buf *b)
 {
     if (b == NULL)
         return;
-    if (b->cap == GW_BUF_SMALL && w->nfree_small < FREE_SMALL_MAX) {
-        b->next = w->free_small;
-        w->free_small = b;
-        w->nfree_small++;
-    } else if (b->cap == GW_BUF_LARGE && w->nfree_large < FREE_LARGE_MAX) {
-        b->next = w->free_large;
-        w->free_large = b;
-        w->nfree_large++;
-    } else {
+    if (!fl_push(b->cap == GW_BUF_SMALL ? &w->free_small : &w->free_large, &b->fl))
         free(b);
-    }
 }
 
-static void bufs_free(struct gw_buf *b)
+static void buf_free_node(struct fl_node *n)
 {
-    while (b) {
-        struct gw_buf *n = b->next;
-        free(b);
-        b = n;
-    }
+    free((char *)n - offsetof(struct gw_buf, fl));
 }
 
 /* libevent keeps one queue per distinct duration ("common timeouts"), so
@@ -397,8 +377,8 @@ static void *worker_main(void *arg)
     close(w->cmd_fd);
     pool_destroy(&w->pool, gw_tls_session_free);
     gw_stats_free(&w->stats);
-    bufs_free(w->free_small);
-    bufs_free(w->free_large);
+    fl_drain(&w->free_small, buf_free_node);
+    fl_drain(&w->free_large, buf_free_node);
     return NULL;
 }
 
@@ -426,6 +406,9 @@ int gw_workers_start(struct gw_worker *ws, int n)
         event_add(w->tick, &tick);
         w->alog.fd = -1;
         pool_init(&w->pool);
+        fl_init(&w->free_small, FREE_SMALL_MAX);
+        fl_init(&w->free_large, FREE_LARGE_MAX);
+        fl_init(&w->free_txns, GW_FREE_TXN_MAX);
         gw_pipe_pool_init(&w->pipes);
         if (getrandom(&w->rid_seed, sizeof(w->rid_seed), 0) != sizeof(w->rid_seed))
             w->rid_seed = gw_mono_ns() ^ ((uint64_t)i << 56);

@@ -61,6 +61,20 @@ struct pool_bucket *pool_bucket_for(struct pool *p, const struct sockaddr *sa, s
     return b;
 }
 
+struct pool_node *pool_checkin(struct pool_bucket *b, struct pool_node *n, uint64_t now_ms,
+                               uint32_t idle_ms, uint32_t max_idle)
+{
+    struct pool_node *evicted = NULL;
+
+    if (b->count >= max_idle) {
+        evicted = pool_oldest(b);
+        pool_remove(evicted);
+    }
+    n->idle_ms = idle_ms;
+    pool_put(b, n, now_ms);
+    return evicted;
+}
+
 void pool_put(struct pool_bucket *b, struct pool_node *n, uint64_t now_ms)
 {
     n->bucket = b;
@@ -99,6 +113,31 @@ struct pool_node *pool_get(struct pool_bucket *b)
 struct pool_node *pool_oldest(struct pool_bucket *b)
 {
     return b->head.prev == &b->head ? NULL : b->head.prev;
+}
+
+struct pool_node *pool_expired(struct pool_bucket *b, uint64_t now_ms)
+{
+    struct pool_node *n = pool_oldest(b);
+
+    return n && n->idle_since_ms + n->idle_ms <= now_ms ? n : NULL;
+}
+
+void pool_sweep(struct pool *p, uint64_t now_ms, void (*close_fn)(struct pool_node *))
+{
+    struct pool_node *n;
+
+    for (size_t i = 0; i < p->cap; i++)
+        for (struct pool_bucket *b = p->tab[i]; b; b = b->hnext)
+            while ((n = pool_expired(b, now_ms)) != NULL)
+                close_fn(n);
+}
+
+void pool_bucket_close_all(struct pool_bucket *b, void (*close_fn)(struct pool_node *))
+{
+    struct pool_node *n;
+
+    while ((n = pool_oldest(b)) != NULL)
+        close_fn(n);
 }
 
 void pool_foreach(struct pool *p, void (*fn)(struct pool_bucket *, void *), void *arg)

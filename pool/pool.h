@@ -8,15 +8,19 @@
  * connections.  The pool does not know what a connection is: callers embed a
  * struct pool_node in their connection object.
  *
- * Ownership: pool_put() hands the connection to the pool; pool_get() hands it
- * back (removed from the bucket).  Only clean connections may be put: no
- * unread bytes, the last response fully read, its request fully sent, no
- * "Connection: close" on either side.
+ * Ownership: pool_checkin() hands the connection to the pool; pool_get()
+ * hands it back (removed from the bucket).  What may be checked in is the
+ * pool's policy (pool_may_keep), decided from facts the caller states: only
+ * a clean connection, the last response fully read, its request fully sent,
+ * no "Connection: close" on either side, nothing unread (nginx's keepalive
+ * module, h2o's sticky keep-alive flag).  The pool also owns the idle
+ * policy: the per-target bound (the oldest goes) and expiry (pool_sweep).
  */
 #ifndef SLUICE_POOL_H
 #define SLUICE_POOL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -27,6 +31,7 @@ struct pool_node {
     struct pool_node *prev, *next;
     struct pool_bucket *bucket;     /* NULL when not pooled */
     uint64_t idle_since_ms;
+    uint32_t idle_ms;               /* how long it may stay idle (the upstream's setting) */
 };
 
 struct pool_bucket {
@@ -59,8 +64,36 @@ void pool_init(struct pool *p);
 struct pool_bucket *pool_bucket_for(struct pool *p, const struct sockaddr *sa, socklen_t salen,
                                     uint64_t key);
 
-/* Put an idle connection; the most recent is taken first (warm in caches,
- * least likely to have been closed by the peer). */
+/* What the caller knows about a connection it is done with. */
+struct pool_facts {
+    bool resp_done;         /* the last response was read to its end */
+    bool req_sent;          /* the request went out whole (nothing queued, nothing in a pipe) */
+    bool keepalive;         /* nothing said otherwise: a keep-alive response, no error, not
+                               upgraded, no bytes after the response */
+    bool unread;            /* readiness or a FIN seen and not consumed, or decrypted bytes
+                               waiting inside TLS: they would reach the next request */
+    bool draining;          /* the worker is shutting down */
+    bool has_bucket;        /* the target's address resolved (a bucket exists) */
+    uint32_t max_idle;      /* the target's max_idle_per_target; 0 = no pooling */
+};
+
+/* May this connection be checked in?  Only when every fact says clean.
+ * (Inline: it runs once per keep-alive request.) */
+static inline bool pool_may_keep(const struct pool_facts *f)
+{
+    return f->resp_done && f->req_sent && f->keepalive && !f->unread && !f->draining &&
+           f->has_bucket && f->max_idle > 0;
+}
+
+/* Put an idle connection (pool_may_keep said yes); the most recent is
+ * taken first (warm in caches, least likely to have been closed by the
+ * peer).  It may stay idle idle_ms.  When the bucket already holds
+ * max_idle, its oldest connection is taken out first and returned: the
+ * caller closes it.  Otherwise NULL. */
+struct pool_node *pool_checkin(struct pool_bucket *b, struct pool_node *n, uint64_t now_ms,
+                               uint32_t idle_ms, uint32_t max_idle);
+
+/* Put without a bound (pool_checkin's last step; tests). */
 void pool_put(struct pool_bucket *b, struct pool_node *n, uint64_t now_ms);
 
 /* Take the most recently pooled connection, or NULL. */
@@ -73,8 +106,19 @@ void pool_remove(struct pool_node *n);
  * for trimming a bucket to its max_idle_per_target). */
 struct pool_node *pool_oldest(struct pool_bucket *b);
 
-/* Calls fn on every bucket (expiry sweep, shutdown). */
+/* Calls fn on every bucket (shutdown, dropping unused targets). */
 void pool_foreach(struct pool *p, void (*fn)(struct pool_bucket *, void *), void *arg);
+
+/* The oldest connection of b whose idle time is up at now_ms, or NULL
+ * (still pooled: the caller's close removes it). */
+struct pool_node *pool_expired(struct pool_bucket *b, uint64_t now_ms);
+
+/* Expiry: close (fn, which must pool_remove the node) every connection
+ * idle for longer than its idle_ms, oldest first, in every bucket. */
+void pool_sweep(struct pool *p, uint64_t now_ms, void (*close_fn)(struct pool_node *));
+
+/* Close (fn, which must pool_remove) every connection of a bucket. */
+void pool_bucket_close_all(struct pool_bucket *b, void (*close_fn)(struct pool_node *));
 
 /* Free the buckets; they must be empty.  free_user (may be NULL) is called
  * on each non-NULL bucket->user. */

@@ -39,15 +39,15 @@ static void test_pool(void)
     ok(p && fcntl(p->wfd, F_GETPIPE_SZ) == GW_PIPE_SIZE, "pipe capacity is GW_PIPE_SIZE (%d)",
        p ? fcntl(p->wfd, F_GETPIPE_SZ) : -1);
     gw_pipe_put(&pp, p);
-    ok(pp.nfree == 1 && nfds() == base + 2, "an empty pipe is pooled, still open");
+    ok(pp.free.n == 1 && nfds() == base + 2, "an empty pipe is pooled, still open");
     struct gw_pipe *q = gw_pipe_get(&pp);
-    ok(q == p && pp.nfree == 0, "the pooled pipe is handed out again");
+    ok(q == p && pp.free.n == 0, "the pooled pipe is handed out again");
 
     /* a pipe with bytes in it is closed, never pooled */
     ok(write(q->wfd, "xyz", 3) == 3, "write into the pipe");
     q->len = 3;
     gw_pipe_put(&pp, q);
-    ok(pp.nfree == 0 && nfds() == base, "a pipe holding bytes is closed on put");
+    ok(pp.free.n == 0 && nfds() == base, "a pipe holding bytes is closed on put");
 
     /* the idle count is bounded */
     struct gw_pipe *v[PIPES_IDLE_MAX + 8];
@@ -55,10 +55,10 @@ static void test_pool(void)
         v[i] = gw_pipe_get(&pp);
     for (int i = 0; i < PIPES_IDLE_MAX + 8; i++)
         gw_pipe_put(&pp, v[i]);
-    ok(pp.nfree == PIPES_IDLE_MAX && nfds() == base + 2 * PIPES_IDLE_MAX,
-       "at most %d idle pipes kept (%u, fds %d)", PIPES_IDLE_MAX, pp.nfree, nfds() - base);
+    ok(pp.free.n == PIPES_IDLE_MAX && nfds() == base + 2 * PIPES_IDLE_MAX,
+       "at most %d idle pipes kept (%u, fds %d)", PIPES_IDLE_MAX, pp.free.n, nfds() - base);
     gw_pipe_pool_free(&pp);
-    ok(pp.nfree == 0 && nfds() == base, "pool free closes every pipe");
+    ok(pp.free.n == 0 && nfds() == base, "pool free closes every pipe");
     gw_pipe_put(&pp, NULL);
     ok(1, "put(NULL) is a no-op");
 }
@@ -95,7 +95,7 @@ static void test_moves(void)
     close(b[1]);
     ok(gw_pipe_drain(p, b[0]) == GW_IO_ERR, "drain to a closed peer: ERR (no SIGPIPE kills us)");
     gw_pipe_put(&pp, p);
-    ok(pp.nfree == 0, "the pipe with bytes left is not pooled");
+    ok(pp.free.n == 0, "the pipe with bytes left is not pooled");
     gw_pipe_pool_free(&pp);
     close(a[1]);
     close(b[0]);

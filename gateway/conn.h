@@ -1,0 +1,298 @@
+/*
+ * conn.h - the data plane's connection objects (client connection, its
+ * transaction, the upstream connection under it) and the functions the
+ * gateway's files call on them.  Only gateway .c files include this.
+ *
+ * Calls go one way, top to bottom, never back up:
+ *   proxy.c (events, the pump, a request's start)
+ *     -> pass.c (splice, tunnels) -> forward.c (the upstream side)
+ *     -> client.c (client I/O) -> body.c (request body) -> local.c (own answers)
+ *     -> txn.c (the one end) -> upconn.c (the upstream connection, the pool)
+ */
+#ifndef SLUICE_CONN_H
+#define SLUICE_CONN_H
+
+#include "gateway.h"
+#include "io.h"
+#include "tls.h"
+
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define CONN_MAGIC 0x534c4343u
+#define UP_MAGIC   0x534c5550u
+
+enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED };
+enum rstate { RS_WAIT = 0, RS_BODY, RS_DONE };
+
+#define IOVQ_N 8
+
+struct iovq {
+    struct iovec v[IOVQ_N];
+    uint8_t i, n;
+};
+
+/*
+ * The framing sluice writes in front of the pieces of a chunked body it
+ * re-frames (h1_fwd.h), and the data of pieces too small to be worth an
+ * iovec of their own.  Bytes here stay put until the queue that points at
+ * them is empty; then the area is reused from its start.
+ */
+#define RF_CAP   512
+#define RF_SMALL 64     /* a data piece up to this size is copied next to its framing */
+
+struct reframe {
+    uint16_t len;
+    char b[RF_CAP];
+};
+
+struct gw_upconn {
+    uint32_t magic;
+    struct gw_io io;
+    struct gw_worker *w;
+    struct gw_conn *owner;          /* NULL while pooled */
+    struct event ev;
+    struct event timer;
+    struct pool_node pn;
+    const struct up_target *t;      /* of the snapshot that opened it; only for this request */
+    uint32_t nreq;
+    uint64_t connect_start;         /* ns, for the connect-time histogram */
+    uint64_t deadline_ms;           /* 0 = no timeout wanted (lazy timer) */
+    uint64_t timer_at_ms;           /* when the armed timer fires; 0 = not armed */
+    bool connected, r_ready, w_ready, reused, closed, rdhup;
+    bool hs;                        /* TLS handshake still to finish */
+    bool lowat;                     /* gw_splice_lowat is on (a request body was spliced in) */
+    bool tls_refused;               /* the handshake failed (verification, protocol) */
+    uint8_t hs_want;                /* what it waits for: GW_HS_WANT_READ/WRITE, 0 = try */
+    struct gw_upconn *gc_next;
+};
+
+/* What one request needs while it is in flight.  Idle keep-alive
+ * connections hold none of it: a txn comes from the worker's free list when
+ * a request starts and goes back when it ends. */
+struct gw_txn {
+    struct fl_node fl;              /* the worker's free list (first: txn_get clears the rest) */
+    uint8_t rstate;
+    bool keepalive, client10, req_done, body_lost, resp_started, dechunk, up_clean;
+    bool upgrade, head_req, uhead_pending;
+    bool cli_eof, up_eof;           /* tunnel half-closes seen */
+    /* splice(2): a direction that started splicing keeps splicing (sticky,
+     * so one body is not split between the counters by its threshold);
+     * pu/pc are borrowed from the worker's pool only while bytes move;
+     * *_fin: the source ended, drain the pipe and stop */
+    bool req_spliced, resp_spliced, pu_fin, pc_fin;
+    bool lowat_c;                   /* gw_splice_lowat is on for the client socket */
+    struct gw_pipe *pu, *pc;        /* toward the upstream / toward the client */
+    uint32_t uq_head, cq_head;      /* head (non-body) bytes at the front of uq / cq */
+    uint8_t attempts, req_kind, resp_kind, method;
+    uint8_t why;                    /* enum gw_end: the first failure, counted at the end */
+    uint64_t up_sent;               /* bytes written to the current upstream attempt */
+    struct gw_buf *scratch, *ubuf;
+    struct gw_upconn *up;
+    struct gw_wsnap *ws;
+    const struct cfg_route *route;
+    const struct up_upstream *ups;
+    const struct up_target *target;
+    struct pool_bucket *tb;         /* the target's counters while it counts us in flight */
+    uint64_t tried;
+    size_t uscanned;
+    /* the request: its head stays at in->data[0, hlen) until the txn ends */
+    uint32_t hlen, m_off, m_len, t_off, t_len, h_off, h_len;
+    uint32_t body_pos, body_end;    /* body bytes in `in`: queued up to body_pos, known up to body_end */
+    uint32_t uhead_len;
+    uint64_t req_remaining, req_body_bytes;
+    struct h1_chunked req_ck;
+    struct iovq uq, cq;
+    uint64_t resp_remaining;
+    struct h1_chunked resp_ck;
+    int status;
+    uint64_t bytes_in, bytes_out;
+    uint64_t t_start, t_up;
+    uint64_t req_cl;                /* the request's Content-Length (to walk its body again) */
+    /* not cleared per request (txn_get): reset when their queue is empty */
+    struct reframe urf, crf;        /* toward the upstream / toward the client */
+};
+
+struct gw_conn {
+    uint32_t magic;
+    uint8_t state;
+    bool r_ready, w_ready, rdhup, parse_pending, peeked, header_clock;
+    bool hs;                        /* TLS handshake still to finish */
+    bool https;                     /* accepted on a TLS listener */
+    bool ktls_want;                 /* its listener asked for kernel TLS */
+    uint8_t hs_want;                /* GW_HS_WANT_READ/WRITE, 0 = try */
+    struct gw_io io;
+    struct gw_worker *w;
+    struct gw_listener *l;
+    struct gw_conn *next, *prev;    /* w->conns */
+    struct gw_conn *gc_next;
+    struct gw_txn *t;               /* NULL between requests */
+    uint64_t deadline_ms;           /* 0 = no timeout wanted (lazy timer) */
+    uint64_t timer_at_ms;           /* when the armed timer fires; 0 = not armed */
+    uint8_t iplen;
+    char ip[INET6_ADDRSTRLEN];      /* the peer's address, formatted once */
+    struct gw_buf *in;              /* NULL while idle with nothing buffered */
+    size_t scanned;
+    struct event ev;
+    struct event timer;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } peer;
+};
+
+static inline void iovq_reset(struct iovq *q) { q->i = q->n = 0; }
+static inline bool iovq_empty(const struct iovq *q) { return q->i == q->n; }
+static inline unsigned iovq_free(const struct iovq *q) { return IOVQ_N - (unsigned)(q->n - q->i); }
+
+static inline bool iovq_push(struct iovq *q, const char *p, size_t len)
+{
+    if (len == 0)
+        return true;
+    if (q->n > q->i) {
+        struct iovec *last = &q->v[q->n - 1];
+        if ((const char *)last->iov_base + last->iov_len == p) {
+            last->iov_len += len;
+            return true;
+        }
+    }
+    if (q->n == IOVQ_N) {
+        if (q->i == 0)
+            return false;
+        memmove(q->v, q->v + q->i, sizeof(q->v[0]) * (size_t)(q->n - q->i));
+        q->n -= q->i;
+        q->i = 0;
+    }
+    q->v[q->n].iov_base = (void *)p;
+    q->v[q->n].iov_len = len;
+    q->n++;
+    return true;
+}
+
+/*
+ * Lazy timers: a connection keeps its wanted deadline, and its libevent
+ * timer is re-armed only when the new deadline is earlier than the armed
+ * one.  A timer firing early re-arms itself for the rest.  A keep-alive
+ * request thus costs no timer operation at all, where arming and disarming
+ * per request would cost four.
+ */
+static inline void timer_want(struct gw_worker *w, struct event *ev, uint64_t *deadline,
+                       uint64_t *armed_at, uint32_t ms)
+{
+    uint64_t now = gw_now_ms(w);
+
+    *deadline = now + ms;
+    if (*armed_at && *armed_at <= *deadline)
+        return;     /* the armed timer fires first and will re-arm */
+    event_add(ev, gw_common_timeout(w, ms));
+    *armed_at = *deadline;
+}
+
+/* Called when a lazy timer fired: true if the deadline really passed;
+ * otherwise re-arms for the rest (or stays off) and returns false. */
+static inline bool timer_due(struct gw_worker *w, struct event *ev, uint64_t *deadline, uint64_t *armed_at)
+{
+    uint64_t now = gw_now_ms(w);
+
+    *armed_at = 0;
+    if (*deadline == 0)
+        return false;
+    if (now + 2 < *deadline) {  /* the coarse clock ticks every few ms */
+        uint64_t left = *deadline - now;
+        struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
+        event_add(ev, &tv);
+        *armed_at = *deadline;
+        return false;
+    }
+    *deadline = 0;
+    return true;
+}
+
+static inline void conn_timer_arm(struct gw_conn *c, uint32_t ms)
+{
+    timer_want(c->w, &c->timer, &c->deadline_ms, &c->timer_at_ms, ms);
+}
+
+static inline void conn_timer_off(struct gw_conn *c)
+{
+    c->deadline_ms = 0;
+}
+
+static inline const struct sl_config *conn_cfg(const struct gw_conn *c)
+{
+    return (c->t && c->t->ws ? c->t->ws : c->w->cur)->s->cfg;
+}
+
+static inline void cnt_sub1(_Atomic uint64_t *c)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - 1, memory_order_relaxed);
+}
+
+static inline void up_timer_arm(struct gw_upconn *u, uint32_t ms)
+{
+    timer_want(u->w, &u->timer, &u->deadline_ms, &u->timer_at_ms, ms);
+}
+
+static inline void up_timer_off(struct gw_upconn *u)
+{
+    u->deadline_ms = 0;
+}
+
+/* proxy.c: the event callbacks up_connect() registers */
+void up_event(evutil_socket_t fd, short what, void *arg);
+void up_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* upconn.c */
+void up_close(struct gw_upconn *u);
+void up_checkin(struct gw_conn *c, struct pool_facts *f);
+bool up_tls_setup(struct gw_upconn *u, SSL_CTX *ctx, const struct cfg_upstream_tls *tc,
+                  struct pool_bucket *b);
+
+/* txn.c */
+struct gw_txn *txn_get(struct gw_worker *w);
+void txn_target(struct gw_conn *c, const struct up_target *t);
+void txn_target_failed(struct gw_conn *c);
+void txn_why(struct gw_conn *c, enum gw_end why);
+void txn_end(struct gw_conn *c, enum gw_end why);
+void conn_linger(struct gw_conn *c);
+void linger_step(struct gw_conn *c);
+void conn_teardown(struct gw_conn *c);
+
+/* local.c */
+void local_response(struct gw_conn *c, int status, const char *ctype,
+                           const char *body, size_t body_len, const char *extra);
+void answer_parse_error(struct gw_conn *c, int err);
+void local_redirect(struct gw_conn *c, const struct h1_request *r, const struct cfg_route *rt);
+
+/* body.c */
+bool rf_room(struct iovq *q, struct reframe *f);
+void rf_data(struct iovq *q, struct reframe *f, const char *p, size_t n, bool plain);
+void rf_last(struct iovq *q, struct reframe *f);
+bool take_body(struct gw_conn *c);
+void rewalk_body(struct gw_conn *c);
+
+/* client.c */
+ssize_t iovq_write(struct gw_io *io, struct iovq *q);
+ssize_t buf_read(struct gw_io *io, struct gw_buf *b, bool *ready, bool rdhup);
+void count_copied(struct gw_conn *c, uint32_t *head, size_t n);
+bool conn_handshake(struct gw_conn *c);
+bool client_send(struct gw_conn *c);
+bool client_body_recv(struct gw_conn *c);
+bool client_watch(struct gw_conn *c);
+size_t peer_ip(const struct gw_conn *c, char *out, size_t cap);
+
+/* forward.c */
+void up_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why);
+bool up_connect(struct gw_conn *c);
+bool build_upstream_head(struct gw_conn *c, const struct h1_request *r);
+bool up_send(struct gw_conn *c);
+bool up_recv(struct gw_conn *c);
+
+/* pass.c */
+bool resp_splice(struct gw_conn *c);
+bool req_splice(struct gw_conn *c);
+bool tunnel_step(struct gw_conn *c);
+
+#endif

@@ -1,0 +1,530 @@
+/* forward.c - the transaction's upstream side: picking a connection (pooled
+ * or new), retries to another target, sending the request, reading and
+ * rebuilding the response head and body. */
+#include "conn.h"
+#include "access_log.h"
+#include "h1_fwd.h"
+#include "io.h"
+#include "tls.h"
+#include "../core/check.h"
+#include "../core/sbuf.h"
+
+#include <arpa/inet.h>
+#include <openssl/ssl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A target failed before answering: try another one if the request allows
+ * it (SPEC "retries"), else answer with status. */
+void up_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why)
+{
+    struct gw_upconn *u = c->t->up;
+    bool reached = u && u->connected;
+
+    if (!stale)
+        txn_target_failed(c);
+    if (u) {
+        /* a certificate we refuse says nothing about the target's health */
+        if (!stale && !u->tls_refused && c->t->target && c->t->target->health)
+            hc_fail((struct hc_state *)c->t->target->health, gw_now_ms(c->w));
+        up_close(u);
+    }
+    gw_log(GW_LOG_WARN, "upstream %s: %s", c->t->target ? c->t->target->text : "-", why);
+    /* Resend only what is still in the buffer; a non-idempotent request that
+     * reached a target is not retried (SPEC), except over a stale pooled
+     * connection, which the server closed before reading it. */
+    bool idempotent = c->t->method == H1_M_GET || c->t->method == H1_M_HEAD ||
+                      c->t->method == H1_M_OPTIONS || c->t->method == H1_M_TRACE ||
+                      c->t->method == H1_M_PUT || c->t->method == H1_M_DELETE;
+    bool can = !c->t->resp_started && !c->t->body_lost && c->state == C_ACTIVE &&
+               (!reached || idempotent || c->t->up_sent == 0);
+    if (can && stale) {
+        c->t->tried &= ~(1ull << ((c->t->target - c->t->ups->targets) & 63));
+    } else if (can && c->t->attempts < c->t->ups->cfg->retries) {
+        c->t->attempts++;
+    } else {
+        can = false;
+    }
+    if (can) {
+        uint64_t now = gw_now_ms(c->w);
+        int ti = stale ? (int)(c->t->target - c->t->ups->targets)
+                       : up_pick(c->t->ups, c->t->ws->target_rr + c->t->ups->targets[0].gidx, now, c->t->tried);
+        if (ti >= 0) {
+            txn_target(c, &c->t->ups->targets[ti]);
+            c->t->tried |= 1ull << (ti & 63);
+            iovq_reset(&c->t->uq);
+            c->t->up_sent = 0;
+            iovq_push(&c->t->uq, c->t->scratch->data, c->t->uhead_len);
+            c->t->uq_head = c->t->uhead_len;
+            c->t->uhead_pending = true;
+            rewalk_body(c);
+            if (up_connect(c))
+                return;
+        }
+    }
+    if (c->t->resp_started) {
+        txn_end(c, reason);
+        return;
+    }
+    txn_why(c, reason);
+    if (!c->t->req_done)
+        c->t->keepalive = false;
+    local_response(c, status, NULL, NULL, 0, NULL);
+}
+
+bool up_connect(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    const struct up_target *t = c->t->target;
+    struct pool_bucket *b = c->t->ws->buckets[t->gidx];
+    struct pool_node *pn;
+    struct gw_upconn *u;
+
+    /* a pooled connection first: the most recent is the least likely stale */
+    while (b && (pn = pool_get(b)) != NULL) {
+        u = (struct gw_upconn *)((char *)pn - offsetof(struct gw_upconn, pn));
+        u->owner = c;
+        u->t = t;
+        u->reused = true;
+        u->r_ready = false;
+        c->t->up = u;
+        gw_cnt_add(&w->stats.pool_hits, 1);
+        return true;
+    }
+    gw_cnt_add(&w->stats.pool_misses, 1);
+    u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        abort();
+    u->magic = UP_MAGIC;
+    u->w = w;
+    u->t = t;
+    u->owner = c;
+    u->io.ops = &gw_io_plain;
+    u->io.fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u->io.fd == -1) {
+        gw_log(GW_LOG_ERROR, "socket: %s", strerror(errno));
+        free(u);
+        txn_why(c, GW_END_INTERNAL);
+        local_response(c, 502, NULL, NULL, 0, NULL);
+        return true;
+    }
+    SSL_CTX *tctx = gw_tls_upstream_ctx(c->t->ws->s->tls, (size_t)(c->t->ups - c->t->ws->s->ups.v));
+    if (tctx && !up_tls_setup(u, tctx, c->t->ups->cfg->tls, b)) {
+        gw_log(GW_LOG_ERROR, "upstream %s: cannot set up TLS", t->text);
+        close(u->io.fd);
+        free(u);
+        c->t->up = NULL;
+        txn_why(c, GW_END_INTERNAL);
+        local_response(c, 502, NULL, NULL, 0, NULL);
+        return true;
+    }
+    int one = 1;
+    gw_cnt_add(&w->stats.upstream_conns, 1);
+    u->connect_start = gw_turn_ns(c->w);
+    setsockopt(u->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    event_assign(&u->ev, w->base, u->io.fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, up_event, u);
+    event_assign(&u->timer, w->base, -1, 0, up_timer_cb, u);
+    c->t->up = u;
+    if (connect(u->io.fd, (const struct sockaddr *)&t->sa, t->salen) == 0) {
+        u->connected = u->w_ready = true;
+        gw_hist_observe(&w->stats.connect_time, gw_turn_ns(w) - u->connect_start);
+    } else if (errno != EINPROGRESS) {
+        int e = errno;
+        event_add(&u->ev, NULL);    /* up_close() deletes it */
+        char why[128];
+        snprintf(why, sizeof(why), "connect: %s", strerror(e));
+        up_failed(c, 502, false, GW_END_UP_CONNECT, why);
+        return true;
+    }
+    event_add(&u->ev, NULL);
+    up_timer_arm(u, c->t->ups->cfg->connect_ms);
+    return true;
+}
+
+/* One step of an upstream TLS handshake; true when it made progress. */
+static bool up_handshake(struct gw_conn *c, struct gw_upconn *u)
+{
+    char why[300];
+
+    if ((u->hs_want == GW_HS_WANT_READ && !u->r_ready) || (u->hs_want == GW_HS_WANT_WRITE && !u->w_ready))
+        return false;
+    int r = gw_tls_handshake(&u->io, why + 15, sizeof(why) - 15);
+    switch (r) {
+    case GW_HS_DONE: {
+        bool tx, rx;
+        u->hs = false;
+        u->hs_want = 0;
+        up_timer_off(u);
+        gw_cnt_add(&c->w->stats.tls_hs[1][gw_tls_resumed(&u->io) ? 1 : 0], 1);
+        gw_tls_pick_ops(&u->io, &tx, &rx);
+        u->r_ready = true;      /* bytes may wait inside OpenSSL: no edge would tell */
+        return true;
+    }
+    case GW_HS_WANT_READ:
+        u->hs_want = (uint8_t)r;
+        u->r_ready = false;
+        return false;
+    case GW_HS_WANT_WRITE:
+        u->hs_want = (uint8_t)r;
+        u->w_ready = false;
+        return false;
+    default:
+        gw_cnt_add(&c->w->stats.tls_hs[1][2], 1);
+        memcpy(why, "TLS handshake: ", 15);
+        u->tls_refused = true;
+        up_failed(c, 502, false, GW_END_UP_TLS, why);
+        return true;
+    }
+}
+
+bool up_send(struct gw_conn *c)
+{
+    struct gw_upconn *u = c->t->up;
+
+    if (u == NULL || !u->connected)
+        return false;
+    if (u->hs)
+        return up_handshake(c, u);
+    if (!u->w_ready || iovq_empty(&c->t->uq))
+        return false;
+    ssize_t n = iovq_write(&u->io, &c->t->uq);
+    if (n < 0) {
+        if (c->t->rstate == RS_WAIT && !c->t->resp_started)
+            up_failed(c, 502, u->reused && u->nreq > 0, GW_END_UP_RESET, "write failed");
+        else {
+            up_close(u);
+            txn_end(c, GW_END_UP_RESET);
+        }
+        return true;
+    }
+    if (n == 0) {
+        u->w_ready = false;
+        return false;
+    }
+    c->t->up_sent += (uint64_t)n;
+    count_copied(c, &c->t->uq_head, (size_t)n);
+    if (iovq_empty(&c->t->uq)) {
+        c->t->uhead_pending = false;
+        if (c->t->req_done && c->t->rstate == RS_WAIT && c->state == C_ACTIVE) {
+            u->nreq++;
+            up_timer_arm(u, c->t->ups->cfg->response_header_ms);
+        }
+    }
+    return true;
+}
+
+bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
+{
+    struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
+    const struct cfg_route *rt = t->route;
+    uint32_t need = t->hlen + 4096;
+    for (size_t i = 0; i < rt->req_headers.nset; i++)
+        need += rt->req_headers.set[i].name_len + rt->req_headers.set[i].value_len + 4;
+    for (size_t i = 0; i < rt->req_headers.nadd; i++)
+        need += rt->req_headers.add[i].name_len + rt->req_headers.add[i].value_len + 4;
+    need += rt->rewrite_path_len + (rt->rewrite_host ? (uint32_t)strlen(rt->rewrite_host) : 0);
+
+    t->scratch = gw_buf_get(w, need);
+    struct h1_fwd_req f = {
+        .route = rt, .client_ip = c->ip, .client_ip_len = c->iplen,
+        .default_host = t->target->host, .https = c->https, .websocket = t->upgrade,
+        .rid_hi = w->rid_seed, .rid_lo = ++w->rid_count ^ ((uint64_t)w->id << 56),
+    };
+    int n = h1_fwd_request_head(t->scratch->data, t->scratch->cap, r, &f);
+    if (n < 0)
+        return false;
+    t->scratch->end = (uint32_t)n;
+    t->uhead_len = (uint32_t)n;
+    return true;
+}
+
+/* The response head for the client, appended to scratch. */
+static bool build_client_head(struct gw_conn *c, const struct h1_response *r)
+{
+    struct gw_txn *t = c->t;
+    struct gw_buf *b = t->scratch;
+    if (!t->uhead_pending && iovq_empty(&t->cq))
+        b->start = b->end = 0;
+    struct h1_fwd_resp f = {
+        .edits = t->route ? &t->route->resp_headers : NULL,
+        .keepalive = t->keepalive, .client10 = t->client10,
+    };
+    int n = h1_fwd_response_head(b->data + b->end, b->cap - b->end, r, &f);
+    if (n < 0)
+        return false;
+    size_t len = (size_t)n;
+    t->cq_head += (uint32_t)len;
+    /* The upstream's own head is in ubuf in front of the body, and nothing
+     * refers to it any more (r's slices were read above; cq is empty).
+     * When the new head fits there, put it right in front of the body:
+     * head and body then leave in one piece, one sendto(2) instead of a
+     * two-element sendmsg(2).  Copied are the head's bytes, never the
+     * body's. */
+    struct gw_buf *ub = t->ubuf;
+    if (iovq_empty(&t->cq) && r->status >= 200 && len <= ub->start) {
+        ub->start -= (uint32_t)len;
+        memcpy(ub->data + ub->start, b->data + b->end, len);
+        iovq_push(&t->cq, ub->data + ub->start, len);
+        ub->start += (uint32_t)len;
+        return true;
+    }
+    iovq_push(&t->cq, b->data + b->end, len);
+    b->end += (uint32_t)len;
+    return true;
+}
+
+/* A 101 answer: only to a WebSocket upgrade the client asked for; the
+ * connection becomes a tunnel.  false after answering 502 instead. */
+static bool resp_upgrade(struct gw_conn *c, const struct h1_response *r, struct gw_buf *ub)
+{
+    /* only to a WebSocket upgrade the client asked for */
+    if (!c->t->upgrade || !(r->flags & H1_F_UPGRADE_WS)) {
+        txn_why(c, GW_END_UP_PARSE);
+        c->t->up_clean = false;
+        up_close(c->t->up);
+        c->t->resp_started = false;
+        local_response(c, 502, NULL, NULL, 0, NULL);
+        return false;
+    }
+    c->t->keepalive = false;
+    c->t->up_clean = false;
+    build_client_head(c, r);
+    iovq_push(&c->t->cq, ub->data + ub->start, ub->end - ub->start);
+    ub->start = ub->end;
+    c->state = C_TUNNEL;
+    c->t->rstate = RS_BODY;
+    /* bytes the client sent after its request head go up too */
+    if (c->t->body_end < c->in->end) {
+        iovq_push(&c->t->uq, c->in->data + c->t->body_end, c->in->end - c->t->body_end);
+        c->t->body_pos = c->t->body_end = c->in->end;
+    }
+    return true;
+}
+
+static bool resp_head(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    struct h1_response *r = &w->resp;
+    struct gw_buf *ub = c->t->ubuf;
+
+    for (;;) {
+        int rc = h1_parse_response(ub->data + ub->start, ub->end - ub->start,
+                                   conn_cfg(c)->max_header_bytes, &c->t->uscanned,
+                                   (enum h1_method)c->t->method, r);
+        if (rc == H1_INCOMPLETE) {
+            if (ub->end == ub->cap) {
+                gw_log(GW_LOG_WARN, "upstream %s: response header too large", c->t->target->text);
+                txn_why(c, GW_END_UP_PARSE);
+                c->t->up_clean = false;
+                up_close(c->t->up);
+                local_response(c, 502, NULL, NULL, 0, NULL);
+            }
+            return false;
+        }
+        c->t->uscanned = 0;
+        if (rc < 0) {
+            gw_log(GW_LOG_WARN, "upstream %s: %s", c->t->target->text,
+                   rc == H1_ERR_TE ? "a Transfer-Encoding other than chunked"
+                                   : rc == H1_ERR_TOO_LARGE ? "response header too large"
+                                                            : "malformed response");
+            txn_why(c, GW_END_UP_PARSE);
+            c->t->up_clean = false;
+            up_close(c->t->up);
+            local_response(c, 502, NULL, NULL, 0, NULL);
+            return false;
+        }
+        if (r->status >= 100 && r->status < 200 && r->status != 101) {
+            /* interim responses: pass to HTTP/1.1 clients, drop for 1.0 */
+            ub->start += (uint32_t)rc;
+            c->t->body_lost = true;     /* something went to the client: no retry */
+            if (!c->t->client10 && !build_client_head(c, r)) {
+                c->t->up_clean = false;
+                up_close(c->t->up);
+                txn_end(c, GW_END_UP_PARSE);
+                return false;
+            }
+            continue;
+        }
+        ub->start += (uint32_t)rc;
+        break;
+    }
+    c->t->t_up = gw_turn_ns(c->w);
+    gw_hist_observe(&c->t->ws->ustats[c->t->ups - c->t->ws->s->ups.v]->resp, c->t->t_up - c->t->t_start);
+    c->t->status = r->status;
+    c->t->resp_started = true;
+    c->t->body_lost = true;
+    if (c->t->target->health)
+        hc_ok((struct hc_state *)c->t->target->health);
+    up_timer_off(c->t->up);
+
+    if (r->status == 101)
+        return resp_upgrade(c, r, ub);
+    c->t->resp_kind = (uint8_t)r->body;
+    c->t->resp_remaining = r->content_length;
+    if (!r->keep_alive)
+        c->t->up_clean = false;
+    if (r->body == H1_BODY_CHUNKED) {
+        h1_chunked_init(&c->t->resp_ck);
+        if (c->t->client10) {
+            c->t->dechunk = true;      /* a 1.0 client cannot read chunked */
+            c->t->keepalive = false;
+        }
+    } else if (r->body == H1_BODY_CLOSE) {
+        c->t->keepalive = false;       /* the end of the body is our close */
+        c->t->up_clean = false;
+    }
+    /* An early answer (the request body still arriving) keeps the client
+     * connection if the body completes by the time the response does; the
+     * txn ends only then, and closes if it cannot. */
+    if (!build_client_head(c, r)) {
+        txn_why(c, GW_END_UP_PARSE);
+        c->t->up_clean = false;
+        up_close(c->t->up);
+        c->t->resp_started = false;
+        local_response(c, 502, NULL, NULL, 0, NULL);
+        return false;
+    }
+    c->t->rstate = r->body == H1_BODY_NONE ? RS_DONE : RS_BODY;
+    if (c->t->rstate == RS_DONE && ub->start < ub->end)
+        c->t->up_clean = false;        /* bytes after a bodiless response: not clean */
+    return true;
+}
+
+/* Queue the body bytes in ubuf[start, end) for the client: a chunked body
+ * re-framed (de-chunked for an HTTP/1.0 client), up to what the queue
+ * holds; up_recv() comes back for the rest once the queue has drained. */
+static void resp_body(struct gw_conn *c)
+{
+    struct gw_txn *t = c->t;
+    struct gw_buf *ub = t->ubuf;
+
+    while (t->rstate == RS_BODY && ub->start < ub->end) {
+        const char *p = ub->data + ub->start;
+        size_t avail = ub->end - ub->start, used = avail;
+        if (t->resp_kind == H1_BODY_LENGTH) {
+            used = avail < t->resp_remaining ? avail : (size_t)t->resp_remaining;
+            iovq_push(&t->cq, p, used);
+            t->resp_remaining -= used;
+            if (t->resp_remaining == 0)
+                t->rstate = RS_DONE;
+        } else if (t->resp_kind == H1_BODY_CLOSE) {
+            iovq_push(&t->cq, p, used);
+        } else {
+            if (!rf_room(&t->cq, &t->crf))
+                return;
+            int k = h1_chunked_next(&t->resp_ck, p, avail, &used);
+            if (k == H1C_ERROR) {
+                gw_log(GW_LOG_WARN, "upstream %s: bad chunked framing", t->target->text);
+                t->up_clean = false;
+                up_close(t->up);
+                txn_end(c, GW_END_UP_PARSE);
+                return;
+            }
+            if (k == H1C_DATA)
+                rf_data(&t->cq, &t->crf, p, used, t->dechunk);
+            else if (k == H1C_DONE && !t->dechunk)
+                rf_last(&t->cq, &t->crf);
+            if (k == H1C_DONE)
+                t->rstate = RS_DONE;
+            ub->start += (uint32_t)used;
+            if (k == H1C_AGAIN)
+                break;
+            continue;
+        }
+        ub->start += (uint32_t)used;
+    }
+    if (t->rstate == RS_DONE && ub->start < ub->end)
+        t->up_clean = false;        /* the server sent more than the message */
+}
+
+bool up_recv(struct gw_conn *c)
+{
+    struct gw_upconn *u = c->t->up;
+    struct gw_worker *w = c->w;
+
+    if (u == NULL || !u->connected || u->hs || !iovq_empty(&c->t->cq) || c->t->rstate == RS_DONE ||
+        c->t->resp_spliced)
+        return false;
+    if (c->t->rstate == RS_BODY && c->t->ubuf && c->t->ubuf->start < c->t->ubuf->end) {
+        /* body bytes read earlier but not yet queued (re-framing filled
+         * the queue): queue them before reading more */
+        uint32_t before = c->t->ubuf->start;
+        resp_body(c);
+        return c->state != C_ACTIVE || c->t->ubuf == NULL || c->t->ubuf->start != before ||
+               c->t->rstate != RS_BODY;
+    }
+    if (!u->r_ready)
+        return false;
+    if (c->t->ubuf == NULL)
+        c->t->ubuf = gw_buf_get(w, c->t->rstate == RS_BODY ? GW_BUF_LARGE : GW_BUF_SMALL);
+    struct gw_buf *ub = c->t->ubuf;
+    if (ub->start == ub->end) {
+        ub->start = ub->end = 0;
+        /* a long body: move to a large buffer, fewer syscalls per byte */
+        if (c->t->rstate == RS_BODY && ub->cap == GW_BUF_SMALL &&
+            (c->t->resp_kind != H1_BODY_LENGTH || c->t->resp_remaining > GW_BUF_SMALL)) {
+            gw_buf_put(w, ub);
+            ub = c->t->ubuf = gw_buf_get(w, GW_BUF_LARGE);
+        }
+    } else if (ub->start > 0 && ub->end == ub->cap) {
+        memmove(ub->data, ub->data + ub->start, ub->end - ub->start);
+        ub->end -= ub->start;
+        ub->start = 0;
+    }
+    ssize_t n = buf_read(&u->io, ub, &u->r_ready, u->rdhup);
+    if (n == -2)
+        return false;
+    if (n == 0 || n == -1) {
+        if (c->t->rstate == RS_WAIT) {
+            bool nothing = ub->end == 0;
+            if (nothing && u->reused)
+                up_failed(c, 502, true, GW_END_UP_RESET,
+                          "pooled connection closed before the response; retrying");
+            else if (nothing)
+                up_failed(c, 502, false, GW_END_UP_RESET,
+                          n == 0 ? "closed before responding" : "reset before responding");
+            else {
+                gw_log(GW_LOG_WARN, "upstream %s: incomplete response header", c->t->target->text);
+                txn_why(c, GW_END_UP_RESET);
+                c->t->up_clean = false;
+                up_close(u);
+                local_response(c, 502, NULL, NULL, 0, NULL);
+            }
+            return true;
+        }
+        if (c->t->resp_kind == H1_BODY_CLOSE && n == 0) {
+            c->t->rstate = RS_DONE;
+            c->t->up_clean = false;
+            up_close(u);
+            return true;
+        }
+        gw_log(GW_LOG_WARN, "upstream %s: connection lost mid-response", c->t->target->text);
+        c->t->up_clean = false;
+        up_close(u);
+        c->t->keepalive = false;
+        if (iovq_empty(&c->t->cq))
+            txn_end(c, GW_END_UP_RESET);
+        else {
+            txn_why(c, GW_END_UP_RESET);
+            c->t->rstate = RS_DONE;    /* flush what we have, then close (keepalive off) */
+        }
+        return true;
+    }
+    if (c->t->rstate == RS_WAIT) {
+        if (!resp_head(c))
+            return true;
+        if (c->state != C_ACTIVE)
+            return true;
+    }
+    resp_body(c);
+    if (c->t->rstate == RS_BODY && c->t->up)
+        up_timer_arm(c->t->up, c->t->ups->cfg->idle_ms);   /* silence mid-response */
+    return true;
+}
