@@ -708,6 +708,109 @@ static inline int hexval(char ch)
     return -1;
 }
 
+/* What one framing byte did (chunk_byte). */
+enum { CB_MORE, CB_FAIL, CB_DATA, CB_DONE };
+
+/* A byte of a chunk-size line: the hex size, then white space, an
+ * extension, or its CR. */
+static inline int chunk_size_byte(struct h1_chunked *c, char ch)
+{
+    int v = hexval(ch);
+
+    if (v >= 0 && c->state != CS_SIZE_WS) {
+        if (c->remaining >> 59)
+            return CB_FAIL;         /* next digit would pass 2^63 */
+        c->remaining = (c->remaining << 4) | (uint64_t)v;
+        c->state = CS_SIZE;
+    } else if (c->state == CS_SIZE0) {
+        return CB_FAIL;
+    } else if (ch == ';') {
+        c->state = CS_EXT;
+    } else if (ch == '\r' && c->state == CS_SIZE) {
+        c->state = CS_SIZE_LF;
+    } else if (!is_ows(ch)) {
+        return CB_FAIL;
+    } else {
+        c->state = CS_SIZE_WS;
+    }
+    return CB_MORE;
+}
+
+/* A byte of the trailer section (after the last chunk). */
+static inline int chunk_trailer_byte(struct h1_chunked *c, char ch)
+{
+    switch (c->state) {
+    case CS_TRAILER0:
+        if (ch == '\r') {
+            c->state = CS_FINAL_LF;
+            return CB_MORE;
+        }
+        if (is_ows(ch))
+            return CB_FAIL;         /* obs-fold */
+        c->state = CS_TRAILER;
+        __attribute__((fallthrough));
+    case CS_TRAILER:
+        if (++c->trailer_bytes > CHUNK_TRAILER_MAX)
+            return CB_FAIL;
+        if (ch == '\r')
+            c->state = CS_TRAILER_LF;
+        else if (!IS(ch, C_VALUE))
+            return CB_FAIL;
+        return CB_MORE;
+    case CS_TRAILER_LF:
+        if (ch != '\n')
+            return CB_FAIL;
+        c->state = CS_TRAILER0;
+        return CB_MORE;
+    case CS_FINAL_LF:
+        if (ch != '\n')
+            return CB_FAIL;
+        c->state = CS_DONE;
+        return CB_DONE;
+    default:
+        return CB_FAIL;
+    }
+}
+
+/* One framing byte: size lines, the CRLF after data, trailers. */
+static inline int chunk_byte(struct h1_chunked *c, char ch)
+{
+    switch (c->state) {
+    case CS_SIZE0:
+    case CS_SIZE:
+    case CS_SIZE_WS:
+        return chunk_size_byte(c, ch);
+    case CS_EXT:
+        if (ch == '\r')
+            c->state = CS_SIZE_LF;
+        else if (!IS(ch, C_VALUE))
+            return CB_FAIL;
+        return CB_MORE;
+    case CS_SIZE_LF:
+        if (ch != '\n')
+            return CB_FAIL;
+        c->line_bytes = 0;
+        if (c->remaining == 0) {
+            c->state = CS_TRAILER0;
+            return CB_MORE;
+        }
+        c->state = CS_DATA;
+        return CB_DATA;
+    case CS_DATA_CR:
+        if (ch != '\r')
+            return CB_FAIL;
+        c->state = CS_DATA_LF;
+        return CB_MORE;
+    case CS_DATA_LF:
+        if (ch != '\n')
+            return CB_FAIL;
+        c->state = CS_SIZE0;
+        return CB_MORE;
+    default:
+        return chunk_trailer_byte(c, ch);
+    }
+}
+
 int h1_chunked_next(struct h1_chunked *c, const char *p, size_t len,
                     size_t *consumed)
 {
@@ -719,110 +822,26 @@ int h1_chunked_next(struct h1_chunked *c, const char *p, size_t len,
         *consumed = n;
         return H1C_DATA;
     }
-    if (c->state == CS_DONE) {
+    if (c->state == CS_DONE || c->state == CS_ERROR) {
         *consumed = 0;
-        return H1C_DONE;
+        return c->state == CS_DONE ? H1C_DONE : H1C_ERROR;
     }
-    if (c->state == CS_ERROR) {
-        *consumed = 0;
-        return H1C_ERROR;
-    }
-    size_t i = 0;
-    for (; i < len; i++) {
-        char ch = p[i];
-        switch (c->state) {
-        case CS_SIZE0:
-        case CS_SIZE: {
-            int v = hexval(ch);
-            if (v >= 0) {
-                if (c->remaining >> 59)
-                    goto fail;          /* next digit would pass 2^63 */
-                c->remaining = (c->remaining << 4) | (uint64_t)v;
-                c->state = CS_SIZE;
-            } else if (c->state == CS_SIZE0) {
-                goto fail;
-            } else if (ch == '\r') {
-                c->state = CS_SIZE_LF;
-            } else if (ch == ';') {
-                c->state = CS_EXT;
-            } else if (is_ows(ch)) {
-                c->state = CS_SIZE_WS;
-            } else {
-                goto fail;
-            }
-            break;
+    for (size_t i = 0; i < len; i++) {
+        int k = chunk_byte(c, p[i]);
+        if (k == CB_FAIL || (c->state <= CS_EXT && ++c->line_bytes > CHUNK_LINE_MAX)) {
+            c->state = CS_ERROR;
+            *consumed = i;
+            return H1C_ERROR;
         }
-        case CS_SIZE_WS:
-            if (ch == ';')
-                c->state = CS_EXT;
-            else if (!is_ows(ch))
-                goto fail;
-            break;
-        case CS_EXT:
-            if (ch == '\r')
-                c->state = CS_SIZE_LF;
-            else if (!IS(ch, C_VALUE))
-                goto fail;
-            break;
-        case CS_SIZE_LF:
-            if (ch != '\n')
-                goto fail;
-            c->line_bytes = 0;
-            if (c->remaining == 0) {
-                c->state = CS_TRAILER0;
-                break;
-            }
-            c->state = CS_DATA;
+        if (k == CB_DATA) {
             *consumed = i + 1;
             return i + 1 == len ? H1C_AGAIN : H1C_META;
-        case CS_DATA_CR:
-            if (ch != '\r')
-                goto fail;
-            c->state = CS_DATA_LF;
-            break;
-        case CS_DATA_LF:
-            if (ch != '\n')
-                goto fail;
-            c->state = CS_SIZE0;
-            break;
-        case CS_TRAILER0:
-            if (ch == '\r') {
-                c->state = CS_FINAL_LF;
-                break;
-            }
-            if (is_ows(ch))
-                goto fail;              /* obs-fold */
-            c->state = CS_TRAILER;
-            __attribute__((fallthrough));
-        case CS_TRAILER:
-            if (++c->trailer_bytes > CHUNK_TRAILER_MAX)
-                goto fail;
-            if (ch == '\r')
-                c->state = CS_TRAILER_LF;
-            else if (!IS(ch, C_VALUE))
-                goto fail;
-            break;
-        case CS_TRAILER_LF:
-            if (ch != '\n')
-                goto fail;
-            c->state = CS_TRAILER0;
-            break;
-        case CS_FINAL_LF:
-            if (ch != '\n')
-                goto fail;
-            c->state = CS_DONE;
+        }
+        if (k == CB_DONE) {
             *consumed = i + 1;
             return H1C_DONE;
-        default:
-            goto fail;
         }
-        if (c->state <= CS_EXT && ++c->line_bytes > CHUNK_LINE_MAX)
-            goto fail;
     }
     *consumed = len;
     return H1C_AGAIN;
-fail:
-    c->state = CS_ERROR;
-    *consumed = i;
-    return H1C_ERROR;
 }
