@@ -426,100 +426,115 @@ static void reload_metrics(struct evbuffer *b, const struct gw_snapshot *s)
            gw_build_yields());
 }
 
-static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
+/* Every worker's counters, summed at scrape time. */
+struct metric_sums {
+    struct gw_hist dur, conn;
+    uint64_t bin, bout, hits, misses, cconns, uconns, bsplice, bcopy, kon, koff;
+    uint64_t hs[2][3];
+    uint64_t closes[GW_END__N];
+    struct name_tab rt, ut;
+};
+
+static void sum_worker(struct metric_sums *m, struct gw_stats *st)
 {
-    struct evbuffer *b = evbuffer_new();
-    struct gw_hist dur = { 0 }, conn = { 0 };
-    uint64_t bin = 0, bout = 0, hits = 0, misses = 0, cconns = 0, uconns = 0;
-    uint64_t bsplice = 0, bcopy = 0, hs[2][3] = { { 0 } }, kon = 0, koff = 0;
-    uint64_t closes[GW_END__N] = { 0 };
-    struct name_tab rt = { 0 }, ut = { 0 };
-    uint64_t now = gw_now_ms(NULL);
-
-    for (int i = 0; i < g_nworkers; i++) {
-        struct gw_stats *st = &g_workers[i].stats;
-        bin += gw_cnt_get(&st->bytes_in);
-        bout += gw_cnt_get(&st->bytes_out);
-        hits += gw_cnt_get(&st->pool_hits);
-        misses += gw_cnt_get(&st->pool_misses);
-        cconns += gw_cnt_get(&st->client_conns);
-        uconns += gw_cnt_get(&st->upstream_conns);
-        bsplice += gw_cnt_get(&st->body_splice);
-        bcopy += gw_cnt_get(&st->body_copy);
-        for (int x = 0; x < 2; x++)
-            for (int y = 0; y < 3; y++)
-                hs[x][y] += gw_cnt_get(&st->tls_hs[x][y]);
-        for (int k = 0; k < GW_END__N; k++)
-            closes[k] += gw_cnt_get(&st->closes[k]);
-        kon += gw_cnt_get(&st->ktls_on);
-        koff += gw_cnt_get(&st->ktls_fallback);
-        hist_sum(&dur, &st->req_duration);
-        hist_sum(&conn, &st->connect_time);
-        for (struct gw_route_stats *r = atomic_load_explicit(&st->routes, memory_order_acquire); r;
-             r = atomic_load_explicit(&r->next, memory_order_acquire)) {
-            struct name_sum *ns = find_name(&rt, r->name);
-            for (int k = 0; k < 5; k++)
-                ns->code[k] += gw_cnt_get(&r->code[k]);
-        }
-        for (struct gw_ups_stats *u = atomic_load_explicit(&st->ups, memory_order_acquire); u;
-             u = atomic_load_explicit(&u->next, memory_order_acquire))
-            hist_sum(&find_name(&ut, u->name)->h, &u->resp);
+    m->bin += gw_cnt_get(&st->bytes_in);
+    m->bout += gw_cnt_get(&st->bytes_out);
+    m->hits += gw_cnt_get(&st->pool_hits);
+    m->misses += gw_cnt_get(&st->pool_misses);
+    m->cconns += gw_cnt_get(&st->client_conns);
+    m->uconns += gw_cnt_get(&st->upstream_conns);
+    m->bsplice += gw_cnt_get(&st->body_splice);
+    m->bcopy += gw_cnt_get(&st->body_copy);
+    for (int x = 0; x < 2; x++)
+        for (int y = 0; y < 3; y++)
+            m->hs[x][y] += gw_cnt_get(&st->tls_hs[x][y]);
+    for (int k = 0; k < GW_END__N; k++)
+        m->closes[k] += gw_cnt_get(&st->closes[k]);
+    m->kon += gw_cnt_get(&st->ktls_on);
+    m->koff += gw_cnt_get(&st->ktls_fallback);
+    hist_sum(&m->dur, &st->req_duration);
+    hist_sum(&m->conn, &st->connect_time);
+    for (struct gw_route_stats *r = atomic_load_explicit(&st->routes, memory_order_acquire); r;
+         r = atomic_load_explicit(&r->next, memory_order_acquire)) {
+        struct name_sum *ns = find_name(&m->rt, r->name);
+        for (int k = 0; k < 5; k++)
+            ns->code[k] += gw_cnt_get(&r->code[k]);
     }
+    for (struct gw_ups_stats *u = atomic_load_explicit(&st->ups, memory_order_acquire); u;
+         u = atomic_load_explicit(&u->next, memory_order_acquire))
+        hist_sum(&find_name(&m->ut, u->name)->h, &u->resp);
+}
 
+/* Requests, latencies, bytes, connections, closes, the pool. */
+static void traffic_metrics(struct evbuffer *b, const struct metric_sums *m)
+{
     family(b, "sluice_requests_total", "counter", "Requests answered, by route and status class.");
-    for (size_t i = 0; i < rt.n; i++)
+    for (size_t i = 0; i < m->rt.n; i++)
         for (int k = 0; k < 5; k++) {
-            if (rt.v[i].code[k] == 0)
+            if (m->rt.v[i].code[k] == 0)
                 continue;
             evbuffer_add(b, "sluice_requests_total{route=\"", 29);
-            label_value(b, rt.v[i].name);
-            evbuffer_add_printf(b, "\",code=\"%dxx\"} %llu\n", k + 1, (unsigned long long)rt.v[i].code[k]);
+            label_value(b, m->rt.v[i].name);
+            evbuffer_add_printf(b, "\",code=\"%dxx\"} %llu\n", k + 1, (unsigned long long)m->rt.v[i].code[k]);
         }
     family(b, "sluice_request_duration_seconds", "histogram", "Time from a request's head to its last response byte handed to the client.");
-    hist_print(b, "sluice_request_duration_seconds", "", &dur);
+    hist_print(b, "sluice_request_duration_seconds", "", &m->dur);
     family(b, "sluice_upstream_response_seconds", "histogram", "Time from a request's head to its upstream response header.");
-    for (size_t i = 0; i < ut.n; i++) {
+    for (size_t i = 0; i < m->ut.n; i++) {
         struct evbuffer *lb = evbuffer_new();
         evbuffer_add(lb, "upstream=\"", 10);
-        label_value(lb, ut.v[i].name);
+        label_value(lb, m->ut.v[i].name);
         evbuffer_add(lb, "\"", 1);
         evbuffer_add(lb, "", 1);
-        hist_print(b, "sluice_upstream_response_seconds", (const char *)evbuffer_pullup(lb, -1), &ut.v[i].h);
+        hist_print(b, "sluice_upstream_response_seconds", (const char *)evbuffer_pullup(lb, -1), &m->ut.v[i].h);
         evbuffer_free(lb);
     }
     family(b, "sluice_upstream_connect_seconds", "histogram", "Time to establish upstream connections.");
-    hist_print(b, "sluice_upstream_connect_seconds", "", &conn);
-    scalar(b, "sluice_received_bytes_total", "counter", "Bytes received from clients.", bin);
-    scalar(b, "sluice_sent_bytes_total", "counter", "Bytes sent to clients.", bout);
-    scalar(b, "sluice_client_connections", "gauge", "Open client connections.", cconns);
-    scalar(b, "sluice_upstream_connections", "gauge", "Open upstream connections, pooled ones included.", uconns);
+    hist_print(b, "sluice_upstream_connect_seconds", "", &m->conn);
+    scalar(b, "sluice_received_bytes_total", "counter", "Bytes received from clients.", m->bin);
+    scalar(b, "sluice_sent_bytes_total", "counter", "Bytes sent to clients.", m->bout);
+    scalar(b, "sluice_client_connections", "gauge", "Open client connections.", m->cconns);
+    scalar(b, "sluice_upstream_connections", "gauge", "Open upstream connections, pooled ones included.", m->uconns);
     family(b, "sluice_closes_total", "counter", "Ends of transactions, and of client connections between them, by reason.");
     for (int k = 0; k < GW_END__N; k++)
         evbuffer_add_printf(b, "sluice_closes_total{reason=\"%s\"} %llu\n", gw_end_names[k],
-                            (unsigned long long)closes[k]);
-    scalar(b, "sluice_pool_hits_total", "counter", "Requests sent over a pooled upstream connection.", hits);
-    scalar(b, "sluice_pool_misses_total", "counter", "Upstream connections opened because none was pooled.", misses);
+                            (unsigned long long)m->closes[k]);
+    scalar(b, "sluice_pool_hits_total", "counter", "Requests sent over a pooled upstream connection.", m->hits);
+    scalar(b, "sluice_pool_misses_total", "counter", "Upstream connections opened because none was pooled.", m->misses);
     family(b, "sluice_body_bytes_total", "counter", "Body bytes moved between sockets, by splice(2) or copied through user space.");
-    evbuffer_add_printf(b, "sluice_body_bytes_total{path=\"splice\"} %llu\n", (unsigned long long)bsplice);
-    evbuffer_add_printf(b, "sluice_body_bytes_total{path=\"copy\"} %llu\n", (unsigned long long)bcopy);
-    family(b, "sluice_tls_handshakes_total", "counter", "TLS handshakes with clients (side=listener) and targets (side=upstream), by result.");
+    evbuffer_add_printf(b, "sluice_body_bytes_total{path=\"splice\"} %llu\n", (unsigned long long)m->bsplice);
+    evbuffer_add_printf(b, "sluice_body_bytes_total{path=\"copy\"} %llu\n", (unsigned long long)m->bcopy);
+}
+
+static void tls_metrics(struct evbuffer *b, const struct metric_sums *m)
+{
     static const char *const hs_side[2] = { "listener", "upstream" };
     static const char *const hs_res[3] = { "full", "resumed", "failed" };
+
+    family(b, "sluice_tls_handshakes_total", "counter", "TLS handshakes with clients (side=listener) and targets (side=upstream), by result.");
     for (int x = 0; x < 2; x++)
         for (int y = 0; y < 3; y++)
             evbuffer_add_printf(b, "sluice_tls_handshakes_total{side=\"%s\",result=\"%s\"} %llu\n",
-                                hs_side[x], hs_res[y], (unsigned long long)hs[x][y]);
+                                hs_side[x], hs_res[y], (unsigned long long)m->hs[x][y]);
     family(b, "sluice_ktls_connections_total", "counter", "TLS client connections on listeners with ktls on: offloaded to the kernel, or served by user-space TLS (fallback).");
-    evbuffer_add_printf(b, "sluice_ktls_connections_total{result=\"offloaded\"} %llu\n", (unsigned long long)kon);
-    evbuffer_add_printf(b, "sluice_ktls_connections_total{result=\"fallback\"} %llu\n", (unsigned long long)koff);
+    evbuffer_add_printf(b, "sluice_ktls_connections_total{result=\"offloaded\"} %llu\n", (unsigned long long)m->kon);
+    evbuffer_add_printf(b, "sluice_ktls_connections_total{result=\"fallback\"} %llu\n", (unsigned long long)m->koff);
     scalar(b, "sluice_ktls_available", "gauge", "1 when the kernel has the TLS ULP (kernel TLS can be used).", gw_tls_ktls_available());
+}
 
-    family(b, "sluice_target_healthy", "gauge", "1 when a target may be picked, 0 while marked down.");
+/* Per target: healthy, requests, failures (three families, one pass each). */
+static void target_metrics(struct evbuffer *b, const struct gw_snapshot *s)
+{
+    static const char *const names[3] = { "sluice_target_healthy", "sluice_target_requests_total",
+                                          "sluice_target_failures_total" };
+    uint64_t now = gw_now_ms(NULL);
+
+    family(b, names[0], "gauge", "1 when a target may be picked, 0 while marked down.");
     for (int pass = 0; pass < 3; pass++) {
         if (pass == 1)
-            family(b, "sluice_target_requests_total", "counter", "Requests sent to a target.");
+            family(b, names[1], "counter", "Requests sent to a target.");
         if (pass == 2)
-            family(b, "sluice_target_failures_total", "counter", "Connections to a target that failed before a response.");
+            family(b, names[2], "counter", "Connections to a target that failed before a response.");
         for (size_t i = 0; i < s->ups.n; i++)
             for (size_t j = 0; j < s->ups.v[i].ntargets; j++) {
                 const struct up_target *t = &s->ups.v[i].targets[j];
@@ -531,19 +546,31 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
                     sum_target(t, &sum);
                     v = pass == 1 ? sum.requests : sum.failures;
                 }
-                evbuffer_add_printf(b, "%s{upstream=\"", pass == 0 ? "sluice_target_healthy" :
-                                    pass == 1 ? "sluice_target_requests_total" : "sluice_target_failures_total");
+                evbuffer_add_printf(b, "%s{upstream=\"", names[pass]);
                 label_value(b, s->ups.v[i].cfg->name);
                 evbuffer_add(b, "\",target=\"", 10);
                 label_value(b, t->text);
                 evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)v);
             }
     }
+}
+
+static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
+{
+    struct evbuffer *b = evbuffer_new();
+    struct metric_sums m;
+
+    memset(&m, 0, sizeof(m));
+    for (int i = 0; i < g_nworkers; i++)
+        sum_worker(&m, &g_workers[i].stats);
+    traffic_metrics(b, &m);
+    tls_metrics(b, &m);
+    target_metrics(b, s);
     reload_metrics(b, s);
-    free(rt.v);
-    free(rt.slots);
-    free(ut.v);
-    free(ut.slots);
+    free(m.rt.v);
+    free(m.rt.slots);
+    free(m.ut.v);
+    free(m.ut.slots);
 
     reply_with(req, 200, "text/plain; version=0.0.4", NULL, NULL, 0, b);
     evbuffer_free(b);
