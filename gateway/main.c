@@ -187,24 +187,18 @@ static void rotate_cb(evutil_socket_t fd, short what, void *arg)
     gw_tls_rotate_tickets();
 }
 
-int main(int argc, char **argv)
+/* The command line. */
+struct cli {
+    const char *listen, *config, *admin, *tls_cert, *tls_key;
+    const char **backends;
+    size_t nbackends;
+    int workers;
+    bool check;
+};
+
+/* Parse argv into o: -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, struct cli *o)
 {
-    const char *listen = NULL, *config = NULL, *admin = NULL, *tls_cert = NULL, *tls_key = NULL;
-    const char *backends[argc + 1];
-    size_t nbackends = 0;
-    int workers = 0;
-    bool check = false;
-    struct cfg_errors errs = { 0 };
-
-    /* A reload builds a whole config (for 10,000 routes some 20 MB of parse
-     * tree, arena chunks and tables) and then frees the old one.  By default
-     * glibc hands every block over 128 KiB back with munmap and trims freed
-     * heap tops, so each PUT faulted the same memory in afresh, zeroed: a
-     * third of its CPU.  Keep up to 64 MiB of freed heap per arena for the
-     * next reload instead, and serve blocks up to 4 MiB from the heap. */
-    mallopt(M_MMAP_THRESHOLD, 4 << 20);
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
-
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -216,13 +210,13 @@ int main(int argc, char **argv)
             printf("sluice %s\n", SLUICE_VERSION);
             return 0;
         } else if (strcmp(a, "--check") == 0) {
-            check = true;
+            o->check = true;
         } else if (strcmp(a, "--config") == 0 || strcmp(a, "-c") == 0) {
-            NEEDV(); config = v;
+            NEEDV(); o->config = v;
         } else if (strcmp(a, "--listen") == 0) {
-            NEEDV(); listen = v;
+            NEEDV(); o->listen = v;
         } else if (strcmp(a, "--backend") == 0) {
-            NEEDV(); backends[nbackends++] = v;
+            NEEDV(); o->backends[o->nbackends++] = v;
         } else if (strcmp(a, "--workers") == 0) {
             NEEDV();
             char *end;
@@ -231,63 +225,65 @@ int main(int argc, char **argv)
                 fprintf(stderr, "sluice: --workers: must be an integer 0..1024\n");
                 return 1;
             }
-            workers = (int)n;
+            o->workers = (int)n;
         } else if (strcmp(a, "--admin") == 0) {
-            NEEDV(); admin = v;
+            NEEDV(); o->admin = v;
         } else if (strcmp(a, "--tls-cert") == 0) {
-            NEEDV(); tls_cert = v;
+            NEEDV(); o->tls_cert = v;
         } else if (strcmp(a, "--tls-key") == 0) {
-            NEEDV(); tls_key = v;
+            NEEDV(); o->tls_key = v;
         } else {
             fprintf(stderr, "sluice: unknown argument: %s\n%s", a, usage);
             return 1;
         }
+#undef NEEDV
     }
+    return -1;
+}
 
-    struct sl_config *cfg = NULL;
-    if (config && (listen || nbackends)) {
+/* The config the command line names: a file, or quick mode.  NULL after
+ * saying why on stderr. */
+static struct sl_config *load_config(const struct cli *o)
+{
+    struct cfg_errors errs = { 0 };
+    struct sl_config *cfg;
+
+    if (o->config && (o->listen || o->nbackends)) {
         fprintf(stderr, "sluice: --config and quick mode (--listen/--backend) are exclusive\n%s", usage);
-        return 1;
+        return NULL;
     }
-    if (config && admin) {
+    if (o->config && o->admin) {
         fprintf(stderr, "sluice: --admin is for quick mode; put \"admin\" in the config file\n");
-        return 1;
+        return NULL;
     }
-    if (config) {
-        cfg = load_file(config);
-        if (cfg == NULL)
-            return 1;
-        if (workers)
+    if (o->config) {
+        cfg = load_file(o->config);
+        if (cfg && o->workers)
             fprintf(stderr, "sluice: --workers is for quick mode; the config's \"workers\" is used\n");
-    } else if (listen || nbackends) {
-        if (!listen || nbackends == 0) {
-            fprintf(stderr, "sluice: quick mode needs --listen and at least one --backend\n%s", usage);
-            return 1;
-        }
-        cfg = cfg_quick(listen, backends, nbackends, workers, admin, tls_cert, tls_key, &errs);
-        if (cfg == NULL) {
-            print_errors("sluice: ", &errs);
-            cfg_errors_clear(&errs);
-            return 1;
-        }
-    } else {
+        return cfg;
+    }
+    if (!o->listen && o->nbackends == 0) {
         fputs(usage, stderr);
-        return 1;
+        return NULL;
     }
-    gw_tls_global_init();
-    struct gw_tls_set *tls = gw_tls_set_build(cfg, &errs);
-    if (tls == NULL) {
-        print_errors(config ? "" : "sluice: ", &errs);
+    if (!o->listen || o->nbackends == 0) {
+        fprintf(stderr, "sluice: quick mode needs --listen and at least one --backend\n%s", usage);
+        return NULL;
+    }
+    cfg = cfg_quick(o->listen, o->backends, o->nbackends, o->workers, o->admin, o->tls_cert,
+                    o->tls_key, &errs);
+    if (cfg == NULL) {
+        print_errors("sluice: ", &errs);
         cfg_errors_clear(&errs);
-        cfg_free(cfg);
-        return 1;
     }
-    if (check) {
-        gw_tls_set_free(tls);
-        cfg_free(cfg);
-        printf("%s: configuration OK\n", config ? config : "quick mode");
-        return 0;
-    }
+    return cfg;
+}
+
+/* Descriptors, workers count, the first snapshot published: NULL on error. */
+static struct gw_snapshot *first_snapshot(struct sl_config *cfg, struct gw_tls_set *tls,
+                                          const char *config)
+{
+    char err[512];
 
     signal(SIGPIPE, SIG_IGN);
     struct rlimit rl;
@@ -299,17 +295,24 @@ int main(int argc, char **argv)
     M.nworkers = cfg->workers ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (M.nworkers < 1)
         M.nworkers = 1;
-    uint32_t drain_ms = cfg->drain_ms;
-
-    char err[512];
     struct gw_snapshot *s = gw_snapshot_build(cfg, tls, NULL, M.nworkers, err, sizeof(err));
     if (s == NULL) {
         fprintf(stderr, "sluice: %s\n", err);
-        return 2;
+        return NULL;
     }
     gw_snapshot_publish(s);
     for (size_t i = 0; i < s->cfg->nlisteners; i++)
         fprintf(stderr, "sluice: listening on %s\n", s->listeners[i]->text);
+    return s;
+}
+
+static struct event *sigs[3];       /* SIGTERM, SIGINT, SIGHUP */
+
+/* Workers, the admin thread, the main loop until a stop signal.  The exit
+ * status. */
+static int serve(const struct gw_snapshot *s)
+{
+    char err[512];
 
     M.workers = calloc((size_t)M.nworkers, sizeof(*M.workers));
     M.base = event_base_new();
@@ -321,7 +324,6 @@ int main(int argc, char **argv)
     }
     /* Handlers first: once the workers run, the listeners accept, and a
      * SIGTERM or SIGHUP must not find the default action (death). */
-    struct event *sigs[3];
     int signums[3] = { SIGTERM, SIGINT, SIGHUP };
     for (int i = 0; i < 3; i++) {
         sigs[i] = evsignal_new(M.base, signums[i], on_signal, NULL);
@@ -351,14 +353,19 @@ int main(int argc, char **argv)
     event_base_dispatch(M.base);
     event_free(rot);
     event_free(reap);
+    return 0;
+}
 
-    /* the admin thread reads the workers' counters: it stops first */
+/* After the main loop: admin first (it reads the workers' counters), the
+ * workers drained, every shared object released. */
+static void shut_down(void)
+{
     gw_admin_stop();
     pthread_mutex_lock(&g_snap_lock);
-    drain_ms = g_snap->cfg->drain_ms;
+    uint32_t drain_ms = g_snap->cfg->drain_ms;
     pthread_mutex_unlock(&g_snap_lock);
     drain_and_stop(drain_ms);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++)     /* held through the drain: a second signal is not death */
         event_free(sigs[i]);
     event_base_free(M.base);
     free(M.workers);
@@ -371,5 +378,49 @@ int main(int argc, char **argv)
     hc_shutdown();
     gw_tls_global_free();
     gw_log(GW_LOG_INFO, "stopped");
+}
+
+int main(int argc, char **argv)
+{
+    const char *backends[argc + 1];
+    struct cli o = { .backends = backends };
+    struct cfg_errors errs = { 0 };
+
+    /* A reload builds a whole config (for 10,000 routes some 20 MB of parse
+     * tree, arena chunks and tables) and then frees the old one.  By default
+     * glibc hands every block over 128 KiB back with munmap and trims freed
+     * heap tops, so each PUT faulted the same memory in afresh, zeroed: a
+     * third of its CPU.  Keep up to 64 MiB of freed heap per arena for the
+     * next reload instead, and serve blocks up to 4 MiB from the heap. */
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    struct sl_config *cfg = load_config(&o);
+    if (cfg == NULL)
+        return 1;
+    gw_tls_global_init();
+    struct gw_tls_set *tls = gw_tls_set_build(cfg, &errs);
+    if (tls == NULL) {
+        print_errors(o.config ? "" : "sluice: ", &errs);
+        cfg_errors_clear(&errs);
+        cfg_free(cfg);
+        return 1;
+    }
+    if (o.check) {
+        gw_tls_set_free(tls);
+        cfg_free(cfg);
+        printf("%s: configuration OK\n", o.config ? o.config : "quick mode");
+        return 0;
+    }
+    struct gw_snapshot *s = first_snapshot(cfg, tls, o.config);
+    if (s == NULL)
+        return 2;
+    rc = serve(s);
+    if (rc != 0)
+        return rc;
+    shut_down();
     return 0;
 }
