@@ -711,6 +711,15 @@ static inline int hexval(char ch)
 /* What one framing byte did (chunk_byte). */
 enum { CB_MORE, CB_FAIL, CB_DATA, CB_DONE };
 
+/* A byte that must be `want` (a line's CR or LF): on to state next. */
+static inline int chunk_expect(struct h1_chunked *c, char ch, char want, int next, int res)
+{
+    if (ch != want)
+        return CB_FAIL;
+    c->state = next;
+    return res;
+}
+
 /* A byte of a chunk-size line: the hex size, then white space, an
  * extension, or its CR. */
 static inline int chunk_size_byte(struct h1_chunked *c, char ch)
@@ -758,15 +767,9 @@ static inline int chunk_trailer_byte(struct h1_chunked *c, char ch)
             return CB_FAIL;
         return CB_MORE;
     case CS_TRAILER_LF:
-        if (ch != '\n')
-            return CB_FAIL;
-        c->state = CS_TRAILER0;
-        return CB_MORE;
+        return chunk_expect(c, ch, '\n', CS_TRAILER0, CB_MORE);
     case CS_FINAL_LF:
-        if (ch != '\n')
-            return CB_FAIL;
-        c->state = CS_DONE;
-        return CB_DONE;
+        return chunk_expect(c, ch, '\n', CS_DONE, CB_DONE);
     default:
         return CB_FAIL;
     }
@@ -797,15 +800,9 @@ static inline int chunk_byte(struct h1_chunked *c, char ch)
         c->state = CS_DATA;
         return CB_DATA;
     case CS_DATA_CR:
-        if (ch != '\r')
-            return CB_FAIL;
-        c->state = CS_DATA_LF;
-        return CB_MORE;
+        return chunk_expect(c, ch, '\r', CS_DATA_LF, CB_MORE);
     case CS_DATA_LF:
-        if (ch != '\n')
-            return CB_FAIL;
-        c->state = CS_SIZE0;
-        return CB_MORE;
+        return chunk_expect(c, ch, '\n', CS_SIZE0, CB_MORE);
     default:
         return chunk_trailer_byte(c, ch);
     }
