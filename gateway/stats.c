@@ -80,6 +80,19 @@ static void idx_add(void ***tab, size_t *cap, size_t *n, size_t name_off, void *
     (*n)++;
 }
 
+/* A zeroed counter block of size bytes with name copied into its
+ * flexible name field at name_off; never NULL. */
+static void *named_new(size_t size, size_t name_off, const char *name)
+{
+    size_t n = strlen(name) + 1;
+    char *p = calloc(1, size + n);
+
+    if (p == NULL)
+        abort();
+    memcpy(p + name_off, name, n);
+    return p;
+}
+
 struct gw_route_stats *gw_stats_route(struct gw_stats *st, const char *name)
 {
     size_t slot;
@@ -87,11 +100,7 @@ struct gw_route_stats *gw_stats_route(struct gw_stats *st, const char *name)
                                         offsetof(struct gw_route_stats, name), name, &slot);
     if (r)
         return r;
-    size_t n = strlen(name) + 1;
-    r = calloc(1, sizeof(*r) + n);
-    if (r == NULL)
-        abort();
-    memcpy(r->name, name, n);
+    r = named_new(sizeof(*r), offsetof(struct gw_route_stats, name), name);
     r->next = atomic_load_explicit(&st->routes, memory_order_relaxed);
     atomic_store_explicit(&st->routes, r, memory_order_release);
     idx_add((void ***)&st->ridx, &st->rcap, &st->rn, offsetof(struct gw_route_stats, name), r);
@@ -105,11 +114,7 @@ struct gw_ups_stats *gw_stats_ups(struct gw_stats *st, const char *name)
                                       offsetof(struct gw_ups_stats, name), name, &slot);
     if (u)
         return u;
-    size_t n = strlen(name) + 1;
-    u = calloc(1, sizeof(*u) + n);
-    if (u == NULL)
-        abort();
-    memcpy(u->name, name, n);
+    u = named_new(sizeof(*u), offsetof(struct gw_ups_stats, name), name);
     u->next = atomic_load_explicit(&st->ups, memory_order_relaxed);
     atomic_store_explicit(&st->ups, u, memory_order_release);
     idx_add((void ***)&st->uidx, &st->ucap, &st->un, offsetof(struct gw_ups_stats, name), u);
