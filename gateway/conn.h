@@ -13,7 +13,7 @@
 #define SLUICE_CONN_H
 
 #include "gateway.h"
-#include "io.h"
+#include "../core/io.h"
 #include "tls.h"
 
 #include <netinet/in.h>

@@ -26,7 +26,7 @@
 
 #include "config.h"
 #include "http1.h"
-#include "log.h"
+#include "../core/log.h"
 #include "splice.h"
 #include "stats.h"
 #include "../router/router.h"

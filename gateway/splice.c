@@ -1,6 +1,6 @@
 /* splice.c - the per-worker pipe pool and the splice(2) halves. */
 #include "splice.h"
-#include "io.h"
+#include "../core/io.h"
 
 #include <errno.h>
 #include <fcntl.h>

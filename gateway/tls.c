@@ -16,7 +16,7 @@
  * what OpenSSL requires.
  */
 #include "tls.h"
-#include "log.h"
+#include "../core/log.h"
 
 #include <errno.h>
 #include <netinet/in.h>

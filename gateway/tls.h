@@ -28,7 +28,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "io.h"
+#include "../core/io.h"
 
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;

@@ -13,7 +13,7 @@
 #include "../../upstream/upstream_config.c"
 #include "../../core/hdr.c"
 #include "../../core/esc.c"
-#include "../../gateway/log.c"
+#include "../../core/log.c"
 #include "../../gateway/tls.c"
 
 #include <fcntl.h>

@@ -11,6 +11,9 @@
  *
  * Return conventions (both ops): > 0 bytes moved; 0 from read = EOF;
  * GW_IO_AGAIN = would block; GW_IO_ERR = the connection is broken (errno set).
+ *
+ * Owns: the transport interface and the plain socket transport (the TLS ones
+ * are in tls_io.h).  May call: libc only; used by gateway/ and upstream/.
  */
 #ifndef SLUICE_IO_H
 #define SLUICE_IO_H
