@@ -320,7 +320,7 @@ static void test_set_build(void)
 {
     struct cfg_target ta[3], tb[2];
     struct cfg_upstream ups[2];
-    struct sl_config cfg;
+    struct { struct cfg_upstream *upstreams; size_t nupstreams; } cfg;    /* what up_set_build reads */
     struct up_set set;
     char warn[512];
 
@@ -346,7 +346,7 @@ static void test_set_build(void)
     cfg.nupstreams = 2;
 
     strcpy(warn, "stale");
-    ok(up_set_build(&cfg, &set, warn, sizeof(warn), 2000) == 0, "up_set_build: 0");
+    ok(up_set_build(cfg.upstreams, cfg.nupstreams, &set, warn, sizeof(warn), 2000) == 0, "up_set_build: 0");
     ok(warn[0] == '\0', "no warning when every name resolves (have \"%s\")", warn);
     ok(set.n == 2 && set.ntargets == 5, "2 upstreams, 5 targets (have %zu, %zu)", set.n, set.ntargets);
     ok(set.v[0].cfg == &ups[0] && set.v[1].cfg == &ups[1], "each upstream points at its config");
@@ -385,7 +385,7 @@ static void test_set_build(void)
     /* health survives a rebuild (a reload): the states are the addresses' */
     hc_fail(t[0].health, 1000);
     struct up_set set2;
-    ok(up_set_build(&cfg, &set2, NULL, 0, 2000) == 0, "a second build (warn NULL): 0");
+    ok(up_set_build(cfg.upstreams, cfg.nupstreams, &set2, NULL, 0, 2000) == 0, "a second build (warn NULL): 0");
     ok(set2.v[0].targets[0].health == t[0].health, "a rebuild finds the same health state");
     ok(up_pick(&set2.v[1], cur, 1000, 0) == 1, "a target down before the rebuild is still down after it");
     up_set_free(&set2);
@@ -396,7 +396,7 @@ static void test_set_build(void)
 
     /* no upstream at all */
     memset(&cfg, 0, sizeof(cfg));
-    ok(up_set_build(&cfg, &set, warn, sizeof(warn), 100) == 0 && set.n == 0 && set.ntargets == 0,
+    ok(up_set_build(cfg.upstreams, cfg.nupstreams, &set, warn, sizeof(warn), 100) == 0 && set.n == 0 && set.ntargets == 0,
        "a config without upstreams builds an empty set");
     up_set_free(&set);
     hc_shutdown();
@@ -408,7 +408,7 @@ static void test_unresolved(void)
 {
     struct cfg_target tt[2];
     struct cfg_upstream up;
-    struct sl_config cfg;
+    struct { struct cfg_upstream *upstreams; size_t nupstreams; } cfg;    /* what up_set_build reads */
     struct up_set set;
     char warn[512];
 
@@ -424,7 +424,7 @@ static void test_unresolved(void)
     cfg.upstreams = &up;
     cfg.nupstreams = 1;
 
-    ok(up_set_build(&cfg, &set, warn, sizeof(warn), 0) == 0, "a name without an answer does not fail the build");
+    ok(up_set_build(cfg.upstreams, cfg.nupstreams, &set, warn, sizeof(warn), 0) == 0, "a name without an answer does not fail the build");
     const struct up_target *t = set.v[0].targets;
     ok(t[0].salen == 0 && t[0].health == NULL, "the unresolved target has no address and no health");
     ok(t[1].salen != 0 && t[1].health != NULL, "the other target is there");
@@ -440,7 +440,7 @@ static void test_unresolved(void)
     /* one target only, unresolved: the single-target path */
     up.targets = tt;
     up.ntargets = 1;
-    ok(up_set_build(&cfg, &set, NULL, 0, 0) == 0, "an upstream with only an unresolved target builds");
+    ok(up_set_build(cfg.upstreams, cfg.nupstreams, &set, NULL, 0, 0) == 0, "an upstream with only an unresolved target builds");
     ok(up_pick(&set.v[0], cur, 0, 0) == -1, "... and picks nothing (503)");
     up_set_free(&set);
 
@@ -448,7 +448,7 @@ static void test_unresolved(void)
     char small[24];
     memset(small, 'x', sizeof(small));
     up.ntargets = 1;
-    ok(up_set_build(&cfg, &set, small, 16, 0) == 0 && strlen(small) == 15 && small[16] == 'x',
+    ok(up_set_build(cfg.upstreams, cfg.nupstreams, &set, small, 16, 0) == 0 && strlen(small) == 15 && small[16] == 'x',
        "a 16-byte warning buffer: 15 characters and the NUL, nothing past it");
     up_set_free(&set);
     hc_shutdown();
