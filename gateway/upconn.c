@@ -54,8 +54,9 @@ bool up_tls_setup(struct gw_upconn *u, SSL_CTX *ctx, const struct cfg_upstream_t
                             : (const void *)&((const struct sockaddr_in *)&t->sa)->sin_addr;
         inet_ntop(t->sa.ss_family, a, ip, sizeof(ip));
     }
-    SSL *ssl = gw_tls_client_new(ctx, u->io.fd, tc, t->name[0] ? t->name : ip, t->name[0] == '\0',
-                                 b ? b->user : NULL);
+    /* SNI: the configured one, else the target's name (an IP has none) */
+    const char *sni = tc->sni ? tc->sni : t->name[0] ? t->name : NULL;
+    SSL *ssl = gw_tls_client_new(ctx, u->io.fd, sni, tc->verify, ip, b ? b->user : NULL);
     if (ssl == NULL)
         return false;
     if (!gw_tls_attach(&u->io, ssl)) {
