@@ -108,9 +108,3 @@ ssize_t gw_pipe_drain(struct gw_pipe *p, int fd)
     }
     return errno == EAGAIN ? GW_IO_AGAIN : GW_IO_ERR;
 }
-
-void gw_splice_lowat(int fd, bool on)
-{
-    int v = on ? GW_SPLICE_LOWAT : 0;      /* 0: back to the sysctl default */
-    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v));
-}
