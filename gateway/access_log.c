@@ -1,6 +1,6 @@
 /* access_log.c - the access log line (see access_log.h). */
 #include "access_log.h"
-#include "log.h"
+#include "../core/log.h"
 #include "../core/esc.h"
 #include "../core/sbuf.h"
 

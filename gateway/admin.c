@@ -15,7 +15,7 @@
  */
 #include "gateway.h"
 #include "../core/hash.h"
-#include "io.h"
+#include "../core/io.h"
 #include "tls.h"
 
 #include "http1.h"

@@ -3,7 +3,7 @@
 #include "conn.h"
 #include "access_log.h"
 #include "h1_fwd.h"
-#include "io.h"
+#include "../core/io.h"
 #include "tls.h"
 #include "../core/check.h"
 #include "../core/sbuf.h"
@@ -174,7 +174,7 @@ bool client_body_recv(struct gw_conn *c)
         return false;
     if (n == 0 || n == -1) {
         c->t->up_clean = false;
-        up_close(c->t->up);
+        up_conn_close(c->t->up);
         txn_end(c, GW_END_CLIENT_CLOSED);
         return false;
     }
@@ -198,7 +198,7 @@ bool client_watch(struct gw_conn *c)
     if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
         if (c->t->up) {
             c->t->up_clean = false;
-            up_close(c->t->up);
+            up_conn_close(c->t->up);
         }
         txn_end(c, GW_END_CLIENT_CLOSED);
         return false;

@@ -1,19 +1,23 @@
 /*
  * conn.h - the data plane's connection objects (client connection, its
- * transaction, the upstream connection under it) and the functions the
- * gateway's files call on them.  Only gateway .c files include this.
+ * transaction) and the functions the gateway's files call on them.  Only
+ * gateway .c files include this.  The upstream connection under a
+ * transaction (struct up_conn: connect, TLS, its events and timer, the pool)
+ * is upstream/upconn.h's; the gateway is its owner and hears of its events
+ * through gw_up_ops (proxy.c).
  *
  * Calls go one way, top to bottom, never back up:
- *   proxy.c (events, the pump, a request's start)
- *     -> pass.c (splice, tunnels) -> forward.c (the upstream side)
- *     -> client.c (client I/O) -> body.c (request body) -> local.c (own answers)
- *     -> txn.c (the one end) -> upconn.c (the upstream connection, the pool)
+ *   proxy.c (events, the pump, a request's start, the up_conn ops)
+ *     -> pass.c (splice, tunnels) -> forward.c (the HTTP/1 exchange upstream,
+ *        retries) -> client.c (client I/O) -> body.c (request body)
+ *     -> local.c (own answers) -> txn.c (the one end, check-in)
+ *     -> upstream/upconn.h (the upstream connection) -> pool/, health/
  */
 #ifndef SLUICE_CONN_H
 #define SLUICE_CONN_H
 
 #include "gateway.h"
-#include "io.h"
+#include "../core/io.h"
 #include "tls.h"
 
 #include <netinet/in.h>
@@ -21,7 +25,6 @@
 #include <sys/socket.h>
 
 #define CONN_MAGIC 0x534c4343u
-#define UP_MAGIC   0x534c5550u
 
 enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED };
 enum rstate { RS_WAIT = 0, RS_BODY, RS_DONE };
@@ -47,27 +50,6 @@ struct reframe {
     char b[RF_CAP];
 };
 
-struct gw_upconn {
-    uint32_t magic;
-    struct gw_io io;
-    struct gw_worker *w;
-    struct gw_conn *owner;          /* NULL while pooled */
-    struct event ev;
-    struct event timer;
-    struct pool_node pn;
-    const struct up_target *t;      /* of the snapshot that opened it; only for this request */
-    uint32_t nreq;
-    uint64_t connect_start;         /* ns, for the connect-time histogram */
-    uint64_t deadline_ms;           /* 0 = no timeout wanted (lazy timer) */
-    uint64_t timer_at_ms;           /* when the armed timer fires; 0 = not armed */
-    bool connected, r_ready, w_ready, reused, closed, rdhup;
-    bool hs;                        /* TLS handshake still to finish */
-    bool lowat;                     /* gw_splice_lowat is on (a request body was spliced in) */
-    bool tls_refused;               /* the handshake failed (verification, protocol) */
-    uint8_t hs_want;                /* what it waits for: GW_HS_WANT_READ/WRITE, 0 = try */
-    struct gw_upconn *gc_next;
-};
-
 /* What one request needs while it is in flight.  Idle keep-alive
  * connections hold none of it: a txn comes from the worker's free list when
  * a request starts and goes back when it ends. */
@@ -89,7 +71,7 @@ struct gw_txn {
     uint8_t why;                    /* enum gw_end: the first failure, counted at the end */
     uint64_t up_sent;               /* bytes written to the current upstream attempt */
     struct gw_buf *scratch, *ubuf;
-    struct gw_upconn *up;
+    struct up_conn *up;
     struct gw_wsnap *ws;
     const struct cfg_route *route;
     const struct up_upstream *ups;
@@ -171,48 +153,9 @@ static inline bool iovq_push(struct iovq *q, const char *p, size_t len)
     return true;
 }
 
-/*
- * Lazy timers: a connection keeps its wanted deadline, and its libevent
- * timer is re-armed only when the new deadline is earlier than the armed
- * one.  A timer firing early re-arms itself for the rest.  A keep-alive
- * request thus costs no timer operation at all, where arming and disarming
- * per request would cost four.
- */
-static inline void timer_want(struct gw_worker *w, struct event *ev, uint64_t *deadline,
-                       uint64_t *armed_at, uint32_t ms)
-{
-    uint64_t now = gw_now_ms(w);
-
-    *deadline = now + ms;
-    if (*armed_at && *armed_at <= *deadline)
-        return;     /* the armed timer fires first and will re-arm */
-    event_add(ev, gw_common_timeout(w, ms));
-    *armed_at = *deadline;
-}
-
-/* Called when a lazy timer fired: true if the deadline really passed;
- * otherwise re-arms for the rest (or stays off) and returns false. */
-static inline bool timer_due(struct gw_worker *w, struct event *ev, uint64_t *deadline, uint64_t *armed_at)
-{
-    uint64_t now = gw_now_ms(w);
-
-    *armed_at = 0;
-    if (*deadline == 0)
-        return false;
-    if (now + 2 < *deadline) {  /* the coarse clock ticks every few ms */
-        uint64_t left = *deadline - now;
-        struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
-        event_add(ev, &tv);
-        *armed_at = *deadline;
-        return false;
-    }
-    *deadline = 0;
-    return true;
-}
-
 static inline void conn_timer_arm(struct gw_conn *c, uint32_t ms)
 {
-    timer_want(c->w, &c->timer, &c->deadline_ms, &c->timer_at_ms, ms);
+    lt_want(&c->w->tmo, &c->timer, &c->deadline_ms, &c->timer_at_ms, ms);   /* lazy: core/ltimer.h */
 }
 
 static inline void conn_timer_off(struct gw_conn *c)
@@ -229,26 +172,6 @@ static inline void cnt_sub1(_Atomic uint64_t *c)
 {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - 1, memory_order_relaxed);
 }
-
-static inline void up_timer_arm(struct gw_upconn *u, uint32_t ms)
-{
-    timer_want(u->w, &u->timer, &u->deadline_ms, &u->timer_at_ms, ms);
-}
-
-static inline void up_timer_off(struct gw_upconn *u)
-{
-    u->deadline_ms = 0;
-}
-
-/* proxy.c: the event callbacks up_connect() registers */
-void up_event(evutil_socket_t fd, short what, void *arg);
-void up_timer_cb(evutil_socket_t fd, short what, void *arg);
-
-/* upconn.c */
-void up_close(struct gw_upconn *u);
-void up_checkin(struct gw_conn *c, struct pool_facts *f);
-bool up_tls_setup(struct gw_upconn *u, SSL_CTX *ctx, const struct cfg_upstream_tls *tc,
-                  struct pool_bucket *b);
 
 /* txn.c */
 struct gw_txn *txn_get(struct gw_worker *w);

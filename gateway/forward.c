@@ -1,10 +1,12 @@
 /* forward.c - the transaction's upstream side: picking a connection (pooled
  * or new), retries to another target, sending the request, reading and
- * rebuilding the response head and body. */
+ * rebuilding the response head and body.  The connection itself (connect,
+ * TLS, events, pool) is upstream/upconn.h's; this is the HTTP/1 exchange
+ * over it, which needs the txn's queues and codec. */
 #include "conn.h"
 #include "access_log.h"
 #include "h1_fwd.h"
-#include "io.h"
+#include "../core/io.h"
 #include "tls.h"
 #include "../core/check.h"
 #include "../core/sbuf.h"
@@ -24,17 +26,13 @@
  * it (SPEC "retries"), else answer with status. */
 void up_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why)
 {
-    struct gw_upconn *u = c->t->up;
+    struct up_conn *u = c->t->up;
     bool reached = u && u->connected;
 
     if (!stale)
         txn_target_failed(c);
-    if (u) {
-        /* a certificate we refuse says nothing about the target's health */
-        if (!stale && !u->tls_refused && c->t->target && c->t->target->health)
-            hc_fail((struct hc_state *)c->t->target->health, gw_now_ms(c->w));
-        up_close(u);
-    }
+    if (u)
+        up_conn_fail(u, stale);     /* tells health/ unless stale or a refused certificate */
     gw_log(GW_LOG_WARN, "upstream %s: %s", c->t->target ? c->t->target->text : "-", why);
     /* Resend only what is still in the buffer; a non-idempotent request that
      * reached a target is not retried (SPEC), except over a stale pooled
@@ -78,106 +76,44 @@ void up_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, co
     local_response(c, status, NULL, NULL, 0, NULL);
 }
 
+/* A connection to the txn's target: a pooled one, else a new one. */
 bool up_connect(struct gw_conn *c)
 {
-    struct gw_worker *w = c->w;
     const struct up_target *t = c->t->target;
     struct pool_bucket *b = c->t->ws->buckets[t->gidx];
-    struct pool_node *pn;
-    struct gw_upconn *u;
 
-    /* a pooled connection first: the most recent is the least likely stale */
-    while (b && (pn = pool_get(b)) != NULL) {
-        u = (struct gw_upconn *)((char *)pn - offsetof(struct gw_upconn, pn));
-        u->owner = c;
-        u->t = t;
-        u->reused = true;
-        u->r_ready = false;
-        c->t->up = u;
-        gw_cnt_add(&w->stats.pool_hits, 1);
+    if (up_conn_reuse(&c->w->up, b, t, c, &c->t->up))
         return true;
-    }
-    gw_cnt_add(&w->stats.pool_misses, 1);
-    u = calloc(1, sizeof(*u));
-    if (u == NULL)
-        abort();
-    u->magic = UP_MAGIC;
-    u->w = w;
-    u->t = t;
-    u->owner = c;
-    u->io.ops = &gw_io_plain;
-    u->io.fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (u->io.fd == -1) {
-        gw_log(GW_LOG_ERROR, "socket: %s", strerror(errno));
-        free(u);
-        txn_why(c, GW_END_INTERNAL);
-        local_response(c, 502, NULL, NULL, 0, NULL);
-        return true;
-    }
     SSL_CTX *tctx = gw_tls_upstream_ctx(c->t->ws->s->tls, (size_t)(c->t->ups - c->t->ws->s->ups.v));
-    if (tctx && !up_tls_setup(u, tctx, c->t->ups->cfg->tls, b)) {
-        gw_log(GW_LOG_ERROR, "upstream %s: cannot set up TLS", t->text);
-        close(u->io.fd);
-        free(u);
-        c->t->up = NULL;
-        txn_why(c, GW_END_INTERNAL);
-        local_response(c, 502, NULL, NULL, 0, NULL);
+    int err = 0;
+    switch (up_conn_open(&c->w->up, t, tctx, c->t->ups->cfg->tls, b, c->t->ups->cfg->connect_ms,
+                         c, &c->t->up, &err)) {
+    case UP_OPEN_OK:
         return true;
-    }
-    int one = 1;
-    gw_cnt_add(&w->stats.upstream_conns, 1);
-    u->connect_start = gw_turn_ns(c->w);
-    setsockopt(u->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    event_assign(&u->ev, w->base, u->io.fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, up_event, u);
-    event_assign(&u->timer, w->base, -1, 0, up_timer_cb, u);
-    c->t->up = u;
-    if (connect(u->io.fd, (const struct sockaddr *)&t->sa, t->salen) == 0) {
-        u->connected = u->w_ready = true;
-        gw_hist_observe(&w->stats.connect_time, gw_turn_ns(w) - u->connect_start);
-    } else if (errno != EINPROGRESS) {
-        int e = errno;
-        event_add(&u->ev, NULL);    /* up_close() deletes it */
+    case UP_OPEN_CONNECT_ERR: {
         char why[128];
-        snprintf(why, sizeof(why), "connect: %s", strerror(e));
+        snprintf(why, sizeof(why), "connect: %s", strerror(err));
         up_failed(c, 502, false, GW_END_UP_CONNECT, why);
         return true;
     }
-    event_add(&u->ev, NULL);
-    up_timer_arm(u, c->t->ups->cfg->connect_ms);
-    return true;
+    default:
+        txn_why(c, GW_END_INTERNAL);
+        local_response(c, 502, NULL, NULL, 0, NULL);
+        return true;
+    }
 }
 
 /* One step of an upstream TLS handshake; true when it made progress. */
-static bool up_handshake(struct gw_conn *c, struct gw_upconn *u)
+static bool up_handshake(struct gw_conn *c, struct up_conn *u)
 {
     char why[300];
 
-    if ((u->hs_want == GW_HS_WANT_READ && !u->r_ready) || (u->hs_want == GW_HS_WANT_WRITE && !u->w_ready))
-        return false;
-    int r = gw_tls_handshake(&u->io, why + 15, sizeof(why) - 15);
-    switch (r) {
-    case GW_HS_DONE: {
-        bool tx, rx;
-        u->hs = false;
-        u->hs_want = 0;
-        up_timer_off(u);
-        gw_cnt_add(&c->w->stats.tls_hs[1][gw_tls_resumed(&u->io) ? 1 : 0], 1);
-        gw_tls_pick_ops(&u->io, &tx, &rx);
-        u->r_ready = true;      /* bytes may wait inside OpenSSL: no edge would tell */
+    switch (up_conn_handshake(u, why, sizeof(why))) {
+    case UP_HS_DONE:
         return true;
-    }
-    case GW_HS_WANT_READ:
-        u->hs_want = (uint8_t)r;
-        u->r_ready = false;
-        return false;
-    case GW_HS_WANT_WRITE:
-        u->hs_want = (uint8_t)r;
-        u->w_ready = false;
+    case UP_HS_WAIT:
         return false;
     default:
-        gw_cnt_add(&c->w->stats.tls_hs[1][2], 1);
-        memcpy(why, "TLS handshake: ", 15);
-        u->tls_refused = true;
         up_failed(c, 502, false, GW_END_UP_TLS, why);
         return true;
     }
@@ -185,7 +121,7 @@ static bool up_handshake(struct gw_conn *c, struct gw_upconn *u)
 
 bool up_send(struct gw_conn *c)
 {
-    struct gw_upconn *u = c->t->up;
+    struct up_conn *u = c->t->up;
 
     if (u == NULL || !u->connected)
         return false;
@@ -198,7 +134,7 @@ bool up_send(struct gw_conn *c)
         if (c->t->rstate == RS_WAIT && !c->t->resp_started)
             up_failed(c, 502, u->reused && u->nreq > 0, GW_END_UP_RESET, "write failed");
         else {
-            up_close(u);
+            up_conn_close(u);
             txn_end(c, GW_END_UP_RESET);
         }
         return true;
@@ -213,7 +149,7 @@ bool up_send(struct gw_conn *c)
         c->t->uhead_pending = false;
         if (c->t->req_done && c->t->rstate == RS_WAIT && c->state == C_ACTIVE) {
             u->nreq++;
-            up_timer_arm(u, c->t->ups->cfg->response_header_ms);
+            up_conn_timer_arm(u, c->t->ups->cfg->response_header_ms);
         }
     }
     return true;
@@ -288,7 +224,7 @@ static bool resp_upgrade(struct gw_conn *c, const struct h1_response *r, struct 
     if (!c->t->upgrade || !(r->flags & H1_F_UPGRADE_WS)) {
         txn_why(c, GW_END_UP_PARSE);
         c->t->up_clean = false;
-        up_close(c->t->up);
+        up_conn_close(c->t->up);
         c->t->resp_started = false;
         local_response(c, 502, NULL, NULL, 0, NULL);
         return false;
@@ -323,7 +259,7 @@ static bool resp_head(struct gw_conn *c)
                 gw_log(GW_LOG_WARN, "upstream %s: response header too large", c->t->target->text);
                 txn_why(c, GW_END_UP_PARSE);
                 c->t->up_clean = false;
-                up_close(c->t->up);
+                up_conn_close(c->t->up);
                 local_response(c, 502, NULL, NULL, 0, NULL);
             }
             return false;
@@ -336,7 +272,7 @@ static bool resp_head(struct gw_conn *c)
                                                             : "malformed response");
             txn_why(c, GW_END_UP_PARSE);
             c->t->up_clean = false;
-            up_close(c->t->up);
+            up_conn_close(c->t->up);
             local_response(c, 502, NULL, NULL, 0, NULL);
             return false;
         }
@@ -346,7 +282,7 @@ static bool resp_head(struct gw_conn *c)
             c->t->body_lost = true;     /* something went to the client: no retry */
             if (!c->t->client10 && !build_client_head(c, r)) {
                 c->t->up_clean = false;
-                up_close(c->t->up);
+                up_conn_close(c->t->up);
                 txn_end(c, GW_END_UP_PARSE);
                 return false;
             }
@@ -360,9 +296,7 @@ static bool resp_head(struct gw_conn *c)
     c->t->status = r->status;
     c->t->resp_started = true;
     c->t->body_lost = true;
-    if (c->t->target->health)
-        hc_ok((struct hc_state *)c->t->target->health);
-    up_timer_off(c->t->up);
+    up_conn_answered(c->t->up);    /* health/: the target is up */
 
     if (r->status == 101)
         return resp_upgrade(c, r, ub);
@@ -386,7 +320,7 @@ static bool resp_head(struct gw_conn *c)
     if (!build_client_head(c, r)) {
         txn_why(c, GW_END_UP_PARSE);
         c->t->up_clean = false;
-        up_close(c->t->up);
+        up_conn_close(c->t->up);
         c->t->resp_started = false;
         local_response(c, 502, NULL, NULL, 0, NULL);
         return false;
@@ -423,7 +357,7 @@ static void resp_body(struct gw_conn *c)
             if (k == H1C_ERROR) {
                 gw_log(GW_LOG_WARN, "upstream %s: bad chunked framing", t->target->text);
                 t->up_clean = false;
-                up_close(t->up);
+                up_conn_close(t->up);
                 txn_end(c, GW_END_UP_PARSE);
                 return;
             }
@@ -446,7 +380,7 @@ static void resp_body(struct gw_conn *c)
 
 bool up_recv(struct gw_conn *c)
 {
-    struct gw_upconn *u = c->t->up;
+    struct up_conn *u = c->t->up;
     struct gw_worker *w = c->w;
 
     if (u == NULL || !u->connected || u->hs || !iovq_empty(&c->t->cq) || c->t->rstate == RS_DONE ||
@@ -494,7 +428,7 @@ bool up_recv(struct gw_conn *c)
                 gw_log(GW_LOG_WARN, "upstream %s: incomplete response header", c->t->target->text);
                 txn_why(c, GW_END_UP_RESET);
                 c->t->up_clean = false;
-                up_close(u);
+                up_conn_close(u);
                 local_response(c, 502, NULL, NULL, 0, NULL);
             }
             return true;
@@ -502,12 +436,12 @@ bool up_recv(struct gw_conn *c)
         if (c->t->resp_kind == H1_BODY_CLOSE && n == 0) {
             c->t->rstate = RS_DONE;
             c->t->up_clean = false;
-            up_close(u);
+            up_conn_close(u);
             return true;
         }
         gw_log(GW_LOG_WARN, "upstream %s: connection lost mid-response", c->t->target->text);
         c->t->up_clean = false;
-        up_close(u);
+        up_conn_close(u);
         c->t->keepalive = false;
         if (iovq_empty(&c->t->cq))
             txn_end(c, GW_END_UP_RESET);
@@ -525,6 +459,6 @@ bool up_recv(struct gw_conn *c)
     }
     resp_body(c);
     if (c->t->rstate == RS_BODY && c->t->up)
-        up_timer_arm(c->t->up, c->t->ups->cfg->idle_ms);   /* silence mid-response */
+        up_conn_timer_arm(c->t->up, c->t->ups->cfg->idle_ms);   /* silence mid-response */
     return true;
 }

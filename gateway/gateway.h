@@ -26,12 +26,14 @@
 
 #include "config.h"
 #include "http1.h"
-#include "log.h"
+#include "../core/log.h"
 #include "splice.h"
 #include "stats.h"
 #include "../router/router.h"
 #include "../upstream/upstream.h"
 #include "../pool/pool.h"
+#include "../upstream/upconn.h"
+#include "../core/ltimer.h"
 #include "../core/freelist.h"
 
 #define SLUICE_VERSION "0.1.0"
@@ -100,7 +102,6 @@ struct gw_wsnap {
 };
 
 struct gw_conn;
-struct gw_upconn;
 struct gw_txn;
 
 struct gw_worker;
@@ -131,7 +132,6 @@ struct gw_worker {
     struct gw_conn *conns;              /* all client connections (drain) */
     uint32_t nconns;
     struct gw_conn *gc_conns;           /* closed, freed after the callback */
-    struct gw_upconn *gc_ups;
     struct freelist free_txns;          /* recycled request state (struct gw_txn), at most
                                            GW_FREE_TXN_MAX */
     struct gw_pipe_pool pipes;          /* for splice(2) body moves */
@@ -140,11 +140,9 @@ struct gw_worker {
     uint64_t rid_seed, rid_count;
     struct gw_alog alog;
     struct gw_stats stats;              /* read by the admin thread */
-    struct timeval common_tv[8];        /* common-timeout cache */
-    uint32_t common_ms[8];
-    int ncommon;
-    uint64_t turn_ns;                   /* gw_turn_ns(), valid while turn_ok */
-    bool turn_ok;
+    struct lt_common tmo;               /* common-timeout cache */
+    struct lt_turn turn;                /* gw_turn_ns() */
+    struct up_loop up;                  /* what upstream connections use of the worker */
 };
 
 enum { GW_CMD_SNAPSHOT = 1, GW_CMD_DRAIN = 2, GW_CMD_STOP = 4 };
@@ -214,6 +212,8 @@ struct gw_route_stats *gw_wsnap_route_stats(struct gw_worker *w, struct gw_wsnap
 struct gw_buf *gw_buf_get(struct gw_worker *w, uint32_t min_cap);
 void gw_buf_put(struct gw_worker *w, struct gw_buf *b);
 const struct timeval *gw_common_timeout(struct gw_worker *w, uint32_t ms);
+/* w->up: the base, clocks, counters and ops its upstream connections use */
+void gw_up_loop_init(struct gw_worker *w);
 uint64_t gw_now_ms(struct gw_worker *w);
 uint64_t gw_mono_ns(void);
 /* gw_mono_ns() read once per turn of the worker's event loop (worker_main
@@ -221,15 +221,11 @@ uint64_t gw_mono_ns(void);
  * wait ended, as HAProxy's now_ns and nginx's cached time are.  Request
  * and upstream times take three readings per request; this takes one per
  * turn, a few requests' worth.  A callback that event_active()s must clear
- * turn_ok itself: with an event still active, EVLOOP_ONCE runs the next
+ * turn.ok itself: with an event still active, EVLOOP_ONCE runs the next
  * turn without returning to worker_main. */
 static inline uint64_t gw_turn_ns(struct gw_worker *w)
 {
-    if (!w->turn_ok) {
-        w->turn_ns = gw_mono_ns();
-        w->turn_ok = true;
-    }
-    return w->turn_ns;
+    return lt_turn_ns(&w->turn);
 }
 
 /* proxy.c */
@@ -237,9 +233,8 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
                     const struct sockaddr *sa, socklen_t salen);
 void gw_conns_drain(struct gw_worker *w);
 void gw_gc(struct gw_worker *w);
-void gw_pool_sweep(struct gw_worker *w);
-void gw_pool_close_all(struct gw_worker *w);
-void gw_pool_drop_unused(struct gw_worker *w, uint64_t version);
+/* what the gateway does on an upstream connection's events (owner: gw_conn) */
+extern const struct up_conn_ops gw_up_ops;
 void gw_conns_close_all(struct gw_worker *w);
 void gw_txns_free(struct gw_worker *w);
 

@@ -2,7 +2,7 @@
 #include "conn.h"
 #include "access_log.h"
 #include "h1_fwd.h"
-#include "io.h"
+#include "../core/io.h"
 #include "tls.h"
 #include "../core/check.h"
 #include "../core/sbuf.h"
@@ -27,7 +27,7 @@ void local_response(struct gw_conn *c, int status, const char *ctype,
         return;
     if (c->t->up) {
         c->t->up_clean = false;
-        up_close(c->t->up);
+        up_conn_close(c->t->up);
     }
     if (body == NULL && status >= 200 && status != 204 && status != 304) {
         body_len = (size_t)snprintf(dflt, sizeof(dflt), "%d %s\n", status, h1_reason(status));

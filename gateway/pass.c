@@ -3,7 +3,7 @@
 #include "conn.h"
 #include "access_log.h"
 #include "h1_fwd.h"
-#include "io.h"
+#include "../core/io.h"
 #include "tls.h"
 #include "../core/check.h"
 #include "../core/sbuf.h"
@@ -116,7 +116,7 @@ static void pipe_idle(struct gw_conn *c, struct gw_pipe **pp, bool src_ready)
 bool resp_splice(struct gw_conn *c)
 {
     struct gw_txn *t = c->t;
-    struct gw_upconn *u = t->up;
+    struct up_conn *u = t->up;
 
     if (!t->resp_spliced) {
         if (t->rstate != RS_BODY || t->dechunk || !iovq_empty(&t->cq) || u == NULL ||
@@ -174,15 +174,15 @@ bool resp_splice(struct gw_conn *c)
         }
         t->pc_fin = true;
         t->up_clean = false;
-        up_close(u);
+        up_conn_close(u);
         u = NULL;
     } else if (u && in) {
-        up_timer_arm(u, t->ups->cfg->idle_ms);     /* silence mid-response */
+        up_conn_timer_arm(u, t->ups->cfg->idle_ms);     /* silence mid-response */
     }
     if (u && t->resp_kind == H1_BODY_LENGTH && t->resp_remaining == 0 && !t->pc_fin) {
         /* the body is all in the pipe; the socket's readiness was not
          * consumed by a short read, so look: a clean connection has nothing
-         * more to say (else up_checkin closes it) */
+         * more to say (else up_conn_checkin closes it) */
         char b;
         ssize_t n = recv(u->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
         if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -208,7 +208,7 @@ bool resp_splice(struct gw_conn *c)
 bool req_splice(struct gw_conn *c)
 {
     struct gw_txn *t = c->t;
-    struct gw_upconn *u = t->up;
+    struct up_conn *u = t->up;
 
     if (u == NULL || !u->connected || !iovq_empty(&t->uq))
         return false;
@@ -246,7 +246,7 @@ bool req_splice(struct gw_conn *c)
     }
     if (rc & (SP_EOF | SP_RERR)) {      /* the client left mid-body */
         t->up_clean = false;
-        up_close(u);
+        up_conn_close(u);
         txn_end(c, GW_END_CLIENT_CLOSED);
         return false;
     }
@@ -254,7 +254,7 @@ bool req_splice(struct gw_conn *c)
         if (t->rstate == RS_WAIT && !t->resp_started)
             up_failed(c, 502, false, GW_END_UP_RESET, "write failed");
         else {
-            up_close(u);
+            up_conn_close(u);
             txn_end(c, GW_END_UP_RESET);
         }
         return true;
@@ -266,7 +266,7 @@ bool req_splice(struct gw_conn *c)
         t->pu = NULL;
         if (t->rstate == RS_WAIT && c->state == C_ACTIVE) {
             u->nreq++;
-            up_timer_arm(u, t->ups->cfg->response_header_ms);
+            up_conn_timer_arm(u, t->ups->cfg->response_header_ms);
         }
         return true;
     }
@@ -300,7 +300,7 @@ static int tunnel_splice(struct gw_conn *c, struct gw_pipe **pp, bool *src_eof, 
 
 /* The tunnel's client -> upstream direction (splice, else copy); a FIN
  * is passed on.  On an error the txn ends (c->state == C_CLOSED). */
-static bool tunnel_c2u(struct gw_conn *c, struct gw_txn *t, struct gw_upconn *u)
+static bool tunnel_c2u(struct gw_conn *c, struct gw_txn *t, struct up_conn *u)
 {
     bool p = false, spliced = false;
 
@@ -316,7 +316,7 @@ static bool tunnel_c2u(struct gw_conn *c, struct gw_txn *t, struct gw_upconn *u)
         spliced = rc >= 0;      /* < 0: no pipe to be had, copy */
         t->bytes_in += in;
         if (in)
-            up_timer_arm(u, t->ups->cfg->idle_ms);
+            up_conn_timer_arm(u, t->ups->cfg->idle_ms);
         if (fin) {
             t->cli_eof = true;
             gw_io_shutdown_wr(&u->io);
@@ -339,7 +339,7 @@ static bool tunnel_c2u(struct gw_conn *c, struct gw_txn *t, struct gw_upconn *u)
         } else if (n > 0) {
             t->bytes_in += (uint64_t)n;
             iovq_push(&t->uq, c->in->data + t->hlen, (size_t)n);
-            up_timer_arm(u, t->ups->cfg->idle_ms);
+            up_conn_timer_arm(u, t->ups->cfg->idle_ms);
             p = true;
         }
     }
@@ -347,7 +347,7 @@ static bool tunnel_c2u(struct gw_conn *c, struct gw_txn *t, struct gw_upconn *u)
 }
 
 /* The tunnel's upstream -> client direction, as tunnel_c2u. */
-static bool tunnel_u2c(struct gw_conn *c, struct gw_txn *t, struct gw_upconn *u)
+static bool tunnel_u2c(struct gw_conn *c, struct gw_txn *t, struct up_conn *u)
 {
     bool p = false, spliced = false;
 
@@ -363,7 +363,7 @@ static bool tunnel_u2c(struct gw_conn *c, struct gw_txn *t, struct gw_upconn *u)
         spliced = rc >= 0;
         t->bytes_out += out;
         if (in)
-            up_timer_arm(u, t->ups->cfg->idle_ms);
+            up_conn_timer_arm(u, t->ups->cfg->idle_ms);
         if (fin) {
             t->up_eof = true;
             gw_io_shutdown_wr(&c->io);
@@ -384,7 +384,7 @@ static bool tunnel_u2c(struct gw_conn *c, struct gw_txn *t, struct gw_upconn *u)
             p = true;
         } else if (n > 0) {
             iovq_push(&t->cq, t->ubuf->data, (size_t)n);
-            up_timer_arm(u, t->ups->cfg->idle_ms);
+            up_conn_timer_arm(u, t->ups->cfg->idle_ms);
             p = true;
         }
     }
@@ -397,7 +397,7 @@ static bool tunnel_u2c(struct gw_conn *c, struct gw_txn *t, struct gw_upconn *u)
 bool tunnel_step(struct gw_conn *c)
 {
     struct gw_txn *t = c->t;
-    struct gw_upconn *u = t->up;
+    struct up_conn *u = t->up;
     bool p = false;
 
     if (u == NULL) {

@@ -17,19 +17,19 @@
  * move socket -> pipe -> socket with splice(2), the pipe (borrowed from the
  * worker's pool) standing in for the buffer (see "splice" below).
  *
- * This file holds the events (client, upstream, timers), the pump and a
- * request's start; the rest of a connection's life is in the files conn.h
+ * This file holds the events (client, timers; the upstream connection's
+ * through gw_up_ops), the pump and a request's start; the rest of a connection's life is in the files conn.h
  * lists, each called from above only.
  *
  * Lifetime: objects are never freed inside the call stack that closes them;
- * conn_teardown()/up_close() mark them, unlink them from libevent and queue
+ * conn_teardown()/up_conn_close() mark them, unlink them from libevent and queue
  * them on the worker's gc lists, and gw_gc() frees them once the top-level
  * callback is done (tmux/Redis style).
  */
 #include "conn.h"
 #include "access_log.h"
 #include "h1_fwd.h"
-#include "io.h"
+#include "../core/io.h"
 #include "tls.h"
 #include "../core/check.h"
 #include "../core/sbuf.h"
@@ -47,69 +47,45 @@
 
 static void conn_pump(struct gw_conn *c);
 
-void up_event(evutil_socket_t fd, short what, void *arg)
+/* ---- the upstream connection's events (upstream/upconn.c calls these) ---- */
+
+static void up_on_io(void *owner, struct up_conn *u)
 {
-    struct gw_upconn *u = arg;
+    struct gw_conn *c = owner;
 
-    CHECK_MAGIC(u, UP_MAGIC);
-    struct gw_worker *w = u->w;
-    struct gw_conn *c = u->owner;
-
-    if (c == NULL) {
-        /* Idle in the pool: any readiness is the server closing (or junk).
-         * Either way the connection is no longer clean. */
-        if (what & (EV_READ | EV_CLOSED))
-            up_close(u);
-        gw_gc(w);
-        return;
-    }
-    if (what & (EV_READ | EV_CLOSED))
-        u->r_ready = true;
-    if (what & EV_CLOSED)
-        u->rdhup = true;
-    if (what & EV_WRITE)
-        u->w_ready = true;
-    if (!u->connected && (what & (EV_WRITE | EV_READ))) {
-        int err = 0;
-        socklen_t el = sizeof(err);
-        getsockopt(u->io.fd, SOL_SOCKET, SO_ERROR, &err, &el);
-        if (err) {
-            char why[128];
-            snprintf(why, sizeof(why), "connect: %s", strerror(err));
-            up_failed(c, 502, false, GW_END_UP_CONNECT, why);
-            conn_pump(c);
-            gw_gc(w);
-            return;
-        }
-        u->connected = true;
-        if (!u->hs)
-            up_timer_off(u);    /* a TLS handshake stays under connect_ms */
-        gw_hist_observe(&w->stats.connect_time, gw_turn_ns(w) - u->connect_start);
-    }
+    CHECK_MAGIC(c, CONN_MAGIC);
+    struct gw_worker *w = c->w;
     conn_pump(c);
     gw_gc(w);
 }
 
-void up_timer_cb(evutil_socket_t fd, short what, void *arg)
+static void up_on_connect_error(void *owner, struct up_conn *u, int err)
 {
-    struct gw_upconn *u = arg;
+    struct gw_conn *c = owner;
 
-    CHECK_MAGIC(u, UP_MAGIC);
-    struct gw_worker *w = u->w;
-    struct gw_conn *c = u->owner;
+    CHECK_MAGIC(c, CONN_MAGIC);
+    struct gw_worker *w = c->w;
+    char why[128];
+    snprintf(why, sizeof(why), "connect: %s", strerror(err));
+    up_failed(c, 502, false, GW_END_UP_CONNECT, why);
+    conn_pump(c);
+    gw_gc(w);
+}
 
-    if (!timer_due(w, &u->timer, &u->deadline_ms, &u->timer_at_ms))
-        return;
-    if (c == NULL) {
-        up_close(u);
-    } else if (!u->connected) {
+static void up_on_timeout(void *owner, struct up_conn *u)
+{
+    struct gw_conn *c = owner;
+
+    CHECK_MAGIC(c, CONN_MAGIC);
+    struct gw_worker *w = c->w;
+    if (!u->connected) {
         up_failed(c, 504, false, GW_END_UP_CONNECT_TIMEOUT, "connect timed out");
     } else if (u->hs) {
         up_failed(c, 504, false, GW_END_UP_CONNECT_TIMEOUT, "TLS handshake timed out");
     } else if (c->t->rstate == RS_WAIT && !c->t->resp_started) {
         gw_log(GW_LOG_WARN, "upstream %s: no response header within %u ms",
                c->t->target->text, c->t->ups->cfg->response_header_ms);
-        up_close(u);
+        up_conn_close(u);
         txn_target_failed(c);
         txn_why(c, GW_END_UP_HEADER_TIMEOUT);
         c->t->keepalive = c->t->keepalive && c->t->req_done;
@@ -117,13 +93,18 @@ void up_timer_cb(evutil_socket_t fd, short what, void *arg)
     } else {
         gw_log(GW_LOG_WARN, "upstream %s: idle for %u ms mid-response", c->t->target->text,
                c->t->ups->cfg->idle_ms);
-        up_close(u);
+        up_conn_close(u);
         txn_end(c, GW_END_UP_IDLE_TIMEOUT);
     }
-    if (c)
-        conn_pump(c);
+    conn_pump(c);
     gw_gc(w);
 }
+
+const struct up_conn_ops gw_up_ops = {
+    .on_io = up_on_io,
+    .on_connect_error = up_on_connect_error,
+    .on_timeout = up_on_timeout,
+};
 
 /* ---- the request ---- */
 
@@ -409,7 +390,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     CHECK_MAGIC(c, CONN_MAGIC);
     struct gw_worker *w = c->w;
 
-    if (!timer_due(w, &c->timer, &c->deadline_ms, &c->timer_at_ms))
+    if (!lt_due(&c->timer, &c->deadline_ms, &c->timer_at_ms))
         return;
     if (c->state == C_HEAD) {
         if (c->in && c->in->end > 0) {

@@ -1,6 +1,6 @@
 /* splice.c - the per-worker pipe pool and the splice(2) halves. */
 #include "splice.h"
-#include "io.h"
+#include "../core/io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -107,10 +107,4 @@ ssize_t gw_pipe_drain(struct gw_pipe *p, int fd)
         return GW_IO_ERR;
     }
     return errno == EAGAIN ? GW_IO_AGAIN : GW_IO_ERR;
-}
-
-void gw_splice_lowat(int fd, bool on)
-{
-    int v = on ? GW_SPLICE_LOWAT : 0;      /* 0: back to the sysctl default */
-    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v));
 }

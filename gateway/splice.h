@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "../core/freelist.h"
+#include "../core/io.h"
 
 struct gw_worker;
 
@@ -49,17 +50,7 @@ struct gw_pipe *gw_pipe_get(struct gw_pipe_pool *pp);
 void gw_pipe_put(struct gw_pipe_pool *pp, struct gw_pipe *p);
 void gw_pipe_pool_free(struct gw_pipe_pool *pp);
 
-/* While a body is spliced into socket fd, keep at most GW_SPLICE_LOWAT
- * bytes queued in it unsent (TCP_NOTSENT_LOWAT); off restores the system
- * default.  A send queue filled past the peer's window is transmitted by
- * the peer's ACKs, in softirq on whatever core receives them; with little
- * unsent data, the worker that splices does the transmitting itself, when
- * it writes.  On loopback that moved a 64 MiB download from 0.5x to about
- * 0.8x of the backend's direct speed (the receiving core is the one that
- * saturates) and cut the proxy's CPU per MiB by a quarter.  The copy path
- * leaves it alone: there it meant more writes for no gain. */
-#define GW_SPLICE_LOWAT (16 * 1024)
-void gw_splice_lowat(int fd, bool on);
+/* gw_splice_lowat (TCP_NOTSENT_LOWAT while splicing): core/io.h */
 
 /* Move up to max bytes from socket fd into the pipe. */
 ssize_t gw_pipe_fill(struct gw_pipe *p, int fd, size_t max);

@@ -15,26 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GW_HIST_N 14    /* finite buckets; one more counts +Inf */
-
-extern const double gw_hist_le[GW_HIST_N];     /* upper bounds, seconds */
-
-struct gw_hist {
-    _Atomic uint64_t b[GW_HIST_N + 1];  /* per bucket, not cumulative */
-    _Atomic uint64_t sum_ns;
-};
-
-static inline void gw_cnt_add(_Atomic uint64_t *c, uint64_t v)
-{
-    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v, memory_order_relaxed);
-}
-
-static inline uint64_t gw_cnt_get(const _Atomic uint64_t *c)
-{
-    return atomic_load_explicit((_Atomic uint64_t *)c, memory_order_relaxed);
-}
-
-void gw_hist_observe(struct gw_hist *h, uint64_t ns);
+#include "../core/counter.h"
 
 struct gw_route_stats {
     struct gw_route_stats *_Atomic next;

@@ -15,10 +15,12 @@
  * worker and every config generation, rotated by the main thread
  * (gw_tls_rotate_tickets), so resumption survives reloads.
  *
- * Connections: gw_tls_server_new()/gw_tls_client_new() make an SSL for a
- * socket; gw_tls_handshake() drives the handshake without blocking; then
- * the connection's gw_io switches to gw_io_tls (or gw_io_ktls when the kernel
- * took the record layer over) and the HTTP code reads and writes plaintext.
+ * One connection's TLS (making its SSL, the handshake step, the transports)
+ * is core/tls_io.h, which this header includes: the upstream connection in
+ * upstream/ uses it without seeing gateway/.
+ *
+ * Owns: the contexts, ticket keys, the kernel TLS probe.  May call: core/,
+ * OpenSSL; reads the config's listener and upstream TLS sections.
  */
 #ifndef SLUICE_TLS_H
 #define SLUICE_TLS_H
@@ -28,11 +30,7 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "io.h"
-
-typedef struct ssl_st SSL;
-typedef struct ssl_ctx_st SSL_CTX;
-typedef struct ssl_session_st SSL_SESSION;
+#include "../core/tls_io.h"
 
 struct gw_tls_set;
 
@@ -55,42 +53,5 @@ void gw_tls_set_free(struct gw_tls_set *ts);
 SSL_CTX *gw_tls_listener_ctx(const struct gw_tls_set *ts, size_t i);
 SSL_CTX *gw_tls_upstream_ctx(const struct gw_tls_set *ts, size_t i);
 
-/* A server-side SSL on fd (accept state), or NULL. */
-SSL *gw_tls_server_new(SSL_CTX *ctx, int fd);
-/* A client-side SSL on fd with SNI and name verification set from the
- * upstream's tls settings and the target host (SNI: tc->sni, else the host
- * when it is a name; verification against the same name, or the IP); sess
- * (may be NULL) is offered for resumption. */
-SSL *gw_tls_client_new(SSL_CTX *ctx, int fd, const struct cfg_upstream_tls *tc,
-                       const char *target_host, bool host_is_ip, SSL_SESSION *sess);
-/* New sessions (tickets) of this client SSL are stored in *slot (the old one
- * freed); slot must outlive the SSL (a pool bucket's `user`). */
-void gw_tls_session_slot(SSL *ssl, SSL_SESSION **slot);
-void gw_tls_session_free(void *sess);
-
-/* Make ssl the transport of io (io->ops = gw_io_tls, io->ctx = TLS state
- * that owns ssl).  false on OOM (ssl not taken). */
-bool gw_tls_attach(struct gw_io *io, SSL *ssl);
-SSL *gw_tls_ssl(const struct gw_io *io);
-
-enum { GW_HS_DONE = 0, GW_HS_WANT_READ, GW_HS_WANT_WRITE, GW_HS_ERROR, GW_HS_PLAINTEXT };
-/* One non-blocking step of io's handshake.  GW_HS_ERROR fills why (for a
- * client: the verification failure, e.g. "certificate verify failed: ...");
- * GW_HS_PLAINTEXT means the peer spoke plain HTTP to a TLS port. */
-int gw_tls_handshake(struct gw_io *io, char *why, size_t whylen);
-bool gw_tls_resumed(const struct gw_io *io);
-/* After the handshake: switch io->ops to the kernel TLS transports when the
- * kernel took the record layer over (ktls_tx and ktls_rx say which way). */
-void gw_tls_pick_ops(struct gw_io *io, bool *ktls_tx, bool *ktls_rx);
-/* Decrypted bytes wait inside OpenSSL (a splice from the socket would
- * overtake them; a pooled connection with them is not clean). */
-bool gw_tls_pending(const struct gw_io *io);
-/* Send close_notify (best effort, never blocks, not after a fatal error)
- * and free io's TLS state; io->fd stays open (the caller closes it). */
-void gw_tls_close(struct gw_io *io);
-
-extern const struct gw_io_ops gw_io_tls;       /* user-space TLS */
-extern const struct gw_io_ops gw_io_ktls_tx;   /* kernel encrypts: splice into it */
-extern const struct gw_io_ops gw_io_ktls_rxtx; /* kernel both ways */
 
 #endif

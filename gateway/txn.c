@@ -4,7 +4,7 @@
 #include "conn.h"
 #include "access_log.h"
 #include "h1_fwd.h"
-#include "io.h"
+#include "../core/io.h"
 #include "tls.h"
 #include "../core/check.h"
 #include "../core/sbuf.h"
@@ -152,7 +152,8 @@ static void txn_release(struct gw_conn *c, struct gw_txn *t, bool done)
             .draining = w->draining,
             .max_idle = t->ups->cfg->max_idle_per_target,
         };
-        up_checkin(c, &f);
+        up_conn_checkin(&t->up, t->ws->buckets[t->target->gidx], &f,
+                        t->ups->cfg->pool_idle_timeout_ms);
     }
     txn_pipes_put(w, t);
     gw_buf_put(w, t->ubuf);
@@ -291,7 +292,7 @@ void linger_step(struct gw_conn *c)
     if (c->r_ready) {   /* edge-triggered: no new edge will come; continue next turn */
         /* EVLOOP_ONCE goes on to that turn without returning to
          * worker_main, which would forget the turn's clock: do it here */
-        c->w->turn_ok = false;
+        c->w->turn.ok = false;
         event_active(&c->ev, EV_READ, 1);
     }
 }
@@ -340,12 +341,7 @@ void gw_gc(struct gw_worker *w)
         c->magic = 0;
         free(c);
     }
-    while (w->gc_ups) {
-        struct gw_upconn *u = w->gc_ups;
-        w->gc_ups = u->gc_next;
-        u->magic = 0;
-        free(u);
-    }
+    up_conn_gc(&w->up);
     if (w->draining && w->nconns == 0)
         event_base_loopexit(w->base, NULL);
 }

@@ -20,17 +20,30 @@
 
 uint64_t gw_mono_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return lt_mono_ns();
+}
+
+void gw_up_loop_init(struct gw_worker *w)
+{
+    w->up = (struct up_loop){
+        .base = w->base,
+        .tmo = &w->tmo,
+        .turn = &w->turn,
+        .ops = &gw_up_ops,
+        .cnt = {
+            .conns = &w->stats.upstream_conns,
+            .pool_hits = &w->stats.pool_hits,
+            .pool_misses = &w->stats.pool_misses,
+            .tls_hs = w->stats.tls_hs[1],
+            .connect_time = &w->stats.connect_time,
+        },
+    };
 }
 
 uint64_t gw_now_ms(struct gw_worker *w)
 {
     (void)w;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return lt_now_ms();
 }
 
 /* ---- buffers ---- */
@@ -69,17 +82,7 @@ static void buf_free_node(struct fl_node *n)
  * re-arming a connection's timer is O(1) instead of a heap operation. */
 const struct timeval *gw_common_timeout(struct gw_worker *w, uint32_t ms)
 {
-    for (int i = 0; i < w->ncommon; i++)
-        if (w->common_ms[i] == ms)
-            return &w->common_tv[i];
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-    const struct timeval *ct = event_base_init_common_timeout(w->base, &tv);
-    if (w->ncommon < (int)(sizeof(w->common_ms) / sizeof(w->common_ms[0]))) {
-        w->common_ms[w->ncommon] = ms;
-        w->common_tv[w->ncommon] = *ct;
-        return &w->common_tv[w->ncommon++];
-    }
-    return ct;  /* libevent keeps it alive for the life of the base */
+    return lt_common_timeout(&w->tmo, ms);
 }
 
 /* ---- snapshot views ---- */
@@ -226,7 +229,7 @@ void gw_worker_refresh(struct gw_worker *w)
     w->version = s->version;
     gw_alog_set(&w->alog, s->alog_fd);
     levs_sync(w, s);
-    gw_pool_drop_unused(w, s->version);     /* targets that went: no idle connections stay */
+    up_pool_drop_unused(&w->pool, s->version);     /* targets that went: no idle connections stay */
     if (old) {
         if (old->pins == 0) {
             wsnap_free(old);
@@ -336,7 +339,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
     struct gw_worker *w = arg;
 
     gw_alog_flush(&w->alog);
-    gw_pool_sweep(w);
+    up_pool_sweep(&w->pool, gw_now_ms(w));
     gw_gc(w);
     worker_maybe_exit(w);
 }
@@ -348,14 +351,14 @@ static void *worker_main(void *arg)
     /* one turn at a time, so that gw_turn_ns() is read afresh in each;
      * event_base_dispatch() but for that (it returns 1 with no events) */
     while (!event_base_got_exit(w->base) && !event_base_got_break(w->base)) {
-        w->turn_ok = false;
+        w->turn.ok = false;
         if (event_base_loop(w->base, EVLOOP_ONCE) != 0)
             break;
     }
 
     /* stopped: close what is left (drain deadline passed, or stop) */
     gw_conns_close_all(w);
-    gw_pool_close_all(w);
+    up_pool_close_all(&w->pool);
     gw_gc(w);
     gw_txns_free(w);
     gw_pipe_pool_free(&w->pipes);      /* every txn gave its pipes back or closed them */
@@ -398,6 +401,7 @@ int gw_workers_start(struct gw_worker *ws, int n)
         event_config_free(ec);
         if (w->base == NULL)
             return -1;
+        w->tmo.base = w->base;
         w->cmd_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         w->cmd_ev = event_new(w->base, w->cmd_fd, EV_READ | EV_PERSIST, cmd_cb, w);
         w->tick = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
@@ -406,6 +410,7 @@ int gw_workers_start(struct gw_worker *ws, int n)
         event_add(w->tick, &tick);
         w->alog.fd = -1;
         pool_init(&w->pool);
+        gw_up_loop_init(w);
         fl_init(&w->free_small, FREE_SMALL_MAX);
         fl_init(&w->free_large, FREE_LARGE_MAX);
         fl_init(&w->free_txns, GW_FREE_TXN_MAX);

@@ -9,8 +9,9 @@
  * and shared read-only by the workers; balancer state (struct up_rr) is per
  * worker, so picking takes no lock.
  *
- * Owns: the runtime set and the upstream config (upstream_config.h).  May
- * call: health/, core/, c-ares.  It reads the config's upstreams as an
+ * Owns: the runtime set and the upstream config (upstream_config.h); the
+ * upstream connection is upconn.h's.  May call: health/, pool/ (upconn),
+ * core/, c-ares.  It reads the config's upstreams as an
  * array and knows nothing of the rest of the document.
  */
 #ifndef SLUICE_UPSTREAM_H

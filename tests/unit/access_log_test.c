@@ -5,7 +5,7 @@
  */
 #include "tap.h"
 #include "../../gateway/access_log.c"
-#include "../../gateway/log.c"
+#include "../../core/log.c"
 #include "../../core/esc.c"
 
 #include <cJSON.h>

@@ -2,7 +2,7 @@
  * splice halves), over a real socket pair. */
 #include "tap.h"
 #include "../../gateway/splice.c"
-#include "../../gateway/io.c"
+#include "../../core/io.c"
 
 #include <dirent.h>
 #include <signal.h>

@@ -13,8 +13,9 @@
 #include "../../upstream/upstream_config.c"
 #include "../../core/hdr.c"
 #include "../../core/esc.c"
-#include "../../gateway/log.c"
+#include "../../core/log.c"
 #include "../../gateway/tls.c"
+#include "../../core/tls_io.c"
 
 #include <fcntl.h>
 #include <openssl/x509v3.h>
@@ -252,7 +253,7 @@ static void test_handshake_and_io(void)
         socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv);
         struct gw_io cli = { .fd = sv[0] }, srv = { .fd = sv[1] };
         const struct cfg_upstream_tls *ut = c->upstreams[round == 2 ? 1 : 0].tls;
-        SSL *cs = gw_tls_client_new(gw_tls_upstream_ctx(ts, round == 2 ? 1 : 0), sv[0], ut, "127.0.0.1", true,
+        SSL *cs = gw_tls_client_new(gw_tls_upstream_ctx(ts, round == 2 ? 1 : 0), sv[0], ut->sni, ut->verify, "127.0.0.1",
                                      round == 2 ? NULL : slot);   /* sessions are per name (pool bucket) */
         if (round == 2)
             SSL_SESSION_free(slot), slot = NULL;

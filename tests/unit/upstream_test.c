@@ -321,7 +321,7 @@ static void test_set_build(void)
 {
     struct cfg_target ta[3], tb[2];
     struct cfg_upstream ups[2];
-    struct sl_config cfg;
+    struct { struct cfg_upstream *upstreams; size_t nupstreams; } cfg;    /* what up_set_build reads */
     struct up_set set;
     char warn[512];
 
@@ -409,7 +409,7 @@ static void test_unresolved(void)
 {
     struct cfg_target tt[2];
     struct cfg_upstream up;
-    struct sl_config cfg;
+    struct { struct cfg_upstream *upstreams; size_t nupstreams; } cfg;    /* what up_set_build reads */
     struct up_set set;
     char warn[512];
 

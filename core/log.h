@@ -4,6 +4,9 @@
  * The access log is buffered per worker and written in whole lines (so lines
  * of different workers never interleave), when the buffer fills and on the
  * worker's 200 ms tick, so a request costs one snprintf and no syscall.
+ *
+ * Owns: the error log's level and format, the access log buffer.  May call:
+ * core/ (esc, sbuf) and libc; every module may log through it.
  */
 #ifndef SLUICE_LOG_H
 #define SLUICE_LOG_H

@@ -1,7 +1,7 @@
 /* log.c - error log and buffered access log. */
 #include "log.h"
-#include "../core/esc.h"
-#include "../core/sbuf.h"
+#include "esc.h"
+#include "sbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,6 +2,8 @@
 #include "io.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -76,4 +78,10 @@ ssize_t gw_sock_discard(int fd, size_t max)
         } while (n == -1 && errno == EINTR);
     }
     return n;
+}
+
+void gw_splice_lowat(int fd, bool on)
+{
+    int v = on ? GW_SPLICE_LOWAT : 0;      /* 0: back to the sysctl default */
+    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v));
 }
