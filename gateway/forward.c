@@ -216,18 +216,25 @@ static bool build_client_head(struct gw_conn *c, const struct h1_response *r)
     return true;
 }
 
+/* The upstream sent what sluice cannot forward: its connection is closed
+ * (never pooled) and the client gets a 502.  Always false. */
+static bool bad_response(struct gw_conn *c)
+{
+    txn_why(c, GW_END_UP_PARSE);
+    c->t->up_clean = false;
+    up_conn_close(c->t->up);
+    local_response(c, 502, NULL, NULL, 0, NULL);
+    return false;
+}
+
 /* A 101 answer: only to a WebSocket upgrade the client asked for; the
  * connection becomes a tunnel.  false after answering 502 instead. */
 static bool resp_upgrade(struct gw_conn *c, const struct h1_response *r, struct gw_buf *ub)
 {
     /* only to a WebSocket upgrade the client asked for */
     if (!c->t->upgrade || !(r->flags & H1_F_UPGRADE_WS)) {
-        txn_why(c, GW_END_UP_PARSE);
-        c->t->up_clean = false;
-        up_conn_close(c->t->up);
         c->t->resp_started = false;
-        local_response(c, 502, NULL, NULL, 0, NULL);
-        return false;
+        return bad_response(c);
     }
     c->t->keepalive = false;
     c->t->up_clean = false;
@@ -257,10 +264,7 @@ static bool resp_head(struct gw_conn *c)
         if (rc == H1_INCOMPLETE) {
             if (ub->end == ub->cap) {
                 gw_log(GW_LOG_WARN, "upstream %s: response header too large", c->t->target->text);
-                txn_why(c, GW_END_UP_PARSE);
-                c->t->up_clean = false;
-                up_conn_close(c->t->up);
-                local_response(c, 502, NULL, NULL, 0, NULL);
+                bad_response(c);
             }
             return false;
         }
@@ -270,11 +274,7 @@ static bool resp_head(struct gw_conn *c)
                    rc == H1_ERR_TE ? "a Transfer-Encoding other than chunked"
                                    : rc == H1_ERR_TOO_LARGE ? "response header too large"
                                                             : "malformed response");
-            txn_why(c, GW_END_UP_PARSE);
-            c->t->up_clean = false;
-            up_conn_close(c->t->up);
-            local_response(c, 502, NULL, NULL, 0, NULL);
-            return false;
+            return bad_response(c);
         }
         if (r->status >= 100 && r->status < 200 && r->status != 101) {
             /* interim responses: pass to HTTP/1.1 clients, drop for 1.0 */
@@ -318,12 +318,8 @@ static bool resp_head(struct gw_conn *c)
      * connection if the body completes by the time the response does; the
      * txn ends only then, and closes if it cannot. */
     if (!build_client_head(c, r)) {
-        txn_why(c, GW_END_UP_PARSE);
-        c->t->up_clean = false;
-        up_conn_close(c->t->up);
         c->t->resp_started = false;
-        local_response(c, 502, NULL, NULL, 0, NULL);
-        return false;
+        return bad_response(c);
     }
     c->t->rstate = r->body == H1_BODY_NONE ? RS_DONE : RS_BODY;
     if (c->t->rstate == RS_DONE && ub->start < ub->end)
