@@ -14,13 +14,13 @@
  * are not part of this one.
  */
 #include "../../gateway/h1_fwd.h"
+#include "fwd_check.h"
 #include "../../core/hdr.h"
 #include "../../router/router.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c) do { if (!(c)) abort(); } while (0)
 #define OUT_CAP (1u << 20)
 
 static struct cfg_kv set_kv[] = { { "x-set", "s", 5, 1 } };
@@ -87,11 +87,6 @@ static size_t expected(const struct h1_request *r, const struct cfg_route *rt,
         out[n++] = h;
     }
     return n;
-}
-
-static bool same(const char *a, size_t an, const char *b, size_t bn)
-{
-    return an == bn && (an == 0 || memcmp(a, b, an) == 0);
 }
 
 /* Walk the chunked body at in[0, len) in reads of `step` bytes, appending
@@ -224,28 +219,13 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
     CHECK(k == nw);
 
     /* the body: same bytes, and the message ends exactly at the end */
-    size_t b2 = 0, used = 0;
     if (r2.body == H1_BODY_LENGTH) {
         CHECK(r.body == H1_BODY_LENGTH && r2.content_length == blen);
         CHECK(olen - (size_t)hl2 == blen);
         CHECK(memcmp(out + hl2, body, blen) == 0);
     } else if (r2.body == H1_BODY_CHUNKED) {
         CHECK(r.body == H1_BODY_CHUNKED);
-        struct h1_chunked ck;
-        h1_chunked_init(&ck);
-        size_t off = (size_t)hl2;
-        int kk;
-        do {
-            kk = h1_chunked_next(&ck, out + off, olen - off, &used);
-            CHECK(kk != H1C_ERROR);
-            if (kk == H1C_DATA) {
-                memcpy(body2 + b2, out + off, used);
-                b2 += used;
-            }
-            off += used;
-        } while (kk != H1C_DONE && kk != H1C_AGAIN);
-        CHECK(kk == H1C_DONE && off == olen);
-        CHECK(b2 == blen && memcmp(body2, body, blen) == 0);
+        check_chunked(out, (size_t)hl2, olen, body, blen, body2);
     } else {
         CHECK(r2.body == H1_BODY_NONE && r.body == H1_BODY_NONE && olen == (size_t)hl2);
         CHECK(!!(r2.flags & H1_F_HAS_CL) == !!(r.flags & H1_F_HAS_CL));

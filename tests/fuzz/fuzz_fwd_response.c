@@ -14,18 +14,13 @@
  * sent.
  */
 #include "../../gateway/h1_fwd.h"
+#include "fwd_check.h"
 #include "../../core/hdr.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(c) do { if (!(c)) abort(); } while (0)
 #define OUT_CAP (1u << 20)
-
-static bool same(const char *a, size_t an, const char *b, size_t bn)
-{
-    return an == bn && (an == 0 || memcmp(a, b, an) == 0);
-}
 
 static bool named(const struct h1_response *r, const struct h1_header *h)
 {
@@ -166,27 +161,12 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         CHECK(!(r2.flags & (H1_F_HAS_CL | H1_F_HAS_TE)));
 
     /* the body, ending exactly where the framing says */
-    size_t b2 = 0, used = 0;
     if (r2.body == H1_BODY_LENGTH) {
         CHECK(r2.content_length == blen && olen - (size_t)hl2 == blen);
         CHECK(memcmp(out + hl2, body, blen) == 0);
     } else if (r2.body == H1_BODY_CHUNKED) {
         CHECK(r.body == H1_BODY_CHUNKED && !client10);
-        struct h1_chunked ck;
-        h1_chunked_init(&ck);
-        size_t off = (size_t)hl2;
-        int kk;
-        do {
-            kk = h1_chunked_next(&ck, out + off, olen - off, &used);
-            CHECK(kk != H1C_ERROR);
-            if (kk == H1C_DATA) {
-                memcpy(body2 + b2, out + off, used);
-                b2 += used;
-            }
-            off += used;
-        } while (kk != H1C_DONE && kk != H1C_AGAIN);
-        CHECK(kk == H1C_DONE && off == olen);
-        CHECK(b2 == blen && memcmp(body2, body, blen) == 0);
+        check_chunked(out, (size_t)hl2, olen, body, blen, body2);
     } else if (r2.body == H1_BODY_CLOSE) {
         /* close-delimited: the client reads until sluice closes */
         CHECK(!keepalive && (r.body == H1_BODY_CLOSE || dechunk));
