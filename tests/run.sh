@@ -60,6 +60,21 @@ run_unit() { # label dir
 run_unit unit build/tests
 run_unit "unit (asan+ubsan)" build/asan/tests
 
+# --- layers --------------------------------------------------------------------
+# Includes point one way between modules, and no two product files call
+# each other in a circle (nm over build/obj): tests/layers.py.
+log="$out/layers.log"
+echo "# layers"
+python3 tests/layers.py build >"$log" 2>&1
+rc=$?
+cat "$log"
+count_log "$log"
+if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+    echo "not ok - tests/layers.py exited with status $rc"
+    f=1
+fi
+add_summary layers "$p" "$f"
+
 # --- integration -------------------------------------------------------------
 run_integration() { # label build-dir [sanitizer log dir]
     label=$1; dir=$2; sanlog=$3
