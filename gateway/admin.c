@@ -527,7 +527,7 @@ static void target_metrics(struct evbuffer *b, const struct gw_snapshot *s)
 {
     static const char *const names[3] = { "sluice_target_healthy", "sluice_target_requests_total",
                                           "sluice_target_failures_total" };
-    uint64_t now = gw_now_ms(NULL);
+    uint64_t now = lt_now_ms();
 
     family(b, names[0], "gauge", "1 when a target may be picked, 0 while marked down.");
     for (int pass = 0; pass < 3; pass++) {
@@ -541,7 +541,7 @@ static void target_metrics(struct evbuffer *b, const struct gw_snapshot *s)
                 struct target_sum sum;
                 uint64_t v;
                 if (pass == 0) {
-                    v = t->health && hc_is_up(t->health, now);
+                    v = up_target_ok(&s->ups.v[i], j, now);
                 } else {
                     sum_target(t, &sum);
                     v = pass == 1 ? sum.requests : sum.failures;

@@ -38,13 +38,10 @@ struct pick_ctx {
 static bool pick_ok(size_t i, const void *arg)
 {
     const struct pick_ctx *c = arg;
-    const struct up_target *t = &c->u->targets[i];
 
-    if (t->salen == 0)
-        return false;
     if (c->tried & (1ull << (i & 63)))
         return false;
-    return hc_is_up(t->health, c->now);
+    return up_target_ok(c->u, i, c->now);
 }
 
 int up_pick(const struct up_upstream *u, int64_t *cur, uint64_t now_ms, uint64_t tried)

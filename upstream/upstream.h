@@ -66,6 +66,16 @@ void up_set_free(struct up_set *set);
 int up_swrr(int64_t *cur, const uint32_t *w, size_t n,
             bool (*ok)(size_t i, const void *ctx), const void *ctx);
 
+/* The one test every balancer makes before it picks target i of u: resolved,
+ * healthy and not ejected at now_ms.  Cheap enough for every pick (no lock,
+ * relaxed loads only). */
+static inline bool up_target_ok(const struct up_upstream *u, size_t i, uint64_t now_ms)
+{
+    const struct up_target *t = &u->targets[i];
+
+    return t->salen != 0 && hc_is_up(t->health, now_ms);
+}
+
 /* Pick a target of u for a request: resolved, up at now_ms, and not in
  * the tried bitmap (bit i%64 = target i already tried for this request).
  * Returns the index or -1 when none is eligible (503). */
