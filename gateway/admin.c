@@ -13,12 +13,15 @@
  * counters with relaxed loads, pool buckets on append-only lists) and
  * changes the proxy through gw_config_apply(), the same path as SIGHUP.
  */
-#include "gateway.h"
+#include "admin.h"
+#include "reload.h"
+#include "snapshot.h"
+#include "version.h"
+#include "worker.h"
+#include "http1.h"
+#include "tls.h"
 #include "../core/hash.h"
 #include "../core/io.h"
-#include "tls.h"
-
-#include "http1.h"
 #include "../core/reason.h"
 
 #include <cJSON.h>
@@ -275,7 +278,7 @@ static void sum_target(const struct up_target *t, struct target_sum *out)
 static void get_status(struct adm_req *req, const struct gw_snapshot *s)
 {
     cJSON *d = cJSON_CreateObject();
-    uint64_t now = gw_now_ms(NULL);
+    uint64_t now = lt_now_ms();
 
     cJSON_AddNumberToObject(d, "version", (double)s->version);
     cJSON *ups = cJSON_AddArrayToObject(d, "upstreams");
@@ -290,7 +293,7 @@ static void get_status(struct adm_req *req, const struct gw_snapshot *s)
             sum_target(t, &sum);
             cJSON *to = cJSON_CreateObject();
             cJSON_AddStringToObject(to, "address", t->text);
-            cJSON_AddBoolToObject(to, "healthy", t->health && hc_is_up(t->health, now));
+            cJSON_AddBoolToObject(to, "healthy", up_target_ok(u, j, now));
             cJSON_AddNumberToObject(to, "in_flight", (double)sum.inflight);
             cJSON_AddNumberToObject(to, "idle", (double)sum.idle);
             cJSON_AddNumberToObject(to, "requests", (double)sum.requests);

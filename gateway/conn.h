@@ -7,16 +7,19 @@
  * through gw_up_ops (proxy.c).
  *
  * Calls go one way, top to bottom, never back up:
- *   proxy.c (events, the pump, a request's start, the up_conn ops)
+ *   worker.c (accept, drain: proxy.h)
+ *   -> proxy.c (events, the pump, a request's start, the up_conn ops)
  *     -> pass.c (splice, tunnels) -> forward.c (the HTTP/1 exchange upstream,
  *        retries) -> client.c (client I/O) -> body.c (request body)
  *     -> local.c (own answers) -> txn.c (the one end, check-in)
+ *     -> wstate.h (the worker's buffers, clock, snapshot view)
  *     -> upstream/upconn.h (the upstream connection) -> pool/, health/
+ * forward.c's functions are fwd_*, to tell them from upstream/'s up_*.
  */
 #ifndef SLUICE_CONN_H
 #define SLUICE_CONN_H
 
-#include "gateway.h"
+#include "proxy.h"
 #include "../core/io.h"
 #include "tls.h"
 
@@ -207,11 +210,11 @@ bool client_watch(struct gw_conn *c);
 size_t peer_ip(const struct gw_conn *c, char *out, size_t cap);
 
 /* forward.c */
-void up_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why);
-bool up_connect(struct gw_conn *c);
-bool build_upstream_head(struct gw_conn *c, const struct h1_request *r);
-bool up_send(struct gw_conn *c);
-bool up_recv(struct gw_conn *c);
+void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why);
+bool fwd_connect(struct gw_conn *c);
+bool fwd_build_head(struct gw_conn *c, const struct h1_request *r);
+bool fwd_send(struct gw_conn *c);
+bool fwd_recv(struct gw_conn *c);
 
 /* pass.c */
 bool resp_splice(struct gw_conn *c);

@@ -24,7 +24,7 @@
 
 /* A target failed before answering: try another one if the request allows
  * it (SPEC "retries"), else answer with status. */
-void up_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why)
+void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why)
 {
     struct up_conn *u = c->t->up;
     bool reached = u && u->connected;
@@ -62,7 +62,7 @@ void up_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, co
             c->t->uq_head = c->t->uhead_len;
             c->t->uhead_pending = true;
             rewalk_body(c);
-            if (up_connect(c))
+            if (fwd_connect(c))
                 return;
         }
     }
@@ -77,7 +77,7 @@ void up_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, co
 }
 
 /* A connection to the txn's target: a pooled one, else a new one. */
-bool up_connect(struct gw_conn *c)
+bool fwd_connect(struct gw_conn *c)
 {
     const struct up_target *t = c->t->target;
     struct pool_bucket *b = c->t->ws->buckets[t->gidx];
@@ -93,7 +93,7 @@ bool up_connect(struct gw_conn *c)
     case UP_OPEN_CONNECT_ERR: {
         char why[128];
         snprintf(why, sizeof(why), "connect: %s", strerror(err));
-        up_failed(c, 502, false, GW_END_UP_CONNECT, why);
+        fwd_failed(c, 502, false, GW_END_UP_CONNECT, why);
         return true;
     }
     default:
@@ -114,12 +114,12 @@ static bool up_handshake(struct gw_conn *c, struct up_conn *u)
     case UP_HS_WAIT:
         return false;
     default:
-        up_failed(c, 502, false, GW_END_UP_TLS, why);
+        fwd_failed(c, 502, false, GW_END_UP_TLS, why);
         return true;
     }
 }
 
-bool up_send(struct gw_conn *c)
+bool fwd_send(struct gw_conn *c)
 {
     struct up_conn *u = c->t->up;
 
@@ -132,7 +132,7 @@ bool up_send(struct gw_conn *c)
     ssize_t n = iovq_write(&u->io, &c->t->uq);
     if (n < 0) {
         if (c->t->rstate == RS_WAIT && !c->t->resp_started)
-            up_failed(c, 502, u->reused && u->nreq > 0, GW_END_UP_RESET, "write failed");
+            fwd_failed(c, 502, u->reused && u->nreq > 0, GW_END_UP_RESET, "write failed");
         else {
             up_conn_close(u);
             txn_end(c, GW_END_UP_RESET);
@@ -155,7 +155,7 @@ bool up_send(struct gw_conn *c)
     return true;
 }
 
-bool build_upstream_head(struct gw_conn *c, const struct h1_request *r)
+bool fwd_build_head(struct gw_conn *c, const struct h1_request *r)
 {
     struct gw_worker *w = c->w;
     struct gw_txn *t = c->t;
@@ -329,7 +329,7 @@ static bool resp_head(struct gw_conn *c)
 
 /* Queue the body bytes in ubuf[start, end) for the client: a chunked body
  * re-framed (de-chunked for an HTTP/1.0 client), up to what the queue
- * holds; up_recv() comes back for the rest once the queue has drained. */
+ * holds; fwd_recv() comes back for the rest once the queue has drained. */
 static void resp_body(struct gw_conn *c)
 {
     struct gw_txn *t = c->t;
@@ -374,7 +374,7 @@ static void resp_body(struct gw_conn *c)
         t->up_clean = false;        /* the server sent more than the message */
 }
 
-bool up_recv(struct gw_conn *c)
+bool fwd_recv(struct gw_conn *c)
 {
     struct up_conn *u = c->t->up;
     struct gw_worker *w = c->w;
@@ -415,10 +415,10 @@ bool up_recv(struct gw_conn *c)
         if (c->t->rstate == RS_WAIT) {
             bool nothing = ub->end == 0;
             if (nothing && u->reused)
-                up_failed(c, 502, true, GW_END_UP_RESET,
+                fwd_failed(c, 502, true, GW_END_UP_RESET,
                           "pooled connection closed before the response; retrying");
             else if (nothing)
-                up_failed(c, 502, false, GW_END_UP_RESET,
+                fwd_failed(c, 502, false, GW_END_UP_RESET,
                           n == 0 ? "closed before responding" : "reset before responding");
             else {
                 gw_log(GW_LOG_WARN, "upstream %s: incomplete response header", c->t->target->text);

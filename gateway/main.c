@@ -1,5 +1,9 @@
 /* main.c - the sluice command line, signals, reload and graceful drain. */
-#include "gateway.h"
+#include "admin.h"
+#include "reload.h"
+#include "snapshot.h"
+#include "version.h"
+#include "worker.h"
 #include "tls.h"
 
 #include <errno.h>

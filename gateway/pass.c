@@ -252,7 +252,7 @@ bool req_splice(struct gw_conn *c)
     }
     if (rc & SP_WERR) {
         if (t->rstate == RS_WAIT && !t->resp_started)
-            up_failed(c, 502, false, GW_END_UP_RESET, "write failed");
+            fwd_failed(c, 502, false, GW_END_UP_RESET, "write failed");
         else {
             up_conn_close(u);
             txn_end(c, GW_END_UP_RESET);
@@ -407,7 +407,7 @@ bool tunnel_step(struct gw_conn *c)
             p = client_send(c);
         return p;
     }
-    p |= up_send(c);
+    p |= fwd_send(c);
     p |= client_send(c);
     if (c->state == C_CLOSED || t->up == NULL)
         return false;

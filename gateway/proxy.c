@@ -67,7 +67,7 @@ static void up_on_connect_error(void *owner, struct up_conn *u, int err)
     struct gw_worker *w = c->w;
     char why[128];
     snprintf(why, sizeof(why), "connect: %s", strerror(err));
-    up_failed(c, 502, false, GW_END_UP_CONNECT, why);
+    fwd_failed(c, 502, false, GW_END_UP_CONNECT, why);
     conn_pump(c);
     gw_gc(w);
 }
@@ -79,9 +79,9 @@ static void up_on_timeout(void *owner, struct up_conn *u)
     CHECK_MAGIC(c, CONN_MAGIC);
     struct gw_worker *w = c->w;
     if (!u->connected) {
-        up_failed(c, 504, false, GW_END_UP_CONNECT_TIMEOUT, "connect timed out");
+        fwd_failed(c, 504, false, GW_END_UP_CONNECT_TIMEOUT, "connect timed out");
     } else if (u->hs) {
-        up_failed(c, 504, false, GW_END_UP_CONNECT_TIMEOUT, "TLS handshake timed out");
+        fwd_failed(c, 504, false, GW_END_UP_CONNECT_TIMEOUT, "TLS handshake timed out");
     } else if (c->t->rstate == RS_WAIT && !c->t->resp_started) {
         gw_log(GW_LOG_WARN, "upstream %s: no response header within %u ms",
                c->t->target->text, c->t->ups->cfg->response_header_ms);
@@ -171,7 +171,7 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
     }
     txn_target(c, &c->t->ups->targets[ti]);
     c->t->tried = 1ull << (ti & 63);
-    if (!build_upstream_head(c, r)) {
+    if (!fwd_build_head(c, r)) {
         local_response(c, 431, NULL, NULL, 0, NULL);
         return;
     }
@@ -183,7 +183,7 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
     c->state = C_ACTIVE;
     c->t->rstate = RS_WAIT;
     c->t->up_clean = true;
-    up_connect(c);
+    fwd_connect(c);
 }
 
 static void start_request(struct gw_conn *c, uint32_t hlen)
@@ -259,7 +259,7 @@ static bool head_step(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
 
-    gw_worker_refresh(w);
+    gw_wsnap_refresh(w);
     if (c->hs)
         return conn_handshake(c);
     const struct sl_config *cfg = w->cur->s->cfg;
@@ -317,7 +317,7 @@ static void conn_pump(struct gw_conn *c)
             p = head_step(c);
             break;
         case C_ACTIVE:
-            p |= up_send(c);
+            p |= fwd_send(c);
             if (c->state != C_ACTIVE)
                 break;
             p |= req_splice(c);
@@ -332,7 +332,7 @@ static void conn_pump(struct gw_conn *c)
             p |= resp_splice(c);
             if (c->state != C_ACTIVE)
                 break;
-            p |= up_recv(c);
+            p |= fwd_recv(c);
             if (c->state != C_ACTIVE)
                 break;
             client_watch(c);
@@ -426,7 +426,7 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
     c->io.ops = &gw_io_plain;
     c->w = w;
     c->l = l;
-    gw_worker_refresh(w);
+    gw_wsnap_refresh(w);
     const struct gw_snapshot *s = w->cur->s;
     uint32_t first_ms = s->cfg->client_header_ms;
     for (size_t i = 0; i < s->cfg->nlisteners; i++) {

@@ -1,7 +1,10 @@
 /* reload.c - the one path by which a new config document is applied:
  * PUT /config and SIGHUP both come here. */
-#include "gateway.h"
+#include "reload.h"
+#include "snapshot.h"
+#include "worker.h"
 #include "tls.h"
+#include "../core/log.h"
 
 #include <errno.h>
 #include <linux/capability.h>
@@ -14,8 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-struct gw_worker *g_workers;
-int g_nworkers;
 _Atomic uint64_t g_reloads_ok, g_reloads_err;
 
 /* Reloads are serialised: g_snap is only replaced under this lock, so a
@@ -334,14 +335,4 @@ out:
     }
     pthread_mutex_unlock(&reload_lock);
     return rc;
-}
-
-struct gw_snapshot *gw_snapshot_current(void)
-{
-    pthread_mutex_lock(&g_snap_lock);
-    struct gw_snapshot *s = g_snap;
-    if (s)
-        gw_snapshot_ref(s);
-    pthread_mutex_unlock(&g_snap_lock);
-    return s;
 }

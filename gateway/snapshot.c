@@ -1,6 +1,7 @@
 /* snapshot.c - immutable runtime configs: build, share, publish, free. */
-#include "gateway.h"
+#include "snapshot.h"
 #include "tls.h"
+#include "../core/log.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -13,7 +14,6 @@
 pthread_mutex_t g_snap_lock = PTHREAD_MUTEX_INITIALIZER;
 struct gw_snapshot *g_snap;
 _Atomic uint64_t g_snap_version;
-_Atomic uint32_t g_nconns;
 
 static int listen_socket(const struct sockaddr_storage *sa, socklen_t salen, char *err, size_t errlen,
                          const char *text)
@@ -223,4 +223,14 @@ void gw_snapshot_publish(struct gw_snapshot *s)
     atomic_store_explicit(&g_snap_version, s->version, memory_order_release);
     pthread_mutex_unlock(&g_snap_lock);
     gw_snapshot_unref(old);
+}
+
+struct gw_snapshot *gw_snapshot_current(void)
+{
+    pthread_mutex_lock(&g_snap_lock);
+    struct gw_snapshot *s = g_snap;
+    if (s)
+        gw_snapshot_ref(s);
+    pthread_mutex_unlock(&g_snap_lock);
+    return s;
 }
