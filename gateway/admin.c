@@ -251,7 +251,8 @@ static void put_config(struct adm_req *req)
 /* ---- /status ---- */
 
 struct target_sum {
-    uint64_t idle, inflight, requests, failures;
+    uint64_t idle, inflight, requests, failures, opened, in_use;
+    uint64_t closed[POOL_CLOSE_N];
 };
 
 /* Sum a target's counters over the workers: each worker keeps one bucket
@@ -270,6 +271,16 @@ static void sum_target(const struct up_target *t, struct target_sum *out)
             out->inflight += gw_cnt_get(&b->inflight);
             out->requests += gw_cnt_get(&b->requests);
             out->failures += gw_cnt_get(&b->failures);
+            uint64_t opened = gw_cnt_get(&b->opened), closed = 0;
+            for (int r = 0; r < POOL_CLOSE_N; r++) {
+                uint64_t n = gw_cnt_get(&b->closed[r]);
+                out->closed[r] += n;
+                closed += n;
+            }
+            uint64_t open = opened > closed ? opened - closed : 0;
+            uint64_t idle = atomic_load_explicit(&b->count, memory_order_relaxed);
+            out->opened += opened;
+            out->in_use += open > idle ? open - idle : 0;
             break;
         }
     }
@@ -525,35 +536,61 @@ static void tls_metrics(struct evbuffer *b, const struct metric_sums *m)
     scalar(b, "sluice_ktls_available", "gauge", "1 when the kernel has the TLS ULP (kernel TLS can be used).", gw_tls_ktls_available());
 }
 
-/* Per target: healthy, requests, failures (three families, one pass each). */
+/* Per target: health, traffic and its upstream connections, one family
+ * per pass (Prometheus wants a family's samples together). */
+enum { TM_HEALTHY, TM_REQUESTS, TM_FAILURES, TM_IDLE, TM_IN_USE, TM_OPENED, TM_CLOSED, TM_N };
+
+static const struct {
+    const char *name, *type, *help;
+} target_families[TM_N] = {
+    [TM_HEALTHY] = { "sluice_target_healthy", "gauge", "1 when a target may be picked, 0 while marked down." },
+    [TM_REQUESTS] = { "sluice_target_requests_total", "counter", "Requests sent to a target." },
+    [TM_FAILURES] = { "sluice_target_failures_total", "counter",
+                      "Connections to a target that failed before a response." },
+    [TM_IDLE] = { "sluice_pool_idle", "gauge", "Idle pooled connections to a target (all workers)." },
+    [TM_IN_USE] = { "sluice_pool_in_use", "gauge", "Connections to a target carrying a request now." },
+    [TM_OPENED] = { "sluice_pool_opened_total", "counter", "Connections opened to a target." },
+    [TM_CLOSED] = { "sluice_pool_closed_total", "counter", "Connections to a target closed, by reason." },
+};
+
+static void target_labels(struct evbuffer *b, const char *family, const struct up_upstream *u,
+                          const struct up_target *t)
+{
+    evbuffer_add_printf(b, "%s{upstream=\"", family);
+    label_value(b, u->cfg->name);
+    evbuffer_add(b, "\",target=\"", 10);
+    label_value(b, t->text);
+    evbuffer_add(b, "\"", 1);
+}
+
 static void target_metrics(struct evbuffer *b, const struct gw_snapshot *s)
 {
-    static const char *const names[3] = { "sluice_target_healthy", "sluice_target_requests_total",
-                                          "sluice_target_failures_total" };
     uint64_t now = lt_now_ms();
 
-    family(b, names[0], "gauge", "1 when a target may be picked, 0 while marked down.");
-    for (int pass = 0; pass < 3; pass++) {
-        if (pass == 1)
-            family(b, names[1], "counter", "Requests sent to a target.");
-        if (pass == 2)
-            family(b, names[2], "counter", "Connections to a target that failed before a response.");
+    for (int pass = 0; pass < TM_N; pass++) {
+        family(b, target_families[pass].name, target_families[pass].type, target_families[pass].help);
         for (size_t i = 0; i < s->ups.n; i++)
             for (size_t j = 0; j < s->ups.v[i].ntargets; j++) {
-                const struct up_target *t = &s->ups.v[i].targets[j];
+                const struct up_upstream *u = &s->ups.v[i];
+                const struct up_target *t = &u->targets[j];
+                const char *name = target_families[pass].name;
                 struct target_sum sum;
-                uint64_t v;
-                if (pass == 0) {
-                    v = up_target_ok(&s->ups.v[i], j, now);
-                } else {
-                    sum_target(t, &sum);
-                    v = pass == 1 ? sum.requests : sum.failures;
+                sum_target(t, &sum);
+                if (pass == TM_CLOSED) {
+                    for (int r = 0; r < POOL_CLOSE_N; r++) {
+                        target_labels(b, name, u, t);
+                        evbuffer_add_printf(b, ",reason=\"%s\"} %llu\n", pool_close_names[r],
+                                            (unsigned long long)sum.closed[r]);
+                    }
+                    continue;
                 }
-                evbuffer_add_printf(b, "%s{upstream=\"", names[pass]);
-                label_value(b, s->ups.v[i].cfg->name);
-                evbuffer_add(b, "\",target=\"", 10);
-                label_value(b, t->text);
-                evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)v);
+                uint64_t v = pass == TM_HEALTHY ? up_target_ok(u, j, now)
+                           : pass == TM_REQUESTS ? sum.requests
+                           : pass == TM_FAILURES ? sum.failures
+                           : pass == TM_IDLE ? sum.idle
+                           : pass == TM_IN_USE ? sum.in_use : sum.opened;
+                target_labels(b, name, u, t);
+                evbuffer_add_printf(b, "} %llu\n", (unsigned long long)v);
             }
     }
 }

@@ -65,6 +65,7 @@ void txn_target(struct gw_conn *c, const struct up_target *t)
     if (x->tb) {
         gw_cnt_add(&x->tb->inflight, 1);
         gw_cnt_add(&x->tb->requests, 1);
+        pool_note_busy(x->tb, atomic_load_explicit(&x->tb->inflight, memory_order_relaxed));
     }
 }
 

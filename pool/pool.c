@@ -61,12 +61,29 @@ struct pool_bucket *pool_bucket_for(struct pool *p, const struct sockaddr *sa, s
     return b;
 }
 
+const char *const pool_close_names[POOL_CLOSE_N] = {
+    [POOL_CLOSE_IDLE_TIMEOUT] = "idle_timeout",
+    [POOL_CLOSE_SURPLUS] = "surplus",
+    [POOL_CLOSE_OVER_CAP] = "over_cap",
+    [POOL_CLOSE_PEER] = "peer_closed",
+    [POOL_CLOSE_NOT_REUSABLE] = "not_reusable",
+    [POOL_CLOSE_FAILED] = "failed",
+    [POOL_CLOSE_ABORTED] = "aborted",
+    [POOL_CLOSE_RELOAD] = "reload",
+    [POOL_CLOSE_SHUTDOWN] = "shutdown",
+};
+
 struct pool_node *pool_checkin(struct pool_bucket *b, struct pool_node *n, uint64_t now_ms,
                                uint32_t idle_ms, uint32_t max_idle)
 {
     struct pool_node *evicted = NULL;
 
-    if (b->count >= max_idle) {
+    /* following demand, nothing is evicted here: every idle connection was
+     * in use within the demand periods, and the sweep drains the surplus
+     * gradually once demand falls */
+    b->follow = max_idle == POOL_FOLLOW_DEMAND;
+    b->period_ms = idle_ms / POOL_DEMAND_PERIODS > 200 ? idle_ms / POOL_DEMAND_PERIODS : 200;
+    if (!b->follow && b->count >= max_idle) {
         evicted = pool_oldest(b);
         pool_remove(evicted);
     }
@@ -122,22 +139,57 @@ struct pool_node *pool_expired(struct pool_bucket *b, uint64_t now_ms)
     return n && n->idle_since_ms + n->idle_ms <= now_ms ? n : NULL;
 }
 
-void pool_sweep(struct pool *p, uint64_t now_ms, void (*close_fn)(struct pool_node *))
+/* Turn b's demand period when it is over: the peak of the period that
+ * ends is remembered, the new one starts from what is in flight now. */
+static void demand_turn(struct pool_bucket *b, uint64_t now_ms)
+{
+    if (b->period_start_ms == 0) {     /* the first sweep that sees it */
+        b->period_start_ms = now_ms;
+        return;
+    }
+    uint64_t period = b->period_ms ? b->period_ms : 10000;
+    if (now_ms - b->period_start_ms < period)
+        return;
+    /* a bucket not swept for two periods or more forgets the old peak too */
+    b->peak_prev = now_ms - b->period_start_ms < 2 * period ? b->peak : 0;
+    uint64_t busy = atomic_load_explicit(&b->inflight, memory_order_relaxed);
+    b->peak = (uint32_t)(busy > UINT32_MAX ? UINT32_MAX : busy);
+    b->period_start_ms = now_ms;
+}
+
+uint32_t pool_surplus_to_close(const struct pool_bucket *b)
+{
+    uint32_t idle = atomic_load_explicit(&b->count, memory_order_relaxed);
+    uint32_t want = pool_demand(b);
+
+    if (!b->follow || idle <= want)
+        return 0;
+    uint32_t surplus = idle - want;
+    return surplus / POOL_DRAIN_DIV ? surplus / POOL_DRAIN_DIV : 1;
+}
+
+void pool_sweep(struct pool *p, uint64_t now_ms,
+                void (*close_fn)(struct pool_node *, enum pool_close why))
 {
     struct pool_node *n;
 
     for (size_t i = 0; i < p->cap; i++)
-        for (struct pool_bucket *b = p->tab[i]; b; b = b->hnext)
+        for (struct pool_bucket *b = p->tab[i]; b; b = b->hnext) {
+            demand_turn(b, now_ms);
             while ((n = pool_expired(b, now_ms)) != NULL)
-                close_fn(n);
+                close_fn(n, POOL_CLOSE_IDLE_TIMEOUT);
+            for (uint32_t k = pool_surplus_to_close(b); k > 0 && (n = pool_oldest(b)) != NULL; k--)
+                close_fn(n, POOL_CLOSE_SURPLUS);
+        }
 }
 
-void pool_bucket_close_all(struct pool_bucket *b, void (*close_fn)(struct pool_node *))
+void pool_bucket_close_all(struct pool_bucket *b, enum pool_close why,
+                           void (*close_fn)(struct pool_node *, enum pool_close why))
 {
     struct pool_node *n;
 
     while ((n = pool_oldest(b)) != NULL)
-        close_fn(n);
+        close_fn(n, why);
 }
 
 void pool_foreach(struct pool *p, void (*fn)(struct pool_bucket *, void *), void *arg)

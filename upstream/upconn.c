@@ -24,12 +24,14 @@ static struct up_conn *of_node(struct pool_node *pn)
     return (struct up_conn *)((char *)pn - offsetof(struct up_conn, pn));
 }
 
-void up_conn_close(struct up_conn *u)
+void up_conn_close_why(struct up_conn *u, enum pool_close why)
 {
     if (u == NULL || u->closed)
         return;
     struct up_loop *l = u->loop;
     u->closed = true;
+    if (u->home)
+        pool_count(&u->home->closed[why], 1);
     gw_cnt_add(l->cnt.conns, (uint64_t)-1);
     pool_remove(&u->pn);
     event_del(&u->ev);
@@ -44,6 +46,11 @@ void up_conn_close(struct up_conn *u)
     u->owner = NULL;
     u->gc_next = l->gc;
     l->gc = u;
+}
+
+void up_conn_close(struct up_conn *u)
+{
+    up_conn_close_why(u, POOL_CLOSE_ABORTED);
 }
 
 void up_conn_gc_free(struct up_loop *l)
@@ -61,7 +68,7 @@ void up_conn_fail(struct up_conn *u, bool stale)
     /* a certificate we refuse says nothing about the target's health */
     if (!stale && !u->tls_refused && u->t->health)
         hc_fail(u->t->health, lt_now_ms());
-    up_conn_close(u);
+    up_conn_close_why(u, POOL_CLOSE_FAILED);
 }
 
 /* ---- opening ---- */
@@ -129,6 +136,7 @@ enum up_open up_conn_open(struct up_loop *l, const struct up_target *t, SSL_CTX 
     u->loop = l;
     u->t = t;
     u->owner = owner;
+    u->home = b;
     u->io.ops = &gw_io_plain;
     u->io.fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u->io.fd == -1) {
@@ -145,6 +153,8 @@ enum up_open up_conn_open(struct up_loop *l, const struct up_target *t, SSL_CTX 
     }
     int one = 1;
     gw_cnt_add(l->cnt.conns, 1);
+    if (b)
+        pool_count(&b->opened, 1);
     u->connect_start = lt_turn_ns(l->turn);
     setsockopt(u->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     event_assign(&u->ev, l->base, u->io.fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, up_event, u);
@@ -209,7 +219,7 @@ static void up_event(evutil_socket_t fd, short what, void *arg)
         /* Idle in the pool: any readiness is the server closing (or junk).
          * Either way the connection is no longer clean. */
         if (what & (EV_READ | EV_CLOSED))
-            up_conn_close(u);
+            up_conn_close_why(u, POOL_CLOSE_PEER);
         up_conn_gc(l);
         return;
     }
@@ -245,7 +255,7 @@ static void up_timer_cb(evutil_socket_t fd, short what, void *arg)
     if (!lt_due(&u->timer, &u->deadline_ms, &u->timer_at_ms))
         return;
     if (u->owner == NULL) {
-        up_conn_close(u);
+        up_conn_close_why(u, POOL_CLOSE_IDLE_TIMEOUT);
         up_conn_gc(l);
         return;
     }
@@ -279,7 +289,7 @@ void up_conn_checkin(struct up_conn **up, struct pool_bucket *b, struct pool_fac
     }
     f->unread = u->r_ready || u->rdhup || (u->io.ctx && gw_tls_pending(&u->io));
     if (!pool_may_keep(f)) {
-        up_conn_close(u);
+        up_conn_close_why(u, POOL_CLOSE_NOT_REUSABLE);
         return;
     }
     if (u->lowat) {     /* pooled: the next request may copy */
@@ -290,12 +300,12 @@ void up_conn_checkin(struct up_conn **up, struct pool_bucket *b, struct pool_fac
     u->r_ready = false;
     struct pool_node *old = pool_checkin(b, &u->pn, lt_now_ms(), idle_ms, f->max_idle);
     if (old)
-        up_conn_close(of_node(old));
+        up_conn_close_why(of_node(old), POOL_CLOSE_OVER_CAP);
 }
 
-static void close_node(struct pool_node *pn)
+static void close_node(struct pool_node *pn, enum pool_close why)
 {
-    up_conn_close(of_node(pn));
+    up_conn_close_why(of_node(pn), why);
 }
 
 void up_pool_sweep(struct pool *p, uint64_t now_ms)
@@ -305,7 +315,7 @@ void up_pool_sweep(struct pool *p, uint64_t now_ms)
 
 static void close_bucket(struct pool_bucket *b, void *arg)
 {
-    pool_bucket_close_all(b, close_node);
+    pool_bucket_close_all(b, POOL_CLOSE_SHUTDOWN, close_node);
 }
 
 void up_pool_close_all(struct pool *p)
@@ -316,7 +326,7 @@ void up_pool_close_all(struct pool *p)
 static void drop_bucket(struct pool_bucket *b, void *arg)
 {
     if (b->mark != *(const uint64_t *)arg)
-        close_bucket(b, NULL);
+        pool_bucket_close_all(b, POOL_CLOSE_RELOAD, close_node);
 }
 
 void up_pool_drop_unused(struct pool *p, uint64_t version)

@@ -79,6 +79,7 @@ struct up_conn {
     struct event ev;
     struct event timer;
     struct pool_node pn;
+    struct pool_bucket *home;           /* its address's bucket (counts), NULL = none */
     const struct up_target *t;          /* of the snapshot that opened it; only for this request */
     uint32_t nreq;
     uint64_t connect_start;             /* ns, for the connect-time histogram */
@@ -122,7 +123,10 @@ int up_conn_handshake(struct up_conn *u, char *why, size_t whylen);
  * the connection closes. */
 void up_conn_fail(struct up_conn *u, bool stale);
 
-/* Close (idempotent; NULL allowed); freed later by up_conn_gc. */
+/* Close (idempotent; NULL allowed); freed later by up_conn_gc.  why is
+ * counted on the connection's bucket (sluice_pool_closed_total); the owner's
+ * closes in the middle of an exchange are POOL_CLOSE_ABORTED. */
+void up_conn_close_why(struct up_conn *u, enum pool_close why);
 void up_conn_close(struct up_conn *u);
 void up_conn_gc_free(struct up_loop *l);
 /* After each top-level callback (inline: usually nothing to free). */

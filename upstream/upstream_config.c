@@ -3,6 +3,7 @@
  * (upstream_config.h).
  */
 #include "upstream_config.h"
+#include "../pool/pool.h"
 #include "../core/cfgparse.h"
 
 #include <string.h>
@@ -84,7 +85,7 @@ static void parse_upstream_limits(struct cfg_ctx *cx, const cJSON *pool, const c
 /* What an upstream has unless its document says otherwise. */
 static const struct cfg_upstream up_defaults = {
     .balance = CFG_BAL_ROUND_ROBIN,
-    .max_idle_per_target = 64,          /* pool.max_idle_per_target */
+    .max_idle_per_target = POOL_FOLLOW_DEMAND,  /* pool.max_idle_per_target absent: follow demand */
     .pool_idle_timeout_ms = 60000,      /* pool.idle_timeout_ms */
     .connect_ms = 1000,
     .response_header_ms = 30000,

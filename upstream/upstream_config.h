@@ -40,7 +40,7 @@ struct cfg_upstream {
     struct cfg_target *targets;
     size_t ntargets;
     enum cfg_balance balance;
-    uint32_t max_idle_per_target;   /* pool.max_idle_per_target, default 64 */
+    uint32_t max_idle_per_target;   /* pool.max_idle_per_target; absent = POOL_FOLLOW_DEMAND */
     uint32_t pool_idle_timeout_ms;  /* pool.idle_timeout_ms, default 60000 */
     uint32_t connect_ms;            /* timeouts.connect_ms, default 1000 */
     uint32_t response_header_ms;    /* timeouts.response_header_ms, default 30000 */

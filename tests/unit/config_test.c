@@ -144,7 +144,7 @@ static void test_spec_example(void)
        "upstream timeouts");
     ok(u->retries == 2, "retries");
     u = &c->upstreams[1];
-    ok(u->max_idle_per_target == 64 && u->pool_idle_timeout_ms == 60000 &&
+    ok(u->max_idle_per_target == POOL_FOLLOW_DEMAND && u->pool_idle_timeout_ms == 60000 &&
        u->connect_ms == 1000 && u->response_header_ms == 30000 && u->idle_ms == 300000 &&
        u->retries == 1 && u->targets[0].weight == 1, "upstream defaults");
 

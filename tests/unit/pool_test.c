@@ -1,5 +1,6 @@
 /* pool_test.c - unit tests for pool/pool.c: the check-in policy
- * (pool_may_keep), the per-target bound, LIFO reuse and idle expiry. */
+ * (pool_may_keep), the per-target bound, LIFO reuse, idle expiry, and the
+ * bound that follows demand (POOL_FOLLOW_DEMAND) with its gradual drain. */
 #include "tap.h"
 #include "../../pool/pool.c"
 
@@ -17,10 +18,13 @@ static struct conn *of(struct pool_node *n)
     return n ? (struct conn *)((char *)n - offsetof(struct conn, pn)) : NULL;
 }
 
-static void close_node(struct pool_node *n)
+static int closed_why[POOL_CLOSE_N];
+
+static void close_node(struct pool_node *n, enum pool_close why)
 {
     pool_remove(n);
     of(n)->closed = true;
+    closed_why[why]++;
 }
 
 static struct sockaddr_in addr(uint16_t port)
@@ -118,8 +122,110 @@ static void test_idle_list(void)
     pool_checkin(b, &c[0].pn, 2000, 100, 8);
     pool_checkin(b, &c[1].pn, 2000, 50, 8);
     ok(pool_expired(b, 2060) == NULL, "expiry looks at the oldest only (LIFO order, not deadline)");
-    pool_bucket_close_all(b, close_node);
+    pool_bucket_close_all(b, POOL_CLOSE_SHUTDOWN, close_node);
     ok(c[0].closed && c[1].closed && b->count == 0, "closing a bucket closes each connection");
+    pool_destroy(&p, NULL);
+}
+
+/* in-flight requests to b: what txn.c does per request start and end */
+static void busy(struct pool_bucket *b, uint64_t n)
+{
+    atomic_store(&b->inflight, n);
+    pool_note_busy(b, n);
+}
+
+static void test_follow_demand(void)
+{
+    struct pool p;
+    struct sockaddr_in a = addr(9100);
+    enum { N = 300 };
+    static struct conn c[N];
+    uint64_t now = 1000;
+
+    memset(closed_why, 0, sizeof(closed_why));
+    pool_init(&p);
+    struct pool_bucket *b = pool_bucket_for(&p, (struct sockaddr *)&a, sizeof(a), 0);
+    pool_sweep(&p, now, close_node);                    /* the first sweep starts a period */
+    ok(pool_demand(b) == 1, "no demand seen yet: one idle connection may stay");
+
+    /* 256 requests at once, then they all end: every connection is kept */
+    for (int i = 0; i < 256; i++)
+        busy(b, (uint64_t)i + 1);
+    int evicted = 0;
+    for (int i = 0; i < 256; i++) {
+        busy(b, (uint64_t)(255 - i));
+        evicted += pool_checkin(b, &c[i].pn, now, 60000, POOL_FOLLOW_DEMAND) != NULL;
+    }
+    ok(evicted == 0 && b->count == 256 && b->follow,
+       "256 in flight at once: all 256 connections stay idle for the next round (%d evicted)", evicted);
+
+    /* a steady load of 256: taken and given back, never closed */
+    for (int round = 0; round < 50; round++) {
+        now += 200;
+        struct pool_node *taken[256];
+        for (int i = 0; i < 256; i++) {
+            taken[i] = pool_get(b);
+            busy(b, (uint64_t)i + 1);
+        }
+        for (int i = 0; i < 256; i++) {
+            busy(b, (uint64_t)(255 - i));
+            evicted += taken[i] && pool_checkin(b, taken[i], now, 60000, POOL_FOLLOW_DEMAND) != NULL;
+        }
+        pool_sweep(&p, now, close_node);
+    }
+    ok(evicted == 0 && b->count == 256 && closed_why[POOL_CLOSE_SURPLUS] == 0,
+       "50 rounds of 256 over 10 s: nothing closed (%d evicted, %d drained)", evicted,
+       closed_why[POOL_CLOSE_SURPLUS]);
+
+    /* the load falls to 10: the surplus drains gradually, oldest first */
+    int prev_count = (int)b->count, first_sweep_closed = -1, sweeps = 0;
+    bool monotone = true;
+    for (; sweeps < 400 && b->count > 10; sweeps++) {
+        now += 200;
+        struct pool_node *taken[10];
+        for (int i = 0; i < 10; i++) {
+            taken[i] = pool_get(b);
+            busy(b, (uint64_t)i + 1);
+        }
+        for (int i = 0; i < 10; i++) {
+            busy(b, (uint64_t)(9 - i));
+            pool_checkin(b, taken[i], now, 60000, POOL_FOLLOW_DEMAND);
+        }
+        pool_sweep(&p, now, close_node);
+        int closed_now = prev_count - (int)b->count;
+        if (closed_now > 0 && first_sweep_closed < 0)
+            first_sweep_closed = closed_now;
+        monotone &= closed_now >= 0 && closed_now <= 1 + (prev_count - 10) / (int)POOL_DRAIN_DIV;
+        prev_count = (int)b->count;
+    }
+    ok(b->count == 10, "the surplus drains to the new demand (%u idle after %d sweeps)",
+       (unsigned)b->count, sweeps);
+    ok(monotone && first_sweep_closed > 0 && first_sweep_closed <= 7,
+       "never more than a fortieth of the surplus (at least one) per sweep: %d in the first", first_sweep_closed);
+    ok(sweeps > 100, "gradually: %d sweeps of 200 ms, not all at once", sweeps);
+    ok(closed_why[POOL_CLOSE_SURPLUS] == 246, "each drained connection counted as surplus (%d)",
+       closed_why[POOL_CLOSE_SURPLUS]);
+
+    /* the oldest go first: the ten in use are the most recent */
+    struct pool_node *n = b->head.next;
+    int recent = 0;
+    for (; n != &b->head; n = n->next)
+        recent += n->idle_since_ms == now;
+    ok(recent == 10, "what stays is what was used last (%d of 10)", recent);
+
+    /* an explicit cap keeps today's behaviour: no drain below it */
+    struct sockaddr_in a2 = addr(9101);
+    struct pool_bucket *b2 = pool_bucket_for(&p, (struct sockaddr *)&a2, sizeof(a2), 0);
+    for (int i = 256; i < 276; i++)
+        pool_checkin(b2, &c[i].pn, now, 600000, 64);
+    for (int k = 0; k < 100; k++) {
+        now += 200;
+        pool_sweep(&p, now, close_node);
+    }
+    ok(b2->count == 20 && !b2->follow, "max_idle_per_target set: 20 idle under a cap of 64 stay (%u)",
+       (unsigned)b2->count);
+    pool_bucket_close_all(b, POOL_CLOSE_SHUTDOWN, close_node);
+    pool_bucket_close_all(b2, POOL_CLOSE_SHUTDOWN, close_node);
     pool_destroy(&p, NULL);
 }
 
@@ -128,5 +234,6 @@ int main(void)
     test_policy();
     test_buckets();
     test_idle_list();
+    test_follow_demand();
     return tap_done();
 }
