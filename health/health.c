@@ -266,8 +266,10 @@ static void eject(struct hc_target *t, uint64_t now_ms, const char *why)
     if (cap == 0 && pct > 0)
         cap = 1;
     if (out >= cap) {
-        gw_log(GW_LOG_WARN, "target %s of %s not ejected (%s): %zu of %zu targets are out already",
-               t->text, u->name, why, out, u->ntargets);
+        if (!t->capped)         /* once until it is ejected: no log per request */
+            gw_log(GW_LOG_WARN, "target %s of %s not ejected (%s): %zu of %zu targets are out already",
+                   t->text, u->name, why, out, u->ntargets);
+        t->capped = true;
         atomic_store_explicit(&t->fails, 0, memory_order_relaxed);
         atomic_store_explicit(&t->fails_5xx, 0, memory_order_relaxed);
         return;
@@ -286,6 +288,7 @@ static void eject(struct hc_target *t, uint64_t now_ms, const char *why)
     atomic_store_explicit(&t->fails, 0, memory_order_relaxed);
     atomic_store_explicit(&t->fails_5xx, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&hc_nejected, 1, memory_order_relaxed);
+    t->capped = false;
     gw_log(GW_LOG_WARN, "target %s of %s ejected for %llu ms: %s", t->text, u->name,
            (unsigned long long)ms, why);
     derive(t);
@@ -313,7 +316,10 @@ void hc_answered_slow(struct hc_target *t, int status)
 {
     uint32_t need = atomic_load_explicit(&t->ups->o_5xx, memory_order_relaxed);
 
-    atomic_store_explicit(&t->fails, 0, memory_order_relaxed);
+    /* stores only where something changes: a 5xx storm must not make every
+     * worker write the target's line */
+    if (atomic_load_explicit(&t->fails, memory_order_relaxed) != 0)
+        atomic_store_explicit(&t->fails, 0, memory_order_relaxed);
     if (status >= 500 && need > 0) {
         if (atomic_load_explicit(&t->ejected_until, memory_order_relaxed) != 0)
             return;
@@ -328,8 +334,10 @@ void hc_answered_slow(struct hc_target *t, int status)
         return;
     }
     /* an answer: the connection-level failures and the back-off start over */
-    atomic_store_explicit(&t->fails_5xx, 0, memory_order_relaxed);
-    atomic_store_explicit(&t->step, 0, memory_order_relaxed);
+    if (atomic_load_explicit(&t->fails_5xx, memory_order_relaxed) != 0)
+        atomic_store_explicit(&t->fails_5xx, 0, memory_order_relaxed);
+    if (atomic_load_explicit(&t->step, memory_order_relaxed) != 0)
+        atomic_store_explicit(&t->step, 0, memory_order_relaxed);
 }
 
 /* Lock held: t's ejection ends now. */
