@@ -387,16 +387,19 @@ void hc_probe_result(struct hc_target *t, bool ok, const char *why, uint64_t now
         t->run = 1;
     }
     uint32_t need = ok ? u->check.rise : u->check.fall;
+    char count[32];
+    if (t->first)
+        snprintf(count, sizeof(count), "first probe");
+    else
+        snprintf(count, sizeof(count), "%u of %u", t->run, need);
     if (ok && t->active == 0 && (t->first || t->run >= need)) {
         t->active = 1;
         t->went_up++;
-        gw_log(GW_LOG_INFO, "target %s of %s up: %s (%u of %u)", t->text, u->name, why,
-               t->first ? 1 : t->run, t->first ? 1 : need);
+        gw_log(GW_LOG_INFO, "target %s of %s up: %s (%s)", t->text, u->name, why, count);
     } else if (!ok && (t->active == 1 || t->first) && (t->first || t->run >= need)) {
         t->went_down += t->active == 1;
         t->active = 0;
-        gw_log(GW_LOG_WARN, "target %s of %s down: %s (%u of %u)", t->text, u->name, why,
-               t->first ? 1 : t->run, t->first ? 1 : need);
+        gw_log(GW_LOG_WARN, "target %s of %s down: %s (%s)", t->text, u->name, why, count);
     }
     t->first = false;
     /* the prober sees it healthy: an ejection ends at once */

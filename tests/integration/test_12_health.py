@@ -357,3 +357,27 @@ def test_config_fields_check(env):
     eq(rc, 1, "bad health fields are refused")
     check("/upstreams/0/health/expect_status" in err and "/upstreams/0/outlier/max_ejection_percent" in err,
           "each error names its JSON path: %r" % err)
+
+
+def test_5xx_ejection_optional(env):
+    e1, e2 = env.echo("e1"), env.echo("e2")
+    cfg = health_cfg(env, [e1.addr, e2.addr])
+    s, a = start(env, cfg)
+    for i in range(10):
+        eq(get(s.port, "/status/503").status, 503, "the backend's own 503 passes through")
+    m = a.metrics()
+    eq(sum(sample(m, "sluice_outlier_ejections_total", upstream="u", target=e.addr) for e in (e1, e2)), 0,
+       "5xx answers eject nothing by default")
+    cfg2 = json.loads(json.dumps(cfg))
+    cfg2["upstreams"][0]["outlier"] = {"consecutive_5xx": 3}
+    a.put_ok(cfg2)
+    for i in range(6):
+        eq(get(s.port, "/status/502").status, 502, "5xx answer %d" % i)
+    m = a.metrics()
+    ej = {e.id: sample(m, "sluice_outlier_ejections_total", upstream="u", target=e.addr) for e in (e1, e2)}
+    eq(sorted(ej.values()), [0, 1], "consecutive_5xx 3: one target ejected, the cap spares the other (%r)" % ej)
+    eq(log_count(s, r"ejected for 1000 ms: 3 5xx answers in a row"), 1, "the log says why")
+    out = [e for e in (e1, e2) if ej[e.id]][0]
+    ids = {echo_id(s.port)[1] for _ in range(6)}
+    eq(ids, {({"e1", "e2"} - {out.id}).pop()}, "requests avoid the ejected target")
+    alive(s)
