@@ -286,6 +286,23 @@ static void sum_target(const struct up_target *t, struct target_sum *out)
     }
 }
 
+/* A target's health: active checks (up, down, off), the last probe,
+ * ejection, and since when (wall clock ms) it has been as it is. */
+static void health_view(cJSON *to, const struct hc_target *h, uint64_t now)
+{
+    struct hc_view v;
+
+    hc_view(h, now, &v);
+    cJSON_AddStringToObject(to, "check", v.active < 0 ? "off" : v.active ? "up" : "down");
+    if (v.last[0])
+        cJSON_AddStringToObject(to, "last_check", v.last);
+    else
+        cJSON_AddNullToObject(to, "last_check");
+    cJSON_AddBoolToObject(to, "ejected", v.ejected);
+    cJSON_AddNumberToObject(to, "ejected_for_ms", (double)v.ejected_for_ms);
+    cJSON_AddNumberToObject(to, "since_ms", (double)v.since_ms);
+}
+
 static void get_status(struct adm_req *req, const struct gw_snapshot *s)
 {
     cJSON *d = cJSON_CreateObject();
@@ -305,6 +322,8 @@ static void get_status(struct adm_req *req, const struct gw_snapshot *s)
             cJSON *to = cJSON_CreateObject();
             cJSON_AddStringToObject(to, "address", t->text);
             cJSON_AddBoolToObject(to, "healthy", up_target_ok(u, j, now));
+            if (t->health)
+                health_view(to, t->health, now);
             cJSON_AddNumberToObject(to, "in_flight", (double)sum.inflight);
             cJSON_AddNumberToObject(to, "idle", (double)sum.idle);
             cJSON_AddNumberToObject(to, "requests", (double)sum.requests);
@@ -595,6 +614,46 @@ static void target_metrics(struct evbuffer *b, const struct gw_snapshot *s)
     }
 }
 
+/* Active checks and ejections per target. */
+static void health_metrics(struct evbuffer *b, const struct gw_snapshot *s)
+{
+    static const char *const names[3] = { "sluice_health_probes_total",
+                                          "sluice_health_transitions_total",
+                                          "sluice_outlier_ejections_total" };
+    static const char *const help[3] = {
+        "Active health probes of a target, by result (ok: the expected status in time).",
+        "Times active checks took a target up or down.",
+        "Times passive health ejected a target." };
+    uint64_t now = lt_now_ms();
+
+    for (int pass = 0; pass < 3; pass++) {
+        family(b, names[pass], "counter", help[pass]);
+        for (size_t i = 0; i < s->ups.n; i++)
+            for (size_t j = 0; j < s->ups.v[i].ntargets; j++) {
+                const struct up_target *t = &s->ups.v[i].targets[j];
+                struct hc_view v;
+                if (t->health == NULL)
+                    continue;
+                hc_view(t->health, now, &v);
+                static const char *const lab[3][2] = {
+                    { "result=\"ok\"", "result=\"failed\"" },
+                    { "to=\"up\"", "to=\"down\"" },
+                    { NULL, NULL } };
+                uint64_t val[3][2] = { { v.probes_ok, v.probes_bad }, { v.went_up, v.went_down },
+                                       { v.ejections, 0 } };
+                for (int k = 0; k < (pass == 2 ? 1 : 2); k++) {
+                    evbuffer_add_printf(b, "%s{upstream=\"", names[pass]);
+                    label_value(b, s->ups.v[i].cfg->name);
+                    evbuffer_add(b, "\",target=\"", 10);
+                    label_value(b, t->text);
+                    evbuffer_add_printf(b, "\"%s%s} %llu\n", lab[pass][k] ? "," : "",
+                                        lab[pass][k] ? lab[pass][k] : "",
+                                        (unsigned long long)val[pass][k]);
+                }
+            }
+    }
+}
+
 static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
 {
     struct evbuffer *b = evbuffer_new();
@@ -606,6 +665,7 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
     traffic_metrics(b, &m);
     tls_metrics(b, &m);
     target_metrics(b, s);
+    health_metrics(b, s);
     reload_metrics(b, s);
     free(m.rt.v);
     free(m.rt.slots);

@@ -296,7 +296,7 @@ static bool resp_head(struct gw_conn *c)
     c->t->status = r->status;
     c->t->resp_started = true;
     c->t->body_lost = true;
-    up_conn_answered(c->t->up);    /* health/: the target is up */
+    up_conn_answered(c->t->up, r->status);    /* health/: the target answers */
 
     if (r->status == 101)
         return resp_upgrade(c, r, ub);

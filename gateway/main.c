@@ -333,6 +333,11 @@ static int serve(const struct gw_snapshot *s)
         sigs[i] = evsignal_new(M.base, signums[i], on_signal, NULL);
         event_add(sigs[i], NULL);
     }
+    /* before the workers: a failure here has nothing to stop */
+    if (hc_prober_start() != 0) {
+        fprintf(stderr, "sluice: cannot start the health prober\n");
+        return 2;
+    }
     if (gw_workers_start(M.workers, M.nworkers) != 0) {
         fprintf(stderr, "sluice: cannot start workers\n");
         return 2;
@@ -369,6 +374,7 @@ static void shut_down(void)
     uint32_t drain_ms = g_snap->cfg->drain_ms;
     pthread_mutex_unlock(&g_snap_lock);
     drain_and_stop(drain_ms);
+    hc_prober_stop();
     for (int i = 0; i < 3; i++)     /* held through the drain: a second signal is not death */
         event_free(sigs[i]);
     event_base_free(M.base);

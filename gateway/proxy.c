@@ -85,7 +85,7 @@ static void up_on_timeout(void *owner, struct up_conn *u)
     } else if (c->t->rstate == RS_WAIT && !c->t->resp_started) {
         gw_log(GW_LOG_WARN, "upstream %s: no response header within %u ms",
                c->t->target->text, c->t->ups->cfg->response_header_ms);
-        up_conn_close(u);
+        up_conn_fail(u, false);         /* a timeout counts against the target */
         txn_target_failed(c);
         txn_why(c, GW_END_UP_HEADER_TIMEOUT);
         c->t->keepalive = c->t->keepalive && c->t->req_done;

@@ -222,6 +222,11 @@ void gw_snapshot_publish(struct gw_snapshot *s)
     g_snap = s;
     atomic_store_explicit(&g_snap_version, s->version, memory_order_release);
     pthread_mutex_unlock(&g_snap_lock);
+    /* health/ probes the running targets (publishes are serialised) */
+    SSL_CTX *uctx[s->ups.n ? s->ups.n : 1];
+    for (size_t i = 0; i < s->ups.n; i++)
+        uctx[i] = gw_tls_upstream_ctx(s->tls, i);
+    up_set_publish(&s->ups, uctx);
     gw_snapshot_unref(old);
 }
 

@@ -158,11 +158,13 @@ static inline void up_conn_timer_off(struct up_conn *u)
     u->deadline_ms = 0;
 }
 
-/* A response head came: the target is up; its header deadline is off. */
-static inline void up_conn_answered(struct up_conn *u)
+/* A response head with this status came: health/ hears of it (the target
+ * answers; 5xx count when the upstream ejects on them); the header
+ * deadline is off. */
+static inline void up_conn_answered(struct up_conn *u, int status)
 {
     if (u->t->health)
-        hc_ok(u->t->health);
+        hc_answered(u->t->health, status);
     up_conn_timer_off(u);
 }
 

@@ -172,6 +172,48 @@ static void resolve_all(struct dns_query *qs, size_t nq, int timeout_ms,
     }
 }
 
+/* u's health group: its targets in the registry, its bitmap. */
+static int health_group(struct up_upstream *u)
+{
+    struct hc_member *m = calloc(u->ntargets ? u->ntargets : 1, sizeof(*m));
+    const struct cfg_upstream_tls *tc = u->cfg->tls;
+
+    if (m == NULL)
+        return -1;
+    for (size_t j = 0; j < u->ntargets; j++) {
+        struct up_target *t = &u->targets[j];
+        m[j].sa = t->salen ? (const struct sockaddr *)&t->sa : NULL;
+        m[j].salen = t->salen;
+        /* as a request: the configured SNI names the site, else host:port */
+        m[j].host = tc && tc->sni ? tc->sni : t->host;
+        m[j].sni = tc ? (tc->sni ? tc->sni : t->name[0] ? t->name : NULL) : NULL;
+    }
+    u->hg = hc_group_new(u->cfg->name, &u->cfg->health, m, u->ntargets);
+    free(m);
+    if (u->hg == NULL)
+        return -1;
+    u->hbits = u->hg->bits;
+    for (size_t j = 0; j < u->ntargets; j++)
+        u->targets[j].health = u->hg->t[j];
+    return 0;
+}
+
+void up_set_publish(const struct up_set *set, SSL_CTX *const *tls)
+{
+    struct hc_group **g = calloc(set->n ? set->n : 1, sizeof(*g));
+    bool *verify = calloc(set->n ? set->n : 1, sizeof(*verify));
+
+    if (g && verify) {
+        for (size_t i = 0; i < set->n; i++) {
+            g[i] = set->v[i].hg;
+            verify[i] = set->v[i].cfg->tls ? set->v[i].cfg->tls->verify : false;
+        }
+        hc_publish(g, tls, verify, set->n);
+    }
+    free(g);
+    free(verify);
+}
+
 int up_set_build(const struct cfg_upstream *ups, size_t nups, struct up_set *set,
                  char *warn, size_t warnlen, int dns_timeout_ms)
 {
@@ -223,13 +265,11 @@ int up_set_build(const struct cfg_upstream *ups, size_t nups, struct up_set *set
     }
     set->ntargets = g;
     resolve_all(qs, nq, dns_timeout_ms, warn, warnlen);
-    for (size_t i = 0; i < set->n; i++)
-        for (size_t j = 0; j < set->v[i].ntargets; j++) {
-            struct up_target *t = &set->v[i].targets[j];
-            if (t->salen)
-                t->health = hc_state_for((struct sockaddr *)&t->sa, t->salen);
-        }
     free(qs);
+    qs = NULL;
+    for (size_t i = 0; i < set->n; i++)
+        if (health_group(&set->v[i]) != 0)
+            goto fail;
     return 0;
 fail:
     free(qs);
@@ -241,6 +281,7 @@ void up_set_free(struct up_set *set)
 {
     if (set->v) {
         for (size_t i = 0; i < set->n; i++) {
+            hc_group_free(set->v[i].hg);
             free(set->v[i].targets);
             free(set->v[i].weights);
         }

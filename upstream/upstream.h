@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include "upstream_config.h"
 #include "../health/health.h"
@@ -29,7 +30,7 @@ struct up_target {
     socklen_t salen;            /* 0 when the name did not resolve */
     uint32_t weight;
     size_t gidx;                /* index among all targets of the set */
-    struct hc_state *health;    /* NULL when unresolved */
+    struct hc_target *health;   /* the registry's state; NULL when unresolved */
     char text[280];             /* "host:port" as configured, for logs */
     char host[280];             /* Host header for HTTP/1.0 clients without one */
     char name[256];             /* the DNS name to resolve ("" for IP literals) */
@@ -40,6 +41,8 @@ struct up_upstream {
     struct up_target *targets;
     uint32_t *weights;          /* weights[i] == targets[i].weight */
     size_t ntargets;
+    const _Atomic uint64_t *hbits;  /* health bitmap: bit i = target i may be picked */
+    struct hc_group *hg;        /* health/'s, which writes hbits */
 };
 
 struct up_set {
@@ -67,14 +70,26 @@ int up_swrr(int64_t *cur, const uint32_t *w, size_t n,
             bool (*ok)(size_t i, const void *ctx), const void *ctx);
 
 /* The one test every balancer makes before it picks target i of u: resolved,
- * healthy and not ejected at now_ms.  Cheap enough for every pick (no lock,
- * relaxed loads only). */
+ * healthy (active checks) and not ejected.  One relaxed load of u's health
+ * bitmap, which only health/ writes (now_ms is not needed: ejections end on
+ * the health thread). */
 static inline bool up_target_ok(const struct up_upstream *u, size_t i, uint64_t now_ms)
 {
-    const struct up_target *t = &u->targets[i];
-
-    return t->salen != 0 && hc_is_up(t->health, now_ms);
+    (void)now_ms;
+    return hc_bit(u->hbits, i);
 }
+
+/* The word of u's health bitmap that holds targets 64*w .. 64*w+63, for a
+ * balancer that scans many targets with one load per 64. */
+static inline uint64_t up_health_word(const struct up_upstream *u, size_t w)
+{
+    return atomic_load_explicit(&u->hbits[w], memory_order_relaxed);
+}
+
+/* The set became the running config: health/ probes its targets with its
+ * upstreams' checks.  tls[i]: the client context of upstream i (NULL =
+ * plain).  Called once per publish, in publish order. */
+void up_set_publish(const struct up_set *set, SSL_CTX *const *tls);
 
 /* Pick a target of u for a request: resolved, up at now_ms, and not in
  * the tried bitmap (bit i%64 = target i already tried for this request).

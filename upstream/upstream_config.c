@@ -6,6 +6,7 @@
 #include "../pool/pool.h"
 #include "../core/cfgparse.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static void target_elem(struct cfg_ctx *cx, const cJSON *it, const struct jp *path, size_t i,
@@ -82,6 +83,83 @@ static void parse_upstream_limits(struct cfg_ctx *cx, const cJSON *pool, const c
     }
 }
 
+/* health: the SPEC's fields, each checked; an active check of every target */
+static void parse_health(struct cfg_ctx *cx, const cJSON *v, const struct jp *p,
+                         struct hc_check *c)
+{
+    static const char *const keys[] = {
+        "path", "interval_ms", "timeout_ms", "rise", "fall", "expect_status", NULL };
+    enum { K_PATH, K_INTERVAL, K_TIMEOUT, K_RISE, K_FALL, K_EXPECT };
+    const cJSON *g[6];
+    const char *s;
+
+    if (!cfg_check_object(cx, v, p, keys, NULL, g))
+        return;
+    c->on = true;
+    if (cfg_get_name(cx, g[K_PATH], p, "path", false, &s) == CFG_OK) {
+        if (s[0] != '/')
+            cfg_errp(cx, JP_K(p, "path"), "must start with /");
+        else if (strlen(s) >= sizeof(c->path))
+            cfg_errp(cx, JP_K(p, "path"), "longer than %zu bytes", sizeof(c->path) - 1);
+        else if (strpbrk(s, " \t\r\n") != NULL)
+            cfg_errp(cx, JP_K(p, "path"), "must not contain spaces or control characters");
+        else
+            snprintf(c->path, sizeof(c->path), "%s", s);
+    }
+    cfg_get_u32(cx, g[K_INTERVAL], p, "interval_ms", 10, 86400000, &c->interval_ms);
+    cfg_get_u32(cx, g[K_TIMEOUT], p, "timeout_ms", 1, 3600000, &c->timeout_ms);
+    cfg_get_u32(cx, g[K_RISE], p, "rise", 1, 1000, &c->rise);
+    cfg_get_u32(cx, g[K_FALL], p, "fall", 1, 1000, &c->fall);
+    const cJSON *e = g[K_EXPECT];
+    if (e != NULL) {
+        const struct jp *ep = JP_K(p, "expect_status");
+        uint32_t st[2] = { 0, 0 };
+        const cJSON *x = e->child;
+        bool good = cJSON_IsArray(e) && cfg_nchildren(e) == 2;
+        if (!good)
+            cfg_errp(cx, ep, "must be an array [lowest, highest] of two statuses");
+        for (int i = 0; good && i < 2; i++, x = x->next) {
+            if (!cJSON_IsNumber(x) || x->valuedouble != (double)(int)x->valuedouble ||
+                x->valuedouble < 100 || x->valuedouble > 599) {
+                cfg_errp(cx, JP_I(ep, (size_t)i), "must be an HTTP status from 100 to 599");
+                good = false;
+            } else {
+                st[i] = (uint32_t)x->valuedouble;
+            }
+        }
+        if (good && st[0] > st[1])
+            cfg_errp(cx, ep, "the lowest status %u is above the highest %u", st[0], st[1]);
+        else if (good) {
+            c->status_lo = (uint16_t)st[0];
+            c->status_hi = (uint16_t)st[1];
+        }
+    }
+    if (c->timeout_ms > c->interval_ms)
+        cfg_errp(cx, JP_K(p, "timeout_ms"), "must not be longer than interval_ms (%u)",
+                 c->interval_ms);
+}
+
+/* outlier: passive health (README "Health") */
+static void parse_outlier(struct cfg_ctx *cx, const cJSON *v, const struct jp *p,
+                          struct hc_outlier *o)
+{
+    static const char *const keys[] = {
+        "consecutive_failures", "consecutive_5xx", "base_ejection_ms", "max_ejection_ms",
+        "max_ejection_percent", NULL };
+    const cJSON *g[5];
+
+    if (!cfg_check_object(cx, v, p, keys, NULL, g))
+        return;
+    cfg_get_u32(cx, g[0], p, "consecutive_failures", 0, 1000, &o->failures);
+    cfg_get_u32(cx, g[1], p, "consecutive_5xx", 0, 1000, &o->consecutive_5xx);
+    cfg_get_u32(cx, g[2], p, "base_ejection_ms", 1, 3600000, &o->base_ms);
+    cfg_get_u32(cx, g[3], p, "max_ejection_ms", 1, 86400000, &o->max_ms);
+    cfg_get_u32(cx, g[4], p, "max_ejection_percent", 0, 100, &o->max_percent);
+    if (o->max_ms < o->base_ms)
+        cfg_errp(cx, JP_K(p, "max_ejection_ms"), "must not be below base_ejection_ms (%u)",
+                 o->base_ms);
+}
+
 /* What an upstream has unless its document says otherwise. */
 static const struct cfg_upstream up_defaults = {
     .balance = CFG_BAL_ROUND_ROBIN,
@@ -97,18 +175,21 @@ static void upstream_elem(struct cfg_ctx *cx, const cJSON *it, const struct jp *
                           void *elem, void *arg)
 {
     static const char *const keys[] = {
-        "name", "targets", "balance", "pool", "timeouts", "retries", "tls", NULL };
-    enum { K_NAME, K_TARGETS, K_BALANCE, K_POOL, K_TIMEOUTS, K_RETRIES, K_TLS };
-    static const char *const unsupported[] = { "health", "hash_on", NULL };
+        "name", "targets", "balance", "pool", "timeouts", "retries", "tls", "health", "outlier",
+        NULL };
+    enum { K_NAME, K_TARGETS, K_BALANCE, K_POOL, K_TIMEOUTS, K_RETRIES, K_TLS, K_HEALTH,
+           K_OUTLIER };
+    static const char *const unsupported[] = { "hash_on", NULL };
     static const struct cfg_list targets = {
         .key = "targets", .required = true, .if_empty = "must contain at least one target",
         .elem_size = sizeof(struct cfg_target), .each = target_elem };
     struct nidx *names = arg;
     struct cfg_upstream *u = elem;
-    const cJSON *f[7];
+    const cJSON *f[9];
     const char *s;
 
     *u = up_defaults;
+    u->health = hc_policy_default;
     if (!cfg_check_object(cx, it, path, keys, unsupported, f))
         return;
     if (cfg_get_name(cx, f[K_NAME], path, "name", true, &s) == CFG_OK) {
@@ -124,6 +205,10 @@ static void upstream_elem(struct cfg_ctx *cx, const cJSON *it, const struct jp *
         parse_upstream_tls(cx, f[K_TLS], JP_K(path, "tls"), u);
     parse_upstream_limits(cx, f[K_POOL], f[K_TIMEOUTS], path, u);
     cfg_get_u32(cx, f[K_RETRIES], path, "retries", 0, 10, &u->retries);
+    if (f[K_HEALTH] != NULL)
+        parse_health(cx, f[K_HEALTH], JP_K(path, "health"), &u->health.check);
+    if (f[K_OUTLIER] != NULL)
+        parse_outlier(cx, f[K_OUTLIER], JP_K(path, "outlier"), &u->health.outlier);
 }
 
 static void upstreams_start(struct cfg_ctx *cx, size_t n, void *elems, void *arg)

@@ -3,9 +3,9 @@
  * configuration document: what an upstream is, and the parser that checks
  * and builds it.
  *
- * Owns: struct cfg_upstream and its targets, TLS, pool, timeout and retry
- * settings, and the rules they follow.  May call: core/ (arena,
- * cfgerr/cfgparse, nidx, addr).  The document (gateway/config.h) holds
+ * Owns: struct cfg_upstream and its targets, TLS, pool, timeout, retry,
+ * health and outlier settings, and the rules they follow.  May call: core/
+ * (arena, cfgerr/cfgparse, nidx, addr), health/ (the policy's types).  The document (gateway/config.h) holds
  * the upstreams; the routes refer to them by the names indexed here.
  */
 #ifndef SLUICE_UPSTREAM_CONFIG_H
@@ -18,6 +18,7 @@
 #include "../core/addr.h"
 #include "../core/cfgerr.h"
 #include "../core/nidx.h"
+#include "../health/health.h"
 
 struct cJSON;
 
@@ -47,6 +48,7 @@ struct cfg_upstream {
     uint32_t idle_ms;               /* timeouts.idle_ms, default 300000 */
     uint32_t retries;               /* default 1 */
     struct cfg_upstream_tls *tls;   /* NULL = plain */
+    struct hc_policy health;        /* health (active probes) and outlier (ejection) */
 };
 
 /*

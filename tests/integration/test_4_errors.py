@@ -1,7 +1,7 @@
 """The errors sluice itself generates (SPEC error table)."""
 import time
 
-from harness import Conn, build_request, check, eq, free_port, get, request
+from harness import Conn, build_request, check, eq, free_port, get, request, wait_for
 
 
 def setup(env, upstream_extra=None, **kw):
@@ -132,7 +132,12 @@ def test_504_response_header_timeout(env):
     dt = time.monotonic() - t0
     eq(r.status, 504, "slow upstream")
     check(0.25 <= dt < 1.5, "504 after %.2fs (response_header_ms=300)" % dt)
-    eq(get(s.port, "/delay/50").status, 200, "fast enough request")
+    # a timeout counts against the target like a reset: the lone target is
+    # ejected for the first back-off (1 s), then serves again
+    eq(get(s.port, "/delay/50").status, 503, "right after the timeout: the target is ejected")
+    r = wait_for(lambda: get(s.port, "/delay/50").status == 200, 3.0, 0.05)
+    check(r, "fast enough request served again after the back-off")
+    check(time.monotonic() - t0 < 2.5, "back within the 1 s back-off (%.2fs)" % (time.monotonic() - t0))
 
 
 def test_error_bodies_short_and_framed(env):

@@ -352,8 +352,6 @@ static void test_not_supported(void)
 {
     static const struct { const char *doc, *path; } t[] = {
         { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
-          "\"health\":{\"path\":\"/healthz\"}}]}", "/upstreams/0/health" },
-        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
           "\"hash_on\":\"client_ip\"}]}", "/upstreams/0/hash_on" },
         { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
           "\"balance\":\"least_request\"}]}", "/upstreams/0/balance" },
@@ -373,6 +371,76 @@ static void test_not_supported(void)
         ok(c == NULL && e.n == 1 && strcmp(e.v[0].path, t[i].path) == 0 &&
            strcmp(e.v[0].message, want) == 0, "%s", want);
         if (e.n != 1)
+            dump_errors(&e);
+        cfg_free(c);
+        cfg_errors_clear(&e);
+    }
+}
+
+/* ---- upstreams[].health and upstreams[].outlier */
+
+#define UP1(extra) "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\"," \
+                   "\"targets\":[{\"address\":\"127.0.0.1:1\"}]" extra "}]}"
+
+static void test_health_fields(void)
+{
+    struct cfg_errors e = {0};
+    struct sl_config *c = parse(UP1(""), &e);
+
+    ok(c && !c->upstreams[0].health.check.on, "no health: no active checks");
+    ok(c && memcmp(&c->upstreams[0].health, &hc_policy_default, sizeof(hc_policy_default)) == 0,
+       "no health, no outlier: the defaults");
+    cfg_free(c);
+    c = parse(UP1(",\"health\":{}"), &e);
+    const struct hc_check *k = c ? &c->upstreams[0].health.check : NULL;
+    ok(k && k->on && strcmp(k->path, "/") == 0 && k->interval_ms == 5000 && k->timeout_ms == 1000 &&
+       k->rise == 2 && k->fall == 2 && k->status_lo == 200 && k->status_hi == 399,
+       "health {}: checks on, GET / every 5 s, timeout 1 s, rise 2, fall 2, 200-399");
+    cfg_free(c);
+    c = parse(UP1(",\"health\":{\"path\":\"/hz?x=1\",\"interval_ms\":200,\"timeout_ms\":150,"
+                  "\"rise\":3,\"fall\":4,\"expect_status\":[204,204]},"
+                  "\"outlier\":{\"consecutive_failures\":3,\"consecutive_5xx\":5,"
+                  "\"base_ejection_ms\":500,\"max_ejection_ms\":4000,\"max_ejection_percent\":100}"), &e);
+    k = c ? &c->upstreams[0].health.check : NULL;
+    const struct hc_outlier *o = c ? &c->upstreams[0].health.outlier : NULL;
+    ok(k && strcmp(k->path, "/hz?x=1") == 0 && k->interval_ms == 200 && k->timeout_ms == 150 &&
+       k->rise == 3 && k->fall == 4 && k->status_lo == 204 && k->status_hi == 204, "every health field");
+    ok(o && o->failures == 3 && o->consecutive_5xx == 5 && o->base_ms == 500 && o->max_ms == 4000 &&
+       o->max_percent == 100, "every outlier field");
+    if (c == NULL)
+        dump_errors(&e);
+    cfg_free(c);
+    cfg_errors_clear(&e);
+
+    static const struct { const char *doc, *path, *msg; } bad[] = {
+        { UP1(",\"health\":{\"path\":\"hz\"}"), "/upstreams/0/health/path", "must start with /" },
+        { UP1(",\"health\":{\"path\":\"\"}"), "/upstreams/0/health/path", "must not be empty" },
+        { UP1(",\"health\":{\"path\":\"/a b\"}"), "/upstreams/0/health/path", "spaces" },
+        { UP1(",\"health\":{\"interval_ms\":0}"), "/upstreams/0/health/interval_ms", "from 10" },
+        { UP1(",\"health\":{\"timeout_ms\":\"1\"}"), "/upstreams/0/health/timeout_ms", "integer" },
+        { UP1(",\"health\":{\"interval_ms\":100,\"timeout_ms\":200}"), "/upstreams/0/health/timeout_ms",
+          "must not be longer than interval_ms" },
+        { UP1(",\"health\":{\"fall\":0}"), "/upstreams/0/health/fall", "from 1 to 1000" },
+        { UP1(",\"health\":{\"expect_status\":200}"), "/upstreams/0/health/expect_status", "two statuses" },
+        { UP1(",\"health\":{\"expect_status\":[200]}"), "/upstreams/0/health/expect_status", "two statuses" },
+        { UP1(",\"health\":{\"expect_status\":[200,700]}"), "/upstreams/0/health/expect_status/1", "100 to 599" },
+        { UP1(",\"health\":{\"expect_status\":[\"2xx\",299]}"), "/upstreams/0/health/expect_status/0", "100 to 599" },
+        { UP1(",\"health\":{\"expect_status\":[300,200]}"), "/upstreams/0/health/expect_status", "above" },
+        { UP1(",\"health\":{\"port\":80}"), "/upstreams/0/health/port", "unknown field" },
+        { UP1(",\"health\":true"), "/upstreams/0/health", "must be an object" },
+        { UP1(",\"outlier\":{\"max_ejection_percent\":101}"), "/upstreams/0/outlier/max_ejection_percent", "0 to 100" },
+        { UP1(",\"outlier\":{\"base_ejection_ms\":0}"), "/upstreams/0/outlier/base_ejection_ms", NULL },
+        { UP1(",\"outlier\":{\"base_ejection_ms\":5000,\"max_ejection_ms\":1000}"),
+          "/upstreams/0/outlier/max_ejection_ms", "below base_ejection_ms" },
+        { UP1(",\"outlier\":{\"consecutive_failures\":-1}"), "/upstreams/0/outlier/consecutive_failures", NULL },
+        { UP1(",\"outlier\":{\"interval_ms\":1}"), "/upstreams/0/outlier/interval_ms", "unknown field" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        c = parse(bad[i].doc, &e);
+        bool hit = has_error(&e, bad[i].path, bad[i].msg);
+        ok(c == NULL && hit, "%s refused%s%s", bad[i].path, bad[i].msg ? ": " : "",
+           bad[i].msg ? bad[i].msg : "");
+        if (!hit)
             dump_errors(&e);
         cfg_free(c);
         cfg_errors_clear(&e);
@@ -613,13 +681,13 @@ static void test_all_errors_reported(void)
         "{ \"workers\": -2, \"bogus\": 1,"
         "  \"listeners\": [ { \"address\": \"127.0.0.1\" }, { \"name\": 5, \"address\": \"[::1]:80\" } ],"
         "  \"upstreams\": [ { \"name\": \"u\", \"targets\": [ { \"address\": \"h:1\", \"weight\": -1 } ],"
-        "                     \"retries\": 99, \"health\": {} } ],"
+        "                     \"retries\": 99, \"health\": { \"rise\": 0 } } ],"
         "  \"routes\": [ { \"match\": { \"path\": { \"prefix\": \"x\" } }, \"upstream\": \"u\" },"
         "              { \"upstream\": \"missing\" },"
         "              { \"respond\": { \"status\": 200 }, \"redirect\": {} } ] }";
     static const char *const paths[] = {
         "/workers", "/bogus", "/listeners/0/address", "/listeners/1/name",
-        "/upstreams/0/targets/0/weight", "/upstreams/0/retries", "/upstreams/0/health",
+        "/upstreams/0/targets/0/weight", "/upstreams/0/retries", "/upstreams/0/health/rise",
         "/routes/0/match/path/prefix", "/routes/1/upstream", "/routes/2",
     };
     struct cfg_errors e = {0};
@@ -635,8 +703,8 @@ static void test_all_errors_reported(void)
     ok(c == NULL && all && e.n == n, "all %zu errors reported (got %zu)", n, e.n);
     if (e.n != n)
         dump_errors(&e);
-    ok(has_error(&e, "/upstreams/0/health", "not supported yet: /upstreams/0/health"),
-       "not-supported error among the others");
+    ok(has_error(&e, "/upstreams/0/health/rise", "must be an integer from 1 to 1000"),
+       "a health field's error among the others");
     cfg_errors_clear(&e);
 
     /* errs that already holds entries: only new ones decide success. */
@@ -1158,6 +1226,7 @@ int main(void)
     test_defaults();
     test_tls_fields();
     test_not_supported();
+    test_health_fields();
     test_admin();
     test_bad_documents();
     test_all_errors_reported();

@@ -71,13 +71,17 @@ static int listener(struct sockaddr_in *sa)
     return fd;
 }
 
+static struct hc_group *t_group;
+
 static void target_of(struct up_target *t, const struct sockaddr_in *sa)
 {
     memset(t, 0, sizeof(*t));
     memcpy(&t->sa, sa, sizeof(*sa));
     t->salen = sizeof(*sa);
-    t->health = hc_state_for((const struct sockaddr *)sa, sizeof(*sa));
     snprintf(t->text, sizeof(t->text), "127.0.0.1:%u", ntohs(sa->sin_port));
+    struct hc_member m = { (const struct sockaddr *)&t->sa, t->salen, t->text, NULL };
+    t_group = hc_group_new("u", &hc_policy_default, &m, 1);
+    t->health = t_group->t[0];
 }
 
 static const struct pool_facts clean = {
@@ -182,13 +186,14 @@ int main(void)
         run_until(base, &o5.conn_err);
     }
     ok(o5.conn_err == ECONNREFUSED, "a refused connect is reported (err %d)", o5.conn_err);
-    ok(o5.up == NULL && !hc_is_up(t.health, lt_now_ms()), "the connection closed, the target is down");
+    ok(o5.up == NULL && !hc_bit(t_group->bits, 0), "the connection closed, the target is ejected");
     ok(gw_cnt_get(&g_conns) == 0, "the gauge is back to 0");
     up_conn_gc(&l);
 
     up_pool_close_all(&p);
     up_conn_gc(&l);
     pool_destroy(&p, NULL);
+    hc_group_free(t_group);
     hc_shutdown();
     event_base_free(base);
     return tap_done();

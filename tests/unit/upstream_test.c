@@ -10,6 +10,9 @@
 /* before tap.h: up_swrr's parameter "ok" would be taken for tap's ok() */
 #include "../../upstream/upstream.c"
 #include "../../health/health.c"
+#include "../../core/log.c"
+#include "../../core/esc.c"
+#include "../../core/ltimer.h"
 #include "../../gateway/config.h"   /* struct sl_config: the document the tests build upstreams in */
 #include "tap.h"
 
@@ -153,7 +156,21 @@ struct fixture {
     uint32_t w[8];
     struct up_upstream u;
     int64_t cur[8];
+    struct hc_member m[8];
 };
+
+/* f's health group (upstream name), as up_set_build makes it */
+static void fixture_health(struct fixture *f, const char *name)
+{
+    for (size_t i = 0; i < f->u.ntargets; i++)
+        f->m[i] = (struct hc_member){ f->t[i].salen ? (struct sockaddr *)&f->t[i].sa : NULL,
+                                      f->t[i].salen, f->t[i].host, NULL };
+    hc_group_free(f->u.hg);
+    f->u.hg = hc_group_new(name, &hc_policy_default, f->m, f->u.ntargets);
+    f->u.hbits = f->u.hg->bits;
+    for (size_t i = 0; i < f->u.ntargets; i++)
+        f->t[i].health = f->u.hg->t[i];
+}
 
 static void fixture_init(struct fixture *f, const uint32_t *w, size_t n, uint16_t port0)
 {
@@ -166,12 +183,12 @@ static void fixture_init(struct fixture *f, const uint32_t *w, size_t n, uint16_
         f->t[i].salen = sizeof(*a);
         f->t[i].weight = f->w[i] = w[i];
         f->t[i].gidx = i;
-        f->t[i].health = hc_state_for((struct sockaddr *)a, sizeof(*a));
         snprintf(f->t[i].text, sizeof(f->t[i].text), "127.0.0.1:%u", port0 + (unsigned)i);
     }
     f->u.targets = f->t;
     f->u.weights = f->w;
     f->u.ntargets = n;
+    fixture_health(f, "u");
 }
 
 static void pick_seq(char *out, size_t picks, struct fixture *f, uint64_t now, uint64_t tried)
@@ -194,33 +211,35 @@ static void test_pick(void)
     pick_seq(seq, 7, &f, now, 0);
     ok(strcmp(seq, "aabacaa") == 0, "up_pick, all up: the SWRR sequence (have %s)", seq);
 
-    /* passive health: b down for 1 s is skipped, then picked again */
+    /* passive health: b ejected for 1 s is skipped, then picked again */
     hc_fail(f.t[1].health, now);
     pick_seq(seq, 6, &f, now, 0);
     ok(strchr(seq, 'b') == NULL && strchr(seq, 'a') && strchr(seq, 'c'),
-       "b marked down: never picked while down (have %s)", seq);
+       "b ejected: never picked while out (have %s)", seq);
+    hc_tick(now + 999);
     pick_seq(seq, 6, &f, now + 999, 0);
-    ok(strchr(seq, 'b') == NULL, "... still not 1 ms before the mark expires (have %s)", seq);
+    ok(strchr(seq, 'b') == NULL, "... still not 1 ms before the ejection ends (have %s)", seq);
     memset(f.cur, 0, sizeof(f.cur));
+    hc_tick(now + 1000);
     pick_seq(seq, 7, &f, now + 1000, 0);
     ok(strcmp(seq, "aabacaa") == 0, "b back after 1 s: the full sequence again (have %s)", seq);
 
-    /* the second failure in a row: 2 s */
+    /* the second ejection in a row: 2 s */
     hc_fail(f.t[1].health, now + 1000);
+    hc_tick(now + 2999);
     pick_seq(seq, 7, &f, now + 2999, 0);
-    ok(strchr(seq, 'b') == NULL, "second failure: down at 1.999 s (have %s)", seq);
+    ok(strchr(seq, 'b') == NULL, "second ejection: out at 1.999 s (have %s)", seq);
+    hc_tick(now + 3000);
     pick_seq(seq, 7, &f, now + 3000, 0);
-    ok(strchr(seq, 'b') != NULL, "second failure: back at 2 s (have %s)", seq);
-    hc_ok(f.t[1].health);
+    ok(strchr(seq, 'b') != NULL, "second ejection: back at 2 s (have %s)", seq);
+    hc_answered(f.t[1].health, 200);
 
-    /* all down: none (the proxy answers 503) */
-    for (int i = 0; i < 3; i++)
-        hc_fail(f.t[i].health, now + 5000);
-    ok(up_pick(&f.u, f.cur, now + 5000, 0) == -1, "every target down: -1");
-    ok(up_pick(&f.u, f.cur, now + 5000 + 999, 0) == -1, "... until the first mark expires");
-    ok(up_pick(&f.u, f.cur, now + 5000 + 1000, 0) >= 0, "... then one is picked again");
-    for (int i = 0; i < 3; i++)
-        hc_ok(f.t[i].health);
+    /* all down: none (the proxy answers 503); half of 3 = 1 may be ejected,
+     * so the others are taken down by their probes */
+    hc_fail(f.t[0].health, now + 5000);
+    hc_fail(f.t[1].health, now + 5000);
+    ok(up_pick(&f.u, f.cur, now + 5000, 0) >= 0, "3 targets failing: no more than 1 is ejected");
+    hc_tick(now + 6000);
 
     /* tried: a retry goes to a target not tried yet */
     memset(f.cur, 0, sizeof(f.cur));
@@ -229,16 +248,18 @@ static void test_pick(void)
     ok(up_pick(&f.u, f.cur, now, 0x7) == -1, "every target tried: -1");
     pick_seq(seq, 3, &f, now, 0x3);
     ok(strcmp(seq, "ccc") == 0, "a and b tried: c (have %s)", seq);
-    hc_fail(f.t[2].health, now);
-    ok(up_pick(&f.u, f.cur, now, 0x3) == -1, "a and b tried, c down: -1");
-    hc_ok(f.t[2].health);
+    hc_fail(f.t[2].health, now + 10000);
+    ok(up_pick(&f.u, f.cur, now, 0x3) == -1, "a and b tried, c ejected: -1");
+    hc_tick(now + 20000);
 
     /* an unresolved target (no address, no health state) is never picked */
     f.t[0].salen = 0;
-    f.t[0].health = NULL;
+    fixture_health(&f, "u-unresolved");
     memset(f.cur, 0, sizeof(f.cur));
     pick_seq(seq, 4, &f, now, 0);
     ok(strcmp(seq, "bcbc") == 0, "a unresolved: b c b c (have %s)", seq);
+    ok(f.t[0].health == NULL, "... and has no health state");
+    hc_group_free(f.u.hg);
 
     /* one target: no bookkeeping, but the same rules */
     static const uint32_t w1[] = { 3 };
@@ -246,27 +267,79 @@ static void test_pick(void)
     ok(up_pick(&f.u, f.cur, now, 0) == 0 && up_pick(&f.u, f.cur, now, 0) == 0, "one target up: picked every time");
     ok(f.cur[0] == 0, "one target: no current weight kept");
     ok(up_pick(&f.u, f.cur, now, 1) == -1, "one target, tried: -1");
-    hc_fail(f.t[0].health, now);
-    ok(up_pick(&f.u, f.cur, now, 0) == -1, "one target, down: -1");
-    ok(up_pick(&f.u, f.cur, now + 1000, 0) == 0, "one target, 1 s later: picked");
-    hc_ok(f.t[0].health);
+    hc_fail(f.t[0].health, now + 30000);
+    ok(up_pick(&f.u, f.cur, now, 0) == -1, "one target, ejected: -1 (503)");
+    hc_tick(now + 30000 + 1000);
+    ok(up_pick(&f.u, f.cur, now, 0) == 0, "one target, 1 s later: picked");
     f.t[0].salen = 0;
-    f.t[0].health = NULL;
+    fixture_health(&f, "u-one-unresolved");
     ok(up_pick(&f.u, f.cur, now, 0) == -1, "one target, unresolved: -1");
+    hc_group_free(f.u.hg);
 
     /* no target */
     fixture_init(&f, w1, 0, 20200);
     ok(up_pick(&f.u, f.cur, now, 0) == -1, "no target: -1");
+    hc_group_free(f.u.hg);
 
-    /* two upstreams on the same address share its health */
+    /* two upstreams on the same address: separate states (an upstream's
+     * own policy and probes decide), so one's ejection leaves the other */
     struct fixture g;
     static const uint32_t w11[] = { 1, 1 };
     fixture_init(&f, w11, 2, 20300);
     fixture_init(&g, w11, 2, 20301);        /* g.a is f.b */
-    ok(g.t[0].health == f.t[1].health, "the same address in two upstreams: one health state");
-    hc_fail(f.t[1].health, now);
-    ok(up_pick(&g.u, g.cur, now, 0) == 1 && up_pick(&g.u, g.cur, now, 0) == 1,
-       "a failure seen through one upstream keeps the other from the target");
+    fixture_health(&g, "other");
+    ok(g.t[0].health != f.t[1].health, "the same address in two upstreams: two states");
+    hc_fail(f.t[1].health, now + 40000);
+    ok(up_pick(&g.u, g.cur, now, 0) == 0 && up_pick(&g.u, g.cur, now, 0) == 1,
+       "an ejection in one upstream leaves the other's picks alone");
+    hc_group_free(f.u.hg);
+    hc_group_free(g.u.hg);
+    hc_shutdown();
+}
+
+/* ---- the pick's cost: 1,000 targets, the bitmap read per target ---- */
+
+static void test_pick_cost(void)
+{
+    enum { N = 1000, PICKS = 200000 };
+    static struct up_target t[N];
+    static uint32_t w[N];
+    static int64_t cur[N];
+    static struct hc_member m[N];
+    struct up_upstream u = { .targets = t, .weights = w, .ntargets = N };
+
+    memset(t, 0, sizeof(t));
+    for (size_t i = 0; i < N; i++) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&t[i].sa;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)(30000 + i));
+        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        t[i].salen = sizeof(*a);
+        t[i].weight = w[i] = 1;
+        m[i] = (struct hc_member){ (struct sockaddr *)a, sizeof(*a), "h", NULL };
+    }
+    u.hg = hc_group_new("thousand", &hc_policy_default, m, N);
+    u.hbits = u.hg->bits;
+    /* a tenth of them out: the picks skip them */
+    for (size_t i = 0; i < N; i += 10)
+        hc_fail(u.hg->t[i], 1);
+    size_t ok_n = 0;
+    for (size_t i = 0; i < N; i++)
+        ok_n += up_target_ok(&u, i, 0);
+    ok(ok_n == N - N / 10, "1000 targets, 100 ejected: %zu pickable", ok_n);
+    uint64_t t0 = lt_mono_ns();
+    size_t hits = 0;
+    for (int k = 0; k < PICKS; k++)
+        hits += up_target_ok(&u, (size_t)k % N, 0);
+    uint64_t t1 = lt_mono_ns();
+    int last = -1;
+    for (int k = 0; k < 2000; k++)
+        last = up_pick(&u, cur, 0, 0);
+    uint64_t t2 = lt_mono_ns();
+    ok(hits > 0 && last >= 0 && last % 10 != 0, "picks never land on an ejected target");
+    printf("# up_target_ok (one bitmap load): %.2f ns; a full SWRR pick over 1000 targets: %.0f ns\n",
+         (double)(t1 - t0) / PICKS, (double)(t2 - t1) / 2000);
+    hc_group_free(u.hg);
     hc_shutdown();
 }
 
@@ -336,6 +409,7 @@ static void test_set_build(void)
     addr_ip(&tb[1].addr, "10.1.2.3:9", "10.1.2.3", 9);
     tb[1].weight = 7;
     memset(ups, 0, sizeof(ups));
+    ups[0].health = ups[1].health = hc_policy_default;
     ups[0].name = "web";
     ups[0].targets = ta;
     ups[0].ntargets = 3;
@@ -371,8 +445,9 @@ static void test_set_build(void)
     ok(t[1].sa.ss_family == AF_INET6 && t[1].salen == sizeof(struct sockaddr_in6), "an IPv6 literal stays IPv6");
     ok(is_loopback(&t[2], 8082), "localhost resolves (from /etc/hosts) to loopback, port 8082");
     ok(t[0].health && t[1].health && t[2].health && set.v[1].targets[1].health, "every resolved target has a health state");
-    ok(t[0].health == set.v[1].targets[0].health, "one address in two upstreams: one health state");
+    ok(t[0].health != set.v[1].targets[0].health, "one address in two upstreams: a state each");
     ok(t[0].health != t[1].health && t[0].health != set.v[1].targets[1].health, "other addresses: other states");
+    ok(set.v[0].hbits && hc_bit(set.v[0].hbits, 0) && hc_bit(set.v[0].hbits, 2), "the health bits are set for the resolved targets");
 
     /* the set picks like the algorithm */
     int64_t cur[3] = { 0 };
@@ -383,11 +458,12 @@ static void test_set_build(void)
     seq[8] = '\0';
     ok(strcmp(seq, want) == 0, "picks over the built upstream 5,1,2: %s (have %s)", want, seq);
 
-    /* health survives a rebuild (a reload): the states are the addresses' */
-    hc_fail(t[0].health, 1000);
+    /* health survives a rebuild (a reload): the states are the (upstream, address)'s */
+    hc_fail(set.v[1].targets[0].health, 1000);
     struct up_set set2;
     ok(up_set_build(cfg.upstreams, cfg.nupstreams, &set2, NULL, 0, 2000) == 0, "a second build (warn NULL): 0");
     ok(set2.v[0].targets[0].health == t[0].health, "a rebuild finds the same health state");
+    ok(!hc_bit(set2.v[1].hbits, 0) && hc_bit(set2.v[1].hbits, 1), "the new set's bits start from the registry");
     ok(up_pick(&set2.v[1], cur, 1000, 0) == 1, "a target down before the rebuild is still down after it");
     up_set_free(&set2);
     up_set_free(&set);
@@ -419,6 +495,7 @@ static void test_unresolved(void)
     tt[1].weight = 1;
     memset(&up, 0, sizeof(up));
     up.name = "u";
+    up.health = hc_policy_default;
     up.targets = tt;
     up.ntargets = 2;
     memset(&cfg, 0, sizeof(cfg));
@@ -457,8 +534,10 @@ static void test_unresolved(void)
 
 int main(void)
 {
+    gw_log_level = GW_LOG_ERROR;
     test_swrr();
     test_pick();
+    test_pick_cost();
     test_set_build();
     test_unresolved();
     ares_library_cleanup();
