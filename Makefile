@@ -21,7 +21,10 @@ LIB_SRC  := $(wildcard core/*.c gateway/*.c router/*.c upstream/*.c pool/*.c hea
 LIB_SRC  := $(filter-out gateway/main.c,$(LIB_SRC))
 # the test backend shares only the reason-phrase table with the proxy
 ECHO_SRC := $(wildcard echo/*.c) core/reason.c
-K8S_SRC  := $(wildcard k8s/*.c)
+# the translator links only what it uses: its own files, two core helpers,
+# cJSON and libyaml (no libevent, no OpenSSL)
+K8S_SRC  := $(wildcard k8s/*.c) core/nidx.c core/arena.c
+K8S_LIBS := $(shell pkg-config --libs libcjson yaml-0.1 2>/dev/null || echo -lcjson -lyaml) -lm
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -29,8 +32,8 @@ ALIB_OBJ  := $(LIB_SRC:%.c=$(B)/asan/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 AUNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 
-PROGS := $(B)/sluice $(B)/sluice-echo $(if $(K8S_SRC),$(B)/sluice-k8s)
-APROGS := $(B)/asan/sluice $(B)/asan/sluice-echo
+PROGS := $(B)/sluice $(B)/sluice-echo $(B)/sluice-k8s
+APROGS := $(B)/asan/sluice $(B)/asan/sluice-echo $(B)/asan/sluice-k8s
 
 .PHONY: all run test bench fuzz clean deps unit asan check-configs
 all: $(PROGS)
@@ -66,8 +69,11 @@ $(B)/sluice-echo: $(ECHO_SRC:%.c=$(B)/obj/%.o)
 $(B)/asan/sluice-echo: $(ECHO_SRC:%.c=$(B)/asan/obj/%.o)
 	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/sluice-k8s: $(K8S_SRC:%.c=$(B)/obj/%.o) $(B)/libsluice.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/sluice-k8s: $(K8S_SRC:%.c=$(B)/obj/%.o)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(K8S_LIBS)
+
+$(B)/asan/sluice-k8s: $(K8S_SRC:%.c=$(B)/asan/obj/%.o)
+	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -o $@ $^ $(K8S_LIBS)
 
 # A unit test #includes the .c files it tests (reaching their statics) and
 # is compiled on its own, so each module's tests depend on that module only.
