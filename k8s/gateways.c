@@ -235,10 +235,34 @@ static void one_listener(struct tr_ctx *t, const struct k8s_obj *gw, const cJSON
         }
         if (k8s_get(tls, "options") != NULL)
             gw_cond(t, gw, "Accepted", "UnsupportedValue", lname, "tls.options are ignored");
-        g.sl = slistener(t, port, true);
+        /* the certificates first: an HTTPS listener none of whose
+         * certificates resolve must not become a listener at all */
+        struct tr_slistener tmp = { 0 };
         bool any = false;
         cJSON_ArrayForEach(ref, refs)
-            any |= add_cert(t, &g, &t->sl[g.sl], ref);
+            any |= add_cert(t, &g, &tmp, ref);
+        if (any) {
+            g.sl = slistener(t, port, true);
+            struct tr_slistener *sl = &t->sl[g.sl];
+            for (size_t k = 0; k < tmp.nkeys; k++) {
+                cJSON *c = cJSON_DetachItemFromArray(tmp.certs, 0);
+                if (nidx_find(&sl->cert_keys, tmp.keys[k]) != NOT_FOUND_IDX) {
+                    cJSON_Delete(c);
+                    free(tmp.keys[k]);
+                    continue;
+                }
+                if (sl->certs == NULL)
+                    sl->certs = cJSON_CreateArray();
+                cJSON_AddItemToArray(sl->certs, c);
+                sl->keys = xrealloc(sl->keys, (sl->nkeys + 1) * sizeof(*sl->keys));
+                sl->keys[sl->nkeys] = tmp.keys[k];
+                nidx_add(&sl->cert_keys, sl->keys[sl->nkeys], sl->nkeys);
+                sl->nkeys++;
+            }
+        }
+        cJSON_Delete(tmp.certs);
+        free(tmp.keys);
+        nidx_free(&tmp.cert_keys);
         if (!any)
             return;
     } else {

@@ -8,7 +8,7 @@
 
 static const struct {
     const char *kind, *group;       /* group "" = core (apiVersion "v1") */
-} kinds[K8S_NKINDS] = {
+} kind_names[K8S_NKINDS] = {
     [K8S_GATEWAY] = { "Gateway", "gateway.networking.k8s.io" },
     [K8S_HTTPROUTE] = { "HTTPRoute", "gateway.networking.k8s.io" },
     [K8S_SERVICE] = { "Service", "" },
@@ -90,7 +90,7 @@ static void dedupe(struct k8s_list *l, enum k8s_kind k, struct k8s_conds *conds)
     size_t w = 0;
     for (size_t i = 0; i < l->n; i++) {
         if (w > 0 && cmp_nsname(l->v[w - 1], l->v[i]) == 0) {
-            k8s_cond_add(conds, kinds[k].kind, l->v[i]->ns, l->v[i]->name, "Accepted", "False",
+            k8s_cond_add(conds, kind_names[k].kind, l->v[i]->ns, l->v[i]->name, "Accepted", "False",
                          "Duplicate", "defined twice (%s and %s); the later one is used",
                          l->v[w - 1]->src, l->v[i]->src);
             l->v[w - 1] = l->v[i];
@@ -108,7 +108,7 @@ void k8s_index_build(struct k8s_index *ix, const struct k8s_store *s, struct k8s
         const struct k8s_obj *o = &s->v[i];
         int k;
         for (k = 0; k < K8S_NKINDS; k++)
-            if (strcmp(o->kind, kinds[k].kind) == 0 && group_is(o, kinds[k].group))
+            if (strcmp(o->kind, kind_names[k].kind) == 0 && group_is(o, kind_names[k].group))
                 break;
         if (k == K8S_NKINDS) {
             if (strcmp(o->kind, "GatewayClass") != 0)

@@ -579,8 +579,12 @@ static void rules(struct rctx *c)
         if (!ro.redirect)
             backend_refs(c, k8s_get(rule, "backendRefs"), &ro);
         if (!ro.redirect && !ro.backends && !ro.fail)
+        {
+            char rn[32];
+            snprintf(rn, sizeof rn, "#%zu", ri);
             rcond(c, "ResolvedRefs", "BackendNotFound", "rule %s has no usable backend; it answers 500%s",
-                  k8s_str(rule, "name", ""), "");
+                  k8s_str(rule, "name", rn), "");
+        }
 
         const cJSON *matches = k8s_get(rule, "matches");
         cJSON *dflt = NULL;
