@@ -257,6 +257,119 @@ class Case:
             self.websocket(self.expect["websocket"])
 
 
+# ---------------------------------------------------------------- the command line
+
+GW_YAML = """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: sluice
+  listeners:
+  - {name: http, port: %d, protocol: HTTP}
+"""
+
+ROUTE_YAML = """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs: [{name: %s, namespace: %s, port: 8080}]
+"""
+
+
+def translate(env, *args):
+    rc, out, err = env.run([K8S, "translate"] + list(args), timeout=20)
+    conds = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
+    return rc, out, err, conds
+
+
+def test_translate_bad_input(env):
+    """Malformed YAML, an unknown kind, a missing Service and a reference
+    without a grant each give a clear condition on stderr, never a crash;
+    the output still passes sluice --check."""
+    bad = env.write("bad.yaml", "kind: Gateway\nmetadata: [\n")
+    rc, out, err, conds = translate(env, "-f", bad)
+    eq(rc, 1, "malformed YAML exit status")
+    eq(out, "", "malformed YAML prints no document")
+    check(any(c["reason"] == "ParseError" and "bad.yaml:" in c["message"] for c in conds),
+          "ParseError naming the file and line: %s" % err)
+
+    port = free_port()
+    d = os.path.join(env.tmp, "m")
+    os.makedirs(d)
+    with open(os.path.join(d, "a.yaml"), "w") as f:
+        f.write(GW_YAML % port + "---\n" + ROUTE_YAML % ("missing", "infra") +
+                "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: dep, namespace: infra}\n")
+    with open(os.path.join(d, "b.json"), "w") as f:
+        json.dump({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "other"},
+             "spec": {"ports": [{"port": 8080}]}},
+            {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+             "metadata": {"name": "x", "namespace": "infra"},
+             "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"matches": [{"path": {"value": "/x"}}],
+                      "backendRefs": [{"name": "web", "namespace": "other", "port": 8080}]}]}}]}, f)
+    rc, out, err, conds = translate(env, "-f", d)
+    eq(rc, 0, "translate exit status")
+    reasons = {(c["name"], c["reason"]) for c in conds}
+    for want in (("dep", "UnknownKind"), ("r", "BackendNotFound"), ("x", "RefNotPermitted")):
+        check(want in reasons, "condition %s missing: %s" % (want, sorted(reasons)))
+    for c in conds:
+        check(set(c) == {"kind", "namespace", "name", "type", "status", "reason", "message"} and c["message"],
+              "a condition has kind, namespace, name, type, status, reason, message: %s" % c)
+    cfg = json.loads(out)
+    path = env.write("out.json", out)
+    rc, _, cerr = env.run([os.path.join(BUILD, "sluice"), "--check", "--config", path])
+    eq(rc, 0, "sluice --check of the output (%s)" % cerr)
+    # both routes answer 500 (invalid backends are served, not dropped)
+    statuses = sorted(r.get("respond", {}).get("status") for r in cfg["routes"])
+    eq(statuses, [500, 500], "invalid backends answer 500")
+
+    rc, out, err, conds = translate(env, "-f", os.path.join(env.tmp, "nope.yaml"))
+    check(rc == 1 and any(c["reason"] == "ReadError" for c in conds), "a missing file: %s" % err)
+    rc, out, err, _ = translate(env)
+    check(rc == 1 and "usage" in err, "no -f: usage (%s)" % err)
+    rc, out, err, _ = translate(env, "-f", d, "--bogus")
+    check(rc == 1 and "--bogus" in err, "an unknown option is named: %s" % err)
+
+
+def test_translate_gateway_class_and_serve(env):
+    """--gateway-class picks the Gateways served; the output runs in sluice
+    and routes to the EndpointSlice's ready endpoint."""
+    echo = env.echo("pod-a")
+    port = free_port()
+    path = env.write("m.yaml", (GW_YAML % port).replace("sluice", "other") + "---\n" +
+                     ROUTE_YAML % ("a", "infra") + """---
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: infra}
+spec: {ports: [{name: web, port: 8080, targetPort: 9}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: a-x, namespace: infra, labels: {kubernetes.io/service-name: a}}
+addressType: IPv4
+ports: [{name: web, port: %d}]
+endpoints:
+- addresses: [127.0.0.1]
+- addresses: [127.0.0.2]
+  conditions: {ready: false}
+""" % echo.port)
+    rc, out, err, conds = translate(env, "-f", path)
+    eq(json.loads(out)["listeners"], [], "class sluice: the Gateway of class other is not served")
+    rc, out, err, conds = translate(env, "-f", path, "--gateway-class", "other", "--listen-host", "127.0.0.1")
+    eq(rc, 0, "translate rc (%s)" % err)
+    cfg = json.loads(out)
+    eq([t["address"] for t in cfg["upstreams"][0]["targets"]], ["127.0.0.1:%d" % echo.port],
+       "targets: the ready endpoint only")
+    cfg["workers"] = 1
+    env.sluice(cfg)
+    from harness import get
+    r = get(port, "/hello", host="any.example")
+    eq(r.status, 200, "status through the translated config")
+    eq(r.json()["id"], "pod-a", "answered by the endpoint")
+
+
 def norm(v):
     return ",".join(p.strip() for p in v.split(","))
 
