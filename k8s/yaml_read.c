@@ -12,7 +12,7 @@
 
 struct anchor {
     char *name;
-    cJSON *node;                    /* points into the document being built */
+    cJSON *node;                    /* a copy (the original may become a key and go) */
     size_t nodes;                   /* its size, charged again on each alias */
 };
 
@@ -49,15 +49,21 @@ static void yr_fail(struct yr *y, const yaml_mark_t *m, const char *fmt, ...)
 
 static void anchors_clear(struct yr *y)
 {
-    for (size_t i = 0; i < y->nanchors; i++)
+    for (size_t i = 0; i < y->nanchors; i++) {
         free(y->anchors[i].name);
+        cJSON_Delete(y->anchors[i].node);
+    }
     y->nanchors = 0;
 }
 
-static void anchor_set(struct yr *y, const char *name, cJSON *node, size_t nodes)
+static void anchor_set(struct yr *y, const char *name, const cJSON *orig, size_t nodes)
 {
+    cJSON *node = cJSON_Duplicate(orig, true);
+    if (node == NULL)
+        x_oom();
     for (size_t i = 0; i < y->nanchors; i++)
         if (strcmp(y->anchors[i].name, name) == 0) {   /* a redefinition wins */
+            cJSON_Delete(y->anchors[i].node);
             y->anchors[i].node = node;
             y->anchors[i].nodes = nodes;
             return;
@@ -217,9 +223,9 @@ static bool open_node(struct yr *y, cJSON *node, const yaml_char_t *anchor, cons
 static bool close_node(struct yr *y, const yaml_mark_t *m)
 {
     struct frame f = y->stack[--y->depth];
-    free(f.key);
     if (f.key != NULL) {
         /* "a:" with no value cannot happen (libyaml gives an empty scalar) */
+        free(f.key);
         cJSON_Delete(f.node);
         free(f.anchor);
         yr_fail(y, m, "a key without a value");
@@ -227,8 +233,15 @@ static bool close_node(struct yr *y, const yaml_mark_t *m)
     }
     cJSON *node = f.node;
     if (f.anchor) {
-        anchor_set(y, f.anchor, node, y->nodes - f.start_nodes);
+        size_t n = y->nodes - f.start_nodes;
+        bool ok = charge(y, n, m);  /* the anchor's copy counts too */
+        if (ok)
+            anchor_set(y, f.anchor, node, n);
         free(f.anchor);
+        if (!ok) {
+            cJSON_Delete(node);
+            return false;
+        }
     }
     return place(y, node, m);
 }
@@ -271,12 +284,6 @@ static bool on_event(struct yr *y, const yaml_event_t *ev)
         for (size_t i = y->nanchors; i-- > 0;) {
             if (strcmp(y->anchors[i].name, a) != 0)
                 continue;
-            /* an anchor still open (a node aliasing its own parent) is refused */
-            for (int d = 0; d < y->depth; d++)
-                if (y->stack[d].node == y->anchors[i].node) {
-                    yr_fail(y, m, "alias *%.60s refers to a node that contains it", a);
-                    return false;
-                }
             if (!charge(y, y->anchors[i].nodes, m))
                 return false;
             cJSON *copy = cJSON_Duplicate(y->anchors[i].node, true);
