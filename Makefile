@@ -103,10 +103,12 @@ test: deps
 	@$(MAKE) --no-print-directory all unit asan check-configs
 	@sh tests/run.sh
 
-check-configs: $(B)/sluice
+check-configs: $(B)/sluice $(B)/sluice-k8s
 	@sh examples/demo-cert.sh
 	@for f in examples/*.json deploy/*.json; do [ -f "$$f" ] || continue; \
 	  $(B)/sluice --check --config $$f || exit 1; done
+	@$(B)/sluice-k8s translate -f examples/k8s > $(B)/k8s-example.json && \
+	  $(B)/sluice --check --config $(B)/k8s-example.json
 
 bench: deps
 	@$(MAKE) --no-print-directory all

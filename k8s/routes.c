@@ -132,6 +132,8 @@ static bool attach_ref(struct rctx *c, const cJSON *ref, const cJSON *hostnames)
         rcond(c, "Accepted", "NoMatchingParent", "parentRef Gateway %s not found%s", what, "");
         return false;
     }
+    if (strcmp(k8s_str(k8s_get(gw->doc, "spec"), "gatewayClassName", ""), t->opt->gateway_class) != 0)
+        return false;               /* another controller's Gateway: its status is not ours */
     size_t matched = 0, permitted = 0, attached = 0;
     for (size_t i = 0; i < t->ngl; i++) {
         const struct tr_glistener *g = &t->gl[i];
@@ -571,6 +573,11 @@ static void rules(struct rctx *c)
     size_t ri = 0;
     cJSON_ArrayForEach(rule, k8s_get(spec, "rules")) {
         struct rule_out ro = { 0 };
+        static const char *const unsupported[] = { "timeouts", "retry", "sessionPersistence" };
+        for (int u = 0; u < 3; u++)
+            if (k8s_get(rule, unsupported[u]))
+                rcond(c, "Accepted", "UnsupportedValue", "rule field %s is not supported; ignored%s",
+                      unsupported[u], "");
         filters(c, k8s_get(rule, "filters"), &ro, false);
         if (ro.redirect && ro.rewrite) {
             rcond(c, "Accepted", "UnsupportedValue", "RequestRedirect and URLRewrite together%s%s", "", "");

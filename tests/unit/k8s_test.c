@@ -361,6 +361,27 @@ static void test_tls_and_attachment(void)
     run_free(&r);
 }
 
+static void test_other_class_and_unsupported(void)
+{
+    struct run r;
+    run_yaml(&r, GW("  - {name: http, port: 80, protocol: HTTP}\n")
+                 "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: theirs, namespace: infra}\n"
+                 "spec: {gatewayClassName: istio, listeners: [{name: http, port: 81, protocol: HTTP}]}\n---\n"
+                 SVC("infra", "a")
+                 "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: theirs, namespace: infra}\n"
+                 "spec: {parentRefs: [{name: theirs}], rules: [{backendRefs: [{name: a, port: 8080}]}]}\n---\n"
+                 "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: ours, namespace: infra}\n"
+                 "spec: {parentRefs: [{name: gw}], rules: [{timeouts: {request: 10s}, backendRefs: [{name: a, port: 8080}]}]}\n");
+    bool about_theirs = false;
+    for (size_t i = 0; i < r.conds.n; i++)
+        about_theirs |= strcmp(r.conds.v[i].name, "theirs") == 0;
+    ok(!about_theirs && nroutes(&r) == 1 && cJSON_GetArraySize(cJSON_GetObjectItem(r.doc, "listeners")) == 1,
+       "another class's Gateway and its routes are left alone, without conditions");
+    ok(has_cond(&r, "ours", "UnsupportedValue") && cJSON_GetObjectItem(route(&r, 0), "backends"),
+       "rule timeouts: a condition, the route still served");
+    run_free(&r);
+}
+
 static void test_bad_input(void)
 {
     static const char *const inputs[] = {
@@ -404,6 +425,7 @@ int main(void)
     test_endpoints_and_weights();
     test_listeners_and_filters();
     test_tls_and_attachment();
+    test_other_class_and_unsupported();
     test_bad_input();
     return tap_done();
 }
