@@ -152,6 +152,13 @@ const char *tr_backend(struct tr_ctx *t, const struct k8s_obj *route, const cJSO
         snprintf(msg, msglen, "Service %s/%s has no port %ld", ns, name, port);
         return NULL;
     }
+    const char *proto = k8s_str(sp, "appProtocol", "");
+    if (strcmp(proto, "kubernetes.io/h2c") == 0 || strcmp(proto, "kubernetes.io/wss") == 0) {
+        *reason = "UnsupportedProtocol";
+        snprintf(msg, msglen, "Service %s/%s port %ld has appProtocol %s; sluice speaks HTTP/1.1 to upstreams",
+                 ns, name, port, proto);
+        return NULL;
+    }
     return make_upstream(t, svc, sp, port);
 }
 

@@ -258,7 +258,8 @@ static void test_endpoints_and_weights(void)
     struct run r;
     run_yaml(&r, GW("  - {name: http, port: 80, protocol: HTTP}\n")
                  "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: infra}\n"
-                 "spec: {ports: [{name: web, port: 8080}, {name: other, port: 9090}]}\n---\n"
+                 "spec: {ports: [{name: web, port: 8080}, {name: other, port: 9090},"
+                 " {name: h2, port: 8081, appProtocol: kubernetes.io/h2c}]}\n---\n"
                  "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n"
                  "metadata: {name: a-1, namespace: infra, labels: {kubernetes.io/service-name: a}}\n"
                  "addressType: IPv4\nports: [{name: other, port: 1}, {name: web, port: 3000}]\n"
@@ -273,7 +274,8 @@ static void test_endpoints_and_weights(void)
                  "{matches: [{path: {value: /w/}}], backendRefs: [{name: a, port: 8080, weight: 3}, {name: z, port: 8080, weight: 0},"
                  " {name: missing, port: 80}]},"
                  "{matches: [{path: {value: /zero}}], backendRefs: [{name: z, port: 8080, weight: 0}]},"
-                 "{matches: [{path: {value: /none}}]}]}\n---\n"
+                 "{matches: [{path: {value: /none}}]},"
+                 "{matches: [{path: {value: /h2c}}], backendRefs: [{name: a, port: 8081}]}]}\n---\n"
                  "kind: Deployment\napiVersion: apps/v1\nmetadata: {name: d, namespace: infra}\n");
     const cJSON *ups = cJSON_GetObjectItem(r.doc, "upstreams");
     const cJSON *t = cJSON_GetObjectItem(cJSON_GetArrayItem(ups, 0), "targets");
@@ -288,6 +290,8 @@ static void test_endpoints_and_weights(void)
     ok(respond_status(route(&r, 1)) == 500, "only weight 0: 500");
     ok(respond_status(route(&r, 2)) == 500, "no backendRefs: 500");
     ok(has_cond(&r, "d", "UnknownKind"), "a Deployment is an UnknownKind condition");
+    ok(respond_status(route(&r, 3)) == 500 && has_cond(&r, "r", "UnsupportedProtocol"),
+       "an h2c Service port: 500 with UnsupportedProtocol");
     run_free(&r);
 }
 
