@@ -50,7 +50,19 @@ static void add_obj(struct k8s_store *s, cJSON *o, const char *src, struct k8s_c
         s->cap = s->cap ? 2 * s->cap : 64;
         s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
     }
-    s->v[s->n++] = (struct k8s_obj){ kind, k8s_str(md, "namespace", ""), name, o, src };
+    /* a namespaced object without a namespace lives in "default" (what
+     * kubectl apply does); cluster-scoped kinds have none */
+    static const char *const cluster_scoped[] = {
+        "Namespace", "GatewayClass", "Node", "ClusterRole", "ClusterRoleBinding",
+        "CustomResourceDefinition", "PersistentVolume", "StorageClass", NULL };
+    const char *ns = k8s_str(md, "namespace", NULL);
+    if (ns == NULL || !*ns) {
+        ns = "default";
+        for (int i = 0; cluster_scoped[i]; i++)
+            if (strcmp(kind, cluster_scoped[i]) == 0)
+                ns = "";
+    }
+    s->v[s->n++] = (struct k8s_obj){ kind, ns, name, o, src };
 }
 
 void k8s_store_add(struct k8s_store *s, cJSON *doc, const char *src, struct k8s_conds *conds)

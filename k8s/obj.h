@@ -14,7 +14,8 @@
 #include <cJSON.h>
 
 struct k8s_obj {
-    const char *kind, *ns, *name;   /* point into doc; ns "" when absent */
+    const char *kind, *ns, *name;   /* point into doc (ns: "default" when absent,
+                                     * "" for cluster-scoped kinds) */
     cJSON *doc;
     const char *src;                /* where it came from, for messages (not owned) */
 };

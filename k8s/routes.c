@@ -95,13 +95,16 @@ static bool allowed(const struct tr_ctx *t, const struct tr_glistener *g, const 
     return strcmp(from, "Same") == 0 && strcmp(route_ns, g->gw->ns) == 0;
 }
 
-static void add_host(struct attach *a, const char *h)
+static void add_host(struct rctx *c, struct attach *a, const char *h)
 {
     for (size_t i = 0; i < a->nhosts; i++)
         if (strcasecmp(a->hosts[i], h) == 0)
             return;
     if (a->nhosts < MAX_HOSTS)
         a->hosts[a->nhosts++] = h;
+    else
+        rcond(c, "Accepted", "UnsupportedValue", "more than %s hostnames on one port; %.100s is left out",
+              "64", h);
 }
 
 /* Attaches the route to the listeners parentRef ref selects; false (with
@@ -144,25 +147,23 @@ static bool attach_ref(struct rctx *c, const cJSON *ref, const cJSON *hostnames)
             continue;
         permitted++;
         struct attach *a = &c->at[g->sl];
-        size_t before = a->nhosts;
         bool got = false;
         if (cJSON_GetArraySize(hostnames) == 0) {
             if (g->hostname == NULL)
                 a->any = true;
             else
-                add_host(a, g->hostname);
+                add_host(c, a, g->hostname);
             got = true;
         } else {
             const cJSON *h;
             cJSON_ArrayForEach(h, hostnames) {
                 const char *x = k8s_host_intersect(g->hostname, h->valuestring);
                 if (x != NULL) {
-                    add_host(a, x);
+                    add_host(c, a, x);
                     got = true;
                 }
             }
         }
-        (void)before;
         if (got) {
             a->used = true;
             attached++;

@@ -386,6 +386,19 @@ static void test_other_class_and_unsupported(void)
     run_free(&r);
 }
 
+static void test_default_namespace(void)
+{
+    struct run r;
+    run_yaml(&r, "kind: Service\napiVersion: v1\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n---\n"
+                 "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: r}\n"
+                 "spec: {parentRefs: [{name: g}], rules: [{backendRefs: [{name: a, port: 80}]}]}\n---\n"
+                 "kind: Gateway\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: g, namespace: default}\n"
+                 "spec: {gatewayClassName: sluice, listeners: [{name: h, port: 8080, protocol: HTTP}]}\n");
+    ok(nroutes(&r) == 1 && strcmp(jstr(r.doc, "upstreams.0.name"), "default/a:80") == 0,
+       "objects without a namespace are in \"default\", like kubectl apply puts them");
+    run_free(&r);
+}
+
 static void test_bad_input(void)
 {
     static const char *const inputs[] = {
@@ -430,6 +443,7 @@ int main(void)
     test_listeners_and_filters();
     test_tls_and_attachment();
     test_other_class_and_unsupported();
+    test_default_namespace();
     test_bad_input();
     return tap_done();
 }
