@@ -370,8 +370,73 @@ endpoints:
     eq(r.json()["id"], "pod-a", "answered by the endpoint")
 
 
+def test_translate_listener_ports(env):
+    """Routes attached (sectionName, port) to listeners on different ports
+    answer only on their port: match.listeners scopes them."""
+    echo = env.echo("pod-p")
+    p1, p2 = free_port(), free_port()
+    path = env.write("m.yaml", """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: sluice
+  listeners:
+  - {name: one, port: %d, protocol: HTTP}
+  - {name: two, port: %d, protocol: HTTP, hostname: two.example}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r1, namespace: infra}
+spec:
+  parentRefs: [{name: gw, sectionName: one}]
+  rules: [{matches: [{path: {value: /one}}], backendRefs: [{name: a, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r2, namespace: infra}
+spec:
+  parentRefs: [{name: gw, port: %d}]
+  rules: [{matches: [{path: {value: /two}}], backendRefs: [{name: a, port: 80}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: infra}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: a-1, namespace: infra, labels: {kubernetes.io/service-name: a}}
+addressType: IPv4
+ports: [{name: "", port: %d}]
+endpoints: [{addresses: [127.0.0.1]}]
+""" % (p1, p2, p2, echo.port))
+    rc, out, err, conds = translate(env, "-f", path, "--listen-host", "127.0.0.1")
+    eq(rc, 0, "translate rc (%s)" % err)
+    cfg = json.loads(out)
+    cfg["workers"] = 1
+    env.sluice(cfg)
+    from harness import get
+    eq(get(p1, "/one", host="x.example").status, 200, "/one on its port")
+    eq(get(p1, "/two", host="two.example").status, 404, "/two is not on the first port")
+    eq(get(p2, "/two", host="two.example").status, 200, "/two on its port, its listener's hostname")
+    eq(get(p2, "/two", host="other.example").status, 404, "/two under another hostname")
+    eq(get(p2, "/one", host="two.example").status, 404, "/one is not on the second port")
+
+
 def norm(v):
     return ",".join(p.strip() for p in v.split(","))
+
+
+def test_conformance_skipped(env):
+    """The conformance tests not taken (skipped.json) are printed as SKIP
+    lines, and none of them has a case here."""
+    with open(os.path.join(os.path.dirname(CASES), "skipped.json")) as f:
+        skipped = json.load(f)["skipped"]
+    check(skipped, "skipped.json lists the tests not taken")
+    for s in skipped:
+        check(s["test"] and s["reason"], "a skipped test has a name and a reason: %s" % s)
+        check(not os.path.isdir(os.path.join(CASES, s["test"])), "%s is both skipped and a case" % s["test"])
+        print("# SKIP %s: %s" % (s["test"], s["reason"]), flush=True)
 
 
 def _make(name):
