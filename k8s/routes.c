@@ -14,6 +14,7 @@
 #include "translate.h"
 #include "../core/arena.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +36,16 @@ struct rctx {
     struct attach *at;              /* one per sluice listener */
 };
 
-static void rcond(struct rctx *c, const char *type, const char *reason, const char *fmt, const char *a,
-                  const char *b)
+__attribute__((format(printf, 4, 5)))
+static void rcond(struct rctx *c, const char *type, const char *reason, const char *fmt, ...)
 {
-    k8s_cond_add(c->t->conds, "HTTPRoute", c->r->ns, c->r->name, type, "False", reason, fmt, a, b);
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    k8s_cond_add(c->t->conds, "HTTPRoute", c->r->ns, c->r->name, type, "False", reason, "%s", msg);
 }
 
 /* ---- attachment */
@@ -127,12 +134,12 @@ static bool attach_ref(struct rctx *c, const cJSON *ref, const cJSON *hostnames)
         return false;
     }
     if (has_port && !k8s_int(ref, "port", 1, 65535, &port)) {
-        rcond(c, "Accepted", "NoMatchingParent", "parentRef %s: bad port%s", what, "");
+        rcond(c, "Accepted", "NoMatchingParent", "parentRef %s: bad port", what);
         return false;
     }
     const struct k8s_obj *gw = k8s_find(t->ix, K8S_GATEWAY, gns, gname);
     if (gw == NULL) {
-        rcond(c, "Accepted", "NoMatchingParent", "parentRef Gateway %s not found%s", what, "");
+        rcond(c, "Accepted", "NoMatchingParent", "parentRef Gateway %s not found", what);
         return false;
     }
     if (strcmp(k8s_str(k8s_get(gw->doc, "spec"), "gatewayClassName", ""), t->opt->gateway_class) != 0)
@@ -176,12 +183,12 @@ static bool attach_ref(struct rctx *c, const cJSON *ref, const cJSON *hostnames)
     }
     if (permitted == 0) {
         rcond(c, "Accepted", "NotAllowedByListeners",
-              "parentRef %s: the listeners' allowedRoutes do not admit this route%s", what, "");
+              "parentRef %s: the listeners' allowedRoutes do not admit this route", what);
         return false;
     }
     if (attached == 0) {
         rcond(c, "Accepted", "NoMatchingListenerHostname",
-              "parentRef %s: no hostname of the route intersects the listeners' hostnames%s", what, "");
+              "parentRef %s: no hostname of the route intersects the listeners' hostnames", what);
         return false;
     }
     return true;
@@ -298,7 +305,7 @@ static bool path_mod(struct rctx *c, const cJSON *p, cJSON *o, bool redirect, st
         }
         return true;
     }
-    rcond(c, "Accepted", "UnsupportedValue", "path modifier of type \"%.60s\" is not valid%s", type, "");
+    rcond(c, "Accepted", "UnsupportedValue", "path modifier of type \"%.60s\" is not valid", type);
     return false;
 }
 
@@ -310,14 +317,14 @@ static void redirect_filter(struct rctx *c, const cJSON *f, struct rule_out *ro)
     cJSON *o = cJSON_CreateObject();
 
     if (scheme && strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
-        rcond(c, "Accepted", "UnsupportedValue", "redirect scheme \"%.20s\" is not http or https%s", scheme, "");
+        rcond(c, "Accepted", "UnsupportedValue", "redirect scheme \"%.20s\" is not http or https", scheme);
         ro->fail = true;
     }
     if (scheme)
         cJSON_AddStringToObject(o, "scheme", scheme);
     if (host) {
         if (!k8s_host_valid(host) || host[0] == '*') {
-            rcond(c, "Accepted", "UnsupportedValue", "redirect hostname \"%.100s\" is not valid%s", host, "");
+            rcond(c, "Accepted", "UnsupportedValue", "redirect hostname \"%.100s\" is not valid", host);
             ro->fail = true;
         }
         cJSON_AddStringToObject(o, "host", host);
@@ -331,7 +338,7 @@ static void redirect_filter(struct rctx *c, const cJSON *f, struct rule_out *ro)
         ro->fail = true;
     if (k8s_get(f, "statusCode") && (!k8s_int(f, "statusCode", 300, 399, &status) ||
         (status != 301 && status != 302 && status != 303 && status != 307 && status != 308))) {
-        rcond(c, "Accepted", "UnsupportedValue", "redirect statusCode must be 301, 302, 303, 307 or 308%s%s", "", "");
+        rcond(c, "Accepted", "UnsupportedValue", "redirect statusCode must be 301, 302, 303, 307 or 308");
         ro->fail = true;
     }
     cJSON_AddNumberToObject(o, "status", (double)status);
@@ -348,7 +355,7 @@ static void rewrite_filter(struct rctx *c, const cJSON *f, struct rule_out *ro)
         ro->fail = true;
     if (host) {
         if (!k8s_host_valid(host) || host[0] == '*') {
-            rcond(c, "Accepted", "UnsupportedValue", "rewrite hostname \"%.100s\" is not valid%s", host, "");
+            rcond(c, "Accepted", "UnsupportedValue", "rewrite hostname \"%.100s\" is not valid", host);
             ro->fail = true;
         }
         cJSON_AddStringToObject(o, "host", host);
@@ -389,7 +396,7 @@ static void backend_refs(struct rctx *c, const cJSON *refs, struct rule_out *ro)
         char msg[400];
         long w = 1;
         if (k8s_get(ref, "weight") && !k8s_int(ref, "weight", 0, 1000000, &w)) {
-            rcond(c, "ResolvedRefs", "UnsupportedValue", "backendRef weight must be 0-1000000%s%s", "", "");
+            rcond(c, "ResolvedRefs", "UnsupportedValue", "backendRef weight must be 0-1000000");
             continue;
         }
         const char *up = tr_backend(c->t, c->r, ref, &reason, msg, sizeof msg);
@@ -403,7 +410,7 @@ static void backend_refs(struct rctx *c, const cJSON *refs, struct rule_out *ro)
                 filters(c, k8s_get(ref, "filters"), ro, true);
             else
                 rcond(c, "Accepted", "UnsupportedValue",
-                      "filters on one of several backendRefs are not supported (%s); ignored%s", up, "");
+                      "filters on one of several backendRefs are not supported (%s); ignored", up);
         }
         if (w == 0)
             continue;               /* weight 0 gets nothing */
@@ -459,7 +466,7 @@ static cJSON *match_obj(struct rctx *c, const cJSON *m, bool *prefix)
         size_t n = strlen(pval);
         if (n >= sizeof buf) {
             cJSON_Delete(po);
-            rcond(c, "Accepted", "UnsupportedValue", "path \"%.100s...\" is too long%s", pval, "");
+            rcond(c, "Accepted", "UnsupportedValue", "path \"%.100s...\" is too long", pval);
             goto bad;
         }
         memcpy(buf, pval, n + 1);
@@ -500,7 +507,7 @@ static cJSON *match_obj(struct rctx *c, const cJSON *m, bool *prefix)
     const char *method = k8s_str(m, "method", NULL);
     if (method) {
         if (!header_name_ok(method)) {
-            rcond(c, "Accepted", "UnsupportedValue", "method \"%.40s\" is not valid%s", method, "");
+            rcond(c, "Accepted", "UnsupportedValue", "method \"%.40s\" is not valid", method);
             goto bad;
         }
         cJSON *ms = cJSON_AddArrayToObject(o, "methods");
@@ -522,7 +529,7 @@ static void emit(struct rctx *c, const struct rule_out *ro, cJSON *match, const 
     bool fail = ro->fail || (ro->needs_prefix && !prefix);
     if (ro->needs_prefix && !prefix)
         rcond(c, "Accepted", "UnsupportedValue",
-              "ReplacePrefixMatch needs a PathPrefix match (%s)%s; it answers 500", name, "");
+              "ReplacePrefixMatch needs a PathPrefix match (%s); it answers 500", name);
     if (fail) {
         cJSON *resp = cJSON_AddObjectToObject(r, "respond");
         cJSON_AddNumberToObject(resp, "status", 500);
@@ -577,11 +584,11 @@ static void rules(struct rctx *c)
         static const char *const unsupported[] = { "timeouts", "retry", "sessionPersistence" };
         for (int u = 0; u < 3; u++)
             if (k8s_get(rule, unsupported[u]))
-                rcond(c, "Accepted", "UnsupportedValue", "rule field %s is not supported; ignored%s",
-                      unsupported[u], "");
+                rcond(c, "Accepted", "UnsupportedValue", "rule field %s is not supported; ignored",
+                      unsupported[u]);
         filters(c, k8s_get(rule, "filters"), &ro, false);
         if (ro.redirect && ro.rewrite) {
-            rcond(c, "Accepted", "UnsupportedValue", "RequestRedirect and URLRewrite together%s%s", "", "");
+            rcond(c, "Accepted", "UnsupportedValue", "RequestRedirect and URLRewrite together");
             ro.fail = true;
         }
         if (!ro.redirect)
@@ -590,8 +597,8 @@ static void rules(struct rctx *c)
         {
             char rn[32];
             snprintf(rn, sizeof rn, "#%zu", ri);
-            rcond(c, "ResolvedRefs", "BackendNotFound", "rule %s has no usable backend; it answers 500%s",
-                  k8s_str(rule, "name", rn), "");
+            rcond(c, "ResolvedRefs", "BackendNotFound", "rule %s has no usable backend; it answers 500",
+                  k8s_str(rule, "name", rn));
         }
 
         const cJSON *matches = k8s_get(rule, "matches");
@@ -640,8 +647,8 @@ static void one_route(struct tr_ctx *t, const struct k8s_obj *r)
 
     cJSON_ArrayForEach(h, hostnames) {
         if (!cJSON_IsString(h) || !k8s_host_valid(h->valuestring)) {
-            rcond(&c, "Accepted", "UnsupportedValue", "hostname \"%.100s\" is not valid; the route is ignored%s",
-                  cJSON_IsString(h) ? h->valuestring : "(not a string)", "");
+            rcond(&c, "Accepted", "UnsupportedValue", "hostname \"%.100s\" is not valid; the route is ignored",
+                  cJSON_IsString(h) ? h->valuestring : "(not a string)");
             free(c.at);
             return;
         }
