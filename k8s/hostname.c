@@ -33,6 +33,17 @@ const char *k8s_host_intersect(const char *l, const char *h)
     return NULL;
 }
 
+bool k8s_host_wider(const char *wide, const char *narrow)
+{
+    if (narrow == NULL)
+        return false;
+    if (wide == NULL)
+        return true;
+    if (wide[0] != '*' || strcasecmp(wide, narrow) == 0)
+        return false;
+    return under(narrow[0] == '*' ? narrow + 2 : narrow, wide);
+}
+
 bool k8s_host_valid(const char *h)
 {
     size_t n = strlen(h);

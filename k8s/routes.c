@@ -114,6 +114,20 @@ static void add_host(struct rctx *c, struct attach *a, const char *h)
               "64", h);
 }
 
+/* Listener isolation: host x, which the route would get on listener g,
+ * belongs to a narrower listener on the same port (requests go to the most
+ * specific listener, and only its routes answer them). */
+static bool owned_elsewhere(const struct tr_ctx *t, const struct tr_glistener *g, const char *x)
+{
+    for (size_t i = 0; i < t->ngl; i++) {
+        const struct tr_glistener *o = &t->gl[i];
+        if (o->sl == g->sl && k8s_host_wider(g->hostname, o->hostname) &&
+            (strcasecmp(x, o->hostname) == 0 || k8s_host_wider(o->hostname, x)))
+            return true;
+    }
+    return false;
+}
+
 /* Attaches the route to the listeners parentRef ref selects; false (with
  * a condition) when it attaches to none. */
 static bool attach_ref(struct rctx *c, const cJSON *ref, const cJSON *hostnames)
@@ -165,7 +179,7 @@ static bool attach_ref(struct rctx *c, const cJSON *ref, const cJSON *hostnames)
             const cJSON *h;
             cJSON_ArrayForEach(h, hostnames) {
                 const char *x = k8s_host_intersect(g->hostname, h->valuestring);
-                if (x != NULL) {
+                if (x != NULL && !owned_elsewhere(t, g, x)) {
                     add_host(c, a, x);
                     got = true;
                 }
@@ -663,9 +677,45 @@ static void one_route(struct tr_ctx *t, const struct k8s_obj *r)
     free(c.at);
 }
 
+/* A listener whose hostname a wider listener on the same port also
+ * accepts gets a last-resort 404 route: a request for its hostname that
+ * none of its routes match must not fall through (sluice tries wildcard
+ * and any-host routes after exact ones) to the wider listener's routes.
+ * It comes last in the document, so any of the listener's own routes with
+ * the same matches goes first. */
+static void isolation_guards(struct tr_ctx *t)
+{
+    for (size_t i = 0; i < t->ngl; i++) {
+        const struct tr_glistener *g = &t->gl[i];
+        bool covered = false, dup = false;
+        if (g->hostname == NULL)
+            continue;
+        for (size_t j = 0; j < t->ngl; j++) {
+            const struct tr_glistener *o = &t->gl[j];
+            if (o->sl != g->sl)
+                continue;
+            covered |= k8s_host_wider(o->hostname, g->hostname);
+            dup |= j < i && o->hostname && strcasecmp(o->hostname, g->hostname) == 0;
+        }
+        if (!covered || dup)
+            continue;
+        char name[400];
+        snprintf(name, sizeof name, "isolation@%s/%s", t->sl[g->sl].name, g->hostname);
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "name", name);
+        cJSON *m = cJSON_AddObjectToObject(r, "match");
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(m, "listeners"), cJSON_CreateString(t->sl[g->sl].name));
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(m, "hosts"), cJSON_CreateString(g->hostname));
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(m, "path"), "prefix", "/");
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(r, "respond"), "status", 404);
+        cJSON_AddItemToArray(t->routes, r);
+    }
+}
+
 void tr_routes(struct tr_ctx *t)
 {
     const struct k8s_list *l = &t->ix->routes_ordered;
     for (size_t i = 0; i < l->n; i++)
         one_route(t, l->v[i]);
+    isolation_guards(t);
 }

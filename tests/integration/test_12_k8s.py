@@ -423,6 +423,58 @@ endpoints: [{addresses: [127.0.0.1]}]
     eq(get(p2, "/one", host="two.example").status, 404, "/one is not on the second port")
 
 
+def test_translate_listener_isolation(env):
+    """The shape of the conformance test GatewayHTTPListenerIsolation (not in
+    the data set): four listeners on one port, from no hostname to
+    abc.foo.example.com; a request is answered only by the routes of the most
+    specific listener its host matches, never by a wider listener's."""
+    echo = env.echo("pod-i")
+    port = free_port()
+    names = [("empty-hostname", None), ("wildcard-example-com", "*.example.com"),
+             ("wildcard-foo-example-com", "*.foo.example.com"), ("abc-foo-example-com", "abc.foo.example.com")]
+    listeners = "".join("  - {name: %s, port: %d, protocol: HTTP%s}\n" % (n, port, ", hostname: '%s'" % h if h else "")
+                        for n, h in names)
+    routes = "".join("""---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: %s, namespace: infra}
+spec:
+  parentRefs: [{name: gw, sectionName: %s}]
+  rules: [{matches: [{path: {value: /%s}}], backendRefs: [{name: a, port: 80}]}]
+""" % (n, n, n) for n, _ in names)
+    path = env.write("m.yaml", """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  gatewayClassName: sluice
+  listeners:
+""" + listeners + routes + """---
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: infra}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: a-1, namespace: infra, labels: {kubernetes.io/service-name: a}}
+addressType: IPv4
+ports: [{name: "", port: %d}]
+endpoints: [{addresses: [127.0.0.1]}]
+""" % echo.port)
+    rc, out, err, conds = translate(env, "-f", path, "--listen-host", "127.0.0.1")
+    eq(rc, 0, "translate rc (%s)" % err)
+    cfg = json.loads(out)
+    cfg["workers"] = 1
+    env.sluice(cfg)
+    from harness import get
+    for host, owner in (("bar.com", "empty-hostname"), ("bar.example.com", "wildcard-example-com"),
+                        ("bar.foo.example.com", "wildcard-foo-example-com"),
+                        ("abc.foo.example.com", "abc-foo-example-com")):
+        for n, _ in names:
+            want = 200 if n == owner else 404
+            eq(get(port, "/" + n, host=host).status, want, "Host %s, path /%s" % (host, n))
+
+
 def norm(v):
     return ",".join(p.strip() for p in v.split(","))
 

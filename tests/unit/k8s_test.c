@@ -116,6 +116,11 @@ static void test_hostnames(void)
            "intersect(%s, %s) = %s (want %s)", t[i].l ? t[i].l : "any", t[i].h,
            got ? got : "none", t[i].want ? t[i].want : "none");
     }
+    ok(k8s_host_wider(NULL, "a.com") && k8s_host_wider("*.example.com", "foo.example.com") &&
+       k8s_host_wider("*.example.com", "*.foo.example.com") && !k8s_host_wider("*.example.com", "*.example.com") &&
+       !k8s_host_wider("*.example.com", "example.com") && !k8s_host_wider("a.com", "a.com") &&
+       !k8s_host_wider(NULL, NULL) && !k8s_host_wider("*.foo.example.com", "*.example.com"),
+       "wider listener hostnames");
     ok(k8s_host_valid("foo.example.com") && k8s_host_valid("*.example.com") && k8s_host_valid("localhost"),
        "valid hostnames");
     ok(!k8s_host_valid("Foo.com") && !k8s_host_valid("a..b") && !k8s_host_valid("10.0.0.1") &&
@@ -322,7 +327,10 @@ static void test_listeners_and_filters(void)
     ok(cJSON_GetArraySize(cJSON_GetObjectItem(r.doc, "listeners")) == 1, "listeners on one port share one sluice listener");
     ok(has_cond(&r, "gw", "ProtocolConflict") && has_cond(&r, "gw", "UnsupportedProtocol"),
        "HTTPS beside HTTP on one port, and TCP, are conditions");
-    ok(nroutes(&r) == 4, "the RegularExpression match gives no route (%d routes)", nroutes(&r));
+    ok(nroutes(&r) == 5, "the RegularExpression match gives no route (%d routes: 4 and a guard)", nroutes(&r));
+    ok(respond_status(route(&r, 4)) == 404 && strcmp(jstr(route(&r, 4), "match.hosts.0"), "a.example.com") == 0 &&
+       strcmp(jstr(route(&r, 4), "match.path.prefix"), "/") == 0,
+       "a.example.com, inside *.example.com's listener, gets a last 404 route (listener isolation)");
     const cJSON *hosts = cJSON_GetObjectItem(cJSON_GetObjectItem(route(&r, 0), "match"), "hosts");
     ok(cJSON_GetArraySize(hosts) == 1 && strcmp(jstr(hosts, "0"), "x.example.com") == 0,
        "route hostnames intersected with the listeners': only x.example.com");
@@ -386,6 +394,31 @@ static void test_other_class_and_unsupported(void)
     run_free(&r);
 }
 
+static void test_listener_isolation(void)
+{
+    struct run r;
+    /* the shape of GatewayHTTPListenerIsolation: four listeners on one port */
+    run_yaml(&r, GW("  - {name: empty, port: 80, protocol: HTTP}\n"
+                    "  - {name: wild, port: 80, protocol: HTTP, hostname: '*.example.com'}\n"
+                    "  - {name: foo, port: 80, protocol: HTTP, hostname: '*.foo.example.com'}\n"
+                    "  - {name: abc, port: 80, protocol: HTTP, hostname: abc.foo.example.com}\n")
+                 SVC("infra", "a")
+                 "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: e, namespace: infra}\n"
+                 "spec: {parentRefs: [{name: gw, sectionName: empty}], hostnames: [abc.foo.example.com, x.org],"
+                 " rules: [{backendRefs: [{name: a, port: 8080}]}]}\n---\n"
+                 "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: w, namespace: infra}\n"
+                 "spec: {parentRefs: [{name: gw, sectionName: wild}], rules: [{backendRefs: [{name: a, port: 8080}]}]}\n");
+    const cJSON *h0 = cJSON_GetObjectItem(cJSON_GetObjectItem(route(&r, 0), "match"), "hosts");
+    ok(cJSON_GetArraySize(h0) == 1 && strcmp(jstr(h0, "0"), "x.org") == 0,
+       "a route on the empty-hostname listener does not get abc.foo.example.com (its own listener's)");
+    int guards = 0;
+    for (int i = 0; i < nroutes(&r); i++)
+        guards += respond_status(route(&r, i)) == 404;
+    ok(guards == 3 && respond_status(route(&r, nroutes(&r) - 1)) == 404,
+       "three listeners inside wider ones: three 404 guards, last (%d)", guards);
+    run_free(&r);
+}
+
 static void test_default_namespace(void)
 {
     struct run r;
@@ -443,6 +476,7 @@ int main(void)
     test_listeners_and_filters();
     test_tls_and_attachment();
     test_other_class_and_unsupported();
+    test_listener_isolation();
     test_default_namespace();
     test_bad_input();
     return tap_done();
