@@ -683,7 +683,7 @@ static int ws_process(struct conn *c)
         evbuffer_remove(in, pl, len);
         for (uint64_t i = 0; i < len; i++)
             pl[i] ^= mask[i & 3];
-        unsigned char oh[4] = { (unsigned char)(0x80 | (h[0] & 0x0f)) };
+        unsigned char oh[4] = { (unsigned char)(h[0] & 0x8f) };  /* FIN and opcode kept: fragments echo as fragments */
         size_t ohl = 2;
         if (len < 126) {
             oh[1] = (unsigned char)len;
