@@ -434,7 +434,8 @@ static void backend_refs(struct rctx *c, const cJSON *refs, struct rule_out *ro)
                 same = b;
         if (same) {
             cJSON *wv = cJSON_GetObjectItemCaseSensitive(same, "weight");
-            cJSON_SetNumberValue(wv, wv->valuedouble + (double)w);
+            double sum = wv->valuedouble + (double)w;
+            cJSON_SetNumberValue(wv, sum > 1000000 ? 1000000 : sum);   /* sluice's bound */
             continue;
         }
         b = cJSON_CreateObject();
@@ -498,7 +499,10 @@ static cJSON *match_obj(struct rctx *c, const cJSON *m, bool *prefix)
             const char *type = k8s_str(e, "type", "Exact");
             const char *name = k8s_str(e, "name", "");
             const char *value = k8s_str(e, "value", NULL);
-            if (strcmp(type, "Exact") != 0 || value == NULL || !header_name_ok(name) || !value_ok(value)) {
+            /* header names are tokens; a query name only needs to be non-empty
+             * and free of what would split a query string */
+            bool name_ok = k ? *name && strpbrk(name, "&=# \r\n") == NULL : header_name_ok(name);
+            if (strcmp(type, "Exact") != 0 || value == NULL || !name_ok || !value_ok(value)) {
                 rcond(c, "Accepted", "UnsupportedValue", "%s match \"%.100s\" is not supported (Exact matches are)",
                       kinds[k], name);
                 goto bad;

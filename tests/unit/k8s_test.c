@@ -206,7 +206,8 @@ static void test_basic_and_precedence(void)
                  "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\n"
                  "metadata: {name: aa-new, namespace: infra, creationTimestamp: '2024-01-01T00:00:00Z'}\n"
                  "spec: {parentRefs: [{name: gw}], rules: [{matches: [{path: {type: Exact, value: /x}}, "
-                 "{headers: [{name: X-A, value: '1'}, {name: x-a, value: '2'}], method: POST}], "
+                 "{headers: [{name: X-A, value: '1'}, {name: x-a, value: '2'}], queryParams: [{name: 'a[]', value: v},"
+                 " {name: 'A[]', value: w}], method: POST}], "
                  "backendRefs: [{name: a, port: 8080}]}]}\n");
     ok(r.rc == 0 && nroutes(&r) == 3, "three sluice routes (one match + two)");
     ok(jstr(route(&r, 0), "name") && strstr(jstr(route(&r, 0), "name"), "zz-old"),
@@ -217,6 +218,9 @@ static void test_basic_and_precedence(void)
        strcmp(jstr(route(&r, 2), "match.headers.0.value"), "1") == 0,
        "of two header matches with one name (any case), the first counts");
     ok(strcmp(jstr(route(&r, 2), "match.methods.0"), "POST") == 0, "method match");
+    ok(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(route(&r, 2), "match"), "query")) == 2 &&
+       strcmp(jstr(route(&r, 2), "match.query.0.name"), "a[]") == 0,
+       "query names are case-sensitive and need not be tokens");
     ok(strcmp(jstr(route(&r, 0), "match.listeners.0"), "http-8080") == 0 &&
        strcmp(jstr(r.doc, "listeners.0.address"), "0.0.0.0:8080") == 0, "listener on the Gateway port");
     ok(strcmp(jstr(r.doc, "upstreams.0.targets.0.address"), "a.infra.svc.cluster.local:8080") == 0,
