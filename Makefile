@@ -21,7 +21,10 @@ LIB_SRC  := $(wildcard core/*.c gateway/*.c router/*.c upstream/*.c pool/*.c hea
 LIB_SRC  := $(filter-out gateway/main.c,$(LIB_SRC))
 # the test backend shares only the reason-phrase table with the proxy
 ECHO_SRC := $(wildcard echo/*.c) core/reason.c
-K8S_SRC  := $(wildcard k8s/*.c)
+# the translator links only what it uses: its own files, two core helpers,
+# cJSON and libyaml (no libevent, no OpenSSL)
+K8S_SRC  := $(wildcard k8s/*.c) core/nidx.c core/arena.c
+K8S_LIBS := $(shell pkg-config --libs libcjson yaml-0.1 2>/dev/null || echo -lcjson -lyaml) -lm
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -29,8 +32,8 @@ ALIB_OBJ  := $(LIB_SRC:%.c=$(B)/asan/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 AUNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 
-PROGS := $(B)/sluice $(B)/sluice-echo $(if $(K8S_SRC),$(B)/sluice-k8s)
-APROGS := $(B)/asan/sluice $(B)/asan/sluice-echo
+PROGS := $(B)/sluice $(B)/sluice-echo $(B)/sluice-k8s
+APROGS := $(B)/asan/sluice $(B)/asan/sluice-echo $(B)/asan/sluice-k8s
 
 .PHONY: all run test bench fuzz clean deps unit asan check-configs
 all: $(PROGS)
@@ -66,8 +69,11 @@ $(B)/sluice-echo: $(ECHO_SRC:%.c=$(B)/obj/%.o)
 $(B)/asan/sluice-echo: $(ECHO_SRC:%.c=$(B)/asan/obj/%.o)
 	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-$(B)/sluice-k8s: $(K8S_SRC:%.c=$(B)/obj/%.o) $(B)/libsluice.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+$(B)/sluice-k8s: $(K8S_SRC:%.c=$(B)/obj/%.o)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(K8S_LIBS)
+
+$(B)/asan/sluice-k8s: $(K8S_SRC:%.c=$(B)/asan/obj/%.o)
+	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -o $@ $^ $(K8S_LIBS)
 
 # A unit test #includes the .c files it tests (reaching their statics) and
 # is compiled on its own, so each module's tests depend on that module only.
@@ -82,6 +88,10 @@ $(B)/asan/tests/%: tests/unit/%.c tests/unit/tap.h tests/cfg_equal.h $(LIB_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) $(PKG_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LDLIBS)
 
+# the translator's test includes k8s/*.c and needs libyaml
+$(B)/tests/k8s_test $(B)/asan/tests/k8s_test: $(K8S_SRC)
+$(B)/tests/k8s_test $(B)/asan/tests/k8s_test: LDLIBS += $(K8S_LIBS)
+
 asan: $(APROGS) $(AUNIT_BIN)
 unit: $(UNIT_BIN)
 
@@ -93,10 +103,12 @@ test: deps
 	@$(MAKE) --no-print-directory all unit asan check-configs
 	@sh tests/run.sh
 
-check-configs: $(B)/sluice
+check-configs: $(B)/sluice $(B)/sluice-k8s
 	@sh examples/demo-cert.sh
 	@for f in examples/*.json deploy/*.json; do [ -f "$$f" ] || continue; \
 	  $(B)/sluice --check --config $$f || exit 1; done
+	@$(B)/sluice-k8s translate -f examples/k8s > $(B)/k8s-example.json && \
+	  $(B)/sluice --check --config $(B)/k8s-example.json
 
 bench: deps
 	@$(MAKE) --no-print-directory all
@@ -114,14 +126,16 @@ fuzz: deps
 	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_config tests/fuzz/fuzz_config.c $(shell pkg-config --libs libcjson) -lm
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_fwd_request tests/fuzz/fuzz_fwd_request.c $(FWD_SRC)
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_fwd_response tests/fuzz/fuzz_fwd_response.c $(FWD_SRC)
+	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_yaml tests/fuzz/fuzz_yaml.c $(filter-out k8s/main.c,$(K8S_SRC)) $(K8S_LIBS)
 	@mkdir -p $(B)/fuzz/corpus_request $(B)/fuzz/corpus_response $(B)/fuzz/corpus_chunked $(B)/fuzz/corpus_config \
-	          $(B)/fuzz/corpus_fwd_request $(B)/fuzz/corpus_fwd_response
+	          $(B)/fuzz/corpus_fwd_request $(B)/fuzz/corpus_fwd_response $(B)/fuzz/corpus_yaml
 	$(B)/fuzz/fuzz_request  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_request  tests/fuzz/corpus/request
 	$(B)/fuzz/fuzz_response -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_response tests/fuzz/corpus/response
 	$(B)/fuzz/fuzz_chunked  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_chunked  tests/fuzz/corpus/chunked
 	$(B)/fuzz/fuzz_config   -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_config   tests/fuzz/corpus/config
 	$(B)/fuzz/fuzz_fwd_request  -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_fwd_request  tests/fuzz/corpus/fwd_request
 	$(B)/fuzz/fuzz_fwd_response -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_fwd_response tests/fuzz/corpus/fwd_response
+	$(B)/fuzz/fuzz_yaml -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_yaml tests/fuzz/corpus/yaml
 
 clean:
 	rm -rf $(B)

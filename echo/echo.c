@@ -45,13 +45,13 @@
 #define OUT_LOW      (256 * 1024)   /* resume at or below this */
 #define IN_CAP       (1024 * 1024)  /* pipelined bytes held while busy */
 
-enum conn_st { ST_HEAD, ST_BODY, ST_RESP, ST_CLOSING };
+enum conn_st { ST_HEAD, ST_BODY, ST_RESP, ST_CLOSING, ST_WS };
 enum body_mode { BODY_NONE, BODY_CL, BODY_CHUNKED };
 enum chunk_st { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
 enum framing { FR_CL, FR_CHUNKED, FR_CLOSE };
 enum endpoint {
     EP_ECHO, EP_RAW, EP_SSE, EP_DELAY, EP_STATUS, EP_BYTES, EP_HEALTH,
-    EP_HEALTH_DOWN, EP_HEALTH_UP, EP_STATS, EP_CLOSE, EP_RESET, EP_GARBAGE,
+    EP_HEALTH_DOWN, EP_HEALTH_UP, EP_STATS, EP_CLOSE, EP_RESET, EP_GARBAGE, EP_WS,
 };
 
 struct hdr {
@@ -91,6 +91,9 @@ struct conn {
 };
 
 static const char *g_id = "echo";
+/* the Gateway API conformance echo reports which pod of which namespace
+ * answered: a runner starts one sluice-echo per pod */
+static const char *g_ns, *g_pod;
 static uint64_t g_accepted, g_requests, g_aborted, g_open;
 static bool g_healthy = true;
 static struct event_base *g_base;
@@ -433,6 +436,14 @@ static int send_echo(struct conn *c, int status)
         evbuffer_add_printf(j, ",\"body\":");
         json_str(j, (const char *)evbuffer_pullup(c->keep, -1), n);
     }
+    if (g_ns) {
+        evbuffer_add_printf(j, ",\"namespace\":");
+        json_str(j, g_ns, strlen(g_ns));
+    }
+    if (g_pod) {
+        evbuffer_add_printf(j, ",\"pod\":");
+        json_str(j, g_pod, strlen(g_pod));
+    }
     evbuffer_add_printf(j, ",\"conn\":%" PRIu64 ",\"request_on_conn\":%u}\n", c->id, c->nreq);
 
     size_t len = evbuffer_get_length(j);
@@ -606,6 +617,90 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         conn_process(c);
 }
 
+/* ---- WebSocket echo (GET /ws with Upgrade: websocket, RFC 6455) ---- */
+
+static int start_ws(struct conn *c)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    const struct hdr *key = hdr_find(c, "sec-websocket-key");
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    unsigned char acc[64];
+    char buf[128];
+
+    if (!key || key->value_len > 64)
+        return reject(c, 400, "bad websocket handshake");
+    int n = snprintf(buf, sizeof buf, "%s%s", key->value, guid);
+    EVP_Digest(buf, (size_t)n, md, &mdlen, EVP_sha1(), NULL);
+    EVP_EncodeBlock(acc, md, (int)mdlen);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add_printf(out, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\nX-Upstream: %s\r\n\r\n",
+                        acc, g_id);
+    c->st = ST_WS;
+    return 0;
+}
+
+/* Echoes each complete frame (unmasked, same opcode); a close frame is
+ * answered and the connection closed.  Returns -1 when c was freed. */
+static int ws_process(struct conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    for (;;) {
+        size_t avail = evbuffer_get_length(in);
+        unsigned char h[14];
+        if (avail < 2)
+            return 0;
+        evbuffer_copyout(in, h, avail < sizeof h ? avail : sizeof h);
+        uint64_t len = h[1] & 0x7f;
+        size_t hl = 2;
+        if (len == 126) {
+            hl = 4;
+            len = avail >= 4 ? ((uint64_t)h[2] << 8) | h[3] : 0;
+        } else if (len == 127) {
+            hl = 10;
+            len = 0;
+            for (int i = 0; i < 8 && avail >= 10; i++)
+                len = (len << 8) | h[2 + i];
+        }
+        bool masked = h[1] & 0x80;
+        if (masked)
+            hl += 4;
+        if (avail < hl)
+            return 0;
+        if (len > KEEP_BODY)
+            return conn_close_flush(c);
+        if (avail < hl + len)
+            return 0;
+        unsigned char mask[4] = { 0 };
+        if (masked)
+            memcpy(mask, h + hl - 4, 4);
+        evbuffer_drain(in, hl);
+        unsigned char *pl = malloc(len ? len : 1);
+        if (!pl)
+            abort();
+        evbuffer_remove(in, pl, len);
+        for (uint64_t i = 0; i < len; i++)
+            pl[i] ^= mask[i & 3];
+        unsigned char oh[4] = { (unsigned char)(h[0] & 0x8f) };  /* FIN and opcode kept: fragments echo as fragments */
+        size_t ohl = 2;
+        if (len < 126) {
+            oh[1] = (unsigned char)len;
+        } else {
+            oh[1] = 126;
+            oh[2] = (unsigned char)(len >> 8);
+            oh[3] = (unsigned char)len;
+            ohl = 4;
+        }
+        evbuffer_add(out, oh, ohl);
+        evbuffer_add(out, pl, len);
+        free(pl);
+        if ((h[0] & 0x0f) == 8)
+            return conn_close_flush(c);
+    }
+}
+
 /* The whole request body has been read: answer.  Returns -1 when c was freed. */
 static int dispatch(struct conn *c)
 {
@@ -660,6 +755,8 @@ static int dispatch(struct conn *c)
     case EP_GARBAGE:
         evbuffer_add_printf(out, "HTTP/1.1 OK200 garbage\r\nthis is not a header\r\n\r\n");
         return conn_close_flush(c);
+    case EP_WS:
+        return start_ws(c);
     }
     return reject(c, 500, "unreachable");
 }
@@ -672,6 +769,8 @@ static enum endpoint classify(const struct conn *c)
     target_path(c->target, &p, &n);
     if (path_is(c, "/raw"))
         return EP_RAW;
+    if (path_is(c, "/ws") && !strcmp(c->method, "GET") && hdr_has_token(c, "upgrade", "websocket"))
+        return EP_WS;
     if (path_is(c, "/sse"))
         return EP_SSE;
     if (path_is(c, "/health"))
@@ -1008,6 +1107,8 @@ static int conn_process(struct conn *c)
             return 0;
         case ST_CLOSING:
             return 0;
+        case ST_WS:
+            return ws_process(c);
         }
     }
 }
@@ -1086,10 +1187,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: sluice-echo [--port N] [--id NAME] [--host ADDR]\n"
+    fprintf(f, "usage: sluice-echo [--port N] [--id NAME] [--host ADDR] [--namespace NS] [--pod NAME]\n"
                "  --port N     port to listen on (0 = ephemeral, default 0)\n"
                "  --id NAME    value of the X-Upstream header (default \"echo\")\n"
-               "  --host ADDR  address to bind (default 127.0.0.1)\n");
+               "  --host ADDR  address to bind (default 127.0.0.1)\n"
+               "  --namespace NS, --pod NAME\n"
+               "               add \"namespace\" and \"pod\" to the JSON echo (a Kubernetes pod\n"
+               "               stand-in for the Gateway API conformance cases)\n"
+               "GET /ws with Upgrade: websocket is a WebSocket echo.\n");
 }
 
 int main(int argc, char **argv)
@@ -1103,7 +1208,8 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
-        if (i + 1 >= argc || (strcmp(a, "--port") && strcmp(a, "--id") && strcmp(a, "--host"))) {
+        if (i + 1 >= argc || (strcmp(a, "--port") && strcmp(a, "--id") && strcmp(a, "--host") &&
+                              strcmp(a, "--namespace") && strcmp(a, "--pod"))) {
             usage(stderr);
             return 1;
         }
@@ -1117,6 +1223,10 @@ int main(int argc, char **argv)
             }
         } else if (!strcmp(a, "--id")) {
             g_id = v;
+        } else if (!strcmp(a, "--namespace")) {
+            g_ns = v;
+        } else if (!strcmp(a, "--pod")) {
+            g_pod = v;
         } else {
             host = v;
         }

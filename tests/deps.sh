@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages sluice needs to build, test and benchmark.
 # Only what is missing is installed; without root it just says what is missing.
-PKGS="build-essential pkg-config libevent-dev libssl-dev libc-ares-dev libcjson-dev
+PKGS="build-essential pkg-config libevent-dev libssl-dev libc-ares-dev libcjson-dev libyaml-dev
       clang libclang-rt-14-dev python3 curl wrk nginx-light haproxy openssl"
 missing=""
 for p in $PKGS; do

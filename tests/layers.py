@@ -57,7 +57,7 @@ def includes():
 def objects():
     objdir = os.path.join(BUILD, "obj")
     out = []
-    for mod in ("core", "health", "pool", "router", "upstream", "gateway"):
+    for mod in ("core", "health", "pool", "router", "upstream", "gateway", "k8s"):
         d = os.path.join(objdir, mod)
         if not os.path.isdir(d):
             continue

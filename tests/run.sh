@@ -111,10 +111,10 @@ run_integration() { # label build-dir [sanitizer log dir]
 
 FILTERS="$*"
 run_integration plain build
-if [ -x build/asan/sluice ] && [ -x build/asan/sluice-echo ]; then
+if [ -x build/asan/sluice ] && [ -x build/asan/sluice-echo ] && [ -x build/asan/sluice-k8s ]; then
     run_integration asan build/asan "$out/sanitizers"
 else
-    echo "not ok - build/asan/sluice or build/asan/sluice-echo missing"
+    echo "not ok - build/asan/sluice, sluice-echo or sluice-k8s missing"
     add_summary "integration (asan)" 0 1
 fi
 
