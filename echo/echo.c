@@ -88,6 +88,9 @@ struct conn {
     size_t chunk;
     int sse_n, sse_i;
     unsigned sse_ms;
+    unsigned sse_gap_after, sse_gap_ms;     /* after event gap_after, wait gap_ms */
+    unsigned sse_split_ms;                  /* each event in two writes this far apart */
+    bool sse_head_sent, sse_half;
 };
 
 static const char *g_id = "echo";
@@ -517,51 +520,89 @@ static int start_bytes(struct conn *c, uint64_t n)
     return fill_bytes(c);
 }
 
-static void sse_write_event(struct conn *c)
+static void sse_write(struct conn *c, const char *p, int n)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    char ev[64];
-    int n = snprintf(ev, sizeof ev, "id: %d\ndata: event %d\n\n", c->sse_i, c->sse_i);
     if (c->fr == FR_CHUNKED)
-        evbuffer_add_printf(out, "%x\r\n%s\r\n", n, ev);
+        evbuffer_add_printf(out, "%x\r\n%.*s\r\n", n, n, p);
     else
-        evbuffer_add(out, ev, (size_t)n);
+        evbuffer_add(out, p, (size_t)n);
+}
+
+/* One event ("id: N\ndata: event N\n\n"), or its first part (up to the
+ * blank line) when events are split; true when the event is complete. */
+static bool sse_write_event(struct conn *c)
+{
+    char ev[64];
+    if (c->sse_half) {          /* the rest of a split event: its blank line */
+        sse_write(c, "\n", 1);
+        c->sse_half = false;
+        c->sse_i++;
+        return true;
+    }
+    int n = snprintf(ev, sizeof ev, "id: %d\ndata: event %d\n\n", c->sse_i, c->sse_i);
+    if (c->sse_split_ms) {
+        sse_write(c, ev, n - 1);
+        c->sse_half = true;
+        return false;
+    }
+    sse_write(c, ev, n);
     c->sse_i++;
+    return true;
+}
+
+static void arm_ms(struct conn *c, unsigned ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(c->timer, &tv);
 }
 
 /* Returns -1 when c was freed. */
 static int sse_step(struct conn *c)
 {
-    if (c->sse_i < c->sse_n)
-        sse_write_event(c);
+    if (!c->sse_head_sent) {
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        write_head(c, 200);
+        evbuffer_add_printf(out, "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
+        if (c->fr == FR_CHUNKED)
+            evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+        evbuffer_add(out, "\r\n", 2);
+        c->sse_head_sent = true;
+        if (c->head_req) {
+            c->fr = FR_CL;
+            return finish(c);
+        }
+    }
+    if (c->sse_i < c->sse_n && !sse_write_event(c)) {
+        arm_ms(c, c->sse_split_ms);
+        return 0;
+    }
     if (c->sse_i >= c->sse_n) {
         if (c->fr == FR_CHUNKED)
             evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
         return finish(c);
     }
-    struct timeval tv = { c->sse_ms / 1000, (c->sse_ms % 1000) * 1000 };
-    evtimer_add(c->timer, &tv);
+    arm_ms(c, c->sse_gap_after && c->sse_i == (int)c->sse_gap_after + 1 ? c->sse_gap_ms : c->sse_ms);
     return 0;
 }
 
 static int start_sse(struct conn *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
     c->sse_n = (int)qparam_u64(c, "n", 5);
     c->sse_ms = (unsigned)qparam_u64(c, "ms", 100);
+    c->sse_gap_after = (unsigned)qparam_u64(c, "gap_after", 0);
+    c->sse_gap_ms = (unsigned)qparam_u64(c, "gap_ms", 0);
+    c->sse_split_ms = (unsigned)qparam_u64(c, "split_ms", 0);
+    c->sse_head_sent = c->sse_half = false;
     c->sse_i = 1;
     c->sse_n += 1; /* events are numbered 1..n */
     choose_streaming_framing(c, qparam_u64(c, "close", 0) != 0);
-    write_head(c, 200);
-    evbuffer_add_printf(out, "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
-    if (c->fr == FR_CHUNKED)
-        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-    evbuffer_add(out, "\r\n", 2);
-    if (c->head_req) {
-        c->fr = FR_CL;
-        return finish(c);
-    }
     c->st = ST_RESP;
+    unsigned head_ms = (unsigned)qparam_u64(c, "head_ms", 0);
+    if (head_ms) {              /* the head itself comes late (time to first byte) */
+        arm_ms(c, head_ms);
+        return 0;
+    }
     return sse_step(c);
 }
 

@@ -12,6 +12,7 @@
  *     -> pass.c (splice, tunnels) -> forward.c (the HTTP/1 exchange upstream,
  *        retries) -> client.c (client I/O) -> body.c (request body)
  *     -> local.c (own answers) -> txn.c (the one end, check-in)
+ *     -> stream.c (route timeouts, SSE heartbeat, stream counters)
  *     -> wstate.h (the worker's buffers, clock, snapshot view)
  *     -> upstream/upconn.h (the upstream connection) -> pool/, health/
  * forward.c's functions are fwd_*, to tell them from upstream/'s up_*.
@@ -95,6 +96,14 @@ struct gw_txn {
     uint64_t bytes_in, bytes_out;
     uint64_t t_start, t_up;
     uint64_t req_cl;                /* the request's Content-Length (to walk its body again) */
+    /* streaming (stream.c) */
+    struct gw_route_stats *rs;      /* the route's counters (a proxied route), else NULL */
+    uint64_t total_deadline_ms;     /* the route's timeouts.total_ms from the start; 0 = none */
+    uint64_t t_first;               /* ns: the response's first body byte (or bodiless head) */
+    uint64_t stream_t0, stream_bytes;
+    bool sse, stream, hb;           /* text/event-stream; a stream (counted open); heartbeats on */
+    bool sse_cr;                    /* the last byte forwarded was a \r */
+    uint8_t sse_nl;                 /* line ends at the tail of what was forwarded (2 = between events) */
     /* not cleared per request (txn_get): reset when their queue is empty */
     struct reframe urf, crf;        /* toward the upstream / toward the client */
 };
@@ -215,6 +224,24 @@ bool fwd_connect(struct gw_conn *c);
 bool fwd_build_head(struct gw_conn *c, const struct h1_request *r);
 bool fwd_send(struct gw_conn *c);
 bool fwd_recv(struct gw_conn *c);
+
+/* stream.c (bottom: calls none of the files above) */
+enum stream_to { STREAM_TO_FIRST_BYTE, STREAM_TO_IDLE, STREAM_TO_TOTAL };
+void stream_start(struct gw_conn *c);
+uint32_t stream_first_byte_ms(const struct gw_txn *t);
+uint32_t stream_idle_ms(const struct gw_txn *t);
+enum stream_to stream_timeout_kind(const struct gw_txn *t);
+/* Before the client's head is written over the upstream's (it reads r's
+ * header slices): what kind of response; after it went: count and arm. */
+void stream_resp_classify(struct gw_conn *c, const struct h1_response *r);
+void stream_resp_head(struct gw_conn *c, const struct h1_response *r);
+/* n body bytes went toward the client (p NULL: spliced, unseen) */
+void stream_body(struct gw_conn *c, const char *p, size_t n);
+/* The client timer fired mid-response: queue a heartbeat if one is due
+ * (true: the caller pumps). */
+bool stream_heartbeat(struct gw_conn *c);
+void stream_end(struct gw_conn *c);
+enum gw_cancel stream_cancel_phase(const struct gw_txn *t);
 
 /* pass.c */
 bool resp_splice(struct gw_conn *c);

@@ -72,6 +72,41 @@ static void up_on_connect_error(void *owner, struct up_conn *u, int err)
     gw_gc(w);
 }
 
+/* The upstream was silent too long: before the head 504, after it the
+ * client connection closes (the response is visibly cut). */
+static void resp_timeout(struct gw_conn *c, struct up_conn *u)
+{
+    struct gw_txn *t = c->t;
+    enum stream_to k = stream_timeout_kind(t);
+    bool total = k == STREAM_TO_TOTAL;
+
+    if (t->rstate == RS_WAIT && !t->resp_started) {
+        if (total)
+            gw_log(GW_LOG_WARN, "upstream %s: no response header within the route's total %u ms",
+                   t->target->text, t->route->timeouts.total_ms);
+        else
+            gw_log(GW_LOG_WARN, "upstream %s: no response header within %u ms", t->target->text,
+                   t->route->timeouts.first_byte_ms ? t->route->timeouts.first_byte_ms
+                                                    : t->ups->cfg->response_header_ms);
+        up_conn_close(u);
+        if (!total)
+            txn_target_failed(c);
+        txn_why(c, total ? GW_END_UP_TOTAL_TIMEOUT : GW_END_UP_HEADER_TIMEOUT);
+        t->keepalive = t->keepalive && t->req_done;
+        local_response(c, 504, NULL, NULL, 0, NULL);
+    } else if (total) {
+        gw_log(GW_LOG_WARN, "upstream %s: response cut at the route's total %u ms", t->target->text,
+               t->route->timeouts.total_ms);
+        up_conn_close(u);
+        txn_end(c, GW_END_UP_TOTAL_TIMEOUT);
+    } else {
+        gw_log(GW_LOG_WARN, "upstream %s: idle for %u ms mid-response", t->target->text,
+               t->route->timeouts.idle_ms ? t->route->timeouts.idle_ms : t->ups->cfg->idle_ms);
+        up_conn_close(u);
+        txn_end(c, GW_END_UP_IDLE_TIMEOUT);
+    }
+}
+
 static void up_on_timeout(void *owner, struct up_conn *u)
 {
     struct gw_conn *c = owner;
@@ -82,19 +117,8 @@ static void up_on_timeout(void *owner, struct up_conn *u)
         fwd_failed(c, 504, false, GW_END_UP_CONNECT_TIMEOUT, "connect timed out");
     } else if (u->hs) {
         fwd_failed(c, 504, false, GW_END_UP_CONNECT_TIMEOUT, "TLS handshake timed out");
-    } else if (c->t->rstate == RS_WAIT && !c->t->resp_started) {
-        gw_log(GW_LOG_WARN, "upstream %s: no response header within %u ms",
-               c->t->target->text, c->t->ups->cfg->response_header_ms);
-        up_conn_close(u);
-        txn_target_failed(c);
-        txn_why(c, GW_END_UP_HEADER_TIMEOUT);
-        c->t->keepalive = c->t->keepalive && c->t->req_done;
-        local_response(c, 504, NULL, NULL, 0, NULL);
     } else {
-        gw_log(GW_LOG_WARN, "upstream %s: idle for %u ms mid-response", c->t->target->text,
-               c->t->ups->cfg->idle_ms);
-        up_conn_close(u);
-        txn_end(c, GW_END_UP_IDLE_TIMEOUT);
+        resp_timeout(c, u);
     }
     conn_pump(c);
     gw_gc(w);
@@ -153,6 +177,8 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
         return;
     }
     /* backends: weighted split, then a target of that upstream */
+    c->t->rs = ws->rstats[rt->index] ? ws->rstats[rt->index] : gw_wsnap_route_stats(c->w, ws, rt);
+    stream_start(c);
     size_t bi = 0;
     if (rt->nbackends > 1) {
         uint32_t wts[64];
@@ -407,6 +433,9 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     } else if (c->state == C_ACTIVE && !c->t->req_done) {
         gw_log(GW_LOG_INFO, "client stopped sending its request body");
         txn_end(c, GW_END_CLIENT_TIMEOUT);
+    } else if (c->state == C_ACTIVE) {
+        if (stream_heartbeat(c))
+            conn_pump(c);
     } else if (c->state == C_LINGER) {
         conn_teardown(c);
     }

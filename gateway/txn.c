@@ -92,7 +92,8 @@ static void txn_account(struct gw_conn *c)
     gw_cnt_add(&st->bytes_out, t->bytes_out);
     gw_hist_observe(&st->req_duration, gw_turn_ns(c->w) - t->t_start);
     if (t->status >= 100 && t->status < 600) {
-        struct gw_route_stats *rs = t->route ? t->ws->rstats[t->route->index] : t->ws->unmatched;
+        struct gw_route_stats *rs = t->rs ? t->rs : t->route ? t->ws->rstats[t->route->index]
+                                                             : t->ws->unmatched;
         if (rs == NULL)
             rs = gw_wsnap_route_stats(c->w, t->ws, t->route);
         gw_cnt_add(&rs->code[t->status / 100 - 1], 1);
@@ -123,6 +124,7 @@ static void access_log(struct gw_conn *c)
         .status = t->status, .bytes_in = t->bytes_in, .bytes_out = t->bytes_out,
         .upstream = t->target ? t->target->text : NULL,
         .upstream_ns = t->t_up ? t->t_up - t->t_start : 0,
+        .ttfb_ns = t->t_first ? t->t_first - t->t_start : 0,
         .total_ns = gw_turn_ns(w) - t->t_start,
         .route = t->route ? t->route->name : NULL,
     };
@@ -229,6 +231,9 @@ void txn_end(struct gw_conn *c, enum gw_end why)
     bool done = why == GW_END_DONE;
     if (!done && t->status == 0 && t->hlen)
         t->status = 499;        /* the client left before the response (nginx's code) */
+    if (why == GW_END_CLIENT_CLOSED && t->target)   /* the upstream goes with it (release) */
+        gw_cnt_add(&w->stats.cancels[stream_cancel_phase(t)], 1);
+    stream_end(c);
     if (t->hlen || t->status) {
         access_log(c);
         txn_account(c);

@@ -594,7 +594,29 @@ static void parse_respond(struct cfg_ctx *cx, const cJSON *obj, const struct jp 
 /* ---- a route */
 
 enum { RK_NAME, RK_MATCH, RK_REWRITE, RK_REQH, RK_RESPH,
-       RK_BACKENDS, RK_UPSTREAM, RK_REDIRECT, RK_RESPOND, RK_NKEYS };
+       RK_BACKENDS, RK_UPSTREAM, RK_REDIRECT, RK_RESPOND, RK_TIMEOUTS, RK_HEARTBEAT, RK_NKEYS };
+
+/* timeouts and sse_heartbeat_ms: only for a route that proxies */
+static void parse_streaming(struct cfg_ctx *cx, const cJSON *const *f, const struct jp *path,
+                            struct cfg_route *r, int nact)
+{
+    static const char *const keys[] = { "first_byte_ms", "idle_ms", "total_ms", NULL };
+    const struct jp *tp = JP_K(path, "timeouts");
+    const cJSON *g[3];
+
+    if (f[RK_TIMEOUTS] != NULL && cfg_check_object(cx, f[RK_TIMEOUTS], tp, keys, NULL, g)) {
+        cfg_get_u32(cx, g[0], tp, "first_byte_ms", 0, UINT32_MAX, &r->timeouts.first_byte_ms);
+        cfg_get_u32(cx, g[1], tp, "idle_ms", 0, UINT32_MAX, &r->timeouts.idle_ms);
+        cfg_get_u32(cx, g[2], tp, "total_ms", 0, UINT32_MAX, &r->timeouts.total_ms);
+    }
+    cfg_get_u32(cx, f[RK_HEARTBEAT], path, "sse_heartbeat_ms", 0, UINT32_MAX, &r->sse_heartbeat_ms);
+    if (nact != 1 || r->action == CFG_ACT_BACKENDS)
+        return;
+    if (f[RK_TIMEOUTS] != NULL)
+        cfg_errp(cx, tp, "is only allowed on a route with backends or upstream");
+    if (f[RK_HEARTBEAT] != NULL)
+        cfg_errp(cx, JP_K(path, "sse_heartbeat_ms"), "is only allowed on a route with backends or upstream");
+}
 
 /* Exactly one action; returns how many there are. */
 static int count_actions(struct cfg_ctx *cx, const cJSON *const *f, const struct jp *path)
@@ -640,7 +662,7 @@ void rt_conf_parse_route(struct rt_conf_ctx *rc, const cJSON *it, const struct j
 {
     static const char *const keys[RK_NKEYS + 1] = {
         "name", "match", "rewrite", "request_headers", "response_headers",
-        "backends", "upstream", "redirect", "respond", NULL };
+        "backends", "upstream", "redirect", "respond", "timeouts", "sse_heartbeat_ms", NULL };
     struct cfg_ctx *cx = rc->cx;
     const cJSON *v, *f[RK_NKEYS];
     const char *s;
@@ -663,6 +685,7 @@ void rt_conf_parse_route(struct rt_conf_ctx *rc, const cJSON *it, const struct j
         if (nact == 1 && r->action != CFG_ACT_BACKENDS)
             cfg_errp(cx, JP_K(path, "rewrite"), "is only allowed on a route with backends or upstream");
     }
+    parse_streaming(cx, f, path, r, nact);
     if ((v = f[RK_REQH]) != NULL)
         parse_header_edits(cx, v, JP_K(path, "request_headers"), &r->req_headers);
     if ((v = f[RK_RESPH]) != NULL)
@@ -753,9 +776,10 @@ static void dup_edits(struct cfg_mem **mem, struct cfg_header_edits *d,
     d->remove = dup_kv(mem, s->remove, s->nremove);
 }
 
-/* Every member of struct cfg_route is copied below: a new member must be
+/* Every member of struct cfg_route is copied below (scalars such as
+ * timeouts and sse_heartbeat_ms by the struct copy): a new member must be
  * added there too, which this reminds whoever changes the struct. */
-_Static_assert(sizeof(struct cfg_route) == 360 || sizeof(void *) != 8,
+_Static_assert(sizeof(struct cfg_route) == 376 || sizeof(void *) != 8,
                "struct cfg_route changed: update rt_conf_copy_route()");
 
 static void dup_actions(struct cfg_mem **mem, struct cfg_route *d, const struct cfg_route *s)

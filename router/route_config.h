@@ -69,6 +69,14 @@ struct cfg_route {
     struct cfg_header_edits req_headers;
     struct cfg_header_edits resp_headers;
 
+    /* streaming (SPEC "Streaming and model routing"); 0 = none */
+    struct {
+        uint32_t first_byte_ms;     /* replaces the upstream's response_header_ms */
+        uint32_t idle_ms;           /* longest silence between two pieces of the body */
+        uint32_t total_ms;          /* the whole response, from the request's start */
+    } timeouts;
+    uint32_t sse_heartbeat_ms;      /* a comment line to a silent text/event-stream client */
+
     /* action */
     enum cfg_action action;
     struct cfg_backend_ref *backends; size_t nbackends;

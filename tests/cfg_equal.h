@@ -65,6 +65,9 @@ static bool ceq_route(const struct cfg_route *a, const struct cfg_route *b)
         !ceq_str(a->rewrite_host, b->rewrite_host) ||
         !ceq_edits(&a->req_headers, &b->req_headers) ||
         !ceq_edits(&a->resp_headers, &b->resp_headers) ||
+        a->timeouts.first_byte_ms != b->timeouts.first_byte_ms ||
+        a->timeouts.idle_ms != b->timeouts.idle_ms || a->timeouts.total_ms != b->timeouts.total_ms ||
+        a->sse_heartbeat_ms != b->sse_heartbeat_ms ||
         a->action != b->action || a->nbackends != b->nbackends ||
         (a->backends == NULL) != (b->backends == NULL))
         return false;
