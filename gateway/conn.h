@@ -30,7 +30,9 @@
 
 #define CONN_MAGIC 0x534c4343u
 
-enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED };
+/* C_ROUTE: the request's body is being read to route it (match.json_body),
+ * nothing sent upstream yet */
+enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED, C_ROUTE };
 enum rstate { RS_WAIT = 0, RS_BODY, RS_DONE };
 
 #define IOVQ_N 8
@@ -102,6 +104,14 @@ struct gw_txn {
     uint64_t t_first;               /* ns: the response's first body byte (or bodiless head) */
     uint64_t stream_t0, stream_bytes;
     bool sse, stream, hb;           /* text/event-stream; a stream (counted open); heartbeats on */
+    bool expect_sent;               /* our 100 Continue went (C_ROUTE asks for the body early) */
+    /* match.json_body: the body read before routing (body.c body_for_route) */
+    uint8_t jstate;                 /* enum rt_body */
+    struct gw_buf *jbuf;            /* a chunked body decoded, while routing */
+    uint32_t jraw;                  /* raw bytes of in decoded into jbuf so far (from hlen) */
+    const char *jbody;              /* the body as the router sees it (READY), while routing */
+    size_t jbody_len;
+    struct h1_chunked jck;
     bool sse_cr;                    /* the last byte forwarded was a \r */
     uint8_t sse_nl;                 /* line ends at the tail of what was forwarded (2 = between events) */
     /* not cleared per request (txn_get): reset when their queue is empty */
@@ -206,6 +216,11 @@ bool rf_room(struct iovq *q, struct reframe *f);
 void rf_data(struct iovq *q, struct reframe *f, const char *p, size_t n, bool plain);
 void rf_last(struct iovq *q, struct reframe *f);
 bool take_body(struct gw_conn *c);
+/* While C_ROUTE: how far the body read so far lets a json_body route be
+ * decided (enum rt_body; RT_BODY_UNREAD = read on) and, when READY, the
+ * whole body at *p, *n. */
+int body_for_route(struct gw_conn *c, uint32_t limit, const char **p, size_t *n);
+void body_route_done(struct gw_conn *c);
 void rewalk_body(struct gw_conn *c);
 
 /* client.c */

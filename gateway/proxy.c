@@ -132,6 +132,23 @@ const struct up_conn_ops gw_up_ops = {
 
 /* ---- the request ---- */
 
+/* The best route wants the body (match.json_body): read it first, with
+ * nothing sent upstream; route_wait_step() routes again once it is whole,
+ * too long, or not there. */
+static void route_wait(struct gw_conn *c)
+{
+    struct gw_txn *t = c->t;
+
+    c->state = C_ROUTE;
+    if ((c->w->req.flags & H1_F_EXPECT_CONTINUE) && !t->client10 && !t->expect_sent) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        iovq_push(&t->cq, cont, sizeof(cont) - 1);
+        t->cq_head += sizeof(cont) - 1;
+        t->expect_sent = true;
+    }
+    conn_timer_arm(c, t->ws->s->cfg->client_idle_ms);  /* a body that never comes */
+}
+
 static void route_request(struct gw_conn *c, const struct h1_request *r)
 {
     struct gw_wsnap *ws = c->t->ws;
@@ -161,7 +178,16 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
     q.query_len = r->query_len;
     q.headers = r->headers;
     q.nheaders = r->nheaders;
+    bool need_body = false;
+    q.body_state = (enum rt_body)c->t->jstate;
+    q.body = c->t->jbody;
+    q.body_len = c->t->jbody_len;
+    q.need_body = &need_body;
     c->t->route = rt_match(ws->s->rt, &q);
+    if (need_body) {
+        route_wait(c);
+        return;
+    }
     if (c->t->route == NULL) {
         local_response(c, 404, NULL, NULL, 0, NULL);
         return;
@@ -211,6 +237,8 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
     c->t->up_clean = true;
     fwd_connect(c);
 }
+
+static void request_routed(struct gw_conn *c, const struct h1_request *r);
 
 static void start_request(struct gw_conn *c, uint32_t hlen)
 {
@@ -266,9 +294,19 @@ static void start_request(struct gw_conn *c, uint32_t hlen)
         local_response(c, 413, NULL, NULL, 0, NULL);
         return;
     }
+    c->t->jstate = r->body == H1_BODY_NONE || c->t->req_done ? RT_BODY_NONE : RT_BODY_UNREAD;
+    c->t->jbody = NULL;
+    c->t->jbody_len = 0;
     route_request(c, r);
+    request_routed(c, r);
+}
+
+/* After routing: a proxied request starts sending its body. */
+static void request_routed(struct gw_conn *c, const struct h1_request *r)
+{
     if (c->state == C_ACTIVE) {
-        if ((r->flags & H1_F_EXPECT_CONTINUE) && !c->t->req_done && !c->t->client10) {
+        if ((r->flags & H1_F_EXPECT_CONTINUE) && !c->t->req_done && !c->t->client10 &&
+            !c->t->expect_sent) {
             /* answer it ourselves (as nginx does) so the client sends the body
              * while we connect; Expect is not forwarded */
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -332,6 +370,58 @@ static bool head_step(struct gw_conn *c)
     return true;
 }
 
+/* C_ROUTE: read the body until body_for_route() can tell, then route the
+ * request again (its head parsed anew from `in`: the worker's parse
+ * scratch served other connections meanwhile). */
+static bool route_wait_step(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
+    const char *p = NULL;
+    size_t n = 0;
+
+    if (!iovq_empty(&t->cq) && c->w_ready) {    /* our 100 Continue */
+        client_send(c);
+        if (c->state != C_ROUTE)
+            return false;
+    }
+    int st = body_for_route(c, t->ws->s->cfg->max_json_match_bytes, &p, &n);
+    if (st == RT_BODY_UNREAD) {
+        if (!c->r_ready)
+            return false;
+        if (c->in->end == c->in->cap && c->in->cap < GW_BUF_LARGE) {
+            struct gw_buf *big = gw_buf_get(w, GW_BUF_LARGE);
+            memcpy(big->data, c->in->data, c->in->end);
+            big->end = c->in->end;
+            gw_buf_put(w, c->in);
+            c->in = big;
+        }
+        ssize_t k = buf_read(&c->io, c->in, &c->r_ready, c->rdhup);
+        if (k == 0 || k == -1) {
+            txn_end(c, GW_END_CLIENT_CLOSED);
+            return false;
+        }
+        if (k == -2)
+            return false;
+        conn_timer_arm(c, t->ws->s->cfg->client_idle_ms);
+        return true;
+    }
+    t->jstate = (uint8_t)st;
+    t->jbody = p;
+    t->jbody_len = n;
+    struct h1_request *r = &w->req;
+    size_t scanned = 0;
+    int rc = h1_parse_request(c->in->data, t->hlen, t->ws->s->cfg->max_header_bytes, &scanned, r);
+    BUG_ON(rc != (int)t->hlen);     /* the same bytes parsed the same way before */
+    c->state = C_ACTIVE;
+    conn_timer_off(c);
+    route_request(c, r);
+    body_route_done(c);
+    t->jbody = NULL;
+    request_routed(c, r);
+    return true;
+}
+
 /* ---- the pump ---- */
 
 static void conn_pump(struct gw_conn *c)
@@ -379,6 +469,9 @@ static void conn_pump(struct gw_conn *c)
             break;
         case C_TUNNEL:
             p = tunnel_step(c);
+            break;
+        case C_ROUTE:
+            p = route_wait_step(c);
             break;
         case C_LINGER:
             linger_step(c);
@@ -430,7 +523,7 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
         } else {
             txn_end(c, c->hs ? GW_END_CLIENT_TIMEOUT : GW_END_IDLE_TIMEOUT);
         }
-    } else if (c->state == C_ACTIVE && !c->t->req_done) {
+    } else if ((c->state == C_ACTIVE && !c->t->req_done) || c->state == C_ROUTE) {
         gw_log(GW_LOG_INFO, "client stopped sending its request body");
         txn_end(c, GW_END_CLIENT_TIMEOUT);
     } else if (c->state == C_ACTIVE) {

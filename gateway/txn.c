@@ -163,6 +163,8 @@ static void txn_release(struct gw_conn *c, struct gw_txn *t, bool done)
     t->ubuf = NULL;
     gw_buf_put(w, t->scratch);
     t->scratch = NULL;
+    gw_buf_put(w, t->jbuf);        /* ended while reading a body to route it */
+    t->jbuf = NULL;
     gw_wsnap_unpin(w, t->ws);
     t->ws = NULL;
 }

@@ -9,7 +9,7 @@ import re
 import socket
 import time
 
-from harness import SLUICE, build_request, check, eq, wait_for
+from harness import SLUICE, Conn, build_request, check, eq, get, request, sha256, wait_for
 from test_8_admin import admin_cfg, start
 
 ASAN = "asan" in os.path.basename(os.path.normpath(os.environ.get("SLUICE_BUILD", "build")))
@@ -325,3 +325,97 @@ def test_stream_config_errors(env):
         rc, out, err = env.run([SLUICE, "--check", "--config", path])
         eq(rc, 1, "--check refuses %r" % route)
         check(want in err, "error names %s: %r" % (want, err))
+
+
+# ---------------------------------------------------------------- model routing
+
+def _model_setup(env, limits=None):
+    ea, eb, ec = env.echo("llama"), env.echo("gpt"), env.echo("default")
+    ups = [{"name": n, "targets": [{"address": e.addr}]} for n, e in (("a", ea), ("b", eb), ("c", ec))]
+    routes = [
+        {"name": "llama", "match": {"path": {"prefix": "/v1/chat"},
+                                    "json_body": [{"field": "model", "value": "llama-3*"}]}, "upstream": "a"},
+        {"name": "gpt", "match": {"path": {"prefix": "/v1/chat"},
+                                  "json_body": [{"field": "model", "value": "gpt-4o"}]}, "upstream": "b"},
+        {"name": "rest", "match": {"path": {"prefix": "/v1/chat"}}, "upstream": "c"},
+    ]
+    kw = {"upstreams": ups, "routes": routes}
+    if limits:
+        kw["limits"] = limits
+    e, cfg = admin_cfg(env, **kw)
+    s, a = start(env, cfg)
+    return s, a
+
+
+def _who(r):
+    return r.h("x-upstream")
+
+
+def test_model_routing(env):
+    s, a = _model_setup(env)
+    body = json.dumps({"model": "llama-3-70b", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    r = request(s.port, "POST", "/v1/chat/completions", body=body,
+                headers=[("Content-Type", "application/json")])
+    eq((r.status, _who(r)), (200, "llama"), "model llama-3-70b goes to the llama backend")
+    j = r.json()
+    eq((j["body_len"], j["body"]), (len(body), body.decode()), "the body arrives byte-exact")
+    r = request(s.port, "POST", "/v1/chat/completions", body=b'{"stream":true,"model":"gpt-4o"}')
+    eq(_who(r), "gpt", "model gpt-4o goes to the gpt backend")
+    r = request(s.port, "POST", "/v1/chat/completions", body=b'{"model":"gpt-4o-mini"}')
+    eq(_who(r), "default", "an exact value does not match a longer one: the next route")
+    r = request(s.port, "POST", "/v1/chat/completions", body=b"model=llama-3")
+    eq(_who(r), "default", "a body that is not JSON falls to the next route")
+    r = request(s.port, "POST", "/v1/chat/completions", body=b'{"model":"llama-3","model":"gpt-4o"}')
+    eq(_who(r), "default", "a field given twice matches nothing")
+    r = request(s.port, "POST", "/v1/chat/completions", body=b'{"mod\\u0065l":"ll\\u0061ma-3"}')
+    eq(_who(r), "llama", "escapes are decoded as the backend decodes them")
+    r = get(s.port, "/v1/chat/completions")
+    eq(_who(r), "default", "no body: the next route")
+    # chunked, in pieces: decoded for the match, forwarded byte-exact
+    with Conn(s.port) as c:
+        c.send(b"POST /v1/chat/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\n{\"mod\r\n")
+        time.sleep(0.1)
+        c.send(b"9;ext=1\r\nel\":\"gpt-\r\n4\r\n4o\"}\r\n0\r\n\r\n")
+        r = c.read_response()
+    eq(_who(r), "gpt", "a chunked body sent in pieces is routed by its decoded JSON")
+    eq(r.json()["body"], '{"model":"gpt-4o"}', "and arrives whole (re-framed)")
+    # a 1 MiB body is over the limit: next route, every byte delivered
+    big = b'{"model":"llama-3","pad":"' + b"x" * (1 << 20) + b'"}'
+    r = request(s.port, "POST", "/v1/chat/completions", body=big, timeout=10)
+    j = r.json()
+    eq(_who(r), "default", "a body over max_json_match_bytes falls through")
+    eq((j["body_len"], j["body_sha256"]), (len(big), sha256(big)), "1 MiB body byte-exact")
+    # keep-alive and pipelining still work around a routed body
+    with Conn(s.port) as c:
+        b1, b2 = b'{"model":"gpt-4o"}', b'{"model":"llama-3"}'
+        c.send(build_request("POST", "/v1/chat/a", "t", (), b1) + build_request("POST", "/v1/chat/b", "t", (), b2))
+        r1, r2 = c.read_response(), c.read_response()
+    eq((_who(r1), _who(r2)), ("gpt", "llama"), "two pipelined requests, each routed by its own body")
+
+
+def test_model_routing_limits(env):
+    s, a = _model_setup(env, limits={"max_json_match_bytes": 100})
+    body = b'{"model":"gpt-4o","pad":"' + b"y" * 200 + b'"}'
+    r = request(s.port, "POST", "/v1/chat/completions", body=body)
+    eq(_who(r), "default", "over max_json_match_bytes (100): not read, the next route")
+    eq(r.json()["body_len"], len(body), "and delivered whole")
+    with Conn(s.port) as c:     # chunked over the limit: decoded bytes counted
+        c.send(b"POST /v1/chat/x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+               + b"".join(b"10\r\n" + b"z" * 16 + b"\r\n" for _ in range(8)) + b"0\r\n\r\n")
+        r = c.read_response()
+    eq((_who(r), r.json()["body_len"]), ("default", 128), "chunked over the limit falls through, whole")
+    # Expect: 100-continue: sluice asks for the body it needs to route
+    with Conn(s.port) as c:
+        b = b'{"model":"gpt-4o"}'
+        c.send(b"POST /v1/chat/x HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(b))
+        r = c.read_response(keep_interim=True)
+        eq(r.status, 100, "100 Continue before the body")
+        c.send(b)
+        r = c.read_response()
+    eq(_who(r), "gpt", "then routed by it")
+    # a client that never sends the body it announced: closed at client_idle_ms, nothing upstream
+    a.put_ok(dict(s.cfg, timeouts={"client_idle_ms": 300, "drain_ms": 3000}))
+    with Conn(s.port) as c:
+        c.send(b"POST /v1/chat/x HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\n\r\n{\"model\"")
+        check(c.wait_closed(3.0), "a stalled body is cut at client_idle_ms")
