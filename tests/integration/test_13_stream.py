@@ -9,7 +9,7 @@ import re
 import socket
 import time
 
-from harness import SLUICE, Conn, build_request, check, eq, get, request, sha256, wait_for
+from harness import SLUICE, Conn, TestFailure, build_request, check, eq, get, request, sha256, wait_for
 from test_8_admin import admin_cfg, start
 
 ASAN = "asan" in os.path.basename(os.path.normpath(os.environ.get("SLUICE_BUILD", "build")))
@@ -419,3 +419,100 @@ def test_model_routing_limits(env):
     with Conn(s.port) as c:
         c.send(b"POST /v1/chat/x HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\n\r\n{\"model\"")
         check(c.wait_closed(3.0), "a stalled body is cut at client_idle_ms")
+
+
+# ---------------------------------------------------------------- an LLM behind sluice
+
+def test_llm_stream_by_model(env):
+    """sluice-echo's OpenAI-compatible endpoint behind sluice, two backends
+    chosen by the body's model: tokens arrive one by one, then the usage
+    chunk and [DONE]."""
+    ea, eb = env.echo("llama"), env.echo("gpt")
+    ups = [{"name": "a", "targets": [{"address": ea.addr}]}, {"name": "b", "targets": [{"address": eb.addr}]}]
+    routes = [{"name": "llama", "match": {"path": {"exact": "/v1/chat/completions"},
+                                          "json_body": [{"field": "model", "value": "llama-*"}]},
+               "timeouts": {"first_byte_ms": 2000, "idle_ms": 1000}, "upstream": "a"},
+              {"name": "gpt", "match": {"path": {"exact": "/v1/chat/completions"},
+                                        "json_body": [{"field": "model", "value": "gpt-*"}]}, "upstream": "b"}]
+    e, cfg = admin_cfg(env, upstreams=ups, routes=routes)
+    s, a = start(env, cfg)
+    for model, who in (("llama-3-8b", "llama"), ("gpt-4o", "gpt")):
+        body = json.dumps({"model": model, "stream": True, "max_tokens": 5,
+                           "messages": [{"role": "user", "content": "one two three"}]}).encode()
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        c.sendall(b"POST /v1/chat/completions?token_ms=60 HTTP/1.1\r\nHost: t\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        st = Stream.__new__(Stream)
+        st.sock, st.buf, st.head, st.chunked, st.closed, st.pieces = c, b"", None, False, False, []
+        eq(st.read_head(), 200, "%s: status" % model)
+        check(re.search(r"(?im)^x-upstream:\s*%s\s*$" % who, st.head), "%s went to %s" % (model, who))
+        eq(st.read_until(lambda b: False, 5.0), "end", "%s: the stream ends" % model)
+        events = [x for x in st.body().split(b"\n\n") if x]
+        check(events[-1] == b"data: [DONE]", "ends with [DONE]: %r" % events[-3:])
+        chunks = [json.loads(x[6:]) for x in events[:-1]]
+        tokens = [c_["choices"][0]["delta"].get("content") for c_ in chunks if c_["choices"]]
+        eq("".join(t for t in tokens if t), "one two three one two", "%s: the tokens" % model)
+        eq(chunks[-1]["usage"]["completion_tokens"], 5, "the usage chunk last")
+        eq({c_["model"] for c_ in chunks}, {model}, "the model echoed")
+        # the five tokens came 60 ms apart, not in one piece at the end
+        times = [t for t, p in st.pieces if b'"content":"' in p and b'"content":""' not in p]
+        check(len(times) >= 4 and times[-1] - times[0] >= 0.18,
+              "%s: tokens streamed as generated (%r)" % (model, [round(t - times[0], 3) for t in times]))
+        c.close()
+
+
+# ---------------------------------------------------------------- a real browser
+
+def test_browser_eventsource(env):
+    """Headless Chromium opens an EventSource through sluice and receives
+    every event; closing it makes sluice close the upstream connection."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        raise TestFailure("python3-selenium is not installed (make deps installs it)")
+    import shutil
+    chrome = shutil.which("chromium")
+    driver_bin = shutil.which("chromedriver")
+    check(chrome and driver_bin, "chromium and chromedriver are installed (make deps)")
+    page = ("<!doctype html><title>sse</title><script>"
+            "window.got = []; window.done = false;"
+            "const es = new EventSource('/sse?n=20&ms=50');"
+            "es.onmessage = (e) => { window.got.push(e.data); if (window.got.length == 20) { es.close(); window.done = true; } };"
+            "window.openLong = () => { window.es2 = new EventSource('/sse?n=100000&ms=50');"
+            "  window.es2.onmessage = (e) => { window.long = (window.long || 0) + 1; }; };"
+            "window.closeLong = () => window.es2.close();"
+            "</script>")
+    routes = [{"name": "page", "match": {"path": {"exact": "/page"}},
+               "respond": {"status": 200, "body": page, "content_type": "text/html"}},
+              {"name": "sse", "match": {"path": {"prefix": "/sse"}}, "upstream": "u",
+               "sse_heartbeat_ms": 10000}]
+    e, cfg = admin_cfg(env, routes=routes)
+    s, a = start(env, cfg)
+    opts = Options()
+    opts.binary_location = chrome
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-extensions", "--user-data-dir=" + env.tmp + "/chrome"):
+        opts.add_argument(arg)
+    service = Service(driver_bin, log_output=os.path.join(env.tmp, "chromedriver.log"))
+    drv = webdriver.Chrome(service=service, options=opts)
+    try:
+        drv.set_script_timeout(20)
+        drv.get("http://127.0.0.1:%d/page" % s.port)
+        done = wait_for(lambda: drv.execute_script("return window.done"), 15.0, 0.1)
+        got = drv.execute_script("return window.got")
+        check(done, "the browser got every event: %r" % got)
+        eq(got, ["event %d" % i for i in range(1, 21)], "all 20 events, in order")
+        base = e.stats()["aborted"]
+        drv.execute_script("window.openLong()")
+        check(wait_for(lambda: (drv.execute_script("return window.long") or 0) >= 5, 10.0, 0.1),
+              "a long stream flows")
+        check(a.metrics()["sluice_streams_open"].total(route="sse") >= 1, "counted open")
+        drv.execute_script("window.closeLong()")
+        check(wait_for(lambda: e.stats()["aborted"] > base, 5.0),
+              "closing the EventSource makes sluice close the upstream connection")
+        check(wait_for(lambda: a.metrics()["sluice_streams_open"].total(route="sse") == 0, 3.0),
+              "and the stream is no longer open")
+    finally:
+        drv.quit()
