@@ -354,22 +354,22 @@ def _who(r):
 def test_model_routing(env):
     s, a = _model_setup(env)
     body = json.dumps({"model": "llama-3-70b", "messages": [{"role": "user", "content": "hi"}]}).encode()
-    r = request(s.port, "POST", "/v1/chat/completions", body=body,
+    r = request(s.port, "POST", "/v1/chat/echo", body=body,
                 headers=[("Content-Type", "application/json")])
     eq((r.status, _who(r)), (200, "llama"), "model llama-3-70b goes to the llama backend")
     j = r.json()
     eq((j["body_len"], j["body"]), (len(body), body.decode()), "the body arrives byte-exact")
-    r = request(s.port, "POST", "/v1/chat/completions", body=b'{"stream":true,"model":"gpt-4o"}')
+    r = request(s.port, "POST", "/v1/chat/echo", body=b'{"stream":true,"model":"gpt-4o"}')
     eq(_who(r), "gpt", "model gpt-4o goes to the gpt backend")
-    r = request(s.port, "POST", "/v1/chat/completions", body=b'{"model":"gpt-4o-mini"}')
+    r = request(s.port, "POST", "/v1/chat/echo", body=b'{"model":"gpt-4o-mini"}')
     eq(_who(r), "default", "an exact value does not match a longer one: the next route")
-    r = request(s.port, "POST", "/v1/chat/completions", body=b"model=llama-3")
+    r = request(s.port, "POST", "/v1/chat/echo", body=b"model=llama-3")
     eq(_who(r), "default", "a body that is not JSON falls to the next route")
-    r = request(s.port, "POST", "/v1/chat/completions", body=b'{"model":"llama-3","model":"gpt-4o"}')
+    r = request(s.port, "POST", "/v1/chat/echo", body=b'{"model":"llama-3","model":"gpt-4o"}')
     eq(_who(r), "default", "a field given twice matches nothing")
-    r = request(s.port, "POST", "/v1/chat/completions", body=b'{"mod\\u0065l":"ll\\u0061ma-3"}')
+    r = request(s.port, "POST", "/v1/chat/echo", body=b'{"mod\\u0065l":"ll\\u0061ma-3"}')
     eq(_who(r), "llama", "escapes are decoded as the backend decodes them")
-    r = get(s.port, "/v1/chat/completions")
+    r = get(s.port, "/v1/chat/echo")
     eq(_who(r), "default", "no body: the next route")
     # chunked, in pieces: decoded for the match, forwarded byte-exact
     with Conn(s.port) as c:
@@ -382,7 +382,7 @@ def test_model_routing(env):
     eq(r.json()["body"], '{"model":"gpt-4o"}', "and arrives whole (re-framed)")
     # a 1 MiB body is over the limit: next route, every byte delivered
     big = b'{"model":"llama-3","pad":"' + b"x" * (1 << 20) + b'"}'
-    r = request(s.port, "POST", "/v1/chat/completions", body=big, timeout=10)
+    r = request(s.port, "POST", "/v1/chat/echo", body=big, timeout=10)
     j = r.json()
     eq(_who(r), "default", "a body over max_json_match_bytes falls through")
     eq((j["body_len"], j["body_sha256"]), (len(big), sha256(big)), "1 MiB body byte-exact")
@@ -397,7 +397,7 @@ def test_model_routing(env):
 def test_model_routing_limits(env):
     s, a = _model_setup(env, limits={"max_json_match_bytes": 100})
     body = b'{"model":"gpt-4o","pad":"' + b"y" * 200 + b'"}'
-    r = request(s.port, "POST", "/v1/chat/completions", body=body)
+    r = request(s.port, "POST", "/v1/chat/echo", body=body)
     eq(_who(r), "default", "over max_json_match_bytes (100): not read, the next route")
     eq(r.json()["body_len"], len(body), "and delivered whole")
     with Conn(s.port) as c:     # chunked over the limit: decoded bytes counted
