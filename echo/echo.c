@@ -92,7 +92,7 @@ struct conn {
     unsigned sse_ms;
     unsigned sse_gap_after, sse_gap_ms;     /* after event gap_after, wait gap_ms */
     unsigned sse_split_ms;                  /* each event in two writes this far apart */
-    bool sse_head_sent, sse_half;
+    bool sse_head_sent, sse_half, sse_ts;
     struct llm_req *llm;                    /* POST /v1/chat/completions, streamed */
     int llm_i;
     unsigned llm_ms;
@@ -541,14 +541,22 @@ static void sse_write(struct conn *c, const char *p, int n)
  * blank line) when events are split; true when the event is complete. */
 static bool sse_write_event(struct conn *c)
 {
-    char ev[64];
+    char ev[128];
     if (c->sse_half) {          /* the rest of a split event: its blank line */
         sse_write(c, "\n", 1);
         c->sse_half = false;
         c->sse_i++;
         return true;
     }
-    int n = snprintf(ev, sizeof ev, "id: %d\ndata: event %d\n\n", c->sse_i, c->sse_i);
+    int n;
+    if (c->sse_ts) {    /* the send time, for a client measuring each event's delay */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        n = snprintf(ev, sizeof ev, "id: %d\ndata: event %d t=%llu\n\n", c->sse_i, c->sse_i,
+                     (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec);
+    } else {
+        n = snprintf(ev, sizeof ev, "id: %d\ndata: event %d\n\n", c->sse_i, c->sse_i);
+    }
     if (c->sse_split_ms) {
         sse_write(c, ev, n - 1);
         c->sse_half = true;
@@ -649,6 +657,7 @@ static int start_sse(struct conn *c)
     c->sse_gap_after = (unsigned)qparam_u64(c, "gap_after", 0);
     c->sse_gap_ms = (unsigned)qparam_u64(c, "gap_ms", 0);
     c->sse_split_ms = (unsigned)qparam_u64(c, "split_ms", 0);
+    c->sse_ts = qparam_u64(c, "ts", 0) != 0;
     c->sse_head_sent = c->sse_half = false;
     c->sse_i = 1;
     c->sse_n += 1; /* events are numbered 1..n */

@@ -105,6 +105,9 @@ struct gw_txn {
     uint64_t stream_t0, stream_bytes;
     bool sse, stream, hb;           /* text/event-stream; a stream (counted open); heartbeats on */
     bool expect_sent;               /* our 100 Continue went (C_ROUTE asks for the body early) */
+    bool ub_filled;                 /* a read filled ubuf: a bulk body, not a stream's pieces */
+    struct gw_rid *rid;             /* the head's method, target, host once `in` went back
+                                       (m_off, t_off, h_off then point into it) */
     /* match.json_body: the body read before routing (body.c body_for_route) */
     uint8_t jstate;                 /* enum rt_body */
     struct gw_buf *jbuf;            /* a chunked body decoded, while routing */

@@ -398,14 +398,18 @@ bool fwd_recv(struct gw_conn *c)
     }
     if (!u->r_ready)
         return false;
+    /* A long body (a Content-Length past the small buffer, or reads that
+     * fill it) moves through a large buffer, fewer syscalls per byte; a
+     * stream's pieces through a small one, given back between them
+     * (client_send), so 10,000 quiet streams hold no buffers. */
+    bool bulk = c->t->rstate == RS_BODY &&
+                (c->t->resp_kind == H1_BODY_LENGTH ? c->t->resp_remaining > GW_BUF_SMALL : c->t->ub_filled);
     if (c->t->ubuf == NULL)
-        c->t->ubuf = gw_buf_get(w, c->t->rstate == RS_BODY ? GW_BUF_LARGE : GW_BUF_SMALL);
+        c->t->ubuf = gw_buf_get(w, bulk ? GW_BUF_LARGE : GW_BUF_SMALL);
     struct gw_buf *ub = c->t->ubuf;
     if (ub->start == ub->end) {
         ub->start = ub->end = 0;
-        /* a long body: move to a large buffer, fewer syscalls per byte */
-        if (c->t->rstate == RS_BODY && ub->cap == GW_BUF_SMALL &&
-            (c->t->resp_kind != H1_BODY_LENGTH || c->t->resp_remaining > GW_BUF_SMALL)) {
+        if (bulk && ub->cap == GW_BUF_SMALL) {
             gw_buf_put(w, ub);
             ub = c->t->ubuf = gw_buf_get(w, GW_BUF_LARGE);
         }
@@ -417,6 +421,8 @@ bool fwd_recv(struct gw_conn *c)
     ssize_t n = buf_read(&u->io, ub, &u->r_ready, u->rdhup);
     if (n == -2)
         return false;
+    if (n > 0 && ub->end == ub->cap)
+        c->t->ub_filled = true;
     if (n == 0 || n == -1) {
         if (c->t->rstate == RS_WAIT) {
             bool nothing = ub->end == 0;

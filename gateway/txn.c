@@ -110,17 +110,18 @@ static void access_log(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
     struct gw_txn *t = c->t;
-    bool req = t->hlen && c->in;
+    const char *head = t->rid ? t->rid->data : c->in ? c->in->data : NULL;
+    bool req = t->hlen && head;
     char line[ALOG_LINE_MAX];
 
     if (w->alog.fd < 0)
         return;
     struct alog_rec r = {
         .client_ip = c->ip, .client_ip_len = c->iplen, .client_port = peer_port(c),
-        .method = req ? c->in->data + t->m_off : NULL, .method_len = t->m_len,
-        .target = req ? c->in->data + t->t_off : NULL, .target_len = t->t_len,
+        .method = req ? head + t->m_off : NULL, .method_len = t->m_len,
+        .target = req ? head + t->t_off : NULL, .target_len = t->t_len,
         .http10 = t->client10,
-        .host = req && t->h_len ? c->in->data + t->h_off : NULL, .host_len = t->h_len,
+        .host = req && t->h_len ? head + t->h_off : NULL, .host_len = t->h_len,
         .status = t->status, .bytes_in = t->bytes_in, .bytes_out = t->bytes_out,
         .upstream = t->target ? t->target->text : NULL,
         .upstream_ns = t->t_up ? t->t_up - t->t_start : 0,
@@ -165,6 +166,8 @@ static void txn_release(struct gw_conn *c, struct gw_txn *t, bool done)
     t->scratch = NULL;
     gw_buf_put(w, t->jbuf);        /* ended while reading a body to route it */
     t->jbuf = NULL;
+    gw_rid_put(w, t->rid);          /* after the access log line that read it */
+    t->rid = NULL;
     gw_wsnap_unpin(w, t->ws);
     t->ws = NULL;
 }
