@@ -116,7 +116,7 @@ bench: deps
 
 FUZZ_SECONDS ?= 60
 # the round trip of what sluice forwards (tests/fuzz/fuzz_fwd_*.c)
-FWD_SRC := gateway/http1.c gateway/h1_fwd.c router/router.c core/hdr.c core/reason.c
+FWD_SRC := gateway/http1.c gateway/h1_fwd.c router/router.c router/jsonmatch.c core/hdr.c core/reason.c
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: deps
 	@mkdir -p $(B)/fuzz

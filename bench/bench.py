@@ -121,7 +121,14 @@ ALL_TARGETS = ["direct", "sluice", "sluice-nosplice", "nginx", "haproxy"]
 COLUMNS = ["direct", "sluice", "nginx", "haproxy"]
 PROXIES = ["sluice", "nginx", "haproxy"]
 ALL_SCENARIOS = ["small64", "small256", "paired", "large", "huge", "tls_small",
-                 "tls_handshake", "idle", "reload"]
+                 "tls_handshake", "idle", "reload", "streams"]
+# streams: STREAMS concurrent SSE streams (sluice-echo /sse, one event a
+# second each) for STREAM_SECONDS through each proxy (one worker, pinned to
+# the proxy core), and direct to the backend as the baseline
+STREAMS = int(os.environ.get("STREAMS", "10000"))
+STREAM_SECONDS = int(os.environ.get("STREAM_SECONDS", "30"))
+SSE_BIN = os.path.join(OUT_DIR, "sse_streams")
+ECHO_BIN = os.path.join(ROOT, "build", "sluice-echo")
 RELOAD_DURATION = max(1, int(float(os.environ.get("RELOAD_DURATION", "1"))))
 RELOAD_INTERVAL = float(os.environ.get("RELOAD_INTERVAL", "0.5"))
 RELOAD_REPEAT = max(1, int(os.environ.get("RELOAD_REPEAT", "16")))
@@ -550,6 +557,60 @@ def write_sluice_conf(tmp, name, port, bport, admin_port, tls=None, splice=True)
     return path
 
 
+def write_stream_confs(tmp, ports, eport):
+    """The streams scenario's proxies, in front of sluice-echo on eport:
+    nginx with proxy_buffering off (as its docs say for SSE), HAProxy, and
+    sluice with its defaults."""
+    conns = STREAMS * 2 + 1024
+    nginx = nginx_common(tmp, "nginx-sse", conns) + f"""http {{
+  access_log off;
+  keepalive_timeout 300s;
+{nginx_temp_paths(tmp, "nginx-sse")}
+  upstream e {{ server 127.0.0.1:{eport}; keepalive 1024; }}
+  server {{
+    listen 127.0.0.1:{ports['nginx-sse']} backlog=4096;
+    location / {{
+      proxy_pass http://e;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_read_timeout 300s;
+    }}
+  }}
+}}
+"""
+    haproxy = f"""global
+  nbthread 1
+  maxconn {conns}
+  no strict-limits
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+  timeout http-keep-alive 300s
+frontend fe
+  bind 127.0.0.1:{ports['haproxy-sse']}
+  maxconn {conns}
+  # small events go out at once (HAProxy's advice for interactive streams)
+  option http-no-delay
+  default_backend be
+backend be
+  server e 127.0.0.1:{eport} maxconn {conns}
+"""
+    sluice = {"workers": 1, "access_log": None,
+              "listeners": [{"address": f"127.0.0.1:{ports['sluice-sse']}"}],
+              "upstreams": [{"name": "e", "targets": [{"address": f"127.0.0.1:{eport}"}]}],
+              "routes": [{"upstream": "e"}]}
+    paths = {}
+    for name, text in (("nginx-sse", nginx), ("haproxy-sse", haproxy),
+                       ("sluice-sse", json.dumps(sluice))):
+        paths[name] = os.path.join(tmp, name + (".json" if name.startswith("sluice") else ".conf"))
+        with open(paths[name], "w") as f:
+            f.write(text + "\n")
+    return paths
+
+
 def metric_values(port, token=None):
     """{(name, sorted label string): value} from sluice's admin /metrics,
     or {} when it cannot be read."""
@@ -786,6 +847,7 @@ SCEN = {
     "tls_handshake": dict(title="TLS 1.3 full handshake (ECDSA P-256, no resumption), "
                           "GET + close, 32 conns", conns=32, tls=True),
     "idle": dict(title=f"{IDLE_CONNS:,} idle keep-alive conns"),
+    "streams": dict(title=f"{STREAMS:,} concurrent SSE streams, 1 event/s each, {STREAM_SECONDS} s"),
     "paired": dict(title="small GET keep-alive, {conns} conns, paired: sluice and the other "
                    "proxy loaded at once on the proxy core", path="/", conns=(64, 256),
                    targets=["sluice", "nginx", "haproxy"]),
@@ -802,6 +864,11 @@ METRICS = {
                       ("hs_rate", "handshakes/s"), ("cpu_client", "proxy CPU ÷ client CPU"),
                       ("tickets", "session tickets sent per handshake")],
     "idle": [("kib_conn", "RSS KiB per idle conn")],
+    "streams": [("kib_stream", "RSS KiB per stream (target: sluice ≤ 4)"),
+                ("cpu_event", "proxy CPU µs per event"),
+                ("lat_p50", "event delay p50 ms (backend send to client read)"),
+                ("lat_p99", "event delay p99 ms (target: sluice ≤ direct + 2)"),
+                ("events", "events received (of streams × seconds)")],
 }
 METRICS["small256"] = METRICS["tls_small"] = METRICS["small64"]
 
@@ -874,6 +941,21 @@ class Bench:
                                      tls if name.endswith("-tls") else None,
                                      splice=name != "sluice-nosplice")
             self.servers[name] = Server(name, [SLUICE_BIN, "--config", conf], PROXY_CORE, tmp)
+        self.echo = None
+        if "streams" in SCENARIOS:
+            sp = iter(free_ports(4))
+            self.port["echo"] = next(sp)
+            for n in ("sluice-sse", "nginx-sse", "haproxy-sse"):
+                self.port[n] = next(sp)
+            self.echo = Server("echo", [ECHO_BIN, "--port", str(self.port["echo"])], LOAD_CORE, tmp)
+            confs = write_stream_confs(tmp, self.port, self.port["echo"])
+            self.servers["sluice-sse"] = Server("sluice-sse", [SLUICE_BIN, "--config", confs["sluice-sse"]],
+                                                PROXY_CORE, tmp)
+            self.servers["nginx-sse"] = Server("nginx-sse", [
+                "nginx", "-p", tmp, "-c", confs["nginx-sse"], "-e", f"{tmp}/nginx-sse.error.log",
+                "-g", "daemon off;"], PROXY_CORE, tmp)
+            self.servers["haproxy-sse"] = Server("haproxy-sse", ["haproxy", "-db", "-f", confs["haproxy-sse"]],
+                                                 PROXY_CORE, tmp)
         self.broken = {}  # instance -> reason it cannot be measured this run
         self.tls_params = {}  # instance -> what tls_hs saw of its first handshake
         # sluice's own counters over the measured cells, summed over rounds
@@ -1115,6 +1197,68 @@ class Bench:
         log(f"  idle     {target:7s} RSS {rss0} -> {rss1} KiB: {kib:.2f} KiB/conn")
         return {"kib_conn": kib}
 
+    def measure_streams(self, target):
+        """STREAMS SSE streams through target (direct: to the backend): RSS
+        per stream once all are open, proxy CPU per event, and each event's
+        delay from the backend's send to the client's read."""
+        if not os.access(SSE_BIN, os.X_OK) or not os.access(ECHO_BIN, os.X_OK):
+            note("streams: bench/sse_streams or build/sluice-echo not built")
+            return None
+        if self.echo is None:
+            return None
+        if not self.echo.alive():
+            self.echo.start()
+            if not wait_ready(self.echo, self.port["echo"]):
+                note(f"streams: sluice-echo did not start: {self.echo.log_tail()}")
+                return None
+        name = None if target == "direct" else f"{target}-sse"
+        if name:
+            srv = self.servers[name]
+            srv.stop()      # a fresh process: its memory is the streams' alone
+            srv.start()
+            if not wait_ready(srv, self.port[name]):
+                note(f"streams/{target}: did not start: {srv.log_tail()}")
+                srv.stop()
+                return None
+            time.sleep(0.3)
+        port = self.port[name or "echo"]
+        pids = self.servers[name].pids() if name else self.echo.pids()
+        rss0 = tree_rss_kib(pids)
+        path = f"/sse?n={STREAM_SECONDS}&ms=1000&ts=1"
+        proc = subprocess.Popen(["taskset", "-c", LOAD_CORE, SSE_BIN, "127.0.0.1", str(port), str(STREAMS),
+                                 path, str(STREAM_SECONDS + 30)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        STARTED.append(proc)
+        try:
+            ready = read_line(proc.stdout, 60) or ""
+            m = re.match(r"ready (\d+) (\d+)", ready)
+            if not m or int(m.group(2)) > 0:
+                note(f"streams/{target}: streams did not all open ({ready.strip()!r})")
+                return None
+            t0, cpu0 = time.monotonic(), tree_cpu(pids)
+            time.sleep(min(5.0, STREAM_SECONDS / 3))
+            rss1 = tree_rss_kib(pids)
+            done = read_line(proc.stdout, STREAM_SECONDS + 40) or ""
+            cpu1, t1 = tree_cpu(pids), time.monotonic()
+        finally:
+            stop_proc(proc, grace=5)
+        m = re.match(r"done (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", done)
+        if not m:
+            note(f"streams/{target}: no result ({done.strip()!r})")
+            return None
+        events, ended, p50, p90, p99, mx, broken = (int(x) for x in m.groups())
+        if broken:
+            note(f"streams/{target}: {broken} streams broke before their end")
+        v = {"kib_stream": (rss1 - rss0) / STREAMS, "lat_p50": p50 / 1000.0, "lat_p99": p99 / 1000.0,
+             "events": events, "cpu_event": (cpu1 - cpu0) / events * 1e6 if events and name else None}
+        log(f"  streams  {target:7s} {events} events in {t1 - t0:.0f} s, RSS {rss0} -> {rss1} KiB "
+            f"({v['kib_stream']:.2f} KiB/stream), delay p50 {p50 / 1000:.2f} ms p90 {p90 / 1000:.2f} "
+            f"p99 {p99 / 1000:.2f} max {mx / 1000:.1f} ms"
+            + (f", CPU {v['cpu_event']:.2f} µs/event" if v["cpu_event"] is not None else ""))
+        if name:
+            self.servers[name].stop()
+        return v
+
     def ensure_reload(self):
         srv = self.reload_srv
         if "reload" in self.broken:
@@ -1292,6 +1436,8 @@ class Bench:
                         continue
                     if scen == "idle":
                         v = self.measure_idle(t)
+                    elif scen == "streams":
+                        v = self.measure_streams(t)
                     elif scen == "tls_handshake":
                         v = self.measure_handshake(scen, t)
                     else:
@@ -1299,6 +1445,8 @@ class Bench:
                     record(scen, t, v)
             for srv in self.servers.values():
                 srv.stop()
+            if self.echo is not None:
+                self.echo.stop()
             if self.reload_srv is not None:
                 self.reload_srv.stop()
 

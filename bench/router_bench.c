@@ -15,6 +15,7 @@
  * Exit status 1 when a table cannot be built or lookups return wrong routes.
  */
 #include "../router/router.c"
+#include "../router/jsonmatch.c"
 #include "../gateway/config.h"
 
 #include <stdio.h>

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -36,6 +37,7 @@
 #include <openssl/evp.h>
 
 #include "../core/reason.h"
+#include "llm.h"
 
 #define MAX_HEAD     65536          /* request line + headers */
 #define MAX_HEADERS  1000
@@ -51,7 +53,7 @@ enum chunk_st { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER };
 enum framing { FR_CL, FR_CHUNKED, FR_CLOSE };
 enum endpoint {
     EP_ECHO, EP_RAW, EP_SSE, EP_DELAY, EP_STATUS, EP_BYTES, EP_HEALTH,
-    EP_HEALTH_DOWN, EP_HEALTH_UP, EP_STATS, EP_CLOSE, EP_RESET, EP_GARBAGE, EP_WS,
+    EP_HEALTH_DOWN, EP_HEALTH_UP, EP_STATS, EP_CLOSE, EP_RESET, EP_GARBAGE, EP_WS, EP_LLM,
 };
 
 struct hdr {
@@ -88,12 +90,20 @@ struct conn {
     size_t chunk;
     int sse_n, sse_i;
     unsigned sse_ms;
+    unsigned sse_gap_after, sse_gap_ms;     /* after event gap_after, wait gap_ms */
+    unsigned sse_split_ms;                  /* each event in two writes this far apart */
+    bool sse_head_sent, sse_half, sse_ts;
+    struct llm_req *llm;                    /* POST /v1/chat/completions, streamed */
+    int llm_i;
+    unsigned llm_ms;
+    long llm_created;
 };
 
 static const char *g_id = "echo";
 /* the Gateway API conformance echo reports which pod of which namespace
  * answered: a runner starts one sluice-echo per pod */
 static const char *g_ns, *g_pod;
+static unsigned g_token_ms = 30;    /* --token-ms: between two streamed tokens */
 static uint64_t g_accepted, g_requests, g_aborted, g_open;
 static bool g_healthy = true;
 static struct event_base *g_base;
@@ -144,6 +154,7 @@ static void conn_free(struct conn *c)
     bufferevent_free(c->bev);
     EVP_MD_CTX_free(c->sha);
     evbuffer_free(c->keep);
+    free(c->llm);
     free(c);
     g_open--;
 }
@@ -528,51 +539,146 @@ static int start_bytes(struct conn *c, uint64_t n)
     return fill_bytes(c);
 }
 
-static void sse_write_event(struct conn *c)
+static void sse_write(struct conn *c, const char *p, int n)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    char ev[64];
-    int n = snprintf(ev, sizeof ev, "id: %d\ndata: event %d\n\n", c->sse_i, c->sse_i);
     if (c->fr == FR_CHUNKED)
-        evbuffer_add_printf(out, "%x\r\n%s\r\n", n, ev);
+        evbuffer_add_printf(out, "%x\r\n%.*s\r\n", n, n, p);
     else
-        evbuffer_add(out, ev, (size_t)n);
+        evbuffer_add(out, p, (size_t)n);
+}
+
+/* One event ("id: N\ndata: event N\n\n"), or its first part (up to the
+ * blank line) when events are split; true when the event is complete. */
+static bool sse_write_event(struct conn *c)
+{
+    char ev[128];
+    if (c->sse_half) {          /* the rest of a split event: its blank line */
+        sse_write(c, "\n", 1);
+        c->sse_half = false;
+        c->sse_i++;
+        return true;
+    }
+    int n;
+    if (c->sse_ts) {    /* the send time, for a client measuring each event's delay */
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        n = snprintf(ev, sizeof ev, "id: %d\ndata: event %d t=%llu\n\n", c->sse_i, c->sse_i,
+                     (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec);
+    } else {
+        n = snprintf(ev, sizeof ev, "id: %d\ndata: event %d\n\n", c->sse_i, c->sse_i);
+    }
+    if (c->sse_split_ms) {
+        sse_write(c, ev, n - 1);
+        c->sse_half = true;
+        return false;
+    }
+    sse_write(c, ev, n);
     c->sse_i++;
+    return true;
+}
+
+static void arm_ms(struct conn *c, unsigned ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(c->timer, &tv);
 }
 
 /* Returns -1 when c was freed. */
 static int sse_step(struct conn *c)
 {
-    if (c->sse_i < c->sse_n)
-        sse_write_event(c);
+    if (!c->sse_head_sent) {
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        write_head(c, 200);
+        evbuffer_add_printf(out, "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
+        if (c->fr == FR_CHUNKED)
+            evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+        evbuffer_add(out, "\r\n", 2);
+        c->sse_head_sent = true;
+        if (c->head_req) {
+            c->fr = FR_CL;
+            return finish(c);
+        }
+    }
+    if (c->sse_i < c->sse_n && !sse_write_event(c)) {
+        arm_ms(c, c->sse_split_ms);
+        return 0;
+    }
     if (c->sse_i >= c->sse_n) {
         if (c->fr == FR_CHUNKED)
             evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
         return finish(c);
     }
-    struct timeval tv = { c->sse_ms / 1000, (c->sse_ms % 1000) * 1000 };
-    evtimer_add(c->timer, &tv);
+    arm_ms(c, c->sse_gap_after && c->sse_i == (int)c->sse_gap_after + 1 ? c->sse_gap_ms : c->sse_ms);
     return 0;
 }
 
-static int start_sse(struct conn *c)
+/* One event of a streamed chat completion per token_ms.  Returns -1 when c was freed. */
+static int llm_step(struct conn *c)
 {
+    char ev[1024], id[64];
+
+    snprintf(id, sizeof id, "chatcmpl-%s-%" PRIu64 "-%u", g_id, c->id, c->nreq);
+    int n = llm_event(ev, sizeof ev, c->llm, id, c->llm_created, c->llm_i++);
+    if (n > 0)
+        sse_write(c, ev, n);
+    if (n == 0 || llm_event(ev, sizeof ev, c->llm, id, c->llm_created, c->llm_i) == 0) {
+        if (c->fr == FR_CHUNKED)
+            evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+        return finish(c);
+    }
+    arm_ms(c, c->llm_ms);
+    return 0;
+}
+
+static int start_llm(struct conn *c)
+{
+    char buf[8192], id[64];
+    const char *why = NULL;
+
+    if (c->body_len > KEEP_BODY)
+        return reject(c, 413, "request too large");
+    if (c->llm == NULL && (c->llm = malloc(sizeof(*c->llm))) == NULL)
+        abort();
+    size_t n = evbuffer_get_length(c->keep);
+    if (!llm_parse((const char *)evbuffer_pullup(c->keep, -1), n, c->llm, &why))
+        return reject(c, 400, why);
+    c->llm_created = (long)time(NULL);
+    if (!c->llm->stream) {
+        snprintf(id, sizeof id, "chatcmpl-%s-%" PRIu64 "-%u", g_id, c->id, c->nreq);
+        int k = llm_completion(buf, sizeof buf, c->llm, id, c->llm_created);
+        return send_simple(c, 200, "application/json", buf, (size_t)k);
+    }
+    c->llm_i = 0;
+    c->llm_ms = (unsigned)qparam_u64(c, "token_ms", g_token_ms);
+    choose_streaming_framing(c, false);
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    c->sse_n = (int)qparam_u64(c, "n", 5);
-    c->sse_ms = (unsigned)qparam_u64(c, "ms", 100);
-    c->sse_i = 1;
-    c->sse_n += 1; /* events are numbered 1..n */
-    choose_streaming_framing(c, qparam_u64(c, "close", 0) != 0);
     write_head(c, 200);
     evbuffer_add_printf(out, "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
     if (c->fr == FR_CHUNKED)
         evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
     evbuffer_add(out, "\r\n", 2);
-    if (c->head_req) {
-        c->fr = FR_CL;
-        return finish(c);
-    }
+    return llm_step(c);
+}
+
+static int start_sse(struct conn *c)
+{
+    c->sse_n = (int)qparam_u64(c, "n", 5);
+    c->sse_ms = (unsigned)qparam_u64(c, "ms", 100);
+    c->sse_gap_after = (unsigned)qparam_u64(c, "gap_after", 0);
+    c->sse_gap_ms = (unsigned)qparam_u64(c, "gap_ms", 0);
+    c->sse_split_ms = (unsigned)qparam_u64(c, "split_ms", 0);
+    c->sse_ts = qparam_u64(c, "ts", 0) != 0;
+    c->sse_head_sent = c->sse_half = false;
+    c->sse_i = 1;
+    c->sse_n += 1; /* events are numbered 1..n */
+    choose_streaming_framing(c, qparam_u64(c, "close", 0) != 0);
     c->st = ST_RESP;
+    unsigned head_ms = (unsigned)qparam_u64(c, "head_ms", 0);
+    if (head_ms) {              /* the head itself comes late (time to first byte) */
+        arm_ms(c, head_ms);
+        return 0;
+    }
     return sse_step(c);
 }
 
@@ -612,7 +718,7 @@ static int send_status(struct conn *c)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    int r = c->ep == EP_SSE ? sse_step(c) : send_echo(c, 200);
+    int r = c->ep == EP_SSE ? sse_step(c) : c->ep == EP_LLM ? llm_step(c) : send_echo(c, 200);
     if (r == 0 && c->st == ST_HEAD)
         conn_process(c);
 }
@@ -734,6 +840,8 @@ static int dispatch(struct conn *c)
         return start_bytes(c, v);
     case EP_SSE:
         return start_sse(c);
+    case EP_LLM:
+        return start_llm(c);
     case EP_HEALTH:
         return g_healthy ? send_simple(c, 200, "text/plain", "ok", 2)
                          : send_simple(c, 503, "text/plain", "down", 4);
@@ -771,6 +879,8 @@ static enum endpoint classify(const struct conn *c)
         return EP_RAW;
     if (path_is(c, "/ws") && !strcmp(c->method, "GET") && hdr_has_token(c, "upgrade", "websocket"))
         return EP_WS;
+    if (post && path_is(c, "/v1/chat/completions"))
+        return EP_LLM;
     if (path_is(c, "/sse"))
         return EP_SSE;
     if (path_is(c, "/health"))
@@ -1188,12 +1298,15 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sluice-echo [--port N] [--id NAME] [--host ADDR] [--namespace NS] [--pod NAME]\n"
+               "                   [--token-ms N]\n"
                "  --port N     port to listen on (0 = ephemeral, default 0)\n"
                "  --id NAME    value of the X-Upstream header (default \"echo\")\n"
                "  --host ADDR  address to bind (default 127.0.0.1)\n"
                "  --namespace NS, --pod NAME\n"
                "               add \"namespace\" and \"pod\" to the JSON echo (a Kubernetes pod\n"
                "               stand-in for the Gateway API conformance cases)\n"
+               "  --token-ms N POST /v1/chat/completions with \"stream\": true sends a\n"
+               "               token every N ms (default 30; ?token_ms= per request)\n"
                "GET /ws with Upgrade: websocket is a WebSocket echo.\n");
 }
 
@@ -1209,7 +1322,8 @@ int main(int argc, char **argv)
             return 0;
         }
         if (i + 1 >= argc || (strcmp(a, "--port") && strcmp(a, "--id") && strcmp(a, "--host") &&
-                              strcmp(a, "--namespace") && strcmp(a, "--pod"))) {
+                              strcmp(a, "--namespace") && strcmp(a, "--pod") &&
+                              strcmp(a, "--token-ms"))) {
             usage(stderr);
             return 1;
         }
@@ -1227,6 +1341,14 @@ int main(int argc, char **argv)
             g_ns = v;
         } else if (!strcmp(a, "--pod")) {
             g_pod = v;
+        } else if (!strcmp(a, "--token-ms")) {
+            char *end;
+            long ms = strtol(v, &end, 10);
+            if (*end || ms < 0 || ms > 60000) {
+                fprintf(stderr, "sluice-echo: bad --token-ms %s\n", v);
+                return 1;
+            }
+            g_token_ms = (unsigned)ms;
         } else {
             host = v;
         }

@@ -27,6 +27,9 @@ Try, in another terminal:
   curl -s -H 'x-canary: 1' localhost:8080/         # header match: always echo-b
   curl -si localhost:8080/old | head -3            # 301 Location: http://localhost:8080/api/new
   curl -sN 'localhost:8080/sse?n=5&ms=300'         # server-sent events, one every 300 ms
+  # an LLM stream, routed by the body's "model": llama-* to echo-a, gpt-* to echo-b
+  curl -sN localhost:8080/v1/chat/completions -d '{"model":"llama-3","stream":true,"messages":[{"role":"user","content":"hello sluice"}]}'
+  curl -s localhost:8080/v1/chat/completions -d '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}' | grep -o '"id":"[^"]*"'
   curl -s localhost:8080/status/503 -o /dev/null -w '%{http_code}\n'
   curl -s --cacert build/demo/demo.pem https://localhost:8443/api/tls | grep -o '"X-Forwarded-Proto","https"'
 

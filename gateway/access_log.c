@@ -6,7 +6,7 @@
 
 enum {
     AF_TIME, AF_CLIENT, AF_METHOD, AF_TARGET, AF_VERSION, AF_HOST, AF_STATUS,
-    AF_IN, AF_OUT, AF_UPSTREAM, AF_UPSTREAM_MS, AF_TOTAL_MS, AF_ROUTE, AF_N,
+    AF_IN, AF_OUT, AF_UPSTREAM, AF_UPSTREAM_MS, AF_TOTAL_MS, AF_ROUTE, AF_TTFB_MS, AF_N,
 };
 
 static const struct alog_field {
@@ -27,6 +27,7 @@ static const struct alog_field {
     [AF_UPSTREAM_MS] = { "upstream_ms", " upstream_ms=", 0 },
     [AF_TOTAL_MS]    = { "total_ms", " total_ms=", 0 },
     [AF_ROUTE]       = { "route", " route=", 300 },
+    [AF_TTFB_MS]     = { "ttfb_ms", " ttfb_ms=", 0 },
 };
 
 /* The peers' strings above fill at most 64+2048+256+300+300 bytes; the
@@ -74,6 +75,7 @@ static struct val field(const struct alog_rec *r, int id, char *tmp, size_t tmpc
     case AF_UPSTREAM_MS: v.k = r->upstream_ns ? V_MS : V_NULL; v.u = r->upstream_ns; return v;
     case AF_TOTAL_MS: v.k = V_MS; v.u = r->total_ns; return v;
     case AF_ROUTE: v.s = r->route; v.n = r->route ? strlen(r->route) : 0; break;
+    case AF_TTFB_MS: v.k = r->ttfb_ns ? V_MS : V_NULL; v.u = r->ttfb_ns; return v;
     }
     v.k = v.s ? V_STR : V_NULL;
     return v;

@@ -30,6 +30,7 @@ struct alog_rec {
     uint64_t bytes_in, bytes_out;
     const char *upstream;       /* NUL-terminated, or NULL */
     uint64_t upstream_ns;       /* until the response head; 0 = none */
+    uint64_t ttfb_ns;           /* until the response's first body byte (or bodiless head); 0 = none */
     uint64_t total_ns;
     const char *route;          /* NUL-terminated, or NULL */
 };

@@ -393,7 +393,9 @@ static void hist_print(struct evbuffer *b, const char *name, const char *labels,
 struct name_sum {       /* per name, summed over workers */
     const char *name;
     uint64_t code[5];
-    struct gw_hist h;
+    struct gw_hist h;       /* upstreams: response time; routes: time to first byte */
+    struct gw_hist h2;      /* routes: stream duration */
+    uint64_t open, bytes;   /* routes: streams open, stream bytes */
 };
 
 struct name_tab {       /* name -> name_sum, open addressing over indexes */
@@ -465,6 +467,7 @@ struct metric_sums {
     uint64_t bin, bout, hits, misses, cconns, uconns, bsplice, bcopy, kon, koff;
     uint64_t hs[2][3];
     uint64_t closes[GW_END__N];
+    uint64_t cancels[GW_CANCEL__N], heartbeats;
     struct name_tab rt, ut;
 };
 
@@ -492,10 +495,75 @@ static void sum_worker(struct metric_sums *m, struct gw_stats *st)
         struct name_sum *ns = find_name(&m->rt, r->name);
         for (int k = 0; k < 5; k++)
             ns->code[k] += gw_cnt_get(&r->code[k]);
+        hist_sum(&ns->h, &r->ttfb);
+        hist_sum(&ns->h2, &r->stream_duration);
+        ns->open += gw_cnt_get(&r->streams_open);
+        ns->bytes += gw_cnt_get(&r->stream_bytes);
     }
+    for (int k = 0; k < GW_CANCEL__N; k++)
+        m->cancels[k] += gw_cnt_get(&st->cancels[k]);
+    m->heartbeats += gw_cnt_get(&st->sse_heartbeats);
     for (struct gw_ups_stats *u = atomic_load_explicit(&st->ups, memory_order_acquire); u;
          u = atomic_load_explicit(&u->next, memory_order_acquire))
         hist_sum(&find_name(&m->ut, u->name)->h, &u->resp);
+}
+
+static uint64_t hist_count(const struct gw_hist *h)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i <= GW_HIST_N; i++)
+        n += h->b[i];
+    return n;
+}
+
+/* A histogram per route, for the routes that observed something. */
+static void route_hists(struct evbuffer *b, const char *name, const struct metric_sums *m, bool second)
+{
+    for (size_t i = 0; i < m->rt.n; i++) {
+        const struct gw_hist *h = second ? &m->rt.v[i].h2 : &m->rt.v[i].h;
+        if (hist_count(h) == 0)
+            continue;
+        struct evbuffer *lb = evbuffer_new();
+        evbuffer_add(lb, "route=\"", 7);
+        label_value(lb, m->rt.v[i].name);
+        evbuffer_add(lb, "\"", 2);      /* with the NUL */
+        hist_print(b, name, (const char *)evbuffer_pullup(lb, -1), h);
+        evbuffer_free(lb);
+    }
+}
+
+/* Time to first byte, streams, cancellations, heartbeats. */
+static void stream_metrics(struct evbuffer *b, const struct metric_sums *m)
+{
+    family(b, "sluice_ttfb_seconds", "histogram",
+           "Time from a request's head to the first byte of its response body (the head, when it has none).");
+    route_hists(b, "sluice_ttfb_seconds", m, false);
+    family(b, "sluice_streams_open", "gauge", "Streamed responses (SSE, NDJSON) in progress, by route.");
+    for (size_t i = 0; i < m->rt.n; i++) {
+        if (m->rt.v[i].open == 0 && hist_count(&m->rt.v[i].h2) == 0)
+            continue;
+        evbuffer_add_printf(b, "sluice_streams_open{route=\"");
+        label_value(b, m->rt.v[i].name);
+        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)m->rt.v[i].open);
+    }
+    family(b, "sluice_stream_duration_seconds", "histogram", "Duration of streamed responses, head to end, by route.");
+    route_hists(b, "sluice_stream_duration_seconds", m, true);
+    family(b, "sluice_stream_bytes_total", "counter", "Body bytes of streamed responses that ended, by route.");
+    for (size_t i = 0; i < m->rt.n; i++) {
+        if (hist_count(&m->rt.v[i].h2) == 0)
+            continue;
+        evbuffer_add_printf(b, "sluice_stream_bytes_total{route=\"");
+        label_value(b, m->rt.v[i].name);
+        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)m->rt.v[i].bytes);
+    }
+    family(b, "sluice_cancellations_total", "counter",
+           "Clients that left while their request was with an upstream (its connection closed), by phase.");
+    for (int k = 0; k < GW_CANCEL__N; k++)
+        evbuffer_add_printf(b, "sluice_cancellations_total{phase=\"%s\"} %llu\n", gw_cancel_names[k],
+                            (unsigned long long)m->cancels[k]);
+    scalar(b, "sluice_sse_heartbeats_total", "counter", "SSE comment lines sent to silent event streams.",
+           m->heartbeats);
 }
 
 /* Requests, latencies, bytes, connections, closes, the pool. */
@@ -663,6 +731,7 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
     for (int i = 0; i < g_nworkers; i++)
         sum_worker(&m, &g_workers[i].stats);
     traffic_metrics(b, &m);
+    stream_metrics(b, &m);
     tls_metrics(b, &m);
     target_metrics(b, s);
     health_metrics(b, s);

@@ -122,6 +122,68 @@ bool take_body(struct gw_conn *c)
     return true;
 }
 
+/* A chunked body, decoded into t->jbuf as it arrives (the raw bytes stay
+ * in `in` untouched for take_body). */
+static int chunked_for_route(struct gw_conn *c, uint32_t limit)
+{
+    struct gw_txn *t = c->t;
+    struct gw_buf *in = c->in;
+
+    if (t->jbuf == NULL) {
+        t->jbuf = gw_buf_get(c->w, limit);
+        h1_chunked_init(&t->jck);
+        t->jraw = t->hlen;
+    }
+    while (t->jraw < in->end) {
+        size_t used = 0;
+        int k = h1_chunked_next(&t->jck, in->data + t->jraw, in->end - t->jraw, &used);
+        if (k == H1C_ERROR)
+            return RT_BODY_NONE;    /* take_body answers it (400) */
+        if (k == H1C_DATA) {
+            if (t->jbuf->end + used > limit)
+                return RT_BODY_OVER;
+            memcpy(t->jbuf->data + t->jbuf->end, in->data + t->jraw, used);
+            t->jbuf->end += (uint32_t)used;
+        }
+        t->jraw += (uint32_t)used;
+        if (k == H1C_DONE)
+            return RT_BODY_READY;
+        if (k == H1C_AGAIN)
+            break;
+    }
+    return RT_BODY_UNREAD;
+}
+
+int body_for_route(struct gw_conn *c, uint32_t limit, const char **p, size_t *n)
+{
+    struct gw_txn *t = c->t;
+    struct gw_buf *in = c->in;
+
+    if (t->req_kind == H1_BODY_LENGTH) {
+        if (t->req_cl > limit)
+            return RT_BODY_OVER;
+        if (in->end - t->hlen < t->req_cl)
+            return in->end == in->cap ? RT_BODY_OVER : RT_BODY_UNREAD;
+        *p = in->data + t->hlen;
+        *n = (size_t)t->req_cl;
+        return RT_BODY_READY;
+    }
+    if (t->req_kind != H1_BODY_CHUNKED)
+        return RT_BODY_NONE;
+    int st = chunked_for_route(c, limit);
+    if (st == RT_BODY_UNREAD && in->end == in->cap)
+        return RT_BODY_OVER;        /* framing so dense the buffer filled first */
+    *p = t->jbuf->data;
+    *n = t->jbuf->end;
+    return st;
+}
+
+void body_route_done(struct gw_conn *c)
+{
+    gw_buf_put(c->w, c->t->jbuf);
+    c->t->jbuf = NULL;
+}
+
 /* The body walked so far goes again, to another target (a retry): walk it
  * anew from the start, all of it still in the buffer (!body_lost). */
 void rewalk_body(struct gw_conn *c)

@@ -129,6 +129,46 @@ bool conn_handshake(struct gw_conn *c)
     }
 }
 
+/* Everything queued for the client went out.  A response waiting for its
+ * next piece (a stream between events) holds no buffer meanwhile: the
+ * upstream read buffer, empty and with nothing ready to read, and the
+ * scratch its heads were built in go back to the worker. */
+static void release_idle(struct gw_conn *c, struct gw_txn *t)
+{
+    if (t->ubuf && t->ubuf->start == t->ubuf->end) {
+        t->ubuf->start = t->ubuf->end = 0;
+        if (t->rstate == RS_BODY && c->state == C_ACTIVE && t->up && !t->up->r_ready && !t->ub_filled) {
+            gw_buf_put(c->w, t->ubuf);
+            t->ubuf = NULL;
+        }
+    }
+    if (t->scratch && t->resp_started && c->state == C_ACTIVE && t->rstate == RS_BODY &&
+        !t->uhead_pending && iovq_empty(&t->uq)) {
+        gw_buf_put(c->w, t->scratch);       /* no head is built after the response's */
+        t->scratch = NULL;
+    }
+    /* the request's buffer, when it holds nothing but the head: what the
+     * access log needs of it moves to a small block */
+    if (t->rid == NULL && c->in && t->resp_started && t->req_done && c->state == C_ACTIVE &&
+        t->rstate == RS_BODY && c->in->end == t->body_end && iovq_empty(&t->uq) &&
+        (size_t)t->m_len + t->t_len + t->h_len <= GW_RID_CAP) {
+        struct gw_rid *r = gw_rid_get(c->w);
+        uint32_t k = 0;
+        memcpy(r->data, c->in->data + t->m_off, t->m_len);
+        t->m_off = 0;
+        k = t->m_len;
+        memcpy(r->data + k, c->in->data + t->t_off, t->t_len);
+        t->t_off = k;
+        k += t->t_len;
+        memcpy(r->data + k, c->in->data + t->h_off, t->h_len);
+        t->h_off = k;
+        t->rid = r;
+        t->body_end = t->body_pos = 0;     /* nothing of `in` is left to pass on */
+        gw_buf_put(c->w, c->in);
+        c->in = NULL;
+    }
+}
+
 bool client_send(struct gw_conn *c)
 {
     if (iovq_empty(&c->t->cq) || !c->w_ready)
@@ -144,8 +184,8 @@ bool client_send(struct gw_conn *c)
     }
     c->t->bytes_out += (uint64_t)n;
     count_copied(c, &c->t->cq_head, (size_t)n);
-    if (iovq_empty(&c->t->cq) && c->t->ubuf && c->t->ubuf->start == c->t->ubuf->end)
-        c->t->ubuf->start = c->t->ubuf->end = 0;
+    if (iovq_empty(&c->t->cq))
+        release_idle(c, c->t);
     return true;
 }
 

@@ -158,9 +158,9 @@ static void parse_limits(struct pctx *pc, const cJSON *root)
 {
     struct sl_config *cfg = pc->cfg;
     struct cfg_ctx *cx = &pc->cx;
-    const cJSON *v, *f[3];
+    const cJSON *v, *f[4];
     static const char *const limit_keys[] = {
-        "max_header_bytes", "max_body_bytes", "max_connections", NULL };
+        "max_header_bytes", "max_body_bytes", "max_connections", "max_json_match_bytes", NULL };
     static const char *const timeout_keys[] = {
         "client_header_ms", "client_idle_ms", "drain_ms", NULL };
     const struct jp *lp = JP_K(NULL, "limits"), *tp = JP_K(NULL, "timeouts");
@@ -170,6 +170,8 @@ static void parse_limits(struct pctx *pc, const cJSON *root)
         cfg_get_u32(cx, f[0], lp, "max_header_bytes", 1024, 65536, &cfg->max_header_bytes);
         cfg_get_uint(cx, f[1], lp, "max_body_bytes", 0, MAX_EXACT_INT, &cfg->max_body_bytes);
         cfg_get_u32(cx, f[2], lp, "max_connections", 0, UINT32_MAX, &cfg->max_connections);
+        /* with the head it fits the large buffer the body is read into */
+        cfg_get_u32(cx, f[3], lp, "max_json_match_bytes", 1, 131072, &cfg->max_json_match_bytes);
     }
     if ((v = cfg_member(root, "timeouts")) != NULL &&
         cfg_check_object(cx, v, tp, timeout_keys, NULL, f)) {
@@ -785,6 +787,7 @@ static struct sl_config *config_new(void)
     cfg->max_header_bytes = 16384;
     cfg->max_body_bytes = 0;
     cfg->max_connections = 0;
+    cfg->max_json_match_bytes = 65536;
     cfg->client_header_ms = 10000;
     cfg->client_idle_ms = 60000;
     cfg->drain_ms = 10000;

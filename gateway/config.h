@@ -59,6 +59,7 @@ struct sl_config {
     uint32_t max_header_bytes;      /* default 16384, 1024..65536 */
     uint64_t max_body_bytes;        /* 0 = no limit */
     uint32_t max_connections;       /* 0 = no limit (per process) */
+    uint32_t max_json_match_bytes;  /* routes' match.json_body reads at most this (65536) */
     uint32_t client_header_ms;      /* default 10000 */
     uint32_t client_idle_ms;        /* default 60000 */
     uint32_t drain_ms;              /* default 10000 */

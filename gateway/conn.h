@@ -12,6 +12,7 @@
  *     -> pass.c (splice, tunnels) -> forward.c (the HTTP/1 exchange upstream,
  *        retries) -> client.c (client I/O) -> body.c (request body)
  *     -> local.c (own answers) -> txn.c (the one end, check-in)
+ *     -> stream.c (route timeouts, SSE heartbeat, stream counters)
  *     -> wstate.h (the worker's buffers, clock, snapshot view)
  *     -> upstream/upconn.h (the upstream connection) -> pool/, health/
  * forward.c's functions are fwd_*, to tell them from upstream/'s up_*.
@@ -29,7 +30,9 @@
 
 #define CONN_MAGIC 0x534c4343u
 
-enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED };
+/* C_ROUTE: the request's body is being read to route it (match.json_body),
+ * nothing sent upstream yet */
+enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED, C_ROUTE };
 enum rstate { RS_WAIT = 0, RS_BODY, RS_DONE };
 
 #define IOVQ_N 8
@@ -95,6 +98,25 @@ struct gw_txn {
     uint64_t bytes_in, bytes_out;
     uint64_t t_start, t_up;
     uint64_t req_cl;                /* the request's Content-Length (to walk its body again) */
+    /* streaming (stream.c) */
+    struct gw_route_stats *rs;      /* the route's counters (a proxied route), else NULL */
+    uint64_t total_deadline_ms;     /* the route's timeouts.total_ms from the start; 0 = none */
+    uint64_t t_first;               /* ns: the response's first body byte (or bodiless head) */
+    uint64_t stream_t0, stream_bytes;
+    bool sse, stream, hb;           /* text/event-stream; a stream (counted open); heartbeats on */
+    bool expect_sent;               /* our 100 Continue went (C_ROUTE asks for the body early) */
+    bool ub_filled;                 /* a read filled ubuf: a bulk body, not a stream's pieces */
+    struct gw_rid *rid;             /* the head's method, target, host once `in` went back
+                                       (m_off, t_off, h_off then point into it) */
+    /* match.json_body: the body read before routing (body.c body_for_route) */
+    uint8_t jstate;                 /* enum rt_body */
+    struct gw_buf *jbuf;            /* a chunked body decoded, while routing */
+    uint32_t jraw;                  /* raw bytes of in decoded into jbuf so far (from hlen) */
+    const char *jbody;              /* the body as the router sees it (READY), while routing */
+    size_t jbody_len;
+    struct h1_chunked jck;
+    bool sse_cr;                    /* the last byte forwarded was a \r */
+    uint8_t sse_nl;                 /* line ends at the tail of what was forwarded (2 = between events) */
     /* not cleared per request (txn_get): reset when their queue is empty */
     struct reframe urf, crf;        /* toward the upstream / toward the client */
 };
@@ -197,6 +219,11 @@ bool rf_room(struct iovq *q, struct reframe *f);
 void rf_data(struct iovq *q, struct reframe *f, const char *p, size_t n, bool plain);
 void rf_last(struct iovq *q, struct reframe *f);
 bool take_body(struct gw_conn *c);
+/* While C_ROUTE: how far the body read so far lets a json_body route be
+ * decided (enum rt_body; RT_BODY_UNREAD = read on) and, when READY, the
+ * whole body at *p, *n. */
+int body_for_route(struct gw_conn *c, uint32_t limit, const char **p, size_t *n);
+void body_route_done(struct gw_conn *c);
 void rewalk_body(struct gw_conn *c);
 
 /* client.c */
@@ -215,6 +242,24 @@ bool fwd_connect(struct gw_conn *c);
 bool fwd_build_head(struct gw_conn *c, const struct h1_request *r);
 bool fwd_send(struct gw_conn *c);
 bool fwd_recv(struct gw_conn *c);
+
+/* stream.c (bottom: calls none of the files above) */
+enum stream_to { STREAM_TO_FIRST_BYTE, STREAM_TO_IDLE, STREAM_TO_TOTAL };
+void stream_start(struct gw_conn *c);
+uint32_t stream_first_byte_ms(const struct gw_txn *t);
+uint32_t stream_idle_ms(const struct gw_txn *t);
+enum stream_to stream_timeout_kind(const struct gw_txn *t);
+/* Before the client's head is written over the upstream's (it reads r's
+ * header slices): what kind of response; after it went: count and arm. */
+void stream_resp_classify(struct gw_conn *c, const struct h1_response *r);
+void stream_resp_head(struct gw_conn *c, const struct h1_response *r);
+/* n body bytes went toward the client (p NULL: spliced, unseen) */
+void stream_body(struct gw_conn *c, const char *p, size_t n);
+/* The client timer fired mid-response: queue a heartbeat if one is due
+ * (true: the caller pumps). */
+bool stream_heartbeat(struct gw_conn *c);
+void stream_end(struct gw_conn *c);
+enum gw_cancel stream_cancel_phase(const struct gw_txn *t);
 
 /* pass.c */
 bool resp_splice(struct gw_conn *c);

@@ -149,7 +149,7 @@ bool fwd_send(struct gw_conn *c)
         c->t->uhead_pending = false;
         if (c->t->req_done && c->t->rstate == RS_WAIT && c->state == C_ACTIVE) {
             u->nreq++;
-            up_conn_timer_arm(u, c->t->ups->cfg->response_header_ms);
+            up_conn_timer_arm(u, stream_first_byte_ms(c->t));
         }
     }
     return true;
@@ -317,10 +317,12 @@ static bool resp_head(struct gw_conn *c)
     /* An early answer (the request body still arriving) keeps the client
      * connection if the body completes by the time the response does; the
      * txn ends only then, and closes if it cannot. */
+    stream_resp_classify(c, r);
     if (!build_client_head(c, r)) {
         c->t->resp_started = false;
         return bad_response(c);
     }
+    stream_resp_head(c, r);
     c->t->rstate = r->body == H1_BODY_NONE ? RS_DONE : RS_BODY;
     if (c->t->rstate == RS_DONE && ub->start < ub->end)
         c->t->up_clean = false;        /* bytes after a bodiless response: not clean */
@@ -341,11 +343,13 @@ static void resp_body(struct gw_conn *c)
         if (t->resp_kind == H1_BODY_LENGTH) {
             used = avail < t->resp_remaining ? avail : (size_t)t->resp_remaining;
             iovq_push(&t->cq, p, used);
+            stream_body(c, p, used);
             t->resp_remaining -= used;
             if (t->resp_remaining == 0)
                 t->rstate = RS_DONE;
         } else if (t->resp_kind == H1_BODY_CLOSE) {
             iovq_push(&t->cq, p, used);
+            stream_body(c, p, used);
         } else {
             if (!rf_room(&t->cq, &t->crf))
                 return;
@@ -357,8 +361,10 @@ static void resp_body(struct gw_conn *c)
                 txn_end(c, GW_END_UP_PARSE);
                 return;
             }
-            if (k == H1C_DATA)
+            if (k == H1C_DATA) {
                 rf_data(&t->cq, &t->crf, p, used, t->dechunk);
+                stream_body(c, p, used);
+            }
             else if (k == H1C_DONE && !t->dechunk)
                 rf_last(&t->cq, &t->crf);
             if (k == H1C_DONE)
@@ -392,14 +398,18 @@ bool fwd_recv(struct gw_conn *c)
     }
     if (!u->r_ready)
         return false;
+    /* A long body (a Content-Length past the small buffer, or reads that
+     * fill it) moves through a large buffer, fewer syscalls per byte; a
+     * stream's pieces through a small one, given back between them
+     * (client_send), so 10,000 quiet streams hold no buffers. */
+    bool bulk = c->t->rstate == RS_BODY &&
+                (c->t->resp_kind == H1_BODY_LENGTH ? c->t->resp_remaining > GW_BUF_SMALL : c->t->ub_filled);
     if (c->t->ubuf == NULL)
-        c->t->ubuf = gw_buf_get(w, c->t->rstate == RS_BODY ? GW_BUF_LARGE : GW_BUF_SMALL);
+        c->t->ubuf = gw_buf_get(w, bulk ? GW_BUF_LARGE : GW_BUF_SMALL);
     struct gw_buf *ub = c->t->ubuf;
     if (ub->start == ub->end) {
         ub->start = ub->end = 0;
-        /* a long body: move to a large buffer, fewer syscalls per byte */
-        if (c->t->rstate == RS_BODY && ub->cap == GW_BUF_SMALL &&
-            (c->t->resp_kind != H1_BODY_LENGTH || c->t->resp_remaining > GW_BUF_SMALL)) {
+        if (bulk && ub->cap == GW_BUF_SMALL) {
             gw_buf_put(w, ub);
             ub = c->t->ubuf = gw_buf_get(w, GW_BUF_LARGE);
         }
@@ -411,6 +421,8 @@ bool fwd_recv(struct gw_conn *c)
     ssize_t n = buf_read(&u->io, ub, &u->r_ready, u->rdhup);
     if (n == -2)
         return false;
+    if (n > 0 && ub->end == ub->cap)
+        c->t->ub_filled = true;
     if (n == 0 || n == -1) {
         if (c->t->rstate == RS_WAIT) {
             bool nothing = ub->end == 0;
@@ -455,6 +467,6 @@ bool fwd_recv(struct gw_conn *c)
     }
     resp_body(c);
     if (c->t->rstate == RS_BODY && c->t->up)
-        up_conn_timer_arm(c->t->up, c->t->ups->cfg->idle_ms);   /* silence mid-response */
+        up_conn_timer_arm(c->t->up, stream_idle_ms(c->t));   /* silence mid-response */
     return true;
 }

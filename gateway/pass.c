@@ -111,7 +111,8 @@ static void pipe_idle(struct gw_conn *c, struct gw_pipe **pp, bool src_ready)
  * The response body by splice, upstream -> pipe -> client.  It starts once
  * the head and the body bytes that came with it (copied) have gone out, for
  * a Content-Length body with at least splice.min_bytes left, or a
- * close-delimited one.  Chunked bodies are copied: their framing is parsed.
+ * close-delimited one.  Chunked bodies are copied: their framing is parsed;
+ * so are SSE bodies with heartbeats (they go in between events).
  */
 bool resp_splice(struct gw_conn *c)
 {
@@ -119,7 +120,7 @@ bool resp_splice(struct gw_conn *c)
     struct up_conn *u = t->up;
 
     if (!t->resp_spliced) {
-        if (t->rstate != RS_BODY || t->dechunk || !iovq_empty(&t->cq) || u == NULL ||
+        if (t->rstate != RS_BODY || t->dechunk || t->hb || !iovq_empty(&t->cq) || u == NULL ||
             !u->r_ready || (t->ubuf && t->ubuf->start != t->ubuf->end))
             return false;
         if (t->resp_kind == H1_BODY_LENGTH) {
@@ -177,8 +178,9 @@ bool resp_splice(struct gw_conn *c)
         up_conn_close(u);
         u = NULL;
     } else if (u && in) {
-        up_conn_timer_arm(u, t->ups->cfg->idle_ms);     /* silence mid-response */
+        up_conn_timer_arm(u, stream_idle_ms(t));        /* silence mid-response */
     }
+    stream_body(c, NULL, in);
     if (u && t->resp_kind == H1_BODY_LENGTH && t->resp_remaining == 0 && !t->pc_fin) {
         /* the body is all in the pipe; the socket's readiness was not
          * consumed by a short read, so look: a clean connection has nothing
@@ -266,7 +268,7 @@ bool req_splice(struct gw_conn *c)
         t->pu = NULL;
         if (t->rstate == RS_WAIT && c->state == C_ACTIVE) {
             u->nreq++;
-            up_conn_timer_arm(u, t->ups->cfg->response_header_ms);
+            up_conn_timer_arm(u, stream_first_byte_ms(t));
         }
         return true;
     }

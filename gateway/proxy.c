@@ -72,6 +72,44 @@ static void up_on_connect_error(void *owner, struct up_conn *u, int err)
     gw_gc(w);
 }
 
+/* The upstream was silent too long: before the head 504, after it the
+ * client connection closes (the response is visibly cut). */
+static void resp_timeout(struct gw_conn *c, struct up_conn *u)
+{
+    struct gw_txn *t = c->t;
+    enum stream_to k = stream_timeout_kind(t);
+    bool total = k == STREAM_TO_TOTAL;
+
+    if (t->rstate == RS_WAIT && !t->resp_started) {
+        if (total)
+            gw_log(GW_LOG_WARN, "upstream %s: no response header within the route's total %u ms",
+                   t->target->text, t->route->timeouts.total_ms);
+        else
+            gw_log(GW_LOG_WARN, "upstream %s: no response header within %u ms", t->target->text,
+                   t->route->timeouts.first_byte_ms ? t->route->timeouts.first_byte_ms
+                                                    : t->ups->cfg->response_header_ms);
+        if (total) {
+            up_conn_close(u);       /* the route's bound: says nothing of the target */
+        } else {
+            up_conn_fail(u, false); /* a timeout counts against the target */
+            txn_target_failed(c);
+        }
+        txn_why(c, total ? GW_END_UP_TOTAL_TIMEOUT : GW_END_UP_HEADER_TIMEOUT);
+        t->keepalive = t->keepalive && t->req_done;
+        local_response(c, 504, NULL, NULL, 0, NULL);
+    } else if (total) {
+        gw_log(GW_LOG_WARN, "upstream %s: response cut at the route's total %u ms", t->target->text,
+               t->route->timeouts.total_ms);
+        up_conn_close(u);
+        txn_end(c, GW_END_UP_TOTAL_TIMEOUT);
+    } else {
+        gw_log(GW_LOG_WARN, "upstream %s: idle for %u ms mid-response", t->target->text,
+               t->route->timeouts.idle_ms ? t->route->timeouts.idle_ms : t->ups->cfg->idle_ms);
+        up_conn_close(u);
+        txn_end(c, GW_END_UP_IDLE_TIMEOUT);
+    }
+}
+
 static void up_on_timeout(void *owner, struct up_conn *u)
 {
     struct gw_conn *c = owner;
@@ -82,19 +120,8 @@ static void up_on_timeout(void *owner, struct up_conn *u)
         fwd_failed(c, 504, false, GW_END_UP_CONNECT_TIMEOUT, "connect timed out");
     } else if (u->hs) {
         fwd_failed(c, 504, false, GW_END_UP_CONNECT_TIMEOUT, "TLS handshake timed out");
-    } else if (c->t->rstate == RS_WAIT && !c->t->resp_started) {
-        gw_log(GW_LOG_WARN, "upstream %s: no response header within %u ms",
-               c->t->target->text, c->t->ups->cfg->response_header_ms);
-        up_conn_fail(u, false);         /* a timeout counts against the target */
-        txn_target_failed(c);
-        txn_why(c, GW_END_UP_HEADER_TIMEOUT);
-        c->t->keepalive = c->t->keepalive && c->t->req_done;
-        local_response(c, 504, NULL, NULL, 0, NULL);
     } else {
-        gw_log(GW_LOG_WARN, "upstream %s: idle for %u ms mid-response", c->t->target->text,
-               c->t->ups->cfg->idle_ms);
-        up_conn_close(u);
-        txn_end(c, GW_END_UP_IDLE_TIMEOUT);
+        resp_timeout(c, u);
     }
     conn_pump(c);
     gw_gc(w);
@@ -107,6 +134,23 @@ const struct up_conn_ops gw_up_ops = {
 };
 
 /* ---- the request ---- */
+
+/* The best route wants the body (match.json_body): read it first, with
+ * nothing sent upstream; route_wait_step() routes again once it is whole,
+ * too long, or not there. */
+static void route_wait(struct gw_conn *c)
+{
+    struct gw_txn *t = c->t;
+
+    c->state = C_ROUTE;
+    if ((c->w->req.flags & H1_F_EXPECT_CONTINUE) && !t->client10 && !t->expect_sent) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        iovq_push(&t->cq, cont, sizeof(cont) - 1);
+        t->cq_head += sizeof(cont) - 1;
+        t->expect_sent = true;
+    }
+    conn_timer_arm(c, t->ws->s->cfg->client_idle_ms);  /* a body that never comes */
+}
 
 static void route_request(struct gw_conn *c, const struct h1_request *r)
 {
@@ -137,7 +181,16 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
     q.query_len = r->query_len;
     q.headers = r->headers;
     q.nheaders = r->nheaders;
+    bool need_body = false;
+    q.body_state = (enum rt_body)c->t->jstate;
+    q.body = c->t->jbody;
+    q.body_len = c->t->jbody_len;
+    q.need_body = &need_body;
     c->t->route = rt_match(ws->s->rt, &q);
+    if (need_body) {
+        route_wait(c);
+        return;
+    }
     if (c->t->route == NULL) {
         local_response(c, 404, NULL, NULL, 0, NULL);
         return;
@@ -153,6 +206,8 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
         return;
     }
     /* backends: weighted split, then a target of that upstream */
+    c->t->rs = ws->rstats[rt->index] ? ws->rstats[rt->index] : gw_wsnap_route_stats(c->w, ws, rt);
+    stream_start(c);
     size_t bi = 0;
     if (rt->nbackends > 1) {
         uint32_t wts[64];
@@ -185,6 +240,8 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
     c->t->up_clean = true;
     fwd_connect(c);
 }
+
+static void request_routed(struct gw_conn *c, const struct h1_request *r);
 
 static void start_request(struct gw_conn *c, uint32_t hlen)
 {
@@ -240,9 +297,19 @@ static void start_request(struct gw_conn *c, uint32_t hlen)
         local_response(c, 413, NULL, NULL, 0, NULL);
         return;
     }
+    c->t->jstate = r->body == H1_BODY_NONE || c->t->req_done ? RT_BODY_NONE : RT_BODY_UNREAD;
+    c->t->jbody = NULL;
+    c->t->jbody_len = 0;
     route_request(c, r);
+    request_routed(c, r);
+}
+
+/* After routing: a proxied request starts sending its body. */
+static void request_routed(struct gw_conn *c, const struct h1_request *r)
+{
     if (c->state == C_ACTIVE) {
-        if ((r->flags & H1_F_EXPECT_CONTINUE) && !c->t->req_done && !c->t->client10) {
+        if ((r->flags & H1_F_EXPECT_CONTINUE) && !c->t->req_done && !c->t->client10 &&
+            !c->t->expect_sent) {
             /* answer it ourselves (as nginx does) so the client sends the body
              * while we connect; Expect is not forwarded */
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -306,6 +373,58 @@ static bool head_step(struct gw_conn *c)
     return true;
 }
 
+/* C_ROUTE: read the body until body_for_route() can tell, then route the
+ * request again (its head parsed anew from `in`: the worker's parse
+ * scratch served other connections meanwhile). */
+static bool route_wait_step(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
+    const char *p = NULL;
+    size_t n = 0;
+
+    if (!iovq_empty(&t->cq) && c->w_ready) {    /* our 100 Continue */
+        client_send(c);
+        if (c->state != C_ROUTE)
+            return false;
+    }
+    int st = body_for_route(c, t->ws->s->cfg->max_json_match_bytes, &p, &n);
+    if (st == RT_BODY_UNREAD) {
+        if (!c->r_ready)
+            return false;
+        if (c->in->end == c->in->cap && c->in->cap < GW_BUF_LARGE) {
+            struct gw_buf *big = gw_buf_get(w, GW_BUF_LARGE);
+            memcpy(big->data, c->in->data, c->in->end);
+            big->end = c->in->end;
+            gw_buf_put(w, c->in);
+            c->in = big;
+        }
+        ssize_t k = buf_read(&c->io, c->in, &c->r_ready, c->rdhup);
+        if (k == 0 || k == -1) {
+            txn_end(c, GW_END_CLIENT_CLOSED);
+            return false;
+        }
+        if (k == -2)
+            return false;
+        conn_timer_arm(c, t->ws->s->cfg->client_idle_ms);
+        return true;
+    }
+    t->jstate = (uint8_t)st;
+    t->jbody = p;
+    t->jbody_len = n;
+    struct h1_request *r = &w->req;
+    size_t scanned = 0;
+    int rc = h1_parse_request(c->in->data, t->hlen, t->ws->s->cfg->max_header_bytes, &scanned, r);
+    BUG_ON(rc != (int)t->hlen);     /* the same bytes parsed the same way before */
+    c->state = C_ACTIVE;
+    conn_timer_off(c);
+    route_request(c, r);
+    body_route_done(c);
+    t->jbody = NULL;
+    request_routed(c, r);
+    return true;
+}
+
 /* ---- the pump ---- */
 
 static void conn_pump(struct gw_conn *c)
@@ -353,6 +472,9 @@ static void conn_pump(struct gw_conn *c)
             break;
         case C_TUNNEL:
             p = tunnel_step(c);
+            break;
+        case C_ROUTE:
+            p = route_wait_step(c);
             break;
         case C_LINGER:
             linger_step(c);
@@ -404,9 +526,12 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
         } else {
             txn_end(c, c->hs ? GW_END_CLIENT_TIMEOUT : GW_END_IDLE_TIMEOUT);
         }
-    } else if (c->state == C_ACTIVE && !c->t->req_done) {
+    } else if ((c->state == C_ACTIVE && !c->t->req_done) || c->state == C_ROUTE) {
         gw_log(GW_LOG_INFO, "client stopped sending its request body");
         txn_end(c, GW_END_CLIENT_TIMEOUT);
+    } else if (c->state == C_ACTIVE) {
+        if (stream_heartbeat(c))
+            conn_pump(c);
     } else if (c->state == C_LINGER) {
         conn_teardown(c);
     }

@@ -18,12 +18,19 @@ const char *const gw_end_names[GW_END__N] = {
     [GW_END_UP_TLS] = "upstream_tls",
     [GW_END_UP_HEADER_TIMEOUT] = "upstream_header_timeout",
     [GW_END_UP_IDLE_TIMEOUT] = "upstream_idle_timeout",
+    [GW_END_UP_TOTAL_TIMEOUT] = "response_total_timeout",
     [GW_END_UP_RESET] = "upstream_reset",
     [GW_END_UP_PARSE] = "upstream_parse_error",
     [GW_END_TUNNEL] = "tunnel_end",
     [GW_END_DRAIN] = "drain",
     [GW_END_SHUTDOWN] = "shutdown",
     [GW_END_INTERNAL] = "internal",
+};
+
+const char *const gw_cancel_names[GW_CANCEL__N] = {
+    [GW_CANCEL_REQUEST_BODY] = "request_body",
+    [GW_CANCEL_WAITING] = "waiting",
+    [GW_CANCEL_STREAMING] = "streaming",
 };
 
 /* Open addressing over entries whose name sits at name_off inside them. */

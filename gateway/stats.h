@@ -20,6 +20,10 @@
 struct gw_route_stats {
     struct gw_route_stats *_Atomic next;
     _Atomic uint64_t code[5];           /* 1xx .. 5xx */
+    struct gw_hist ttfb;                /* request start to the response's first body byte */
+    struct gw_hist stream_duration;     /* of streams (SSE, NDJSON): head to end */
+    _Atomic uint64_t streams_open;      /* gauge (the owning worker adds and subtracts) */
+    _Atomic uint64_t stream_bytes;      /* body bytes of streams that ended */
     char name[];
 };
 
@@ -48,6 +52,7 @@ enum gw_end {
     GW_END_UP_TLS,              /* upstream TLS handshake refused */
     GW_END_UP_HEADER_TIMEOUT,   /* no response header within response_header_ms */
     GW_END_UP_IDLE_TIMEOUT,     /* silence mid-response longer than idle_ms */
+    GW_END_UP_TOTAL_TIMEOUT,    /* the response outlasted its route's timeouts.total_ms */
     GW_END_UP_RESET,            /* the upstream closed or reset before the response ended */
     GW_END_UP_PARSE,            /* malformed or unforwardable response */
     GW_END_TUNNEL,              /* an upgraded connection (WebSocket) ended */
@@ -60,6 +65,16 @@ enum gw_end {
 /* The reason's label in /metrics and the logs ("done", "client_closed" ...). */
 extern const char *const gw_end_names[GW_END__N];
 
+/* A client that left while its request was with an upstream, by when
+ * (sluice_cancellations_total{phase}); the upstream connection is closed. */
+enum gw_cancel {
+    GW_CANCEL_REQUEST_BODY = 0,     /* while its request body was still arriving */
+    GW_CANCEL_WAITING,              /* before the response head */
+    GW_CANCEL_STREAMING,            /* while the response body was flowing */
+    GW_CANCEL__N
+};
+extern const char *const gw_cancel_names[GW_CANCEL__N];
+
 struct gw_stats {
     _Atomic uint64_t bytes_in, bytes_out, pool_hits, pool_misses;
     _Atomic uint64_t client_conns, upstream_conns;     /* gauges */
@@ -71,6 +86,8 @@ struct gw_stats {
     _Atomic uint64_t ktls_on, ktls_fallback;   /* listener conns with ktls requested */
     struct gw_hist req_duration, connect_time;
     _Atomic uint64_t closes[GW_END__N];        /* by enum gw_end */
+    _Atomic uint64_t cancels[GW_CANCEL__N];    /* by enum gw_cancel */
+    _Atomic uint64_t sse_heartbeats;
     struct gw_route_stats *_Atomic routes;
     struct gw_ups_stats *_Atomic ups;
     /* worker-private name indexes over the two lists: a reload with 10,000

@@ -92,7 +92,8 @@ static void txn_account(struct gw_conn *c)
     gw_cnt_add(&st->bytes_out, t->bytes_out);
     gw_hist_observe(&st->req_duration, gw_turn_ns(c->w) - t->t_start);
     if (t->status >= 100 && t->status < 600) {
-        struct gw_route_stats *rs = t->route ? t->ws->rstats[t->route->index] : t->ws->unmatched;
+        struct gw_route_stats *rs = t->rs ? t->rs : t->route ? t->ws->rstats[t->route->index]
+                                                             : t->ws->unmatched;
         if (rs == NULL)
             rs = gw_wsnap_route_stats(c->w, t->ws, t->route);
         gw_cnt_add(&rs->code[t->status / 100 - 1], 1);
@@ -109,20 +110,22 @@ static void access_log(struct gw_conn *c)
 {
     struct gw_worker *w = c->w;
     struct gw_txn *t = c->t;
-    bool req = t->hlen && c->in;
+    const char *head = t->rid ? t->rid->data : c->in ? c->in->data : NULL;
+    bool req = t->hlen && head;
     char line[ALOG_LINE_MAX];
 
     if (w->alog.fd < 0)
         return;
     struct alog_rec r = {
         .client_ip = c->ip, .client_ip_len = c->iplen, .client_port = peer_port(c),
-        .method = req ? c->in->data + t->m_off : NULL, .method_len = t->m_len,
-        .target = req ? c->in->data + t->t_off : NULL, .target_len = t->t_len,
+        .method = req ? head + t->m_off : NULL, .method_len = t->m_len,
+        .target = req ? head + t->t_off : NULL, .target_len = t->t_len,
         .http10 = t->client10,
-        .host = req && t->h_len ? c->in->data + t->h_off : NULL, .host_len = t->h_len,
+        .host = req && t->h_len ? head + t->h_off : NULL, .host_len = t->h_len,
         .status = t->status, .bytes_in = t->bytes_in, .bytes_out = t->bytes_out,
         .upstream = t->target ? t->target->text : NULL,
         .upstream_ns = t->t_up ? t->t_up - t->t_start : 0,
+        .ttfb_ns = t->t_first ? t->t_first - t->t_start : 0,
         .total_ns = gw_turn_ns(w) - t->t_start,
         .route = t->route ? t->route->name : NULL,
     };
@@ -161,6 +164,10 @@ static void txn_release(struct gw_conn *c, struct gw_txn *t, bool done)
     t->ubuf = NULL;
     gw_buf_put(w, t->scratch);
     t->scratch = NULL;
+    gw_buf_put(w, t->jbuf);        /* ended while reading a body to route it */
+    t->jbuf = NULL;
+    gw_rid_put(w, t->rid);          /* after the access log line that read it */
+    t->rid = NULL;
     gw_wsnap_unpin(w, t->ws);
     t->ws = NULL;
 }
@@ -229,6 +236,9 @@ void txn_end(struct gw_conn *c, enum gw_end why)
     bool done = why == GW_END_DONE;
     if (!done && t->status == 0 && t->hlen)
         t->status = 499;        /* the client left before the response (nginx's code) */
+    if (why == GW_END_CLIENT_CLOSED && t->target)   /* the upstream goes with it (release) */
+        gw_cnt_add(&w->stats.cancels[stream_cancel_phase(t)], 1);
+    stream_end(c);
     if (t->hlen || t->status) {
         access_log(c);
         txn_account(c);

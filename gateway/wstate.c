@@ -56,6 +56,27 @@ static void buf_free_node(struct fl_node *n)
     free((char *)n - offsetof(struct gw_buf, fl));
 }
 
+struct gw_rid *gw_rid_get(struct gw_worker *w)
+{
+    struct gw_rid *r = fl_pop(&w->free_rids, struct gw_rid, fl);
+
+    if (r == NULL && (r = malloc(sizeof(*r))) == NULL)
+        abort();
+    r->fl.next = NULL;
+    return r;
+}
+
+void gw_rid_put(struct gw_worker *w, struct gw_rid *r)
+{
+    if (r != NULL && !fl_push(&w->free_rids, &r->fl))
+        free(r);
+}
+
+static void rid_free_node(struct fl_node *n)
+{
+    free((char *)n - offsetof(struct gw_rid, fl));
+}
+
 const struct timeval *gw_common_timeout(struct gw_worker *w, uint32_t ms)
 {
     return lt_common_timeout(&w->tmo, ms);
@@ -184,6 +205,7 @@ void gw_wstate_init(struct gw_worker *w)
     fl_init(&w->free_small, FREE_SMALL_MAX);
     fl_init(&w->free_large, FREE_LARGE_MAX);
     fl_init(&w->free_txns, GW_FREE_TXN_MAX);
+    fl_init(&w->free_rids, GW_FREE_TXN_MAX);
     gw_pipe_pool_init(&w->pipes);
     if (getrandom(&w->rid_seed, sizeof(w->rid_seed), 0) != sizeof(w->rid_seed))
         w->rid_seed = gw_mono_ns() ^ ((uint64_t)w->id << 56);
@@ -205,4 +227,5 @@ void gw_wstate_free(struct gw_worker *w)
     gw_stats_free(&w->stats);
     fl_drain(&w->free_small, buf_free_node);
     fl_drain(&w->free_large, buf_free_node);
+    fl_drain(&w->free_rids, rid_free_node);
 }

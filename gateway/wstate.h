@@ -43,6 +43,15 @@
 
 #define GW_FREE_TXN_MAX 1024
 
+/* What the access log needs of a request head (method, target, host),
+ * kept while a long response flows so the head's buffer can go back
+ * (gw_rid_get; a head too long for it keeps its buffer). */
+#define GW_RID_CAP 480
+struct gw_rid {
+    struct fl_node fl;
+    char data[GW_RID_CAP];
+};
+
 struct gw_buf {
     struct fl_node fl;          /* the worker's free list */
     uint32_t start, end, cap;
@@ -92,6 +101,7 @@ struct gw_worker {
     bool draining;
     struct pool pool;
     struct freelist free_small, free_large;     /* of struct gw_buf */
+    struct freelist free_rids;                  /* of struct gw_rid */
     struct gw_conn *conns;              /* all client connections (drain) */
     uint32_t nconns;
     struct gw_conn *gc_conns;           /* closed, freed after the callback */
@@ -118,6 +128,8 @@ void gw_wstate_free(struct gw_worker *w);
 
 struct gw_buf *gw_buf_get(struct gw_worker *w, uint32_t min_cap);
 void gw_buf_put(struct gw_worker *w, struct gw_buf *b);
+struct gw_rid *gw_rid_get(struct gw_worker *w);
+void gw_rid_put(struct gw_worker *w, struct gw_rid *r);
 
 /* libevent keeps one queue per distinct duration ("common timeouts"), so
  * re-arming a connection's timer is O(1) instead of a heap operation. */

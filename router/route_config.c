@@ -214,6 +214,39 @@ static void parse_kv_list(struct cfg_ctx *cx, const cJSON *v, const struct jp *p
     *out = cfg_list(cx, v, path, &spec, nout, &header);
 }
 
+/* match.json_body: [{"field", "value"}]; a value ending in '*' is a prefix */
+static void json_elem(struct cfg_ctx *cx, const cJSON *it, const struct jp *path, size_t i,
+                      void *elem, void *arg)
+{
+    static const char *const keys[] = { "field", "value", NULL };
+    struct cfg_json_match *m = elem;
+    const cJSON *f[2];
+    const char *field = NULL, *value = NULL;
+
+    if (!cfg_check_object(cx, it, path, keys, NULL, f))
+        return;
+    enum cfg_get rf = cfg_get_str(cx, f[0], path, "field", true, &field);
+    enum cfg_get rv = cfg_get_str(cx, f[1], path, "value", true, &value);
+    if (rf == CFG_OK && (field[0] == '\0' || strlen(field) > 256)) {
+        cfg_errp(cx, JP_K(path, "field"), "must be 1 to 256 bytes");
+        rf = CFG_BAD;
+    }
+    if (rv == CFG_OK && strlen(value) > 1024) {
+        cfg_errp(cx, JP_K(path, "value"), "must be at most 1024 bytes");
+        rv = CFG_BAD;
+    }
+    if (rf != CFG_OK || rv != CFG_OK)
+        return;
+    size_t vn = strlen(value);
+    m->prefix = vn > 0 && value[vn - 1] == '*';
+    if (m->prefix)
+        vn--;
+    m->field = cfg_strdup(cx, field);
+    m->field_len = (uint32_t)strlen(field);
+    m->value = cfg_strndup(cx, value, vn);
+    m->value_len = (uint32_t)vn;
+}
+
 static void parse_match_listeners(struct rt_conf_ctx *rc, const cJSON *v, const struct jp *path,
                                   struct cfg_route *r)
 {
@@ -267,10 +300,10 @@ static void parse_match(struct rt_conf_ctx *rc, const cJSON *m, const struct jp 
                         struct cfg_route *r)
 {
     static const char *const keys[] = {
-        "listeners", "hosts", "path", "methods", "headers", "query", NULL };
-    enum { K_LISTENERS, K_HOSTS, K_PATH, K_METHODS, K_HEADERS, K_QUERY };
+        "listeners", "hosts", "path", "methods", "headers", "query", "json_body", NULL };
+    enum { K_LISTENERS, K_HOSTS, K_PATH, K_METHODS, K_HEADERS, K_QUERY, K_JSON };
     struct cfg_ctx *cx = rc->cx;
-    const cJSON *f[6];
+    const cJSON *f[7];
 
     if (!cfg_check_object(cx, m, path, keys, NULL, f))
         return;
@@ -286,6 +319,12 @@ static void parse_match(struct rt_conf_ctx *rc, const cJSON *m, const struct jp 
         r->methods = NULL;
     parse_kv_list(cx, f[K_HEADERS], path, "headers", true, &r->match_headers, &r->nmatch_headers);
     parse_kv_list(cx, f[K_QUERY], path, "query", false, &r->match_query, &r->nmatch_query);
+    const struct cfg_list js = { .key = "json_body", .elem_size = sizeof(*r->json_body), .each = json_elem };
+    r->json_body = cfg_list(cx, f[K_JSON], path, &js, &r->njson_body, NULL);
+    if (r->njson_body == 0)
+        r->json_body = NULL;
+    if (r->njson_body > 16)
+        cfg_errp(cx, JP_K(path, "json_body"), "has %zu conditions; at most 16", r->njson_body);
 }
 
 /* ---- header edits */
@@ -594,7 +633,29 @@ static void parse_respond(struct cfg_ctx *cx, const cJSON *obj, const struct jp 
 /* ---- a route */
 
 enum { RK_NAME, RK_MATCH, RK_REWRITE, RK_REQH, RK_RESPH,
-       RK_BACKENDS, RK_UPSTREAM, RK_REDIRECT, RK_RESPOND, RK_NKEYS };
+       RK_BACKENDS, RK_UPSTREAM, RK_REDIRECT, RK_RESPOND, RK_TIMEOUTS, RK_HEARTBEAT, RK_NKEYS };
+
+/* timeouts and sse_heartbeat_ms: only for a route that proxies */
+static void parse_streaming(struct cfg_ctx *cx, const cJSON *const *f, const struct jp *path,
+                            struct cfg_route *r, int nact)
+{
+    static const char *const keys[] = { "first_byte_ms", "idle_ms", "total_ms", NULL };
+    const struct jp *tp = JP_K(path, "timeouts");
+    const cJSON *g[3];
+
+    if (f[RK_TIMEOUTS] != NULL && cfg_check_object(cx, f[RK_TIMEOUTS], tp, keys, NULL, g)) {
+        cfg_get_u32(cx, g[0], tp, "first_byte_ms", 0, UINT32_MAX, &r->timeouts.first_byte_ms);
+        cfg_get_u32(cx, g[1], tp, "idle_ms", 0, UINT32_MAX, &r->timeouts.idle_ms);
+        cfg_get_u32(cx, g[2], tp, "total_ms", 0, UINT32_MAX, &r->timeouts.total_ms);
+    }
+    cfg_get_u32(cx, f[RK_HEARTBEAT], path, "sse_heartbeat_ms", 0, UINT32_MAX, &r->sse_heartbeat_ms);
+    if (nact != 1 || r->action == CFG_ACT_BACKENDS)
+        return;
+    if (f[RK_TIMEOUTS] != NULL)
+        cfg_errp(cx, tp, "is only allowed on a route with backends or upstream");
+    if (f[RK_HEARTBEAT] != NULL)
+        cfg_errp(cx, JP_K(path, "sse_heartbeat_ms"), "is only allowed on a route with backends or upstream");
+}
 
 /* Exactly one action; returns how many there are. */
 static int count_actions(struct cfg_ctx *cx, const cJSON *const *f, const struct jp *path)
@@ -640,7 +701,7 @@ void rt_conf_parse_route(struct rt_conf_ctx *rc, const cJSON *it, const struct j
 {
     static const char *const keys[RK_NKEYS + 1] = {
         "name", "match", "rewrite", "request_headers", "response_headers",
-        "backends", "upstream", "redirect", "respond", NULL };
+        "backends", "upstream", "redirect", "respond", "timeouts", "sse_heartbeat_ms", NULL };
     struct cfg_ctx *cx = rc->cx;
     const cJSON *v, *f[RK_NKEYS];
     const char *s;
@@ -663,6 +724,7 @@ void rt_conf_parse_route(struct rt_conf_ctx *rc, const cJSON *it, const struct j
         if (nact == 1 && r->action != CFG_ACT_BACKENDS)
             cfg_errp(cx, JP_K(path, "rewrite"), "is only allowed on a route with backends or upstream");
     }
+    parse_streaming(cx, f, path, r, nact);
     if ((v = f[RK_REQH]) != NULL)
         parse_header_edits(cx, v, JP_K(path, "request_headers"), &r->req_headers);
     if ((v = f[RK_RESPH]) != NULL)
@@ -753,10 +815,24 @@ static void dup_edits(struct cfg_mem **mem, struct cfg_header_edits *d,
     d->remove = dup_kv(mem, s->remove, s->nremove);
 }
 
-/* Every member of struct cfg_route is copied below: a new member must be
+/* Every member of struct cfg_route is copied below (scalars such as
+ * timeouts and sse_heartbeat_ms by the struct copy): a new member must be
  * added there too, which this reminds whoever changes the struct. */
-_Static_assert(sizeof(struct cfg_route) == 360 || sizeof(void *) != 8,
+_Static_assert(sizeof(struct cfg_route) == 392 || sizeof(void *) != 8,
                "struct cfg_route changed: update rt_conf_copy_route()");
+
+static struct cfg_json_match *dup_json(struct cfg_mem **mem, const struct cfg_json_match *v, size_t n)
+{
+    if (v == NULL)
+        return NULL;
+    struct cfg_json_match *o = cm_calloc(mem, n ? n : 1, sizeof(*o));
+    for (size_t i = 0; i < n; i++) {
+        o[i] = v[i];
+        o[i].field = dupn_or_null(mem, v[i].field, v[i].field_len);
+        o[i].value = dupn_or_null(mem, v[i].value, v[i].value_len);
+    }
+    return o;
+}
 
 static void dup_actions(struct cfg_mem **mem, struct cfg_route *d, const struct cfg_route *s)
 {
@@ -791,6 +867,7 @@ void rt_conf_copy_route(struct cfg_mem **mem, struct cfg_route *d, const struct 
     d->methods = dup_strv(mem, s->methods, s->nmethods);
     d->match_headers = dup_kv(mem, s->match_headers, s->nmatch_headers);
     d->match_query = dup_kv(mem, s->match_query, s->nmatch_query);
+    d->json_body = dup_json(mem, s->json_body, s->njson_body);
     d->rewrite_path = dupn_or_null(mem, s->rewrite_path, s->rewrite_path_len);
     d->rewrite_host = dup_or_null(mem, s->rewrite_host);
     dup_edits(mem, &d->req_headers, &s->req_headers);

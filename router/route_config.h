@@ -40,6 +40,15 @@ enum cfg_path_kind { CFG_PATH_ANY = 0, CFG_PATH_PREFIX, CFG_PATH_EXACT };
 enum cfg_action { CFG_ACT_BACKENDS = 0, CFG_ACT_REDIRECT, CFG_ACT_RESPOND };
 enum cfg_rewrite_kind { CFG_RW_NONE = 0, CFG_RW_STRIP_PREFIX, CFG_RW_REPLACE_PREFIX, CFG_RW_REPLACE_PATH };
 
+/* match.json_body: the request body is a JSON object whose top-level
+ * string member field equals value (value_len bytes, or starts with them
+ * when prefix: the document's value ended in '*'). */
+struct cfg_json_match {
+    char *field;  uint32_t field_len;
+    char *value;  uint32_t value_len;
+    bool prefix;
+};
+
 struct cfg_backend_ref {
     char *upstream;
     size_t upstream_idx;    /* index into the document's upstreams, resolved by the parser */
@@ -59,6 +68,7 @@ struct cfg_route {
     char **methods;    size_t nmethods;      /* upper-case as written; 0 = any */
     struct cfg_kv *match_headers; size_t nmatch_headers;   /* exact value match, name lower-case */
     struct cfg_kv *match_query;   size_t nmatch_query;     /* exact name and value, case-sensitive */
+    struct cfg_json_match *json_body; size_t njson_body;   /* all must hold */
 
     /* rewrite */
     enum cfg_rewrite_kind rewrite;
@@ -68,6 +78,14 @@ struct cfg_route {
 
     struct cfg_header_edits req_headers;
     struct cfg_header_edits resp_headers;
+
+    /* streaming (SPEC "Streaming and model routing"); 0 = none */
+    struct {
+        uint32_t first_byte_ms;     /* replaces the upstream's response_header_ms */
+        uint32_t idle_ms;           /* longest silence between two pieces of the body */
+        uint32_t total_ms;          /* the whole response, from the request's start */
+    } timeouts;
+    uint32_t sse_heartbeat_ms;      /* a comment line to a silent text/event-stream client */
 
     /* action */
     enum cfg_action action;

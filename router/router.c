@@ -712,7 +712,7 @@ static struct rt_core *core_build(const struct cfg_route *const *routes, size_t 
             u[k].pos = (uint32_t)i;
             u[k].has_methods = r->nmethods > 0;
             u[k].always = r->nlisteners == 0 && r->nmethods == 0 &&
-                          r->nmatch_headers == 0 && r->nmatch_query == 0;
+                          r->nmatch_headers == 0 && r->nmatch_query == 0 && r->njson_body == 0;
             u[k].nheaders = r->nmatch_headers;
             u[k].nquery = r->nmatch_query;
             u[k].index = r->index;
@@ -770,7 +770,7 @@ static bool same_index_entries(const struct cfg_route *a, const struct cfg_route
     if (a->index != b->index || a->nhosts != b->nhosts || a->path_kind != b->path_kind ||
         (a->nmethods > 0) != (b->nmethods > 0) || (a->nlisteners > 0) != (b->nlisteners > 0) ||
         a->nmatch_headers != b->nmatch_headers || a->nmatch_query != b->nmatch_query ||
-        (a->path == NULL) != (b->path == NULL))
+        (a->njson_body > 0) != (b->njson_body > 0) || (a->path == NULL) != (b->path == NULL))
         return false;
     if (a->path != NULL && (a->path_len != b->path_len || memcmp(a->path, b->path, a->path_len) != 0))
         return false;
@@ -950,6 +950,16 @@ static bool route_accepts(const struct cfg_route *r, const struct rt_request *re
     for (size_t i = 0; i < r->nmatch_query; i++)
         if (!query_present(req, &r->match_query[i]))
             return false;
+    if (r->njson_body > 0) {
+        if (req->body_state == RT_BODY_UNREAD) {
+            /* the best candidate needs the body: the caller reads it and asks again */
+            if (req->need_body)
+                *req->need_body = true;
+            return true;
+        }
+        return req->body_state == RT_BODY_READY &&
+               rt_json_match(req->body, req->body_len, r->json_body, r->njson_body);
+    }
     return true;
 }
 

@@ -43,6 +43,13 @@ struct rt_table;
 /* What a lookup needs to know about a request.  Strings are not
  * NUL-terminated.  host may carry ":port" and any case; the router strips
  * the port and compares case-insensitively.  query excludes the '?'. */
+enum rt_body {
+    RT_BODY_NONE = 0,   /* no body (or not JSON-matchable): json_body routes do not match */
+    RT_BODY_UNREAD,     /* a body not read yet: a json_body candidate sets *need_body */
+    RT_BODY_READY,      /* the whole body is body[0, body_len) */
+    RT_BODY_OVER,       /* longer than limits.max_json_match_bytes: no json_body match */
+};
+
 struct rt_request {
     size_t listener;                    /* index into the document's listeners */
     const char *method; size_t method_len;
@@ -50,7 +57,18 @@ struct rt_request {
     const char *path;   size_t path_len;
     const char *query;  size_t query_len;   /* NULL/0 = no query */
     const struct h1_header *headers; size_t nheaders;
+    /* match.json_body (SPEC "Streaming and model routing") */
+    enum rt_body body_state;
+    const char *body;   size_t body_len;
+    bool *need_body;    /* may be NULL; set when the route returned needs the body
+                           (RT_BODY_UNREAD): read it and call rt_match() again */
 };
+
+/* Whether the JSON text body[0, n) is an object whose top-level members
+ * satisfy every one of the nm conditions (router/jsonmatch.c): strict
+ * RFC 8259 syntax over the whole text, escapes decoded before comparing,
+ * a field that appears twice matches nothing. */
+bool rt_json_match(const char *body, size_t n, const struct cfg_json_match *m, size_t nm);
 
 /* Build the index of the n routes (routes[i]->index == i).  Returns NULL
  * only on allocation failure.  The routes are only read, and must outlive

@@ -65,9 +65,20 @@ static bool ceq_route(const struct cfg_route *a, const struct cfg_route *b)
         !ceq_str(a->rewrite_host, b->rewrite_host) ||
         !ceq_edits(&a->req_headers, &b->req_headers) ||
         !ceq_edits(&a->resp_headers, &b->resp_headers) ||
+        a->njson_body != b->njson_body || (a->json_body == NULL) != (b->json_body == NULL) ||
+        a->timeouts.first_byte_ms != b->timeouts.first_byte_ms ||
+        a->timeouts.idle_ms != b->timeouts.idle_ms || a->timeouts.total_ms != b->timeouts.total_ms ||
+        a->sse_heartbeat_ms != b->sse_heartbeat_ms ||
         a->action != b->action || a->nbackends != b->nbackends ||
         (a->backends == NULL) != (b->backends == NULL))
         return false;
+    for (size_t i = 0; a->json_body && i < a->njson_body; i++)
+        if (a->json_body[i].prefix != b->json_body[i].prefix ||
+            a->json_body[i].field_len != b->json_body[i].field_len ||
+            a->json_body[i].value_len != b->json_body[i].value_len ||
+            !ceq_mem(a->json_body[i].field, b->json_body[i].field, a->json_body[i].field_len) ||
+            !ceq_mem(a->json_body[i].value, b->json_body[i].value, a->json_body[i].value_len))
+            return false;
     for (size_t i = 0; a->backends && i < a->nbackends; i++)
         if (!ceq_str(a->backends[i].upstream, b->backends[i].upstream) ||
             a->backends[i].upstream_idx != b->backends[i].upstream_idx ||

@@ -6,6 +6,10 @@
 cd "$(dirname "$0")/.." || exit 1
 
 out=$(mktemp -d "${TMPDIR:-/tmp}/sluice-tests.XXXXXX")
+# Debian's interpreter, which sees the Debian packages the tests use
+# (python3-selenium); another python3 first on PATH (pyenv) would not.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 total_pass=0
 total_fail=0
 total_skip=0
@@ -65,7 +69,7 @@ run_unit "unit (asan+ubsan)" build/asan/tests
 # each other in a circle (nm over build/obj): tests/layers.py.
 log="$out/layers.log"
 echo "# layers"
-python3 tests/layers.py build >"$log" 2>&1
+"$PY" tests/layers.py build >"$log" 2>&1
 rc=$?
 cat "$log"
 count_log "$log"
@@ -85,9 +89,9 @@ run_integration() { # label build-dir [sanitizer log dir]
         SLUICE_BUILD=$dir \
         ASAN_OPTIONS="detect_leaks=1:log_path=$sanlog/asan" \
         UBSAN_OPTIONS="print_stacktrace=1:log_path=$sanlog/ubsan" \
-            timeout 900 python3 tests/integration/run.py $FILTERS >"$log" 2>&1
+            timeout 900 "$PY" tests/integration/run.py $FILTERS >"$log" 2>&1
     else
-        SLUICE_BUILD=$dir timeout 900 python3 tests/integration/run.py $FILTERS >"$log" 2>&1
+        SLUICE_BUILD=$dir timeout 900 "$PY" tests/integration/run.py $FILTERS >"$log" 2>&1
     fi
     rc=$?
     grep -v '^[0-9]* passed, [0-9]* failed' "$log"

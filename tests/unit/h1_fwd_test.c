@@ -13,6 +13,7 @@
 #include "../../gateway/h1_fwd.c"
 #include "../../gateway/http1.c"
 #include "../../router/router.c"
+#include "../../router/jsonmatch.c"
 
 #include <inttypes.h>
 #include <stdlib.h>

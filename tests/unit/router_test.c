@@ -7,6 +7,7 @@
  */
 #include "tap.h"
 #include "../../router/router.c"
+#include "../../router/jsonmatch.c"
 #include "../../gateway/config.h"
 
 #include <stdarg.h>
