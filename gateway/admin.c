@@ -364,6 +364,7 @@ struct name_sum {       /* per name, summed over workers */
     const char *name;
     uint64_t code[5];
     struct gw_hist h;
+    uint64_t retries;
 };
 
 struct name_tab {       /* name -> name_sum, open addressing over indexes */
@@ -464,8 +465,11 @@ static void sum_worker(struct metric_sums *m, struct gw_stats *st)
             ns->code[k] += gw_cnt_get(&r->code[k]);
     }
     for (struct gw_ups_stats *u = atomic_load_explicit(&st->ups, memory_order_acquire); u;
-         u = atomic_load_explicit(&u->next, memory_order_acquire))
-        hist_sum(&find_name(&m->ut, u->name)->h, &u->resp);
+         u = atomic_load_explicit(&u->next, memory_order_acquire)) {
+        struct name_sum *ns = find_name(&m->ut, u->name);
+        hist_sum(&ns->h, &u->resp);
+        ns->retries += gw_cnt_get(&u->retries);
+    }
 }
 
 /* Requests, latencies, bytes, connections, closes, the pool. */
@@ -491,6 +495,12 @@ static void traffic_metrics(struct evbuffer *b, const struct metric_sums *m)
         evbuffer_add(lb, "", 1);
         hist_print(b, "sluice_upstream_response_seconds", (const char *)evbuffer_pullup(lb, -1), &m->ut.v[i].h);
         evbuffer_free(lb);
+    }
+    family(b, "sluice_retries_total", "counter", "Requests sent again to another target of the upstream after an attempt failed before any response byte (upstreams[].retries).");
+    for (size_t i = 0; i < m->ut.n; i++) {
+        evbuffer_add(b, "sluice_retries_total{upstream=\"", 31);
+        label_value(b, m->ut.v[i].name);
+        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)m->ut.v[i].retries);
     }
     family(b, "sluice_upstream_connect_seconds", "histogram", "Time to establish upstream connections.");
     hist_print(b, "sluice_upstream_connect_seconds", "", &m->conn);

@@ -22,6 +22,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+int fwd_pick(struct gw_conn *c, uint64_t tried)
+{
+    const struct up_upstream *u = c->t->ups;
+    struct gw_wsnap *ws = c->t->ws;
+
+    if (u->ntargets == 0)
+        return -1;
+    struct up_wpick st = { ws->target_rr + u->targets[0].gidx, &ws->ups_pos[u->index], &ws->rng };
+    return up_pick(u, &st, gw_now_ms(c->w), tried, c->t->has_hkey ? &c->t->hkey : NULL);
+}
+
 /* A target failed before answering: try another one if the request allows
  * it (SPEC "retries"), else answer with status. */
 void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why)
@@ -50,10 +61,10 @@ void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, c
         can = false;
     }
     if (can) {
-        uint64_t now = gw_now_ms(c->w);
-        int ti = stale ? (int)(c->t->target - c->t->ups->targets)
-                       : up_pick(c->t->ups, c->t->ws->target_rr + c->t->ups->targets[0].gidx, now, c->t->tried);
+        int ti = stale ? (int)(c->t->target - c->t->ups->targets) : fwd_pick(c, c->t->tried);
         if (ti >= 0) {
+            if (!stale)     /* sluice_retries_total: another target, another attempt */
+                gw_cnt_add(&c->t->ws->ustats[c->t->ups->index]->retries, 1);
             txn_target(c, &c->t->ups->targets[ti]);
             c->t->tried |= 1ull << (ti & 63);
             iovq_reset(&c->t->uq);

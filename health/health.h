@@ -24,6 +24,7 @@
 struct hc_state {
     _Atomic uint64_t down_until_ms;   /* monotonic ms; 0 = up */
     _Atomic uint32_t fails;           /* consecutive failures */
+    _Atomic uint32_t inflight;        /* requests in flight (upstream.h up_inflight) */
 };
 
 /* The state for an address, created on first use; never freed before

@@ -9,6 +9,7 @@
  */
 /* before tap.h: up_swrr's parameter "ok" would be taken for tap's ok() */
 #include "../../upstream/upstream.c"
+#include "../../upstream/balance.c"
 #include "../../health/health.c"
 #include "../../gateway/config.h"   /* struct sl_config: the document the tests build upstreams in */
 #include "tap.h"
@@ -17,6 +18,16 @@
 #include <string.h>
 
 #define N(a) (sizeof(a) / sizeof(*(a)))
+
+/* up_pick for a round robin upstream (balance_test.c tests the others):
+ * cur is the upstream's own current weights. */
+static int rr_pick(const struct up_upstream *u, int64_t *cur, uint64_t now, uint64_t tried)
+{
+    static uint64_t pos, rng = 1;
+    struct up_wpick st = { cur, &pos, &rng };
+
+    return up_pick(u, &st, now, tried, NULL);
+}
 
 /* The picks of up_swrr as letters ("aabacaa"). */
 static void swrr_seq(char *out, size_t picks, int64_t *cur, const uint32_t *w, size_t n,
@@ -177,7 +188,7 @@ static void fixture_init(struct fixture *f, const uint32_t *w, size_t n, uint16_
 static void pick_seq(char *out, size_t picks, struct fixture *f, uint64_t now, uint64_t tried)
 {
     for (size_t i = 0; i < picks; i++) {
-        int k = up_pick(&f->u, f->cur, now, tried);
+        int k = rr_pick(&f->u, f->cur, now, tried);
         out[i] = k < 0 ? '-' : (char)('a' + k);
     }
     out[picks] = '\0';
@@ -216,9 +227,9 @@ static void test_pick(void)
     /* all down: none (the proxy answers 503) */
     for (int i = 0; i < 3; i++)
         hc_fail(f.t[i].health, now + 5000);
-    ok(up_pick(&f.u, f.cur, now + 5000, 0) == -1, "every target down: -1");
-    ok(up_pick(&f.u, f.cur, now + 5000 + 999, 0) == -1, "... until the first mark expires");
-    ok(up_pick(&f.u, f.cur, now + 5000 + 1000, 0) >= 0, "... then one is picked again");
+    ok(rr_pick(&f.u, f.cur, now + 5000, 0) == -1, "every target down: -1");
+    ok(rr_pick(&f.u, f.cur, now + 5000 + 999, 0) == -1, "... until the first mark expires");
+    ok(rr_pick(&f.u, f.cur, now + 5000 + 1000, 0) >= 0, "... then one is picked again");
     for (int i = 0; i < 3; i++)
         hc_ok(f.t[i].health);
 
@@ -226,11 +237,11 @@ static void test_pick(void)
     memset(f.cur, 0, sizeof(f.cur));
     pick_seq(seq, 4, &f, now, 1u << 0);
     ok(strcmp(seq, "bcbc") == 0, "a tried: b and c only (have %s)", seq);
-    ok(up_pick(&f.u, f.cur, now, 0x7) == -1, "every target tried: -1");
+    ok(rr_pick(&f.u, f.cur, now, 0x7) == -1, "every target tried: -1");
     pick_seq(seq, 3, &f, now, 0x3);
     ok(strcmp(seq, "ccc") == 0, "a and b tried: c (have %s)", seq);
     hc_fail(f.t[2].health, now);
-    ok(up_pick(&f.u, f.cur, now, 0x3) == -1, "a and b tried, c down: -1");
+    ok(rr_pick(&f.u, f.cur, now, 0x3) == -1, "a and b tried, c down: -1");
     hc_ok(f.t[2].health);
 
     /* an unresolved target (no address, no health state) is never picked */
@@ -243,20 +254,20 @@ static void test_pick(void)
     /* one target: no bookkeeping, but the same rules */
     static const uint32_t w1[] = { 3 };
     fixture_init(&f, w1, 1, 20100);
-    ok(up_pick(&f.u, f.cur, now, 0) == 0 && up_pick(&f.u, f.cur, now, 0) == 0, "one target up: picked every time");
+    ok(rr_pick(&f.u, f.cur, now, 0) == 0 && rr_pick(&f.u, f.cur, now, 0) == 0, "one target up: picked every time");
     ok(f.cur[0] == 0, "one target: no current weight kept");
-    ok(up_pick(&f.u, f.cur, now, 1) == -1, "one target, tried: -1");
+    ok(rr_pick(&f.u, f.cur, now, 1) == -1, "one target, tried: -1");
     hc_fail(f.t[0].health, now);
-    ok(up_pick(&f.u, f.cur, now, 0) == -1, "one target, down: -1");
-    ok(up_pick(&f.u, f.cur, now + 1000, 0) == 0, "one target, 1 s later: picked");
+    ok(rr_pick(&f.u, f.cur, now, 0) == -1, "one target, down: -1");
+    ok(rr_pick(&f.u, f.cur, now + 1000, 0) == 0, "one target, 1 s later: picked");
     hc_ok(f.t[0].health);
     f.t[0].salen = 0;
     f.t[0].health = NULL;
-    ok(up_pick(&f.u, f.cur, now, 0) == -1, "one target, unresolved: -1");
+    ok(rr_pick(&f.u, f.cur, now, 0) == -1, "one target, unresolved: -1");
 
     /* no target */
     fixture_init(&f, w1, 0, 20200);
-    ok(up_pick(&f.u, f.cur, now, 0) == -1, "no target: -1");
+    ok(rr_pick(&f.u, f.cur, now, 0) == -1, "no target: -1");
 
     /* two upstreams on the same address share its health */
     struct fixture g;
@@ -265,7 +276,7 @@ static void test_pick(void)
     fixture_init(&g, w11, 2, 20301);        /* g.a is f.b */
     ok(g.t[0].health == f.t[1].health, "the same address in two upstreams: one health state");
     hc_fail(f.t[1].health, now);
-    ok(up_pick(&g.u, g.cur, now, 0) == 1 && up_pick(&g.u, g.cur, now, 0) == 1,
+    ok(rr_pick(&g.u, g.cur, now, 0) == 1 && rr_pick(&g.u, g.cur, now, 0) == 1,
        "a failure seen through one upstream keeps the other from the target");
     hc_shutdown();
 }
@@ -379,7 +390,7 @@ static void test_set_build(void)
     char seq[9];
     static const char *want = "acaabaca";   /* 5,1,2 */
     for (int i = 0; i < 8; i++)
-        seq[i] = (char)('a' + up_pick(&set.v[0], cur, 1, 0));
+        seq[i] = (char)('a' + rr_pick(&set.v[0], cur, 1, 0));
     seq[8] = '\0';
     ok(strcmp(seq, want) == 0, "picks over the built upstream 5,1,2: %s (have %s)", want, seq);
 
@@ -388,7 +399,7 @@ static void test_set_build(void)
     struct up_set set2;
     ok(up_set_build(cfg.upstreams, cfg.nupstreams, &set2, NULL, 0, 2000) == 0, "a second build (warn NULL): 0");
     ok(set2.v[0].targets[0].health == t[0].health, "a rebuild finds the same health state");
-    ok(up_pick(&set2.v[1], cur, 1000, 0) == 1, "a target down before the rebuild is still down after it");
+    ok(rr_pick(&set2.v[1], cur, 1000, 0) == 1, "a target down before the rebuild is still down after it");
     up_set_free(&set2);
     up_set_free(&set);
     ok(set.v == NULL && set.n == 0 && set.ntargets == 0, "up_set_free zeroes the set");
@@ -433,16 +444,16 @@ static void test_unresolved(void)
     ok(strstr(warn, "cannot resolve sluice-unit-test.invalid:80") != NULL, "warning names the target (have \"%s\")", warn);
     ok(strstr(warn, "timed out") != NULL, "warning says it timed out (have \"%s\")", warn);
     int64_t cur[2] = { 0 };
-    ok(up_pick(&set.v[0], cur, 0, 0) == 1 && up_pick(&set.v[0], cur, 0, 0) == 1,
+    ok(rr_pick(&set.v[0], cur, 0, 0) == 1 && rr_pick(&set.v[0], cur, 0, 0) == 1,
        "only the resolved target is picked");
-    ok(up_pick(&set.v[0], cur, 0, 2) == -1, "the resolved one tried: -1, not the unresolved");
+    ok(rr_pick(&set.v[0], cur, 0, 2) == -1, "the resolved one tried: -1, not the unresolved");
     up_set_free(&set);
 
     /* one target only, unresolved: the single-target path */
     up.targets = tt;
     up.ntargets = 1;
     ok(up_set_build(cfg.upstreams, cfg.nupstreams, &set, NULL, 0, 0) == 0, "an upstream with only an unresolved target builds");
-    ok(up_pick(&set.v[0], cur, 0, 0) == -1, "... and picks nothing (503)");
+    ok(rr_pick(&set.v[0], cur, 0, 0) == -1, "... and picks nothing (503)");
     up_set_free(&set);
 
     /* a small warning buffer is cut, never overrun */

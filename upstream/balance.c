@@ -1,0 +1,409 @@
+/* balance.c - the balancers (balance.h). */
+#include "upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- hashing ---- */
+
+static inline uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+uint64_t up_hash(const void *p, size_t n, uint64_t seed)
+{
+    const unsigned char *s = p;
+    uint64_t h = 14695981039346656037ull ^ seed;
+
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ull;
+    }
+    return mix64(h ^ n);
+}
+
+/* The value of cookie name (len nlen) in one Cookie header value, or NULL. */
+static const char *cookie_find(const char *v, size_t vlen, const char *name, size_t nlen,
+                               size_t *outlen)
+{
+    const char *p = v, *end = v + vlen;
+
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ';'))
+            p++;
+        const char *pair = p;
+        while (p < end && *p != ';')
+            p++;
+        /* pair .. p: name=value */
+        const char *eq = memchr(pair, '=', (size_t)(p - pair));
+        if (eq && (size_t)(eq - pair) == nlen && memcmp(pair, name, nlen) == 0) {
+            const char *val = eq + 1, *ve = p;
+            while (ve > val && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            *outlen = (size_t)(ve - val);
+            return val;
+        }
+    }
+    return NULL;
+}
+
+bool up_hash_key(const struct cfg_upstream *cu, const struct h1_header *hs, size_t nh,
+                 const void *ip, size_t iplen, uint64_t *key)
+{
+    if (cu->balance != CFG_BAL_HASH)
+        return false;
+    switch (cu->hash_on) {
+    case CFG_HASH_CLIENT_IP:
+        if (ip == NULL || iplen == 0)
+            return false;
+        *key = up_hash(ip, iplen, 0);
+        return true;
+    case CFG_HASH_HEADER:
+        for (size_t i = 0; i < nh; i++)
+            if (hs[i].name_len == cu->hash_name_len &&
+                strncasecmp(hs[i].name, cu->hash_name, cu->hash_name_len) == 0) {
+                *key = up_hash(hs[i].value, hs[i].value_len, 0);
+                return true;
+            }
+        return false;
+    case CFG_HASH_COOKIE:
+        for (size_t i = 0; i < nh; i++) {
+            size_t vl;
+            const char *v;
+            if (hs[i].name_len != 6 || strncasecmp(hs[i].name, "cookie", 6) != 0)
+                continue;
+            v = cookie_find(hs[i].value, hs[i].value_len, cu->hash_name, cu->hash_name_len, &vl);
+            if (v) {
+                *key = up_hash(v, vl, 0);
+                return true;
+            }
+        }
+        return false;
+    default:
+        return false;
+    }
+}
+
+/* ---- building the shared part ---- */
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+    while (b) {
+        uint64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Primes near powers of two: the Maglev table has the first over 100 per
+ * target (Maglev's paper: M >> N keeps the imbalance near 1 %). */
+static const uint32_t maglev_primes[] = {
+    1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071, 262139, 524287, 1048573,
+};
+
+/* Maglev (Eisenbud et al., NSDI 2016), weighted: each target walks its own
+ * permutation of the slots (offset and skip from a hash of its address, so
+ * they do not depend on the other targets) and takes the next free slot of
+ * it; a target of the highest weight takes one per round, one of half that
+ * weight one every other round. */
+static int maglev_build(struct up_upstream *u)
+{
+    size_t n = u->ntargets;
+    uint32_t m = maglev_primes[sizeof(maglev_primes) / sizeof(maglev_primes[0]) - 1];
+    uint32_t wmax = 0;
+
+    for (size_t i = 0; i < sizeof(maglev_primes) / sizeof(maglev_primes[0]); i++)
+        if (maglev_primes[i] >= 100 * n) {
+            m = maglev_primes[i];
+            break;
+        }
+    u->bal.table = malloc((size_t)m * sizeof(uint32_t));
+    uint64_t *off = calloc(n, sizeof(uint64_t)), *skip = calloc(n, sizeof(uint64_t));
+    uint64_t *next = calloc(n, sizeof(uint64_t)), *credit = calloc(n, sizeof(uint64_t));
+    if (!u->bal.table || !off || !skip || !next || !credit) {
+        free(off), free(skip), free(next), free(credit);
+        return -1;
+    }
+    u->bal.ntable = m;
+    memset(u->bal.table, 0xff, (size_t)m * sizeof(uint32_t));
+    for (size_t i = 0; i < n; i++) {
+        const char *t = u->targets[i].text;
+        off[i] = up_hash(t, strlen(t), 0x6d61676c65763031ull) % m;
+        skip[i] = up_hash(t, strlen(t), 0x6d61676c65763032ull) % (m - 1) + 1;
+        if (u->weights[i] > wmax)
+            wmax = u->weights[i];
+    }
+    for (uint32_t filled = 0; filled < m && wmax > 0;) {
+        for (size_t i = 0; i < n && filled < m; i++) {
+            credit[i] += u->weights[i];
+            while (credit[i] >= wmax && filled < m) {
+                credit[i] -= wmax;
+                uint32_t c;
+                do
+                    c = (uint32_t)((off[i] + next[i]++ * skip[i]) % m);
+                while (u->bal.table[c] != UINT32_MAX);
+                u->bal.table[c] = (uint32_t)i;
+                filled++;
+            }
+        }
+    }
+    free(off), free(skip), free(next), free(credit);
+    return 0;
+}
+
+/* The longest round robin period precomputed, and the work spent on it. */
+#define SCHED_MAX      65536u
+#define SCHED_WORK_MAX (64u << 20)
+
+/* One period of smooth weighted round robin over all targets: a worker
+ * walking it picks what up_swrr would, in O(1). */
+static int sched_build(struct up_upstream *u, uint64_t g)
+{
+    size_t n = u->ntargets;
+    uint64_t period = u->bal.wtotal / g;
+
+    if (period > SCHED_MAX || period * n > SCHED_WORK_MAX)
+        return 0;       /* the O(n) algorithm then */
+    int64_t *cur = calloc(n, sizeof(int64_t));
+    u->bal.sched = malloc((size_t)period * sizeof(uint32_t));
+    if (cur == NULL || u->bal.sched == NULL) {
+        free(cur);
+        return -1;
+    }
+    for (uint64_t k = 0; k < period; k++)
+        u->bal.sched[k] = (uint32_t)up_swrr(cur, u->weights, n, NULL, NULL);
+    u->bal.nsched = (uint32_t)period;
+    free(cur);
+    return 0;
+}
+
+int up_bal_build(struct up_upstream *u)
+{
+    size_t n = u->ntargets;
+    uint64_t g = 0;
+    bool equal = true;
+
+    memset(&u->bal, 0, sizeof(u->bal));
+    for (size_t i = 0; i < n; i++) {
+        u->bal.wtotal += u->weights[i];
+        g = gcd64(g, u->weights[i]);
+        if (u->weights[i] != u->weights[0])
+            equal = false;
+    }
+    if (n == 0 || u->bal.wtotal == 0)
+        return 0;
+    if (!equal) {
+        u->bal.cumw = malloc(n * sizeof(uint64_t));
+        if (u->bal.cumw == NULL)
+            return -1;
+        uint64_t sum = 0;
+        for (size_t i = 0; i < n; i++)
+            u->bal.cumw[i] = sum += u->weights[i];
+        if (n > BAL_SMALL && sched_build(u, g) != 0)
+            return -1;
+    }
+    if (u->cfg && u->cfg->balance == CFG_BAL_HASH && maglev_build(u) != 0)
+        return -1;
+    return 0;
+}
+
+void up_bal_free(struct up_upstream *u)
+{
+    free(u->bal.cumw);
+    free(u->bal.sched);
+    free(u->bal.table);
+    memset(&u->bal, 0, sizeof(u->bal));
+}
+
+/* ---- picking ---- */
+
+int up_swrr(int64_t *cur, const uint32_t *w, size_t n,
+            bool (*ok)(size_t i, const void *ctx), const void *ctx)
+{
+    int64_t total = 0;
+    int best = -1;
+
+    for (size_t i = 0; i < n; i++) {
+        if (w[i] == 0 || (ok && !ok(i, ctx)))
+            continue;
+        cur[i] += w[i];
+        total += w[i];
+        if (best < 0 || cur[i] > cur[best])
+            best = (int)i;
+    }
+    if (best >= 0)
+        cur[best] -= total;
+    return best;
+}
+
+struct pick_ctx {
+    const struct up_upstream *u;
+    uint64_t now;
+    uint64_t tried;
+    uint64_t num, den;      /* least_request: the minimum load, num/den */
+};
+
+static inline bool elig(const struct pick_ctx *c, size_t i)
+{
+    return !(c->tried & (1ull << (i & 63))) && c->u->weights[i] != 0 &&
+           up_target_ok(c->u, i, c->now);
+}
+
+static bool pick_ok(size_t i, const void *arg)
+{
+    return elig(arg, i);
+}
+
+/* load(a) < load(b), load = in flight / weight */
+static inline bool less_loaded(const struct up_upstream *u, size_t a, size_t b)
+{
+    return (uint64_t)up_inflight(&u->targets[a]) * u->weights[b] <
+           (uint64_t)up_inflight(&u->targets[b]) * u->weights[a];
+}
+
+static bool tied_ok(size_t i, const void *arg)
+{
+    const struct pick_ctx *c = arg;
+
+    return elig(c, i) &&
+           (uint64_t)up_inflight(&c->u->targets[i]) * c->den == c->num * c->u->weights[i];
+}
+
+/* Round robin: the exact algorithm over the eligible targets of a small
+ * upstream; over BAL_SMALL the precomputed period, an ineligible entry
+ * passed over. */
+static int pick_rr(const struct up_upstream *u, const struct up_wpick *st, struct pick_ctx *c)
+{
+    size_t n = u->ntargets;
+
+    if (n <= BAL_SMALL || (u->bal.cumw && u->bal.sched == NULL))
+        return up_swrr(st->cur, u->weights, n, pick_ok, c);
+    if (u->bal.sched) {
+        for (int k = 0; k < BAL_SMALL; k++) {
+            size_t i = u->bal.sched[(*st->pos)++ % u->bal.nsched];
+            if (elig(c, i))
+                return (int)i;
+        }
+        return up_swrr(st->cur, u->weights, n, pick_ok, c);
+    }
+    /* equal weights: the sequence is 0, 1, ..., n-1 */
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (*st->pos)++ % n;
+        if (elig(c, i))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* The exact least loaded eligible target; ties by round robin. */
+static int pick_least_exact(const struct up_upstream *u, const struct up_wpick *st,
+                            struct pick_ctx *c)
+{
+    int best = -1;
+
+    for (size_t i = 0; i < u->ntargets; i++)
+        if (elig(c, i) && (best < 0 || less_loaded(u, i, (size_t)best)))
+            best = (int)i;
+    if (best < 0)
+        return -1;
+    c->num = up_inflight(&u->targets[best]);
+    c->den = u->weights[best];
+    int k = up_swrr(st->cur, u->weights, u->ntargets, tied_ok, c);
+    return k >= 0 ? k : best;   /* a count moved between the passes */
+}
+
+static inline uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;        /* xorshift64* */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+/* A target drawn at random in proportion to its weight. */
+static size_t draw(const struct up_upstream *u, uint64_t *rng)
+{
+    uint64_t r = rng_next(rng);
+
+    if (u->bal.cumw == NULL)
+        return (size_t)(((r >> 32) * (uint64_t)u->ntargets) >> 32);
+    uint64_t x = r % u->bal.wtotal;
+    size_t lo = 0, hi = u->ntargets - 1;
+    while (lo < hi) {           /* the first i with cumw[i] > x */
+        size_t mid = (lo + hi) / 2;
+        if (u->bal.cumw[mid] > x)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* The power of two choices: two distinct eligible targets drawn by weight,
+ * the less loaded wins (the first on a tie).  A few draws find them unless
+ * most targets are out; then the exact scan. */
+static int pick_two(const struct up_upstream *u, const struct up_wpick *st, struct pick_ctx *c)
+{
+    int a = -1;
+
+    for (int k = 0; k < 8; k++) {
+        size_t i = draw(u, st->rng);
+        if ((int)i == a || !elig(c, i))
+            continue;
+        if (a < 0) {
+            a = (int)i;
+            continue;
+        }
+        return less_loaded(u, i, (size_t)a) ? (int)i : a;
+    }
+    return a >= 0 ? a : pick_least_exact(u, st, c);
+}
+
+/* Maglev: the key's slot, else the next slots' targets; no eligible one
+ * within a few slots (most targets out): round robin. */
+static int pick_hash(const struct up_upstream *u, const struct up_wpick *st, struct pick_ctx *c,
+                     uint64_t key)
+{
+    uint32_t m = u->bal.ntable;
+    uint32_t s = (uint32_t)(((key >> 32) * (uint64_t)m) >> 32);
+
+    for (int k = 0; k < 32; k++) {
+        size_t i = u->bal.table[s];
+        if (elig(c, i))
+            return (int)i;
+        if (++s == m)
+            s = 0;
+    }
+    return pick_rr(u, st, c);
+}
+
+int up_pick(const struct up_upstream *u, const struct up_wpick *st, uint64_t now_ms,
+            uint64_t tried, const uint64_t *key)
+{
+    struct pick_ctx c = { u, now_ms, tried, 0, 0 };
+
+    if (u->ntargets <= 1)   /* the common case needs no bookkeeping */
+        return u->ntargets == 1 && elig(&c, 0) ? 0 : -1;
+    switch (u->cfg ? u->cfg->balance : CFG_BAL_ROUND_ROBIN) {
+    case CFG_BAL_LEAST_REQUEST:
+        return u->ntargets <= BAL_SMALL ? pick_least_exact(u, st, &c) : pick_two(u, st, &c);
+    case CFG_BAL_RANDOM_TWO:
+        return pick_two(u, st, &c);
+    case CFG_BAL_HASH:
+        if (key && u->bal.table)
+            return pick_hash(u, st, &c, *key);
+        return pick_rr(u, st, &c);
+    default:
+        return pick_rr(u, st, &c);
+    }
+}
