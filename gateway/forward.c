@@ -45,14 +45,16 @@ void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, c
     if (u)
         up_conn_fail(u, stale);     /* tells health/ unless stale or a refused certificate */
     gw_log(GW_LOG_WARN, "upstream %s: %s", c->t->target ? c->t->target->text : "-", why);
-    /* Resend only what is still in the buffer; a non-idempotent request that
-     * reached a target is not retried (SPEC), except over a stale pooled
-     * connection, which the server closed before reading it. */
+    /* Resend only what is still in the buffer.  SPEC: a request that is not
+     * idempotent, or whose body was partly sent, is retried only if nothing
+     * reached the target (a refused connect, or nothing written yet): never
+     * a second copy of a body a target may have taken. */
     bool idempotent = c->t->method == H1_M_GET || c->t->method == H1_M_HEAD ||
                       c->t->method == H1_M_OPTIONS || c->t->method == H1_M_TRACE ||
                       c->t->method == H1_M_PUT || c->t->method == H1_M_DELETE;
+    bool body_sent = c->t->up_sent > c->t->uhead_len;
     bool can = !c->t->resp_started && !c->t->body_lost && c->state == C_ACTIVE &&
-               (!reached || idempotent || c->t->up_sent == 0);
+               (!reached || c->t->up_sent == 0 || (idempotent && !body_sent));
     if (can && stale) {
         c->t->tried &= ~(1ull << ((c->t->target - c->t->ups->targets) & 63));
     } else if (can && c->t->attempts < c->t->ups->cfg->retries) {
