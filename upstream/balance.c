@@ -185,6 +185,49 @@ static int sched_build(struct up_upstream *u, uint64_t g)
     return 0;
 }
 
+/* Walker's alias table (Vose's construction): a draw is one uniform index
+ * and one coin, whatever the weights; a binary search over running sums
+ * took 10 mispredicted branches among 1,000 targets (~100 ns). */
+static int alias_build(struct up_upstream *u)
+{
+    size_t n = u->ntargets, ns = 0, nl = 0;
+    double *p = malloc(n * sizeof(double));
+    size_t *small = malloc(n * sizeof(size_t)), *large = malloc(n * sizeof(size_t));
+
+    u->bal.alias = malloc(n * sizeof(*u->bal.alias));
+    if (!p || !small || !large || !u->bal.alias) {
+        free(p), free(small), free(large);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (double)u->weights[i] * (double)n / (double)u->bal.wtotal;
+        if (p[i] < 1.0)
+            small[ns++] = i;
+        else
+            large[nl++] = i;
+    }
+    while (ns && nl) {
+        size_t s = small[--ns], l = large[nl - 1];
+        u->bal.alias[s].prob = (uint64_t)(p[s] * 4294967296.0);
+        u->bal.alias[s].alias = l;
+        p[l] -= 1.0 - p[s];
+        if (p[l] < 1.0) {
+            nl--;
+            small[ns++] = l;
+        }
+    }
+    while (nl) {
+        size_t l = large[--nl];
+        u->bal.alias[l] = (struct up_alias){ 1ull << 32, l };
+    }
+    while (ns) {    /* rounding leftovers: as good as 1 */
+        size_t s = small[--ns];
+        u->bal.alias[s] = (struct up_alias){ 1ull << 32, s };
+    }
+    free(p), free(small), free(large);
+    return 0;
+}
+
 int up_bal_build(struct up_upstream *u)
 {
     size_t n = u->ntargets;
@@ -200,14 +243,9 @@ int up_bal_build(struct up_upstream *u)
     }
     if (n == 0 || u->bal.wtotal == 0)
         return 0;
+    u->bal.wequal = equal;
     if (!equal) {
-        u->bal.cumw = malloc(n * sizeof(uint64_t));
-        if (u->bal.cumw == NULL)
-            return -1;
-        uint64_t sum = 0;
-        for (size_t i = 0; i < n; i++)
-            u->bal.cumw[i] = sum += u->weights[i];
-        if (n > BAL_SMALL && sched_build(u, g) != 0)
+        if (alias_build(u) != 0 || (n > BAL_SMALL && sched_build(u, g) != 0))
             return -1;
     }
     if (u->cfg && u->cfg->balance == CFG_BAL_HASH && maglev_build(u) != 0)
@@ -217,7 +255,7 @@ int up_bal_build(struct up_upstream *u)
 
 void up_bal_free(struct up_upstream *u)
 {
-    free(u->bal.cumw);
+    free(u->bal.alias);
     free(u->bal.sched);
     free(u->bal.table);
     memset(&u->bal, 0, sizeof(u->bal));
@@ -284,7 +322,7 @@ static int pick_rr(const struct up_upstream *u, const struct up_wpick *st, struc
 {
     size_t n = u->ntargets;
 
-    if (n <= BAL_SMALL || (u->bal.cumw && u->bal.sched == NULL))
+    if (n <= BAL_SMALL || (!u->bal.wequal && u->bal.sched == NULL))
         return up_swrr(st->cur, u->weights, n, pick_ok, c);
     if (u->bal.sched) {
         for (int k = 0; k < BAL_SMALL; k++) {
@@ -334,19 +372,12 @@ static inline uint64_t rng_next(uint64_t *s)
 static size_t draw(const struct up_upstream *u, uint64_t *rng)
 {
     uint64_t r = rng_next(rng);
+    size_t i = (size_t)(((r >> 32) * (uint64_t)u->ntargets) >> 32);
 
-    if (u->bal.cumw == NULL)
-        return (size_t)(((r >> 32) * (uint64_t)u->ntargets) >> 32);
-    uint64_t x = r % u->bal.wtotal;
-    size_t lo = 0, hi = u->ntargets - 1;
-    while (lo < hi) {           /* the first i with cumw[i] > x */
-        size_t mid = (lo + hi) / 2;
-        if (u->bal.cumw[mid] > x)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return lo;
+    if (u->bal.alias == NULL)
+        return i;
+    const struct up_alias *a = &u->bal.alias[i];
+    return (r & 0xffffffffu) < a->prob ? i : (size_t)a->alias;
 }
 
 /* The power of two choices: two distinct eligible targets drawn by weight,

@@ -48,9 +48,15 @@ struct cfg_upstream;
 #define BAL_SMALL 16
 
 /* What an upstream's balancer shares between workers: built once, read-only. */
+struct up_alias {           /* Walker's alias method: one entry per target */
+    uint64_t prob;          /* keep the drawn index below this (of 2^32) */
+    uint64_t alias;         /* else take this one */
+};
+
 struct up_bal {
-    uint64_t *cumw;         /* running sums of the weights; NULL when all are equal */
+    bool wequal;            /* all weights are the same */
     uint64_t wtotal;        /* the sum of the weights */
+    struct up_alias *alias; /* draws in proportion to weight in O(1); NULL when equal */
     uint32_t *sched;        /* round robin over BAL_SMALL targets: one SWRR period;
                                NULL when weights are equal (the identity) or the
                                period is too long (then the O(n) algorithm) */
