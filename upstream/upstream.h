@@ -10,7 +10,7 @@
  * balance.h) is per worker, so picking takes no lock.
  *
  * Owns: the runtime set and the upstream config (upstream_config.h); the
- * upstream connection is upconn.h's.  May call: health/, pool/ (upconn),
+ * balancers are balance.h's, the upstream connection upconn.h's.  May call: health/, pool/ (upconn),
  * core/, c-ares.  It reads the config's upstreams as an
  * array and knows nothing of the rest of the document.
  */
