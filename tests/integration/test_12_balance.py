@@ -297,3 +297,25 @@ def test_retry_never_resends_a_body(env):
     got2 = a.stats()["requests"] + b.stats()["requests"] - got
     eq((r.status, got2), (502, 2), "a GET reset by its target is retried once on the other target")
     eq(_retries(adm, "u"), 1, "the GET's retry counted")
+
+
+def test_retries_backend_killed_mid_load(env):
+    """retries 1 and one of two backends killed (SIGKILL) mid-load, with each
+    balancer: no client request fails (those in flight on it, and those sent
+    to it before it is marked down, go to the other); bounded: 4 clients,
+    1.2 s per balancer."""
+    for bal in ("round_robin", "least_request", "random_two"):
+        a, b = env.echo("a-" + bal), env.echo("b-" + bal, delay_ms=5)
+        cfg = env.config(upstreams=[dict(ups("u", [a, b], bal), retries=1)], routes=catch_all("u"),
+                         workers=2)
+        s = env.sluice(cfg)
+        killer = threading.Timer(0.4, lambda: b.proc.signal(__import__("signal").SIGKILL))
+        killer.start()
+        seen = load(s.port, 1.2, 4)
+        killer.join()
+        b.proc.wait(5)
+        bad = [x for x in seen if x not in ("a-" + bal, "b-" + bal)]
+        eq(bad, [], "%s: answers other than 200 while a backend was killed (%d requests)" % (bal, len(seen)))
+        check(seen.count("b-" + bal) > 0 and seen.count("a-" + bal) > 0,
+              "%s: both backends served before the kill: %r" % (bal, count(seen)))
+        s.proc.stop()
