@@ -126,14 +126,16 @@ def _slow_share(env, balance, n_fast):
 def test_least_request_avoids_slow_target(env):
     share, n, c = _slow_share(env, "least_request", 2)
     check(n >= 100, "only %d requests in 2 s" % n)
-    # round robin would give it a third of the requests (and hold every client)
-    check(share < 0.05, "least_request: %.1f %% of %d requests on the slow target: %r" % (share * 100, n, c))
+    # round robin gives it a third (the control below); least_request about 1 % here
+    # (it holds as many in flight as each fast target: ~2.5 of 8, for 100 ms each):
+    # a tenth leaves room for a slow host
+    check(share < 0.10, "least_request: %.1f %% of %d requests on the slow target: %r" % (share * 100, n, c))
 
 
 def test_random_two_avoids_slow_target(env):
     share, n, c = _slow_share(env, "random_two", 3)
     check(n >= 100, "only %d requests in 2 s" % n)
-    check(share < 0.08, "random_two: %.1f %% of %d requests on the slow target: %r" % (share * 100, n, c))
+    check(share < 0.10, "random_two: %.1f %% of %d requests on the slow target: %r" % (share * 100, n, c))
     fast = [v for k, v in c.items() if k != "slow"]
     check(min(fast) * 1.5 >= max(fast), "random_two spreads over the fast targets: %r" % c)
 
