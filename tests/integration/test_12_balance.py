@@ -166,9 +166,9 @@ def test_inflight_counts_survive_aborts_and_timeouts(env):
     time.sleep(0.1)
     for c in conns:
         c.close()
-    # responses that time out on the same address (a second upstream shares its count)
-    for i in range(3):
-        eq(get(s.port, "/timeout/%d" % i).status, 504, "response_header_ms 50 against a 300 ms target")
+    # a response that times out on the same address (a second upstream shares its
+    # count); one only: consecutive timeouts may eject the target (passive health)
+    eq(get(s.port, "/timeout/0").status, 504, "response_header_ms 50 against a 300 ms target")
     time.sleep(0.5)
     seen = [who(s.port, "/after%d" % i) for i in range(10)]
     eq(count(seen), {"slow": 5, "fast": 5}, "idle least_request alternates after aborts and timeouts: %r" % seen)
