@@ -1,6 +1,7 @@
 /* balance.c - the balancers (balance.h). */
 #include "upstream.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -103,59 +104,94 @@ static uint64_t gcd64(uint64_t a, uint64_t b)
     return a;
 }
 
-/* Primes near powers of two: the Maglev table has the first over 100 per
- * target (Maglev's paper: M >> N keeps the imbalance near 1 %). */
-static const uint32_t maglev_primes[] = {
-    1021, 2039, 4093, 8191, 16381, 32749, 65521, 131071, 262139, 524287, 1048573,
+/* Points on the hash ring for a target of the upstream's lowest weight
+ * (ketama's 160: each target's share within about 8 % of its weight's);
+ * one of weight w has w / lowest times as many. */
+#define RING_VNODES 160
+#define RING_MAX    (1u << 24)
+
+struct ring_pt {
+    uint32_t h;             /* position on the ring */
+    uint32_t t;             /* target index */
+    uint64_t tie;           /* orders equal positions the same whatever the indexes */
 };
 
-/* Maglev (Eisenbud et al., NSDI 2016), weighted: each target walks its own
- * permutation of the slots (offset and skip from a hash of its address, so
- * they do not depend on the other targets) and takes the next free slot of
- * it; a target of the highest weight takes one per round, one of half that
- * weight one every other round. */
-static int maglev_build(struct up_upstream *u)
+static int ring_cmp(const void *a, const void *b)
+{
+    const struct ring_pt *x = a, *y = b;
+
+    if (x->h != y->h)
+        return x->h < y->h ? -1 : 1;
+    return x->tie < y->tie ? -1 : x->tie > y->tie;
+}
+
+/*
+ * A ring with virtual nodes: each target has points in proportion to its
+ * weight (RING_VNODES for an average one), placed by hashing its address
+ * and the point's number, so a target's points do not depend on the other
+ * targets: removing one moves its own keys and no other (Maglev, tried
+ * first, moved up to 30 % of the others' keys when two targets happened to
+ * draw one skip).  A key goes to the first point at or after its hash.  The
+ * jump table maps the top bits of a hash to the first point of that range,
+ * so a lookup reads a bucket and a point or two, not a binary search.
+ */
+static int ring_build(struct up_upstream *u)
 {
     size_t n = u->ntargets;
-    uint32_t m = maglev_primes[sizeof(maglev_primes) / sizeof(maglev_primes[0]) - 1];
-    uint32_t wmax = 0;
+    uint32_t wmin = UINT32_MAX;
+    uint64_t total = 0;
 
-    for (size_t i = 0; i < sizeof(maglev_primes) / sizeof(maglev_primes[0]); i++)
-        if (maglev_primes[i] >= 100 * n) {
-            m = maglev_primes[i];
-            break;
-        }
-    u->bal.table = malloc((size_t)m * sizeof(uint32_t));
-    uint64_t *off = calloc(n, sizeof(uint64_t)), *skip = calloc(n, sizeof(uint64_t));
-    uint64_t *next = calloc(n, sizeof(uint64_t)), *credit = calloc(n, sizeof(uint64_t));
-    if (!u->bal.table || !off || !skip || !next || !credit) {
-        free(off), free(skip), free(next), free(credit);
-        return -1;
+    /* A target's points depend on its own weight and the lowest, never on
+     * how many targets there are: removing one (not the only one of the
+     * lowest weight) leaves the others' points where they were. */
+    for (size_t i = 0; i < n; i++)
+        wmin = u->weights[i] < wmin ? u->weights[i] : wmin;
+    double per = (double)RING_VNODES / wmin;
+    if (per * (double)u->bal.wtotal > RING_MAX)     /* bounded, consistent no longer */
+        per = (double)RING_MAX / (double)u->bal.wtotal;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = (uint64_t)(u->weights[i] * per + 0.5);
+        total += k ? k : 1;
     }
-    u->bal.ntable = m;
-    memset(u->bal.table, 0xff, (size_t)m * sizeof(uint32_t));
+    struct ring_pt *pts = malloc(total * sizeof(*pts));
+    if (pts == NULL)
+        return -1;
+    size_t np = 0;
     for (size_t i = 0; i < n; i++) {
         const char *t = u->targets[i].text;
-        off[i] = up_hash(t, strlen(t), 0x6d61676c65763031ull) % m;
-        skip[i] = up_hash(t, strlen(t), 0x6d61676c65763032ull) % (m - 1) + 1;
-        if (u->weights[i] > wmax)
-            wmax = u->weights[i];
-    }
-    for (uint32_t filled = 0; filled < m && wmax > 0;) {
-        for (size_t i = 0; i < n && filled < m; i++) {
-            credit[i] += u->weights[i];
-            while (credit[i] >= wmax && filled < m) {
-                credit[i] -= wmax;
-                uint32_t c;
-                do
-                    c = (uint32_t)((off[i] + next[i]++ * skip[i]) % m);
-                while (u->bal.table[c] != UINT32_MAX);
-                u->bal.table[c] = (uint32_t)i;
-                filled++;
-            }
+        size_t tl = strlen(t);
+        uint64_t tie = up_hash(t, tl, 0x72696e6774696521ull);
+        uint64_t k = (uint64_t)(u->weights[i] * per + 0.5);
+        for (uint64_t v = 0; v < (k ? k : 1); v++) {
+            char buf[300];
+            int bl = snprintf(buf, sizeof(buf), "%s#%llu", t, (unsigned long long)v);
+            pts[np++] = (struct ring_pt){ (uint32_t)(up_hash(buf, (size_t)bl, 0) >> 32),
+                                          (uint32_t)i, tie };
         }
     }
-    free(off), free(skip), free(next), free(credit);
+    qsort(pts, np, sizeof(*pts), ring_cmp);
+    uint32_t bits = 1;
+    while ((1ull << bits) < np && bits < 24)
+        bits++;
+    u->bal.ring_h = malloc(np * sizeof(uint32_t));
+    u->bal.ring_t = malloc(np * sizeof(uint32_t));
+    u->bal.jump = malloc(((size_t)1 << bits) * sizeof(uint32_t));
+    if (!u->bal.ring_h || !u->bal.ring_t || !u->bal.jump) {
+        free(pts);
+        return -1;
+    }
+    for (size_t i = 0; i < np; i++) {
+        u->bal.ring_h[i] = pts[i].h;
+        u->bal.ring_t[i] = pts[i].t;
+    }
+    free(pts);
+    u->bal.nring = (uint32_t)np;
+    u->bal.jshift = 32 - bits;
+    for (size_t b = 0, i = 0; b < ((size_t)1 << bits); b++) {
+        while (i < np && (u->bal.ring_h[i] >> u->bal.jshift) < b)
+            i++;
+        u->bal.jump[b] = (uint32_t)i;       /* np: past the end, wraps to 0 */
+    }
     return 0;
 }
 
@@ -248,7 +284,7 @@ int up_bal_build(struct up_upstream *u)
         if (alias_build(u) != 0 || (n > BAL_SMALL && sched_build(u, g) != 0))
             return -1;
     }
-    if (u->cfg && u->cfg->balance == CFG_BAL_HASH && maglev_build(u) != 0)
+    if (u->cfg && u->cfg->balance == CFG_BAL_HASH && ring_build(u) != 0)
         return -1;
     return 0;
 }
@@ -257,7 +293,9 @@ void up_bal_free(struct up_upstream *u)
 {
     free(u->bal.alias);
     free(u->bal.sched);
-    free(u->bal.table);
+    free(u->bal.ring_h);
+    free(u->bal.ring_t);
+    free(u->bal.jump);
     memset(&u->bal, 0, sizeof(u->bal));
 }
 
@@ -400,20 +438,23 @@ static int pick_two(const struct up_upstream *u, const struct up_wpick *st, stru
     return a >= 0 ? a : pick_least_exact(u, st, c);
 }
 
-/* Maglev: the key's slot, else the next slots' targets; no eligible one
- * within a few slots (most targets out): round robin. */
+/* The ring: the first point at or after the key, else the next points'
+ * targets; no eligible one within a few points (most targets out): round
+ * robin. */
 static int pick_hash(const struct up_upstream *u, const struct up_wpick *st, struct pick_ctx *c,
                      uint64_t key)
 {
-    uint32_t m = u->bal.ntable;
-    uint32_t s = (uint32_t)(((key >> 32) * (uint64_t)m) >> 32);
+    uint32_t h = (uint32_t)(key >> 32), np = u->bal.nring;
+    uint32_t i = u->bal.jump[h >> u->bal.jshift];
 
-    for (int k = 0; k < 32; k++) {
-        size_t i = u->bal.table[s];
-        if (elig(c, i))
-            return (int)i;
-        if (++s == m)
-            s = 0;
+    while (i < np && u->bal.ring_h[i] < h)
+        i++;
+    for (int k = 0; k < 64; k++) {
+        if (i >= np)
+            i = 0;
+        size_t t = u->bal.ring_t[i++];
+        if (elig(c, t))
+            return (int)t;
     }
     return pick_rr(u, st, c);
 }
@@ -431,7 +472,7 @@ int up_pick(const struct up_upstream *u, const struct up_wpick *st, uint64_t now
     case CFG_BAL_RANDOM_TWO:
         return pick_two(u, st, &c);
     case CFG_BAL_HASH:
-        if (key && u->bal.table)
+        if (key && u->bal.ring_h)
             return pick_hash(u, st, &c, *key);
         return pick_rr(u, st, &c);
     default:

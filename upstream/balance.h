@@ -17,11 +17,13 @@
  *   random_two     the power of two choices at every size: two distinct
  *                  targets drawn at random in proportion to their weights,
  *                  the one with fewer in flight per weight wins.
- *   hash           consistent hashing (Maglev, table of a prime size over
- *                  100 entries per target, weighted): removing one of N
- *                  targets moves about 1/N of the keys.  An ineligible
- *                  target's keys go to the next table entries' owners; a
- *                  request without a key falls back to round robin.
+ *   hash           consistent hashing on a ring with virtual nodes (160
+ *                  per target of average weight, in proportion to weight,
+ *                  placed by the target's address alone), looked up through
+ *                  a jump table in O(1): removing one of N targets moves its
+ *                  own keys (1/N) and no other.  An ineligible target's keys
+ *                  go to the next points' targets; a request without a key
+ *                  falls back to round robin.
  *
  * Eligibility is up_target_ok() (upstream.h) and not being in the
  * request's tried bitmap, nothing else.  The shared part (struct up_bal) is
@@ -61,8 +63,11 @@ struct up_bal {
                                NULL when weights are equal (the identity) or the
                                period is too long (then the O(n) algorithm) */
     uint32_t nsched;
-    uint32_t *table;        /* hash: the Maglev lookup table (target indexes) */
-    uint32_t ntable;        /* a prime */
+    uint32_t *ring_h;       /* hash: the ring's points, sorted ... */
+    uint32_t *ring_t;       /* ... and the target of each */
+    uint32_t nring;
+    uint32_t *jump;         /* [1 << (32 - jshift)]: first point of each range of hashes */
+    uint32_t jshift;
 };
 
 /* What a worker keeps per upstream: its own, written without atomics. */
@@ -109,7 +114,7 @@ bool up_hash_key(const struct cfg_upstream *cu, const struct h1_header *hs, size
                  const void *ip, size_t iplen, uint64_t *key);
 
 /* A 64-bit hash of n bytes (FNV-1a, then a finaliser that spreads every
- * input bit over the result: Maglev takes the low bits). */
+ * input bit over the result: the ring takes the top bits). */
 uint64_t up_hash(const void *p, size_t n, uint64_t seed);
 
 #endif

@@ -228,10 +228,10 @@ def test_hash_target_removed_by_put_config_moves_about_1_over_n(env):
     after = {k: who(s.port, "/", [("X-K", k)]) for k in keys}
     on_removed = [k for k in keys if before[k] == "h2"]
     moved_others = [k for k in keys if before[k] != "h2" and after[k] != before[k]]
-    check(40 <= len(on_removed) <= 80, "h2 held %d of 300 keys" % len(on_removed))
+    check(30 <= len(on_removed) <= 95, "h2 held %d of 300 keys (about 60)" % len(on_removed))
     check(all(after[k] != "h2" for k in keys), "no key on the removed target")
-    # Maglev: the others keep almost all their keys (at most a few percent move)
-    check(len(moved_others) <= 300 * 0.05,
+    # the ring: the others keep every key
+    check(len(moved_others) == 0,
           "one of 5 targets removed: %d keys of the other targets moved (%d were on the removed one)"
           % (len(moved_others), len(on_removed)))
     # and it comes back: the keys return
