@@ -163,7 +163,7 @@ static int ring_build(struct up_upstream *u)
         uint64_t tie = up_hash(t, tl, 0x72696e6774696521ull);
         uint64_t k = (uint64_t)(u->weights[i] * per + 0.5);
         for (uint64_t v = 0; v < (k ? k : 1); v++) {
-            char buf[300];
+            char buf[320];     /* text (< 280) "#" and up to 20 digits */
             int bl = snprintf(buf, sizeof(buf), "%s#%llu", t, (unsigned long long)v);
             pts[np++] = (struct ring_pt){ (uint32_t)(up_hash(buf, (size_t)bl, 0) >> 32),
                                           (uint32_t)i, tie };
