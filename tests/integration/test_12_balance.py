@@ -325,3 +325,36 @@ def test_retries_backend_killed_mid_load(env):
         check(seen.count("b-" + bal) > 0 and seen.count("a-" + bal) > 0,
               "%s: both backends served before the kill: %r" % (bal, count(seen)))
         s.proc.stop()
+
+
+def test_inflight_counts_across_a_reload(env):
+    """Requests in flight on the old config end after a PUT /config (a target
+    that stays keeps its count, which they give back): an idle least_request
+    upstream then alternates again.  They go through a second upstream of the
+    slow address alone, so a count they failed to give back would keep the
+    slow target out of the first."""
+    slow, fast = env.echo("slow", delay_ms=400), env.echo("fast")
+    cfg = env.config(upstreams=[ups("u", [slow, fast], "least_request"), ups("t", [slow])],
+                     routes=[{"name": "t", "match": {"path": {"prefix": "/t"}}, "upstream": "t"}] +
+                     catch_all("u"),
+                     admin={"address": "127.0.0.1:%d" % free_port(), "token": TOKEN})
+    s, adm = start(env, cfg)
+    got, lock = [], threading.Lock()
+
+    def one(i):
+        w = who(s.port, "/t/inflight%d" % i)
+        with lock:
+            got.append(w)
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for t in ts:
+        t.start()
+    time.sleep(0.1)
+    cfg2 = dict(cfg, routes=[dict(r, response_headers={"set": {"x-v": "2"}}) for r in cfg["routes"]])
+    adm.put_ok(cfg2, "PUT /config while requests are in flight")
+    for t in ts:
+        t.join(5)
+    eq(got, ["slow"] * 4, "the 4 requests in flight across the reload")
+    adm.put_ok(cfg, "PUT /config back")
+    seen = [who(s.port, "/after%d" % i) for i in range(6)]
+    eq(count(seen), {"slow": 3, "fast": 3}, "idle least_request alternates after reloads: %r" % seen)
