@@ -71,9 +71,19 @@ Method (see shared/BENCHMARKING.md for why):
     non-1.3 handshakes are dropped; sluice's listener handshake counters
     are checked against the client's count.
 
+  * skewed: four backends (build/sluice-echo on the load core), one of them
+    answering SKEW_DELAY_MS (20) ms late; small GETs over 64 connections
+    through each proxy balancing over the four: sluice least_request,
+    nginx least_conn, HAProxy leastconn, and sluice round_robin as the
+    control (shown as sluice-rr; it runs with ONLY=sluice).  Reported: the
+    share of the requests the slow backend served (from the backends' own
+    counts, /stats), p50 and p99 from wrk, req/s.  The balance micro-
+    benchmark (bench/balance_bench.c, built by run.sh: ns per pick among
+    1,000 targets for each balancer) runs after the rounds like router_bench.
+
 Environment: ROUNDS (3), DURATION (5), WARMUP (1), ONLY (comma list of
 direct,sluice,sluice-nosplice,nginx,haproxy), SCENARIOS (comma list of
-small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload), IDLE_CONNS
+small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload,skewed), IDLE_CONNS
 (10000), RELOAD_DURATION (measured seconds of each reload cell, 1),
 RELOAD_INTERVAL (0.5), RELOAD_REPEAT (16), TIME_LIMIT (seconds, 1200; a full default run took
 793 s in the ninth session), KEEP_TMP (set: keep the work directory with the
@@ -105,6 +115,8 @@ SLUICE_BIN = os.environ.get("SLUICE_BIN") or os.path.join(ROOT, "build", "sluice
 # run.sh builds the router micro-benchmark into build/bench; the Makefile may
 # build it as build/router_bench.
 ROUTER_BENCH_BINS = [os.path.join(OUT_DIR, "router_bench"), os.path.join(ROOT, "build", "router_bench")]
+BALANCE_BENCH_BIN = os.path.join(OUT_DIR, "balance_bench")
+ECHO_BIN = os.environ.get("ECHO_BIN") or os.path.join(ROOT, "build", "sluice-echo")
 IDLE_BIN = os.path.join(OUT_DIR, "idle_conns")
 TLS_HS_BIN = os.path.join(OUT_DIR, "tls_hs")
 PUT_CLIENT_BIN = os.path.join(OUT_DIR, "put_client")
@@ -121,7 +133,7 @@ ALL_TARGETS = ["direct", "sluice", "sluice-nosplice", "nginx", "haproxy"]
 COLUMNS = ["direct", "sluice", "nginx", "haproxy"]
 PROXIES = ["sluice", "nginx", "haproxy"]
 ALL_SCENARIOS = ["small64", "small256", "paired", "large", "huge", "tls_small",
-                 "tls_handshake", "idle", "reload", "streams"]
+                 "tls_handshake", "idle", "reload", "streams", "skewed"]
 # streams: STREAMS concurrent SSE streams (sluice-echo /sse, one event a
 # second each) for STREAM_SECONDS through each proxy (one worker, pinned to
 # the proxy core), and direct to the backend as the baseline
@@ -129,6 +141,12 @@ STREAMS = int(os.environ.get("STREAMS", "10000"))
 STREAM_SECONDS = int(os.environ.get("STREAM_SECONDS", "30"))
 SSE_BIN = os.path.join(OUT_DIR, "sse_streams")
 ECHO_BIN = os.path.join(ROOT, "build", "sluice-echo")
+SKEW_DELAY_MS = int(os.environ.get("SKEW_DELAY_MS", "20"))
+SKEW_CONNS = 64
+# skewed: the proxies and how each balances; sluice-rr runs when sluice does
+SKEW_TARGETS = ["sluice", "sluice-rr", "nginx", "haproxy"]
+SKEW_HOW = {"sluice": "least_request", "sluice-rr": "round_robin (control)",
+            "nginx": "least_conn", "haproxy": "leastconn"}
 RELOAD_DURATION = max(1, int(float(os.environ.get("RELOAD_DURATION", "1"))))
 RELOAD_INTERVAL = float(os.environ.get("RELOAD_INTERVAL", "0.5"))
 RELOAD_REPEAT = max(1, int(os.environ.get("RELOAD_REPEAT", "16")))
@@ -466,8 +484,11 @@ def write_backend_conf(tmp, port, tls_port, tls):
     return path
 
 
-def write_nginx_proxy_conf(tmp, name, port, bport, tls=None):
-    """nginx as the proxy; tls = (cert, key, cert+key) to terminate TLS."""
+def write_nginx_proxy_conf(tmp, name, port, bport, tls=None, bports=None, balance=""):
+    """nginx as the proxy; tls = (cert, key, cert+key) to terminate TLS.
+    bports (a list) replaces the one backend; balance is a directive of the
+    upstream block (least_conn;)."""
+    servers = "".join(f"    server 127.0.0.1:{p};\n" for p in (bports or [bport]))
     # The upstream keepalive pool is larger than the largest client count:
     # a smaller pool makes nginx reconnect thousands of times a second.
     conf = nginx_common(tmp, name, max(4096, IDLE_CONNS * 2 + 1024)) + f"""http {{
@@ -476,8 +497,8 @@ def write_nginx_proxy_conf(tmp, name, port, bport, tls=None):
   keepalive_timeout 300s;
 {nginx_temp_paths(tmp, name)}
   upstream b {{
-    server 127.0.0.1:{bport};
-    keepalive 1024;
+    {balance}
+{servers}    keepalive 1024;
     keepalive_requests 1000000000;
     keepalive_timeout 300s;
   }}
@@ -500,9 +521,11 @@ def write_nginx_proxy_conf(tmp, name, port, bport, tls=None):
     return path
 
 
-def write_haproxy_conf(tmp, name, port, bport, tls=None):
+def write_haproxy_conf(tmp, name, port, bport, tls=None, bports=None, balance=None):
     """HAProxy as the proxy; tls = (cert, key, cert+key) to terminate TLS
-    (session tickets and the session cache off, as for nginx)."""
+    (session tickets and the session cache off, as for nginx).  bports (a
+    list) replaces the one backend; balance: the backend's algorithm."""
+    servers = "".join(f"  server s{i} 127.0.0.1:{p}\n" for i, p in enumerate(bports or [bport]))
     maxconn = IDLE_CONNS + 2048
     conf = f"""global
   nbthread 1
@@ -526,15 +549,15 @@ frontend fe
   default_backend be
 
 backend be
-  server s1 127.0.0.1:{bport}
-"""
+{"  balance " + balance + chr(10) if balance else ""}{servers}"""
     path = os.path.join(tmp, f"{name}.cfg")
     with open(path, "w") as f:
         f.write(conf)
     return path
 
 
-def write_sluice_conf(tmp, name, port, bport, admin_port, tls=None, splice=True):
+def write_sluice_conf(tmp, name, port, bport, admin_port, tls=None, splice=True, bports=None,
+                      balance=None):
     """sluice as the proxy; tls = (cert, key, cert+key) to terminate TLS.
     The admin listener (loopback, no token) serves /metrics, read around
     some cells to check that splice(2) and full handshakes really happened."""
@@ -545,9 +568,12 @@ def write_sluice_conf(tmp, name, port, bport, admin_port, tls=None, splice=True)
     doc = {"workers": 1, "access_log": None,
            "admin": {"address": f"127.0.0.1:{admin_port}"},
            "listeners": [listener],
-           "upstreams": [{"name": "b", "targets": [{"address": f"127.0.0.1:{bport}"}],
+           "upstreams": [{"name": "b", "targets": [{"address": f"127.0.0.1:{p}"}
+                                                   for p in (bports or [bport])],
                           "pool": {"max_idle_per_target": 1024}}],
            "routes": [{"upstream": "b"}]}
+    if balance:
+        doc["upstreams"][0]["balance"] = balance
     if not splice:
         doc["splice"] = {"enabled": False}
     path = os.path.join(tmp, f"{name}.json")
@@ -882,6 +908,38 @@ RELOAD = {"doc_bytes": 0, "rounds": []}
 PAIRED = {(o, n): [] for o in ("nginx", "haproxy") for n in SCEN["paired"]["conns"]}
 
 
+# skewed: SKEW[target] = list per round of measure_skew's dicts (None = failed)
+SKEW = {}
+
+
+def skew_rows():
+    """The skewed scenario's own table: one row per proxy."""
+    rows = ["", f"skewed: 4 backends, one {SKEW_DELAY_MS} ms slower, small GETs, "
+            f"{SKEW_CONNS} conns; medians (min–max over rounds)", "",
+            "| proxy | balancer | share on the slow backend % | p50 ms | p99 ms | req/s | proxy CPU µs/req |",
+            "|---|---|---|---|---|---|---|"]
+    for t in SKEW_TARGETS:
+        got = SKEW.get(t)
+        if not got:
+            continue
+        col = lambda k, fmt: summarize([g[k] if g else None for g in got], fmt)  # noqa: E731
+        rows.append(f"| {t} | {SKEW_HOW[t]} | {col('share', '{:.1f}')} | {col('p50', '{:.2f}')} | "
+                    f"{col('p99', '{:.2f}')} | {col('rps', '{:,.0f}')} | {col('cpu_req', '{:.2f}')} |")
+    return rows
+
+
+def balance_bench():
+    if not os.access(BALANCE_BENCH_BIN, os.X_OK):
+        return None
+    log(f"running {os.path.relpath(BALANCE_BENCH_BIN, ROOT)}")
+    try:
+        p = subprocess.run(["taskset", "-c", PROXY_CORE, BALANCE_BENCH_BIN],
+                           capture_output=True, text=True, timeout=120)
+        return p.stdout.strip().splitlines() or [f"(no output, exit {p.returncode})"]
+    except subprocess.TimeoutExpired:
+        return ["(timed out after 120 s)"]
+
+
 def record(scen, target, values):
     for m, _ in METRICS[scen]:
         RESULTS[scen][m][target].append(None if values is None else values.get(m))
@@ -914,7 +972,7 @@ def scen_targets(scen):
 class Bench:
     def __init__(self, tmp):
         self.tmp = tmp
-        ports = iter(free_ports(15))
+        ports = iter(free_ports(15 + 2 * len(SKEW_TARGETS) + 4))
         self.port = {n: next(ports) for n in (
             "direct", "direct-tls", "sluice", "sluice-tls", "sluice-nosplice",
             "nginx", "nginx-tls", "haproxy", "haproxy-tls")}
@@ -961,6 +1019,9 @@ class Bench:
         # sluice's own counters over the measured cells, summed over rounds
         self.sluice_counts = {}
         self.reload_srv = self.put_client = None
+        self.skew_backends = []     # (port, Server) of the skewed scenario, the slow one last
+        if "skewed" in SCENARIOS:
+            self.setup_skewed(tmp, ports)
         if "reload" in SCENARIOS and "sluice" in TARGETS:
             self.reload_port, self.admin_port = rport, aport
             self.token = secrets.token_hex(16)
@@ -968,6 +1029,79 @@ class Bench:
             RELOAD["doc_bytes"] = size
             self.reload_srv = Server("sluice-reload", [
                 SLUICE_BIN, "--config", self.reload_docs[0]], PROXY_CORE, tmp)
+
+    def setup_skewed(self, tmp, ports):
+        """Four sluice-echo backends on the load core (the last one SKEW_DELAY_MS
+        late) and a proxy of each kind balancing over them."""
+        bports = [next(ports) for _ in range(4)]
+        for i, p in enumerate(bports):
+            argv = [ECHO_BIN, "--port", str(p), "--id", f"b{i}"]
+            if i == 3:
+                argv += ["--delay", str(SKEW_DELAY_MS)]
+            self.skew_backends.append((p, Server(f"skew-backend{i}", argv, LOAD_CORE, tmp)))
+        for t in SKEW_TARGETS:
+            name = f"skew-{t}"
+            self.port[name] = next(ports)
+            if t.startswith("sluice"):
+                self.admin[name] = next(ports)
+                conf = write_sluice_conf(tmp, name, self.port[name], None, self.admin[name],
+                                         bports=bports,
+                                         balance="round_robin" if t == "sluice-rr" else "least_request")
+                self.servers[name] = Server(name, [SLUICE_BIN, "--config", conf], PROXY_CORE, tmp)
+            elif t == "nginx":
+                conf = write_nginx_proxy_conf(tmp, name, self.port[name], None, bports=bports,
+                                              balance="least_conn;")
+                self.servers[name] = Server(name, [
+                    "nginx", "-p", tmp, "-c", conf, "-e", f"{tmp}/{name}.error.log",
+                    "-g", "daemon off;"], PROXY_CORE, tmp)
+            else:
+                conf = write_haproxy_conf(tmp, name, self.port[name], None, bports=bports,
+                                          balance="leastconn")
+                self.servers[name] = Server(name, ["haproxy", "-db", "-f", conf], PROXY_CORE, tmp)
+
+    def skew_counts(self):
+        """Requests each skewed backend has served (its /stats), or None."""
+        got = []
+        for p, _ in self.skew_backends:
+            try:
+                st, _, body = http_exchange(p, b"GET /stats HTTP/1.1\r\nHost: x\r\n"
+                                               b"Connection: close\r\n\r\n", 5.0)
+                got.append(json.loads(body)["requests"] if st == 200 else None)
+            except (OSError, ValueError, KeyError):
+                got.append(None)
+        return None if None in got else got
+
+    def measure_skew(self, target):
+        """One skewed cell: {share, p50, p99, rps, cpu_req} or None."""
+        name = f"skew-{target}"
+        for p, srv in self.skew_backends:
+            if not srv.alive():
+                srv.start()
+                if not wait_ready(srv, p):
+                    note(f"skewed: backend {srv.name} did not start: {srv.log_tail()}")
+                    return None
+        if not self.ensure(name):
+            return None
+        port = self.port[name]
+        run_wrk(port, "/", SKEW_CONNS, WARMUP)
+        pids = self.servers[name].pids()
+        c0, cpu0 = self.skew_counts(), tree_cpu(pids)
+        out, _, rc = run_wrk(port, "/", SKEW_CONNS, DURATION)
+        c1, cpu1 = self.skew_counts(), tree_cpu(pids)
+        r = parse_wrk(out)
+        if rc != 0 or not r.get("requests") or c0 is None or c1 is None:
+            note(f"skewed/{target}: wrk failed (exit {rc}) or a backend's /stats did not answer")
+            return None
+        if r["bad"] + r["sockerr"] > r["requests"] * 0.001:
+            note(f"skewed/{target}: {r['bad']} non-2xx responses and {r['sockerr']} socket "
+                 f"errors out of {r['requests']}; cell dropped")
+            return None
+        d = [b - a for a, b in zip(c0, c1)]
+        v = {"share": 100.0 * d[3] / max(1, sum(d)), "p50": r.get("p50"), "p99": r.get("p99"),
+             "rps": r["rps"], "cpu_req": (cpu1 - cpu0) / r["requests"] * 1e6}
+        log(f"  skewed   {target:9s} {v['rps']:8.0f} req/s  slow share {v['share']:.1f} %  "
+            f"p50 {v['p50']:.2f} ms  p99 {v['p99']:.2f} ms  per backend {d}")
+        return v
 
     # A proxy that fails to come up is marked broken for the rest of the run
     # rather than retried in every cell, which would eat the time budget.
@@ -1416,6 +1550,19 @@ class Bench:
                             continue
                         PAIRED[(other, conns)].append(self.measure_pair(other, conns))
                     continue
+                if scen == "skewed":
+                    ts = [t for t in SKEW_TARGETS if t in TARGETS or
+                          (t == "sluice-rr" and "sluice" in TARGETS)]
+                    k = rnd % max(1, len(ts))
+                    for t in ts[k:] + ts[:k]:
+                        if out_of_time():
+                            note("TIME_LIMIT reached: remaining cells skipped")
+                            SKEW.setdefault(t, []).append(None)
+                            continue
+                        SKEW.setdefault(t, []).append(self.measure_skew(t))
+                    for _, srv in self.skew_backends:
+                        srv.stop()
+                    continue
                 if scen == "reload":
                     if self.reload_srv is None:
                         continue
@@ -1659,6 +1806,8 @@ def table():
             if "sluice" in TARGETS:
                 rows += reload_rows()
             continue
+        if scen == "skewed":
+            continue        # a table of its own (skew_rows)
         title = SCEN[scen]["title"]
         if scen == "paired":
             for (other, conns), got in PAIRED.items():
@@ -1845,10 +1994,11 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(f"bench: stopped by signal {s}"))
     b = Bench(tmp)
-    rb = None
+    rb = bb = None
     try:
         b.run()
         rb = router_bench()
+        bb = balance_bench()
     finally:
         cleanup()
         (None if os.environ.get("KEEP_TMP") else shutil.rmtree(tmp, ignore_errors=True))
@@ -1891,8 +2041,12 @@ def main():
           f"pooled.",
           ] if "reload" in SCENARIOS and "sluice" in TARGETS else []) + [
           "", table(), ""]
+    if SKEW:
+        md += skew_rows() + [""]
     if rb is not None:
         md += [f"router_bench: {rb}", ""]
+    if bb is not None:
+        md += ["balance_bench (ns per pick among 1,000 targets, best of 7 rounds):", "", "```"] + bb + ["```", ""]
     if OTHER:
         noisy = [x for x in OTHER if x > 5]
         msg = (f"other processes used {statistics.median(OTHER):.0f} % of the host's CPU "

@@ -2,7 +2,7 @@
 # `make bench`: sluice, nginx and HAProxy side by side in one run.
 # Quick check: ROUNDS=1 DURATION=3 bash bench/run.sh; filters: ONLY=sluice,nginx
 # (targets: direct,sluice,sluice-nosplice,nginx,haproxy) and
-# SCENARIOS=small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload,streams;
+# SCENARIOS=small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload,streams,skewed;
 # one scenario alone: SCENARIOS=tls_handshake ROUNDS=1 bash bench/run.sh.
 # Method and environment variables: see bench/bench.py. Results: stdout and
 # build/bench/results.md. A full run (3 rounds, every scenario) took 793 s on
@@ -73,6 +73,19 @@ if [ -f bench/router_bench.c ] && { [ ! -x build/bench/router_bench ] ||
 	   -o build/bench/router_bench bench/router_bench.c \
 	   $(pkg-config --libs libcjson 2>/dev/null) -lm ||
 	{ echo "bench: bench/router_bench.c did not build; skipping it" >&2; rm -f build/bench/router_bench; }
+fi
+
+# The balancer micro-benchmark (bench/balance_bench.c): ns per pick among
+# 1,000 targets for each balancer; a failure to build is reported, the rest runs.
+if [ ! -x build/bench/balance_bench ] ||
+	[ -n "$(find bench/balance_bench.c upstream health -newer build/bench/balance_bench 2>/dev/null | head -1)" ]; then
+	# shellcheck disable=SC2046
+	cc -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	   -Wstrict-prototypes -Wno-missing-prototypes -g -O2 \
+	   $(pkg-config --cflags libcares libcjson 2>/dev/null) \
+	   -o build/bench/balance_bench bench/balance_bench.c \
+	   $(pkg-config --libs libcares 2>/dev/null) -lpthread ||
+	{ echo "bench: bench/balance_bench.c did not build; skipping it" >&2; rm -f build/bench/balance_bench; }
 fi
 
 # bench.py bounds itself (TIME_LIMIT); this is the backstop, and TERM lets it

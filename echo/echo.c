@@ -715,6 +715,8 @@ static int send_status(struct conn *c)
     return send_simple(c, (int)st, "text/plain", body, (size_t)n);
 }
 
+static long g_delay_ms;     /* --delay */
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
@@ -821,6 +823,11 @@ static int dispatch(struct conn *c)
             evbuffer_add(out, "0\r\n\r\n", 5);
         return finish(c);
     case EP_ECHO:
+        if (g_delay_ms > 0) {   /* --delay: a slow backend (balancer tests, bench) */
+            struct timeval tv = { (time_t)(g_delay_ms / 1000), (suseconds_t)((g_delay_ms % 1000) * 1000) };
+            evtimer_add(c->timer, &tv);
+            return 0;
+        }
         return send_echo(c, 200);
     case EP_CLOSE:
         c->keepalive = false;
@@ -1298,7 +1305,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: sluice-echo [--port N] [--id NAME] [--host ADDR] [--namespace NS] [--pod NAME]\n"
-               "                   [--token-ms N]\n"
+               "                   [--token-ms N] [--delay MS]\n"
                "  --port N     port to listen on (0 = ephemeral, default 0)\n"
                "  --id NAME    value of the X-Upstream header (default \"echo\")\n"
                "  --host ADDR  address to bind (default 127.0.0.1)\n"
@@ -1307,6 +1314,7 @@ static void usage(FILE *f)
                "               stand-in for the Gateway API conformance cases)\n"
                "  --token-ms N POST /v1/chat/completions with \"stream\": true sends a\n"
                "               token every N ms (default 30; ?token_ms= per request)\n"
+               "  --delay MS   answer every echo request MS milliseconds late (default 0)\n"
                "GET /ws with Upgrade: websocket is a WebSocket echo.\n");
 }
 
@@ -1323,7 +1331,7 @@ int main(int argc, char **argv)
         }
         if (i + 1 >= argc || (strcmp(a, "--port") && strcmp(a, "--id") && strcmp(a, "--host") &&
                               strcmp(a, "--namespace") && strcmp(a, "--pod") &&
-                              strcmp(a, "--token-ms"))) {
+                              strcmp(a, "--token-ms") && strcmp(a, "--delay"))) {
             usage(stderr);
             return 1;
         }
@@ -1349,6 +1357,14 @@ int main(int argc, char **argv)
                 return 1;
             }
             g_token_ms = (unsigned)ms;
+        } else if (!strcmp(a, "--delay")) {
+            char *end;
+            long d = strtol(v, &end, 10);
+            if (*end || d < 0 || d > 3600000) {
+                fprintf(stderr, "sluice-echo: bad delay %s\n", v);
+                return 1;
+            }
+            g_delay_ms = d;
         } else {
             host = v;
         }

@@ -25,6 +25,8 @@ Try, in another terminal:
   curl -s localhost:8080/api/users?id=7            # prefix /api stripped: backend sees /users?id=7
   curl -s localhost:8080/hello | grep -o "\"id\":\"[^\"]*\""   # repeat: echo-a and echo-b take turns (round robin)
   curl -s -H 'x-canary: 1' localhost:8080/         # header match: always echo-b
+  curl -s -b session=alice localhost:8080/sticky | grep -o "\"id\":\"[^\"]*\""   # hash on a cookie: the same backend every time
+  curl -s localhost:8080/least | grep -o "\"id\":\"[^\"]*\""   # least_request, weights 3:1: echo-a three times in four when idle
   curl -si localhost:8080/old | head -3            # 301 Location: http://localhost:8080/api/new
   curl -sN 'localhost:8080/sse?n=5&ms=300'         # server-sent events, one every 300 ms
   # an LLM stream, routed by the body's "model": llama-* to echo-a, gpt-* to echo-b

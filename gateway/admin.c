@@ -396,6 +396,7 @@ struct name_sum {       /* per name, summed over workers */
     struct gw_hist h;       /* upstreams: response time; routes: time to first byte */
     struct gw_hist h2;      /* routes: stream duration */
     uint64_t open, bytes;   /* routes: streams open, stream bytes */
+    uint64_t retries;       /* upstreams */
 };
 
 struct name_tab {       /* name -> name_sum, open addressing over indexes */
@@ -504,8 +505,11 @@ static void sum_worker(struct metric_sums *m, struct gw_stats *st)
         m->cancels[k] += gw_cnt_get(&st->cancels[k]);
     m->heartbeats += gw_cnt_get(&st->sse_heartbeats);
     for (struct gw_ups_stats *u = atomic_load_explicit(&st->ups, memory_order_acquire); u;
-         u = atomic_load_explicit(&u->next, memory_order_acquire))
-        hist_sum(&find_name(&m->ut, u->name)->h, &u->resp);
+         u = atomic_load_explicit(&u->next, memory_order_acquire)) {
+        struct name_sum *ns = find_name(&m->ut, u->name);
+        hist_sum(&ns->h, &u->resp);
+        ns->retries += gw_cnt_get(&u->retries);
+    }
 }
 
 static uint64_t hist_count(const struct gw_hist *h)
@@ -589,6 +593,12 @@ static void traffic_metrics(struct evbuffer *b, const struct metric_sums *m)
         evbuffer_add(lb, "", 1);
         hist_print(b, "sluice_upstream_response_seconds", (const char *)evbuffer_pullup(lb, -1), &m->ut.v[i].h);
         evbuffer_free(lb);
+    }
+    family(b, "sluice_retries_total", "counter", "Requests sent again to another target of the upstream after an attempt failed before any response byte (upstreams[].retries).");
+    for (size_t i = 0; i < m->ut.n; i++) {
+        evbuffer_add(b, "sluice_retries_total{upstream=\"", 31);
+        label_value(b, m->ut.v[i].name);
+        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)m->ut.v[i].retries);
     }
     family(b, "sluice_upstream_connect_seconds", "histogram", "Time to establish upstream connections.");
     hist_print(b, "sluice_upstream_connect_seconds", "", &m->conn);

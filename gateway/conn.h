@@ -84,6 +84,9 @@ struct gw_txn {
     const struct up_target *target;
     struct pool_bucket *tb;         /* the target's counters while it counts us in flight */
     uint64_t tried;
+    const struct up_target *infl;   /* the target counting us in flight (up_inflight_add) */
+    uint64_t hkey;                  /* balance hash: the request's key, when has_hkey */
+    bool has_hkey;
     size_t uscanned;
     /* the request: its head stays at in->data[0, hlen) until the txn ends */
     uint32_t hlen, m_off, m_len, t_off, t_len, h_off, h_len;
@@ -238,6 +241,9 @@ size_t peer_ip(const struct gw_conn *c, char *out, size_t cap);
 
 /* forward.c */
 void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why);
+/* A target of the txn's upstream (c->t->ups) by its balancer, not one of
+ * tried; -1 when none is eligible. */
+int fwd_pick(struct gw_conn *c, uint64_t tried);
 bool fwd_connect(struct gw_conn *c);
 bool fwd_build_head(struct gw_conn *c, const struct h1_request *r);
 bool fwd_send(struct gw_conn *c);

@@ -22,6 +22,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+int fwd_pick(struct gw_conn *c, uint64_t tried)
+{
+    const struct up_upstream *u = c->t->ups;
+    struct gw_wsnap *ws = c->t->ws;
+
+    if (u->ntargets == 0)
+        return -1;
+    struct up_wpick st = { ws->target_rr + u->targets[0].gidx, &ws->ups_pos[u->index], &ws->rng };
+    return up_pick(u, &st, gw_now_ms(c->w), tried, c->t->has_hkey ? &c->t->hkey : NULL);
+}
+
 /* A target failed before answering: try another one if the request allows
  * it (SPEC "retries"), else answer with status. */
 void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why)
@@ -34,14 +45,16 @@ void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, c
     if (u)
         up_conn_fail(u, stale);     /* tells health/ unless stale or a refused certificate */
     gw_log(GW_LOG_WARN, "upstream %s: %s", c->t->target ? c->t->target->text : "-", why);
-    /* Resend only what is still in the buffer; a non-idempotent request that
-     * reached a target is not retried (SPEC), except over a stale pooled
-     * connection, which the server closed before reading it. */
+    /* Resend only what is still in the buffer.  SPEC: a request that is not
+     * idempotent, or whose body was partly sent, is retried only if nothing
+     * reached the target (a refused connect, or nothing written yet): never
+     * a second copy of a body a target may have taken. */
     bool idempotent = c->t->method == H1_M_GET || c->t->method == H1_M_HEAD ||
                       c->t->method == H1_M_OPTIONS || c->t->method == H1_M_TRACE ||
                       c->t->method == H1_M_PUT || c->t->method == H1_M_DELETE;
+    bool body_sent = c->t->up_sent > c->t->uhead_len;
     bool can = !c->t->resp_started && !c->t->body_lost && c->state == C_ACTIVE &&
-               (!reached || idempotent || c->t->up_sent == 0);
+               (!reached || c->t->up_sent == 0 || (idempotent && !body_sent));
     if (can && stale) {
         c->t->tried &= ~(1ull << ((c->t->target - c->t->ups->targets) & 63));
     } else if (can && c->t->attempts < c->t->ups->cfg->retries) {
@@ -50,10 +63,10 @@ void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, c
         can = false;
     }
     if (can) {
-        uint64_t now = gw_now_ms(c->w);
-        int ti = stale ? (int)(c->t->target - c->t->ups->targets)
-                       : up_pick(c->t->ups, c->t->ws->target_rr + c->t->ups->targets[0].gidx, now, c->t->tried);
+        int ti = stale ? (int)(c->t->target - c->t->ups->targets) : fwd_pick(c, c->t->tried);
         if (ti >= 0) {
+            if (!stale)     /* sluice_retries_total: another target, another attempt */
+                gw_cnt_add(&c->t->ws->ustats[c->t->ups->index]->retries, 1);
             txn_target(c, &c->t->ups->targets[ti]);
             c->t->tried |= 1ull << (ti & 63);
             iovq_reset(&c->t->uq);

@@ -218,8 +218,13 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
         bi = k < 0 ? 0 : (size_t)k;
     }
     c->t->ups = &ws->s->ups.v[rt->backends[bi].upstream_idx];
-    int ti = c->t->ups->ntargets ? up_pick(c->t->ups, ws->target_rr + c->t->ups->targets[0].gidx,
-                                        gw_now_ms(c->w), 0) : -1;
+    if (c->t->ups->cfg->balance == CFG_BAL_HASH) {
+        bool v6 = c->peer.sa.sa_family == AF_INET6;
+        const void *ip = v6 ? (const void *)&c->peer.in6.sin6_addr : (const void *)&c->peer.in4.sin_addr;
+        c->t->has_hkey = up_hash_key(c->t->ups->cfg, r->headers, r->nheaders, ip, v6 ? 16 : 4,
+                                     &c->t->hkey);
+    }
+    int ti = fwd_pick(c, 0);
     if (ti < 0) {
         local_response(c, 503, NULL, NULL, 0, NULL);
         return;

@@ -30,6 +30,7 @@ struct gw_route_stats {
 struct gw_ups_stats {
     struct gw_ups_stats *_Atomic next;
     struct gw_hist resp;                /* request start to response header */
+    _Atomic uint64_t retries;           /* attempts on another target after a failure */
     char name[];
 };
 

@@ -58,9 +58,14 @@ void txn_target(struct gw_conn *c, const struct up_target *t)
     if (x->tb)
         cnt_sub1(&x->tb->inflight);
     x->tb = NULL;
+    if (x->infl)
+        up_inflight_sub(x->infl);
+    x->infl = NULL;
     if (t == NULL)
         return;
     x->target = t;
+    x->infl = t;
+    up_inflight_add(t);
     x->tb = x->ws->buckets[t->gidx];
     if (x->tb) {
         gw_cnt_add(&x->tb->inflight, 1);

@@ -88,6 +88,7 @@ static void wsnap_free(struct gw_wsnap *ws)
 {
     gw_snapshot_unref_deferred(ws->s);
     free(ws->target_rr);
+    free(ws->ups_pos);
     free(ws->route_rr);
     free(ws->buckets);
     free(ws->rstats);
@@ -118,8 +119,11 @@ static struct gw_wsnap *wsnap_new(struct gw_worker *w, struct gw_snapshot *s)
     ws->target_rr = calloc(nt, sizeof(int64_t));
     ws->route_rr = calloc(s->route_rr_len ? s->route_rr_len : 1, sizeof(int64_t));
     ws->buckets = calloc(nt, sizeof(*ws->buckets));
-    if (!ws->target_rr || !ws->route_rr || !ws->buckets)
+    ws->ups_pos = calloc(s->ups.n ? s->ups.n : 1, sizeof(uint64_t));
+    if (!ws->target_rr || !ws->route_rr || !ws->buckets || !ws->ups_pos)
         abort();
+    /* each worker draws its own sequence */
+    ws->rng = (gw_mono_ns() ^ ((uint64_t)(w->id + 1) * 0x9e3779b97f4a7c15ull)) | 1;
     for (size_t i = 0; i < s->ups.n; i++)
         for (size_t j = 0; j < s->ups.v[i].ntargets; j++) {
             const struct up_target *t = &s->ups.v[i].targets[j];

@@ -68,6 +68,8 @@ struct gw_wsnap {
     bool retired;
     struct gw_wsnap *next;              /* retired list */
     int64_t *target_rr;                 /* [ups.ntargets], by up_target.gidx */
+    uint64_t *ups_pos;                  /* [ups.n]: round robin positions (balance.h) */
+    uint64_t rng;                       /* random_two, least_request: never 0 */
     int64_t *route_rr;                  /* [s->route_rr_len] */
     struct pool_bucket **buckets;       /* [ups.ntargets] */
     const struct timeval *to_header;    /* libevent common timeouts */

@@ -93,6 +93,7 @@ struct hc_target {
     _Atomic uint32_t step;              /* back-off step: ejections without a success */
     _Atomic uint64_t ejected_until;     /* monotonic ms, 0 = not ejected (under the lock) */
     _Atomic uint64_t ejections;         /* total, for /metrics */
+    _Atomic uint32_t inflight;          /* requests in flight, all workers (upstream.h up_inflight) */
     bool capped;                        /* refused by the cap and logged (lock) */
     /* active and derived: under the registry lock */
     int active;                         /* 1 up, 0 down, -1 no checks */

@@ -1,4 +1,5 @@
-/* upstream.c - target resolution (c-ares) and smooth weighted round robin. */
+/* upstream.c - the runtime set: targets, their resolution (c-ares), and
+ * the balancers' shared state (balance.h). */
 #include "upstream.h"
 
 #include <ares.h>
@@ -9,49 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-int up_swrr(int64_t *cur, const uint32_t *w, size_t n,
-            bool (*ok)(size_t i, const void *ctx), const void *ctx)
-{
-    int64_t total = 0;
-    int best = -1;
-
-    for (size_t i = 0; i < n; i++) {
-        if (w[i] == 0 || (ok && !ok(i, ctx)))
-            continue;
-        cur[i] += w[i];
-        total += w[i];
-        if (best < 0 || cur[i] > cur[best])
-            best = (int)i;
-    }
-    if (best >= 0)
-        cur[best] -= total;
-    return best;
-}
-
-struct pick_ctx {
-    const struct up_upstream *u;
-    uint64_t now;
-    uint64_t tried;
-};
-
-static bool pick_ok(size_t i, const void *arg)
-{
-    const struct pick_ctx *c = arg;
-
-    if (c->tried & (1ull << (i & 63)))
-        return false;
-    return up_target_ok(c->u, i, c->now);
-}
-
-int up_pick(const struct up_upstream *u, int64_t *cur, uint64_t now_ms, uint64_t tried)
-{
-    struct pick_ctx c = { u, now_ms, tried };
-
-    if (u->ntargets == 1)   /* the common case needs no bookkeeping */
-        return pick_ok(0, &c) ? 0 : -1;
-    return up_swrr(cur, u->weights, u->ntargets, pick_ok, &c);
-}
 
 /* ---- DNS ---- */
 
@@ -237,6 +195,7 @@ int up_set_build(const struct cfg_upstream *ups, size_t nups, struct up_set *set
         const struct cfg_upstream *cu = &ups[i];
         struct up_upstream *u = &set->v[i];
         u->cfg = cu;
+        u->index = i;
         u->ntargets = cu->ntargets;
         u->targets = calloc(cu->ntargets ? cu->ntargets : 1, sizeof(*u->targets));
         u->weights = calloc(cu->ntargets ? cu->ntargets : 1, sizeof(*u->weights));
@@ -264,6 +223,9 @@ int up_set_build(const struct cfg_upstream *ups, size_t nups, struct up_set *set
         }
     }
     set->ntargets = g;
+    for (size_t i = 0; i < nups; i++)
+        if (up_bal_build(&set->v[i]) != 0)
+            goto fail;
     resolve_all(qs, nq, dns_timeout_ms, warn, warnlen);
     free(qs);
     qs = NULL;
@@ -282,6 +244,7 @@ void up_set_free(struct up_set *set)
     if (set->v) {
         for (size_t i = 0; i < set->n; i++) {
             hc_group_free(set->v[i].hg);
+            up_bal_free(&set->v[i]);
             free(set->v[i].targets);
             free(set->v[i].weights);
         }

@@ -6,11 +6,11 @@
  * in time) on the calling thread, which is never a worker.  A name that does
  * not resolve leaves its target unresolved (never picked) and is reported in
  * the warnings; it does not fail the build.  The set is immutable afterwards
- * and shared read-only by the workers; balancer state (struct up_rr) is per
- * worker, so picking takes no lock.
+ * and shared read-only by the workers; balancer state (struct up_wpick,
+ * balance.h) is per worker, so picking takes no lock.
  *
  * Owns: the runtime set and the upstream config (upstream_config.h); the
- * upstream connection is upconn.h's.  May call: health/, pool/ (upconn),
+ * balancers are balance.h's, the upstream connection upconn.h's.  May call: health/, pool/ (upconn),
  * core/, c-ares.  It reads the config's upstreams as an
  * array and knows nothing of the rest of the document.
  */
@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include "upstream_config.h"
+#include "balance.h"
 #include "../health/health.h"
 
 struct up_target {
@@ -43,6 +44,8 @@ struct up_upstream {
     size_t ntargets;
     const _Atomic uint64_t *hbits;  /* health bitmap: bit i = target i may be picked */
     struct hc_group *hg;        /* health/'s, which writes hbits */
+    size_t index;               /* in the set */
+    struct up_bal bal;          /* the balancer's shared part (balance.h) */
 };
 
 struct up_set {
@@ -58,16 +61,6 @@ struct up_set {
 int up_set_build(const struct cfg_upstream *ups, size_t nups, struct up_set *set,
                  char *warn, size_t warnlen, int dns_timeout_ms);
 void up_set_free(struct up_set *set);
-
-/*
- * Smooth weighted round robin (nginx's algorithm): over the n entries with
- * weight w[i] > 0 for which ok(i, ctx) holds (ok may be NULL = all), add each
- * weight to its current value, pick the largest, subtract the total from it.
- * cur has n entries owned by the caller (per worker).  Returns the index, or
- * -1 when nothing is eligible.  Weights 5,1,1 give a a b a c a a, not a a a a a b c.
- */
-int up_swrr(int64_t *cur, const uint32_t *w, size_t n,
-            bool (*ok)(size_t i, const void *ctx), const void *ctx);
 
 /* The one test every balancer makes before it picks target i of u: resolved,
  * healthy (active checks) and not ejected.  One relaxed load of u's health
@@ -91,9 +84,25 @@ static inline uint64_t up_health_word(const struct up_upstream *u, size_t w)
  * plain).  Called once per publish, in publish order. */
 void up_set_publish(const struct up_set *set, SSL_CTX *const *tls);
 
-/* Pick a target of u for a request: resolved, up at now_ms, and not in
- * the tried bitmap (bit i%64 = target i already tried for this request).
- * Returns the index or -1 when none is eligible (503). */
-int up_pick(const struct up_upstream *u, int64_t *cur, uint64_t now_ms, uint64_t tried);
+/* Requests in flight to target t, over every worker (the count lives in the target's health state,
+ * one per upstream and address, so it survives reloads).  The gateway adds one when an attempt starts on t and takes it
+ * off when that attempt ends, whatever ends it; least_request and
+ * random_two read it. */
+static inline uint32_t up_inflight(const struct up_target *t)
+{
+    return t->health ? atomic_load_explicit(&t->health->inflight, memory_order_relaxed) : 0;
+}
+
+static inline void up_inflight_add(const struct up_target *t)
+{
+    if (t->health)
+        atomic_fetch_add_explicit(&t->health->inflight, 1, memory_order_relaxed);
+}
+
+static inline void up_inflight_sub(const struct up_target *t)
+{
+    if (t->health)
+        atomic_fetch_sub_explicit(&t->health->inflight, 1, memory_order_relaxed);
+}
 
 #endif

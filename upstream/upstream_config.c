@@ -27,21 +27,69 @@ static void target_elem(struct cfg_ctx *cx, const cJSON *it, const struct jp *pa
     cfg_get_u32(cx, f[1], path, "weight", 1, 1000000, &t->weight);
 }
 
-static void parse_balance(struct cfg_ctx *cx, const cJSON *v, const struct jp *path,
-                          struct cfg_upstream *u)
+/* A header or cookie name: an RFC 9110 token. */
+static bool is_token(const char *s)
 {
-    const char *s;
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              strchr("!#$%&'*+-.^_`|~", *s)))
+            return false;
+    return true;
+}
 
-    if (cfg_get_str(cx, v, path, "balance", false, &s) != CFG_OK)
-        return;
-    if (strcmp(s, "round_robin") == 0)
-        u->balance = CFG_BAL_ROUND_ROBIN;
-    else if (strcmp(s, "least_request") == 0 || strcmp(s, "random_two") == 0 ||
-             strcmp(s, "hash") == 0)
-        cfg_unsupported(cx, JP_K(path, "balance"));
-    else
-        cfg_errp(cx, JP_K(path, "balance"),
-                 "must be one of round_robin, least_request, random_two, hash");
+/* balance, and hash_on which goes with balance "hash" and only with it */
+static void parse_balance(struct cfg_ctx *cx, const cJSON *v, const cJSON *hv,
+                          const struct jp *path, struct cfg_upstream *u)
+{
+    static const char *const names[] = { "round_robin", "least_request", "random_two", "hash" };
+    const struct jp *hp = JP_K(path, "hash_on");
+    const char *s;
+    bool bal_ok = true;
+
+    if (cfg_get_str(cx, v, path, "balance", false, &s) == CFG_OK) {
+        size_t i = 0;
+        while (i < 4 && strcmp(s, names[i]) != 0)
+            i++;
+        if (i < 4)
+            u->balance = (enum cfg_balance)i;
+        else {
+            bal_ok = false;
+            cfg_errp(cx, JP_K(path, "balance"),
+                     "must be one of round_robin, least_request, random_two, hash");
+        }
+    } else if (v != NULL) {
+        bal_ok = false;
+    }
+    if (cfg_get_str(cx, hv, path, "hash_on", false, &s) == CFG_OK) {
+        const char *name = NULL;
+        if (strcmp(s, "client_ip") == 0) {
+            u->hash_on = CFG_HASH_CLIENT_IP;
+        } else if (strncmp(s, "header:", 7) == 0) {
+            u->hash_on = CFG_HASH_HEADER;
+            name = s + 7;
+        } else if (strncmp(s, "cookie:", 7) == 0) {
+            u->hash_on = CFG_HASH_COOKIE;
+            name = s + 7;
+        } else {
+            cfg_errp(cx, hp, "must be client_ip, header:NAME or cookie:NAME");
+            return;
+        }
+        if (name && !is_token(name)) {
+            cfg_errp(cx, hp, "\"%s\": NAME must be a header or cookie name (a token)", s);
+            u->hash_on = CFG_HASH_NONE;
+            return;
+        }
+        if (name) {
+            u->hash_name = cfg_strdup(cx, name);
+            u->hash_name_len = (uint32_t)strlen(name);
+        }
+        if (bal_ok && u->balance != CFG_BAL_HASH)
+            cfg_errp(cx, hp, "only goes with balance \"hash\"");
+    } else if (hv == NULL && bal_ok && u->balance == CFG_BAL_HASH) {
+        cfg_errp(cx, hp, "is required with balance \"hash\" (client_ip, header:NAME or cookie:NAME)");
+    }
 }
 
 static void parse_upstream_tls(struct cfg_ctx *cx, const cJSON *v, const struct jp *p,
@@ -175,22 +223,21 @@ static void upstream_elem(struct cfg_ctx *cx, const cJSON *it, const struct jp *
                           void *elem, void *arg)
 {
     static const char *const keys[] = {
-        "name", "targets", "balance", "pool", "timeouts", "retries", "tls", "health", "outlier",
-        NULL };
-    enum { K_NAME, K_TARGETS, K_BALANCE, K_POOL, K_TIMEOUTS, K_RETRIES, K_TLS, K_HEALTH,
+        "name", "targets", "balance", "pool", "timeouts", "retries", "tls", "hash_on", "health",
+        "outlier", NULL };
+    enum { K_NAME, K_TARGETS, K_BALANCE, K_POOL, K_TIMEOUTS, K_RETRIES, K_TLS, K_HASH_ON, K_HEALTH,
            K_OUTLIER };
-    static const char *const unsupported[] = { "hash_on", NULL };
     static const struct cfg_list targets = {
         .key = "targets", .required = true, .if_empty = "must contain at least one target",
         .elem_size = sizeof(struct cfg_target), .each = target_elem };
     struct nidx *names = arg;
     struct cfg_upstream *u = elem;
-    const cJSON *f[9];
+    const cJSON *f[10];
     const char *s;
 
     *u = up_defaults;
     u->health = hc_policy_default;
-    if (!cfg_check_object(cx, it, path, keys, unsupported, f))
+    if (!cfg_check_object(cx, it, path, keys, NULL, f))
         return;
     if (cfg_get_name(cx, f[K_NAME], path, "name", true, &s) == CFG_OK) {
         u->name = cfg_strdup(cx, s);
@@ -200,7 +247,7 @@ static void upstream_elem(struct cfg_ctx *cx, const cJSON *it, const struct jp *
                      "duplicate upstream name \"%s\" (also /upstreams/%zu)", s, j);
     }
     u->targets = cfg_list(cx, f[K_TARGETS], path, &targets, &u->ntargets, NULL);
-    parse_balance(cx, f[K_BALANCE], path, u);
+    parse_balance(cx, f[K_BALANCE], f[K_HASH_ON], path, u);
     if (f[K_TLS] != NULL)
         parse_upstream_tls(cx, f[K_TLS], JP_K(path, "tls"), u);
     parse_upstream_limits(cx, f[K_POOL], f[K_TIMEOUTS], path, u);

@@ -34,13 +34,29 @@ struct cfg_target {
     uint32_t weight;        /* default 1, 1..1000000 */
 };
 
-enum cfg_balance { CFG_BAL_ROUND_ROBIN = 0 };
+enum cfg_balance {
+    CFG_BAL_ROUND_ROBIN = 0,    /* smooth weighted round robin */
+    CFG_BAL_LEAST_REQUEST,      /* fewest in-flight requests (per weight) */
+    CFG_BAL_RANDOM_TWO,         /* power of two random choices */
+    CFG_BAL_HASH,               /* consistent hash of hash_on */
+};
+
+/* upstreams[].hash_on: what balance "hash" hashes */
+enum cfg_hash_on {
+    CFG_HASH_NONE = 0,          /* balance is not hash */
+    CFG_HASH_CLIENT_IP,         /* "client_ip": the client's address */
+    CFG_HASH_HEADER,            /* "header:NAME": the first NAME header's value */
+    CFG_HASH_COOKIE,            /* "cookie:NAME": the value of cookie NAME */
+};
 
 struct cfg_upstream {
     char *name;
     struct cfg_target *targets;
     size_t ntargets;
     enum cfg_balance balance;
+    enum cfg_hash_on hash_on;
+    char *hash_name;                /* header or cookie NAME of hash_on, else NULL */
+    uint32_t hash_name_len;
     uint32_t max_idle_per_target;   /* pool.max_idle_per_target; absent = POOL_FOLLOW_DEMAND */
     uint32_t pool_idle_timeout_ms;  /* pool.idle_timeout_ms, default 60000 */
     uint32_t connect_ms;            /* timeouts.connect_ms, default 1000 */

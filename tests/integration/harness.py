@@ -192,8 +192,12 @@ class Env:
         self.procs.append(p)
         return p
 
-    def echo(self, ident="echo"):
-        p = self.start([ECHO, "--port", "0", "--id", ident], "echo")
+    def echo(self, ident="echo", delay_ms=0):
+        """A sluice-echo backend; delay_ms > 0 answers every echo that late."""
+        argv = [ECHO, "--port", "0", "--id", ident]
+        if delay_ms:
+            argv += ["--delay", str(delay_ms)]
+        p = self.start(argv, "echo")
         line = wait_for(lambda: re.search(r"listening on 127\.0\.0\.1:(\d+)", p.stdout()), 5.0)
         if not line:
             raise TestFailure("sluice-echo %s did not start: %s" % (ident, p.stderr()[-500:]))

@@ -346,31 +346,55 @@ static void test_tls_fields(void)
     cfg_errors_clear(&e);
 }
 
-/* ---- fields whose behaviour is not built yet */
+/* ---- balance and hash_on */
 
-static void test_not_supported(void)
+#define UPS1 "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}]"
+
+static void test_balance(void)
 {
-    static const struct { const char *doc, *path; } t[] = {
-        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
-          "\"hash_on\":\"client_ip\"}]}", "/upstreams/0/hash_on" },
-        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
-          "\"balance\":\"least_request\"}]}", "/upstreams/0/balance" },
-        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
-          "\"balance\":\"random_two\"}]}", "/upstreams/0/balance" },
-        { "{" LSN ",\"routes\":[],\"upstreams\":[{\"name\":\"a\",\"targets\":[{\"address\":\"127.0.0.1:1\"}],"
-          "\"balance\":\"hash\"}]}", "/upstreams/0/balance" },
+    static const struct { const char *doc; int bal, on; const char *name; } good[] = {
+        { UPS1 "}]}", CFG_BAL_ROUND_ROBIN, CFG_HASH_NONE, NULL },
+        { UPS1 ",\"balance\":\"round_robin\"}]}", CFG_BAL_ROUND_ROBIN, CFG_HASH_NONE, NULL },
+        { UPS1 ",\"balance\":\"least_request\"}]}", CFG_BAL_LEAST_REQUEST, CFG_HASH_NONE, NULL },
+        { UPS1 ",\"balance\":\"random_two\"}]}", CFG_BAL_RANDOM_TWO, CFG_HASH_NONE, NULL },
+        { UPS1 ",\"balance\":\"hash\",\"hash_on\":\"client_ip\"}]}", CFG_BAL_HASH, CFG_HASH_CLIENT_IP, NULL },
+        { UPS1 ",\"balance\":\"hash\",\"hash_on\":\"header:X-User\"}]}", CFG_BAL_HASH, CFG_HASH_HEADER, "X-User" },
+        { UPS1 ",\"hash_on\":\"cookie:sid\",\"balance\":\"hash\"}]}", CFG_BAL_HASH, CFG_HASH_COOKIE, "sid" },
+    };
+    static const struct { const char *doc, *path, *msg; } bad[] = {
+        { UPS1 ",\"balance\":\"hash\"}]}", "/upstreams/0/hash_on", "is required with balance \"hash\"" },
+        { UPS1 ",\"hash_on\":\"client_ip\"}]}", "/upstreams/0/hash_on", "only goes with balance \"hash\"" },
+        { UPS1 ",\"balance\":\"least_request\",\"hash_on\":\"client_ip\"}]}", "/upstreams/0/hash_on",
+          "only goes with balance \"hash\"" },
+        { UPS1 ",\"balance\":\"hash\",\"hash_on\":\"uri\"}]}", "/upstreams/0/hash_on",
+          "must be client_ip, header:NAME or cookie:NAME" },
+        { UPS1 ",\"balance\":\"hash\",\"hash_on\":\"header:\"}]}", "/upstreams/0/hash_on", "NAME must be" },
+        { UPS1 ",\"balance\":\"hash\",\"hash_on\":\"cookie:a b\"}]}", "/upstreams/0/hash_on", "NAME must be" },
+        { UPS1 ",\"balance\":\"hash\",\"hash_on\":\"header:x:y\"}]}", "/upstreams/0/hash_on", "NAME must be" },
+        { UPS1 ",\"balance\":\"hash\",\"hash_on\":7}]}", "/upstreams/0/hash_on", "must be a string" },
+        { UPS1 ",\"balance\":3}]}", "/upstreams/0/balance", "must be a string" },
+        { UPS1 ",\"balance\":\"least_conn\"}]}", "/upstreams/0/balance", "must be one of" },
     };
 
-    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         struct cfg_errors e = {0};
-        struct sl_config *c;
-        char want[256];
-
-        c = parse(t[i].doc, &e);
-        snprintf(want, sizeof(want), "not supported yet: %s", t[i].path);
-        ok(c == NULL && e.n == 1 && strcmp(e.v[0].path, t[i].path) == 0 &&
-           strcmp(e.v[0].message, want) == 0, "%s", want);
-        if (e.n != 1)
+        struct sl_config *c = parse(good[i].doc, &e);
+        const struct cfg_upstream *u = c ? &c->upstreams[0] : NULL;
+        ok(u && (int)u->balance == good[i].bal && (int)u->hash_on == good[i].on &&
+           (good[i].name ? u->hash_name && strcmp(u->hash_name, good[i].name) == 0 &&
+                           u->hash_name_len == strlen(good[i].name)
+                         : u->hash_name == NULL),
+           "balance %d hash_on %d parsed: %s", good[i].bal, good[i].on, good[i].doc + strlen(UPS1));
+        if (c == NULL)
+            dump_errors(&e);
+        cfg_free(c);
+        cfg_errors_clear(&e);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct cfg_errors e = {0};
+        struct sl_config *c = parse(bad[i].doc, &e);
+        ok(c == NULL && e.n == 1 && has_error(&e, bad[i].path, bad[i].msg), "%s: %s", bad[i].path, bad[i].msg);
+        if (c != NULL || e.n != 1)
             dump_errors(&e);
         cfg_free(c);
         cfg_errors_clear(&e);
@@ -1225,8 +1249,8 @@ int main(void)
     test_spec_example();
     test_defaults();
     test_tls_fields();
-    test_not_supported();
     test_health_fields();
+    test_balance();
     test_admin();
     test_bad_documents();
     test_all_errors_reported();

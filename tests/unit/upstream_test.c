@@ -1,6 +1,6 @@
 /*
  * upstream_test.c - upstream/: smooth weighted round robin (up_swrr), the
- * per-request pick (up_pick: resolved, healthy, not yet tried) and the
+ * per-request pick (up_pick, round robin: resolved, healthy, not yet tried) and the
  * runtime set built from a config (up_set_build), DNS names included.
  *
  * DNS is tested without a network: "localhost" comes from /etc/hosts,
@@ -9,6 +9,7 @@
  */
 /* before tap.h: up_swrr's parameter "ok" would be taken for tap's ok() */
 #include "../../upstream/upstream.c"
+#include "../../upstream/balance.c"
 #include "../../health/health.c"
 #include "../../core/log.c"
 #include "../../core/esc.c"
@@ -20,6 +21,16 @@
 #include <string.h>
 
 #define N(a) (sizeof(a) / sizeof(*(a)))
+
+/* up_pick for a round robin upstream (balance_test.c tests the others):
+ * cur is the upstream's own current weights. */
+static int rr_pick(const struct up_upstream *u, int64_t *cur, uint64_t now, uint64_t tried)
+{
+    static uint64_t pos, rng = 1;
+    struct up_wpick st = { cur, &pos, &rng };
+
+    return up_pick(u, &st, now, tried, NULL);
+}
 
 /* The picks of up_swrr as letters ("aabacaa"). */
 static void swrr_seq(char *out, size_t picks, int64_t *cur, const uint32_t *w, size_t n,
@@ -194,7 +205,7 @@ static void fixture_init(struct fixture *f, const uint32_t *w, size_t n, uint16_
 static void pick_seq(char *out, size_t picks, struct fixture *f, uint64_t now, uint64_t tried)
 {
     for (size_t i = 0; i < picks; i++) {
-        int k = up_pick(&f->u, f->cur, now, tried);
+        int k = rr_pick(&f->u, f->cur, now, tried);
         out[i] = k < 0 ? '-' : (char)('a' + k);
     }
     out[picks] = '\0';
@@ -238,18 +249,18 @@ static void test_pick(void)
      * so the others are taken down by their probes */
     hc_fail(f.t[0].health, now + 5000);
     hc_fail(f.t[1].health, now + 5000);
-    ok(up_pick(&f.u, f.cur, now + 5000, 0) >= 0, "3 targets failing: no more than 1 is ejected");
+    ok(rr_pick(&f.u, f.cur, now + 5000, 0) >= 0, "3 targets failing: no more than 1 is ejected");
     hc_tick(now + 6000);
 
     /* tried: a retry goes to a target not tried yet */
     memset(f.cur, 0, sizeof(f.cur));
     pick_seq(seq, 4, &f, now, 1u << 0);
     ok(strcmp(seq, "bcbc") == 0, "a tried: b and c only (have %s)", seq);
-    ok(up_pick(&f.u, f.cur, now, 0x7) == -1, "every target tried: -1");
+    ok(rr_pick(&f.u, f.cur, now, 0x7) == -1, "every target tried: -1");
     pick_seq(seq, 3, &f, now, 0x3);
     ok(strcmp(seq, "ccc") == 0, "a and b tried: c (have %s)", seq);
     hc_fail(f.t[2].health, now + 10000);
-    ok(up_pick(&f.u, f.cur, now, 0x3) == -1, "a and b tried, c ejected: -1");
+    ok(rr_pick(&f.u, f.cur, now, 0x3) == -1, "a and b tried, c ejected: -1");
     hc_tick(now + 20000);
 
     /* an unresolved target (no address, no health state) is never picked */
@@ -264,21 +275,21 @@ static void test_pick(void)
     /* one target: no bookkeeping, but the same rules */
     static const uint32_t w1[] = { 3 };
     fixture_init(&f, w1, 1, 20100);
-    ok(up_pick(&f.u, f.cur, now, 0) == 0 && up_pick(&f.u, f.cur, now, 0) == 0, "one target up: picked every time");
+    ok(rr_pick(&f.u, f.cur, now, 0) == 0 && rr_pick(&f.u, f.cur, now, 0) == 0, "one target up: picked every time");
     ok(f.cur[0] == 0, "one target: no current weight kept");
-    ok(up_pick(&f.u, f.cur, now, 1) == -1, "one target, tried: -1");
+    ok(rr_pick(&f.u, f.cur, now, 1) == -1, "one target, tried: -1");
     hc_fail(f.t[0].health, now + 30000);
-    ok(up_pick(&f.u, f.cur, now, 0) == -1, "one target, ejected: -1 (503)");
+    ok(rr_pick(&f.u, f.cur, now, 0) == -1, "one target, ejected: -1 (503)");
     hc_tick(now + 30000 + 1000);
-    ok(up_pick(&f.u, f.cur, now, 0) == 0, "one target, 1 s later: picked");
+    ok(rr_pick(&f.u, f.cur, now, 0) == 0, "one target, 1 s later: picked");
     f.t[0].salen = 0;
     fixture_health(&f, "u-one-unresolved");
-    ok(up_pick(&f.u, f.cur, now, 0) == -1, "one target, unresolved: -1");
+    ok(rr_pick(&f.u, f.cur, now, 0) == -1, "one target, unresolved: -1");
     hc_group_free(f.u.hg);
 
     /* no target */
     fixture_init(&f, w1, 0, 20200);
-    ok(up_pick(&f.u, f.cur, now, 0) == -1, "no target: -1");
+    ok(rr_pick(&f.u, f.cur, now, 0) == -1, "no target: -1");
     hc_group_free(f.u.hg);
 
     /* two upstreams on the same address: separate states (an upstream's
@@ -290,7 +301,7 @@ static void test_pick(void)
     fixture_health(&g, "other");
     ok(g.t[0].health != f.t[1].health, "the same address in two upstreams: two states");
     hc_fail(f.t[1].health, now + 40000);
-    ok(up_pick(&g.u, g.cur, now, 0) == 0 && up_pick(&g.u, g.cur, now, 0) == 1,
+    ok(rr_pick(&g.u, g.cur, now, 0) == 0 && rr_pick(&g.u, g.cur, now, 0) == 1,
        "an ejection in one upstream leaves the other's picks alone");
     hc_group_free(f.u.hg);
     hc_group_free(g.u.hg);
@@ -334,7 +345,7 @@ static void test_pick_cost(void)
     uint64_t t1 = lt_mono_ns();
     int last = -1;
     for (int k = 0; k < 2000; k++)
-        last = up_pick(&u, cur, 0, 0);
+        last = rr_pick(&u, cur, 0, 0);
     uint64_t t2 = lt_mono_ns();
     ok(hits > 0 && last >= 0 && last % 10 != 0, "picks never land on an ejected target");
     printf("# up_target_ok (one bitmap load): %.2f ns; a full SWRR pick over 1000 targets: %.0f ns\n",
@@ -454,7 +465,7 @@ static void test_set_build(void)
     char seq[9];
     static const char *want = "acaabaca";   /* 5,1,2 */
     for (int i = 0; i < 8; i++)
-        seq[i] = (char)('a' + up_pick(&set.v[0], cur, 1, 0));
+        seq[i] = (char)('a' + rr_pick(&set.v[0], cur, 1, 0));
     seq[8] = '\0';
     ok(strcmp(seq, want) == 0, "picks over the built upstream 5,1,2: %s (have %s)", want, seq);
 
@@ -464,7 +475,7 @@ static void test_set_build(void)
     ok(up_set_build(cfg.upstreams, cfg.nupstreams, &set2, NULL, 0, 2000) == 0, "a second build (warn NULL): 0");
     ok(set2.v[0].targets[0].health == t[0].health, "a rebuild finds the same health state");
     ok(!hc_bit(set2.v[1].hbits, 0) && hc_bit(set2.v[1].hbits, 1), "the new set's bits start from the registry");
-    ok(up_pick(&set2.v[1], cur, 1000, 0) == 1, "a target down before the rebuild is still down after it");
+    ok(rr_pick(&set2.v[1], cur, 1000, 0) == 1, "a target down before the rebuild is still down after it");
     up_set_free(&set2);
     up_set_free(&set);
     ok(set.v == NULL && set.n == 0 && set.ntargets == 0, "up_set_free zeroes the set");
@@ -510,16 +521,16 @@ static void test_unresolved(void)
     ok(strstr(warn, "cannot resolve sluice-unit-test.invalid:80") != NULL, "warning names the target (have \"%s\")", warn);
     ok(strstr(warn, "timed out") != NULL, "warning says it timed out (have \"%s\")", warn);
     int64_t cur[2] = { 0 };
-    ok(up_pick(&set.v[0], cur, 0, 0) == 1 && up_pick(&set.v[0], cur, 0, 0) == 1,
+    ok(rr_pick(&set.v[0], cur, 0, 0) == 1 && rr_pick(&set.v[0], cur, 0, 0) == 1,
        "only the resolved target is picked");
-    ok(up_pick(&set.v[0], cur, 0, 2) == -1, "the resolved one tried: -1, not the unresolved");
+    ok(rr_pick(&set.v[0], cur, 0, 2) == -1, "the resolved one tried: -1, not the unresolved");
     up_set_free(&set);
 
     /* one target only, unresolved: the single-target path */
     up.targets = tt;
     up.ntargets = 1;
     ok(up_set_build(cfg.upstreams, cfg.nupstreams, &set, NULL, 0, 0) == 0, "an upstream with only an unresolved target builds");
-    ok(up_pick(&set.v[0], cur, 0, 0) == -1, "... and picks nothing (503)");
+    ok(rr_pick(&set.v[0], cur, 0, 0) == -1, "... and picks nothing (503)");
     up_set_free(&set);
 
     /* a small warning buffer is cut, never overrun */
