@@ -39,7 +39,34 @@ def _short(v):
     return v
 
 
+# A port for a server a test starts (sluice's listeners, admin).  With
+# SLUICE_PORT_BASE set (tests/run.sh sets one per suite, below the kernel's
+# ephemeral range), ports come in turn from [base, base + SLUICE_PORT_SPAN):
+# two suites running at once never hand out the same port, and no
+# connection's ephemeral port is taken.  Else the kernel picks one.
+_PORT_BASE = int(os.environ.get("SLUICE_PORT_BASE", "0") or 0)
+_PORT_SPAN = int(os.environ.get("SLUICE_PORT_SPAN", "10000") or 10000)
+_port_next = [0]
+
+
+def _bindable(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def free_port():
+    if _PORT_BASE:
+        for _ in range(_PORT_SPAN):
+            p = _PORT_BASE + _port_next[0] % _PORT_SPAN
+            _port_next[0] += 1
+            if _bindable(p):
+                return p
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     p = s.getsockname()[1]
