@@ -20,6 +20,8 @@
 #include "../upstream/upstream.c"
 #include "../upstream/balance.c"
 #include "../health/health.c"
+#include "../core/log.c"
+#include "../core/esc.c"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -77,8 +79,9 @@ static void build(struct up_set *set, struct cfg_upstream *cu, enum cfg_balance 
     }
     const struct up_upstream *u = &set->v[0];
     for (size_t i = 0; i < NT; i++) {
-        struct hc_state *h = u->targets[i].health;
-        atomic_store(&h->down_until_ms, i % 100 == 7 ? UINT64_MAX : 0);   /* 10 down */
+        struct hc_target *h = u->targets[i].health;
+        if (i % 100 == 7)       /* 10 down: their bits cleared, as health/ does */
+            atomic_fetch_and(&u->hg->bits[i / 64], ~(1ull << (i % 64)));
         atomic_store(&h->inflight, (uint32_t)(i * 2654435761u >> 29));   /* 0..7 */
     }
 }
