@@ -22,9 +22,9 @@ LIB_SRC  := $(filter-out gateway/main.c,$(LIB_SRC))
 # the test backend shares only the reason-phrase table with the proxy
 ECHO_SRC := $(wildcard echo/*.c) core/reason.c
 # the translator links only what it uses: its own files, two core helpers,
-# cJSON and libyaml (no libevent, no OpenSSL)
+# cJSON, libyaml, and OpenSSL + pthreads for watch's API client (no libevent)
 K8S_SRC  := $(wildcard k8s/*.c) core/nidx.c core/arena.c
-K8S_LIBS := $(shell pkg-config --libs libcjson yaml-0.1 2>/dev/null || echo -lcjson -lyaml) -lm
+K8S_LIBS := $(shell pkg-config --libs libcjson yaml-0.1 2>/dev/null || echo -lcjson -lyaml) -lssl -lcrypto -lpthread -lm
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
