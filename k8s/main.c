@@ -31,6 +31,7 @@ static void usage(FILE *f)
                "\n"
                "       sluice-k8s watch (--kubeconfig FILE | --in-cluster) --admin http://HOST:PORT\n"
                "                        [--admin-token T] [--gateway-class NAME] [--listen-host HOST]\n"
+               "                        [--gateway-address ADDR (default $POD_IP)]\n"
                "  list+watch the Gateway API objects on the Kubernetes API and PUT each new\n"
                "  document to the gateway's admin API (debounced, only when it changed)\n");
 }

@@ -23,6 +23,7 @@
 #include "index.h"
 #include "kconf.h"
 #include "obj.h"
+#include "status.h"
 #include "translate.h"
 
 #include <pthread.h>
@@ -76,6 +77,10 @@ struct ctl {
     bool dirty;
     int64_t first_change, last_change;
     cJSON *pending_tr;              /* the newest translation (main thread only) */
+    /* what it was made from, for the status write-back (main thread only) */
+    struct k8s_store snap;
+    struct k8s_conds snap_conds;
+    const char *address;            /* --gateway-address, or $POD_IP, or NULL */
 };
 
 struct watcher {
@@ -147,32 +152,38 @@ static void store_set(struct ctl *c, size_t i, cJSON *o, bool del)
 
 /* ---------------------------------------------------------------- the API */
 
-static int api_request(struct watcher *w, struct kh_conn *k, const char *path, char *err, size_t errlen)
+/* Sends one request to the API server on a new connection and reads the
+ * response head: the status, or -1 with err set (the connection closed). */
+static int api_request(struct ctl *c, struct kh_conn *k, const char *method, const char *path,
+                       const char *ctype, const char *body, char *err, size_t errlen)
 {
-    struct ctl *c = w->c;
     if (kh_connect(k, c->conf.host, c->conf.port, c->tls, &c->stop, kh_now_ms() + IO_TIMEOUT_MS, err,
                    errlen) != 0)
         return -1;
     char hdr[8192] = "";
+    size_t n = 0;
     char *tok = k8s_conf_token(&c->conf);
     if (tok) {
-        if (strlen(tok) > sizeof hdr - 64) {
+        if (strlen(tok) > sizeof hdr - 256) {
             free(tok);
             snprintf(err, errlen, "the token is too long");
             kh_close(k);
             return -1;
         }
-        snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", tok);
+        n = (size_t)snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", tok);
         free(tok);
     }
-    if (kh_send(k, "GET", c->conf.host, path, hdr, NULL, 0, kh_now_ms() + IO_TIMEOUT_MS) != 0) {
-        snprintf(err, errlen, "GET %s: the request could not be sent", path);
+    if (ctype)
+        snprintf(hdr + n, sizeof hdr - n, "Content-Type: %s\r\n", ctype);
+    if (kh_send(k, method, c->conf.host, path, hdr, body, body ? strlen(body) : 0,
+                kh_now_ms() + IO_TIMEOUT_MS) != 0) {
+        snprintf(err, errlen, "%s %s: the request could not be sent", method, path);
         kh_close(k);
         return -1;
     }
     int st = kh_read_head(k, kh_now_ms() + IO_TIMEOUT_MS);
     if (st < 0) {
-        snprintf(err, errlen, "GET %s: no response", path);
+        snprintf(err, errlen, "%s %s: no response", method, path);
         kh_close(k);
     }
     return st;
@@ -183,7 +194,7 @@ static int do_list(struct watcher *w, char *err, size_t errlen)
 {
     struct ctl *c = w->c;
     struct kh_conn k;
-    int st = api_request(w, &k, w->path, err, errlen);
+    int st = api_request(c, &k, "GET", w->path, NULL, NULL, err, errlen);
     if (st < 0)
         return -1;
     struct kh_resp r = { 0 };
@@ -280,7 +291,7 @@ static int do_watch(struct watcher *w, char *err, size_t errlen)
     snprintf(path, sizeof path, "%s?watch=true&allowWatchBookmarks=true&resourceVersion=%s&timeoutSeconds=%d",
              w->path, w->rv, 240 + (int)(w->i * 7));
     struct kh_conn k;
-    int st = api_request(w, &k, path, err, errlen);
+    int st = api_request(w->c, &k, "GET", path, NULL, NULL, err, errlen);
     if (st < 0)
         return W_ERROR;
     if (st != 200) {
@@ -488,6 +499,8 @@ static cJSON *translate_now(struct ctl *c, char **conds_text)
     k8s_index_build(&ix, &st, &conds);
     cJSON *doc = k8s_translate(&ix, &c->opt, &conds);
     k8s_index_free(&ix);
+    k8s_store_free(&c->snap);
+    k8s_conds_free(&c->snap_conds);
     char *mem = NULL;
     size_t memlen = 0;
     FILE *f = open_memstream(&mem, &memlen);
@@ -496,9 +509,45 @@ static cJSON *translate_now(struct ctl *c, char **conds_text)
         fclose(f);
     }
     *conds_text = mem;
-    k8s_conds_free(&conds);
-    k8s_store_free(&st);
+    c->snap = st;
+    c->snap_conds = conds;
     return doc;
+}
+
+/* PATCHes the status of every route and Gateway whose status the last
+ * translation (now running on the gateway) changes. */
+static void write_status(struct ctl *c)
+{
+    char now[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    struct k8s_status_in in = { c->opt.gateway_class, c->address, true, now };
+    struct k8s_status_patch *p = NULL;
+    size_t n = k8s_status_compute(&c->snap, &c->snap_conds, &in, &p);
+    for (size_t i = 0; i < n && !atomic_load(&c->stop); i++) {
+        struct kh_conn k;
+        char err[512];
+        int st = api_request(c, &k, "PATCH", p[i].path, "application/merge-patch+json", p[i].body, err,
+                             sizeof err);
+        if (st < 0) {
+            logf_("status: %s", err);
+            continue;
+        }
+        struct kh_resp r = { 0 };
+        kh_read_body(&k, &r, 1 << 20, kh_now_ms() + IO_TIMEOUT_MS);
+        kh_close(&k);
+        if (st == 200) {
+            logf_("status: PATCH %s", p[i].path);
+        } else if (st != 404) {    /* 404: deleted meanwhile, its event is on its way */
+            cJSON *e = r.body ? cJSON_Parse(r.body) : NULL;
+            logf_("status: PATCH %s: HTTP %d: %s", p[i].path, st, k8s_str(e, "message", "(no message)"));
+            cJSON_Delete(e);
+        }
+        free(r.body);
+    }
+    k8s_status_free(p, n);
 }
 
 static bool all_listed(struct ctl *c)
@@ -526,6 +575,7 @@ static int run(struct ctl *c)
     cJSON *base = NULL;
     double put_version = 0;
     bool pending = false;           /* a document that still has to reach the gateway */
+    bool status_due = false;        /* the snapshot's status is still to be written */
     int64_t next_check = 0, retry_at = 0;
     while (!atomic_load(&g_stop)) {
         pthread_mutex_lock(&c->mu);
@@ -554,6 +604,7 @@ static int run(struct ctl *c)
                 cJSON_Delete(c->pending_tr);
                 c->pending_tr = tr;
                 pending = true;
+                status_due = true;
             }
         }
         if (pending && c->pending_tr && kh_now_ms() >= retry_at) {
@@ -571,6 +622,9 @@ static int run(struct ctl *c)
             if (last_put && doc && !strcmp(doc, last_put)) {
                 free(doc);
                 pending = false;
+                if (status_due)
+                    write_status(c);
+                status_due = false;
             } else if (doc) {
                 struct kh_resp r;
                 int64_t t0 = kh_now_ms();
@@ -583,6 +637,9 @@ static int run(struct ctl *c)
                     free(last_put);
                     last_put = doc;
                     pending = false;
+                    if (status_due)
+                        write_status(c);
+                    status_due = false;
                 } else {
                     logf_("PUT /config: %s%s; retrying", st < 0 ? "no answer" : "refused: ",
                           st < 0 ? "" : (r.body ? r.body : ""));
@@ -668,6 +725,8 @@ int k8s_watch_main(int argc, char **argv)
             token = argv[++i];
         } else if (i + 1 < argc && !strcmp(a, "--gateway-class")) {
             c->opt.gateway_class = argv[++i];
+        } else if (i + 1 < argc && !strcmp(a, "--gateway-address")) {
+            c->address = argv[++i];
         } else if (i + 1 < argc && !strcmp(a, "--listen-host")) {
             c->opt.bind_host = argv[++i];
         } else {
@@ -679,7 +738,8 @@ int k8s_watch_main(int argc, char **argv)
     if ((kubeconfig != NULL) == in_cluster || admin == NULL || !*c->opt.gateway_class ||
         !*c->opt.bind_host) {
         fprintf(stderr, "usage: sluice-k8s watch (--kubeconfig FILE | --in-cluster) --admin http://HOST:PORT\n"
-                        "                        [--admin-token T] [--gateway-class NAME] [--listen-host HOST]\n");
+                        "                        [--admin-token T] [--gateway-class NAME] [--listen-host HOST]\n"
+                        "                        [--gateway-address ADDR (default $POD_IP)]\n");
         free(c);
         return 1;
     }
@@ -689,6 +749,8 @@ int k8s_watch_main(int argc, char **argv)
         goto out;
     if (token && !*token)
         token = NULL;
+    if (c->address == NULL || !*c->address)
+        c->address = getenv("POD_IP");
     c->admin_token = token ? strdup(token) : NULL;
     if (c->admin_token && strlen(c->admin_token) > 1000) {
         fprintf(stderr, "sluice-k8s watch: --admin-token is too long\n");
@@ -721,6 +783,8 @@ int k8s_watch_main(int argc, char **argv)
     for (size_t i = 0; i < NRES; i++)
         cJSON_Delete(c->objs[i]);
     cJSON_Delete(c->pending_tr);
+    k8s_store_free(&c->snap);
+    k8s_conds_free(&c->snap_conds);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
 out:

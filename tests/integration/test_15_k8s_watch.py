@@ -5,9 +5,11 @@ reaches the gateway's routing within 1 s; a 410 Gone re-lists; a dropped
 watch reconnects from its resourceVersion; the API server going away keeps
 the gateway's config; a gateway restart gets the document again; a server
 certificate the kubeconfig's CA did not sign is refused."""
+import http.client
 import os
 import re
 import signal
+import ssl
 import time
 
 import certs
@@ -22,11 +24,12 @@ class Rig:
     """An API server seeded with a Gateway and two Services (over two
     echo backends), a sluice with an admin API, and the watcher."""
 
-    def __init__(self, env, cert="default", bookmark_interval=1.0, gone_mode="event"):
+    def __init__(self, env, cert="default", bookmark_interval=1.0, gone_mode="event", client_cert=False):
         self.env = env
         self.pki = certs.make(env)
-        self.api = KubeAPI(self.pki, cert=cert, bookmark_interval=bookmark_interval,
-                           gone_mode=gone_mode).start()
+        self.api = KubeAPI(self.pki, cert=cert, bookmark_interval=bookmark_interval, gone_mode=gone_mode,
+                           token=None if client_cert else "test-token",
+                           client_ca=self.pki.ca_file if client_cert else None).start()
         self.e1, self.e2 = env.echo("e1"), env.echo("e2")
         self.gwport, self.aport = free_port(), free_port()
         api = self.api
@@ -48,7 +51,8 @@ class Rig:
                                               "address": "127.0.0.1:%d" % self.gwport}],
                               admin={"address": "127.0.0.1:%d" % self.aport, "token": TOKEN})
         self.sluice = self.start_sluice()
-        self.kubeconfig = api.kubeconfig(os.path.join(env.tmp, "kubeconfig"))
+        self.kubeconfig = api.kubeconfig(os.path.join(env.tmp, "kubeconfig"),
+                                         client_cert=self.pki["client"] if client_cert else None)
         self.watch = None
 
     def start_sluice(self):
@@ -199,12 +203,16 @@ def test_k8s_watch_gateway_restart(env):
         rig.api.create(rig.route("r1", "a.example.test", "web1"))
         rig.start_watch()
         rig.until("a.example.test", "e1", 5.0, "start")
+        n = rig.puts()
         rig.sluice.proc.signal(signal.SIGTERM)
         eq(rig.sluice.proc.wait(8.0), 0, "sluice exit on SIGTERM")
+        # the restarted gateway runs its own file (no route) until the re-PUT
         rig.sluice = rig.start_sluice()
-        eq(rig.served("a.example.test"), 404, "the restarted gateway before the re-PUT")
         rig.until("a.example.test", "e1", 2.5, "re-PUT after a gateway restart")
+        rig.wait_puts(n + 1)
         check("went back" in rig.watch.stderr(), "the restart is logged")
+        time.sleep(1.2)
+        eq(rig.puts(), n + 1, "PUTs once the restarted gateway has the document")
     finally:
         rig.close()
 
@@ -247,6 +255,25 @@ def test_k8s_watch_in_cluster(env):
         rig.close()
 
 
+def test_k8s_watch_client_certificate(env):
+    """A kubeconfig user with a client certificate (and no token): the API
+    server that takes only certificates serves the watcher."""
+    rig = Rig(env, client_cert=True)
+    try:
+        rig.api.create(rig.route("r1", "a.example.test", "web1"))
+        rig.start_watch()
+        rig.until("a.example.test", "e1", 5.0, "start with a client certificate")
+        check(not any("Unauthorized" in l for l in rig.watch.stderr().splitlines()), "a 401 was logged")
+        # the same server refuses a client with neither a certificate nor a token
+        ctx = ssl.create_default_context(cafile=rig.pki.ca_file)
+        c = http.client.HTTPSConnection("127.0.0.1", rig.api.port, context=ctx, timeout=5)
+        c.request("GET", "/api/v1/services")
+        eq(c.getresponse().status, 401, "a request without credentials")
+        c.close()
+    finally:
+        rig.close()
+
+
 def test_k8s_watch_bad_command_lines(env):
     """Bad arguments and kubeconfigs: exit 1 with a clear message."""
     pki = certs.make(env)
@@ -281,3 +308,69 @@ def test_k8s_watch_bad_command_lines(env):
         rc, out, err = env.run([K8S, "watch"] + argv, env=e)
         eq(rc, 1, "exit status of watch %s" % argv)
         check(want in err, "watch %s: stderr %r lacks %r" % (argv, err[-400:], want))
+
+
+def _parent(api, name):
+    o = api.get("HTTPRoute", "default", name) or {}
+    ps = [p for p in o.get("status", {}).get("parents", []) if p.get("controllerName") == "sluice.dev/gateway-controller"]
+    return ps, o
+
+
+def _conds(entry):
+    return {c["type"]: (c["status"], c["reason"], c["observedGeneration"]) for c in entry["conditions"]}
+
+
+def test_k8s_watch_status_written_back(env):
+    """HTTPRoute parents (Accepted, ResolvedRefs) and Gateway status
+    (Accepted, Programmed, addresses, listeners) are PATCHed through the
+    status subresource, follow a spec change, and settle (no PATCH loop)."""
+    rig = Rig(env)
+    api = rig.api
+    try:
+        api.create(rig.route("r1", "a.example.test", "web1"))
+        api.create(rig.route("r2", "b.example.test", "nope"))
+        other = rig.route("r3", "c.example.test", "web1")
+        other["spec"]["parentRefs"] = [{"name": "someone-elses"}]
+        api.create(other)
+        # another controller's entry on r1 is kept
+        api._write("PATCH", "HTTPRoute", "v1", "default", "r1", "status",
+                   {"status": {"parents": [{"parentRef": {"name": "x"}, "controllerName": "example.com/other",
+                                            "conditions": []}]}})
+        rig.start_watch(["--gateway-address", "192.0.2.7"])
+        ok = wait_for(lambda: _parent(api, "r1")[0] and _parent(api, "r2")[0], 5.0)
+        check(ok, "no route status written: %s" % rig.watch.stderr()[-1500:])
+        p1, o1 = _parent(api, "r1")
+        eq(len(p1), 1, "our parents on r1")
+        eq(p1[0]["parentRef"], {"name": "gw"}, "parentRef")
+        eq(_conds(p1[0]), {"Accepted": ("True", "Accepted", 1), "ResolvedRefs": ("True", "ResolvedRefs", 1)},
+           "r1 conditions")
+        eq([p["controllerName"] for p in o1["status"]["parents"]],
+           ["example.com/other", "sluice.dev/gateway-controller"], "another controller's parent kept")
+        p2, _ = _parent(api, "r2")
+        eq(_conds(p2[0])["ResolvedRefs"][:2], ("False", "BackendNotFound"), "r2 ResolvedRefs")
+        eq(_parent(api, "r3")[1].get("status"), None, "a route of another Gateway gets no status")
+        ok = wait_for(lambda: "status" in api.get("Gateway", "default", "gw"), 2.0)
+        gs = api.get("Gateway", "default", "gw").get("status", {})
+        eq(gs.get("addresses"), [{"type": "IPAddress", "value": "192.0.2.7"}], "Gateway addresses")
+        eq({c["type"]: c["status"] for c in gs.get("conditions", [])}, {"Accepted": "True", "Programmed": "True"},
+           "Gateway conditions")
+        ls = gs.get("listeners", [])
+        eq([(l["name"], l["attachedRoutes"]) for l in ls], [("http", 2)], "listener attachedRoutes")
+        eq({c["type"]: c["status"] for c in ls[0]["conditions"]},
+           {"Accepted": "True", "ResolvedRefs": "True", "Programmed": "True"}, "listener conditions")
+        # settled: the PATCHes' own events write nothing more
+        time.sleep(0.5)
+        n = api.count("PATCH", "/status")
+        time.sleep(1.0)
+        eq(api.count("PATCH", "/status"), n, "status PATCHes once settled")
+        eq(n, 3, "status PATCHes (r1, r2, gw)")
+        # a spec change: observedGeneration follows
+        t0 = time.monotonic()
+        api.update(rig.route("r2", "b.example.test", "web2"))
+        ok = wait_for(lambda: _conds(_parent(api, "r2")[0][0]) ==
+                      {"Accepted": ("True", "Accepted", 2), "ResolvedRefs": ("True", "ResolvedRefs", 2)}, 3.0)
+        check(ok, "r2 status after the fix: %s" % _parent(api, "r2")[0])
+        check(time.monotonic() - t0 < 1.0, "status followed in %.2f s" % (time.monotonic() - t0))
+        rig.until("b.example.test", "e2", 1.0, "fixed route")
+    finally:
+        rig.close()
