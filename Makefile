@@ -105,10 +105,12 @@ test: deps
 
 check-configs: $(B)/sluice $(B)/sluice-k8s
 	@sh examples/demo-cert.sh
-	@for f in examples/*.json deploy/*.json; do [ -f "$$f" ] || continue; \
+	@for f in examples/*.json deploy/*.json deploy/k8s/*.json; do [ -f "$$f" ] || continue; \
 	  $(B)/sluice --check --config $$f || exit 1; done
 	@$(B)/sluice-k8s translate -f examples/k8s > $(B)/k8s-example.json && \
 	  $(B)/sluice --check --config $(B)/k8s-example.json
+	@$(B)/sluice-k8s translate -f deploy/k8s/example/app.yaml > $(B)/k8s-deploy-example.json && \
+	  $(B)/sluice --check --config $(B)/k8s-deploy-example.json
 
 bench: deps
 	@$(MAKE) --no-print-directory all

@@ -374,3 +374,51 @@ def test_k8s_watch_status_written_back(env):
         rig.until("b.example.test", "e2", 1.0, "fixed route")
     finally:
         rig.close()
+
+
+def _rules():
+    import yaml  # python3-yaml, a dependency of python3-kubernetes
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "deploy", "k8s", "rbac.yaml")) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    role = [d for d in docs if d["kind"] == "ClusterRole"][0]
+    return role["rules"]
+
+
+def test_k8s_watch_deploy_rbac_covers_it(env):
+    """deploy/k8s/rbac.yaml allows every request the watcher makes (list,
+    watch, status patch) and nothing that writes an object itself."""
+    rules = _rules()
+    allowed = set()
+    for r in rules:
+        for g in r["apiGroups"]:
+            for res in r["resources"]:
+                for v in r["verbs"]:
+                    allowed.add((g, res, v))
+    writes = {(g, res, v) for g, res, v in allowed if v not in ("get", "list", "watch")}
+    eq(writes, {("gateway.networking.k8s.io", "gateways/status", "patch"),
+                ("gateway.networking.k8s.io", "httproutes/status", "patch")}, "write permissions")
+    rig = Rig(env)
+    try:
+        rig.api.create(rig.route("r1", "a.example.test", "web1"))
+        rig.start_watch(["--gateway-address", "192.0.2.7"])
+        rig.until("a.example.test", "e1", 5.0, "start")
+        wait_for(lambda: rig.api.count("PATCH", "/gateways/gw/status") > 0 and
+                 rig.api.count("PATCH", "/httproutes/r1/status") > 0, 3.0)
+        seen = set()
+        for m, p in rig.api.requests:
+            parts = [x for x in p.split("?")[0].split("/") if x]
+            group = "" if parts[0] == "api" else parts[1]
+            rest = parts[2:] if parts[0] == "api" else parts[3:]
+            if rest[:1] == ["namespaces"] and len(rest) >= 3:
+                rest = rest[2:]
+            res = rest[0] + ("/" + rest[2] if len(rest) > 2 else "")
+            verb = {"GET": "watch" if "watch=true" in p else ("get" if len(rest) > 1 else "list"),
+                    "PATCH": "patch"}.get(m, m.lower())
+            seen.add((group, res, verb))
+        missing = seen - allowed
+        eq(missing, set(), "requests rbac.yaml does not allow")
+        check(("gateway.networking.k8s.io", "httproutes/status", "patch") in seen and
+              ("", "services", "watch") in seen, "the requests seen: %s" % sorted(seen))
+    finally:
+        rig.close()
