@@ -353,7 +353,12 @@ ssize_t kh_body_read(struct kh_conn *c, char *out, size_t n, int64_t deadline_ms
             if (end == line || sz < 0)
                 return -1;
             if (sz == 0) {
-                c->eof = true;   /* trailers are not read: the connection is not reused */
+                /* trailers, up to the empty line: the connection may be reused */
+                do {
+                    if (get_line(c, line, sizeof line, deadline_ms) != 0)
+                        return -1;
+                } while (line[0] != '\0');
+                c->eof = true;
                 return 0;
             }
             c->chunk_left = sz;

@@ -130,6 +130,34 @@ static void changed_locked(struct ctl *c)
     pthread_cond_signal(&c->cv);
 }
 
+/* Objects a and b have the same members but for k1 and k2 (present or not). */
+static bool same_except(const cJSON *a, const cJSON *b, const char *k1, const char *k2)
+{
+    const cJSON *e;
+    int na = 0, nb = 0;
+    if (!cJSON_IsObject(a) || !cJSON_IsObject(b))
+        return cJSON_Compare(a, b, true);
+    cJSON_ArrayForEach(e, a) {
+        if (e->string && (!strcmp(e->string, k1) || !strcmp(e->string, k2)))
+            continue;
+        na++;
+        if (!cJSON_Compare(e, cJSON_GetObjectItemCaseSensitive(b, e->string), true))
+            return false;
+    }
+    cJSON_ArrayForEach(e, b)
+        nb += !(e->string && (!strcmp(e->string, k1) || !strcmp(e->string, k2)));
+    return na == nb;
+}
+
+/* a and b are the same object but for status and the fields the API server
+ * bumps on every write (resourceVersion, managedFields). */
+static bool same_but_status(const cJSON *a, const cJSON *b)
+{
+    return same_except(a, b, "status", "metadata") &&
+           same_except(cJSON_GetObjectItemCaseSensitive(a, "metadata"),
+                       cJSON_GetObjectItemCaseSensitive(b, "metadata"), "resourceVersion", "managedFields");
+}
+
 /* Takes o: sets (or, del, removes) it in resource i. */
 static void store_set(struct ctl *c, size_t i, cJSON *o, bool del)
 {
@@ -141,25 +169,27 @@ static void store_set(struct ctl *c, size_t i, cJSON *o, bool del)
         cJSON_AddStringToObject(o, "kind", RES[i].kind);
     }
     pthread_mutex_lock(&c->mu);
-    cJSON_DeleteItemFromObjectCaseSensitive(c->objs[i], key);
+    cJSON *prev = cJSON_DetachItemFromObjectCaseSensitive(c->objs[i], key);
+    /* a write of status alone (ours, mostly) changes no document: keep the
+     * object, but translate nothing for it */
+    bool same = !del && prev && same_but_status(prev, o);
+    cJSON_Delete(prev);
     if (del)
         cJSON_Delete(o);
     else
         cJSON_AddItemToObject(c->objs[i], key, o);
-    changed_locked(c);
+    if (!same)
+        changed_locked(c);
     pthread_mutex_unlock(&c->mu);
 }
 
 /* ---------------------------------------------------------------- the API */
 
-/* Sends one request to the API server on a new connection and reads the
- * response head: the status, or -1 with err set (the connection closed). */
-static int api_request(struct ctl *c, struct kh_conn *k, const char *method, const char *path,
-                       const char *ctype, const char *body, char *err, size_t errlen)
+/* Sends one request on k (open) and reads the response head: the status,
+ * or -1 with err set (k is then not usable). */
+static int api_send(struct ctl *c, struct kh_conn *k, const char *method, const char *path,
+                    const char *ctype, const char *body, char *err, size_t errlen)
 {
-    if (kh_connect(k, c->conf.host, c->conf.port, c->tls, &c->stop, kh_now_ms() + IO_TIMEOUT_MS, err,
-                   errlen) != 0)
-        return -1;
     char hdr[8192] = "";
     size_t n = 0;
     char *tok = k8s_conf_token(&c->conf);
@@ -167,7 +197,6 @@ static int api_request(struct ctl *c, struct kh_conn *k, const char *method, con
         if (strlen(tok) > sizeof hdr - 256) {
             free(tok);
             snprintf(err, errlen, "the token is too long");
-            kh_close(k);
             return -1;
         }
         n = (size_t)snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", tok);
@@ -178,14 +207,25 @@ static int api_request(struct ctl *c, struct kh_conn *k, const char *method, con
     if (kh_send(k, method, c->conf.host, path, hdr, body, body ? strlen(body) : 0,
                 kh_now_ms() + IO_TIMEOUT_MS) != 0) {
         snprintf(err, errlen, "%s %s: the request could not be sent", method, path);
-        kh_close(k);
         return -1;
     }
     int st = kh_read_head(k, kh_now_ms() + IO_TIMEOUT_MS);
-    if (st < 0) {
+    if (st < 0)
         snprintf(err, errlen, "%s %s: no response", method, path);
+    return st;
+}
+
+/* One request on a new connection: the status (k open), or -1 with err
+ * set (k closed). */
+static int api_request(struct ctl *c, struct kh_conn *k, const char *method, const char *path,
+                       const char *ctype, const char *body, char *err, size_t errlen)
+{
+    if (kh_connect(k, c->conf.host, c->conf.port, c->tls, &c->stop, kh_now_ms() + IO_TIMEOUT_MS, err,
+                   errlen) != 0)
+        return -1;
+    int st = api_send(c, k, method, path, ctype, body, err, errlen);
+    if (st < 0)
         kh_close(k);
-    }
     return st;
 }
 
@@ -526,20 +566,50 @@ static void write_status(struct ctl *c)
     struct k8s_status_in in = { c->opt.gateway_class, c->address, true, now };
     struct k8s_status_patch *p = NULL;
     size_t n = k8s_status_compute(&c->snap, &c->snap_conds, &in, &p);
+    int64_t t0 = kh_now_ms();
+    struct kh_conn k;
+    bool open = false;
     for (size_t i = 0; i < n && !atomic_load(&c->stop); i++) {
-        struct kh_conn k;
+        /* a change waiting is more urgent than status: the next translation
+         * computes the status again anyway */
+        pthread_mutex_lock(&c->mu);
+        bool dirty = c->dirty;
+        pthread_mutex_unlock(&c->mu);
+        if (dirty) {
+            logf_("status: %zu of %zu PATCHes left for the next translation", n - i, n);
+            break;
+        }
         char err[512];
-        int st = api_request(c, &k, "PATCH", p[i].path, "application/merge-patch+json", p[i].body, err,
-                             sizeof err);
+        int st = -1;
+        /* one kept-alive connection for the batch; a reused one that fails
+         * gets one fresh try */
+        for (int attempt = 0; attempt < 2 && st < 0; attempt++) {
+            bool reused = open;
+            if (!open && kh_connect(&k, c->conf.host, c->conf.port, c->tls, &c->stop,
+                                    kh_now_ms() + IO_TIMEOUT_MS, err, sizeof err) == 0)
+                open = true;
+            if (open)
+                st = api_send(c, &k, "PATCH", p[i].path, "application/merge-patch+json", p[i].body, err,
+                              sizeof err);
+            if (st < 0 && open) {
+                kh_close(&k);
+                open = false;
+            }
+            if (!reused)
+                break;
+        }
         if (st < 0) {
             logf_("status: %s", err);
             continue;
         }
         struct kh_resp r = { 0 };
-        kh_read_body(&k, &r, 1 << 20, kh_now_ms() + IO_TIMEOUT_MS);
-        kh_close(&k);
+        if (kh_read_body(&k, &r, 1 << 20, kh_now_ms() + IO_TIMEOUT_MS) != 0) {
+            kh_close(&k);
+            open = false;
+        }
         if (st == 200) {
-            logf_("status: PATCH %s", p[i].path);
+            if (n <= 10)
+                logf_("status: PATCH %s", p[i].path);
         } else if (st != 404) {    /* 404: deleted meanwhile, its event is on its way */
             cJSON *e = r.body ? cJSON_Parse(r.body) : NULL;
             logf_("status: PATCH %s: HTTP %d: %s", p[i].path, st, k8s_str(e, "message", "(no message)"));
@@ -547,6 +617,10 @@ static void write_status(struct ctl *c)
         }
         free(r.body);
     }
+    if (open)
+        kh_close(&k);
+    if (n > 10)
+        logf_("status: %zu PATCHes in %lld ms", n, (long long)(kh_now_ms() - t0));
     k8s_status_free(p, n);
 }
 
@@ -576,6 +650,7 @@ static int run(struct ctl *c)
     double put_version = 0;
     bool pending = false;           /* a document that still has to reach the gateway */
     bool status_due = false;        /* the snapshot's status is still to be written */
+    int64_t translate_ms = 0;
     int64_t next_check = 0, retry_at = 0;
     while (!atomic_load(&g_stop)) {
         pthread_mutex_lock(&c->mu);
@@ -595,7 +670,9 @@ static int run(struct ctl *c)
 
         if (ready) {
             char *ct = NULL;
+            int64_t tt = kh_now_ms();
             cJSON *tr = translate_now(c, &ct);
+            translate_ms = kh_now_ms() - tt;
             if (ct && (last_conds == NULL || strcmp(ct, last_conds) != 0))
                 fputs(ct, stderr);
             free(last_conds);
@@ -618,7 +695,9 @@ static int run(struct ctl *c)
                     continue;
                 }
             }
+            int64_t tm = kh_now_ms();
             char *doc = merge_doc(c, base, c->pending_tr);
+            tm = kh_now_ms() - tm;
             if (last_put && doc && !strcmp(doc, last_put)) {
                 free(doc);
                 pending = false;
@@ -633,7 +712,8 @@ static int run(struct ctl *c)
                     cJSON *a = cJSON_ParseWithLength(r.body, r.len);
                     put_version = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a, "version"));
                     cJSON_Delete(a);
-                    logf_("PUT /config: version %g (%lld ms)", put_version, (long long)(kh_now_ms() - t0));
+                    logf_("PUT /config: version %g (%lld ms; translate %lld ms, merge %lld ms)", put_version,
+                          (long long)(kh_now_ms() - t0), (long long)translate_ms, (long long)tm);
                     free(last_put);
                     last_put = doc;
                     pending = false;

@@ -102,6 +102,9 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     def finish_request(self, request, client_address):
         # the TLS handshake runs in the connection's own thread
         try:
+            # responses go out as head then body: without this, Nagle holds
+            # the body for the client's delayed ACK (40 ms a request)
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             request.settimeout(5.0)
             tls = self.api.ctx.wrap_socket(request, server_side=True)
             tls.settimeout(None)
@@ -287,7 +290,12 @@ class _Handler(BaseHTTPRequestHandler):
                         if me["dropped"] or api.stopping:
                             return
                         now = time.monotonic()
-                        evs = [e for e in api.log if e[0] > cursor]
+                        evs = []
+                        for e in reversed(api.log):  # the log is in resourceVersion order
+                            if e[0] <= cursor:
+                                break
+                            evs.append(e)
+                        evs.reverse()
                         force_bm = bookmarks and api.bookmark_gen != bm_seen
                         if evs or force_bm or (bookmarks and now >= next_bm) or (t_end and now >= t_end):
                             break
