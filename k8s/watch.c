@@ -468,7 +468,7 @@ static int admin_call(struct ctl *c, const char *method, const char *body, struc
     struct kh_conn k;
     char err[256], hdr[1200] = "";
     memset(r, 0, sizeof(*r));
-    if (kh_connect(&k, c->admin_host, c->admin_port, NULL, &c->stop, kh_now_ms() + 3000, err,
+    if (kh_connect(&k, c->admin_host, c->admin_port, NULL, &g_stop, kh_now_ms() + 3000, err,
                    sizeof err) != 0)
         return -1;
     size_t n = 0;
@@ -569,7 +569,7 @@ static void write_status(struct ctl *c)
     int64_t t0 = kh_now_ms();
     struct kh_conn k;
     bool open = false;
-    for (size_t i = 0; i < n && !atomic_load(&c->stop); i++) {
+    for (size_t i = 0; i < n && !atomic_load(&g_stop); i++) {
         /* a change waiting is more urgent than status: the next translation
          * computes the status again anyway */
         pthread_mutex_lock(&c->mu);
@@ -585,7 +585,7 @@ static void write_status(struct ctl *c)
          * gets one fresh try */
         for (int attempt = 0; attempt < 2 && st < 0; attempt++) {
             bool reused = open;
-            if (!open && kh_connect(&k, c->conf.host, c->conf.port, c->tls, &c->stop,
+            if (!open && kh_connect(&k, c->conf.host, c->conf.port, c->tls, &g_stop,
                                     kh_now_ms() + IO_TIMEOUT_MS, err, sizeof err) == 0)
                 open = true;
             if (open)
