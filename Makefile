@@ -22,9 +22,9 @@ LIB_SRC  := $(filter-out gateway/main.c,$(LIB_SRC))
 # the test backend shares only the reason-phrase table with the proxy
 ECHO_SRC := $(wildcard echo/*.c) core/reason.c
 # the translator links only what it uses: its own files, two core helpers,
-# cJSON and libyaml (no libevent, no OpenSSL)
+# cJSON, libyaml, and OpenSSL + pthreads for watch's API client (no libevent)
 K8S_SRC  := $(wildcard k8s/*.c) core/nidx.c core/arena.c
-K8S_LIBS := $(shell pkg-config --libs libcjson yaml-0.1 2>/dev/null || echo -lcjson -lyaml) -lm
+K8S_LIBS := $(shell pkg-config --libs libcjson yaml-0.1 2>/dev/null || echo -lcjson -lyaml) -lssl -lcrypto -lpthread -lm
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
@@ -105,10 +105,12 @@ test: deps
 
 check-configs: $(B)/sluice $(B)/sluice-k8s
 	@sh examples/demo-cert.sh
-	@for f in examples/*.json deploy/*.json; do [ -f "$$f" ] || continue; \
+	@for f in examples/*.json deploy/*.json deploy/k8s/*.json; do [ -f "$$f" ] || continue; \
 	  $(B)/sluice --check --config $$f || exit 1; done
 	@$(B)/sluice-k8s translate -f examples/k8s > $(B)/k8s-example.json && \
 	  $(B)/sluice --check --config $(B)/k8s-example.json
+	@$(B)/sluice-k8s translate -f deploy/k8s/example/app.yaml > $(B)/k8s-deploy-example.json && \
+	  $(B)/sluice --check --config $(B)/k8s-deploy-example.json
 
 bench: deps
 	@$(MAKE) --no-print-directory all

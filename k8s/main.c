@@ -13,6 +13,7 @@
 #include "load.h"
 #include "obj.h"
 #include "translate.h"
+#include "watch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,12 @@ static void usage(FILE *f)
                "  --listen-host HOST    the address listeners bind (default 0.0.0.0)\n"
                "Prints the sluice config document on stdout; problems go to stderr as\n"
                "Kubernetes-style conditions, one JSON object per line.\n"
-               "(sluice-k8s watch is not built yet.)\n");
+               "\n"
+               "       sluice-k8s watch (--kubeconfig FILE | --in-cluster) --admin http://HOST:PORT\n"
+               "                        [--admin-token T] [--gateway-class NAME] [--listen-host HOST]\n"
+               "                        [--gateway-address ADDR (default $POD_IP)]\n"
+               "  list+watch the Gateway API objects on the Kubernetes API and PUT each new\n"
+               "  document to the gateway's admin API (debounced, only when it changed)\n");
 }
 
 static int translate(int argc, char **argv)
@@ -103,10 +109,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (argc >= 2 && !strcmp(argv[1], "watch")) {
-        fprintf(stderr, "sluice-k8s: watch is not built yet\n");
-        return 1;
-    }
+    if (argc >= 2 && !strcmp(argv[1], "watch"))
+        return k8s_watch_main(argc - 2, argv + 2);
     usage(stderr);
     return 1;
 }

@@ -17,6 +17,7 @@ Leaves (serials are distinct, so every certificate is told apart by its DER):
   chained     ECDSA  DNS:chain.example.test, signed by an intermediate CA (signed
                      by the test CA); chained.pem holds the leaf then the
                      intermediate, chained_leaf.pem the leaf alone
+  client      RSA    CN=sluice-k8s, extendedKeyUsage clientAuth (a client certificate)
 """
 import hashlib
 import os
@@ -69,6 +70,7 @@ class Pki:
         for name, _, _, _ in LEAVES + [("self", None, None, None)]:
             self.certs[name] = Cert(name, os.path.join(d, name + ".pem"),
                                     os.path.join(d, name + ".key"))
+        self.certs["client"] = Cert("client", os.path.join(d, "client.pem"), os.path.join(d, "client.key"))
         self.certs["chained"] = Cert("chained", os.path.join(d, "chained.pem"),
                                      os.path.join(d, "chained.key"),
                                      os.path.join(d, "chained_leaf.pem"))
@@ -146,6 +148,14 @@ def _generate(d):
         for fn in ("chained_leaf.pem", "inter.pem"):
             with open(os.path.join(d, fn)) as f:
                 out.write(f.read())
+    _genkey("rsa", "client.key", d)
+    _openssl(["req", "-new", "-key", "client.key", "-out", "client.csr", "-subj", "/CN=sluice-k8s"], d)
+    with open(os.path.join(d, "client.ext"), "w") as f:
+        f.write("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=clientAuth\n")
+    _openssl(["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+              "-set_serial", "1008", "-days", "3650", "-sha256", "-extfile", "client.ext",
+              "-out", "client.pem"], d)
     _genkey("rsa", "self.key", d)
     _openssl(["req", "-x509", "-new", "-key", "self.key", "-out", "self.pem", "-days", "3650",
               "-subj", "/CN=self", "-set_serial", "1006",
