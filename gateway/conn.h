@@ -118,6 +118,11 @@ struct gw_txn {
     const char *jbody;              /* the body as the router sees it (READY), while routing */
     size_t jbody_len;
     struct h1_chunked jck;
+    /* pool.max_connections: waiting on the worker's queue (w->qhead) */
+    bool queued;
+    bool q_again;                   /* gw_queue_run is trying it again */
+    struct gw_conn *qprev, *qnext;
+    uint64_t q_deadline_ms;         /* when the wait ends in a 503; 0 = never queued */
     bool sse_cr;                    /* the last byte forwarded was a \r */
     uint8_t sse_nl;                 /* line ends at the tail of what was forwarded (2 = between events) */
     /* not cleared per request (txn_get): reset when their queue is empty */
@@ -201,6 +206,58 @@ static inline void cnt_sub1(_Atomic uint64_t *c)
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - 1, memory_order_relaxed);
 }
 
+/* The worker's queue of requests waiting for a connection slot.  Oldest
+ * first; front puts back a request that lost a race for a slot. */
+static inline void gw_q_push(struct gw_conn *c, bool front)
+{
+    struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
+
+    t->queued = true;
+    t->qprev = front ? NULL : w->qtail;
+    t->qnext = front ? w->qhead : NULL;
+    if (t->qprev)
+        t->qprev->t->qnext = c;
+    else
+        w->qhead = c;
+    if (t->qnext)
+        t->qnext->t->qprev = c;
+    else
+        w->qtail = c;
+    w->nqueued++;
+    atomic_fetch_add_explicit(&t->target->health->waiting, 1, memory_order_relaxed);
+}
+
+static inline void gw_q_unlink(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
+
+    if (!t->queued)
+        return;
+    if (t->qprev)
+        t->qprev->t->qnext = t->qnext;
+    else
+        w->qhead = t->qnext;
+    if (t->qnext)
+        t->qnext->t->qprev = t->qprev;
+    else
+        w->qtail = t->qprev;
+    t->qprev = t->qnext = NULL;
+    t->queued = false;
+    w->nqueued--;
+    atomic_fetch_sub_explicit(&t->target->health->waiting, 1, memory_order_relaxed);
+}
+
+/* Does this worker have a request queued for target h? */
+static inline bool gw_q_has(const struct gw_worker *w, const struct hc_target *h)
+{
+    for (const struct gw_conn *q = w->qhead; q; q = q->t->qnext)
+        if (q->t->target->health == h)
+            return true;
+    return false;
+}
+
 /* txn.c */
 struct gw_txn *txn_get(struct gw_worker *w);
 void txn_target(struct gw_conn *c, const struct up_target *t);
@@ -245,6 +302,10 @@ void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, c
  * tried; -1 when none is eligible. */
 int fwd_pick(struct gw_conn *c, uint64_t tried);
 bool fwd_connect(struct gw_conn *c);
+/* A queued request is refused (the queue is full or its wait ran out): 503. */
+void fwd_queue_refuse(struct gw_conn *c, enum gw_end why);
+/* How often a worker with requests queued looks for a slot freed elsewhere */
+#define GW_QUEUE_RECHECK_MS 5
 bool fwd_build_head(struct gw_conn *c, const struct h1_request *r);
 bool fwd_send(struct gw_conn *c);
 bool fwd_recv(struct gw_conn *c);

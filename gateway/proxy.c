@@ -594,6 +594,64 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
     conn_timer_arm(c, first_ms);
 }
 
+void gw_queue_run(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_worker *w = arg;
+    struct gw_conn *c, *next;
+
+    (void)fd;
+    (void)what;
+    w->turn.ok = false;         /* it may be made active within a turn (txn.c) */
+    uint64_t now = gw_now_ms(w);
+    for (c = w->qhead; c; c = next) {
+        struct gw_txn *t = c->t;
+        next = t->qnext;
+        if (now >= t->q_deadline_ms) {
+            gw_q_unlink(c);
+            atomic_fetch_add_explicit(&t->target->health->q_timeouts, 1, memory_order_relaxed);
+            gw_log(GW_LOG_INFO, "upstream %s: no connection within %u ms: 503", t->target->text,
+                   t->ups->cfg->queue_timeout_ms);
+            fwd_queue_refuse(c, GW_END_QUEUE_TIMEOUT);
+            conn_pump(c);
+            continue;
+        }
+        /* a pooled connection here, or a slot free anywhere; else it (and
+         * those behind it for the same target) keeps waiting */
+        struct pool_bucket *b = t->ws->buckets[t->target->gidx];
+        if ((b == NULL || atomic_load_explicit(&b->count, memory_order_relaxed) == 0) &&
+            up_slots_used(t->target) >= t->ups->cfg->max_connections)
+            continue;
+        gw_q_unlink(c);
+        t->q_again = true;
+        fwd_connect(c);
+        if (c->t == t)
+            t->q_again = false;
+        conn_pump(c);       /* (only c moved: next is still queued) */
+    }
+    if (w->nqueued && !evtimer_pending(w->qev, NULL))
+        evtimer_add(w->qev, gw_common_timeout(w, GW_QUEUE_RECHECK_MS));
+    gw_gc(w);
+}
+
+void gw_queue_tick(struct gw_worker *w)
+{
+    const struct gw_wsnap *ws = w->cur;
+
+    for (size_t i = 0; i < ws->s->ups.n; i++) {
+        const struct up_upstream *u = &ws->s->ups.v[i];
+        if (u->cfg->max_connections == 0)
+            continue;
+        for (size_t j = 0; j < u->ntargets; j++) {
+            const struct hc_target *h = u->targets[j].health;
+            struct pool_bucket *b = ws->buckets[u->targets[j].gidx];
+            if (h && b && b->count && atomic_load_explicit(&h->waiting, memory_order_relaxed) &&
+                !gw_q_has(w, h))
+                up_bucket_close_idle(b, POOL_CLOSE_SURPLUS);
+        }
+    }
+    gw_gc(w);
+}
+
 void gw_conns_drain(struct gw_worker *w)
 {
     struct gw_conn *c = w->conns, *next;

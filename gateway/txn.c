@@ -152,6 +152,7 @@ static void txn_release(struct gw_conn *c, struct gw_txn *t, bool done)
 {
     struct gw_worker *w = c->w;
 
+    gw_q_unlink(c);         /* it ends while waiting for a connection (client gone, shutdown) */
     txn_target(c, NULL);
     if (t->up) {
         struct pool_facts f = {
@@ -161,9 +162,17 @@ static void txn_release(struct gw_conn *c, struct gw_txn *t, bool done)
             .draining = w->draining,
             .max_idle = t->ups->cfg->max_idle_per_target,
         };
+        /* pool.max_connections: requests wait for the target in another
+         * worker and none here: give the slot back rather than pool it */
+        const struct hc_target *h = t->target->health;
+        if (h && t->ups->cfg->max_connections &&
+            atomic_load_explicit(&h->waiting, memory_order_relaxed) > 0 && !gw_q_has(w, h))
+            f.max_idle = 0;
         up_conn_checkin(&t->up, t->ws->buckets[t->target->gidx], &f,
                         t->ups->cfg->pool_idle_timeout_ms);
     }
+    if (w->nqueued)         /* a slot or a pooled connection may be free: serve the queue */
+        event_active(w->qev, EV_TIMEOUT, 1);
     txn_pipes_put(w, t);
     gw_buf_put(w, t->ubuf);
     t->ubuf = NULL;

@@ -118,6 +118,12 @@ struct gw_worker {
     struct lt_common tmo;               /* common-timeout cache */
     struct lt_turn turn;                /* gw_turn_ns() */
     struct up_loop up;                  /* what upstream connections use of the worker */
+    /* requests waiting for a connection slot (pool.max_connections), all
+     * targets, oldest first: conn.h gw_q_*, served by proxy.c gw_queue_run */
+    struct gw_conn *qhead, *qtail;
+    uint32_t nqueued;
+    struct event *qev;                  /* runs the queue: a re-check timer while it is not
+                                           empty, made active when a request ends */
 };
 
 /* Open client connections of every worker, for limits.max_connections. */
