@@ -569,8 +569,7 @@ def write_sluice_conf(tmp, name, port, bport, admin_port, tls=None, splice=True,
            "admin": {"address": f"127.0.0.1:{admin_port}"},
            "listeners": [listener],
            "upstreams": [{"name": "b", "targets": [{"address": f"127.0.0.1:{p}"}
-                                                   for p in (bports or [bport])],
-                          "pool": {"max_idle_per_target": 1024}}],
+                                                   for p in (bports or [bport])]}],
            "routes": [{"upstream": "b"}]}
     if balance:
         doc["upstreams"][0]["balance"] = balance
@@ -729,8 +728,7 @@ def write_reload_docs(tmp, port, bport, admin_port, token):
         doc = {"workers": 1, "access_log": None,
                "admin": {"address": f"127.0.0.1:{admin_port}", "token": token},
                "listeners": [{"address": f"127.0.0.1:{port}"}],
-               "upstreams": [{"name": "b", "targets": [{"address": f"127.0.0.1:{bport}"}],
-                              "pool": {"max_idle_per_target": 1024}}],
+               "upstreams": [{"name": "b", "targets": [{"address": f"127.0.0.1:{bport}"}]}],
                "routes": reload_routes(variant)}
         path = os.path.join(tmp, f"reload-{variant}.json")
         with open(path, "w") as f:
