@@ -123,7 +123,9 @@ bool conn_handshake(struct gw_conn *c)
     }
     default:
         gw_cnt_add(&w->stats.tls_hs[0][2], 1);
-        gw_log(GW_LOG_INFO, "TLS handshake with %.*s failed: %s", (int)c->iplen, c->ip, why);
+        char ip[INET6_ADDRSTRLEN];
+        size_t iplen = peer_ip(c, ip, sizeof(ip));
+        gw_log(GW_LOG_INFO, "TLS handshake with %.*s failed: %s", (int)iplen, ip, why);
         txn_end(c, GW_END_CLIENT_TLS);
         return false;
     }

@@ -140,17 +140,13 @@ struct gw_conn {
     struct gw_io io;
     struct gw_worker *w;
     struct gw_listener *l;
-    struct gw_conn *next, *prev;    /* w->conns */
-    struct gw_conn *gc_next;
+    struct gw_conn *next, *prev;    /* w->conns; once closed, next chains w->gc_conns */
     struct gw_txn *t;               /* NULL between requests */
     uint64_t deadline_ms;           /* 0 = no timeout wanted (lazy timer) */
-    uint64_t timer_at_ms;           /* when the armed timer fires; 0 = not armed */
-    uint8_t iplen;
-    char ip[INET6_ADDRSTRLEN];      /* the peer's address, formatted once */
+    struct lt_hnode tn;             /* its place in the worker's timer heap (w->ctimers) */
     struct gw_buf *in;              /* NULL while idle with nothing buffered */
     size_t scanned;
     struct event ev;
-    struct event timer;
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
@@ -186,9 +182,17 @@ static inline bool iovq_push(struct iovq *q, const char *p, size_t len)
     return true;
 }
 
+/* Lazy (core/ltimer.h): the node moves only when the new deadline is
+ * earlier than where it sits; one that fires early is put back for the
+ * rest (gw_conn_timers). */
 static inline void conn_timer_arm(struct gw_conn *c, uint32_t ms)
 {
-    lt_want(&c->w->tmo, &c->timer, &c->deadline_ms, &c->timer_at_ms, ms);   /* lazy: core/ltimer.h */
+    uint64_t d = lt_now_ms() + ms;
+
+    c->deadline_ms = d;
+    if (c->tn.idx && c->tn.at <= d)
+        return;
+    gw_ctimer_set(c->w, &c->tn, d);
 }
 
 static inline void conn_timer_off(struct gw_conn *c)
@@ -294,6 +298,8 @@ bool conn_handshake(struct gw_conn *c);
 bool client_send(struct gw_conn *c);
 bool client_body_recv(struct gw_conn *c);
 bool client_watch(struct gw_conn *c);
+/* The peer's address as text (formatted on demand: idle connections keep
+ * only the binary address); out has INET6_ADDRSTRLEN bytes. */
 size_t peer_ip(const struct gw_conn *c, char *out, size_t cap);
 
 /* forward.c */

@@ -221,8 +221,10 @@ bool fwd_build_head(struct gw_conn *c, const struct h1_request *r)
     need += rt->rewrite_path_len + (rt->rewrite_host ? (uint32_t)strlen(rt->rewrite_host) : 0);
 
     t->scratch = gw_buf_get(w, need);
+    char ip[INET6_ADDRSTRLEN];
+    size_t iplen = peer_ip(c, ip, sizeof(ip));
     struct h1_fwd_req f = {
-        .route = rt, .client_ip = c->ip, .client_ip_len = c->iplen,
+        .route = rt, .client_ip = ip, .client_ip_len = iplen,
         .default_host = t->target->host, .https = c->https, .websocket = t->upgrade,
         .rid_hi = w->rid_seed, .rid_lo = ++w->rid_count ^ ((uint64_t)w->id << 56),
     };

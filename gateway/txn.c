@@ -121,8 +121,10 @@ static void access_log(struct gw_conn *c)
 
     if (w->alog.fd < 0)
         return;
+    char ip[INET6_ADDRSTRLEN];
+    size_t iplen = peer_ip(c, ip, sizeof(ip));
     struct alog_rec r = {
-        .client_ip = c->ip, .client_ip_len = c->iplen, .client_port = peer_port(c),
+        .client_ip = ip, .client_ip_len = iplen, .client_port = peer_port(c),
         .method = req ? head + t->m_off : NULL, .method_len = t->m_len,
         .target = req ? head + t->t_off : NULL, .target_len = t->t_len,
         .http10 = t->client10,
@@ -333,8 +335,8 @@ void conn_teardown(struct gw_conn *c)
         return;
     c->state = C_CLOSED;
     event_del(&c->ev);
-    event_del(&c->timer);
-    c->deadline_ms = c->timer_at_ms = 0;
+    lt_heap_remove(&w->ctimers, &c->tn);
+    c->deadline_ms = 0;
     if (c->io.ctx)
         gw_tls_close(&c->io);
     close(c->io.fd);
@@ -351,7 +353,8 @@ void conn_teardown(struct gw_conn *c)
     w->nconns--;
     cnt_sub1(&w->stats.client_conns);
     atomic_fetch_sub_explicit(&g_nconns, 1, memory_order_relaxed);
-    c->gc_next = w->gc_conns;
+    c->prev = NULL;
+    c->next = w->gc_conns;          /* off w->conns: the link now chains the gc list */
     w->gc_conns = c;
 }
 
@@ -359,7 +362,7 @@ void gw_gc(struct gw_worker *w)
 {
     while (w->gc_conns) {
         struct gw_conn *c = w->gc_conns;
-        w->gc_conns = c->gc_next;
+        w->gc_conns = c->next;
         if (c->t)
             txn_put(w, c->t);
         gw_listener_unref(c->l);

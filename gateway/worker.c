@@ -222,6 +222,8 @@ static void *worker_main(void *arg)
     event_free(w->cmd_ev);
     event_free(w->accept_resume);
     event_free(w->qev);
+    event_free(w->ctimer);
+    lt_heap_free(&w->ctimers);
     event_base_free(w->base);
     close(w->cmd_fd);
     gw_wstate_free(w);
@@ -249,6 +251,7 @@ int gw_workers_start(struct gw_worker *ws, int n)
         w->tick = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
         w->accept_resume = event_new(w->base, -1, 0, accept_resume_cb, w);
         w->qev = event_new(w->base, -1, 0, gw_queue_run, w);
+        w->ctimer = event_new(w->base, -1, 0, gw_conn_timers, w);
         event_add(w->cmd_ev, NULL);
         event_add(w->tick, &tick);
         gw_wstate_init(w);
