@@ -133,6 +133,11 @@ bool fwd_connect(struct gw_conn *c)
     const struct up_target *t = c->t->target;
     struct pool_bucket *b = c->t->ws->buckets[t->gidx];
 
+    /* requests of this worker already wait for the target: behind them,
+     * even if a connection was just pooled (the queue's run takes it) */
+    if (c->w->nqueued && !c->t->q_again && t->health && c->t->ups->cfg->max_connections &&
+        gw_q_has(c->w, t->health))
+        return fwd_queue(c);
     if (up_conn_reuse(&c->w->up, b, t, c, &c->t->up))
         return true;
     SSL_CTX *tctx = gw_tls_upstream_ctx(c->t->ws->s->tls, (size_t)(c->t->ups - c->t->ws->s->ups.v));
