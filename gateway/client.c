@@ -251,13 +251,3 @@ bool client_watch(struct gw_conn *c)
     return false;
 }
 
-size_t peer_ip(const struct gw_conn *c, char *out, size_t cap)
-{
-    if (c->peer.sa.sa_family == AF_INET6) {
-        if (!inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, out, (socklen_t)cap))
-            return 0;
-    } else if (!inet_ntop(AF_INET, &c->peer.in4.sin_addr, out, (socklen_t)cap)) {
-        return 0;
-    }
-    return strlen(out);
-}

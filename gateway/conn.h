@@ -24,6 +24,7 @@
 #include "../core/io.h"
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -195,6 +196,19 @@ static inline void conn_timer_arm(struct gw_conn *c, uint32_t ms)
     gw_ctimer_set(c->w, &c->tn, d);
 }
 
+/* The peer's address as text (formatted on demand: idle connections keep
+ * only the binary address); out has INET6_ADDRSTRLEN bytes. */
+static inline size_t peer_ip(const struct gw_conn *c, char *out, size_t cap)
+{
+    if (c->peer.sa.sa_family == AF_INET6) {
+        if (!inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, out, (socklen_t)cap))
+            return 0;
+    } else if (!inet_ntop(AF_INET, &c->peer.in4.sin_addr, out, (socklen_t)cap)) {
+        return 0;
+    }
+    return strlen(out);
+}
+
 static inline void conn_timer_off(struct gw_conn *c)
 {
     c->deadline_ms = 0;
@@ -298,9 +312,6 @@ bool conn_handshake(struct gw_conn *c);
 bool client_send(struct gw_conn *c);
 bool client_body_recv(struct gw_conn *c);
 bool client_watch(struct gw_conn *c);
-/* The peer's address as text (formatted on demand: idle connections keep
- * only the binary address); out has INET6_ADDRSTRLEN bytes. */
-size_t peer_ip(const struct gw_conn *c, char *out, size_t cap);
 
 /* forward.c */
 void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why);
