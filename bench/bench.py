@@ -569,8 +569,7 @@ def write_sluice_conf(tmp, name, port, bport, admin_port, tls=None, splice=True,
            "admin": {"address": f"127.0.0.1:{admin_port}"},
            "listeners": [listener],
            "upstreams": [{"name": "b", "targets": [{"address": f"127.0.0.1:{p}"}
-                                                   for p in (bports or [bport])],
-                          "pool": {"max_idle_per_target": 1024}}],
+                                                   for p in (bports or [bport])]}],
            "routes": [{"upstream": "b"}]}
     if balance:
         doc["upstreams"][0]["balance"] = balance
@@ -729,8 +728,7 @@ def write_reload_docs(tmp, port, bport, admin_port, token):
         doc = {"workers": 1, "access_log": None,
                "admin": {"address": f"127.0.0.1:{admin_port}", "token": token},
                "listeners": [{"address": f"127.0.0.1:{port}"}],
-               "upstreams": [{"name": "b", "targets": [{"address": f"127.0.0.1:{bport}"}],
-                              "pool": {"max_idle_per_target": 1024}}],
+               "upstreams": [{"name": "b", "targets": [{"address": f"127.0.0.1:{bport}"}]}],
                "routes": reload_routes(variant)}
         path = os.path.join(tmp, f"reload-{variant}.json")
         with open(path, "w") as f:
@@ -896,7 +894,9 @@ METRICS = {
                 ("lat_p99", "event delay p99 ms (target: sluice ≤ direct + 2)"),
                 ("events", "events received (of streams × seconds)")],
 }
-METRICS["small256"] = METRICS["tls_small"] = METRICS["small64"]
+METRICS["tls_small"] = METRICS["small64"]
+METRICS["small256"] = METRICS["small64"] = METRICS["small64"] + [
+    ("upconn", "new upstream conns per 100 req (sluice /metrics)")]
 
 # results[scenario][metric][target] = list of per-round values (None = failed)
 RESULTS = {s: {m: {t: [] for t in ALL_TARGETS} for m, _ in METRICS[s]} for s in METRICS}
@@ -1146,7 +1146,7 @@ class Bench:
         backend_pids = self.backend.pids()
         direct = target == "direct"
         scheme = "https" if sc.get("tls") else "http"
-        admin = self.admin.get(name) if scen == "huge" else None
+        admin = self.admin.get(name) if scen in ("huge", "small64", "small256") else None
         if direct:
             set_affinity(backend_pids, PROXY_CORE)
         try:
@@ -1177,6 +1177,12 @@ class Bench:
         v = {"rps": r["rps"], "p50": r.get("p50"), "p99": r.get("p99"),
              "cpu_req": proxy_cpu / r["requests"] * 1e6,
              "cpu_wrk": proxy_cpu / wrk_cpu if wrk_cpu > 0 else None}
+        if scen in ("small64", "small256") and m0 and m1:
+            # issue 19: upstream connections opened during the run, per 100
+            # requests (sluice's /metrics; the pool follows demand)
+            opened = sum(m1.get(k, 0) - m0.get(k, 0) for k in m1
+                         if k[0] == "sluice_pool_opened_total")
+            v["upconn"] = 100.0 * opened / r["requests"]
         if scen == "large":
             mib = r["requests"] * LARGE_BYTES / float(1 << 20)
             v["mibs"] = mib / r["secs"]
@@ -1638,7 +1644,7 @@ def read_line(stream, timeout):
 
 FMT = {"rps": "{:,.0f}", "mibs": "{:,.0f}", "p50": "{:.2f}", "p99": "{:.2f}",
        "cpu_req": "{:.2f}", "cpu_mib": "{:.0f}", "cpu_wrk": "{:.2f}", "kib_conn": "{:.2f}",
-       "cpu_hs": "{:.0f}", "hs_rate": "{:,.0f}", "cpu_client": "{:.2f}", "tickets": "{:.1f}"}
+       "cpu_hs": "{:.0f}", "hs_rate": "{:,.0f}", "cpu_client": "{:.2f}", "tickets": "{:.1f}", "upconn": "{:.3f}"}
 
 
 def summarize(vals, fmt):

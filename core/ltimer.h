@@ -12,8 +12,15 @@
  * loop's owner forgets it before each turn), as HAProxy's now_ns and nginx's
  * cached time are.
  *
+ * The heap: a loop's own binary min-heap of deadlines, for objects too
+ * numerous to each embed a libevent timer (a struct event is 128 bytes):
+ * client connections, most of them idle keep-alive ones, hold a 16-byte
+ * node and the loop one timer armed at the earliest deadline, as nginx's
+ * and HAProxy's timer trees do.  The same lazy rule applies: a node is
+ * moved only when its new deadline is earlier than where it sits.
+ *
  * Owns: lt_common (a loop's common-timeout cache), lt_turn, the lazy-timer
- * re-arm rule.  May call: libevent, libc.  Used by gateway/ and upstream/.
+ * re-arm rule, lt_heap.  May call: libevent, libc.  Used by gateway/ and upstream/.
  */
 #ifndef SLUICE_LTIMER_H
 #define SLUICE_LTIMER_H
@@ -62,6 +69,29 @@ static inline uint64_t lt_turn_ns(struct lt_turn *t)
         t->ok = true;
     }
     return t->ns;
+}
+
+/* A node of an lt_heap: embedded in its owner. */
+struct lt_hnode {
+    uint64_t at;            /* its place in the heap (ms), valid while idx */
+    uint32_t idx;           /* 1 + its index in the heap; 0 = not in it */
+};
+
+struct lt_heap {
+    struct lt_hnode **v;
+    uint32_t n, cap;
+};
+
+/* Insert x (not in the heap) at x->at.  The array grows by doubling
+ * (aborts on OOM); it never shrinks, so a steady load allocates nothing. */
+void lt_heap_push(struct lt_heap *h, struct lt_hnode *x);
+/* Remove x; a no-op when it is not in the heap. */
+void lt_heap_remove(struct lt_heap *h, struct lt_hnode *x);
+void lt_heap_free(struct lt_heap *h);
+
+static inline struct lt_hnode *lt_heap_min(const struct lt_heap *h)
+{
+    return h->n ? h->v[0] : NULL;
 }
 
 /* Want ev to fire ms from now: armed only if that is earlier than what is

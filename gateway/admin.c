@@ -635,7 +635,8 @@ static void tls_metrics(struct evbuffer *b, const struct metric_sums *m)
 
 /* Per target: health, traffic and its upstream connections, one family
  * per pass (Prometheus wants a family's samples together). */
-enum { TM_HEALTHY, TM_REQUESTS, TM_FAILURES, TM_IDLE, TM_IN_USE, TM_OPENED, TM_CLOSED, TM_N };
+enum { TM_HEALTHY, TM_REQUESTS, TM_FAILURES, TM_IDLE, TM_IN_USE, TM_OPENED, TM_CLOSED,
+       TM_CONNS, TM_QUEUED, TM_Q_FULL, TM_Q_TIMEOUT, TM_N };
 
 static const struct {
     const char *name, *type, *help;
@@ -648,6 +649,14 @@ static const struct {
     [TM_IN_USE] = { "sluice_pool_in_use", "gauge", "Connections to a target carrying a request now." },
     [TM_OPENED] = { "sluice_pool_opened_total", "counter", "Connections opened to a target." },
     [TM_CLOSED] = { "sluice_pool_closed_total", "counter", "Connections to a target closed, by reason." },
+    [TM_CONNS] = { "sluice_target_connections", "gauge",
+                   "Open connections to a target, idle ones too (what pool.max_connections bounds)." },
+    [TM_QUEUED] = { "sluice_queue_waiting", "gauge",
+                    "Requests waiting for a connection to a target at pool.max_connections." },
+    [TM_Q_FULL] = { "sluice_queue_overflows_total", "counter",
+                    "Requests answered 503 because a target's queue was full (pool.max_queue)." },
+    [TM_Q_TIMEOUT] = { "sluice_queue_timeouts_total", "counter",
+                       "Requests answered 503 after waiting pool.queue_timeout_ms for a connection." },
 };
 
 static void target_labels(struct evbuffer *b, const char *family, const struct up_upstream *u,
@@ -679,6 +688,17 @@ static void target_metrics(struct evbuffer *b, const struct gw_snapshot *s)
                         evbuffer_add_printf(b, ",reason=\"%s\"} %llu\n", pool_close_names[r],
                                             (unsigned long long)sum.closed[r]);
                     }
+                    continue;
+                }
+                const struct hc_target *h = t->health;
+                if (pass >= TM_CONNS) {
+                    uint64_t v = h == NULL ? 0
+                               : pass == TM_CONNS ? atomic_load_explicit(&h->conns, memory_order_relaxed)
+                               : pass == TM_QUEUED ? atomic_load_explicit(&h->waiting, memory_order_relaxed)
+                               : pass == TM_Q_FULL ? atomic_load_explicit(&h->q_overflows, memory_order_relaxed)
+                               : atomic_load_explicit(&h->q_timeouts, memory_order_relaxed);
+                    target_labels(b, name, u, t);
+                    evbuffer_add_printf(b, "} %llu\n", (unsigned long long)v);
                     continue;
                 }
                 uint64_t v = pass == TM_HEALTHY ? up_target_ok(u, j, now)

@@ -123,7 +123,9 @@ bool conn_handshake(struct gw_conn *c)
     }
     default:
         gw_cnt_add(&w->stats.tls_hs[0][2], 1);
-        gw_log(GW_LOG_INFO, "TLS handshake with %.*s failed: %s", (int)c->iplen, c->ip, why);
+        char ip[INET6_ADDRSTRLEN];
+        size_t iplen = peer_ip(c, ip, sizeof(ip));
+        gw_log(GW_LOG_INFO, "TLS handshake with %.*s failed: %s", (int)iplen, ip, why);
         txn_end(c, GW_END_CLIENT_TLS);
         return false;
     }
@@ -249,13 +251,3 @@ bool client_watch(struct gw_conn *c)
     return false;
 }
 
-size_t peer_ip(const struct gw_conn *c, char *out, size_t cap)
-{
-    if (c->peer.sa.sa_family == AF_INET6) {
-        if (!inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, out, (socklen_t)cap))
-            return 0;
-    } else if (!inet_ntop(AF_INET, &c->peer.in4.sin_addr, out, (socklen_t)cap)) {
-        return 0;
-    }
-    return strlen(out);
-}

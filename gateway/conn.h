@@ -24,6 +24,7 @@
 #include "../core/io.h"
 #include "tls.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -118,6 +119,11 @@ struct gw_txn {
     const char *jbody;              /* the body as the router sees it (READY), while routing */
     size_t jbody_len;
     struct h1_chunked jck;
+    /* pool.max_connections: waiting on the worker's queue (w->qhead) */
+    bool queued;
+    bool q_again;                   /* gw_queue_run is trying it again */
+    struct gw_conn *qprev, *qnext;
+    uint64_t q_deadline_ms;         /* when the wait ends in a 503; 0 = never queued */
     bool sse_cr;                    /* the last byte forwarded was a \r */
     uint8_t sse_nl;                 /* line ends at the tail of what was forwarded (2 = between events) */
     /* not cleared per request (txn_get): reset when their queue is empty */
@@ -135,17 +141,13 @@ struct gw_conn {
     struct gw_io io;
     struct gw_worker *w;
     struct gw_listener *l;
-    struct gw_conn *next, *prev;    /* w->conns */
-    struct gw_conn *gc_next;
+    struct gw_conn *next, *prev;    /* w->conns; once closed, next chains w->gc_conns */
     struct gw_txn *t;               /* NULL between requests */
     uint64_t deadline_ms;           /* 0 = no timeout wanted (lazy timer) */
-    uint64_t timer_at_ms;           /* when the armed timer fires; 0 = not armed */
-    uint8_t iplen;
-    char ip[INET6_ADDRSTRLEN];      /* the peer's address, formatted once */
+    struct lt_hnode tn;             /* its place in the worker's timer heap (w->ctimers) */
     struct gw_buf *in;              /* NULL while idle with nothing buffered */
     size_t scanned;
     struct event ev;
-    struct event timer;
     union {
         struct sockaddr sa;
         struct sockaddr_in in4;
@@ -181,9 +183,30 @@ static inline bool iovq_push(struct iovq *q, const char *p, size_t len)
     return true;
 }
 
+/* Lazy (core/ltimer.h): the node moves only when the new deadline is
+ * earlier than where it sits; one that fires early is put back for the
+ * rest (gw_conn_timers). */
 static inline void conn_timer_arm(struct gw_conn *c, uint32_t ms)
 {
-    lt_want(&c->w->tmo, &c->timer, &c->deadline_ms, &c->timer_at_ms, ms);   /* lazy: core/ltimer.h */
+    uint64_t d = lt_now_ms() + ms;
+
+    c->deadline_ms = d;
+    if (c->tn.idx && c->tn.at <= d)
+        return;
+    gw_ctimer_set(c->w, &c->tn, d);
+}
+
+/* The peer's address as text (formatted on demand: idle connections keep
+ * only the binary address); out has INET6_ADDRSTRLEN bytes. */
+static inline size_t peer_ip(const struct gw_conn *c, char *out, size_t cap)
+{
+    if (c->peer.sa.sa_family == AF_INET6) {
+        if (!inet_ntop(AF_INET6, &c->peer.in6.sin6_addr, out, (socklen_t)cap))
+            return 0;
+    } else if (!inet_ntop(AF_INET, &c->peer.in4.sin_addr, out, (socklen_t)cap)) {
+        return 0;
+    }
+    return strlen(out);
 }
 
 static inline void conn_timer_off(struct gw_conn *c)
@@ -199,6 +222,58 @@ static inline const struct sl_config *conn_cfg(const struct gw_conn *c)
 static inline void cnt_sub1(_Atomic uint64_t *c)
 {
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - 1, memory_order_relaxed);
+}
+
+/* The worker's queue of requests waiting for a connection slot.  Oldest
+ * first; front puts back a request that lost a race for a slot. */
+static inline void gw_q_push(struct gw_conn *c, bool front)
+{
+    struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
+
+    t->queued = true;
+    t->qprev = front ? NULL : w->qtail;
+    t->qnext = front ? w->qhead : NULL;
+    if (t->qprev)
+        t->qprev->t->qnext = c;
+    else
+        w->qhead = c;
+    if (t->qnext)
+        t->qnext->t->qprev = c;
+    else
+        w->qtail = c;
+    w->nqueued++;
+    atomic_fetch_add_explicit(&t->target->health->waiting, 1, memory_order_relaxed);
+}
+
+static inline void gw_q_unlink(struct gw_conn *c)
+{
+    struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
+
+    if (!t->queued)
+        return;
+    if (t->qprev)
+        t->qprev->t->qnext = t->qnext;
+    else
+        w->qhead = t->qnext;
+    if (t->qnext)
+        t->qnext->t->qprev = t->qprev;
+    else
+        w->qtail = t->qprev;
+    t->qprev = t->qnext = NULL;
+    t->queued = false;
+    w->nqueued--;
+    atomic_fetch_sub_explicit(&t->target->health->waiting, 1, memory_order_relaxed);
+}
+
+/* Does this worker have a request queued for target h? */
+static inline bool gw_q_has(const struct gw_worker *w, const struct hc_target *h)
+{
+    for (const struct gw_conn *q = w->qhead; q; q = q->t->qnext)
+        if (q->t->target->health == h)
+            return true;
+    return false;
 }
 
 /* txn.c */
@@ -237,7 +312,6 @@ bool conn_handshake(struct gw_conn *c);
 bool client_send(struct gw_conn *c);
 bool client_body_recv(struct gw_conn *c);
 bool client_watch(struct gw_conn *c);
-size_t peer_ip(const struct gw_conn *c, char *out, size_t cap);
 
 /* forward.c */
 void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why);
@@ -245,6 +319,10 @@ void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, c
  * tried; -1 when none is eligible. */
 int fwd_pick(struct gw_conn *c, uint64_t tried);
 bool fwd_connect(struct gw_conn *c);
+/* A queued request is refused (the queue is full or its wait ran out): 503. */
+void fwd_queue_refuse(struct gw_conn *c, enum gw_end why);
+/* How often a worker with requests queued looks for a slot freed elsewhere */
+#define GW_QUEUE_RECHECK_MS 5
 bool fwd_build_head(struct gw_conn *c, const struct h1_request *r);
 bool fwd_send(struct gw_conn *c);
 bool fwd_recv(struct gw_conn *c);

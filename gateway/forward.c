@@ -89,20 +89,65 @@ void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, c
     local_response(c, status, NULL, NULL, 0, NULL);
 }
 
-/* A connection to the txn's target: a pooled one, else a new one. */
+void fwd_queue_refuse(struct gw_conn *c, enum gw_end why)
+{
+    txn_why(c, why);
+    if (!c->t->req_done)
+        c->t->keepalive = false;
+    local_response(c, 503, NULL, NULL, 0, NULL);
+}
+
+/* The target is at pool.max_connections: the request waits on the worker's
+ * queue, holding no upstream connection, until a slot frees (gw_queue_run)
+ * or its queue_timeout_ms passes; 503 at once when max_queue requests
+ * already wait for the target (over every worker). */
+static bool fwd_queue(struct gw_conn *c)
+{
+    struct gw_txn *t = c->t;
+    struct gw_worker *w = c->w;
+    struct hc_target *h = t->target->health;
+    const struct cfg_upstream *u = t->ups->cfg;
+
+    if (t->q_again) {       /* another worker took the slot it saw: back to the front */
+        gw_q_push(c, true);
+        return true;
+    }
+    if (atomic_load_explicit(&h->waiting, memory_order_relaxed) >= u->max_queue) {
+        atomic_fetch_add_explicit(&h->q_overflows, 1, memory_order_relaxed);
+        gw_log(GW_LOG_INFO, "upstream %s: %u connections and %u requests queued: 503",
+               t->target->text, u->max_connections, u->max_queue);
+        fwd_queue_refuse(c, GW_END_QUEUE_FULL);
+        return true;
+    }
+    t->q_deadline_ms = gw_now_ms(w) + u->queue_timeout_ms;
+    gw_q_push(c, false);
+    if (!evtimer_pending(w->qev, NULL))
+        evtimer_add(w->qev, gw_common_timeout(w, GW_QUEUE_RECHECK_MS));
+    return true;
+}
+
+/* A connection to the txn's target: a pooled one, else a new one (or a
+ * place in the queue when the target is at pool.max_connections). */
 bool fwd_connect(struct gw_conn *c)
 {
     const struct up_target *t = c->t->target;
     struct pool_bucket *b = c->t->ws->buckets[t->gidx];
 
+    /* requests of this worker already wait for the target: behind them,
+     * even if a connection was just pooled (the queue's run takes it) */
+    if (c->w->nqueued && !c->t->q_again && t->health && c->t->ups->cfg->max_connections &&
+        gw_q_has(c->w, t->health))
+        return fwd_queue(c);
     if (up_conn_reuse(&c->w->up, b, t, c, &c->t->up))
         return true;
     SSL_CTX *tctx = gw_tls_upstream_ctx(c->t->ws->s->tls, (size_t)(c->t->ups - c->t->ws->s->ups.v));
     int err = 0;
     switch (up_conn_open(&c->w->up, t, tctx, c->t->ups->cfg->tls, b, c->t->ups->cfg->connect_ms,
-                         c, &c->t->up, &err)) {
+                         c->t->ups->cfg->max_connections, c, &c->t->up, &err)) {
     case UP_OPEN_OK:
         return true;
+    case UP_OPEN_FULL:
+        return fwd_queue(c);
     case UP_OPEN_CONNECT_ERR: {
         char why[128];
         snprintf(why, sizeof(why), "connect: %s", strerror(err));
@@ -181,8 +226,10 @@ bool fwd_build_head(struct gw_conn *c, const struct h1_request *r)
     need += rt->rewrite_path_len + (rt->rewrite_host ? (uint32_t)strlen(rt->rewrite_host) : 0);
 
     t->scratch = gw_buf_get(w, need);
+    char ip[INET6_ADDRSTRLEN];
+    size_t iplen = peer_ip(c, ip, sizeof(ip));
     struct h1_fwd_req f = {
-        .route = rt, .client_ip = c->ip, .client_ip_len = c->iplen,
+        .route = rt, .client_ip = ip, .client_ip_len = iplen,
         .default_host = t->target->host, .https = c->https, .websocket = t->upgrade,
         .rid_hi = w->rid_seed, .rid_lo = ++w->rid_count ^ ((uint64_t)w->id << 56),
     };

@@ -510,15 +510,10 @@ static void conn_event(evutil_socket_t fd, short what, void *arg)
     gw_gc(w);
 }
 
-static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+/* c's deadline passed */
+static void conn_timer_fire(struct gw_conn *c)
 {
-    struct gw_conn *c = arg;
-
     CHECK_MAGIC(c, CONN_MAGIC);
-    struct gw_worker *w = c->w;
-
-    if (!lt_due(&c->timer, &c->deadline_ms, &c->timer_at_ms))
-        return;
     if (c->state == C_HEAD) {
         if (c->in && c->in->end > 0) {
             /* slow header section: say why, best effort, then close */
@@ -539,6 +534,36 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
             conn_pump(c);
     } else if (c->state == C_LINGER) {
         conn_teardown(c);
+    }
+}
+
+void gw_conn_timers(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_worker *w = arg;
+    struct lt_hnode *n;
+    uint64_t now = lt_now_ms();
+
+    (void)fd;
+    (void)what;
+    w->ctimer_at = 0;
+    while ((n = lt_heap_min(&w->ctimers)) != NULL && n->at <= now + 2) {
+        struct gw_conn *c = (struct gw_conn *)(void *)((char *)n - offsetof(struct gw_conn, tn));
+        lt_heap_remove(&w->ctimers, n);
+        if (c->deadline_ms == 0)
+            continue;                   /* turned off since */
+        if (now + 2 < c->deadline_ms) { /* moved later since (lazy): back in for the rest */
+            n->at = c->deadline_ms;
+            lt_heap_push(&w->ctimers, n);
+            continue;
+        }
+        c->deadline_ms = 0;
+        conn_timer_fire(c);
+    }
+    if ((n = lt_heap_min(&w->ctimers)) != NULL) {
+        uint64_t left = n->at > now ? n->at - now : 1;
+        struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
+        event_add(w->ctimer, &tv);
+        w->ctimer_at = n->at;
     }
     gw_gc(w);
 }
@@ -580,7 +605,6 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
         memcpy(&c->peer, sa, salen);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     event_assign(&c->ev, w->base, fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, conn_event, c);
-    event_assign(&c->timer, w->base, -1, 0, conn_timer_cb, c);
     event_add(&c->ev, NULL);
     c->next = w->conns;
     if (w->conns)
@@ -590,8 +614,65 @@ void gw_conn_accept(struct gw_worker *w, struct gw_listener *l, int fd,
     gw_cnt_add(&w->stats.client_conns, 1);
     atomic_fetch_add_explicit(&g_nconns, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);  /* c->l outlives reloads */
-    c->iplen = (uint8_t)peer_ip(c, c->ip, sizeof(c->ip));
     conn_timer_arm(c, first_ms);
+}
+
+void gw_queue_run(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_worker *w = arg;
+    struct gw_conn *c, *next;
+
+    (void)fd;
+    (void)what;
+    w->turn.ok = false;         /* it may be made active within a turn (txn.c) */
+    uint64_t now = gw_now_ms(w);
+    for (c = w->qhead; c; c = next) {
+        struct gw_txn *t = c->t;
+        next = t->qnext;
+        if (now >= t->q_deadline_ms) {
+            gw_q_unlink(c);
+            atomic_fetch_add_explicit(&t->target->health->q_timeouts, 1, memory_order_relaxed);
+            gw_log(GW_LOG_INFO, "upstream %s: no connection within %u ms: 503", t->target->text,
+                   t->ups->cfg->queue_timeout_ms);
+            fwd_queue_refuse(c, GW_END_QUEUE_TIMEOUT);
+            conn_pump(c);
+            continue;
+        }
+        /* a pooled connection here, or a slot free anywhere; else it (and
+         * those behind it for the same target) keeps waiting */
+        struct pool_bucket *b = t->ws->buckets[t->target->gidx];
+        if ((b == NULL || atomic_load_explicit(&b->count, memory_order_relaxed) == 0) &&
+            up_slots_used(t->target) >= t->ups->cfg->max_connections)
+            continue;
+        gw_q_unlink(c);
+        t->q_again = true;
+        fwd_connect(c);
+        if (c->t == t)
+            t->q_again = false;
+        conn_pump(c);       /* (only c moved: next is still queued) */
+    }
+    if (w->nqueued && !evtimer_pending(w->qev, NULL))
+        evtimer_add(w->qev, gw_common_timeout(w, GW_QUEUE_RECHECK_MS));
+    gw_gc(w);
+}
+
+void gw_queue_tick(struct gw_worker *w)
+{
+    const struct gw_wsnap *ws = w->cur;
+
+    for (size_t i = 0; i < ws->s->ups.n; i++) {
+        const struct up_upstream *u = &ws->s->ups.v[i];
+        if (u->cfg->max_connections == 0)
+            continue;
+        for (size_t j = 0; j < u->ntargets; j++) {
+            const struct hc_target *h = u->targets[j].health;
+            struct pool_bucket *b = ws->buckets[u->targets[j].gidx];
+            if (h && b && b->count && atomic_load_explicit(&h->waiting, memory_order_relaxed) &&
+                !gw_q_has(w, h))
+                up_bucket_close_idle(b, POOL_CLOSE_SURPLUS);
+        }
+    }
+    gw_gc(w);
 }
 
 void gw_conns_drain(struct gw_worker *w)

@@ -24,6 +24,16 @@ void gw_gc(struct gw_worker *w);
 void gw_conns_close_all(struct gw_worker *w);
 /* Stopping: free the recycled transactions. */
 void gw_txns_free(struct gw_worker *w);
+/* w->ctimer's callback: the client connections whose deadline passed. */
+void gw_conn_timers(evutil_socket_t fd, short what, void *arg);
+/* w->qev's callback: serve the requests queued for a connection slot
+ * (pool.max_connections) in order, 503 those whose wait ran out; re-arms
+ * itself every GW_QUEUE_RECHECK_MS while any wait.  A worker learns of a
+ * slot freed by another worker here, from the target's shared counter. */
+void gw_queue_run(evutil_socket_t fd, short what, void *arg);
+/* Every tick: idle pooled connections to a target that requests of other
+ * workers wait for (and none of this one) are closed, so their slots move. */
+void gw_queue_tick(struct gw_worker *w);
 /* What the gateway does on an upstream connection's events (owner: gw_conn);
  * the worker puts it in w->up. */
 extern const struct up_conn_ops gw_up_ops;

@@ -25,6 +25,8 @@ const char *const gw_end_names[GW_END__N] = {
     [GW_END_DRAIN] = "drain",
     [GW_END_SHUTDOWN] = "shutdown",
     [GW_END_INTERNAL] = "internal",
+    [GW_END_QUEUE_FULL] = "queue_full",
+    [GW_END_QUEUE_TIMEOUT] = "queue_timeout",
 };
 
 const char *const gw_cancel_names[GW_CANCEL__N] = {

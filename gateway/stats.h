@@ -60,6 +60,8 @@ enum gw_end {
     GW_END_DRAIN,               /* closed idle by a drain */
     GW_END_SHUTDOWN,            /* closed by the worker stopping */
     GW_END_INTERNAL,            /* out of descriptors, TLS setup failure */
+    GW_END_QUEUE_FULL,          /* the target was at max_connections and its queue full */
+    GW_END_QUEUE_TIMEOUT,       /* waited for a connection longer than queue_timeout_ms */
     GW_END__N
 };
 

@@ -121,8 +121,10 @@ static void access_log(struct gw_conn *c)
 
     if (w->alog.fd < 0)
         return;
+    char ip[INET6_ADDRSTRLEN];
+    size_t iplen = peer_ip(c, ip, sizeof(ip));
     struct alog_rec r = {
-        .client_ip = c->ip, .client_ip_len = c->iplen, .client_port = peer_port(c),
+        .client_ip = ip, .client_ip_len = iplen, .client_port = peer_port(c),
         .method = req ? head + t->m_off : NULL, .method_len = t->m_len,
         .target = req ? head + t->t_off : NULL, .target_len = t->t_len,
         .http10 = t->client10,
@@ -152,6 +154,7 @@ static void txn_release(struct gw_conn *c, struct gw_txn *t, bool done)
 {
     struct gw_worker *w = c->w;
 
+    gw_q_unlink(c);         /* it ends while waiting for a connection (client gone, shutdown) */
     txn_target(c, NULL);
     if (t->up) {
         struct pool_facts f = {
@@ -161,9 +164,17 @@ static void txn_release(struct gw_conn *c, struct gw_txn *t, bool done)
             .draining = w->draining,
             .max_idle = t->ups->cfg->max_idle_per_target,
         };
+        /* pool.max_connections: requests wait for the target in another
+         * worker and none here: give the slot back rather than pool it */
+        const struct hc_target *h = t->target->health;
+        if (h && t->ups->cfg->max_connections &&
+            atomic_load_explicit(&h->waiting, memory_order_relaxed) > 0 && !gw_q_has(w, h))
+            f.max_idle = 0;
         up_conn_checkin(&t->up, t->ws->buckets[t->target->gidx], &f,
                         t->ups->cfg->pool_idle_timeout_ms);
     }
+    if (w->nqueued)         /* a slot or a pooled connection may be free: serve the queue */
+        event_active(w->qev, EV_TIMEOUT, 1);
     txn_pipes_put(w, t);
     gw_buf_put(w, t->ubuf);
     t->ubuf = NULL;
@@ -324,8 +335,8 @@ void conn_teardown(struct gw_conn *c)
         return;
     c->state = C_CLOSED;
     event_del(&c->ev);
-    event_del(&c->timer);
-    c->deadline_ms = c->timer_at_ms = 0;
+    lt_heap_remove(&w->ctimers, &c->tn);
+    c->deadline_ms = 0;
     if (c->io.ctx)
         gw_tls_close(&c->io);
     close(c->io.fd);
@@ -342,7 +353,8 @@ void conn_teardown(struct gw_conn *c)
     w->nconns--;
     cnt_sub1(&w->stats.client_conns);
     atomic_fetch_sub_explicit(&g_nconns, 1, memory_order_relaxed);
-    c->gc_next = w->gc_conns;
+    c->prev = NULL;
+    c->next = w->gc_conns;          /* off w->conns: the link now chains the gc list */
     w->gc_conns = c;
 }
 
@@ -350,7 +362,7 @@ void gw_gc(struct gw_worker *w)
 {
     while (w->gc_conns) {
         struct gw_conn *c = w->gc_conns;
-        w->gc_conns = c->gc_next;
+        w->gc_conns = c->next;
         if (c->t)
             txn_put(w, c->t);
         gw_listener_unref(c->l);

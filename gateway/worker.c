@@ -193,6 +193,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
     gw_alog_flush(&w->alog);
     up_pool_sweep(&w->pool, gw_now_ms(w));
+    if (w->cur)
+        gw_queue_tick(w);
     gw_gc(w);
     worker_maybe_exit(w);
 }
@@ -219,6 +221,9 @@ static void *worker_main(void *arg)
     event_free(w->tick);
     event_free(w->cmd_ev);
     event_free(w->accept_resume);
+    event_free(w->qev);
+    event_free(w->ctimer);
+    lt_heap_free(&w->ctimers);
     event_base_free(w->base);
     close(w->cmd_fd);
     gw_wstate_free(w);
@@ -245,6 +250,8 @@ int gw_workers_start(struct gw_worker *ws, int n)
         w->cmd_ev = event_new(w->base, w->cmd_fd, EV_READ | EV_PERSIST, cmd_cb, w);
         w->tick = event_new(w->base, -1, EV_PERSIST, tick_cb, w);
         w->accept_resume = event_new(w->base, -1, 0, accept_resume_cb, w);
+        w->qev = event_new(w->base, -1, 0, gw_queue_run, w);
+        w->ctimer = event_new(w->base, -1, 0, gw_conn_timers, w);
         event_add(w->cmd_ev, NULL);
         event_add(w->tick, &tick);
         gw_wstate_init(w);

@@ -233,3 +233,16 @@ void gw_wstate_free(struct gw_worker *w)
     fl_drain(&w->free_large, buf_free_node);
     fl_drain(&w->free_rids, rid_free_node);
 }
+
+void gw_ctimer_set(struct gw_worker *w, struct lt_hnode *n, uint64_t at)
+{
+    lt_heap_remove(&w->ctimers, n);
+    n->at = at;
+    lt_heap_push(&w->ctimers, n);
+    if (w->ctimer_at == 0 || at < w->ctimer_at) {
+        uint64_t now = lt_now_ms(), left = at > now ? at - now : 0;
+        struct timeval tv = { (time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000 };
+        event_add(w->ctimer, &tv);
+        w->ctimer_at = at;
+    }
+}

@@ -118,6 +118,17 @@ struct gw_worker {
     struct lt_common tmo;               /* common-timeout cache */
     struct lt_turn turn;                /* gw_turn_ns() */
     struct up_loop up;                  /* what upstream connections use of the worker */
+    /* requests waiting for a connection slot (pool.max_connections), all
+     * targets, oldest first: conn.h gw_q_*, served by proxy.c gw_queue_run */
+    struct gw_conn *qhead, *qtail;
+    uint32_t nqueued;
+    struct event *qev;                  /* runs the queue: a re-check timer while it is not
+                                           empty, made active when a request ends */
+    /* client connection timers: one heap, one libevent timer at its
+     * earliest deadline (conn.h conn_timer_arm, proxy.c gw_conn_timers) */
+    struct lt_heap ctimers;
+    struct event *ctimer;
+    uint64_t ctimer_at;                 /* when ctimer fires (ms); 0 = not armed */
 };
 
 /* Open client connections of every worker, for limits.max_connections. */
@@ -149,6 +160,11 @@ static inline uint64_t gw_turn_ns(struct gw_worker *w)
 {
     return lt_turn_ns(&w->turn);
 }
+
+/* Put n (a client connection's timer node) in the worker's heap at
+ * deadline at (ms), moving it if it was there, and arm the worker's timer
+ * when that is now the earliest. */
+void gw_ctimer_set(struct gw_worker *w, struct lt_hnode *n, uint64_t at);
 
 /* Switch w->cur to the published snapshot when a newer one exists (one
  * atomic load when not); the old view is freed once no request pins it.

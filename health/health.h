@@ -94,6 +94,11 @@ struct hc_target {
     _Atomic uint64_t ejected_until;     /* monotonic ms, 0 = not ejected (under the lock) */
     _Atomic uint64_t ejections;         /* total, for /metrics */
     _Atomic uint32_t inflight;          /* requests in flight, all workers (upstream.h up_inflight) */
+    /* pool.max_connections (upstream.h up_slot_take): written by workers with atomics */
+    _Atomic uint32_t conns;             /* open upstream connections, all workers (idle ones too) */
+    _Atomic uint32_t waiting;           /* requests queued for a connection, all workers */
+    _Atomic uint64_t q_overflows;       /* refused: the queue was full */
+    _Atomic uint64_t q_timeouts;        /* waited longer than pool.queue_timeout_ms */
     bool capped;                        /* refused by the cap and logged (lock) */
     /* active and derived: under the registry lock */
     int active;                         /* 1 up, 0 down, -1 no checks */

@@ -33,6 +33,9 @@ void up_conn_close_why(struct up_conn *u, enum pool_close why)
     if (u->home)
         pool_count(&u->home->closed[why], 1);
     gw_cnt_add(l->cnt.conns, (uint64_t)-1);
+    if (u->held)
+        atomic_fetch_sub_explicit(&u->held->conns, 1, memory_order_relaxed);
+    u->held = NULL;
     pool_remove(&u->pn);
     event_del(&u->ev);
     event_del(&u->timer);
@@ -126,12 +129,16 @@ static bool up_tls_setup(struct up_conn *u, SSL_CTX *ctx, const struct cfg_upstr
 
 enum up_open up_conn_open(struct up_loop *l, const struct up_target *t, SSL_CTX *ctx,
                           const struct cfg_upstream_tls *tc, struct pool_bucket *b,
-                          uint32_t connect_ms, void *owner, struct up_conn **slot, int *err)
+                          uint32_t connect_ms, uint32_t max_conns, void *owner,
+                          struct up_conn **slot, int *err)
 {
+    if (!up_slot_take(t, max_conns))
+        return UP_OPEN_FULL;
     struct up_conn *u = calloc(1, sizeof(*u));
 
     if (u == NULL)
         abort();
+    u->held = t->health;
     u->magic = UP_MAGIC;
     u->loop = l;
     u->t = t;
@@ -141,12 +148,16 @@ enum up_open up_conn_open(struct up_loop *l, const struct up_target *t, SSL_CTX 
     u->io.fd = socket(t->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (u->io.fd == -1) {
         gw_log(GW_LOG_ERROR, "socket: %s", strerror(errno));
+        if (u->held)
+            atomic_fetch_sub_explicit(&u->held->conns, 1, memory_order_relaxed);
         free(u);
         return UP_OPEN_INTERNAL;
     }
     if (ctx && !up_tls_setup(u, ctx, tc, b)) {
         gw_log(GW_LOG_ERROR, "upstream %s: cannot set up TLS", t->text);
         close(u->io.fd);
+        if (u->held)
+            atomic_fetch_sub_explicit(&u->held->conns, 1, memory_order_relaxed);
         free(u);
         *slot = NULL;
         return UP_OPEN_INTERNAL;
@@ -316,6 +327,11 @@ void up_pool_sweep(struct pool *p, uint64_t now_ms)
 static void close_bucket(struct pool_bucket *b, void *arg)
 {
     pool_bucket_close_all(b, POOL_CLOSE_SHUTDOWN, close_node);
+}
+
+void up_bucket_close_idle(struct pool_bucket *b, enum pool_close why)
+{
+    pool_bucket_close_all(b, why, close_node);
 }
 
 void up_pool_close_all(struct pool *p)

@@ -81,6 +81,8 @@ struct up_conn {
     struct pool_node pn;
     struct pool_bucket *home;           /* its address's bucket (counts), NULL = none */
     const struct up_target *t;          /* of the snapshot that opened it; only for this request */
+    struct hc_target *held;             /* the target whose connection slot it holds (its
+                                           `conns`, given back on close); NULL = none */
     uint32_t nreq;
     uint64_t connect_start;             /* ns, for the connect-time histogram */
     uint64_t deadline_ms;               /* 0 = no timeout wanted (lazy timer) */
@@ -98,7 +100,7 @@ struct up_conn {
 struct up_conn *up_conn_reuse(struct up_loop *l, struct pool_bucket *b, const struct up_target *t,
                               void *owner, struct up_conn **slot);
 
-enum up_open { UP_OPEN_OK = 0, UP_OPEN_CONNECT_ERR, UP_OPEN_INTERNAL };
+enum up_open { UP_OPEN_OK = 0, UP_OPEN_CONNECT_ERR, UP_OPEN_INTERNAL, UP_OPEN_FULL };
 /*
  * A new connection to t for owner: socket, TLS set up when ctx is not NULL
  * (tc: the upstream's TLS settings; b: the bucket whose session is offered
@@ -106,11 +108,15 @@ enum up_open { UP_OPEN_OK = 0, UP_OPEN_CONNECT_ERR, UP_OPEN_INTERNAL };
  * armed for connect_ms.  *slot = the connection unless UP_OPEN_INTERNAL
  * (no socket or no TLS: logged, nothing left).  UP_OPEN_CONNECT_ERR: the
  * connect failed at once with *err; the connection is open for the owner's
- * failure path (up_conn_fail) to close.
+ * failure path (up_conn_fail) to close.  UP_OPEN_FULL: t already has
+ * max_conns open connections over every worker (up_slot_take; 0 = no
+ * limit): nothing was opened, the owner queues.  A connection holds its
+ * slot until it closes, pooled or not.
  */
 enum up_open up_conn_open(struct up_loop *l, const struct up_target *t, SSL_CTX *ctx,
                           const struct cfg_upstream_tls *tc, struct pool_bucket *b,
-                          uint32_t connect_ms, void *owner, struct up_conn **slot, int *err);
+                          uint32_t connect_ms, uint32_t max_conns, void *owner,
+                          struct up_conn **slot, int *err);
 
 enum { UP_HS_DONE = 0, UP_HS_WAIT, UP_HS_FAILED };
 /* One step of the TLS handshake when the readiness it waits for came;
@@ -146,6 +152,8 @@ void up_conn_checkin(struct up_conn **up, struct pool_bucket *b, struct pool_fac
  * config version `version`. */
 void up_pool_sweep(struct pool *p, uint64_t now_ms);
 void up_pool_close_all(struct pool *p);
+/* Close every idle connection of b (why: counted on b). */
+void up_bucket_close_idle(struct pool_bucket *b, enum pool_close why);
 void up_pool_drop_unused(struct pool *p, uint64_t version);
 
 static inline void up_conn_timer_arm(struct up_conn *u, uint32_t ms)

@@ -105,4 +105,33 @@ static inline void up_inflight_sub(const struct up_target *t)
         atomic_fetch_sub_explicit(&t->health->inflight, 1, memory_order_relaxed);
 }
 
+/* A connection slot of t (pool.max_connections): the count of t's open
+ * connections over every worker (idle pooled ones included) goes up by one
+ * unless it is already at max (0 = no limit: always taken).  A compare and
+ * swap on the target's counter, once per new connection, never per reused
+ * one.  false: the target is full, the caller queues. */
+static inline bool up_slot_take(const struct up_target *t, uint32_t max)
+{
+    if (t->health == NULL)
+        return true;
+    _Atomic uint32_t *n = &t->health->conns;
+    if (max == 0) {
+        atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
+        return true;
+    }
+    uint32_t cur = atomic_load_explicit(n, memory_order_relaxed);
+    do {
+        if (cur >= max)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(n, &cur, cur + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+/* t's open connections over every worker (what up_slot_take compares). */
+static inline uint32_t up_slots_used(const struct up_target *t)
+{
+    return t->health ? atomic_load_explicit(&t->health->conns, memory_order_relaxed) : 0;
+}
+
 #endif

@@ -114,15 +114,20 @@ static void parse_upstream_tls(struct cfg_ctx *cx, const cJSON *v, const struct 
 static void parse_upstream_limits(struct cfg_ctx *cx, const cJSON *pool, const cJSON *timeouts,
                                   const struct jp *path, struct cfg_upstream *u)
 {
-    static const char *const pool_keys[] = { "max_idle_per_target", "idle_timeout_ms", NULL };
+    static const char *const pool_keys[] = { "max_idle_per_target", "idle_timeout_ms",
+                                             "max_connections", "max_queue", "queue_timeout_ms",
+                                             NULL };
     static const char *const to_keys[] = {
         "connect_ms", "response_header_ms", "idle_ms", NULL };
     const struct jp *pp = JP_K(path, "pool"), *tp = JP_K(path, "timeouts");
-    const cJSON *g[3];
+    const cJSON *g[5];
 
     if (pool != NULL && cfg_check_object(cx, pool, pp, pool_keys, NULL, g)) {
         cfg_get_u32(cx, g[0], pp, "max_idle_per_target", 0, 1000000, &u->max_idle_per_target);
         cfg_get_u32(cx, g[1], pp, "idle_timeout_ms", 1, UINT32_MAX, &u->pool_idle_timeout_ms);
+        cfg_get_u32(cx, g[2], pp, "max_connections", 0, 1000000, &u->max_connections);
+        cfg_get_u32(cx, g[3], pp, "max_queue", 0, 1000000, &u->max_queue);
+        cfg_get_u32(cx, g[4], pp, "queue_timeout_ms", 1, 3600000, &u->queue_timeout_ms);
     }
     if (timeouts != NULL && cfg_check_object(cx, timeouts, tp, to_keys, NULL, g)) {
         cfg_get_u32(cx, g[0], tp, "connect_ms", 1, UINT32_MAX, &u->connect_ms);
@@ -213,6 +218,9 @@ static const struct cfg_upstream up_defaults = {
     .balance = CFG_BAL_ROUND_ROBIN,
     .max_idle_per_target = POOL_FOLLOW_DEMAND,  /* pool.max_idle_per_target absent: follow demand */
     .pool_idle_timeout_ms = 60000,      /* pool.idle_timeout_ms */
+    .max_connections = 0,               /* pool.max_connections: no limit */
+    .max_queue = 1024,                  /* pool.max_queue */
+    .queue_timeout_ms = 5000,           /* pool.queue_timeout_ms */
     .connect_ms = 1000,
     .response_header_ms = 30000,
     .idle_ms = 300000,

@@ -59,6 +59,9 @@ struct cfg_upstream {
     uint32_t hash_name_len;
     uint32_t max_idle_per_target;   /* pool.max_idle_per_target; absent = POOL_FOLLOW_DEMAND */
     uint32_t pool_idle_timeout_ms;  /* pool.idle_timeout_ms, default 60000 */
+    uint32_t max_connections;       /* pool.max_connections per target, all workers; 0 = none */
+    uint32_t max_queue;             /* pool.max_queue: requests waiting per target, default 1024 */
+    uint32_t queue_timeout_ms;      /* pool.queue_timeout_ms, default 5000 */
     uint32_t connect_ms;            /* timeouts.connect_ms, default 1000 */
     uint32_t response_header_ms;    /* timeouts.response_header_ms, default 30000 */
     uint32_t idle_ms;               /* timeouts.idle_ms, default 300000 */

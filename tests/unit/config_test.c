@@ -75,7 +75,8 @@ static const char spec_example[] =
     "      \"targets\": [ { \"address\": \"127.0.0.1:8001\", \"weight\": 5 },\n"
     "                   { \"address\": \"api.internal:8002\" } ],\n"
     "      \"balance\": \"round_robin\",\n"
-    "      \"pool\": { \"max_idle_per_target\": 32, \"idle_timeout_ms\": 45000 },\n"
+    "      \"pool\": { \"max_idle_per_target\": 32, \"idle_timeout_ms\": 45000, \"max_connections\": 10,\n"
+    "                \"max_queue\": 20, \"queue_timeout_ms\": 700 },\n"
     "      \"timeouts\": { \"connect_ms\": 250, \"response_header_ms\": 20000, \"idle_ms\": 100000 },\n"
     "      \"retries\": 2 },\n"
     "    { \"name\": \"api-canary\", \"targets\": [ { \"address\": \"[::1]:8003\" } ] }\n"
@@ -140,13 +141,16 @@ static void test_spec_example(void)
        "target 1 is a DNS name, weight defaults to 1");
     ok(u->balance == CFG_BAL_ROUND_ROBIN, "balance");
     ok(u->max_idle_per_target == 32 && u->pool_idle_timeout_ms == 45000, "pool");
+    ok(u->max_connections == 10 && u->max_queue == 20 && u->queue_timeout_ms == 700,
+       "pool: max_connections, max_queue, queue_timeout_ms");
     ok(u->connect_ms == 250 && u->response_header_ms == 20000 && u->idle_ms == 100000,
        "upstream timeouts");
     ok(u->retries == 2, "retries");
     u = &c->upstreams[1];
     ok(u->max_idle_per_target == POOL_FOLLOW_DEMAND && u->pool_idle_timeout_ms == 60000 &&
        u->connect_ms == 1000 && u->response_header_ms == 30000 && u->idle_ms == 300000 &&
-       u->retries == 1 && u->targets[0].weight == 1, "upstream defaults");
+       u->retries == 1 && u->targets[0].weight == 1 && u->max_connections == 0 &&
+       u->max_queue == 1024 && u->queue_timeout_ms == 5000, "upstream defaults");
 
     ok(c->nroutes == 5, "five routes");
     struct cfg_route *r = c->routes[0];
@@ -373,6 +377,9 @@ static void test_balance(void)
         { UPS1 ",\"balance\":\"hash\",\"hash_on\":\"header:x:y\"}]}", "/upstreams/0/hash_on", "NAME must be" },
         { UPS1 ",\"balance\":\"hash\",\"hash_on\":7}]}", "/upstreams/0/hash_on", "must be a string" },
         { UPS1 ",\"balance\":3}]}", "/upstreams/0/balance", "must be a string" },
+        { UPS1 ",\"pool\":{\"max_connections\":-1}}]}", "/upstreams/0/pool/max_connections", "" },
+        { UPS1 ",\"pool\":{\"queue_timeout_ms\":0}}]}", "/upstreams/0/pool/queue_timeout_ms", "" },
+        { UPS1 ",\"pool\":{\"max_queue\":\"9\"}}]}", "/upstreams/0/pool/max_queue", "must be an integer" },
         { UPS1 ",\"balance\":\"least_conn\"}]}", "/upstreams/0/balance", "must be one of" },
     };
 

@@ -112,7 +112,7 @@ int main(void)
     /* connect */
     ok(up_conn_reuse(&l, b, &t, &o, &o.up) == NULL && gw_cnt_get(&g_misses) == 1,
        "an empty bucket: no reuse, a miss counted");
-    ok(up_conn_open(&l, &t, NULL, NULL, b, 1000, &o, &o.up, &err) == UP_OPEN_OK && o.up != NULL,
+    ok(up_conn_open(&l, &t, NULL, NULL, b, 1000, 0, &o, &o.up, &err) == UP_OPEN_OK && o.up != NULL,
        "open: the owner's slot holds the new connection");
     struct up_conn *u = o.up;
     ok(u->magic == UP_MAGIC && gw_cnt_get(&g_conns) == 1, "magic set, the gauge counts it");
@@ -147,7 +147,7 @@ int main(void)
 
     /* an unclean check-in closes */
     struct owner o3 = { 0 };
-    ok(up_conn_open(&l, &t, NULL, NULL, b, 1000, &o3, &o3.up, &err) == UP_OPEN_OK, "open again");
+    ok(up_conn_open(&l, &t, NULL, NULL, b, 1000, 0, &o3, &o3.up, &err) == UP_OPEN_OK, "open again");
     run_until(base, &o3.io);
     sfd = accept(lfd, NULL, NULL);
     f = clean;
@@ -160,7 +160,7 @@ int main(void)
 
     /* the lazy timer */
     struct owner o4 = { 0 };
-    ok(up_conn_open(&l, &t, NULL, NULL, b, 1000, &o4, &o4.up, &err) == UP_OPEN_OK, "open a third");
+    ok(up_conn_open(&l, &t, NULL, NULL, b, 1000, 0, &o4, &o4.up, &err) == UP_OPEN_OK, "open a third");
     run_until(base, &o4.io);
     sfd = accept(lfd, NULL, NULL);
     up_conn_timer_arm(o4.up, 1000);
@@ -175,10 +175,32 @@ int main(void)
     up_conn_gc(&l);
     close(sfd);
 
+    /* pool.max_connections: a connection holds a slot of its target until it closes */
+    ok(atomic_load(&t.health->conns) == 0, "every connection closed: no slot held");
+    struct owner o6 = { 0 }, o7 = { 0 }, o8 = { 0 };
+    ok(up_conn_open(&l, &t, NULL, NULL, b, 1000, 1, &o6, &o6.up, &err) == UP_OPEN_OK &&
+       atomic_load(&t.health->conns) == 1, "max 1: the first open takes the slot");
+    ok(up_conn_open(&l, &t, NULL, NULL, b, 1000, 1, &o7, &o7.up, &err) == UP_OPEN_FULL &&
+       o7.up == NULL && atomic_load(&t.health->conns) == 1, "max 1: the second is refused, nothing opened");
+    run_until(base, &o6.io);
+    sfd = accept(lfd, NULL, NULL);
+    f = clean;
+    up_conn_checkin(&o6.up, b, &f, 60000);
+    ok(b->count == 1 && atomic_load(&t.health->conns) == 1, "a pooled connection keeps its slot");
+    ok(up_conn_reuse(&l, b, &t, &o7, &o7.up) != NULL, "reuse needs no new slot");
+    up_conn_close(o7.up);
+    up_conn_gc(&l);
+    ok(atomic_load(&t.health->conns) == 0, "closing gives the slot back");
+    ok(up_conn_open(&l, &t, NULL, NULL, b, 1000, 1, &o8, &o8.up, &err) == UP_OPEN_OK,
+       "max 1: a slot is free again");
+    up_conn_close(o8.up);
+    up_conn_gc(&l);
+    close(sfd);
+
     /* refused: the owner hears of it, health/ marks the target down */
     close(lfd);
     struct owner o5 = { 0 };
-    int r = up_conn_open(&l, &t, NULL, NULL, b, 1000, &o5, &o5.up, &err);
+    int r = up_conn_open(&l, &t, NULL, NULL, b, 1000, 0, &o5, &o5.up, &err);
     if (r == UP_OPEN_CONNECT_ERR) {
         o5.conn_err = err;
         up_conn_fail(o5.up, false);
