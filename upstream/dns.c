@@ -297,6 +297,9 @@ void up_dns_acquire(const char *const *names, size_t n, int timeout_ms,
     pthread_mutex_lock(&D_lock);
     for (size_t i = 0; i < nq; i++) {
         struct up_dns_name *e = find(qs[i].name);
+        atomic_fetch_add(&D_lookups, 1);
+        if (qs[i].out->n == 0)
+            atomic_fetch_add(&D_failures, 1);
         if (e && e->ans.n == 0)
             store(e, &qs[i], now);
     }

@@ -59,7 +59,7 @@ void up_dns_release(struct up_dns_name *ref);
 int up_dns_start(void (*changed)(void));
 void up_dns_stop(void);
 
-/* Lookups done by the thread, and those that failed (for /metrics, tests). */
+/* Lookups done (by builds and the thread), and those that failed (/metrics). */
 uint64_t up_dns_lookups(void);
 uint64_t up_dns_failures(void);
 
