@@ -14,7 +14,7 @@ import struct
 import threading
 import time
 
-from harness import ECHO, SLUICE, check, eq, free_port, get, wait_for
+from harness import ECHO, SLUICE, Conn, build_request, check, eq, free_port, get, wait_for
 from test_8_admin import TOKEN, sample, start
 
 
@@ -302,3 +302,43 @@ def test_dns_config_errors(env):
         rc, out, err = env.run([SLUICE, "--check", "--config", env.write("bad%d.json" % i, cfg)])
         check(rc != 0 and path in out + err, "dns %r: want an error at %s, got rc %d: %s"
               % (dns, path, rc, (out + err)[-300:]))
+
+
+def accepted(ip, port):
+    """Connections the sluice-echo at ip:port has accepted (probes included)."""
+    with Conn(port, host=ip) as c:
+        c.send(build_request("GET", "/stats", headers=[("Connection", "close")]))
+        return c.read_response().json()["accepted"]
+
+
+def test_dns_change_with_active_checks(env):
+    """With active checks, a new address is probed at once and serves once
+    up; the address gone from the answer is not probed any more."""
+    dns = DnsServer()
+    try:
+        port = free_port()
+        echo_at(env, "127.0.0.2", port, "old")
+        echo_at(env, "127.0.0.3", port, "new")
+        dns.set("hc.test", ["127.0.0.2"], ttl=1)
+        cfg = dns_cfg(env, dns, ["hc.test:%d" % port], admin=True,
+                      health={"path": "/", "interval_ms": 200, "timeout_ms": 150, "rise": 1, "fall": 1})
+        s, a = start(env, cfg)
+
+        def healthy(addr):
+            st = a.json_ok("GET", "/status")
+            return any(t["address"] == addr and t["healthy"] for t in st["upstreams"][0]["targets"])
+        check(wait_for(lambda: healthy("hc.test:%d (127.0.0.2)" % port), 3.0, 0.05), "the first address up")
+        eq(who(s.port), "old", "before the change")
+        n_new = accepted("127.0.0.3", port)
+        dns.set("hc.test", ["127.0.0.3"], ttl=1)
+        check(until_who_any(s.port, "new", 5.0) is not None, "traffic did not move to the new address")
+        check(healthy("hc.test:%d (127.0.0.3)" % port), "the new address is up by its probe")
+        check(accepted("127.0.0.3", port) - n_new >= 2, "the new address is probed")
+        for _ in range(10):
+            eq(who(s.port), "new", "after the change")
+        n0 = accepted("127.0.0.2", port)
+        time.sleep(0.8)                     # four probe intervals
+        n1 = accepted("127.0.0.2", port)
+        eq(n1 - n0, 1, "connections to the gone address in 0.8 s (only this test's /stats)")
+    finally:
+        dns.close()
