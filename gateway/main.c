@@ -132,11 +132,11 @@ static void reload(void)
 /* The resolver thread saw a name's addresses change: the running
  * document again, whose build takes the new answers (no request dropped,
  * as any reload). */
-static void dns_changed(void)
+static int dns_changed(void)
 {
     uint64_t version;
 
-    gw_config_reapply("dns", &version);
+    return gw_config_reapply("dns", &version);
 }
 
 static void reap_cb(evutil_socket_t fd, short what, void *arg)

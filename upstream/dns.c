@@ -30,7 +30,7 @@ static char D_servers[1024];
 static pthread_t D_thread;
 static bool D_running;
 static _Atomic bool D_stop;
-static void (*D_changed)(void);
+static int (*D_changed)(void);
 static _Atomic uint64_t D_lookups, D_failures;
 static pthread_once_t D_once = PTHREAD_ONCE_INIT;
 
@@ -327,11 +327,21 @@ void up_dns_release(struct up_dns_name *ref)
 
 static void *dns_main(void *arg)
 {
+    uint64_t retry_at = 0;      /* a change the callback failed to apply: again then */
+
     (void)arg;
     pthread_mutex_lock(&D_lock);
     while (!atomic_load(&D_stop)) {
         uint64_t now = mono_ms(), next = now + 1000;
         size_t ndue = 0;
+        if (retry_at && now >= retry_at && D_changed) {
+            pthread_mutex_unlock(&D_lock);
+            retry_at = D_changed() == 0 ? 0 : mono_ms() + UP_DNS_RETRY_MIN_MS;
+            pthread_mutex_lock(&D_lock);
+            continue;
+        }
+        if (retry_at && retry_at < next)
+            next = retry_at;
         for (struct up_dns_name *e = D_names; e; e = e->next) {
             if (e->due_ms <= now)
                 ndue++;
@@ -399,14 +409,14 @@ static void *dns_main(void *arg)
         free(qs);
         free(ans);
         if (changed && D_changed && !atomic_load(&D_stop))
-            D_changed();
+            retry_at = D_changed() == 0 ? 0 : mono_ms() + UP_DNS_RETRY_MIN_MS;
         pthread_mutex_lock(&D_lock);
     }
     pthread_mutex_unlock(&D_lock);
     return NULL;
 }
 
-int up_dns_start(void (*changed)(void))
+int up_dns_start(int (*changed)(void))
 {
     pthread_once(&D_once, init_once);
     if (D_running)

@@ -54,9 +54,11 @@ void up_dns_acquire(const char *const *names, size_t n, int timeout_ms,
                     struct up_dns_answer *out, struct up_dns_name **ref);
 void up_dns_release(struct up_dns_name *ref);
 
-/* The resolver thread; changed() runs on it when an answer set changed.
- * 0 or -1.  Stop before the callback's world goes away. */
-int up_dns_start(void (*changed)(void));
+/* The resolver thread; changed() runs on it when an answer set changed,
+ * and returns 0 when the change was applied (else it is called again 1 s
+ * later, until it is).  0 or -1.  Stop before the callback's world goes
+ * away. */
+int up_dns_start(int (*changed)(void));
 void up_dns_stop(void);
 
 /* Lookups done (by builds and the thread), and those that failed (/metrics). */

@@ -342,3 +342,33 @@ def test_dns_change_with_active_checks(env):
         eq(n1 - n0, 1, "connections to the gone address in 0.8 s (only this test's /stats)")
     finally:
         dns.close()
+
+
+def test_dns_change_applied_after_a_failed_rebuild(env):
+    """The running document cannot be rebuilt for a while (its access log's
+    directory is gone): the change waits, traffic stays on the old address,
+    the refusal is logged; once the rebuild can succeed the change lands
+    without anyone asking."""
+    import os
+    dns = DnsServer()
+    try:
+        port = free_port()
+        echo_at(env, "127.0.0.2", port, "old")
+        echo_at(env, "127.0.0.3", port, "new")
+        dns.set("rb.test", ["127.0.0.2"], ttl=1)
+        logdir = os.path.join(env.tmp, "logs")
+        os.mkdir(logdir)
+        cfg = dns_cfg(env, dns, ["rb.test:%d" % port])
+        cfg["access_log"] = os.path.join(logdir, "access.log")
+        s = env.sluice(cfg)
+        eq(who(s.port), "old", "before the change")
+        os.rename(logdir, logdir + ".away")
+        dns.set("rb.test", ["127.0.0.3"], ttl=1)
+        check(wait_for(lambda: "dns refused" in s.proc.stdout() + s.proc.stderr(), 4.0, 0.05),
+              "the failed rebuild is not logged")
+        for _ in range(5):
+            eq(who(s.port), "old", "while the rebuild fails")
+        os.rename(logdir + ".away", logdir)
+        check(until_who(s.port, "new", 4.0) is not None, "the change did not land once it could")
+    finally:
+        dns.close()
