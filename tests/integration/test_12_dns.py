@@ -19,9 +19,9 @@ from test_8_admin import TOKEN, sample, start
 
 
 class DnsServer:
-    """Answers A questions with what answers[name] says: a list of IPv4
-    addresses (and a TTL), or the string "SERVFAIL"; AAAA questions get an
-    empty answer, unknown names NXDOMAIN.  Counts questions per name."""
+    """Answers A and AAAA questions with what answers[name] says: a list of
+    addresses, IPv4 and IPv6 (and a TTL), or the string "SERVFAIL"; unknown
+    names get NXDOMAIN.  Counts questions per name."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -90,14 +90,21 @@ class DnsServer:
             with self.lock:
                 self.answered_at[name] = time.monotonic()
             for ip in ans[0]:
-                records.append(struct.pack("!HHHIH", 0xC00C, 1, 1, ans[1], 4) + socket.inet_aton(ip))
+                if ":" not in ip:
+                    records.append(struct.pack("!HHHIH", 0xC00C, 1, 1, ans[1], 4) + socket.inet_aton(ip))
+        elif qtype == 28:
+            for ip in ans[0]:
+                if ":" in ip:
+                    records.append(struct.pack("!HHHIH", 0xC00C, 28, 1, ans[1], 16)
+                                   + socket.inet_pton(socket.AF_INET6, ip))
         head = struct.pack("!HHHHHH", qid, 0x8000 | rd | 0x0080 | rcode, 1, len(records), 0, 0)
         return head + question + b"".join(records)
 
 
 def echo_at(env, host, port, ident):
     p = env.start([ECHO, "--host", host, "--port", str(port), "--id", ident], "echo")
-    check(wait_for(lambda: ("listening on %s:%d" % (host, port)) in p.stdout(), 5.0),
+    spec = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+    check(wait_for(lambda: ("listening on %s" % spec) in p.stdout(), 5.0),
           "sluice-echo %s on %s:%d did not start: %s" % (ident, host, port, p.stderr()[-300:]))
     return p
 
@@ -232,6 +239,28 @@ def test_dns_several_a_records(env):
             w = who(s.port)
             seen[w] = seen.get(w, 0) + 1
         eq(seen, {"x": 10, "y": 10}, "20 requests over the two left")
+    finally:
+        dns.close()
+
+
+def test_dns_a_and_aaaa(env):
+    """A and AAAA records of one name: a target each (IPv4 and IPv6), both
+    used."""
+    dns = DnsServer()
+    try:
+        port = free_port()
+        echo_at(env, "127.0.0.2", port, "v4")
+        echo_at(env, "::1", port, "v6")
+        dns.set("dual.test", ["127.0.0.2", "::1"], ttl=1)
+        s, a = start(env, dns_cfg(env, dns, ["dual.test:%d" % port], admin=True))
+        seen = {}
+        for _ in range(10):
+            w = who(s.port)
+            seen[w] = seen.get(w, 0) + 1
+        eq(seen, {"v4": 5, "v6": 5}, "10 requests over an A and an AAAA record")
+        st = a.json_ok("GET", "/status")
+        eq(sorted(t["address"] for t in st["upstreams"][0]["targets"]),
+           sorted(["dual.test:%d (127.0.0.2)" % port, "dual.test:%d (::1)" % port]), "/status targets")
     finally:
         dns.close()
 
