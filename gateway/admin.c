@@ -14,6 +14,7 @@
  * changes the proxy through gw_config_apply(), the same path as SIGHUP.
  */
 #include "admin.h"
+#include "../upstream/dns.h"
 #include "reload.h"
 #include "snapshot.h"
 #include "version.h"
@@ -460,6 +461,13 @@ static void reload_metrics(struct evbuffer *b, const struct gw_snapshot *s)
     scalar(b, "sluice_reload_build_yields_total", "counter",
            "Times a build (or a PUT's upload) gave its core back between two turns.",
            gw_build_yields());
+    family(b, "sluice_dns_lookups_total", "counter",
+           "Lookups of upstream target names (at a build, at the end of their TTL), by result.");
+    uint64_t dns_failed = up_dns_failures();     /* first: a lookup is counted before its failure */
+    evbuffer_add_printf(b, "sluice_dns_lookups_total{result=\"ok\"} %llu\n",
+                        (unsigned long long)(up_dns_lookups() - dns_failed));
+    evbuffer_add_printf(b, "sluice_dns_lookups_total{result=\"failed\"} %llu\n",
+                        (unsigned long long)dns_failed);
 }
 
 /* Every worker's counters, summed at scrape time. */

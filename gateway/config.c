@@ -181,6 +181,76 @@ static void parse_limits(struct pctx *pc, const cJSON *root)
     }
 }
 
+/* "dns": the resolver's servers ("IP" or "IP:port", "[IPv6]:port"), kept
+ * as the CSV list c-ares takes, and the build's lookup bound. */
+static void parse_dns(struct pctx *pc, const cJSON *v)
+{
+    static const char *const keys[] = { "servers", "timeout_ms", NULL };
+    const struct jp *path = JP_K(NULL, "dns");
+    const cJSON *f[2];
+    struct sl_config *cfg = pc->cfg;
+    char csv[1024];
+    size_t off = 0;
+
+    if (!cfg_check_object(&pc->cx, v, path, keys, NULL, f))
+        return;
+    cfg_get_u32(&pc->cx, f[1], path, "timeout_ms", 1, 60000, &cfg->dns_timeout_ms);
+    if (f[0] == NULL)
+        return;
+    if (!J_IS_ARRAY(f[0]) || cfg_nchildren(f[0]) == 0) {
+        ERR(pc, "/dns/servers", "must be a non-empty array of \"IP\" or \"IP:port\" strings");
+        return;
+    }
+    size_t i = 0;
+    for (const cJSON *it = f[0]->child; it; it = it->next, i++) {
+        char p[32], host[64];
+        const char *s = J_IS_STRING(it) ? it->valuestring : NULL, *port = NULL;
+        unsigned char buf[16];
+        snprintf(p, sizeof(p), "/dns/servers/%zu", i);
+        if (s == NULL || strlen(s) >= sizeof(host)) {
+            ERR(pc, p, "must be a string \"IP\" or \"IP:port\"");
+            continue;
+        }
+        snprintf(host, sizeof(host), "%s", s);
+        bool v6 = false;
+        if (host[0] == '[') {
+            char *e = strchr(host, ']');
+            if (e == NULL || (e[1] != '\0' && e[1] != ':')) {
+                ERR(pc, p, "\"%s\": an IPv6 address with a port is \"[IP]:port\"", s);
+                continue;
+            }
+            *e = '\0';
+            port = e[1] == ':' ? e + 2 : NULL;
+            memmove(host, host + 1, strlen(host));
+            v6 = true;
+        } else if (strchr(host, ':') && strchr(host, ':') == strrchr(host, ':')) {
+            char *c = strchr(host, ':');
+            *c = '\0';
+            port = c + 1;
+        } else if (strchr(host, ':')) {
+            v6 = true;
+        }
+        if (inet_pton(v6 ? AF_INET6 : AF_INET, host, buf) != 1) {
+            ERR(pc, p, "\"%s\" is not an IP address (a resolver is given by address)", s);
+            continue;
+        }
+        if (port) {
+            char *end;
+            unsigned long n = strtoul(port, &end, 10);
+            if (!port[0] || *end || n < 1 || n > 65535) {
+                ERR(pc, p, "\"%s\": the port must be 1..65535", s);
+                continue;
+            }
+        }
+        if (off < sizeof(csv))
+            off += (size_t)snprintf(csv + off, sizeof(csv) - off, "%s%s", off ? "," : "", s);
+    }
+    if (off >= sizeof(csv))
+        ERR(pc, "/dns/servers", "too long (at most %zu characters in all)", sizeof(csv) - 1);
+    else if (off)
+        cfg->dns_servers = cfg_strdup(&pc->cx, csv);
+}
+
 static void parse_globals(struct pctx *pc, const cJSON *root)
 {
     static const char *const splice_keys[] = { "enabled", "min_bytes", NULL };
@@ -198,6 +268,8 @@ static void parse_globals(struct pctx *pc, const cJSON *root)
     }
     if ((v = cfg_member(root, "admin")) != NULL)
         parse_admin(pc, v);
+    if ((v = cfg_member(root, "dns")) != NULL)
+        parse_dns(pc, v);
     if ((v = cfg_member(root, "splice")) != NULL &&
         cfg_check_object(&pc->cx, v, sp, splice_keys, NULL, f)) {
         cfg_get_bool(&pc->cx, f[0], sp, "enabled", &cfg->splice);
@@ -355,7 +427,7 @@ static void parse_listeners(struct pctx *pc, const cJSON *root)
 /* The document's top-level keys (cfg_parse and parse_reusing). */
 static const char *const doc_keys[] = {
     "workers", "listeners", "limits", "timeouts", "access_log", "access_log_format",
-    "admin", "splice", "upstreams", "routes", NULL };
+    "admin", "splice", "upstreams", "routes", "dns", NULL };
 
 /* Every section of root but the routes. */
 static bool parse_sections(struct pctx *pc, const cJSON *root)
@@ -791,6 +863,7 @@ static struct sl_config *config_new(void)
     cfg->client_header_ms = 10000;
     cfg->client_idle_ms = 60000;
     cfg->drain_ms = 10000;
+    cfg->dns_timeout_ms = 2000;
     cfg->splice = true;
     cfg->splice_min_bytes = 65536;
     cfg->access_log = cm_strdup(&cfg->mem, "stdout");

@@ -73,6 +73,9 @@ struct sl_config {
                                        reload shares the structs of unchanged routes */
     bool splice;                    /* "splice": {"enabled"}, default true */
     uint32_t splice_min_bytes;      /* "splice": {"min_bytes"}: bodies shorter are copied */
+    char *dns_servers;              /* "dns": {"servers"} as a c-ares CSV list, NULL = the
+                                       system's (resolv.conf) */
+    uint32_t dns_timeout_ms;        /* "dns": {"timeout_ms"}: a build's lookups, default 2000 */
     char *source;                   /* the JSON text as given (for GET /config later) */
     struct cfg_shape *shape;        /* where each route's text sits in source, for the
                                        next cfg_parse_update (NULL: not found) */

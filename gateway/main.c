@@ -5,6 +5,7 @@
 #include "version.h"
 #include "worker.h"
 #include "tls.h"
+#include "../upstream/dns.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -128,6 +129,16 @@ static void reload(void)
 }
 
 /* Snapshots released by workers are freed here, off the request path. */
+/* The resolver thread saw a name's addresses change: the running
+ * document again, whose build takes the new answers (no request dropped,
+ * as any reload). */
+static int dns_changed(void)
+{
+    uint64_t version;
+
+    return gw_config_reapply("dns", &version);
+}
+
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
 {
     gw_snapshot_reap();
@@ -350,6 +361,9 @@ static int serve(const struct gw_snapshot *s)
             pthread_join(M.workers[i].thread, NULL);
         return 2;
     }
+    /* last: its callback reloads, which commands the workers */
+    if (up_dns_start(dns_changed) != 0)
+        gw_log(GW_LOG_ERROR, "cannot start the resolver thread: DNS names are not re-resolved");
     gw_log(GW_LOG_INFO, "sluice %s started: %d worker%s, config version %llu", SLUICE_VERSION,
            M.nworkers, M.nworkers == 1 ? "" : "s", (unsigned long long)s->version);
 
@@ -369,6 +383,7 @@ static int serve(const struct gw_snapshot *s)
  * workers drained, every shared object released. */
 static void shut_down(void)
 {
+    up_dns_stop();      /* no reload from it any more */
     gw_admin_stop();
     pthread_mutex_lock(&g_snap_lock);
     uint32_t drain_ms = g_snap->cfg->drain_ms;

@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -267,15 +268,43 @@ static bool same_admin(const struct sl_config *a, const struct sl_config *b)
                              memcmp(&a->admin_addr.sa, &b->admin_addr.sa, a->admin_addr.salen) == 0);
 }
 
+static int apply_locked(const char *json, size_t len, const char *origin,
+                        struct cfg_errors *errs, uint64_t *version);
+
 int gw_config_apply(const char *json, size_t len, const char *origin,
                     struct cfg_errors *errs, uint64_t *version)
+{
+    pthread_mutex_lock(&reload_lock);
+    int rc = apply_locked(json, len, origin, errs, version);
+    pthread_mutex_unlock(&reload_lock);
+    return rc;
+}
+
+int gw_config_reapply(const char *origin, uint64_t *version)
+{
+    struct cfg_errors errs = { 0 };
+    int rc = -1;
+
+    pthread_mutex_lock(&reload_lock);
+    /* the document running now (g_snap changes only under reload_lock), not
+     * one read before a PUT /config won */
+    char *doc = g_snap && g_snap->cfg->source ? strdup(g_snap->cfg->source) : NULL;
+    if (doc)
+        rc = apply_locked(doc, strlen(doc), origin, &errs, version);
+    pthread_mutex_unlock(&reload_lock);
+    free(doc);
+    cfg_errors_clear(&errs);
+    return rc;
+}
+
+static int apply_locked(const char *json, size_t len, const char *origin,
+                        struct cfg_errors *errs, uint64_t *version)
 {
     char err[512];
     size_t reused = 0, nroutes = 0;
     bool index_shared = false;
     int rc = -1;
 
-    pthread_mutex_lock(&reload_lock);
     cfg_pace_hook = gw_build_pace;      /* every parse after start-up is here */
     const struct sl_config *cur = g_snap->cfg;
     struct timespec t0, t1;
@@ -333,6 +362,5 @@ out:
             gw_log(GW_LOG_ERROR, "%s refused: %s%s%s", origin, errs->v[i].path,
                    errs->v[i].path[0] ? ": " : "", errs->v[i].message);
     }
-    pthread_mutex_unlock(&reload_lock);
     return rc;
 }

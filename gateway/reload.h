@@ -22,6 +22,11 @@ extern _Atomic uint64_t g_reloads_ok, g_reloads_err;
  * errs filled (nothing changed).  Thread-safe; origin names the caller in logs. */
 int gw_config_apply(const char *json, size_t len, const char *origin,
                     struct cfg_errors *errs, uint64_t *version);
+/* Apply the running document again (its upstreams' names are re-read from
+ * the resolver's cache: the DNS thread calls it when an answer changed).
+ * Serialised with gw_config_apply, so it never brings back a document a
+ * PUT /config replaced.  0 with *version set, or -1 (logged). */
+int gw_config_reapply(const char *origin, uint64_t *version);
 /* The calling thread (the admin thread, at the head of a PUT /config) goes
  * to idle priority for what follows, under the build watchdog, as a build
  * does; gw_config_apply ends it when it publishes, gw_reload_idle_end

@@ -1,5 +1,6 @@
 /* snapshot.c - immutable runtime configs: build, share, publish, free. */
 #include "snapshot.h"
+#include "../upstream/dns.h"
 #include "tls.h"
 #include "../core/log.h"
 
@@ -132,7 +133,9 @@ struct gw_snapshot *gw_snapshot_build(struct sl_config *cfg, struct gw_tls_set *
         snprintf(err, errlen, "out of memory building the route table");
         goto fail;
     }
-    if (up_set_build(cfg->upstreams, cfg->nupstreams, &s->ups, warn, sizeof(warn), 2000) != 0) {
+    up_dns_servers(cfg->dns_servers);
+    if (up_set_build(cfg->upstreams, cfg->nupstreams, &s->ups, warn, sizeof(warn),
+                     (int)cfg->dns_timeout_ms) != 0) {
         snprintf(err, errlen, "out of memory building upstreams");
         goto fail;
     }

@@ -1,8 +1,8 @@
-/* upstream.c - the runtime set: targets, their resolution (c-ares), and
- * the balancers' shared state (balance.h). */
+/* upstream.c - the runtime set: targets (names from the resolver, dns.h),
+ * their health groups, and the balancers' shared state (balance.h). */
 #include "upstream.h"
+#include "dns.h"
 
-#include <ares.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -10,125 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* ---- DNS ---- */
-
-struct dns_query {
-    struct up_target *t;
-    uint16_t port;
-    int done;
-    int status;
-};
-
-static void dns_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
-{
-    struct dns_query *q = arg;
-
-    /* ares_destroy() ends the queries still pending after the deadline
-     * with ARES_EDESTRUCTION: those timed out, and stay not done */
-    q->done = status != ARES_EDESTRUCTION;
-    q->status = status;
-    if (status == ARES_SUCCESS && res) {
-        /* Prefer the first address returned: c-ares sorts them (RFC 6724). */
-        struct ares_addrinfo_node *n = res->nodes;
-        if (n && n->ai_addrlen <= sizeof(q->t->sa)) {
-            memcpy(&q->t->sa, n->ai_addr, n->ai_addrlen);
-            q->t->salen = n->ai_addrlen;
-            if (n->ai_family == AF_INET)
-                ((struct sockaddr_in *)&q->t->sa)->sin_port = htons(q->port);
-            else
-                ((struct sockaddr_in6 *)&q->t->sa)->sin6_port = htons(q->port);
-        }
-    }
-    if (res)
-        ares_freeaddrinfo(res);
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void resolve_all(struct dns_query *qs, size_t nq, int timeout_ms,
-                        char *warn, size_t warnlen)
-{
-    static int lib_init;
-    ares_channel ch;
-    struct ares_options opt;
-
-    if (nq == 0)
-        return;
-    if (!lib_init) {
-        ares_library_init(ARES_LIB_INIT_ALL);
-        lib_init = 1;
-    }
-    memset(&opt, 0, sizeof(opt));
-    opt.timeout = timeout_ms < 1000 ? timeout_ms : 1000;
-    opt.tries = 2;
-    if (ares_init_options(&ch, &opt, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES) != ARES_SUCCESS) {
-        if (warn)
-            snprintf(warn, warnlen, "DNS: cannot initialise the resolver");
-        return;
-    }
-    for (size_t i = 0; i < nq; i++) {
-        struct ares_addrinfo_hints h;
-        memset(&h, 0, sizeof(h));
-        h.ai_family = AF_UNSPEC;
-        h.ai_socktype = SOCK_STREAM;
-        ares_getaddrinfo(ch, qs[i].t->name, NULL, &h, dns_cb, &qs[i]);
-    }
-    uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
-    for (;;) {
-        size_t pending = 0;
-        for (size_t i = 0; i < nq; i++)
-            pending += !qs[i].done;
-        if (pending == 0)
-            break;
-        uint64_t now = mono_ms();
-        if (now >= deadline)
-            break;
-        ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-        int bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
-        struct pollfd pfd[ARES_GETSOCK_MAXNUM];
-        int np = 0;
-        for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-            short ev = 0;
-            if (ARES_GETSOCK_READABLE(bits, i))
-                ev |= POLLIN;
-            if (ARES_GETSOCK_WRITABLE(bits, i))
-                ev |= POLLOUT;
-            if (ev) {
-                pfd[np].fd = socks[i];
-                pfd[np].events = ev;
-                pfd[np].revents = 0;
-                np++;
-            }
-        }
-        struct timeval tv, *tvp, maxtv = { 0, 100000 };
-        tvp = ares_timeout(ch, &maxtv, &tv);
-        int wait = (int)(tvp->tv_sec * 1000 + tvp->tv_usec / 1000);
-        if (wait > (int)(deadline - now))
-            wait = (int)(deadline - now);
-        poll(pfd, np, wait);
-        for (int i = 0; i < np; i++) {
-            ares_socket_t r = (pfd[i].revents & (POLLIN | POLLERR | POLLHUP)) ? pfd[i].fd : ARES_SOCKET_BAD;
-            ares_socket_t w = (pfd[i].revents & POLLOUT) ? pfd[i].fd : ARES_SOCKET_BAD;
-            ares_process_fd(ch, r, w);
-        }
-        if (np == 0)
-            ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-    }
-    ares_destroy(ch);   /* runs the callbacks of queries still pending */
-    size_t off = 0;
-    for (size_t i = 0; i < nq; i++) {
-        if (qs[i].t->salen == 0 && warn && off < warnlen)
-            off += snprintf(warn + off, warnlen - off, "%scannot resolve %s: %s",
-                            off ? "; " : "", qs[i].t->text,
-                            qs[i].done ? ares_strerror(qs[i].status) : "timed out");
-    }
-}
 
 /* u's health group: its targets in the registry, its bitmap. */
 static int health_group(struct up_upstream *u)
@@ -172,11 +53,50 @@ void up_set_publish(const struct up_set *set, SSL_CTX *const *tls)
     free(verify);
 }
 
+/* Target t of an upstream from config target ct: address sa (port set
+ * here), or none (salen 0). */
+static void target_init(struct up_target *t, const struct cfg_target *ct, size_t gidx,
+                        const struct sockaddr_storage *sa, socklen_t salen)
+{
+    t->weight = ct->weight;
+    t->gidx = gidx;
+    if (strchr(ct->addr.host, ':'))
+        snprintf(t->host, sizeof(t->host), "[%s]:%u", ct->addr.host, ct->addr.port);
+    else
+        snprintf(t->host, sizeof(t->host), "%s:%u", ct->addr.host, ct->addr.port);
+    if (ct->addr.is_ip) {
+        snprintf(t->text, sizeof(t->text), "%s", ct->addr.text);
+        memcpy(&t->sa, &ct->addr.sa, ct->addr.salen);
+        t->salen = ct->addr.salen;
+        return;
+    }
+    snprintf(t->name, sizeof(t->name), "%s", ct->addr.host);
+    if (salen == 0) {
+        snprintf(t->text, sizeof(t->text), "%s", ct->addr.text);
+        return;
+    }
+    char ip[INET6_ADDRSTRLEN];
+    memcpy(&t->sa, sa, salen);
+    t->salen = salen;
+    if (sa->ss_family == AF_INET) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&t->sa;
+        s4->sin_port = htons(ct->addr.port);
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+    } else {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&t->sa;
+        s6->sin6_port = htons(ct->addr.port);
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+    }
+    /* one per address: logs, /status and the hash ring tell them apart */
+    snprintf(t->text, sizeof(t->text), "%s (%s)", ct->addr.text, ip);
+}
+
 int up_set_build(const struct cfg_upstream *ups, size_t nups, struct up_set *set,
                  char *warn, size_t warnlen, int dns_timeout_ms)
 {
-    size_t nq = 0, g = 0;
-    struct dns_query *qs = NULL;
+    size_t nq = 0, g = 0, off = 0;
+    const char **names = NULL;
+    struct up_dns_answer *ans = NULL;
 
     memset(set, 0, sizeof(*set));
     if (warn && warnlen)
@@ -186,55 +106,74 @@ int up_set_build(const struct cfg_upstream *ups, size_t nups, struct up_set *set
         return -1;
     set->n = nups;
     for (size_t i = 0; i < nups; i++)
-        nq += ups[i].ntargets;
-    qs = calloc(nq ? nq : 1, sizeof(*qs));
-    if (qs == NULL)
+        for (size_t j = 0; j < ups[i].ntargets; j++)
+            nq += !ups[i].targets[j].addr.is_ip;
+    names = calloc(nq ? nq : 1, sizeof(*names));
+    ans = calloc(nq ? nq : 1, sizeof(*ans));
+    set->dns = calloc(nq ? nq : 1, sizeof(*set->dns));
+    if (names == NULL || ans == NULL || set->dns == NULL)
         goto fail;
+    nq = 0;
+    for (size_t i = 0; i < nups; i++)
+        for (size_t j = 0; j < ups[i].ntargets; j++)
+            if (!ups[i].targets[j].addr.is_ip)
+                names[nq++] = ups[i].targets[j].addr.host;
+    /* every name at once: from the resolver's cache, or looked up now */
+    up_dns_acquire(names, nq, dns_timeout_ms, ans, set->dns);
+    set->ndns = nq;
     nq = 0;
     for (size_t i = 0; i < nups; i++) {
         const struct cfg_upstream *cu = &ups[i];
         struct up_upstream *u = &set->v[i];
+        size_t nt = 0, q = nq;
         u->cfg = cu;
         u->index = i;
-        u->ntargets = cu->ntargets;
-        u->targets = calloc(cu->ntargets ? cu->ntargets : 1, sizeof(*u->targets));
-        u->weights = calloc(cu->ntargets ? cu->ntargets : 1, sizeof(*u->weights));
+        /* a name is one target per address (one, never picked, without any) */
+        for (size_t j = 0; j < cu->ntargets; j++)
+            if (cu->targets[j].addr.is_ip)
+                nt++;
+            else
+                nt += ans[q].n ? ans[q++].n : (q++, 1);
+        u->ntargets = nt;
+        u->targets = calloc(nt ? nt : 1, sizeof(*u->targets));
+        u->weights = calloc(nt ? nt : 1, sizeof(*u->weights));
         if (u->targets == NULL || u->weights == NULL)
             goto fail;
+        nt = 0;
         for (size_t j = 0; j < cu->ntargets; j++) {
             const struct cfg_target *ct = &cu->targets[j];
-            struct up_target *t = &u->targets[j];
-            t->weight = u->weights[j] = ct->weight;
-            t->gidx = g++;
-            snprintf(t->text, sizeof(t->text), "%s", ct->addr.text);
-            if (strchr(ct->addr.host, ':'))
-                snprintf(t->host, sizeof(t->host), "[%s]:%u", ct->addr.host, ct->addr.port);
-            else
-                snprintf(t->host, sizeof(t->host), "%s:%u", ct->addr.host, ct->addr.port);
             if (ct->addr.is_ip) {
-                memcpy(&t->sa, &ct->addr.sa, ct->addr.salen);
-                t->salen = ct->addr.salen;
-            } else {
-                qs[nq].t = t;
-                qs[nq].port = ct->addr.port;
-                snprintf(t->name, sizeof(t->name), "%s", ct->addr.host);
-                nq++;
+                target_init(&u->targets[nt++], ct, g++, NULL, 0);
+                continue;
             }
+            const struct up_dns_answer *a = &ans[nq++];
+            if (a->n == 0) {
+                target_init(&u->targets[nt++], ct, g++, NULL, 0);
+                if (warn && off < warnlen)
+                    off += (size_t)snprintf(warn + off, warnlen - off, "%scannot resolve %s: %s",
+                                            off ? "; " : "", ct->addr.text, a->err);
+            }
+            for (size_t k = 0; k < a->n; k++)
+                target_init(&u->targets[nt++], ct, g++, &a->a[k], a->alen[k]);
         }
+        for (size_t j = 0; j < nt; j++)
+            u->weights[j] = u->targets[j].weight;
     }
     set->ntargets = g;
+    free(names);
+    free(ans);
+    names = NULL;
+    ans = NULL;
     for (size_t i = 0; i < nups; i++)
         if (up_bal_build(&set->v[i]) != 0)
             goto fail;
-    resolve_all(qs, nq, dns_timeout_ms, warn, warnlen);
-    free(qs);
-    qs = NULL;
     for (size_t i = 0; i < set->n; i++)
         if (health_group(&set->v[i]) != 0)
             goto fail;
     return 0;
 fail:
-    free(qs);
+    free(names);
+    free(ans);
     up_set_free(set);
     return -1;
 }
@@ -250,5 +189,8 @@ void up_set_free(struct up_set *set)
         }
         free(set->v);
     }
+    for (size_t i = 0; i < set->ndns; i++)
+        up_dns_release(set->dns[i]);
+    free(set->dns);
     memset(set, 0, sizeof(*set));
 }

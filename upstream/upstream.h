@@ -2,12 +2,16 @@
  * upstream.h - runtime upstreams: resolved targets and balancing.
  *
  * up_set_build() turns the config's upstreams into targets with socket
- * addresses, resolving DNS names with c-ares (all names in parallel, bounded
- * in time) on the calling thread, which is never a worker.  A name that does
- * not resolve leaves its target unresolved (never picked) and is reported in
- * the warnings; it does not fail the build.  The set is immutable afterwards
- * and shared read-only by the workers; balancer state (struct up_wpick,
- * balance.h) is per worker, so picking takes no lock.
+ * addresses.  A target given by a DNS name is one target per address of
+ * the name (all its A/AAAA records, each with the configured weight), taken
+ * from the resolver's cache (dns.h; a name seen for the first time is
+ * resolved there and then, all names in parallel, bounded in time, on the
+ * calling thread, which is never a worker).  A name without any address
+ * leaves one target unresolved (never picked), reported in the warnings; it
+ * does not fail the build.  The set is immutable afterwards and shared
+ * read-only by the workers; balancer state (struct up_wpick, balance.h) is
+ * per worker, so picking takes no lock.  When the resolver sees a name's
+ * addresses change, the gateway builds a new set from the same document.
  *
  * Owns: the runtime set and the upstream config (upstream_config.h); the
  * balancers are balance.h's, the upstream connection upconn.h's.  May call: health/, pool/ (upconn),
@@ -25,6 +29,8 @@
 #include "upstream_config.h"
 #include "balance.h"
 #include "../health/health.h"
+
+struct up_dns_name;
 
 struct up_target {
     struct sockaddr_storage sa;
@@ -52,11 +58,14 @@ struct up_set {
     struct up_upstream *v;
     size_t n;
     size_t ntargets;            /* over all upstreams */
+    struct up_dns_name **dns;   /* the names it holds in the resolver (dns.h) */
+    size_t ndns;
 };
 
 /* Build the runtime upstreams of the nups config upstreams ups (which must
  * outlive the set; upstream i of the set is ups[i]).
  * Warnings (unresolved names) are written to warn (may be NULL).
+ * dns_timeout_ms bounds the lookups of names the resolver has no answer for.
  * Returns 0, or -1 on allocation failure. */
 int up_set_build(const struct cfg_upstream *ups, size_t nups, struct up_set *set,
                  char *warn, size_t warnlen, int dns_timeout_ms);

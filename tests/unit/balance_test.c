@@ -8,6 +8,7 @@
  * against one pick.
  */
 /* before tap.h: up_swrr's parameter "ok" would be taken for tap's ok() */
+#include "../../upstream/dns.c"
 #include "../../upstream/upstream.c"
 #include "../../upstream/balance.c"
 #include "../../health/health.c"

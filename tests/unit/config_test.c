@@ -1251,9 +1251,57 @@ static void test_parse_update(void)
     free(d1);
 }
 
+/* "dns": the resolver's servers as c-ares's CSV list, the build's bound;
+ * bad values name their path. */
+static void test_dns(void)
+{
+    struct cfg_errors e = {0};
+    struct sl_config *c;
+
+    c = parse("{" LSN ",\"routes\":[]}", &e);
+    ok(c && c->dns_servers == NULL && c->dns_timeout_ms == 2000, "no dns: the system's servers, 2000 ms");
+    cfg_free(c);
+    cfg_errors_clear(&e);
+    c = parse("{" LSN ",\"routes\":[],\"dns\":{\"servers\":[\"127.0.0.1:5353\",\"[::1]:53\","
+              "\"10.0.0.2\",\"fe80::1\"],\"timeout_ms\":300}}", &e);
+    ok(c && c->dns_servers && strcmp(c->dns_servers, "127.0.0.1:5353,[::1]:53,10.0.0.2,fe80::1") == 0 &&
+       c->dns_timeout_ms == 300, "servers and timeout_ms (have %s)", c && c->dns_servers ? c->dns_servers : "NULL");
+    cfg_free(c);
+    cfg_errors_clear(&e);
+    c = parse("{" LSN ",\"routes\":[],\"dns\":{\"timeout_ms\":100}}", &e);
+    ok(c && c->dns_servers == NULL && c->dns_timeout_ms == 100, "timeout_ms alone");
+    cfg_free(c);
+    cfg_errors_clear(&e);
+
+    static const struct { const char *dns, *path, *msg; } dbad[] = {
+        { "{\"servers\":[\"ns.example:53\"]}", "/dns/servers/0", "not an IP address" },
+        { "{\"servers\":[\"127.0.0.1:0\"]}", "/dns/servers/0", "1..65535" },
+        { "{\"servers\":[\"127.0.0.1:x\"]}", "/dns/servers/0", "1..65535" },
+        { "{\"servers\":[\"[::1\"]}", "/dns/servers/0", "[IP]:port" },
+        { "{\"servers\":[\"127.0.0.1\",7]}", "/dns/servers/1", "string" },
+        { "{\"servers\":[]}", "/dns/servers", "non-empty" },
+        { "{\"servers\":\"127.0.0.1\"}", "/dns/servers", "array" },
+        { "{\"timeout_ms\":0}", "/dns/timeout_ms", NULL },
+        { "{\"timeout_ms\":60001}", "/dns/timeout_ms", NULL },
+        { "{\"ttl\":1}", "/dns/ttl", "unknown field" },
+        { "[]", "/dns", NULL },
+    };
+    for (size_t i = 0; i < sizeof(dbad) / sizeof(dbad[0]); i++) {
+        char doc[256];
+        snprintf(doc, sizeof(doc), "{" LSN ",\"routes\":[],\"dns\":%s}", dbad[i].dns);
+        c = parse(doc, &e);
+        ok(c == NULL && has_error(&e, dbad[i].path, dbad[i].msg), "dns %s: %s", dbad[i].dns, dbad[i].path);
+        if (c != NULL || !has_error(&e, dbad[i].path, dbad[i].msg))
+            dump_errors(&e);
+        cfg_free(c);
+        cfg_errors_clear(&e);
+    }
+}
+
 int main(void)
 {
     test_spec_example();
+    test_dns();
     test_defaults();
     test_tls_fields();
     test_health_fields();

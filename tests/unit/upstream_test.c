@@ -8,6 +8,7 @@
  * is given no time at all (dns_timeout_ms 0), so no answer can arrive.
  */
 /* before tap.h: up_swrr's parameter "ok" would be taken for tap's ok() */
+#include "../../upstream/dns.c"
 #include "../../upstream/upstream.c"
 #include "../../upstream/balance.c"
 #include "../../health/health.c"
@@ -445,7 +446,8 @@ static void test_set_build(void)
     ok(set.v[0].weights[0] == 5 && set.v[0].weights[1] == 1 && set.v[0].weights[2] == 2 &&
        t[0].weight == 5 && set.v[1].weights[1] == 7, "weights copied to targets and the weights array");
     ok(strcmp(t[0].text, "127.0.0.1:8080") == 0 && strcmp(t[1].text, "[::1]:8081") == 0 &&
-       strcmp(t[2].text, "localhost:8082") == 0, "text is the address as configured");
+       strcmp(t[2].text, "localhost:8082 (127.0.0.1)") == 0,
+       "text is the address as configured, and a name's address (have \"%s\")", t[2].text);
     ok(strcmp(t[0].host, "127.0.0.1:8080") == 0, "host of an IPv4 target: %s", t[0].host);
     ok(strcmp(t[1].host, "[::1]:8081") == 0, "host of an IPv6 target is bracketed: %s", t[1].host);
     ok(strcmp(t[2].host, "localhost:8082") == 0, "host of a named target: %s", t[2].host);
@@ -543,6 +545,85 @@ static void test_unresolved(void)
     hc_shutdown();
 }
 
+/* The resolver's cache (dns.c): one entry per name while a set holds it,
+ * /etc/hosts before any server, a failure keeps the last good answer. */
+static void test_dns_cache(void)
+{
+    static struct up_dns_answer a[2];
+    struct up_dns_name *ref[2];
+    const char *names[2] = { "localhost", "localhost" };
+
+    /* nothing listens on the discard port: any question to a server fails */
+    up_dns_servers("127.0.0.1:9");
+    up_dns_acquire(names, 2, 500, a, ref);
+    ok(ref[0] && ref[0] == ref[1] && ref[0]->refs == 2, "one entry per name, a reference per use");
+    ok(a[0].n == 1 && a[0].a[0].ss_family == AF_INET &&
+       ntohl(((struct sockaddr_in *)&a[0].a[0])->sin_addr.s_addr) == 0x7f000001 &&
+       ((struct sockaddr_in *)&a[0].a[0])->sin_port == 0,
+       "localhost from /etc/hosts, with the servers configured (port 0)");
+    ok(a[1].n == 1 && ref[0]->ans.n == 1 && ref[0]->due_ms > 0, "cached, with a time to look again");
+
+    /* a failed lookup keeps the answer and backs off */
+    struct up_dns_answer fail = { .n = 0, .err = "server failure" };
+    struct query q = { .name = "localhost", .out = &fail, .ttl_ms = 1000 };
+    uint64_t now = 5000;
+    pthread_mutex_lock(&D_lock);
+    ok(!store(ref[0], &q, now) && ref[0]->ans.n == 1, "a failure changes nothing served");
+    ok(ref[0]->retry_ms == 1000 && ref[0]->due_ms == now + 1000, "... and is retried in 1 s");
+    store(ref[0], &q, now);
+    ok(ref[0]->retry_ms == 2000 && ref[0]->due_ms == now + 2000, "... then 2 s");
+    for (int i = 0; i < 10; i++)
+        store(ref[0], &q, now);
+    ok(ref[0]->retry_ms == UP_DNS_RETRY_MAX_MS, "... at most %u ms", UP_DNS_RETRY_MAX_MS);
+    ok(strcmp(ref[0]->ans.err, "server failure") == 0, "the failure is remembered");
+
+    /* a new answer: changed; the same again: not */
+    struct up_dns_answer two = { .n = 2 };
+    for (int i = 0; i < 2; i++) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&two.a[i];
+        s4->sin_family = AF_INET;
+        s4->sin_addr.s_addr = htonl(0x7f000002 + (uint32_t)i);
+        two.alen[i] = sizeof(*s4);
+    }
+    q.out = &two;
+    q.ttl_ms = 7000;
+    ok(store(ref[0], &q, now), "two addresses instead of one: changed");
+    ok(ref[0]->retry_ms == 0 && ref[0]->due_ms == now + 7000, "a success ends the back-off, next lookup at the TTL");
+    ok(!store(ref[0], &q, now), "the same two again: not changed");
+    pthread_mutex_unlock(&D_lock);
+
+    /* a build now takes the cache's two, one target each */
+    struct cfg_target tt;
+    struct cfg_upstream up;
+    struct up_set set;
+    addr_name(&tt.addr, "localhost:8090", "localhost", 8090);
+    tt.weight = 3;
+    memset(&up, 0, sizeof(up));
+    up.name = "dns";
+    up.health = hc_policy_default;
+    up.targets = &tt;
+    up.ntargets = 1;
+    int brc = up_set_build(&up, 1, &set, NULL, 0, 500);
+    ok(brc == 0 && set.v[0].ntargets == 2,
+       "a name with two addresses is two targets (have %zu)", brc == 0 ? set.v[0].ntargets : 0);
+    ok(set.v[0].ntargets == 2 && is_loopback(&set.v[0].targets[0], 8090) &&
+       is_loopback(&set.v[0].targets[1], 8090) &&
+       strcmp(set.v[0].targets[0].text, "localhost:8090 (127.0.0.2)") == 0 &&
+       strcmp(set.v[0].targets[1].text, "localhost:8090 (127.0.0.3)") == 0 &&
+       set.v[0].weights[0] == 3 && set.v[0].weights[1] == 3,
+       "each with its address, the port and the weight configured");
+    ok(set.v[0].ntargets == 2 && set.v[0].targets[0].health != set.v[0].targets[1].health,
+       "and a health state each");
+    ok(ref[0]->refs == 3, "the set holds the name too");
+    up_dns_release(ref[0]);
+    up_dns_release(ref[1]);
+    ok(D_names != NULL && D_names->refs == 1, "released by the first user: the set still holds it");
+    up_set_free(&set);
+    ok(D_names == NULL, "no user left: the name is forgotten");
+    up_dns_servers(NULL);
+    hc_shutdown();
+}
+
 int main(void)
 {
     gw_log_level = GW_LOG_ERROR;
@@ -551,6 +632,7 @@ int main(void)
     test_pick_cost();
     test_set_build();
     test_unresolved();
+    test_dns_cache();
     ares_library_cleanup();
     return tap_done();
 }
