@@ -1178,6 +1178,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 
 static void *admin_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "sluice-admin");   /* as ps -L and top -H show it */
     event_base_dispatch(A.base);
     return NULL;
 }

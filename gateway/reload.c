@@ -86,6 +86,7 @@ static void deadline_in(struct timespec *t, long ms)
 
 static void *watchdog_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "sluice-watchdog");   /* as ps -L and top -H show it */
     (void)arg;
     pthread_mutex_lock(&W.lock);
     for (;;) {

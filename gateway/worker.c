@@ -202,6 +202,10 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
     struct gw_worker *w = arg;
+    char name[16];
+
+    snprintf(name, sizeof(name), "sluice-w%d", w->id);
+    pthread_setname_np(pthread_self(), name);   /* as ps -L and top -H show it */
 
     /* one turn at a time, so that gw_turn_ns() is read afresh in each;
      * event_base_dispatch() but for that (it returns 1 with no events) */

@@ -256,6 +256,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 static void *prober_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "sluice-health");   /* as ps -L and top -H show it */
     event_base_dispatch(P.base);
     while (P.live)
         probe_free(P.live);

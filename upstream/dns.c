@@ -327,6 +327,7 @@ void up_dns_release(struct up_dns_name *ref)
 
 static void *dns_main(void *arg)
 {
+    pthread_setname_np(pthread_self(), "sluice-dns");   /* as ps -L and top -H show it */
     uint64_t retry_at = 0;      /* a change the callback failed to apply: again then */
 
     (void)arg;
