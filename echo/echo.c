@@ -584,16 +584,23 @@ static void arm_ms(struct conn *c, unsigned ms)
     evtimer_add(c->timer, &tv);
 }
 
+/* The head of an event stream (/sse, a streamed chat completion). */
+static void write_sse_head(struct conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    write_head(c, 200);
+    evbuffer_add_printf(out, "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
+    if (c->fr == FR_CHUNKED)
+        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
+    evbuffer_add(out, "\r\n", 2);
+}
+
 /* Returns -1 when c was freed. */
 static int sse_step(struct conn *c)
 {
     if (!c->sse_head_sent) {
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        write_head(c, 200);
-        evbuffer_add_printf(out, "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
-        if (c->fr == FR_CHUNKED)
-            evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-        evbuffer_add(out, "\r\n", 2);
+        write_sse_head(c);
         c->sse_head_sent = true;
         if (c->head_req) {
             c->fr = FR_CL;
@@ -652,12 +659,7 @@ static int start_llm(struct conn *c)
     c->llm_i = 0;
     c->llm_ms = (unsigned)qparam_u64(c, "token_ms", g_token_ms);
     choose_streaming_framing(c, false);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    write_head(c, 200);
-    evbuffer_add_printf(out, "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n");
-    if (c->fr == FR_CHUNKED)
-        evbuffer_add_printf(out, "Transfer-Encoding: chunked\r\n");
-    evbuffer_add(out, "\r\n", 2);
+    write_sse_head(c);
     return llm_step(c);
 }
 
