@@ -270,12 +270,51 @@ static void health_view(cJSON *to, const struct hc_target *h, uint64_t now)
     cJSON_AddNumberToObject(to, "since_ms", (double)v.since_ms);
 }
 
+/* The process: what runs since when, its connections, the last reload. */
+static void process_view(cJSON *d)
+{
+    struct gw_reload_last last;
+    struct timespec ts;
+    uint64_t conns = 0;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t start = gw_metrics_start_ms();
+    for (int i = 0; i < g_nworkers; i++)
+        conns += gw_cnt_get(&g_workers[i].stats.client_conns);
+    cJSON_AddStringToObject(d, "sluice_version", SLUICE_VERSION);
+    cJSON_AddNumberToObject(d, "time_ms", (double)now);
+    cJSON_AddNumberToObject(d, "started_ms", (double)start);
+    cJSON_AddNumberToObject(d, "uptime_s", (double)((now > start ? now - start : 0) / 1000));
+    cJSON_AddNumberToObject(d, "workers", g_nworkers);
+    cJSON_AddNumberToObject(d, "client_connections", (double)conns);
+    cJSON *r = cJSON_AddObjectToObject(d, "reloads");
+    cJSON_AddNumberToObject(r, "ok", (double)atomic_load(&g_reloads_ok));
+    cJSON_AddNumberToObject(r, "error", (double)atomic_load(&g_reloads_err));
+    gw_reload_last(&last);
+    if (last.time_ms == 0) {
+        cJSON_AddNullToObject(r, "last");
+        return;
+    }
+    cJSON *l = cJSON_AddObjectToObject(r, "last");
+    cJSON_AddNumberToObject(l, "time_ms", (double)last.time_ms);
+    cJSON_AddStringToObject(l, "result", last.ok ? "ok" : "error");
+    cJSON_AddStringToObject(l, "origin", last.origin);
+    cJSON_AddNumberToObject(l, "version", (double)last.version);
+    cJSON_AddNumberToObject(l, "took_ms", last.took_ms);
+    if (last.ok)
+        cJSON_AddNullToObject(l, "error");
+    else
+        cJSON_AddStringToObject(l, "error", last.error);
+}
+
 static void get_status(struct adm_req *req, const struct gw_snapshot *s)
 {
     cJSON *d = cJSON_CreateObject();
     uint64_t now = lt_now_ms();
 
     cJSON_AddNumberToObject(d, "version", (double)s->version);
+    process_view(d);
     cJSON *ups = cJSON_AddArrayToObject(d, "upstreams");
     for (size_t i = 0; i < s->ups.n; i++) {
         const struct up_upstream *u = &s->ups.v[i];

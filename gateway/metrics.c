@@ -12,6 +12,7 @@
 #include "reload.h"
 #include "snapshot.h"
 #include "tls.h"
+#include "version.h"
 #include "worker.h"
 #include "../core/hash.h"
 
@@ -20,6 +21,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static uint64_t start_ms;
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void gw_metrics_started(void)
+{
+    start_ms = wall_ms();
+}
+
+uint64_t gw_metrics_start_ms(void)
+{
+    return start_ms;
+}
+
+static const char *const status_classes[5] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
 
 /* ---- the model's helpers ---- */
 
@@ -277,6 +301,9 @@ void gw_target_sum(const struct up_target *t, struct gw_target_sum *out)
             uint64_t idle = atomic_load_explicit(&b->count, memory_order_relaxed);
             out->opened += opened;
             out->in_use += open > idle ? open - idle : 0;
+            for (int k = 0; k < 5; k++)
+                out->code[k] += gw_cnt_get(&b->code[k]);
+            mx_hist_add(&out->resp, &b->resp);
             break;
         }
     }
@@ -404,6 +431,14 @@ static void reload_metrics(struct mx_emit *e, const struct gw_snapshot *s)
     mx_scalar(e, "sluice_reload_build_yields_total", "counter",
               "Times a build (or a PUT's upload) gave its core back between two turns.",
               gw_build_yields());
+    struct gw_reload_last last;
+    gw_reload_last(&last);
+    mx_scalar(e, "sluice_reload_last_success", "gauge",
+              "0 when the last reload was refused (the running config stayed), else 1 (also before any).",
+              last.time_ms == 0 || last.ok);
+    mx_scalar(e, "sluice_reload_last_timestamp_seconds", "gauge",
+              "Wall-clock time the last reload ended, in seconds since the epoch (0: none since the start).",
+              last.time_ms / 1000);
     mx_family(e, "sluice_dns_lookups_total", "counter",
               "Lookups of upstream target names (at a build, at the end of their TTL), by result.");
     uint64_t dns_failed = up_dns_failures();     /* first: a lookup is counted before its failure */
@@ -454,14 +489,12 @@ static void stream_metrics(struct mx_emit *e, const struct metric_sums *m)
 /* Requests, latencies, bytes, connections, closes, the pool. */
 static void traffic_metrics(struct mx_emit *e, const struct metric_sums *m)
 {
-    static const char *const classes[5] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
-
     mx_family(e, "sluice_requests_total", "counter", "Requests answered, by route and status class.");
     for (size_t i = 0; i < m->rt.n; i++)
         for (int k = 0; k < 5; k++) {
             if (m->rt.v[i].code[k] == 0)
                 continue;
-            struct mx_label l[2] = { { "route", m->rt.v[i].name }, { "code", classes[k] } };
+            struct mx_label l[2] = { { "route", m->rt.v[i].name }, { "code", status_classes[k] } };
             mx_value(e, l, 2, m->rt.v[i].code[k]);
         }
     mx_family(e, "sluice_request_duration_seconds", "histogram",
@@ -520,7 +553,7 @@ static void tls_metrics(struct mx_emit *e, const struct metric_sums *m)
 /* Per target: health, traffic and its upstream connections, one family
  * per pass (a family's samples go together). */
 enum { TM_HEALTHY, TM_REQUESTS, TM_FAILURES, TM_IDLE, TM_IN_USE, TM_OPENED, TM_CLOSED,
-       TM_CONNS, TM_QUEUED, TM_Q_FULL, TM_Q_TIMEOUT, TM_N };
+       TM_CONNS, TM_QUEUED, TM_Q_FULL, TM_Q_TIMEOUT, TM_RESPONSES, TM_RESP_SECONDS, TM_N };
 
 static const struct {
     const char *name, *type, *help;
@@ -541,6 +574,10 @@ static const struct {
                     "Requests answered 503 because a target's queue was full (pool.max_queue)." },
     [TM_Q_TIMEOUT] = { "sluice_queue_timeouts_total", "counter",
                        "Requests answered 503 after waiting pool.queue_timeout_ms for a connection." },
+    [TM_RESPONSES] = { "sluice_target_responses_total", "counter",
+                       "Response heads from a target, by status class (classes seen so far)." },
+    [TM_RESP_SECONDS] = { "sluice_target_response_seconds", "histogram",
+                          "Time from a request's head to a target's response header (targets that answered)." },
 };
 
 static void target_metrics(struct mx_emit *e, const struct gw_snapshot *s)
@@ -561,6 +598,20 @@ static void target_metrics(struct mx_emit *e, const struct gw_snapshot *s)
                         l[2].value = pool_close_names[r];
                         mx_value(e, l, 3, sum.closed[r]);
                     }
+                    continue;
+                }
+                if (pass == TM_RESPONSES) {
+                    l[2].name = "code";
+                    for (int k = 0; k < 5; k++) {
+                        l[2].value = status_classes[k];
+                        if (sum.code[k])
+                            mx_value(e, l, 3, sum.code[k]);
+                    }
+                    continue;
+                }
+                if (pass == TM_RESP_SECONDS) {
+                    if (mx_hist_count(&sum.resp))
+                        mx_hist(e, l, 2, &sum.resp);
                     continue;
                 }
                 const struct hc_target *h = t->health;
@@ -617,6 +668,16 @@ static void health_metrics(struct mx_emit *e, const struct gw_snapshot *s)
     }
 }
 
+/* What runs: the build, since when, how many workers. */
+static void process_metrics(struct mx_emit *e)
+{
+    mx_family(e, "sluice_build_info", "gauge", "Always 1; the version label says which sluice runs.");
+    mx_value(e, &(struct mx_label){ "version", SLUICE_VERSION }, 1, 1);
+    mx_scalar(e, "sluice_start_time_seconds", "gauge", "Wall-clock start of the process, in seconds since the epoch.",
+              start_ms / 1000);
+    mx_scalar(e, "sluice_workers", "gauge", "Worker threads (each with its own event loop).", (uint64_t)g_nworkers);
+}
+
 void gw_metrics_emit(struct mx_emit *e, const struct gw_snapshot *s)
 {
     struct metric_sums m;
@@ -630,6 +691,7 @@ void gw_metrics_emit(struct mx_emit *e, const struct gw_snapshot *s)
     target_metrics(e, s);
     health_metrics(e, s);
     reload_metrics(e, s);
+    process_metrics(e);
     free(m.rt.v);
     free(m.rt.slots);
     free(m.ut.v);

@@ -104,6 +104,11 @@ void mx_json_end(struct mx_json *j, const char *extra);
  * kept, any other byte as \ufffd. */
 void mx_json_str(struct evbuffer *out, const char *s);
 
+/* The process started (wall clock): main, once, early. */
+void gw_metrics_started(void);
+/* Wall clock ms of that start. */
+uint64_t gw_metrics_start_ms(void);
+
 /* Every family of sluice's own, in /metrics order. */
 void gw_metrics_emit(struct mx_emit *e, const struct gw_snapshot *s);
 
@@ -111,6 +116,8 @@ void gw_metrics_emit(struct mx_emit *e, const struct gw_snapshot *s);
 struct gw_target_sum {
     uint64_t idle, inflight, requests, failures, opened, in_use;
     uint64_t closed[POOL_CLOSE_N];
+    uint64_t code[5];           /* response heads by status class */
+    struct mx_hist resp;        /* request start to response head */
 };
 void gw_target_sum(const struct up_target *t, struct gw_target_sum *out);
 
