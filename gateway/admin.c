@@ -23,6 +23,7 @@
 #include "worker.h"
 #include "http1.h"
 #include "tls.h"
+#include "ui.h"
 #include "../core/hash.h"
 #include "../core/io.h"
 #include "../core/reason.h"
@@ -380,6 +381,13 @@ static void get_stats(struct adm_req *req, const struct gw_snapshot *s)
 
 /* ---- dispatch ---- */
 
+/* The page may talk to this listener only, and run only its own inline
+ * script and style: nothing it shows can load from another host. */
+#define UI_HEADERS "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; " \
+                   "style-src 'unsafe-inline'; connect-src 'self'; img-src data:; " \
+                   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n" \
+                   "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+
 static void admin_cb(struct adm_req *req)
 {
     enum h1_method m = req->m;
@@ -399,6 +407,15 @@ static void admin_cb(struct adm_req *req)
     if (strcmp(path, "/healthz") == 0) {
         if (m == H1_M_GET || m == H1_M_HEAD)
             reply(req, 200, "text/plain", "ok\n", 3);
+        else
+            reply_error(req, 405, "method not allowed");
+        return;
+    }
+    if (strcmp(path, "/ui") == 0) {
+        /* the page carries no data: it asks for the token and sends it
+         * on its own requests, which the checks below guard */
+        if (m == H1_M_GET || m == H1_M_HEAD)
+            reply_with(req, 200, "text/html; charset=utf-8", UI_HEADERS, gw_ui_page, gw_ui_page_len, NULL);
         else
             reply_error(req, 405, "method not allowed");
         return;
