@@ -101,10 +101,38 @@ void *cm_calloc(struct cfg_mem **head, size_t n, size_t sz)
     return cm_alloc(head, bytes ? bytes : 1, _Alignof(max_align_t), true);
 }
 
+/* cm_on_free: a chunk with no room (cap 0, which no other chunk has)
+ * holding the call. */
+struct cm_cleanup {
+    void (*fn)(void *);
+    void *arg;
+};
+
+void cm_on_free(struct cfg_mem **head, void (*fn)(void *), void *arg)
+{
+    struct cfg_mem *c = xmalloc(sizeof(*c) + sizeof(struct cm_cleanup));
+    struct cm_cleanup *k = (struct cm_cleanup *)(void *)c->data;
+
+    k->fn = fn;
+    k->arg = arg;
+    c->used = c->cap = 0;
+    if (*head) {                /* behind the head, as big pieces go */
+        c->next = (*head)->next;
+        (*head)->next = c;
+    } else {
+        c->next = NULL;
+        *head = c;
+    }
+}
+
 void cm_free_all(struct cfg_mem *c)
 {
     while (c) {
         struct cfg_mem *n = c->next;
+        if (c->cap == 0) {
+            struct cm_cleanup *k = (struct cm_cleanup *)(void *)c->data;
+            k->fn(k->arg);
+        }
         free(c);
         c = n;
     }

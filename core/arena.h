@@ -44,5 +44,9 @@ char *cm_strndup(struct cfg_mem **head, const char *s, size_t n);
 char *cm_strdup(struct cfg_mem **head, const char *s);
 /* Frees every chunk from c on; NULL is a no-op. */
 void cm_free_all(struct cfg_mem *c);
+/* fn(arg) when the arena is freed (cm_free_all), for what a parsed config
+ * holds outside it (OpenSSL keys): the arena is the one thing a config's
+ * owners free, however it is shared.  Several run in no set order. */
+void cm_on_free(struct cfg_mem **head, void (*fn)(void *), void *arg);
 
 #endif

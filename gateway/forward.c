@@ -240,6 +240,11 @@ bool fwd_build_head(struct gw_conn *c, const struct h1_request *r)
         f.drop = au->cred_header;
         f.drop_len = au->cred_header_len;
     }
+    if (au && au->nstrip) {
+        f.strip = au->strip;
+        f.strip_lens = au->strip_lens;
+        f.nstrip = au->nstrip;
+    }
     if (pt->has_auth_id) {
         f.auth_id = pt->auth_id;
         f.auth_id_len = pt->auth_id_len;

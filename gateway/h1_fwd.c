@@ -136,6 +136,15 @@ static void request_line(struct sbuf *s, const struct h1_request *r, const struc
     SB_LIT(s, " HTTP/1.1\r\nHost: ");
 }
 
+/* Is h one of the headers the policy writes itself? */
+static bool stripped(const struct h1_fwd_req *f, const struct h1_header *h)
+{
+    for (size_t i = 0; i < f->nstrip; i++)
+        if (h->name_len == f->strip_lens[i] && h1_casecmp(h->name, f->strip[i], h->name_len))
+            return true;
+    return false;
+}
+
 int h1_fwd_request_head(char *out, size_t cap, const struct h1_request *r,
                         const struct h1_fwd_req *f)
 {
@@ -164,6 +173,8 @@ int h1_fwd_request_head(char *out, size_t cap, const struct h1_request *r,
             if (!keep_header(h, e, r->headers, r->nheaders, has_conn))
                 continue;
             if (f->drop && h->name_len == f->drop_len && h1_casecmp(h->name, f->drop, f->drop_len))
+                continue;
+            if (f->nstrip && stripped(f, h))
                 continue;
             has_rid |= c == HDR_XRID;
             put_header(&s, h->name, h->name_len, h->value, h->value_len);

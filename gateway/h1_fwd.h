@@ -48,6 +48,11 @@ struct h1_fwd_req {
     size_t auth_id_len;
     const char *extra;
     size_t extra_len;
+    /* more header names (lower-case) removed: those the checks write
+     * themselves from what they verified (jwt's claims_to_headers) */
+    char *const *strip;
+    const uint32_t *strip_lens;
+    size_t nstrip;
 };
 
 /* What the client response head is made of besides the upstream's parse. */

@@ -1,7 +1,6 @@
 /* jwks.c - a JWKS file into OpenSSL keys (jwks.h). */
 #include "jwks.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "../core/arena.h"
 #include "../core/cfgparse.h"
 #include "b64url.h"
+#include "pol_int.h"
 
 static const struct {
     const char *name;
@@ -374,27 +374,10 @@ struct jwks *jwks_parse(struct cfg_ctx *cx, const struct jp *path, const char *n
 struct jwks *jwks_load(struct cfg_ctx *cx, const struct jp *path, const char *file,
                        unsigned algs)
 {
-    FILE *f = fopen(file, "rb");
-    char *buf;
     size_t n;
-    struct jwks *ks;
+    char *buf = pol_read_file(cx, path, file, JWKS_MAX_FILE, &n);
+    struct jwks *ks = buf ? jwks_parse(cx, path, file, buf, n, algs) : NULL;
 
-    if (f == NULL) {
-        cfg_errp(cx, path, "%s: cannot be read: %s", file, strerror(errno));
-        return NULL;
-    }
-    buf = xmalloc(JWKS_MAX_FILE + 1);
-    n = fread(buf, 1, JWKS_MAX_FILE + 1, f);
-    if (ferror(f)) {
-        cfg_errp(cx, path, "%s: cannot be read: %s", file, strerror(errno));
-        ks = NULL;
-    } else if (n > JWKS_MAX_FILE) {
-        cfg_errp(cx, path, "%s: larger than %u bytes", file, JWKS_MAX_FILE);
-        ks = NULL;
-    } else {
-        ks = jwks_parse(cx, path, file, buf, n, algs);
-    }
-    fclose(f);
     free(buf);
     return ks;
 }

@@ -5,7 +5,7 @@
  * cache of verified tokens.
  *
  * Owns: struct jwt_conf (a route's compiled "auth": {"jwt": ...}, shared
- * read-only by the workers, refcounted) and struct jwt_cache (one per
+ * read-only by the workers) and struct jwt_cache (one per
  * worker, never shared).  May call: core/ (cfgerr, cfgparse, arena, hdr),
  * policy/jwks, policy/b64url, OpenSSL 3, cJSON.
  *
@@ -64,22 +64,19 @@ struct jwt_conf {
     char **audiences;  size_t naudiences;   /* 0: a token must carry no aud */
     uint32_t clock_skew_s;          /* default 60 */
     struct jwt_claim_hdr *claims;  size_t nclaims;
-    int refs;                       /* atomic; jwt_conf_ref/unref */
     struct cfg_mem *mem;            /* the strings and arrays above */
 };
 
 /*
- * Parse the object v ("auth": {"jwt": v}) at path, reading the JWKS file.
- * Returns a conf holding one reference, or NULL with every problem added
- * to cx's errors (paths like /routes/0/auth/jwt/algorithms/1).  The conf
- * lives in its own memory, not cx's arena, so a reload may share it.
+ * Parse the object v ("auth": {"jwt": v}) at path, reading the JWKS file
+ * (so a reload reads it again).  Returns a conf, malloc'ed with everything
+ * it holds (not in cx's arena: the keys are OpenSSL's), or NULL with every
+ * problem added to cx's errors (paths like /routes/0/auth/jwt/algorithms/1).
  */
 struct jwt_conf *jwt_conf_parse(struct cfg_ctx *cx, const struct cJSON *v, const struct jp *path);
 
-/* References (a config that shares a route shares its conf).  unref of
- * the last frees the keys and everything else; NULL is a no-op. */
-void jwt_conf_ref(struct jwt_conf *jc);
-void jwt_conf_unref(struct jwt_conf *jc);
+/* Frees the conf, its keys and strings; NULL is a no-op. */
+void jwt_conf_free(struct jwt_conf *jc);
 
 enum jwt_err {
     JWT_OK = 0,

@@ -61,10 +61,10 @@ static void aud_elem(struct cfg_ctx *cx, const cJSON *it, const struct jp *path,
  * route: a claim may not be sent as one of them. */
 static const char *reserved_header(const char *name)
 {
-    if (hdr_class(name, strlen(name)) != HDR_OTHER)
-        return "is a header sluice writes itself";
     if (strcmp(name, "x-auth-id") == 0)
         return "is the auth id's header (the token's sub goes there already)";
+    if (hdr_class(name, strlen(name)) != HDR_OTHER)
+        return "is a header sluice writes itself";
     if (strcmp(name, "authorization") == 0)
         return "is the credential's header";
     return NULL;
@@ -132,14 +132,13 @@ struct jwt_conf *jwt_conf_parse(struct cfg_ctx *cx0, const cJSON *v, const struc
                                      .elem_size = sizeof(struct jwt_claim_hdr),
                                      .each = claim_elem };
     struct jwt_conf *jc = xcalloc(1, sizeof(*jc));
-    /* everything the conf holds goes into its own arena, not the
-     * config's: a reload may share the conf with the next config */
+    /* everything the conf holds goes into its own arena, freed with
+     * the keys by jwt_conf_free */
     struct cfg_ctx cxv = { cx0->errs, &jc->mem }, *cx = &cxv;
     size_t nerr = cx->errs->n, nalgs = 0;
     const cJSON *f[6];
     const char *file = NULL, *iss = NULL;
 
-    jc->refs = 1;
     jc->clock_skew_s = 60;
     if (!cfg_check_object(cx, v, path, keys, NULL, f))
         goto fail;
@@ -181,14 +180,8 @@ fail:
     return NULL;
 }
 
-void jwt_conf_ref(struct jwt_conf *jc)
+void jwt_conf_free(struct jwt_conf *jc)
 {
     if (jc != NULL)
-        __atomic_add_fetch(&jc->refs, 1, __ATOMIC_RELAXED);
-}
-
-void jwt_conf_unref(struct jwt_conf *jc)
-{
-    if (jc != NULL && __atomic_sub_fetch(&jc->refs, 1, __ATOMIC_ACQ_REL) == 0)
         free_conf(jc);
 }

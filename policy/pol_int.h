@@ -31,6 +31,15 @@ void pol_bcache_free(struct pol_bcache *bc);
 /* The worker stops: wait for its jobs still with the verifiers. */
 void pol_basic_worker_end(struct pol_worker *pw);
 
+/* jwtauth.c: auth.jwt (the library is jwt.h) */
+struct jwt_conf *pol_jwt_parse(struct cfg_ctx *cx, const cJSON *v, const struct jp *path,
+                               struct pol_auth *au);
+enum pol_verdict pol_jwt_check(const struct pol_auth *au, struct pol_txn *t,
+                               const struct pol_req *r);
+/* The worker's cache of verified tokens goes (jwt_cache_free). */
+void pol_jwt_worker_end(struct pol_worker *pw);
+#define POL_JWT_CACHE 512           /* verified tokens a worker keeps */
+
 /* pfile.c: the whole of file (at most max bytes, NUL-terminated, malloc'ed:
  * the caller frees it), or NULL after an error at path. */
 char *pol_read_file(struct cfg_ctx *cx, const struct jp *path, const char *file, size_t max,
@@ -56,6 +65,7 @@ struct pol_worker {
     struct event *vev;
     struct pol_bcache *bcache;          /* verified credentials (basic.c) */
     uint32_t vinflight;                 /* jobs with the verifiers */
+    struct jwt_cache *jcache;           /* verified tokens (jwtauth.c); NULL until the first */
 };
 
 #endif

@@ -39,7 +39,7 @@ static struct pol_auth *parse_auth(struct cfg_ctx *cx, const cJSON *v, const str
         au->api_key = pol_apikey_parse(cx, f[0], JP_K(path, "api_key"), au);
     } else if (f[1]) {
         au->kind = POL_AUTH_JWT;
-        cfg_unsupported(cx, JP_K(path, "jwt"));     /* pol-jwt replaces this */
+        au->jwt = pol_jwt_parse(cx, f[1], JP_K(path, "jwt"), au);
     } else if (f[2]) {
         au->kind = POL_AUTH_BASIC;
         au->basic = pol_basic_parse(cx, f[2], JP_K(path, "basic"), au);
@@ -91,6 +91,8 @@ static enum pol_verdict run_one(const struct pol_route *p, struct pol_txn *t,
             return pol_apikey_check(p->auth, t, r);
         case POL_AUTH_BASIC:
             return pol_basic_check(p->auth, t, r);
+        case POL_AUTH_JWT:
+            return pol_jwt_check(p->auth, t, r);
         case POL_AUTH_FORWARD:
             return t->pw->fwd(t->pw->fwd_ctx, p->auth->forward, t, r);
         default:
@@ -170,5 +172,6 @@ void pol_worker_free(struct pol_worker *pw)
         close(pw->vpipe[1]);
     }
     pol_bcache_free(pw->bcache);
+    pol_jwt_worker_end(pw);
     free(pw);
 }

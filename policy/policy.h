@@ -53,6 +53,7 @@ enum pol_auth_kind { POL_AUTH_NONE = 0, POL_AUTH_API_KEY, POL_AUTH_JWT, POL_AUTH
 struct pol_access;      /* access.c: the CIDR lists */
 struct pol_apikey;      /* apikey.c: the keys file */
 struct pol_basic;       /* basic.c: the users file */
+struct jwt_conf;        /* jwt.h: auth.jwt */
 
 /* auth.forward: a subrequest to an upstream of the document (the gateway
  * sends it: it owns the pool and the balancers). */
@@ -74,9 +75,16 @@ struct pol_auth {
      * auth, which passes every header to its upstream and removes none */
     const char *cred_header;
     uint32_t cred_header_len;
+    /* headers the check itself sends upstream (jwt's claims_to_headers):
+     * a client's own of these names are removed, as x-auth-id is.
+     * Lower-case; nstrip 0 = none */
+    char **strip;
+    uint32_t *strip_lens;
+    size_t nstrip;
     struct pol_apikey *api_key;
     struct pol_basic *basic;
     struct pol_fwdauth *forward;
+    struct jwt_conf *jwt;       /* policy/jwt.h */
 };
 
 /* One route's policy (NULL on a route without one). */

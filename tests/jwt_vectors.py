@@ -255,7 +255,7 @@ def jwks_cases(k, outdir):
     put("not_json", "{\"keys\": [", "RS256", "not a JSON object")
     put("no_keys", {"other": []}, "RS256", "/keys: is required")
     put("empty_keys", {"keys": []}, "RS256", "/keys: must be a non-empty array")
-    cases.append(("missing", "RS256", os.path.join(outdir, "no-such-file.json"), "cannot be read"))
+    cases.append(("missing", "RS256", os.path.join(outdir, "no-such-file.json"), "cannot open"))
     return cases
 
 

@@ -6,3 +6,8 @@
 #include "../policy/pfile.c"
 #include "../policy/apikey.c"
 #include "../policy/basic.c"
+#include "../policy/b64url.c"
+#include "../policy/jwks.c"
+#include "../policy/jwt.c"
+#include "../policy/jwt_conf.c"
+#include "../policy/jwtauth.c"

@@ -16,6 +16,7 @@
 #include "../../core/cfgerr.c"
 #include "../../core/cfgparse.c"
 #include "../../core/hdr.c"
+#include "../../policy/pfile.c"
 
 #include <libgen.h>
 #include <stdlib.h>
@@ -247,7 +248,7 @@ static void test_not_listed(void)
     ok(jwt_verify(jc, es, strlen(es), NOW, &id) == JWT_OK, "not listed: ES256 token still good");
     ok(jwt_verify(jc, ed, strlen(ed), NOW, &id) == JWT_OK && id.hdrs_len == 0,
        "not listed: EdDSA token good, no claim headers configured");
-    jwt_conf_unref(jc);
+    jwt_conf_free(jc);
     cfg_errors_clear(&errs);
 }
 
@@ -271,7 +272,7 @@ static void conf_err(const char *body, const char *path, const char *part)
     jc = conf_of(json, &errs);
     if (!ok(jc == NULL && has_err(&errs, path, part), "conf error: %s -> %s: %s", body, path, part))
         print_errs(&errs);
-    jwt_conf_unref(jc);
+    jwt_conf_free(jc);
     cfg_errors_clear(&errs);
 }
 
@@ -337,7 +338,7 @@ static void test_conf_errors(void)
     const char *noaud = tok_named("no_aud");   /* RS256: not listed here */
     ok(jc && jwt_verify(jc, noaud, strlen(noaud), NOW, &id) == JWT_E_ALG,
        "no audiences configured: (an RS256 token still needs its alg listed)");
-    jwt_conf_unref(jc);
+    jwt_conf_free(jc);
     cfg_errors_clear(&errs);
 }
 
@@ -366,7 +367,7 @@ static void test_jwks_cases(void)
             ok(jc != NULL && errs.n == 0, "jwks %s: loads", f[0]);
         else if (!ok(jc == NULL && has_err(&errs, P "/jwks_file", expect), "jwks %s: %s", f[0], expect))
             print_errs(&errs);
-        jwt_conf_unref(jc);
+        jwt_conf_free(jc);
         cfg_errors_clear(&errs);
         n++;
     }
@@ -427,7 +428,7 @@ static void test_cache(const struct jwt_conf *jc)
     struct jwt_conf *other = conf_of(json, &errs);
     ok(other != NULL && jwt_check(c, other, g, strlen(g), NOW, &id) == JWT_E_ISSUER,
        "cache: a token cached for one conf is checked afresh for another (wrong issuer there)");
-    jwt_conf_unref(other);
+    jwt_conf_free(other);
     cfg_errors_clear(&errs);
 
     /* least recently used goes: fill the 4 ways, touch the first, add a 5th */
@@ -524,7 +525,7 @@ int main(void)
         test_jwks_cases();
         test_cache(jc);
         test_mutations(jc);
-        jwt_conf_unref(jc);
+        jwt_conf_free(jc);
     }
     for (size_t i = 0; i < ntoks; i++)
         free(toks[i].tok);
