@@ -322,6 +322,9 @@ static void policy_metrics(struct mx_emit *e, const struct metric_sums *m)
     mx_scalar(e, "sluice_policy_password_hashes_total", "counter",
               "Password hashes computed by the verifier threads (auth.basic; a cached credential costs none).",
               pol_hashes_total());
+    mx_scalar(e, "sluice_policy_jwt_verifications_total", "counter",
+              "Bearer tokens checked in full (auth.jwt; one a worker has verified before is not).",
+              pol_jwt_verifications_total());
 }
 
 static void tls_metrics(struct mx_emit *e, const struct metric_sums *m)

@@ -7,8 +7,16 @@
 #include "jwt.h"
 #include "../core/arena.h"
 
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
+
+static _Atomic uint64_t g_verified;
+
+uint64_t pol_jwt_verifications_total(void)
+{
+    return atomic_load_explicit(&g_verified, memory_order_relaxed);
+}
 
 static void conf_free(void *jc)
 {
@@ -41,9 +49,8 @@ enum pol_verdict pol_jwt_check(const struct pol_auth *au, struct pol_txn *t,
                                const struct pol_req *r)
 {
     /* RFC 6750 3.1: no error code when the request has no token */
-    static const char missing[] = "WWW-Authenticate: Bearer realm=\"sluice\"\r\n";
-    static const char invalid[] =
-        "WWW-Authenticate: Bearer realm=\"sluice\", error=\"invalid_token\"\r\n";
+    static const char missing[] = "WWW-Authenticate: Bearer\r\n";
+    static const char invalid[] = "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n";
     const struct h1_header *h = pol_header(r, "authorization", 13);
     struct pol_worker *pw = t->pw;
     const struct jwt_id *id;
@@ -57,7 +64,13 @@ enum pol_verdict pol_jwt_check(const struct pol_auth *au, struct pol_txn *t,
         return pol_txn_deny(t, 401, missing);
     if (pw->jcache == NULL)
         pw->jcache = jwt_cache_new(POL_JWT_CACHE);
-    if (jwt_check(pw->jcache, au->jwt, tok, (size_t)(end - tok), (int64_t)time(NULL), &id) != JWT_OK)
+    uint64_t hits, misses, misses0;
+    jwt_cache_counts(pw->jcache, &hits, &misses0);
+    enum jwt_err e = jwt_check(pw->jcache, au->jwt, tok, (size_t)(end - tok), (int64_t)time(NULL), &id);
+    jwt_cache_counts(pw->jcache, &hits, &misses);
+    if (misses != misses0)      /* a verification: rare enough to share a counter */
+        atomic_fetch_add_explicit(&g_verified, 1, memory_order_relaxed);
+    if (e != JWT_OK)
         return pol_txn_deny(t, 401, invalid);
     pol_txn_set_auth_id(t, id->auth_id, id->auth_id_len);
     if (id->hdrs_len) {

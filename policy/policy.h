@@ -197,6 +197,8 @@ void pol_worker_free(struct pol_worker *pw);
 
 /* Counters of work done (for /metrics): password hashes computed. */
 uint64_t pol_hashes_total(void);
+/* ... and JWT signatures verified (tokens not found in a worker's cache). */
+uint64_t pol_jwt_verifications_total(void);
 
 /* Decision counting is the gateway's (per route); the checks record their
  * check and result in t->next - 1 / t->result. */

@@ -113,7 +113,6 @@ def test_policy_parts_not_built_are_refused(env):
                 "/routes/0/rate_limit", "not supported")
     check_fails(env, base(token_budget={"per": "route", "tokens_per_min": 1}),
                 "/routes/0/token_budget", "not supported")
-    check_fails(env, base(auth={"jwt": {"jwks_file": "x"}}), "/routes/0/auth/jwt", "not supported")
     check_fails(env, base(auth={}), "/routes/0/auth", "needs one of")
     check_fails(env, base(auth={"basic": {"users_file": "u"}, "forward": {"upstream": "e", "path": "/"}}),
                 "/routes/0/auth", "more than one")
