@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""What auth.jwt costs per request: sluice's CPU per request on a keep-alive
+load with no policy, with an ES256 JWT that every request repeats (the
+per-worker cache of verified tokens answers), and with a different ES256
+token on every request (more tokens than the cache holds: each one is
+verified).
+
+    python3 bench/jwt_cost.py        (ROUNDS=3 DURATION=5 CONNS=64 TOKENS=4096)
+
+Method as bench/bench.py: wrk (one thread) and the backend (sluice-echo) on
+core 0, sluice (one worker) alone on core 1; CPU is utime+stime of the
+sluice process over the measured run, divided by the requests wrk counted.
+Cells rotate within a round; medians over ROUNDS.  Needs Debian's
+python3-jwt (PyJWT) and python3-cryptography to mint the tokens
+(tests/jwt_vectors.py).  Prints a table; nothing here is a pass/fail test.
+"""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import bench  # noqa: E402  (parse_wrk, read_stat, the cores)
+import jwt_vectors as jv  # noqa: E402
+
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+DURATION = int(os.environ.get("DURATION", "5"))
+CONNS = int(os.environ.get("CONNS", "64"))
+TOKENS = int(os.environ.get("TOKENS", "4096"))     # > the worker's cache (512)
+SLUICE = os.path.join(ROOT, "build", "sluice")
+ECHO = os.path.join(ROOT, "build", "sluice-echo")
+
+LUA_ROTATE = """
+local toks = {}
+for line in io.lines(os.getenv("JWT_TOKENS")) do toks[#toks + 1] = line end
+local i = 0
+request = function()
+  i = i % #toks + 1
+  return wrk.format("GET", "/jwt", {["Authorization"] = "Bearer " .. toks[i]})
+end
+"""
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_port(port, limit=5.0):
+    import socket
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def cpu_s(pid):
+    st = bench.read_stat(pid)
+    return st[1] / bench.CLK_TCK if st else 0.0
+
+
+def wrk(port, path, headers=(), script=None, env=None):
+    argv = ["taskset", "-c", bench.LOAD_CORE, "wrk", "-t1", f"-c{CONNS}", f"-d{DURATION}s",
+            "--timeout", "5s"]
+    for h in headers:
+        argv += ["-H", h]
+    if script:
+        argv += ["-s", script]
+    argv.append(f"http://127.0.0.1:{port}{path}")
+    p = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=DURATION + 30)
+    return bench.parse_wrk(p.stdout + p.stderr)
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="sluice-jwt-bench-")
+    k = jv.Keys()
+    jwks = os.path.join(tmp, "jwks.json")
+    with open(jwks, "w") as f:
+        json.dump(k.jwks(("ec1",)), f)
+    now = int(time.time())
+    one = k.token(jv.claims(now), "ec1")
+    toks = os.path.join(tmp, "tokens.txt")
+    with open(toks, "w") as f:
+        for i in range(TOKENS):
+            f.write(k.token(jv.claims(now, sub="user-%d" % i), "ec1") + "\n")
+    lua = os.path.join(tmp, "rotate.lua")
+    with open(lua, "w") as f:
+        f.write(LUA_ROTATE)
+
+    echo = subprocess.Popen(["taskset", "-c", bench.LOAD_CORE, ECHO, "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    m = re.search(r":(\d+)", echo.stdout.readline())
+    eport = int(m.group(1))
+    port = free_port()
+    jwt = {"jwks_file": jwks, "issuer": jv.ISSUER, "audiences": ["api"], "algorithms": ["ES256"],
+           "claims_to_headers": {"sub": "x-user"}}
+    doc = {"workers": 1, "access_log": None,
+           "listeners": [{"address": f"127.0.0.1:{port}"}],
+           "upstreams": [{"name": "b", "targets": [{"address": f"127.0.0.1:{eport}"}]}],
+           "routes": [{"name": "jwt", "match": {"path": {"prefix": "/jwt"}}, "upstream": "b",
+                       "auth": {"jwt": jwt}},
+                      {"name": "plain", "upstream": "b"}]}
+    cfgp = os.path.join(tmp, "sluice.json")
+    with open(cfgp, "w") as f:
+        json.dump(doc, f)
+    sl = subprocess.Popen(["taskset", "-c", bench.PROXY_CORE, SLUICE, "--config", cfgp],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_port(port):
+            sys.exit("sluice did not start")
+        auth = "Authorization: Bearer " + one
+        env = dict(os.environ, JWT_TOKENS=toks)
+        cells = {
+            # the same header bytes on the plain route: only the check differs
+            "no policy": lambda: wrk(port, "/", [auth]),
+            "jwt ES256, token cached": lambda: wrk(port, "/jwt", [auth]),
+            f"jwt ES256, {TOKENS} tokens (each verified)": lambda: wrk(port, "/jwt", script=lua, env=env),
+        }
+        res = {c: [] for c in cells}
+        names = list(cells)
+        wrk(port, "/", [auth])      # warm-up
+        for rnd in range(ROUNDS):
+            for c in names[rnd % len(names):] + names[:rnd % len(names)]:
+                c0 = cpu_s(sl.pid)
+                r = cells[c]()
+                c1 = cpu_s(sl.pid)
+                if r.get("bad") or r.get("sockerr") or not r.get("requests"):
+                    print(f"# {c}: {r}")
+                res[c].append((c1 - c0) * 1e6 / max(1, r.get("requests", 0)))
+        base = statistics.median(res["no policy"])
+        print(f"| cell ({CONNS} keep-alive conns, {DURATION} s x {ROUNDS}) | sluice CPU µs/req (median, min-max) | over no policy |")
+        print("|---|---|---|")
+        for c in names:
+            v = res[c]
+            med = statistics.median(v)
+            print(f"| {c} | {med:.1f} ({min(v):.1f}-{max(v):.1f}) | {med - base:+.1f} µs |")
+    finally:
+        sl.terminate()
+        echo.terminate()
+        sl.wait()
+        echo.wait()
+
+
+if __name__ == "__main__":
+    main()
