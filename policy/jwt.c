@@ -40,22 +40,44 @@ const char *jwt_err_str(enum jwt_err e)
 
 /* ---- JSON */
 
+/* JSON text that reads the same to every parser: no raw control byte but
+ * white space (JSON forbids them in strings; cJSON would take them), and
+ * no "\u0000" (cJSON's C strings would end there: "alice\u0000admin"
+ * would be "alice" here and not elsewhere).  An escaped backslash before
+ * "u0000" is refused too: failing closed on that rarity is fine. */
+static bool plain_json(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            return false;
+        if (c == '\\' && n - i >= 6 && memcmp(p + i + 1, "u0000", 5) == 0)
+            return false;
+    }
+    return true;
+}
+
 /* b64url text s[0..n) decoded (into buf, cap bytes) and parsed: a JSON
- * object whose members are all distinct (cJSON keeps both copies of a
- * repeated member and lookups see the first; another parser might see
- * the last, so a token that repeats one means two things). */
+ * object, alone in its text (only white space after it), whose members
+ * are all distinct (cJSON keeps both copies of a repeated member and
+ * lookups see the first; another parser might see the last, so a token
+ * that repeats one means two things). */
 static cJSON *json_part(const char *s, size_t n, char *buf, size_t cap)
 {
     size_t len, nm = 0;
+    const char *end = NULL;
     cJSON *o;
 
-    if (!b64url_decode(s, n, (unsigned char *)buf, cap, &len))
+    if (!b64url_decode(s, n, (unsigned char *)buf, cap, &len) || !plain_json(buf, len))
         return NULL;
-    o = cJSON_ParseWithLength(buf, len);
+    o = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
     if (o == NULL)
         return NULL;
-    if (!J_IS_OBJECT(o))
+    if (!J_IS_OBJECT(o) || end == NULL)
         goto bad;
+    for (; end < buf + len; end++)
+        if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r')
+            goto bad;
     for (const cJSON *c = o->child; c; c = c->next) {
         if (++nm > MAX_MEMBERS)
             goto bad;
