@@ -475,6 +475,39 @@ static void test_request_route(void)
 }
 
 /* Every cap below the head's length gives -1 and writes only within cap. */
+/* the policy's headers: the credential dropped, a client's x-auth-id and
+ * the headers the auth check writes itself (strip) removed, sluice's own
+ * lines added */
+static void test_request_policy(void)
+{
+    struct h1_fwd_req f = defreq();
+    static char s_user[] = "x-user", s_email[] = "x-email";
+    char *strip[] = { s_user, s_email };
+    uint32_t lens[] = { 6, 7 };
+    static const char extra[] = "x-user: alice\r\n";
+
+    f.drop = "authorization";
+    f.drop_len = 13;
+    f.auth_id = "alice";
+    f.auth_id_len = 5;
+    f.extra = extra;
+    f.extra_len = sizeof(extra) - 1;
+    f.strip = strip;
+    f.strip_lens = lens;
+    f.nstrip = 2;
+    ok(fwd("GET /p HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer t0k\r\nX-User: mallory\r\n"
+           "x-EMAIL: m@evil\r\nX-Auth-Id: root\r\nX-Userx: kept\r\n\r\n", &f),
+       "policy: forwarded");
+    ok(hcount(OH, "Authorization") == 0 && !has_bytes(X.out, (size_t)X.n, "t0k"),
+       "policy: the credential dropped");
+    ok(hone(OH, "X-User", "alice") && !has_bytes(X.out, (size_t)X.n, "mallory"),
+       "policy: a stripped header is the check's, not the client's (any case)");
+    ok(hcount(OH, "X-Email") == 0 && !has_bytes(X.out, (size_t)X.n, "evil"),
+       "policy: a stripped header the check did not write is gone");
+    ok(hone(OH, "X-Auth-Id", "alice"), "policy: x-auth-id is sluice's");
+    ok(hone(OH, "X-Userx", "kept"), "policy: a longer name is another header: kept");
+}
+
 static void cap_sweep(const char *client, const struct h1_fwd_req *f, const char *what)
 {
     if (!fwd(client, f)) {
@@ -814,6 +847,7 @@ int main(void)
     test_request_connection();
     test_request_forwarded();
     test_request_route();
+    test_request_policy();
     test_request_cap();
     test_response();
     test_response_edit_order();
