@@ -177,6 +177,13 @@ def test_jwt_reload_swaps_keys(env):
     eq(r.json().get("path"), "/routes/0/auth/jwt/jwks_file", "error path")
     check("/keys/0/n" in r.json().get("error", ""), "the error names the key: %r" % r.json())
     eq(get(s.port, "/", headers=bearer(t3)).status, 200, "the running keys stay")
+    # a good JWKS in a document refused for another reason: its keys are
+    # freed with the refused config (the ASan build checks for leaks at exit)
+    env.write("jwks.json", k3.jwks())
+    bad_doc = dict(cfg, routes=cfg["routes"] + [proute("x", "nope", "/x")])
+    r = a.put(bad_doc)
+    eq(r.status, 400, "a document with an unknown upstream is refused")
+    eq(get(s.port, "/", headers=bearer(t3)).status, 200, "the running keys stay")
 
 
 def test_jwt_config_errors(env):
