@@ -6,3 +6,4 @@
 #include "../policy/pfile.c"
 #include "../policy/apikey.c"
 #include "../policy/basic.c"
+#include "../policy/fwdauth.c"
