@@ -407,23 +407,22 @@ void jwt_cache_counts(const struct jwt_cache *c, uint64_t *hits, uint64_t *misse
 }
 
 enum jwt_err jwt_check(struct jwt_cache *c, const struct jwt_conf *jc, const char *tok,
-                       size_t len, int64_t now, const struct jwt_id **id)
+                       size_t len, const unsigned char key[SHA256_DIGEST_LENGTH], int64_t now,
+                       const struct jwt_id **id)
 {
-    unsigned char key[SHA256_DIGEST_LENGTH];
     struct jwt_cache_ent *set, *victim;
     uint64_t h;
     enum jwt_err e;
 
     if (len > JWT_MAX_TOKEN)
         return JWT_E_TOO_LONG;
-    SHA256((const unsigned char *)tok, len, key);
     memcpy(&h, key, sizeof(h));
     set = &c->ents[(h & c->mask) * WAYS];
     victim = &set[0];
     for (int w = 0; w < WAYS; w++) {
         struct jwt_cache_ent *x = &set[w];
         if (x->conf_id == jc->id && now < x->expires &&
-            CRYPTO_memcmp(x->key, key, sizeof(key)) == 0) {
+            CRYPTO_memcmp(x->key, key, SHA256_DIGEST_LENGTH) == 0) {
             x->used = ++c->tick;
             c->hits++;
             *id = &x->id;
@@ -439,7 +438,7 @@ enum jwt_err jwt_check(struct jwt_cache *c, const struct jwt_conf *jc, const cha
     e = jwt_verify(jc, tok, len, now, &c->scratch);
     if (e != JWT_OK)
         return e;
-    memcpy(victim->key, key, sizeof(key));
+    memcpy(victim->key, key, SHA256_DIGEST_LENGTH);
     victim->conf_id = jc->id;
     victim->expires = c->scratch.until;
     if (now <= INT64_MAX - JWT_CACHE_TTL_MAX && now + JWT_CACHE_TTL_MAX < victim->expires)

@@ -127,12 +127,15 @@ void jwt_cache_counts(const struct jwt_cache *c, uint64_t *hits, uint64_t *misse
 
 /*
  * jwt_verify() through the cache c: a token verified before for this
- * conf (by its SHA-256) and still within min(its until, the time it was
- * verified + JWT_CACHE_TTL_MAX) is not verified again.  A token that
- * fails is never cached.  On JWT_OK *id points into the cache and stays
- * valid until the next jwt_check() on c: copy what you need.
+ * conf (known by digest, the SHA-256 of its len bytes, which the caller
+ * computes: a worker keeps a context for it) and still within min(its
+ * until, the time it was verified + JWT_CACHE_TTL_MAX) is not verified
+ * again.  A token that fails is never cached.  On JWT_OK *id points into
+ * the cache and stays valid until the next jwt_check() on c: copy what
+ * you need.
  */
 enum jwt_err jwt_check(struct jwt_cache *c, const struct jwt_conf *jc, const char *tok,
-                       size_t len, int64_t now, const struct jwt_id **id);
+                       size_t len, const unsigned char digest[32], int64_t now,
+                       const struct jwt_id **id);
 
 #endif

@@ -62,11 +62,16 @@ enum pol_verdict pol_jwt_check(const struct pol_auth *au, struct pol_txn *t,
         tok++;
     if (tok == end)
         return pol_txn_deny(t, 401, missing);
+    size_t n = (size_t)(end - tok);
+    if (n > JWT_MAX_TOKEN)          /* not worth hashing */
+        return pol_txn_deny(t, 401, invalid);
     if (pw->jcache == NULL)
         pw->jcache = jwt_cache_new(POL_JWT_CACHE);
+    unsigned char digest[32];
+    pol_sha256(pw, tok, n, digest);
     uint64_t hits, misses, misses0;
     jwt_cache_counts(pw->jcache, &hits, &misses0);
-    enum jwt_err e = jwt_check(pw->jcache, au->jwt, tok, (size_t)(end - tok), (int64_t)time(NULL), &id);
+    enum jwt_err e = jwt_check(pw->jcache, au->jwt, tok, n, digest, (int64_t)time(NULL), &id);
     jwt_cache_counts(pw->jcache, &hits, &misses);
     if (misses != misses0)      /* a verification: rare enough to share a counter */
         atomic_fetch_add_explicit(&g_verified, 1, memory_order_relaxed);

@@ -21,6 +21,10 @@ struct pol_apikey *pol_apikey_parse(struct cfg_ctx *cx, const cJSON *v, const st
 enum pol_verdict pol_apikey_check(const struct pol_auth *au, struct pol_txn *t,
                                   const struct pol_req *r);
 
+/* fwdauth.c */
+struct pol_fwdauth *pol_fwdauth_parse(struct cfg_ctx *cx, const cJSON *v, const struct jp *path,
+                                      const struct nidx *upstreams, struct pol_auth *au);
+
 /* basic.c */
 struct pol_basic *pol_basic_parse(struct cfg_ctx *cx, const cJSON *v, const struct jp *path,
                                   struct pol_auth *au);
@@ -46,6 +50,8 @@ char *pol_read_file(struct cfg_ctx *cx, const struct jp *path, const char *file,
                     size_t *len);
 /* n hex digits into n/2 bytes; -1 for anything else */
 int pol_unhex(const char *s, size_t n, unsigned char *out);
+/* SHA-256 of p[0, n) with the worker's context. */
+void pol_sha256(struct pol_worker *pw, const void *p, size_t n, unsigned char out[32]);
 /* Does s (n bytes) start with prefix, ASCII case ignored? */
 bool pol_prefix_ieq(const char *s, size_t n, const char *prefix, size_t plen);
 
@@ -65,6 +71,7 @@ struct pol_worker {
     struct event *vev;
     struct pol_bcache *bcache;          /* verified credentials (basic.c) */
     uint32_t vinflight;                 /* jobs with the verifiers */
+    struct evp_md_ctx_st *md;           /* SHA-256 (pfile.c pol_sha256) */
     struct jwt_cache *jcache;           /* verified tokens (jwtauth.c); NULL until the first */
 };
 

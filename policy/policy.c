@@ -5,6 +5,7 @@
 #include "pol_int.h"
 #include "../core/arena.h"
 
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,9 +46,7 @@ static struct pol_auth *parse_auth(struct cfg_ctx *cx, const cJSON *v, const str
         au->basic = pol_basic_parse(cx, f[2], JP_K(path, "basic"), au);
     } else {
         au->kind = POL_AUTH_FORWARD;
-        au->forward = NULL;
-        cfg_unsupported(cx, JP_K(path, "forward"));
-        (void)upstreams;
+        au->forward = pol_fwdauth_parse(cx, f[3], JP_K(path, "forward"), upstreams, au);
     }
     return au;
 }
@@ -172,6 +171,7 @@ void pol_worker_free(struct pol_worker *pw)
         close(pw->vpipe[1]);
     }
     pol_bcache_free(pw->bcache);
+    EVP_MD_CTX_free(pw->md);
     pol_jwt_worker_end(pw);
     free(pw);
 }

@@ -6,6 +6,7 @@
 #include "../policy/pfile.c"
 #include "../policy/apikey.c"
 #include "../policy/basic.c"
+#include "../policy/fwdauth.c"
 #include "../policy/b64url.c"
 #include "../policy/jwks.c"
 #include "../policy/jwt.c"

@@ -355,3 +355,186 @@ def test_basic_config_errors(env):
                 "line 2: user listed twice")
     check_fails(env, base(env.write("u5", "a:$2y$31$" + "a" * 53 + "\n")), p, "cost")
     check_fails(env, base(os.path.join(env.tmp, "none")), p, "cannot open")
+
+
+# ---------------------------------------------------------------- forward
+
+import http.server
+import socketserver
+import threading
+import time
+
+
+class AuthServer:
+    """An auth upstream in the test (an independent HTTP implementation):
+    Bearer good -> 200 with X-Auth-Id and X-User; Bearer forbidden -> 403;
+    Bearer crash -> 500; otherwise 401 with a challenge and a body.  Path
+    /hang never answers.  Records every request and connection."""
+
+    def __init__(self):
+        self.requests = []
+        self.conns = 0
+        srv = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                srv.conns += 1
+                super().setup()
+
+            def log_message(self, *a):
+                pass
+
+            def answer(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body_in = self.rfile.read(n) if n else b""
+                srv.requests.append((self.command, self.path, dict(self.headers.items()), body_in))
+                if self.path == "/hang":
+                    time.sleep(3)
+                    return
+                auth = self.headers.get("Authorization", "")
+                if auth == "Bearer good":
+                    self.send_response(200)
+                    self.send_header("X-Auth-Id", "user-7")
+                    self.send_header("X-User", "alice")
+                    self.send_header("X-Not-Copied", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif auth == "Bearer forbidden":
+                    body = b"no access for you\n"
+                    self.send_response(403)
+                    self.send_header("Content-Type", "text/x-deny")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                elif auth == "Bearer crash":
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                else:
+                    body = b'{"error":"login first"}'
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Bearer realm="authz"')
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = answer
+
+        class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.httpd = S(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        self.addr = "127.0.0.1:%d" % self.port
+        self.t = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.t.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def fwd_cfg(env, e, authz_addr, path="/check", timeout_ms=None, **kw):
+    au = {"name": "authz", "targets": [{"address": authz_addr}]}
+    if timeout_ms:
+        au["timeouts"] = {"response_header_ms": timeout_ms, "connect_ms": 500}
+    fw = {"upstream": "authz", "path": path, "copy_headers": ["X-User"]}
+    return env.config(upstreams=ups(e) + [au], routes=[
+        proute("f", "e", "/", auth=dict({"forward": fw}, **kw))])
+
+
+def test_forward_allow_deny(env):
+    e = env.echo("e")
+    a = AuthServer()
+    try:
+        s, adm = with_admin(env, fwd_cfg(env, e, a.addr))
+        r = request(s.port, "POST", "/app/x?q=1", headers=[("Authorization", "Bearer good"),
+                                                          ("X-Auth-Id", "forged"), ("X-User", "mallory")],
+                    body="payload")
+        eq(r.status, 200, "2xx from the auth upstream allows")
+        eq(uh(r, "x-auth-id"), ["user-7"], "x-auth-id from the auth upstream")
+        eq(uh(r, "x-user"), ["mallory", "alice"], "copy_headers added (the client's own kept)")
+        eq(uh(r, "x-not-copied"), [], "headers not listed are not copied")
+        eq(uh(r, "authorization"), [], "the credential does not reach the backend")
+        eq(r.json()["body"], "payload", "the request body reaches the backend")
+        m, path, hdrs, body = a.requests[-1]
+        eq((m, path, body), ("POST", "/check", b""), "subrequest: method, configured path, no body")
+        h = {k.lower(): v for k, v in hdrs.items()}
+        eq(h.get("x-forwarded-uri"), "/app/x?q=1", "X-Forwarded-Uri")
+        eq(h.get("x-forwarded-method"), "POST", "X-Forwarded-Method")
+        eq(h.get("authorization"), "Bearer good", "the client's headers go to the auth upstream")
+        eq(h.get("content-length"), "0", "no body")
+
+        r = get(s.port, "/", headers=[("Authorization", "Bearer nope")])
+        eq(r.status, 401, "401 passed back")
+        eq(r.h("www-authenticate"), 'Bearer realm="authz"', "its challenge passed back")
+        eq(r.body, b'{"error":"login first"}', "its body passed back")
+        eq(r.h("content-type"), "application/json", "its content type")
+        r = get(s.port, "/", headers=[("Authorization", "Bearer forbidden")])
+        eq((r.status, r.body, r.h("content-type")), (403, b"no access for you\n", "text/x-deny"), "403 passed back")
+        r = get(s.port, "/", headers=[("Authorization", "Bearer crash")])
+        eq(r.status, 503, "a 500 from the auth upstream is a 503")
+        r = request(s.port, "HEAD", "/", headers=[("Authorization", "Bearer good")])
+        eq(r.status, 200, "HEAD through forward auth")
+        # keep-alive: the subrequests share pooled connections
+        conns = a.conns
+        with Conn(s.port) as c:
+            for i in range(5):
+                c.send(build_request("GET", "/k", "x", [("Authorization", "Bearer good")]))
+                eq(c.read_response().status, 200, "keep-alive request %d" % i)
+        check(a.conns - conns <= 1, "subrequests reuse pooled connections (%d new)" % (a.conns - conns))
+        eq(decisions(adm, "f", "auth", "allowed"), 7, "allowed counted")
+        eq(decisions(adm, "f", "auth", "denied"), 2, "denied counted")
+        eq(decisions(adm, "f", "auth", "error"), 1, "error counted")
+    finally:
+        a.stop()
+
+
+def test_forward_hang_and_down(env):
+    e = env.echo("e")
+    a = AuthServer()
+    try:
+        s = env.sluice(fwd_cfg(env, e, a.addr, path="/hang", timeout_ms=300))
+        t0 = time.monotonic()
+        r = get(s.port, "/", headers=[("Authorization", "Bearer good")], timeout=5)
+        took = time.monotonic() - t0
+        eq(r.status, 503, "an auth upstream that does not answer: 503")
+        check(took < 2.5, "answered after the upstream's timeout, not hung (%.2fs)" % took)
+        # the client leaves while the subrequest hangs: nothing breaks
+        c = Conn(s.port)
+        c.send(build_request("GET", "/", "x", [("Authorization", "Bearer good")]))
+        time.sleep(0.05)
+        c.close()
+    finally:
+        a.stop()
+    dead = free_port()
+    s2 = env.sluice(fwd_cfg(env, e, "127.0.0.1:%d" % dead))
+    r = get(s2.port, "/", headers=[("Authorization", "Bearer good")])
+    eq(r.status, 503, "an auth upstream that is down: 503")
+    eq(get(s2.port, "/", headers=[("Authorization", "Bearer good")]).status, 503, "and again")
+
+
+def test_forward_credential_kept(env):
+    e = env.echo("e")
+    a = AuthServer()
+    try:
+        s = env.sluice(fwd_cfg(env, e, a.addr, forward_credential=True))
+        r = get(s.port, "/", headers=[("Authorization", "Bearer good")])
+        eq((r.status, uh(r, "authorization")), (200, ["Bearer good"]), "forward_credential keeps it")
+    finally:
+        a.stop()
+
+
+def test_forward_config_errors(env):
+    e = env.echo("e")
+    base = lambda fw: env.config(upstreams=ups(e), routes=[proute("r", "e", auth={"forward": fw})])
+    check_fails(env, base({"upstream": "nope"}), "/routes/0/auth/forward/upstream", "no upstream")
+    check_fails(env, base({"path": "/x"}), "/routes/0/auth/forward/upstream", "is required")
+    check_fails(env, base({"upstream": "e", "path": "x"}), "/routes/0/auth/forward/path", "start with")
+    check_fails(env, base({"upstream": "e", "copy_headers": ["content-length"]}),
+                "/routes/0/auth/forward/copy_headers/0", "manages")
+    check_fails(env, base({"upstream": "e", "copy_headers": ["x-a", "X-A"]}),
+                "/routes/0/auth/forward/copy_headers/1", "duplicate")
