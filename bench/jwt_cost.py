@@ -29,6 +29,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 import bench  # noqa: E402  (parse_wrk, read_stat, the cores)
+from splice_bench import free_port, wait_port  # noqa: E402
 import jwt_vectors as jv  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -47,27 +48,6 @@ request = function()
   return wrk.format("GET", "/jwt", {["Authorization"] = "Bearer " .. toks[i]})
 end
 """
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, limit=5.0):
-    import socket
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def cpu_s(pid):
@@ -157,10 +137,9 @@ def main():
                   f"{statistics.median(d):+.1f} µs ({min(d):+.1f} to {max(d):+.1f}) | "
                   f"{statistics.median(q):.3f} |")
     finally:
-        sl.terminate()
-        echo.terminate()
-        sl.wait()
-        echo.wait()
+        for p in (sl, echo):
+            p.terminate()
+            p.wait()
 
 
 if __name__ == "__main__":
