@@ -539,3 +539,11 @@ def test_forward_config_errors(env):
                 "/routes/0/auth/forward/copy_headers/0", "manages")
     check_fails(env, base({"upstream": "e", "copy_headers": ["x-a", "X-A"]}),
                 "/routes/0/auth/forward/copy_headers/1", "duplicate")
+
+
+def test_policy_files_must_be_regular(env):
+    e = env.echo("e")
+    cfg = env.config(upstreams=ups(e), routes=[proute("r", "e", auth={"api_key": {"keys_file": "/dev/zero"}})])
+    check_fails(env, cfg, "/routes/0/auth/api_key/keys_file", "not a regular file")
+    cfg = env.config(upstreams=ups(e), routes=[proute("r", "e", auth={"basic": {"users_file": env.tmp}})])
+    check_fails(env, cfg, "/routes/0/auth/basic/users_file", "not a regular file")
