@@ -33,7 +33,8 @@
 #define AREQ_BODY_MAX 4096u
 
 struct gw_areq {
-    uint32_t magic;                 /* AREQ_MAGIC */
+    uint32_t magic;                 /* AREQ_MAGIC (first: proxy.c reads it) */
+    struct fl_node fl;              /* the worker's free list */
     struct gw_worker *w;
     struct pol_txn *pt;
     const struct pol_fwdauth *fa;
@@ -119,9 +120,22 @@ static bool build_request(struct gw_areq *a, const struct pol_req *r, const char
 
 static void areq_free(struct gw_areq *a)
 {
-    gw_buf_put(a->w, a->buf);
+    struct gw_worker *w = a->w;
+
+    gw_buf_put(w, a->buf);
     a->magic = 0;
-    free(a);
+    if (!fl_push(&w->free_areqs, &a->fl))
+        free(a);
+}
+
+static void areq_free_node(struct fl_node *n)
+{
+    free((char *)n - offsetof(struct gw_areq, fl));
+}
+
+void gw_areqs_free(struct gw_worker *w)
+{
+    fl_drain(&w->free_areqs, areq_free_node);
 }
 
 /* The subrequest ends with verdict v for the request (t's status and
@@ -391,9 +405,10 @@ enum pol_verdict gw_areq_start(void *ctx, const struct pol_fwdauth *fa, struct p
         gw_log(GW_LOG_WARN, "auth upstream %s: no healthy target: 503", ups->cfg->name);
         return pol_txn_deny(t, 503, NULL);
     }
-    struct gw_areq *a = calloc(1, sizeof(*a));
-    if (a == NULL)
+    struct gw_areq *a = fl_pop(&w->free_areqs, struct gw_areq, fl);
+    if (a == NULL && (a = malloc(sizeof(*a))) == NULL)
         abort();
+    memset(a, 0, sizeof(*a));
     a->magic = AREQ_MAGIC;
     a->w = w;
     a->pt = t;

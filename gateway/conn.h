@@ -365,6 +365,7 @@ enum pol_verdict gw_areq_start(void *ctx, const struct pol_fwdauth *fa, struct p
 void areq_on_io(void *owner, struct up_conn *u);
 void areq_on_connect_error(void *owner, struct up_conn *u, int err);
 void areq_on_timeout(void *owner, struct up_conn *u);
+void gw_areqs_free(struct gw_worker *w);     /* the free list, at the worker's end */
 
 /* pass.c */
 bool resp_splice(struct gw_conn *c);
