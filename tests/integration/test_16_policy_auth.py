@@ -394,6 +394,13 @@ class AuthServer:
                 if self.path == "/hang":
                     time.sleep(3)
                     return
+                if self.path == "/flaky":
+                    # the second request on a connection: closed unanswered
+                    # (a keep-alive connection the server dropped meanwhile)
+                    self.nreq = getattr(self, "nreq", 0) + 1
+                    if self.nreq >= 2:
+                        self.close_connection = True
+                        return
                 auth = self.headers.get("Authorization", "")
                 if auth == "Bearer good":
                     self.send_response(200)
@@ -581,3 +588,18 @@ def test_policy_on_other_actions_and_body_routes(env):
         c.send(build_request("POST", "/v1/chat", "x", [basic_hdr("alice", "bad")], body))
         r = c.read_response()
         eq(r.status, 401, "a bad password after routing on the body")
+
+
+def test_forward_stale_pooled_connection(env):
+    """A pooled connection to the auth upstream that the server closed
+    unanswered: the subrequest goes again on a new connection, once."""
+    e = env.echo("e")
+    a = AuthServer()
+    try:
+        s = env.sluice(fwd_cfg(env, e, a.addr, path="/flaky"))
+        for i in range(4):
+            r = get(s.port, "/", headers=[("Authorization", "Bearer good")])
+            eq((r.status, uh(r, "x-auth-id")), (200, ["user-7"]), "request %d" % i)
+        check(a.conns >= 3, "connections were replaced (%d)" % a.conns)
+    finally:
+        a.stop()
