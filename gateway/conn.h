@@ -9,6 +9,8 @@
  * Calls go one way, top to bottom, never back up:
  *   worker.c (accept, drain: proxy.h)
  *   -> proxy.c (events, the pump, a request's start, the up_conn ops)
+ *     -> guard.c (a route's policy checks, the C_GUARD wait) -> authreq.c
+ *        (auth.forward's subrequest over an up_conn of its own)
  *     -> pass.c (splice, tunnels) -> forward.c (the HTTP/1 exchange upstream,
  *        retries) -> client.c (client I/O) -> body.c (request body)
  *     -> local.c (own answers) -> txn.c (the one end, check-in)
