@@ -133,7 +133,7 @@ ALL_TARGETS = ["direct", "sluice", "sluice-nosplice", "nginx", "haproxy"]
 COLUMNS = ["direct", "sluice", "nginx", "haproxy"]
 PROXIES = ["sluice", "nginx", "haproxy"]
 ALL_SCENARIOS = ["small64", "small256", "paired", "large", "huge", "tls_small",
-                 "tls_handshake", "idle", "reload", "streams", "skewed", "policy"]
+                 "tls_handshake", "idle", "reload", "streams", "skewed", "policy", "jwt"]
 # streams: STREAMS concurrent SSE streams (sluice-echo /sse, one event a
 # second each) for STREAM_SECONDS through each proxy (one worker, pinned to
 # the proxy core), and direct to the backend as the baseline
@@ -935,6 +935,18 @@ def policy_fields(tmp):
     return fields, headers
 
 
+# jwt: the table bench/jwt_cost.py measures (sluice alone, its own cells)
+JWT_ROWS = []
+
+
+def jwt_rows():
+    try:
+        import jwt_cost
+    except ImportError as e:    # PyJWT mints the tokens
+        return [f"jwt: not run ({e}; make deps installs python3-jwt and python3-cryptography)"]
+    return jwt_cost.measure(sys.modules[__name__], ROUNDS, DURATION)
+
+
 # skewed: SKEW[target] = list per round of measure_skew's dicts (None = failed)
 SKEW = {}
 
@@ -1603,6 +1615,11 @@ class Bench:
                     if "sluice" in TARGETS:
                         POLICY.append(None if out_of_time() else self.measure_policy())
                     continue
+                if scen == "jwt":
+                    # auth.jwt's cost: its own rounds, run once (bench/jwt_cost.py)
+                    if rnd == 0 and "sluice" in TARGETS and not out_of_time():
+                        JWT_ROWS.extend(jwt_rows())
+                    continue
                 if scen == "skewed":
                     ts = [t for t in SKEW_TARGETS if t in TARGETS or
                           (t == "sluice-rr" and "sluice" in TARGETS)]
@@ -1859,8 +1876,8 @@ def table():
             if "sluice" in TARGETS:
                 rows += reload_rows()
             continue
-        if scen == "skewed":
-            continue        # a table of its own (skew_rows)
+        if scen in ("skewed", "jwt"):
+            continue        # tables of their own (skew_rows, JWT_ROWS)
         if scen == "policy":
             if POLICY:
                 wo = [g["sluice-nopolicy"] if g else None for g in POLICY]
@@ -2107,6 +2124,10 @@ def main():
           "", table(), ""]
     if SKEW:
         md += skew_rows() + [""]
+    if JWT_ROWS:
+        md += ["jwt: auth.jwt (ES256) on a keep-alive load, sluice alone on core 1: no policy, "
+               "one token every request repeats (cached), and more tokens than a worker caches "
+               "(each verified); bench/jwt_cost.py", ""] + JWT_ROWS + [""]
     if rb is not None:
         md += [f"router_bench: {rb}", ""]
     if bb is not None:

@@ -2,7 +2,7 @@
 # `make bench`: sluice, nginx and HAProxy side by side in one run.
 # Quick check: ROUNDS=1 DURATION=3 bash bench/run.sh; filters: ONLY=sluice,nginx
 # (targets: direct,sluice,sluice-nosplice,nginx,haproxy) and
-# SCENARIOS=small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload,streams,skewed;
+# SCENARIOS=small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload,streams,skewed,policy,jwt;
 # one scenario alone: SCENARIOS=tls_handshake ROUNDS=1 bash bench/run.sh.
 # Method and environment variables: see bench/bench.py. Results: stdout and
 # build/bench/results.md. A full run (3 rounds, every scenario) took 793 s on
@@ -91,4 +91,8 @@ fi
 # bench.py bounds itself (TIME_LIMIT); this is the backstop, and TERM lets it
 # stop the servers it started.
 limit=${TIME_LIMIT:-1200}
-exec timeout -s TERM -k 30 "$((${limit%.*} + 120))" python3 bench/bench.py
+# Debian's interpreter, which sees the Debian packages (python3-jwt for the
+# jwt scenario); another python3 first on PATH (pyenv) would not.
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+exec timeout -s TERM -k 30 "$((${limit%.*} + 120))" "$PY" bench/bench.py
