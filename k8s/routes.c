@@ -294,6 +294,7 @@ static void header_mod(struct rctx *c, const cJSON *m, cJSON **dst)
 
 struct rule_out {
     cJSON *req_h, *resp_h, *rewrite, *redirect, *backends;
+    uint32_t total_ms;              /* rule timeouts: routes[].timeouts.total_ms (0 = none) */
     bool fail;                      /* answer 500 */
     bool needs_prefix;              /* a ReplacePrefixMatch: only with a PathPrefix match */
 };
@@ -559,6 +560,8 @@ static void emit(struct rctx *c, const struct rule_out *ro, cJSON *match, const 
             cJSON_AddItemToObject(r, "rewrite", cJSON_Duplicate(ro->rewrite, true));
         if (ro->req_h)
             cJSON_AddItemToObject(r, "request_headers", cJSON_Duplicate(ro->req_h, true));
+        if (ro->total_ms)
+            cJSON_AddNumberToObject(cJSON_AddObjectToObject(r, "timeouts"), "total_ms", ro->total_ms);
     } else {
         cJSON *resp = cJSON_AddObjectToObject(r, "respond");
         cJSON_AddNumberToObject(resp, "status", 500);
@@ -593,17 +596,75 @@ static void scope(struct rctx *c, cJSON *match, size_t lead)
     }
 }
 
+/* A Gateway API Duration (GEP-2257: one to four of 1-5 digits followed by
+ * h, m, s or ms, e.g. "1h30m", "500ms", "0s") in milliseconds. */
+static bool duration_ms(const char *s, uint64_t *ms)
+{
+    int parts = 0;
+    *ms = 0;
+    while (*s) {
+        uint64_t v = 0;
+        int digits = 0;
+        while (*s >= '0' && *s <= '9' && digits < 6) {
+            v = v * 10 + (uint64_t)(*s++ - '0');
+            digits++;
+        }
+        if (digits == 0 || digits > 5 || ++parts > 4)
+            return false;
+        if (s[0] == 'm' && s[1] == 's') {
+            s += 2;
+        } else if (*s == 'h' || *s == 'm' || *s == 's') {
+            v *= *s == 'h' ? 3600000 : *s == 'm' ? 60000 : 1000;
+            s++;
+        } else {
+            return false;
+        }
+        *ms += v;
+    }
+    return parts > 0;
+}
+
+/* rule.timeouts {request, backendRequest}: sluice bounds a proxied
+ * response as a whole (routes[].timeouts.total_ms: 504 before the header,
+ * the connection cut after it), the strictest of the two; "0s" = none.
+ * sluice does not retry within a rule, so one backend request is the
+ * whole request. */
+static void rule_timeouts(struct rctx *c, const cJSON *to, struct rule_out *ro)
+{
+    static const char *const keys[] = { "request", "backendRequest" };
+    uint64_t best = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, to) {
+        if (e->string == NULL || (strcmp(e->string, keys[0]) != 0 && strcmp(e->string, keys[1]) != 0)) {
+            rcond(c, "Accepted", "UnsupportedValue", "rule timeouts.%.60s is not supported; ignored",
+                  e->string ? e->string : "?");
+            continue;
+        }
+        uint64_t ms;
+        if (!cJSON_IsString(e) || !duration_ms(e->valuestring, &ms)) {
+            rcond(c, "Accepted", "UnsupportedValue", "rule timeouts.%s \"%.60s\" is not a duration; ignored",
+                  e->string, cJSON_IsString(e) ? e->valuestring : "(not a string)");
+            continue;
+        }
+        if (ms && (best == 0 || ms < best))
+            best = ms;
+    }
+    ro->total_ms = best > UINT32_MAX ? UINT32_MAX : (uint32_t)best;
+}
+
 static void rules(struct rctx *c)
 {
     const cJSON *spec = k8s_get(c->r->doc, "spec"), *rule;
     size_t ri = 0;
     cJSON_ArrayForEach(rule, k8s_get(spec, "rules")) {
         struct rule_out ro = { 0 };
-        static const char *const unsupported[] = { "timeouts", "retry", "sessionPersistence" };
-        for (int u = 0; u < 3; u++)
+        static const char *const unsupported[] = { "retry", "sessionPersistence" };
+        for (int u = 0; u < 2; u++)
             if (k8s_get(rule, unsupported[u]))
                 rcond(c, "Accepted", "UnsupportedValue", "rule field %s is not supported; ignored",
                       unsupported[u]);
+        if (k8s_get(rule, "timeouts"))
+            rule_timeouts(c, k8s_get(rule, "timeouts"), &ro);
         filters(c, k8s_get(rule, "filters"), &ro, false);
         if (ro.redirect && ro.rewrite) {
             rcond(c, "Accepted", "UnsupportedValue", "RequestRedirect and URLRewrite together");
