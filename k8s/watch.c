@@ -7,7 +7,8 @@
  * reconnect resumes where the stream was; 410 Gone re-lists).  Each
  * connection that fails is retried with a doubling back-off (100 ms to
  * 5 s).  The main thread waits until every resource was listed once, then,
- * after 15 ms without a change (at most 250 ms after the first), translates
+ * at once for a change after a quiet half second, else after 15 ms without
+ * a change (at most 250 ms after the first), translates
  * everything into one document and PUTs it to the gateway's admin API when
  * it differs from the last one PUT.  Every second it reads the gateway's
  * config version: a version below the one its PUT got means the gateway
@@ -36,6 +37,10 @@
 
 #define DEBOUNCE_MS 15
 #define DEBOUNCE_MAX_MS 250
+/* a change after this long without one is translated at once (the leading
+ * edge: a lone edit waits for nothing; a burst's later events, arriving
+ * while that translation runs, are batched by the debounce) */
+#define QUIET_MS 500
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define IO_TIMEOUT_MS 10000
@@ -673,7 +678,7 @@ static int run(struct ctl *c)
     double put_version = 0;
     bool pending = false;           /* a document that still has to reach the gateway */
     bool status_due = false;        /* the snapshot's status is still to be written */
-    int64_t translate_ms = 0;
+    int64_t translate_ms = 0, last_translated = INT64_MIN / 2;
     int64_t next_check = 0, retry_at = 0;
     while (!atomic_load(&g_stop)) {
         pthread_mutex_lock(&c->mu);
@@ -682,6 +687,8 @@ static int run(struct ctl *c)
         int64_t wait_ms = 20, now = kh_now_ms();
         if (c->dirty) {
             int64_t due = c->last_change + DEBOUNCE_MS, cap = c->first_change + DEBOUNCE_MAX_MS;
+            if (c->first_change - last_translated >= QUIET_MS)
+                due = now;
             wait_ms = (due < cap ? due : cap) - now;
             if (!all_listed(c))
                 wait_ms = 20;
@@ -696,14 +703,16 @@ static int run(struct ctl *c)
         }
         now = kh_now_ms();
         bool ready = c->dirty && all_listed(c) &&
-                     (now - c->last_change >= DEBOUNCE_MS || now - c->first_change >= DEBOUNCE_MAX_MS);
+                     (now - c->last_change >= DEBOUNCE_MS || now - c->first_change >= DEBOUNCE_MAX_MS ||
+                      c->first_change - last_translated >= QUIET_MS);
         pthread_mutex_unlock(&c->mu);
 
         if (ready) {
             char *ct = NULL;
             int64_t tt = kh_now_ms();
             cJSON *tr = translate_now(c, &ct);
-            translate_ms = kh_now_ms() - tt;
+            last_translated = kh_now_ms();
+            translate_ms = last_translated - tt;
             if (ct && (last_conds == NULL || strcmp(ct, last_conds) != 0))
                 fputs(ct, stderr);
             free(last_conds);
