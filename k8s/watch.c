@@ -81,6 +81,9 @@ struct ctl {
     /* objects replaced or deleted since the last translation: snap may
      * still borrow them, so they are freed when snap is replaced */
     cJSON *grave;
+    /* bumped by any change but to an HTTPRoute: the route cache
+     * (c->opt.cache) reuses an HTTPRoute's translation while it holds */
+    unsigned long world;
     bool listed[NRES];
     bool dirty;
     int64_t first_change, last_change;
@@ -187,8 +190,10 @@ static void store_set(struct ctl *c, size_t i, cJSON *o, bool del)
         cJSON_Delete(o);
     else
         cJSON_AddItemToObject(c->objs[i], key, o);
-    if (!same)
+    if (!same) {
         changed_locked(c);
+        c->world += strcmp(RES[i].kind, "HTTPRoute") != 0;
+    }
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -295,6 +300,7 @@ static int do_list(struct watcher *w, char *err, size_t errlen)
     c->objs[w->i] = fresh;
     c->listed[w->i] = true;
     changed_locked(c);
+    c->world += strcmp(RES[w->i].kind, "HTTPRoute") != 0;
     pthread_mutex_unlock(&c->mu);
     logf_("listed %zu %s at resourceVersion %s", n, RES[w->i].kind, w->rv);
     return 0;
@@ -561,6 +567,7 @@ static cJSON *translate_now(struct ctl *c, char **conds_text)
     }
     cJSON *dead = c->grave;         /* in the old snapshot at most */
     c->grave = cJSON_CreateArray();
+    c->opt.world = c->world;
     pthread_mutex_unlock(&c->mu);
     struct k8s_index ix;
     k8s_index_build(&ix, &st, &conds);
@@ -713,11 +720,14 @@ static int run(struct ctl *c)
             cJSON *tr = translate_now(c, &ct);
             last_translated = kh_now_ms();
             translate_ms = last_translated - tt;
+            if (tr == NULL)
+                k8s_rcache_forget(c->opt.cache);
             if (ct && (last_conds == NULL || strcmp(ct, last_conds) != 0))
                 fputs(ct, stderr);
             free(last_conds);
             last_conds = ct;
             if (tr) {
+                /* after the translation: it moved what it reused out of this one */
                 cJSON_Delete(c->pending_tr);
                 c->pending_tr = tr;
                 pending = true;
@@ -752,8 +762,11 @@ static int run(struct ctl *c)
                     cJSON *a = cJSON_ParseWithLength(r.body, r.len);
                     put_version = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(a, "version"));
                     cJSON_Delete(a);
-                    logf_("PUT /config: version %g (%lld ms; translate %lld ms, merge %lld ms)", put_version,
-                          (long long)(kh_now_ms() - t0), (long long)translate_ms, (long long)tm);
+                    size_t reused, made;
+                    k8s_rcache_counts(c->opt.cache, &reused, &made);
+                    logf_("PUT /config: version %g (%lld ms; translate %lld ms: %zu HTTPRoutes reused, %zu "
+                          "translated; merge %lld ms)", put_version, (long long)(kh_now_ms() - t0),
+                          (long long)translate_ms, reused, made, (long long)tm);
                     free(last_put);
                     last_put = doc;
                     pending = false;
@@ -832,7 +845,7 @@ int k8s_watch_main(int argc, char **argv)
     struct ctl *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return 2;
-    c->opt = (struct k8s_opts){ "sluice", "0.0.0.0" };
+    c->opt = (struct k8s_opts){ .gateway_class = "sluice", .bind_host = "0.0.0.0" };
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--in-cluster")) {
@@ -899,9 +912,11 @@ int k8s_watch_main(int argc, char **argv)
     for (size_t i = 0; i < NRES; i++)
         c->objs[i] = cJSON_CreateObject();
     c->grave = cJSON_CreateArray();
+    c->opt.cache = k8s_rcache_new();
     logf_("API server %s:%s, gateway admin %s:%s", c->conf.host, c->conf.port, c->admin_host, c->admin_port);
     rc = run(c);
     cJSON_Delete(c->pending_tr);
+    k8s_rcache_free(c->opt.cache);
     k8s_store_free(&c->snap);
     for (size_t i = 0; i < NRES; i++)
         cJSON_Delete(c->objs[i]);

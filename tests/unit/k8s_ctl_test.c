@@ -3,7 +3,9 @@
  * kubeconfig and in-cluster settings (k8s/kconf.c: contexts, base64 and
  * file PEM fields, refusals), and the status write-back (k8s/status.c:
  * conditions per route parent, Gateway listeners, and convergence: a
- * status already written produces no patch).
+ * status already written produces no patch), and the route cache
+ * (a translation reusing unchanged HTTPRoutes gives the very document and
+ * conditions a full one gives).
  */
 #include "tap.h"
 #include "../../core/arena.c"
@@ -289,6 +291,166 @@ static void test_status(void)
     run_free(&r);
 }
 
+/* ---- the route cache */
+
+struct snap {
+    struct k8s_store st;
+    struct k8s_conds conds;
+    struct k8s_index ix;
+};
+
+/* A store borrowing objs (as sluice-k8s watch's does), indexed. */
+static void snap_make(struct snap *s, cJSON **objs, size_t n)
+{
+    memset(s, 0, sizeof(*s));
+    for (size_t i = 0; i < n; i++)
+        if (objs[i])
+            k8s_store_borrow(&s->st, objs[i], "test", &s->conds);
+    k8s_index_build(&s->ix, &s->st, &s->conds);
+}
+
+static void snap_free(struct snap *s)
+{
+    k8s_index_free(&s->ix);
+    k8s_conds_free(&s->conds);
+    k8s_store_free(&s->st);
+}
+
+static char *conds_text(const struct k8s_conds *c)
+{
+    char *mem = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&mem, &len);
+    for (size_t i = 0; f && i < c->n; i++) {
+        const struct k8s_cond *k = &c->v[i];
+        fprintf(f, "%s|%s|%s|%s|%s|%s|%s\n", k->kind, k->ns, k->name, k->type, k->status, k->reason, k->message);
+    }
+    if (f)
+        fclose(f);
+    return mem;
+}
+
+/* Translates objs with the cache (world w) and without it: the same
+ * document and conditions?  *doc gets the cached translation's document
+ * (the caller deletes the one before it afterwards). */
+static bool same_as_full(struct k8s_rcache *rc, unsigned long w, cJSON **objs, size_t n, cJSON **doc,
+                         size_t *reused, size_t *made)
+{
+    struct snap a, b;
+    snap_make(&a, objs, n);
+    snap_make(&b, objs, n);
+    struct k8s_opts oc = { .cache = rc, .world = w }, of = { 0 };
+    *doc = k8s_translate(&a.ix, &oc, &a.conds);
+    cJSON *full = k8s_translate(&b.ix, &of, &b.conds);
+    k8s_rcache_counts(rc, reused, made);
+    char *t1 = cJSON_PrintUnformatted(*doc), *t2 = cJSON_PrintUnformatted(full);
+    char *c1 = conds_text(&a.conds), *c2 = conds_text(&b.conds);
+    bool same = t1 && t2 && c1 && c2 && !strcmp(t1, t2) && !strcmp(c1, c2);
+    if (!same)
+        printf("# cached:\n# %s\n# %s\n# full:\n# %s\n# %s\n", t1, c1, t2, c2);
+    free(t1);
+    free(t2);
+    free(c1);
+    free(c2);
+    cJSON_Delete(full);
+    snap_free(&a);
+    snap_free(&b);
+    return same;
+}
+
+#define RC_ROUTE(name, host, svc, extra) \
+    "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: " name ", namespace: infra}\n" \
+    "spec: {parentRefs: [{name: gw}], hostnames: [" host "], rules: [{backendRefs: [{name: " svc ", port: 8080}]" extra "}]}\n"
+#define RC_SVC(name) \
+    "apiVersion: v1\nkind: Service\nmetadata: {name: " name ", namespace: infra}\n" \
+    "spec: {ports: [{name: http, port: 8080}]}\n"
+#define RC_SLICE(name, ip) \
+    "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n" \
+    "metadata: {name: " name "-x, namespace: infra, labels: {kubernetes.io/service-name: " name "}}\n" \
+    "addressType: IPv4\nports: [{name: http, port: 3000}]\nendpoints: [{addresses: [" ip "]}]\n"
+
+static cJSON *obj(const char *yaml)
+{
+    struct k8s_read_err re;
+    cJSON *d = k8s_text_parse(yaml, strlen(yaml), &re);
+    if (cJSON_IsArray(d)) {
+        cJSON *o = cJSON_DetachItemFromArray(d, 0);
+        cJSON_Delete(d);
+        d = o;
+    }
+    return d;
+}
+
+static void test_route_cache(void)
+{
+    cJSON *o[12] = { 0 };
+    o[0] = obj("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw, namespace: infra}\n"
+               "spec:\n  gatewayClassName: sluice\n  listeners:\n  - {name: http, port: 80, protocol: HTTP}\n"
+               "  - {name: api, port: 80, protocol: HTTP, hostname: api.example.com}\n");
+    o[1] = obj(RC_SVC("a"));
+    o[2] = obj(RC_SVC("b"));
+    o[3] = obj(RC_SLICE("a", "10.0.0.1"));
+    o[4] = obj(RC_SLICE("b", "10.0.0.2"));
+    o[5] = obj(RC_ROUTE("r1", "api.example.com", "a", ""));
+    o[6] = obj(RC_ROUTE("r2", "www.example.com", "b", ""));
+    o[7] = obj(RC_ROUTE("r3", "x.example.com", "missing", ""));        /* a condition */
+    o[8] = obj(RC_ROUTE("r4", "y.example.com", "a", ", filters: [{type: RequestMirror}]"));
+    struct k8s_rcache *rc = k8s_rcache_new();
+    cJSON *doc = NULL, *prev;
+    size_t reused = 0, made = 0;
+    bool same;
+
+    same = same_as_full(rc, 1, o, 12, &doc, &reused, &made);
+    ok(same && reused == 0 && made == 4,
+       "first translation: all four HTTPRoutes made (%zu, %zu)", reused, made);
+    prev = doc;
+    same = same_as_full(rc, 1, o, 12, &doc, &reused, &made);
+    ok(same && reused == 4 && made == 0,
+       "nothing changed: all reused, the same document and conditions (%zu, %zu)", reused, made);
+    cJSON_Delete(prev);
+
+    /* one route changed (a new object), one added, one deleted */
+    cJSON *old6 = o[6], *old7 = o[7];
+    o[6] = obj(RC_ROUTE("r2", "www.example.com", "a", ""));
+    o[9] = obj(RC_ROUTE("r5", "z.example.com", "b", ""));
+    o[7] = NULL;
+    prev = doc;
+    same = same_as_full(rc, 1, o, 12, &doc, &reused, &made);
+    ok(same && reused == 2 && made == 2,
+       "one HTTPRoute changed, one added, one deleted: two reused, two made (%zu, %zu)", reused, made);
+    cJSON_Delete(prev);
+    cJSON_Delete(old6);
+    cJSON_Delete(old7);
+
+    /* an upstream only the deleted route used is gone; b now used by r5 only */
+    bool has_missing = false;
+    const cJSON *u;
+    cJSON_ArrayForEach(u, cJSON_GetObjectItem(doc, "upstreams"))
+        has_missing |= strstr(k8s_str(u, "name", ""), "missing") != NULL;
+    ok(!has_missing && cJSON_GetArraySize(cJSON_GetObjectItem(doc, "upstreams")) == 2, "upstreams follow the routes");
+
+    /* another kind changed: the caller bumps world, everything is made again */
+    cJSON *old3 = o[3];
+    o[3] = obj(RC_SLICE("a", "10.0.0.9"));
+    prev = doc;
+    same = same_as_full(rc, 2, o, 12, &doc, &reused, &made);
+    ok(same && reused == 0 && made == 4,
+       "an EndpointSlice changed (world bumped): all made, with the new address (%zu, %zu)", reused, made);
+    cJSON_Delete(prev);
+    cJSON_Delete(old3);
+
+    /* forget (the caller drops the document): the next translation makes all */
+    k8s_rcache_forget(rc);
+    cJSON_Delete(doc);
+    same = same_as_full(rc, 2, o, 12, &doc, &reused, &made);
+    ok(same && reused == 0 && made == 4,
+       "after forget: all made (%zu, %zu)", reused, made);
+    cJSON_Delete(doc);
+    k8s_rcache_free(rc);
+    for (size_t i = 0; i < 12; i++)
+        cJSON_Delete(o[i]);
+}
+
 int main(void)
 {
     if (mkdtemp(g_dir) == NULL)
@@ -296,6 +458,7 @@ int main(void)
     test_kubeconfig();
     test_in_cluster();
     test_status();
+    test_route_cache();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (system(cmd) != 0)
