@@ -10,14 +10,14 @@ CFLAGS_BASE := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unus
                -Wstrict-prototypes -Wmissing-prototypes -g
 CFLAGS   ?= -O2
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) $(PKG_CFLAGS)
-LDLIBS   = $(PKG_LIBS) -lpthread -lm
+LDLIBS   = $(PKG_LIBS) -lcrypt -lpthread -lm
 
 ASAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
 B := build
 
 # Modules linked into the library (everything but the programs' mains).
-LIB_SRC  := $(wildcard core/*.c gateway/*.c router/*.c upstream/*.c pool/*.c health/*.c)
+LIB_SRC  := $(wildcard core/*.c gateway/*.c router/*.c upstream/*.c pool/*.c health/*.c policy/*.c)
 LIB_SRC  := $(filter-out gateway/main.c,$(LIB_SRC))
 # the test backend shares only the reason-phrase table with the proxy
 ECHO_SRC := $(wildcard echo/*.c) core/reason.c
@@ -27,8 +27,11 @@ K8S_SRC  := $(wildcard k8s/*.c) core/nidx.c core/arena.c
 K8S_LIBS := $(shell pkg-config --libs libcjson yaml-0.1 2>/dev/null || echo -lcjson -lyaml) -lssl -lcrypto -lpthread -lm
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
 
-LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
-ALIB_OBJ  := $(LIB_SRC:%.c=$(B)/asan/obj/%.o)
+# the admin listener's dashboard page (GET /ui), compiled in from a C file
+# generated at build time
+UI_GEN    := $(B)/gen/ui_page.c
+LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/ui_page.o
+ALIB_OBJ  := $(LIB_SRC:%.c=$(B)/asan/obj/%.o) $(B)/asan/obj/gen/ui_page.o
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 AUNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 
@@ -48,6 +51,26 @@ $(B)/obj/%.o: %.c
 $(B)/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+# gateway/ui/index.html as a byte array (od is in coreutils: nothing else needed)
+$(UI_GEN): gateway/ui/index.html
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from gateway/ui/index.html by the Makefile: do not edit */'; \
+	  echo '#include <stddef.h>'; \
+	  echo 'extern const unsigned char gw_ui_page[];'; \
+	  echo 'extern const size_t gw_ui_page_len;'; \
+	  echo 'const unsigned char gw_ui_page[] = {'; \
+	  od -An -v -tx1 $< | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g' -e 's/^ *//'; \
+	  echo '};'; \
+	  echo 'const size_t gw_ui_page_len = sizeof(gw_ui_page);'; } > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/gen/ui_page.o: $(UI_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/asan/obj/gen/ui_page.o: $(UI_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -c $< -o $@
 
 $(B)/libsluice.a: $(LIB_OBJ)
 	@rm -f $@
@@ -125,7 +148,7 @@ fuzz: deps
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_request tests/fuzz/fuzz_request.c gateway/http1.c
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_response tests/fuzz/fuzz_response.c gateway/http1.c
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_chunked tests/fuzz/fuzz_chunked.c gateway/http1.c
-	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_config tests/fuzz/fuzz_config.c $(shell pkg-config --libs libcjson) -lm
+	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_config tests/fuzz/fuzz_config.c $(shell pkg-config --libs libcjson) -levent -lcrypto -lcrypt -lm
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_fwd_request tests/fuzz/fuzz_fwd_request.c $(FWD_SRC)
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_fwd_response tests/fuzz/fuzz_fwd_response.c $(FWD_SRC)
 	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_yaml tests/fuzz/fuzz_yaml.c $(filter-out k8s/main.c,$(K8S_SRC)) $(K8S_LIBS)

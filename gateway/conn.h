@@ -9,6 +9,8 @@
  * Calls go one way, top to bottom, never back up:
  *   worker.c (accept, drain: proxy.h)
  *   -> proxy.c (events, the pump, a request's start, the up_conn ops)
+ *     -> guard.c (a route's policy checks, the C_GUARD wait) -> authreq.c
+ *        (auth.forward's subrequest over an up_conn of its own)
  *     -> pass.c (splice, tunnels) -> forward.c (the HTTP/1 exchange upstream,
  *        retries) -> client.c (client I/O) -> body.c (request body)
  *     -> local.c (own answers) -> txn.c (the one end, check-in)
@@ -23,6 +25,7 @@
 #include "proxy.h"
 #include "../core/io.h"
 #include "tls.h"
+#include "../policy/policy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -30,10 +33,12 @@
 #include <sys/socket.h>
 
 #define CONN_MAGIC 0x534c4343u
+#define AREQ_MAGIC 0x534c4152u     /* authreq.c's subrequest, the other owner of an up_conn */
 
 /* C_ROUTE: the request's body is being read to route it (match.json_body),
- * nothing sent upstream yet */
-enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED, C_ROUTE };
+ * nothing sent upstream yet.  C_GUARD: a policy check of the route pends
+ * (guard.c), nothing sent upstream, nothing more read. */
+enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED, C_ROUTE, C_GUARD };
 enum rstate { RS_WAIT = 0, RS_BODY, RS_DONE };
 
 #define IOVQ_N 8
@@ -126,6 +131,9 @@ struct gw_txn {
     uint64_t q_deadline_ms;         /* when the wait ends in a 503; 0 = never queued */
     bool sse_cr;                    /* the last byte forwarded was a \r */
     uint8_t sse_nl;                 /* line ends at the tail of what was forwarded (2 = between events) */
+    /* the route's policy checks (guard.c): progress, the auth id, what
+     * goes upstream; zeroed with the rest */
+    struct pol_txn pol;
     /* not cleared per request (txn_get): reset when their queue is empty */
     struct reframe urf, crf;        /* toward the upstream / toward the client */
 };
@@ -344,6 +352,22 @@ void stream_body(struct gw_conn *c, const char *p, size_t n);
 bool stream_heartbeat(struct gw_conn *c);
 void stream_end(struct gw_conn *c);
 enum gw_cancel stream_cancel_phase(const struct gw_txn *t);
+
+/* guard.c: the route's policy checks.  ALLOW: go on; DENY: answered;
+ * PENDING: the connection waits in C_GUARD until done(c) is called, then
+ * guard_resume() (with the head parsed again) goes on from there. */
+enum pol_verdict guard_start(struct gw_conn *c, const struct h1_request *r, pol_done_fn done);
+enum pol_verdict guard_resume(struct gw_conn *c, const struct h1_request *r);
+
+/* authreq.c: auth.forward's subrequest (pol_forward_fn; ctx is the
+ * worker), and the events of its upstream connection (proxy.c passes
+ * them on when the owner's magic is AREQ_MAGIC). */
+enum pol_verdict gw_areq_start(void *ctx, const struct pol_fwdauth *fa, struct pol_txn *t,
+                               const struct pol_req *r);
+void areq_on_io(void *owner, struct up_conn *u);
+void areq_on_connect_error(void *owner, struct up_conn *u, int err);
+void areq_on_timeout(void *owner, struct up_conn *u);
+void gw_areqs_free(struct gw_worker *w);     /* the free list, at the worker's end */
 
 /* pass.c */
 bool resp_splice(struct gw_conn *c);
