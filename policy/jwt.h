@@ -5,14 +5,15 @@
  * cache of verified tokens.
  *
  * Owns: struct jwt_conf (a route's compiled "auth": {"jwt": ...}, shared
- * read-only by the workers) and struct jwt_cache (one per
- * worker, never shared).  May call: core/ (cfgerr, cfgparse, arena, hdr),
+ * read-only by the workers) and struct jwt_cache (one per worker, never
+ * shared).  May call: core/ (cfgerr, cfgparse, arena, hdr),
  * policy/jwks, policy/b64url, OpenSSL 3, cJSON.
  *
  * The rules a token must pass, in order (each failure is a 401 upstream
  * of here; the enum says which rule failed, for logs and tests):
  *   - three base64url parts (strict, no padding), at most JWT_MAX_TOKEN
- *     bytes, header and claims JSON objects with no repeated member;
+ *     bytes, header and claims JSON objects alone in their text, with no
+ *     repeated member, raw control byte or \u0000;
  *   - header "alg" one of the configured algorithms ("none" never is),
  *     no "crit" (no extension is understood), "kid" naming a key of the
  *     JWKS, and that key's own algorithm equal to "alg" (an RSA key is
