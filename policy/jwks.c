@@ -179,14 +179,19 @@ static EVP_PKEY *point_key(const struct kwhere *w, const cJSON *o, bool ec)
         y = b64_member(w, o, "y", 32, &yl);
     if (x == NULL || (ec && y == NULL))
         goto out;
-    if (xl != 32 || (ec && yl != 32)) {
-        kerr(w, xl != 32 ? "x" : "y", "must be 32 bytes");
+    /* RFC 7518 6.2.1.2 wants EC coordinates at full width, but some
+     * writers (PyJWT 2.6 among them) drop leading zero bytes, one key in
+     * 256: a shorter coordinate is the same number, so it is widened.  An
+     * Ed25519 key is a byte string, never shortened. */
+    if (!ec && xl != 32) {          /* (b64_member bounds them at 32) */
+        kerr(w, "x", "must be 32 bytes");
         goto out;
     }
     if (ec) {
+        memset(pub, 0, sizeof(pub));
         pub[0] = 0x04;          /* SEC 1 uncompressed point */
-        memcpy(pub + 1, x, 32);
-        memcpy(pub + 33, y, 32);
+        memcpy(pub + 1 + 32 - xl, x, xl);
+        memcpy(pub + 33 + 32 - yl, y, yl);
         pl = 65;
     } else {
         memcpy(pub, x, 32);

@@ -44,7 +44,11 @@ class Keys:
 
     def __init__(self):
         self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        # an x with a leading zero byte, which PyJWT 2.6 writes 31 bytes
+        # long (1 key in 256 otherwise): every run checks the widening
         self.ec = ec.generate_private_key(ec.SECP256R1())
+        while self.ec.public_key().public_numbers().x >> 248:
+            self.ec = ec.generate_private_key(ec.SECP256R1())
         self.ed = ed25519.Ed25519PrivateKey.generate()
         self.hs = os.urandom(32)
         self.other_ec = ec.generate_private_key(ec.SECP256R1())
@@ -261,6 +265,12 @@ def jwks_cases(k, outdir):
     put("use_enc", {"keys": [dict(ec_j, use="enc")]}, "ES256", "/keys/0/use: must be \"sig\"")
     put("third_bad", {"keys": [rsa_j, ec_j, dict(ed_j, x=b64(b"short"))]}, "RS256,ES256,EdDSA",
         "/keys/2/x: must be 32 bytes")
+    full = ec.generate_private_key(ec.SECP256R1())
+    while not full.public_key().public_numbers().x >> 248:
+        full = ec.generate_private_key(ec.SECP256R1())
+    put("ec_full_width", {"keys": [k.jwk(ECAlgorithm, full.public_key(), "f")]}, "ES256", "")
+    put("ec_y_33", {"keys": [dict(ec_j, y=b64(bytes(1) + base64.urlsafe_b64decode(ec_j["y"] + "==")))]},
+        "ES256", "/keys/0/y: longer than 32 bytes")
     put("kty_unknown", {"keys": [dict(ec_j, kty="XYZ")]}, "ES256", "/keys/0/kty: \"XYZ\" is not supported")
     put("not_json", "{\"keys\": [", "RS256", "not a JSON object")
     put("no_keys", {"other": []}, "RS256", "/keys: is required")
