@@ -17,7 +17,7 @@ ASAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sani
 B := build
 
 # Modules linked into the library (everything but the programs' mains).
-LIB_SRC  := $(wildcard core/*.c gateway/*.c router/*.c upstream/*.c pool/*.c health/*.c)
+LIB_SRC  := $(wildcard core/*.c gateway/*.c router/*.c upstream/*.c pool/*.c health/*.c policy/*.c)
 LIB_SRC  := $(filter-out gateway/main.c,$(LIB_SRC))
 # the test backend shares only the reason-phrase table with the proxy
 ECHO_SRC := $(wildcard echo/*.c) core/reason.c
