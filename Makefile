@@ -2,7 +2,7 @@
 # `make run` and `make test` install what they need first (make deps).
 
 CC       ?= cc
-PKGS     := libevent libevent_pthreads libevent_openssl openssl libcares libcjson
+PKGS     := libevent libevent_pthreads libevent_openssl openssl libcares libcjson hiredis
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
