@@ -10,7 +10,7 @@ CFLAGS_BASE := -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unus
                -Wstrict-prototypes -Wmissing-prototypes -g
 CFLAGS   ?= -O2
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS) $(PKG_CFLAGS)
-LDLIBS   = $(PKG_LIBS) -lpthread -lm
+LDLIBS   = $(PKG_LIBS) -lcrypt -lpthread -lm
 
 ASAN_FLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 
@@ -125,7 +125,7 @@ fuzz: deps
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_request tests/fuzz/fuzz_request.c gateway/http1.c
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_response tests/fuzz/fuzz_response.c gateway/http1.c
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_chunked tests/fuzz/fuzz_chunked.c gateway/http1.c
-	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_config tests/fuzz/fuzz_config.c $(shell pkg-config --libs libcjson) -lm
+	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_config tests/fuzz/fuzz_config.c $(shell pkg-config --libs libcjson) -levent -lcrypto -lcrypt -lm
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_fwd_request tests/fuzz/fuzz_fwd_request.c $(FWD_SRC)
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_fwd_response tests/fuzz/fuzz_fwd_response.c $(FWD_SRC)
 	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_yaml tests/fuzz/fuzz_yaml.c $(filter-out k8s/main.c,$(K8S_SRC)) $(K8S_LIBS)

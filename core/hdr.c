@@ -20,6 +20,7 @@ enum hdr_class hdr_class(const char *n, size_t len)
     case 2: if (IS("te")) return HDR_HOP; break;
     case 4: if (IS("host")) return HDR_HOST; break;
     case 6: if (IS("expect")) return HDR_EXPECT; break;
+    case 9: if (IS("x-auth-id")) return HDR_XAUTHID; break;
     case 7: if (IS("upgrade")) return HDR_UPGRADE; if (IS("trailer")) return HDR_HOP; break;
     case 10: if (IS("connection")) return HDR_CONNECTION; if (IS("keep-alive")) return HDR_HOP; break;
     case 12: if (IS("x-request-id")) return HDR_XRID; break;

@@ -23,6 +23,7 @@ enum hdr_class {
     HDR_XFHOST,         /* X-Forwarded-Host */
     HDR_XRID,           /* X-Request-Id */
     HDR_FRAMING,        /* Content-Length, Transfer-Encoding */
+    HDR_XAUTHID,        /* X-Auth-Id: sluice's own (the policy's auth id), never a client's */
 };
 
 /* The class of a header name, compared case-insensitively. */

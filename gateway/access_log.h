@@ -33,6 +33,8 @@ struct alog_rec {
     uint64_t ttfb_ns;           /* until the response's first body byte (or bodiless head); 0 = none */
     uint64_t total_ns;
     const char *route;          /* NUL-terminated, or NULL */
+    const char *auth_id;        /* the policy's auth id (auth_id_len bytes), or NULL */
+    size_t auth_id_len;
 };
 
 /* The longest line alog_format() writes (the budgets of its fields). */

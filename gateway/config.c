@@ -737,11 +737,15 @@ static void reuse_find(struct sl_config *cfg, const char *json, const struct sha
     for (size_t i = 0; i < sc->n; i++) {
         if (sc->base_idx[i]) {          /* found while scanning */
             cfg->copied_from[i] = sc->base_idx[i];
-            continue;
+        } else {
+            size_t j = find_base_route(json, &sc->el[i], i, base, &slot, &cap);
+            if (j != NOT_FOUND_IDX)
+                cfg->copied_from[i] = (uint32_t)j + 1;
         }
-        size_t j = find_base_route(json, &sc->el[i], i, base, &slot, &cap);
-        if (j != NOT_FOUND_IDX)
-            cfg->copied_from[i] = (uint32_t)j + 1;
+        /* a route with a policy is parsed again: its keys and users files
+         * may have changed under the same text, and a reload reads them */
+        if (cfg->copied_from[i] && base->routes[cfg->copied_from[i] - 1]->policy)
+            cfg->copied_from[i] = 0;
     }
     free(slot);
 }

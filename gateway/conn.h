@@ -23,6 +23,7 @@
 #include "proxy.h"
 #include "../core/io.h"
 #include "tls.h"
+#include "../policy/policy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -32,8 +33,9 @@
 #define CONN_MAGIC 0x534c4343u
 
 /* C_ROUTE: the request's body is being read to route it (match.json_body),
- * nothing sent upstream yet */
-enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED, C_ROUTE };
+ * nothing sent upstream yet.  C_GUARD: a policy check of the route pends
+ * (guard.c), nothing sent upstream, nothing more read. */
+enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED, C_ROUTE, C_GUARD };
 enum rstate { RS_WAIT = 0, RS_BODY, RS_DONE };
 
 #define IOVQ_N 8
@@ -126,6 +128,9 @@ struct gw_txn {
     uint64_t q_deadline_ms;         /* when the wait ends in a 503; 0 = never queued */
     bool sse_cr;                    /* the last byte forwarded was a \r */
     uint8_t sse_nl;                 /* line ends at the tail of what was forwarded (2 = between events) */
+    /* the route's policy checks (guard.c): progress, the auth id, what
+     * goes upstream; zeroed with the rest */
+    struct pol_txn pol;
     /* not cleared per request (txn_get): reset when their queue is empty */
     struct reframe urf, crf;        /* toward the upstream / toward the client */
 };
@@ -344,6 +349,12 @@ void stream_body(struct gw_conn *c, const char *p, size_t n);
 bool stream_heartbeat(struct gw_conn *c);
 void stream_end(struct gw_conn *c);
 enum gw_cancel stream_cancel_phase(const struct gw_txn *t);
+
+/* guard.c: the route's policy checks.  ALLOW: go on; DENY: answered;
+ * PENDING: the connection waits in C_GUARD until done(c) is called, then
+ * guard_resume() (with the head parsed again) goes on from there. */
+enum pol_verdict guard_start(struct gw_conn *c, const struct h1_request *r, pol_done_fn done);
+enum pol_verdict guard_resume(struct gw_conn *c, const struct h1_request *r);
 
 /* pass.c */
 bool resp_splice(struct gw_conn *c);

@@ -224,6 +224,8 @@ bool fwd_build_head(struct gw_conn *c, const struct h1_request *r)
     for (size_t i = 0; i < rt->req_headers.nadd; i++)
         need += rt->req_headers.add[i].name_len + rt->req_headers.add[i].value_len + 4;
     need += rt->rewrite_path_len + (rt->rewrite_host ? (uint32_t)strlen(rt->rewrite_host) : 0);
+    const struct pol_txn *pt = &t->pol;
+    need += POL_AUTH_ID_MAX + 16 + (pt->buf ? pt->buf->up_len : 0);
 
     t->scratch = gw_buf_get(w, need);
     char ip[INET6_ADDRSTRLEN];
@@ -233,6 +235,19 @@ bool fwd_build_head(struct gw_conn *c, const struct h1_request *r)
         .default_host = t->target->host, .https = c->https, .websocket = t->upgrade,
         .rid_hi = w->rid_seed, .rid_lo = ++w->rid_count ^ ((uint64_t)w->id << 56),
     };
+    const struct pol_auth *au = rt->policy ? rt->policy->auth : NULL;
+    if (au && !au->forward_credential && au->cred_header) {
+        f.drop = au->cred_header;
+        f.drop_len = au->cred_header_len;
+    }
+    if (pt->has_auth_id) {
+        f.auth_id = pt->auth_id;
+        f.auth_id_len = pt->auth_id_len;
+    }
+    if (pt->buf && pt->buf->up_len) {
+        f.extra = pt->buf->data;
+        f.extra_len = pt->buf->up_len;
+    }
     int n = h1_fwd_request_head(t->scratch->data, t->scratch->cap, r, &f);
     if (n < 0)
         return false;

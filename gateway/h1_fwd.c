@@ -163,6 +163,8 @@ int h1_fwd_request_head(char *out, size_t cap, const struct h1_request *r,
         case HDR_XRID:
             if (!keep_header(h, e, r->headers, r->nheaders, has_conn))
                 continue;
+            if (f->drop && h->name_len == f->drop_len && h1_casecmp(h->name, f->drop, f->drop_len))
+                continue;
             has_rid |= c == HDR_XRID;
             put_header(&s, h->name, h->name_len, h->value, h->value_len);
             continue;
@@ -201,6 +203,13 @@ int h1_fwd_request_head(char *out, size_t cap, const struct h1_request *r,
     }
     if (e)
         h1_fwd_put_edits(&s, e);
+    if (f->auth_id) {
+        SB_LIT(&s, "X-Auth-Id: ");
+        sb_put(&s, f->auth_id, f->auth_id_len);
+        SB_LIT(&s, "\r\n");
+    }
+    if (f->extra_len)
+        sb_put(&s, f->extra, f->extra_len);
     if (f->websocket)
         SB_LIT(&s, "Connection: upgrade\r\nUpgrade: websocket\r\n");
     SB_LIT(&s, "\r\n");

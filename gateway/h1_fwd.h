@@ -38,6 +38,16 @@ struct h1_fwd_req {
     bool https;                     /* X-Forwarded-Proto */
     bool websocket;                 /* a WebSocket upgrade is passed on */
     uint64_t rid_hi, rid_lo;        /* X-Request-Id to add when the request has none */
+    /* the route's policy (SPEC "Traffic policy"): the header carrying the
+     * credential, removed (NULL: none); the auth id (NULL: none) sent as
+     * X-Auth-Id; header lines (CRLF-ended) the checks add.  A client's
+     * X-Auth-Id is always removed. */
+    const char *drop;
+    size_t drop_len;
+    const char *auth_id;
+    size_t auth_id_len;
+    const char *extra;
+    size_t extra_len;
 };
 
 /* What the client response head is made of besides the upstream's parse. */

@@ -152,6 +152,10 @@ static void route_wait(struct gw_conn *c)
     conn_timer_arm(c, t->ws->s->cfg->client_idle_ms);  /* a body that never comes */
 }
 
+static void route_act(struct gw_conn *c, const struct h1_request *r);
+static void request_routed(struct gw_conn *c, const struct h1_request *r);
+static void guard_done(void *owner);
+
 static void route_request(struct gw_conn *c, const struct h1_request *r)
 {
     struct gw_wsnap *ws = c->t->ws;
@@ -195,6 +199,15 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
         local_response(c, 404, NULL, NULL, 0, NULL);
         return;
     }
+    if (c->t->route->policy && guard_start(c, r, guard_done) != POL_ALLOW)
+        return;     /* denied (answered), or pending (C_GUARD) */
+    route_act(c, r);
+}
+
+/* The route's action, its policy passed. */
+static void route_act(struct gw_conn *c, const struct h1_request *r)
+{
+    struct gw_wsnap *ws = c->t->ws;
     const struct cfg_route *rt = c->t->route;
     if (rt->action == CFG_ACT_RESPOND) {
         local_response(c, rt->respond.status, rt->respond.content_type,
@@ -245,8 +258,6 @@ static void route_request(struct gw_conn *c, const struct h1_request *r)
     c->t->up_clean = true;
     fwd_connect(c);
 }
-
-static void request_routed(struct gw_conn *c, const struct h1_request *r);
 
 static void start_request(struct gw_conn *c, uint32_t hlen)
 {
@@ -430,6 +441,29 @@ static bool route_wait_step(struct gw_conn *c)
     return true;
 }
 
+/* A pending policy check finished (on this worker's loop): parse the head
+ * again, as route_wait_step does, and go on with the checks after it. */
+static void guard_done(void *owner)
+{
+    struct gw_conn *c = owner;
+
+    CHECK_MAGIC(c, CONN_MAGIC);
+    struct gw_worker *w = c->w;
+    struct gw_txn *t = c->t;
+    BUG_ON(c->state != C_GUARD || t == NULL);
+    struct h1_request *r = &w->req;
+    size_t scanned = 0;
+    int rc = h1_parse_request(c->in->data, t->hlen, t->ws->s->cfg->max_header_bytes, &scanned, r);
+    BUG_ON(rc != (int)t->hlen);     /* the same bytes parsed the same way before */
+    if (guard_resume(c, r) == POL_ALLOW) {
+        route_act(c, r);
+        request_routed(c, r);
+    }
+    w->turn.ok = false;     /* (called from an event of our loop, maybe mid-turn) */
+    conn_pump(c);
+    gw_gc(w);
+}
+
 /* ---- the pump ---- */
 
 static void conn_pump(struct gw_conn *c)
@@ -481,6 +515,8 @@ static void conn_pump(struct gw_conn *c)
         case C_ROUTE:
             p = route_wait_step(c);
             break;
+        case C_GUARD:           /* guard_done moves it on */
+            return;
         case C_LINGER:
             linger_step(c);
             return;

@@ -34,6 +34,8 @@ void gw_queue_run(evutil_socket_t fd, short what, void *arg);
 /* Every tick: idle pooled connections to a target that requests of other
  * workers wait for (and none of this one) are closed, so their slots move. */
 void gw_queue_tick(struct gw_worker *w);
+/* The worker's policy state (w->pol), on its base, before it runs. */
+void gw_guard_init(struct gw_worker *w);
 /* What the gateway does on an upstream connection's events (owner: gw_conn);
  * the worker puts it in w->up. */
 extern const struct up_conn_ops gw_up_ops;

@@ -135,6 +135,8 @@ static void access_log(struct gw_conn *c)
         .ttfb_ns = t->t_first ? t->t_first - t->t_start : 0,
         .total_ns = gw_turn_ns(w) - t->t_start,
         .route = t->route ? t->route->name : NULL,
+        .auth_id = t->pol.has_auth_id ? t->pol.auth_id : NULL,
+        .auth_id_len = t->pol.auth_id_len,
     };
     size_t n = alog_format(line, &r, t->ws && t->ws->s->cfg->access_log_json);
     gw_alog_append(&w->alog, line, n);
@@ -154,6 +156,7 @@ static void txn_release(struct gw_conn *c, struct gw_txn *t, bool done)
 {
     struct gw_worker *w = c->w;
 
+    pol_txn_end(&t->pol);   /* a pending check is cancelled: it will not call back */
     gw_q_unlink(c);         /* it ends while waiting for a connection (client gone, shutdown) */
     txn_target(c, NULL);
     if (t->up) {

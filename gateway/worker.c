@@ -4,6 +4,7 @@
 #include "worker.h"
 #include "proxy.h"
 #include "tls.h"
+#include "../policy/policy.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -220,6 +221,8 @@ static void *worker_main(void *arg)
     up_pool_close_all(&w->pool);
     gw_gc(w);
     gw_txns_free(w);
+    pol_worker_free(w->pol);
+    w->pol = NULL;
     levs_sync(w, NULL);
     free(w->levs);
     event_free(w->tick);
@@ -259,6 +262,7 @@ int gw_workers_start(struct gw_worker *ws, int n)
         event_add(w->cmd_ev, NULL);
         event_add(w->tick, &tick);
         gw_wstate_init(w);
+        gw_guard_init(w);
         up_loop_init(w);
         worker_refresh(w);
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0)

@@ -129,6 +129,7 @@ struct gw_worker {
     struct lt_heap ctimers;
     struct event *ctimer;
     uint64_t ctimer_at;                 /* when ctimer fires (ms); 0 = not armed */
+    struct pol_worker *pol;             /* the policy checks' worker state (guard.c) */
 };
 
 /* Open client connections of every worker, for limits.max_connections. */

@@ -8,6 +8,8 @@
 #include "../core/addr.h"
 #include "../core/cfgparse.h"
 #include "../core/hdr.h"
+#include "../core/check.h"
+#include "../policy/policy.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -633,7 +635,8 @@ static void parse_respond(struct cfg_ctx *cx, const cJSON *obj, const struct jp 
 /* ---- a route */
 
 enum { RK_NAME, RK_MATCH, RK_REWRITE, RK_REQH, RK_RESPH,
-       RK_BACKENDS, RK_UPSTREAM, RK_REDIRECT, RK_RESPOND, RK_TIMEOUTS, RK_HEARTBEAT, RK_NKEYS };
+       RK_BACKENDS, RK_UPSTREAM, RK_REDIRECT, RK_RESPOND, RK_TIMEOUTS, RK_HEARTBEAT,
+       RK_ACCESS, RK_AUTH, RK_RATE, RK_BUDGET, RK_NKEYS };
 
 /* timeouts and sse_heartbeat_ms: only for a route that proxies */
 static void parse_streaming(struct cfg_ctx *cx, const cJSON *const *f, const struct jp *path,
@@ -701,7 +704,8 @@ void rt_conf_parse_route(struct rt_conf_ctx *rc, const cJSON *it, const struct j
 {
     static const char *const keys[RK_NKEYS + 1] = {
         "name", "match", "rewrite", "request_headers", "response_headers",
-        "backends", "upstream", "redirect", "respond", "timeouts", "sse_heartbeat_ms", NULL };
+        "backends", "upstream", "redirect", "respond", "timeouts", "sse_heartbeat_ms",
+        "access", "auth", "rate_limit", "token_budget", NULL };
     struct cfg_ctx *cx = rc->cx;
     const cJSON *v, *f[RK_NKEYS];
     const char *s;
@@ -729,6 +733,8 @@ void rt_conf_parse_route(struct rt_conf_ctx *rc, const cJSON *it, const struct j
         parse_header_edits(cx, v, JP_K(path, "request_headers"), &r->req_headers);
     if ((v = f[RK_RESPH]) != NULL)
         parse_header_edits(cx, v, JP_K(path, "response_headers"), &r->resp_headers);
+    const struct pol_conf_in pin = { f[RK_ACCESS], f[RK_AUTH], f[RK_RATE], f[RK_BUDGET], rc->upstreams };
+    pol_conf_route(cx, &pin, path, &r->policy);
 }
 
 /* ---- the routes array */
@@ -818,7 +824,7 @@ static void dup_edits(struct cfg_mem **mem, struct cfg_header_edits *d,
 /* Every member of struct cfg_route is copied below (scalars such as
  * timeouts and sse_heartbeat_ms by the struct copy): a new member must be
  * added there too, which this reminds whoever changes the struct. */
-_Static_assert(sizeof(struct cfg_route) == 392 || sizeof(void *) != 8,
+_Static_assert(sizeof(struct cfg_route) == 400 || sizeof(void *) != 8,
                "struct cfg_route changed: update rt_conf_copy_route()");
 
 static struct cfg_json_match *dup_json(struct cfg_mem **mem, const struct cfg_json_match *v, size_t n)
@@ -873,4 +879,7 @@ void rt_conf_copy_route(struct cfg_mem **mem, struct cfg_route *d, const struct 
     dup_edits(mem, &d->req_headers, &s->req_headers);
     dup_edits(mem, &d->resp_headers, &s->resp_headers);
     dup_actions(mem, d, s);
+    /* A route with a policy is never reused by a reload (its files are
+     * read again: gateway/config.c reuse_find), so it is never copied. */
+    BUG_ON(s->policy != NULL);
 }

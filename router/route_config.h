@@ -23,6 +23,7 @@
 
 struct cJSON;
 struct cfg_mem;
+struct pol_route;
 
 struct cfg_kv {
     char *name;             /* header names are stored lower-case */
@@ -103,6 +104,9 @@ struct cfg_route {
         char *body;  size_t body_len;       /* NULL/0 = empty */
         char *content_type;                 /* NULL = none given */
     } respond;
+
+    /* access, auth, rate_limit, token_budget (policy/policy.h); NULL = none */
+    struct pol_route *policy;
 };
 
 /* What parsing a route reads besides its JSON. */

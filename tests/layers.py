@@ -22,9 +22,10 @@ ALLOWED = {
     "core": set(),
     "health": {"core"},
     "pool": {"core"},
-    "router": {"core"},
+    "policy": {"core"},
+    "router": {"core", "policy"},
     "upstream": {"core", "pool", "health"},
-    "gateway": {"core", "router", "upstream", "pool", "health"},
+    "gateway": {"core", "router", "upstream", "pool", "health", "policy"},
     "echo": {"core"},
     "k8s": {"core", "router", "upstream"},
 }
@@ -57,7 +58,7 @@ def includes():
 def objects():
     objdir = os.path.join(BUILD, "obj")
     out = []
-    for mod in ("core", "health", "pool", "router", "upstream", "gateway", "k8s"):
+    for mod in ("core", "health", "pool", "policy", "router", "upstream", "gateway", "k8s"):
         d = os.path.join(objdir, mod)
         if not os.path.isdir(d):
             continue

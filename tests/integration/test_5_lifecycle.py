@@ -135,7 +135,7 @@ def test_reload_keeps_connections(env):
 
 LOG_RE = re.compile(
     r'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (127\.0\.0\.1:\d+) "([^"]*)" host=(\S+) '
-    r'status=(\d{3}) in=(\d+) out=(\d+) upstream=(\S+) upstream_ms=(\S+) total_ms=(\S+) route=(\S+) ttfb_ms=(\S+)$')
+    r'status=(\d{3}) in=(\d+) out=(\d+) upstream=(\S+) upstream_ms=(\S+) total_ms=(\S+) route=(\S+) ttfb_ms=(\S+) auth_id=(\S+)$')
 
 
 def test_access_log(env):

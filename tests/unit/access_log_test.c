@@ -123,14 +123,14 @@ static void test_text(void)
     char out[ALOG_LINE_MAX];
 
     ok(text_is(&r, " 127.0.0.1:54321 \"GET /api/users?id=7 HTTP/1.1\" host=example.com status=200 "
-                   "in=92 out=585 upstream=127.0.0.1:8081 upstream_ms=1.858 total_ms=1.898 route=api ttfb_ms=-\n"),
+                   "in=92 out=585 upstream=127.0.0.1:8081 upstream_ms=1.858 total_ms=1.898 route=api ttfb_ms=- auth_id=-\n"),
        "text line: exact shape");
     size_t n = alog_format(out, &r, false);
     ok(one_line(out, n) && time_ok(out), "text line: one line, ISO time first");
 
     r.http10 = true;
     ok(text_is(&r, " 127.0.0.1:54321 \"GET /api/users?id=7 HTTP/1.0\" host=example.com status=200 "
-                   "in=92 out=585 upstream=127.0.0.1:8081 upstream_ms=1.858 total_ms=1.898 route=api ttfb_ms=-\n"),
+                   "in=92 out=585 upstream=127.0.0.1:8081 upstream_ms=1.858 total_ms=1.898 route=api ttfb_ms=- auth_id=-\n"),
        "text line: HTTP/1.0");
     r.http10 = false;
 
@@ -143,7 +143,7 @@ static void test_text(void)
     m.route = NULL;
     m.bytes_out = 0;
     ok(text_is(&m, " 127.0.0.1:54321 \"- - -\" host=- status=400 in=92 out=0 upstream=- "
-                   "upstream_ms=- total_ms=1.898 route=- ttfb_ms=-\n"),
+                   "upstream_ms=- total_ms=1.898 route=- ttfb_ms=- auth_id=-\n"),
        "method NULL: \"- - -\" host=-, and target/host not shown even if set");
 
     struct alog_rec a = base_rec();
@@ -152,12 +152,12 @@ static void test_text(void)
     a.route = NULL;
     a.status = 404;
     ok(text_is(&a, " 127.0.0.1:54321 \"GET /api/users?id=7 HTTP/1.1\" host=example.com status=404 "
-                   "in=92 out=585 upstream=- upstream_ms=- total_ms=1.898 route=- ttfb_ms=-\n"),
+                   "in=92 out=585 upstream=- upstream_ms=- total_ms=1.898 route=- ttfb_ms=- auth_id=-\n"),
        "absent upstream, upstream_ns, route: -");
     a.host = NULL;
     a.host_len = 0;
     ok(text_is(&a, " 127.0.0.1:54321 \"GET /api/users?id=7 HTTP/1.1\" host=- status=404 "
-                   "in=92 out=585 upstream=- upstream_ms=- total_ms=1.898 route=- ttfb_ms=-\n"),
+                   "in=92 out=585 upstream=- upstream_ms=- total_ms=1.898 route=- ttfb_ms=- auth_id=-\n"),
        "absent host: host=-");
 
     struct alog_rec t = base_rec();
@@ -169,19 +169,25 @@ static void test_text(void)
     t.client_port = 0;
     ok(text_is(&t, " ::1:0 \"GET /api/users?id=7 HTTP/1.1\" host=example.com status=200 "
                    "in=18446744073709551615 out=585 upstream=127.0.0.1:8081 upstream_ms=1.858 "
-                   "total_ms=0.000 route=api ttfb_ms=-\n"),
+                   "total_ms=0.000 route=api ttfb_ms=- auth_id=-\n"),
        "ms truncated to microseconds, 0 ns -> 0.000, u64 max bytes");
     t.total_ns = UINT64_C(12345678901);
     t.upstream_ns = 999;            /* under a microsecond but not absent */
     ok(text_is(&t, " ::1:0 \"GET /api/users?id=7 HTTP/1.1\" host=example.com status=200 "
                    "in=18446744073709551615 out=585 upstream=127.0.0.1:8081 upstream_ms=0.000 "
-                   "total_ms=12345.678 route=api ttfb_ms=-\n"),
+                   "total_ms=12345.678 route=api ttfb_ms=- auth_id=-\n"),
        "12345.678 ms; a sub-microsecond upstream time is 0.000, not -");
     t.ttfb_ns = UINT64_C(250500000);
     ok(text_is(&t, " ::1:0 \"GET /api/users?id=7 HTTP/1.1\" host=example.com status=200 "
                    "in=18446744073709551615 out=585 upstream=127.0.0.1:8081 upstream_ms=0.000 "
-                   "total_ms=12345.678 route=api ttfb_ms=250.500\n"),
-       "ttfb_ms: time to the first body byte, last on the line");
+                   "total_ms=12345.678 route=api ttfb_ms=250.500 auth_id=-\n"),
+       "ttfb_ms: time to the first body byte");
+    t.auth_id = "team a\"x";
+    t.auth_id_len = 8;
+    ok(text_is(&t, " ::1:0 \"GET /api/users?id=7 HTTP/1.1\" host=example.com status=200 "
+                   "in=18446744073709551615 out=585 upstream=127.0.0.1:8081 upstream_ms=0.000 "
+                   "total_ms=12345.678 route=api ttfb_ms=250.500 auth_id=team a\\x22x\n"),
+       "auth_id: the policy's auth id, escaped, last on the line");
 }
 
 static void test_json(void)
@@ -207,7 +213,8 @@ static void test_json(void)
     ok(jnum(j, "upstream_ms", 1.858) && jnum(j, "total_ms", 1.898), "upstream_ms, total_ms");
     ok(jstr(j, "route", "api"), "route");
     ok(jnull(j, "ttfb_ms"), "ttfb_ms null when no body byte came");
-    ok(cJSON_GetArraySize(j) == 14, "14 keys");
+    ok(jnull(j, "auth_id"), "auth_id null without an authenticated request");
+    ok(cJSON_GetArraySize(j) == 15, "15 keys");
     ok(has_bytes(out, n, "\"status\":200,") && has_bytes(out, n, "\"upstream_ms\":1.858,") &&
        has_bytes(out, n, "\"total_ms\":1.898,"), "numbers unquoted, three decimals");
     ok(out[0] == '{' && out[n - 2] == '}', "object from the first byte to the newline");
@@ -371,7 +378,7 @@ static void test_escaping(void)
     cJSON_Delete(j);
     n = alog_format(out, &r, false);
     ok(one_line(out, n) && has_bytes(out, n, " host=h\\x22o\\x0As\\x5Ct status=") &&
-       has_bytes(out, n, " upstream=up\\x0Dstream ") && has_bytes(out, n, " route=ro\\x22ute\\x0A ttfb_ms=-\n"),
+       has_bytes(out, n, " upstream=up\\x0Dstream ") && has_bytes(out, n, " route=ro\\x22ute\\x0A ttfb_ms=- auth_id=-\n"),
        "text: host, upstream, route escaped (%.*s)", (int)(n ? n - 1 : 0), out);
     free(t);
     free(h);
@@ -425,7 +432,7 @@ static void test_reuse(void)
         } else {
             ok(n2 > TIME_LEN &&
                sl_eq_tail(out, n2, " 127.0.0.1:54321 \"GET /s HTTP/1.1\" host=- status=404 in=92 "
-                                   "out=585 upstream=- upstream_ms=- total_ms=1.898 route=- ttfb_ms=-\n"),
+                                   "out=585 upstream=- upstream_ms=- total_ms=1.898 route=- ttfb_ms=- auth_id=-\n"),
                "text: second line exact");
         }
         /* and the other order: short after long after short */

@@ -11,6 +11,7 @@
 #include "../../core/jscan.c"
 #include "../../router/route_config.c"
 #include "../../upstream/upstream_config.c"
+#include "../policy_src.h"
 #include "../../core/hdr.c"
 #include "../../core/esc.c"
 #include "../../core/log.c"

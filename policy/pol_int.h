@@ -1,0 +1,49 @@
+/*
+ * pol_int.h - (policy) what the module's files share and nobody else
+ * includes: each check's parse and run entry, the worker's state.
+ */
+#ifndef SLUICE_POL_INT_H
+#define SLUICE_POL_INT_H
+
+#include "policy.h"
+#include "../core/cfgparse.h"
+
+#include <event2/event.h>
+
+/* access.c */
+struct pol_access *pol_access_parse(struct cfg_ctx *cx, const cJSON *v, const struct jp *path);
+/* Does the access list let the address in? */
+bool pol_access_allows(const struct pol_access *a, const struct sockaddr *sa);
+
+/* apikey.c */
+struct pol_apikey *pol_apikey_parse(struct cfg_ctx *cx, const cJSON *v, const struct jp *path,
+                                    struct pol_auth *au);
+enum pol_verdict pol_apikey_check(const struct pol_auth *au, struct pol_txn *t,
+                                  const struct pol_req *r);
+
+/* basic.c */
+struct pol_basic *pol_basic_parse(struct cfg_ctx *cx, const cJSON *v, const struct jp *path,
+                                  struct pol_auth *au);
+enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
+                                 const struct pol_req *r);
+struct pol_bcache;
+void pol_bcache_free(struct pol_bcache *bc);
+
+/* policy.c: the value of header name (lower-case, n bytes) in r, or NULL */
+const struct h1_header *pol_header(const struct pol_req *r, const char *name, size_t n);
+
+#define POL_FREE_BUFS 64
+
+struct pol_worker {
+    struct event_base *base;
+    pol_forward_fn fwd;
+    void *fwd_ctx;
+    struct pol_buf *free_bufs;          /* at most POL_FREE_BUFS */
+    uint32_t nfree;
+    /* basic auth: the verifier thread's answers come through a pipe */
+    int vpipe[2];
+    struct event *vev;
+    struct pol_bcache *bcache;          /* verified credentials (basic.c) */
+};
+
+#endif
