@@ -6,6 +6,7 @@
 #define SLUICE_POL_INT_H
 
 #include "policy.h"
+#include "limit.h"
 #include "../core/cfgparse.h"
 
 #include <event2/event.h>
@@ -44,6 +45,7 @@ struct pol_worker {
     int vpipe[2];
     struct event *vev;
     struct pol_bcache *bcache;          /* verified credentials (basic.c) */
+    struct pol_redis *rd;               /* rate_limit_store.redis (limit.c), opened on first use */
 };
 
 #endif
