@@ -27,8 +27,11 @@ K8S_SRC  := $(wildcard k8s/*.c) core/nidx.c core/arena.c
 K8S_LIBS := $(shell pkg-config --libs libcjson yaml-0.1 2>/dev/null || echo -lcjson -lyaml) -lssl -lcrypto -lpthread -lm
 UNIT_SRC := $(wildcard tests/unit/*_test.c)
 
-LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o)
-ALIB_OBJ  := $(LIB_SRC:%.c=$(B)/asan/obj/%.o)
+# the admin listener's dashboard page (GET /ui), compiled in from a C file
+# generated at build time
+UI_GEN    := $(B)/gen/ui_page.c
+LIB_OBJ   := $(LIB_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/ui_page.o
+ALIB_OBJ  := $(LIB_SRC:%.c=$(B)/asan/obj/%.o) $(B)/asan/obj/gen/ui_page.o
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 AUNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
 
@@ -48,6 +51,26 @@ $(B)/obj/%.o: %.c
 $(B)/asan/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+# gateway/ui/index.html as a byte array (od is in coreutils: nothing else needed)
+$(UI_GEN): gateway/ui/index.html
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from gateway/ui/index.html by the Makefile: do not edit */'; \
+	  echo '#include <stddef.h>'; \
+	  echo 'extern const unsigned char gw_ui_page[];'; \
+	  echo 'extern const size_t gw_ui_page_len;'; \
+	  echo 'const unsigned char gw_ui_page[] = {'; \
+	  od -An -v -tx1 $< | sed -e 's/\([0-9a-f][0-9a-f]\)/0x\1,/g' -e 's/^ *//'; \
+	  echo '};'; \
+	  echo 'const size_t gw_ui_page_len = sizeof(gw_ui_page);'; } > $@.tmp && mv $@.tmp $@
+
+$(B)/obj/gen/ui_page.o: $(UI_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/asan/obj/gen/ui_page.o: $(UI_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) -c $< -o $@
 
 $(B)/libsluice.a: $(LIB_OBJ)
 	@rm -f $@

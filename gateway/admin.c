@@ -1,6 +1,7 @@
 /*
  * admin.c - the admin API (SPEC "Admin API") on its own thread and event
- * loop, never on a worker's: /healthz, /config (GET, PUT), /status, /metrics.
+ * loop, never on a worker's: /healthz, /config (GET, PUT), /status, /metrics,
+ * /stats (the same families as JSON, metrics.c) and /ui.
  *
  * HTTP/1.1 with the gateway's own codec (http1.h): keep-alive, pipelining,
  * Expect: 100-continue, chunked or sized bodies up to 32 MiB.  A request's
@@ -14,6 +15,7 @@
  * changes the proxy through gw_config_apply(), the same path as SIGHUP.
  */
 #include "admin.h"
+#include "metrics.h"
 #include "../upstream/dns.h"
 #include "reload.h"
 #include "snapshot.h"
@@ -21,6 +23,7 @@
 #include "worker.h"
 #include "http1.h"
 #include "tls.h"
+#include "ui.h"
 #include "../core/hash.h"
 #include "../core/io.h"
 #include "../core/reason.h"
@@ -251,42 +254,6 @@ static void put_config(struct adm_req *req)
 
 /* ---- /status ---- */
 
-struct target_sum {
-    uint64_t idle, inflight, requests, failures, opened, in_use;
-    uint64_t closed[POOL_CLOSE_N];
-};
-
-/* Sum a target's counters over the workers: each worker keeps one bucket
- * per address, found on its append-only list. */
-static void sum_target(const struct up_target *t, struct target_sum *out)
-{
-    memset(out, 0, sizeof(*out));
-    if (t->salen == 0)
-        return;
-    for (int i = 0; i < g_nworkers; i++) {
-        struct pool_bucket *b = atomic_load_explicit(&g_workers[i].pool.all, memory_order_acquire);
-        for (; b; b = atomic_load_explicit(&b->all_next, memory_order_acquire)) {
-            if (b->salen != t->salen || memcmp(&b->sa, &t->sa, t->salen) != 0)
-                continue;
-            out->idle += atomic_load_explicit(&b->count, memory_order_relaxed);
-            out->inflight += gw_cnt_get(&b->inflight);
-            out->requests += gw_cnt_get(&b->requests);
-            out->failures += gw_cnt_get(&b->failures);
-            uint64_t opened = gw_cnt_get(&b->opened), closed = 0;
-            for (int r = 0; r < POOL_CLOSE_N; r++) {
-                uint64_t n = gw_cnt_get(&b->closed[r]);
-                out->closed[r] += n;
-                closed += n;
-            }
-            uint64_t open = opened > closed ? opened - closed : 0;
-            uint64_t idle = atomic_load_explicit(&b->count, memory_order_relaxed);
-            out->opened += opened;
-            out->in_use += open > idle ? open - idle : 0;
-            break;
-        }
-    }
-}
-
 /* A target's health: active checks (up, down, off), the last probe,
  * ejection, and since when (wall clock ms) it has been as it is. */
 static void health_view(cJSON *to, const struct hc_target *h, uint64_t now)
@@ -304,12 +271,51 @@ static void health_view(cJSON *to, const struct hc_target *h, uint64_t now)
     cJSON_AddNumberToObject(to, "since_ms", (double)v.since_ms);
 }
 
+/* The process: what runs since when, its connections, the last reload. */
+static void process_view(cJSON *d)
+{
+    struct gw_reload_last last;
+    struct timespec ts;
+    uint64_t conns = 0;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    uint64_t start = gw_metrics_start_ms();
+    for (int i = 0; i < g_nworkers; i++)
+        conns += gw_cnt_get(&g_workers[i].stats.client_conns);
+    cJSON_AddStringToObject(d, "sluice_version", SLUICE_VERSION);
+    cJSON_AddNumberToObject(d, "time_ms", (double)now);
+    cJSON_AddNumberToObject(d, "started_ms", (double)start);
+    cJSON_AddNumberToObject(d, "uptime_s", (double)((now > start ? now - start : 0) / 1000));
+    cJSON_AddNumberToObject(d, "workers", g_nworkers);
+    cJSON_AddNumberToObject(d, "client_connections", (double)conns);
+    cJSON *r = cJSON_AddObjectToObject(d, "reloads");
+    cJSON_AddNumberToObject(r, "ok", (double)atomic_load(&g_reloads_ok));
+    cJSON_AddNumberToObject(r, "error", (double)atomic_load(&g_reloads_err));
+    gw_reload_last(&last);
+    if (last.time_ms == 0) {
+        cJSON_AddNullToObject(r, "last");
+        return;
+    }
+    cJSON *l = cJSON_AddObjectToObject(r, "last");
+    cJSON_AddNumberToObject(l, "time_ms", (double)last.time_ms);
+    cJSON_AddStringToObject(l, "result", last.ok ? "ok" : "error");
+    cJSON_AddStringToObject(l, "origin", last.origin);
+    cJSON_AddNumberToObject(l, "version", (double)last.version);
+    cJSON_AddNumberToObject(l, "took_ms", last.took_ms);
+    if (last.ok)
+        cJSON_AddNullToObject(l, "error");
+    else
+        cJSON_AddStringToObject(l, "error", last.error);
+}
+
 static void get_status(struct adm_req *req, const struct gw_snapshot *s)
 {
     cJSON *d = cJSON_CreateObject();
     uint64_t now = lt_now_ms();
 
     cJSON_AddNumberToObject(d, "version", (double)s->version);
+    process_view(d);
     cJSON *ups = cJSON_AddArrayToObject(d, "upstreams");
     for (size_t i = 0; i < s->ups.n; i++) {
         const struct up_upstream *u = &s->ups.v[i];
@@ -318,8 +324,8 @@ static void get_status(struct adm_req *req, const struct gw_snapshot *s)
         cJSON *ts = cJSON_AddArrayToObject(o, "targets");
         for (size_t j = 0; j < u->ntargets; j++) {
             const struct up_target *t = &u->targets[j];
-            struct target_sum sum;
-            sum_target(t, &sum);
+            struct gw_target_sum sum;
+            gw_target_sum(t, &sum);
             cJSON *to = cJSON_CreateObject();
             cJSON_AddStringToObject(to, "address", t->text);
             cJSON_AddBoolToObject(to, "healthy", up_target_ok(u, j, now));
@@ -337,453 +343,50 @@ static void get_status(struct adm_req *req, const struct gw_snapshot *s)
     cJSON_Delete(d);
 }
 
-/* ---- /metrics ---- */
+/* ---- /metrics, /stats ---- */
 
-static void label_value(struct evbuffer *b, const char *v)
-{
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"')
-            evbuffer_add_printf(b, "\\%c", *v);
-        else if (*v == '\n')
-            evbuffer_add(b, "\\n", 2);
-        else
-            evbuffer_add(b, v, 1);
-    }
-}
-
-static void family(struct evbuffer *b, const char *name, const char *type, const char *help)
-{
-    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* A family with one unlabelled sample: the name is written once. */
-static void scalar(struct evbuffer *b, const char *name, const char *type, const char *help, uint64_t v)
-{
-    family(b, name, type, help);
-    evbuffer_add_printf(b, "%s %llu\n", name, (unsigned long long)v);
-}
-
-static void hist_sum(struct gw_hist *dst, const struct gw_hist *src)
-{
-    for (int i = 0; i <= GW_HIST_N; i++)
-        dst->b[i] += gw_cnt_get(&src->b[i]);
-    dst->sum_ns += gw_cnt_get(&src->sum_ns);
-}
-
-static void hist_print(struct evbuffer *b, const char *name, const char *labels, const struct gw_hist *h)
-{
-    uint64_t cum = 0;
-
-    for (int i = 0; i < GW_HIST_N; i++) {
-        cum += h->b[i];
-        evbuffer_add_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, *labels ? "," : "",
-                            gw_hist_le[i], (unsigned long long)cum);
-    }
-    cum += h->b[GW_HIST_N];
-    evbuffer_add_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, *labels ? "," : "",
-                        (unsigned long long)cum);
-    if (*labels) {
-        evbuffer_add_printf(b, "%s_sum{%s} %.9f\n%s_count{%s} %llu\n", name, labels,
-                            (double)h->sum_ns / 1e9, name, labels, (unsigned long long)cum);
-    } else {
-        evbuffer_add_printf(b, "%s_sum %.9f\n%s_count %llu\n", name, (double)h->sum_ns / 1e9,
-                            name, (unsigned long long)cum);
-    }
-}
-
-struct name_sum {       /* per name, summed over workers */
-    const char *name;
-    uint64_t code[5];
-    struct gw_hist h;       /* upstreams: response time; routes: time to first byte */
-    struct gw_hist h2;      /* routes: stream duration */
-    uint64_t open, bytes;   /* routes: streams open, stream bytes */
-    uint64_t retries;       /* upstreams */
-};
-
-struct name_tab {       /* name -> name_sum, open addressing over indexes */
-    struct name_sum *v;
-    size_t n, cap;
-    size_t *slots;      /* index + 1; 0 = empty */
-    size_t scap;
-};
-
-static struct name_sum *find_name(struct name_tab *t, const char *name)
-{
-    if ((t->n + 1) * 2 > t->scap) {
-        size_t ncap = t->scap ? t->scap * 2 : 128;
-        size_t *ns = calloc(ncap, sizeof(*ns));
-        if (ns == NULL)
-            abort();
-        for (size_t i = 0; i < t->n; i++) {
-            size_t j = gw_hash_str(t->v[i].name) & (ncap - 1);
-            while (ns[j])
-                j = (j + 1) & (ncap - 1);
-            ns[j] = i + 1;
-        }
-        free(t->slots);
-        t->slots = ns;
-        t->scap = ncap;
-    }
-    size_t j = gw_hash_str(name) & (t->scap - 1);
-    for (; t->slots[j]; j = (j + 1) & (t->scap - 1))
-        if (strcmp(t->v[t->slots[j] - 1].name, name) == 0)
-            return &t->v[t->slots[j] - 1];
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 64;
-        struct name_sum *nv = realloc(t->v, t->cap * sizeof(*nv));
-        if (nv == NULL)
-            abort();
-        t->v = nv;
-    }
-    memset(&t->v[t->n], 0, sizeof(t->v[0]));
-    t->v[t->n].name = name;
-    t->slots[j] = ++t->n;
-    return &t->v[t->n - 1];
-}
-
-/* The config's version and the reload counters. */
-static void reload_metrics(struct evbuffer *b, const struct gw_snapshot *s)
-{
-    scalar(b, "sluice_config_version", "gauge", "Version of the running config (1 at start, +1 per reload).",
-           s->version);
-    family(b, "sluice_reloads_total", "counter", "Config reloads (PUT /config, SIGHUP) by result.");
-    evbuffer_add_printf(b, "sluice_reloads_total{result=\"ok\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_ok));
-    evbuffer_add_printf(b, "sluice_reloads_total{result=\"error\"} %llu\n", (unsigned long long)atomic_load(&g_reloads_err));
-    scalar(b, "sluice_reload_routes_reused_total", "counter",
-           "Routes a reload copied from the running config because their text was unchanged.",
-           gw_reload_routes_reused());
-    scalar(b, "sluice_reload_route_index_kept_total", "counter",
-           "Reloads that kept the running route index: no route moved in it.",
-           gw_reload_index_kept());
-    scalar(b, "sluice_reload_builds_escalated_total", "counter",
-           "Reloads (a PUT's upload and build) not done within the idle phase, raised by the watchdog.",
-           gw_builds_escalated());
-    scalar(b, "sluice_reload_build_yields_total", "counter",
-           "Times a build (or a PUT's upload) gave its core back between two turns.",
-           gw_build_yields());
-    family(b, "sluice_dns_lookups_total", "counter",
-           "Lookups of upstream target names (at a build, at the end of their TTL), by result.");
-    uint64_t dns_failed = up_dns_failures();     /* first: a lookup is counted before its failure */
-    evbuffer_add_printf(b, "sluice_dns_lookups_total{result=\"ok\"} %llu\n",
-                        (unsigned long long)(up_dns_lookups() - dns_failed));
-    evbuffer_add_printf(b, "sluice_dns_lookups_total{result=\"failed\"} %llu\n",
-                        (unsigned long long)dns_failed);
-}
-
-/* Every worker's counters, summed at scrape time. */
-struct metric_sums {
-    struct gw_hist dur, conn;
-    uint64_t bin, bout, hits, misses, cconns, uconns, bsplice, bcopy, kon, koff;
-    uint64_t hs[2][3];
-    uint64_t closes[GW_END__N];
-    uint64_t cancels[GW_CANCEL__N], heartbeats;
-    struct name_tab rt, ut;
-};
-
-static void sum_worker(struct metric_sums *m, struct gw_stats *st)
-{
-    m->bin += gw_cnt_get(&st->bytes_in);
-    m->bout += gw_cnt_get(&st->bytes_out);
-    m->hits += gw_cnt_get(&st->pool_hits);
-    m->misses += gw_cnt_get(&st->pool_misses);
-    m->cconns += gw_cnt_get(&st->client_conns);
-    m->uconns += gw_cnt_get(&st->upstream_conns);
-    m->bsplice += gw_cnt_get(&st->body_splice);
-    m->bcopy += gw_cnt_get(&st->body_copy);
-    for (int x = 0; x < 2; x++)
-        for (int y = 0; y < 3; y++)
-            m->hs[x][y] += gw_cnt_get(&st->tls_hs[x][y]);
-    for (int k = 0; k < GW_END__N; k++)
-        m->closes[k] += gw_cnt_get(&st->closes[k]);
-    m->kon += gw_cnt_get(&st->ktls_on);
-    m->koff += gw_cnt_get(&st->ktls_fallback);
-    hist_sum(&m->dur, &st->req_duration);
-    hist_sum(&m->conn, &st->connect_time);
-    for (struct gw_route_stats *r = atomic_load_explicit(&st->routes, memory_order_acquire); r;
-         r = atomic_load_explicit(&r->next, memory_order_acquire)) {
-        struct name_sum *ns = find_name(&m->rt, r->name);
-        for (int k = 0; k < 5; k++)
-            ns->code[k] += gw_cnt_get(&r->code[k]);
-        hist_sum(&ns->h, &r->ttfb);
-        hist_sum(&ns->h2, &r->stream_duration);
-        ns->open += gw_cnt_get(&r->streams_open);
-        ns->bytes += gw_cnt_get(&r->stream_bytes);
-    }
-    for (int k = 0; k < GW_CANCEL__N; k++)
-        m->cancels[k] += gw_cnt_get(&st->cancels[k]);
-    m->heartbeats += gw_cnt_get(&st->sse_heartbeats);
-    for (struct gw_ups_stats *u = atomic_load_explicit(&st->ups, memory_order_acquire); u;
-         u = atomic_load_explicit(&u->next, memory_order_acquire)) {
-        struct name_sum *ns = find_name(&m->ut, u->name);
-        hist_sum(&ns->h, &u->resp);
-        ns->retries += gw_cnt_get(&u->retries);
-    }
-}
-
-static uint64_t hist_count(const struct gw_hist *h)
-{
-    uint64_t n = 0;
-
-    for (int i = 0; i <= GW_HIST_N; i++)
-        n += h->b[i];
-    return n;
-}
-
-/* A histogram per route, for the routes that observed something. */
-static void route_hists(struct evbuffer *b, const char *name, const struct metric_sums *m, bool second)
-{
-    for (size_t i = 0; i < m->rt.n; i++) {
-        const struct gw_hist *h = second ? &m->rt.v[i].h2 : &m->rt.v[i].h;
-        if (hist_count(h) == 0)
-            continue;
-        struct evbuffer *lb = evbuffer_new();
-        evbuffer_add(lb, "route=\"", 7);
-        label_value(lb, m->rt.v[i].name);
-        evbuffer_add(lb, "\"", 2);      /* with the NUL */
-        hist_print(b, name, (const char *)evbuffer_pullup(lb, -1), h);
-        evbuffer_free(lb);
-    }
-}
-
-/* Time to first byte, streams, cancellations, heartbeats. */
-static void stream_metrics(struct evbuffer *b, const struct metric_sums *m)
-{
-    family(b, "sluice_ttfb_seconds", "histogram",
-           "Time from a request's head to the first byte of its response body (the head, when it has none).");
-    route_hists(b, "sluice_ttfb_seconds", m, false);
-    family(b, "sluice_streams_open", "gauge", "Streamed responses (SSE, NDJSON) in progress, by route.");
-    for (size_t i = 0; i < m->rt.n; i++) {
-        if (m->rt.v[i].open == 0 && hist_count(&m->rt.v[i].h2) == 0)
-            continue;
-        evbuffer_add_printf(b, "sluice_streams_open{route=\"");
-        label_value(b, m->rt.v[i].name);
-        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)m->rt.v[i].open);
-    }
-    family(b, "sluice_stream_duration_seconds", "histogram", "Duration of streamed responses, head to end, by route.");
-    route_hists(b, "sluice_stream_duration_seconds", m, true);
-    family(b, "sluice_stream_bytes_total", "counter", "Body bytes of streamed responses that ended, by route.");
-    for (size_t i = 0; i < m->rt.n; i++) {
-        if (hist_count(&m->rt.v[i].h2) == 0)
-            continue;
-        evbuffer_add_printf(b, "sluice_stream_bytes_total{route=\"");
-        label_value(b, m->rt.v[i].name);
-        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)m->rt.v[i].bytes);
-    }
-    family(b, "sluice_cancellations_total", "counter",
-           "Clients that left while their request was with an upstream (its connection closed), by phase.");
-    for (int k = 0; k < GW_CANCEL__N; k++)
-        evbuffer_add_printf(b, "sluice_cancellations_total{phase=\"%s\"} %llu\n", gw_cancel_names[k],
-                            (unsigned long long)m->cancels[k]);
-    scalar(b, "sluice_sse_heartbeats_total", "counter", "SSE comment lines sent to silent event streams.",
-           m->heartbeats);
-}
-
-/* Requests, latencies, bytes, connections, closes, the pool. */
-static void traffic_metrics(struct evbuffer *b, const struct metric_sums *m)
-{
-    family(b, "sluice_requests_total", "counter", "Requests answered, by route and status class.");
-    for (size_t i = 0; i < m->rt.n; i++)
-        for (int k = 0; k < 5; k++) {
-            if (m->rt.v[i].code[k] == 0)
-                continue;
-            evbuffer_add(b, "sluice_requests_total{route=\"", 29);
-            label_value(b, m->rt.v[i].name);
-            evbuffer_add_printf(b, "\",code=\"%dxx\"} %llu\n", k + 1, (unsigned long long)m->rt.v[i].code[k]);
-        }
-    family(b, "sluice_request_duration_seconds", "histogram", "Time from a request's head to its last response byte handed to the client.");
-    hist_print(b, "sluice_request_duration_seconds", "", &m->dur);
-    family(b, "sluice_upstream_response_seconds", "histogram", "Time from a request's head to its upstream response header.");
-    for (size_t i = 0; i < m->ut.n; i++) {
-        struct evbuffer *lb = evbuffer_new();
-        evbuffer_add(lb, "upstream=\"", 10);
-        label_value(lb, m->ut.v[i].name);
-        evbuffer_add(lb, "\"", 1);
-        evbuffer_add(lb, "", 1);
-        hist_print(b, "sluice_upstream_response_seconds", (const char *)evbuffer_pullup(lb, -1), &m->ut.v[i].h);
-        evbuffer_free(lb);
-    }
-    family(b, "sluice_retries_total", "counter", "Requests sent again to another target of the upstream after an attempt failed before any response byte (upstreams[].retries).");
-    for (size_t i = 0; i < m->ut.n; i++) {
-        evbuffer_add(b, "sluice_retries_total{upstream=\"", 31);
-        label_value(b, m->ut.v[i].name);
-        evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)m->ut.v[i].retries);
-    }
-    family(b, "sluice_upstream_connect_seconds", "histogram", "Time to establish upstream connections.");
-    hist_print(b, "sluice_upstream_connect_seconds", "", &m->conn);
-    scalar(b, "sluice_received_bytes_total", "counter", "Bytes received from clients.", m->bin);
-    scalar(b, "sluice_sent_bytes_total", "counter", "Bytes sent to clients.", m->bout);
-    scalar(b, "sluice_client_connections", "gauge", "Open client connections.", m->cconns);
-    scalar(b, "sluice_upstream_connections", "gauge", "Open upstream connections, pooled ones included.", m->uconns);
-    family(b, "sluice_closes_total", "counter", "Ends of transactions, and of client connections between them, by reason.");
-    for (int k = 0; k < GW_END__N; k++)
-        evbuffer_add_printf(b, "sluice_closes_total{reason=\"%s\"} %llu\n", gw_end_names[k],
-                            (unsigned long long)m->closes[k]);
-    scalar(b, "sluice_pool_hits_total", "counter", "Requests sent over a pooled upstream connection.", m->hits);
-    scalar(b, "sluice_pool_misses_total", "counter", "Upstream connections opened because none was pooled.", m->misses);
-    family(b, "sluice_body_bytes_total", "counter", "Body bytes moved between sockets, by splice(2) or copied through user space.");
-    evbuffer_add_printf(b, "sluice_body_bytes_total{path=\"splice\"} %llu\n", (unsigned long long)m->bsplice);
-    evbuffer_add_printf(b, "sluice_body_bytes_total{path=\"copy\"} %llu\n", (unsigned long long)m->bcopy);
-}
-
-static void tls_metrics(struct evbuffer *b, const struct metric_sums *m)
-{
-    static const char *const hs_side[2] = { "listener", "upstream" };
-    static const char *const hs_res[3] = { "full", "resumed", "failed" };
-
-    family(b, "sluice_tls_handshakes_total", "counter", "TLS handshakes with clients (side=listener) and targets (side=upstream), by result.");
-    for (int x = 0; x < 2; x++)
-        for (int y = 0; y < 3; y++)
-            evbuffer_add_printf(b, "sluice_tls_handshakes_total{side=\"%s\",result=\"%s\"} %llu\n",
-                                hs_side[x], hs_res[y], (unsigned long long)m->hs[x][y]);
-    family(b, "sluice_ktls_connections_total", "counter", "TLS client connections on listeners with ktls on: offloaded to the kernel, or served by user-space TLS (fallback).");
-    evbuffer_add_printf(b, "sluice_ktls_connections_total{result=\"offloaded\"} %llu\n", (unsigned long long)m->kon);
-    evbuffer_add_printf(b, "sluice_ktls_connections_total{result=\"fallback\"} %llu\n", (unsigned long long)m->koff);
-    scalar(b, "sluice_ktls_available", "gauge", "1 when the kernel has the TLS ULP (kernel TLS can be used).", gw_tls_ktls_available());
-}
-
-/* Per target: health, traffic and its upstream connections, one family
- * per pass (Prometheus wants a family's samples together). */
-enum { TM_HEALTHY, TM_REQUESTS, TM_FAILURES, TM_IDLE, TM_IN_USE, TM_OPENED, TM_CLOSED,
-       TM_CONNS, TM_QUEUED, TM_Q_FULL, TM_Q_TIMEOUT, TM_N };
-
-static const struct {
-    const char *name, *type, *help;
-} target_families[TM_N] = {
-    [TM_HEALTHY] = { "sluice_target_healthy", "gauge", "1 when a target may be picked, 0 while marked down." },
-    [TM_REQUESTS] = { "sluice_target_requests_total", "counter", "Requests sent to a target." },
-    [TM_FAILURES] = { "sluice_target_failures_total", "counter",
-                      "Connections to a target that failed before a response." },
-    [TM_IDLE] = { "sluice_pool_idle", "gauge", "Idle pooled connections to a target (all workers)." },
-    [TM_IN_USE] = { "sluice_pool_in_use", "gauge", "Connections to a target carrying a request now." },
-    [TM_OPENED] = { "sluice_pool_opened_total", "counter", "Connections opened to a target." },
-    [TM_CLOSED] = { "sluice_pool_closed_total", "counter", "Connections to a target closed, by reason." },
-    [TM_CONNS] = { "sluice_target_connections", "gauge",
-                   "Open connections to a target, idle ones too (what pool.max_connections bounds)." },
-    [TM_QUEUED] = { "sluice_queue_waiting", "gauge",
-                    "Requests waiting for a connection to a target at pool.max_connections." },
-    [TM_Q_FULL] = { "sluice_queue_overflows_total", "counter",
-                    "Requests answered 503 because a target's queue was full (pool.max_queue)." },
-    [TM_Q_TIMEOUT] = { "sluice_queue_timeouts_total", "counter",
-                       "Requests answered 503 after waiting pool.queue_timeout_ms for a connection." },
-};
-
-static void target_labels(struct evbuffer *b, const char *family, const struct up_upstream *u,
-                          const struct up_target *t)
-{
-    evbuffer_add_printf(b, "%s{upstream=\"", family);
-    label_value(b, u->cfg->name);
-    evbuffer_add(b, "\",target=\"", 10);
-    label_value(b, t->text);
-    evbuffer_add(b, "\"", 1);
-}
-
-static void target_metrics(struct evbuffer *b, const struct gw_snapshot *s)
-{
-    uint64_t now = lt_now_ms();
-
-    for (int pass = 0; pass < TM_N; pass++) {
-        family(b, target_families[pass].name, target_families[pass].type, target_families[pass].help);
-        for (size_t i = 0; i < s->ups.n; i++)
-            for (size_t j = 0; j < s->ups.v[i].ntargets; j++) {
-                const struct up_upstream *u = &s->ups.v[i];
-                const struct up_target *t = &u->targets[j];
-                const char *name = target_families[pass].name;
-                struct target_sum sum;
-                sum_target(t, &sum);
-                if (pass == TM_CLOSED) {
-                    for (int r = 0; r < POOL_CLOSE_N; r++) {
-                        target_labels(b, name, u, t);
-                        evbuffer_add_printf(b, ",reason=\"%s\"} %llu\n", pool_close_names[r],
-                                            (unsigned long long)sum.closed[r]);
-                    }
-                    continue;
-                }
-                const struct hc_target *h = t->health;
-                if (pass >= TM_CONNS) {
-                    uint64_t v = h == NULL ? 0
-                               : pass == TM_CONNS ? atomic_load_explicit(&h->conns, memory_order_relaxed)
-                               : pass == TM_QUEUED ? atomic_load_explicit(&h->waiting, memory_order_relaxed)
-                               : pass == TM_Q_FULL ? atomic_load_explicit(&h->q_overflows, memory_order_relaxed)
-                               : atomic_load_explicit(&h->q_timeouts, memory_order_relaxed);
-                    target_labels(b, name, u, t);
-                    evbuffer_add_printf(b, "} %llu\n", (unsigned long long)v);
-                    continue;
-                }
-                uint64_t v = pass == TM_HEALTHY ? up_target_ok(u, j, now)
-                           : pass == TM_REQUESTS ? sum.requests
-                           : pass == TM_FAILURES ? sum.failures
-                           : pass == TM_IDLE ? sum.idle
-                           : pass == TM_IN_USE ? sum.in_use : sum.opened;
-                target_labels(b, name, u, t);
-                evbuffer_add_printf(b, "} %llu\n", (unsigned long long)v);
-            }
-    }
-}
-
-/* Active checks and ejections per target. */
-static void health_metrics(struct evbuffer *b, const struct gw_snapshot *s)
-{
-    static const char *const names[3] = { "sluice_health_probes_total",
-                                          "sluice_health_transitions_total",
-                                          "sluice_outlier_ejections_total" };
-    static const char *const help[3] = {
-        "Active health probes of a target, by result (ok: the expected status in time).",
-        "Times active checks took a target up or down.",
-        "Times passive health ejected a target." };
-    uint64_t now = lt_now_ms();
-
-    for (int pass = 0; pass < 3; pass++) {
-        family(b, names[pass], "counter", help[pass]);
-        for (size_t i = 0; i < s->ups.n; i++)
-            for (size_t j = 0; j < s->ups.v[i].ntargets; j++) {
-                const struct up_target *t = &s->ups.v[i].targets[j];
-                struct hc_view v;
-                if (t->health == NULL)
-                    continue;
-                hc_view(t->health, now, &v);
-                static const char *const lab[3][2] = {
-                    { "result=\"ok\"", "result=\"failed\"" },
-                    { "to=\"up\"", "to=\"down\"" },
-                    { NULL, NULL } };
-                uint64_t val[3][2] = { { v.probes_ok, v.probes_bad }, { v.went_up, v.went_down },
-                                       { v.ejections, 0 } };
-                for (int k = 0; k < (pass == 2 ? 1 : 2); k++) {
-                    evbuffer_add_printf(b, "%s{upstream=\"", names[pass]);
-                    label_value(b, s->ups.v[i].cfg->name);
-                    evbuffer_add(b, "\",target=\"", 10);
-                    label_value(b, t->text);
-                    evbuffer_add_printf(b, "\"%s%s} %llu\n", lab[pass][k] ? "," : "",
-                                        lab[pass][k] ? lab[pass][k] : "",
-                                        (unsigned long long)val[pass][k]);
-                }
-            }
-    }
-}
-
+/* The same families through the same producers (metrics.c), rendered as
+ * Prometheus text or as one JSON document. */
 static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
 {
     struct evbuffer *b = evbuffer_new();
-    struct metric_sums m;
+    struct mx_prom p;
 
-    memset(&m, 0, sizeof(m));
-    for (int i = 0; i < g_nworkers; i++)
-        sum_worker(&m, &g_workers[i].stats);
-    traffic_metrics(b, &m);
-    stream_metrics(b, &m);
-    tls_metrics(b, &m);
-    target_metrics(b, s);
-    health_metrics(b, s);
-    reload_metrics(b, s);
-    free(m.rt.v);
-    free(m.rt.slots);
-    free(m.ut.v);
-    free(m.ut.slots);
-
+    if (b == NULL)
+        abort();
+    mx_prom_init(&p, b);
+    gw_metrics_emit(&p.e, s);
     reply_with(req, 200, "text/plain; version=0.0.4", NULL, NULL, 0, b);
     evbuffer_free(b);
 }
 
+static void get_stats(struct adm_req *req, const struct gw_snapshot *s)
+{
+    struct evbuffer *b = evbuffer_new();
+    struct mx_json j;
+    char extra[128];
+
+    if (b == NULL)
+        abort();
+    mx_json_init(&j, b);
+    gw_metrics_emit(&j.e, s);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(extra, sizeof(extra), "\"version\":%llu,\"time_ms\":%llu", (unsigned long long)s->version,
+             (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000);
+    mx_json_end(&j, extra);
+    reply_with(req, 200, "application/json", NULL, NULL, 0, b);
+    evbuffer_free(b);
+}
+
 /* ---- dispatch ---- */
+
+/* The page may talk to this listener only, and run only its own inline
+ * script and style: nothing it shows can load from another host. */
+#define UI_HEADERS "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; " \
+                   "style-src 'unsafe-inline'; connect-src 'self'; img-src data:; " \
+                   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'\r\n" \
+                   "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
 
 static void admin_cb(struct adm_req *req)
 {
@@ -808,6 +411,15 @@ static void admin_cb(struct adm_req *req)
             reply_error(req, 405, "method not allowed");
         return;
     }
+    if (strcmp(path, "/ui") == 0) {
+        /* the page carries no data: it asks for the token and sends it
+         * on its own requests, which the checks below guard */
+        if (m == H1_M_GET || m == H1_M_HEAD)
+            reply_with(req, 200, "text/html; charset=utf-8", UI_HEADERS, gw_ui_page, gw_ui_page_len, NULL);
+        else
+            reply_error(req, 405, "method not allowed");
+        return;
+    }
     struct gw_snapshot *s = gw_snapshot_current();
     if (!token_ok(req, s->cfg->admin_token)) {
         reply_error(req, 401, "unauthorized");
@@ -818,13 +430,16 @@ static void admin_cb(struct adm_req *req)
             put_config(req);
         else
             reply_error(req, 405, "method not allowed");
-    } else if (strcmp(path, "/status") == 0 || strcmp(path, "/metrics") == 0) {
+    } else if (strcmp(path, "/status") == 0 || strcmp(path, "/metrics") == 0 ||
+               strcmp(path, "/stats") == 0) {
         if (m != H1_M_GET)
             reply_error(req, 405, "method not allowed");
-        else if (path[1] == 's')
+        else if (path[1] == 'm')
+            get_metrics(req, s);
+        else if (strcmp(path, "/status") == 0)
             get_status(req, s);
         else
-            get_metrics(req, s);
+            get_stats(req, s);
     } else {
         reply_error(req, 404, "not found");
     }

@@ -2,7 +2,7 @@
  * admin.h - the admin API (/status, /metrics, /config, ...) on its own
  * thread and event loop, never a worker's.
  *
- * Owns: admin.c.  May call: reload.h (PUT /config), snapshot.h, worker.h
+ * Owns: admin.c.  May call: metrics.h (/metrics, /stats), reload.h (PUT /config), snapshot.h, worker.h
  * (reads each worker's counters and pool, atomics only), stats, tls.h.
  * Called by: main.c.
  */

@@ -368,6 +368,10 @@ static bool resp_head(struct gw_conn *c)
     }
     c->t->t_up = gw_turn_ns(c->w);
     gw_hist_observe(&c->t->ws->ustats[c->t->ups - c->t->ws->s->ups.v]->resp, c->t->t_up - c->t->t_start);
+    if (c->t->tb) {             /* the same, per target (this worker's bucket for it) */
+        gw_hist_observe(&c->t->tb->resp, c->t->t_up - c->t->t_start);
+        gw_cnt_add(&c->t->tb->code[r->status / 100 - 1], 1);
+    }
     c->t->status = r->status;
     c->t->resp_started = true;
     c->t->body_lost = true;

@@ -1,5 +1,6 @@
 /* main.c - the sluice command line, signals, reload and graceful drain. */
 #include "admin.h"
+#include "metrics.h"
 #include "reload.h"
 #include "snapshot.h"
 #include "version.h"
@@ -329,6 +330,7 @@ static int serve(const struct gw_snapshot *s)
 {
     char err[512];
 
+    gw_metrics_started();
     M.workers = calloc((size_t)M.nworkers, sizeof(*M.workers));
     M.base = event_base_new();
     g_workers = M.workers;

@@ -272,6 +272,38 @@ static bool same_admin(const struct sl_config *a, const struct sl_config *b)
 static int apply_locked(const char *json, size_t len, const char *origin,
                         struct cfg_errors *errs, uint64_t *version);
 
+/* Its own lock, not reload_lock: a reader (the admin thread) must not wait
+ * for a build. */
+static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gw_reload_last last;
+
+void gw_reload_last(struct gw_reload_last *out)
+{
+    pthread_mutex_lock(&last_lock);
+    *out = last;
+    pthread_mutex_unlock(&last_lock);
+}
+
+static void note_last(bool ok, uint64_t version, double took_ms, const char *origin,
+                      const struct cfg_errors *errs)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    pthread_mutex_lock(&last_lock);
+    last.time_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    last.ok = ok;
+    last.version = version;
+    last.took_ms = took_ms;
+    snprintf(last.origin, sizeof(last.origin), "%s", origin);
+    if (ok || errs->n == 0)
+        snprintf(last.error, sizeof(last.error), "%s", ok ? "" : "refused");
+    else
+        snprintf(last.error, sizeof(last.error), "%s%s%s", errs->v[0].path,
+                 errs->v[0].path[0] ? ": " : "", errs->v[0].message);
+    pthread_mutex_unlock(&last_lock);
+}
+
 int gw_config_apply(const char *json, size_t len, const char *origin,
                     struct cfg_errors *errs, uint64_t *version)
 {
@@ -348,14 +380,15 @@ static int apply_locked(const char *json, size_t len, const char *origin,
     rc = 0;
 out:
     build_end(&idle);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    note_last(rc == 0, rc == 0 ? *version : g_snap->version, took_ms, origin, errs);
     if (rc == 0) {
         atomic_fetch_add(&g_reloads_ok, 1);
         atomic_fetch_add(&g_routes_reused, reused);
-        clock_gettime(CLOCK_MONOTONIC, &t1);
         atomic_fetch_add(&g_index_shared, index_shared);
         gw_log(GW_LOG_INFO, "%s: config version %llu applied in %.1f ms (%zu of %zu routes unchanged, "
-               "route index %s)", origin, (unsigned long long)*version,
-               (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+               "route index %s)", origin, (unsigned long long)*version, took_ms,
                reused, nroutes, index_shared ? "kept" : "rebuilt");
     } else {
         atomic_fetch_add(&g_reloads_err, 1);

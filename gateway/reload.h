@@ -11,6 +11,7 @@
 #define SLUICE_RELOAD_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,18 @@ int gw_config_reapply(const char *origin, uint64_t *version);
  * when the request fails first.  No-ops where builds keep their priority. */
 void gw_reload_idle_begin(void);
 void gw_reload_idle_end(void);
+/* The last reload (PUT /config, SIGHUP, a DNS change re-applying the
+ * document) since the start, for /status and the dashboard. */
+struct gw_reload_last {
+    uint64_t time_ms;           /* wall clock when it ended; 0: none since the start */
+    bool ok;
+    uint64_t version;           /* the version it made (ok), or the one kept */
+    double took_ms;
+    char origin[32];            /* "PUT /config", "SIGHUP", ... */
+    char error[256];            /* the first error: "PATH: message" (not ok) */
+};
+void gw_reload_last(struct gw_reload_last *out);
+
 /* Reload builds that ran out of idle time and finished at normal priority. */
 uint64_t gw_builds_escalated(void);
 /* In a build's loops (cfg_pace_hook, the admin listener's body reads): on

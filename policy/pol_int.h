@@ -29,8 +29,19 @@ enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
                                  const struct pol_req *r);
 struct pol_bcache;
 void pol_bcache_free(struct pol_bcache *bc);
+/* The worker stops: wait for its jobs still with the verifiers. */
+void pol_basic_worker_end(struct pol_worker *pw);
 
-/* policy.c: the value of header name (lower-case, n bytes) in r, or NULL */
+/* pfile.c: the whole of file (at most max bytes, NUL-terminated, malloc'ed:
+ * the caller frees it), or NULL after an error at path. */
+char *pol_read_file(struct cfg_ctx *cx, const struct jp *path, const char *file, size_t max,
+                    size_t *len);
+/* n hex digits into n/2 bytes; -1 for anything else */
+int pol_unhex(const char *s, size_t n, unsigned char *out);
+/* Does s (n bytes) start with prefix, ASCII case ignored? */
+bool pol_prefix_ieq(const char *s, size_t n, const char *prefix, size_t plen);
+
+/* txn.c: the value of header name (lower-case, n bytes) in r, or NULL */
 const struct h1_header *pol_header(const struct pol_req *r, const char *name, size_t n);
 
 #define POL_FREE_BUFS 64
@@ -45,6 +56,7 @@ struct pol_worker {
     int vpipe[2];
     struct event *vev;
     struct pol_bcache *bcache;          /* verified credentials (basic.c) */
+    uint32_t vinflight;                 /* jobs with the verifiers */
     struct pol_redis *rd;               /* rate_limit_store.redis (limit.c), opened on first use */
 };
 

@@ -166,6 +166,7 @@ void pol_worker_free(struct pol_worker *pw)
 {
     if (pw == NULL)
         return;
+    pol_basic_worker_end(pw);
     while (pw->free_bufs) {
         struct pol_buf *b = pw->free_bufs;
         pw->free_bufs = b->next;

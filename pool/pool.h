@@ -35,6 +35,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "../core/counter.h"
+
 struct pool_bucket;
 
 /* max_idle: follow demand (the default of upstreams[].pool.max_idle_per_target) */
@@ -81,6 +83,8 @@ struct pool_bucket {
     _Atomic uint64_t requests, failures, inflight;
     _Atomic uint64_t opened;                /* connections opened */
     _Atomic uint64_t closed[POOL_CLOSE_N];  /* connections closed, by reason */
+    _Atomic uint64_t code[5];               /* response heads, by status class 1xx..5xx */
+    struct gw_hist resp;                    /* request start to the response head */
     struct pool_bucket *_Atomic all_next;   /* every bucket, append-only */
     uint64_t mark;                  /* the newest config version using this address */
     /* demand (owning worker only) */

@@ -3,7 +3,7 @@
 # Only what is missing is installed; without root it just says what is missing.
 PKGS="build-essential pkg-config libevent-dev libssl-dev libc-ares-dev libcjson-dev libyaml-dev
       clang libclang-rt-14-dev python3 curl wrk nginx-light haproxy openssl
-      chromium chromium-driver python3-selenium python3-kubernetes"
+      chromium chromium-driver python3-selenium python3-kubernetes prometheus"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -3,5 +3,6 @@
 #include "../policy/policy.c"
 #include "../policy/txn.c"
 #include "../policy/access.c"
+#include "../policy/pfile.c"
 #include "../policy/apikey.c"
 #include "../policy/basic.c"

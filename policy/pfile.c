@@ -1,0 +1,84 @@
+/*
+ * pfile.c - reading the files a policy names (keys, users) at config load,
+ * and the digests the checks compare.  Calls nothing else of the module.
+ */
+#include "pol_int.h"
+#include "../core/arena.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *pol_read_file(struct cfg_ctx *cx, const struct jp *path, const char *file, size_t max,
+                    size_t *len)
+{
+    FILE *f = fopen(file, "rb");
+    char *buf;
+    size_t n = 0, cap = 4096;
+
+    if (f == NULL) {
+        cfg_errp(cx, path, "cannot open %s: %s", file, strerror(errno));
+        return NULL;
+    }
+    buf = xmalloc(cap + 1);
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max) {
+                cfg_errp(cx, path, "%s is larger than %zu bytes", file, max);
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            cap = cap * 2 > max ? max : cap * 2;
+            buf = xrealloc(buf, cap + 1);
+        }
+        size_t k = fread(buf + n, 1, cap - n, f);
+        n += k;
+        if (k == 0)
+            break;
+    }
+    if (ferror(f)) {
+        cfg_errp(cx, path, "cannot read %s: %s", file, strerror(errno));
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+int pol_unhex(const char *s, size_t n, unsigned char *out)
+{
+    for (size_t i = 0; i < n / 2; i++) {
+        int v = 0;
+        for (int k = 0; k < 2; k++) {
+            char c = s[2 * i + (size_t)k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (d < 0)
+                return -1;
+            v = v * 16 + d;
+        }
+        out[i] = (unsigned char)v;
+    }
+    return n % 2 ? -1 : 0;
+}
+
+bool pol_prefix_ieq(const char *s, size_t n, const char *prefix, size_t plen)
+{
+    if (n < plen)
+        return false;
+    for (size_t i = 0; i < plen; i++) {
+        char a = s[i], b = prefix[i];
+        if (a >= 'A' && a <= 'Z')
+            a = (char)(a | 0x20);
+        if (b >= 'A' && b <= 'Z')
+            b = (char)(b | 0x20);
+        if (a != b)
+            return false;
+    }
+    return true;
+}
