@@ -6,3 +6,7 @@
 #include "../policy/pfile.c"
 #include "../policy/apikey.c"
 #include "../policy/basic.c"
+#include "../policy/limit.c"
+#include "../policy/rate.c"
+#include "../policy/redis.c"
+#include "../policy/usage.c"
