@@ -231,10 +231,29 @@ static const void *key_bytes(const struct pol_limit *l, const struct pol_txn *t,
 
 /* ---- Redis: the worker's connection to the request's store ---- */
 
+/* A reload moved the store (or removed it): the old connection finishes
+ * its calls from the loop (freeing it here would complete them under us). */
+static void retire_current(struct pol_worker *pw)
+{
+    pol_redis_retire(pw->rd);
+    *pol_redis_next(pw->rd) = pw->retired;
+    pw->retired = pw->rd;
+    pw->rd = NULL;
+}
+
 static struct pol_redis *worker_redis(struct pol_worker *pw, const struct pol_store *s)
 {
     if (pw->rd && !pol_redis_is(pw->rd, s->redis_host, s->redis_port))
-        pol_redis_free(&pw->rd);        /* a reload moved the store */
+        retire_current(pw);
+    for (struct pol_redis **pp = &pw->retired; *pp;) {
+        struct pol_redis *o = *pp;
+        if (pol_redis_idle(o)) {
+            *pp = *pol_redis_next(o);
+            pol_redis_free(&o);
+        } else {
+            pp = pol_redis_next(o);
+        }
+    }
     if (!pw->rd)
         pw->rd = pol_redis_new(pw->base, s->redis_host, s->redis_port);
     return pw->rd;
@@ -243,12 +262,22 @@ static struct pol_redis *worker_redis(struct pol_worker *pw, const struct pol_st
 void pol_limit_worker_free(struct pol_worker *pw)
 {
     pol_redis_free(&pw->rd);
+    while (pw->retired) {
+        struct pol_redis *o = pw->retired;
+        pw->retired = *pol_redis_next(o);
+        pol_redis_free(&o);
+    }
 }
 
 static void redis_cancel(struct pol_txn *t)
 {
-    if (t->pw->rd)
-        pol_redis_cancel(t->pw->rd, (uint64_t)(uintptr_t)t->op);
+    uint64_t h = (uint64_t)(uintptr_t)t->op;
+
+    if (t->pw->rd && pol_redis_cancel(t->pw->rd, h, t))
+        return;
+    for (struct pol_redis *o = t->pw->retired; o; o = *pol_redis_next(o))
+        if (pol_redis_cancel(o, h, t))
+            return;
 }
 
 static enum pol_verdict store_error(struct pol_txn *t, const struct pol_store *s)
@@ -310,6 +339,8 @@ int pol_limit_check(const struct pol_limit *l, struct pol_txn *t, const struct p
         t->cancel = redis_cancel;
         return POL_PENDING;
     }
+    if (t->pw->rd)
+        retire_current(t->pw);          /* the store went back in process */
     uint64_t key = pol_ktab_hash(s->tab, l->ident, l->ident_len, kb, kn), now = pol_now_ns();
     if (l->budget) {
         if (!pol_budget_ok(s->tab, key, now, &wait)) {

@@ -58,6 +58,7 @@ struct pol_worker {
     struct pol_bcache *bcache;          /* verified credentials (basic.c) */
     uint32_t vinflight;                 /* jobs with the verifiers */
     struct pol_redis *rd;               /* rate_limit_store.redis (limit.c), opened on first use */
+    struct pol_redis *retired;          /* ones a reload moved away from, finishing their calls */
 };
 
 #endif

@@ -75,6 +75,7 @@ struct pol_redis {
     struct event *conn_ev;      /* connect timeout */
     struct event *dl_ev;        /* the oldest outstanding call's deadline */
     char sha[41];
+    struct pol_redis *next;     /* the worker's retired list */
     EVP_MD_CTX *md;             /* pol_redis_key's (allocated once) */
     uint64_t head, tail;        /* calls [head, tail) outstanding; seq = position */
     struct call ring[POL_REDIS_INFLIGHT];
@@ -187,6 +188,10 @@ static void on_connect(const redisAsyncContext *ac, int status)
     }
     rd->connected = true;
     rd->backoff_ms = 100;
+    if (rd->stopping) {         /* retired while connecting */
+        redisAsyncDisconnect(rd->ac);
+        return;
+    }
     gw_log(GW_LOG_INFO, "rate_limit_store: redis %s:%u connected", rd->host, rd->port);
 }
 
@@ -434,7 +439,7 @@ static uint64_t call(struct pol_redis *rd, char mode, const uint8_t key[POL_REDI
 {
     struct call *c;
 
-    if (!rd->ac) {
+    if (!rd->ac || rd->stopping) {
         pol_store_error("not connected");
         return 0;
     }
@@ -476,10 +481,32 @@ void pol_redis_budget_debit(struct pol_redis *rd, const uint8_t key[POL_REDIS_KE
         call(rd, 'd', key, per_token_us, cap_us, tokens, NULL, NULL);
 }
 
-void pol_redis_cancel(struct pol_redis *rd, uint64_t handle)
+bool pol_redis_cancel(struct pol_redis *rd, uint64_t handle, const void *arg)
 {
     uint64_t seq = handle - 1;
+    struct call *c = &rd->ring[seq % POL_REDIS_INFLIGHT];
 
-    if (handle && seq >= rd->head && seq < rd->tail && rd->ring[seq % POL_REDIS_INFLIGHT].seq == seq)
-        rd->ring[seq % POL_REDIS_INFLIGHT].cb = NULL;
+    if (!handle || seq < rd->head || seq >= rd->tail || c->seq != seq || c->arg != arg || !c->cb)
+        return false;
+    c->cb = NULL;
+    return true;
+}
+
+bool pol_redis_idle(const struct pol_redis *rd)
+{
+    return rd->ac == NULL && rd->head == rd->tail;
+}
+
+struct pol_redis **pol_redis_next(struct pol_redis *rd)
+{
+    return &rd->next;
+}
+
+void pol_redis_retire(struct pol_redis *rd)
+{
+    rd->stopping = true;
+    evtimer_del(rd->retry_ev);
+    evtimer_del(rd->conn_ev);
+    if (rd->ac && rd->connected)
+        redisAsyncDisconnect(rd->ac);   /* after the pending replies */
 }

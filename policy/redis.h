@@ -45,8 +45,18 @@ typedef void (*pol_redis_cb)(void *arg, enum pol_store_res res, uint64_t wait_us
 /* A connection to host:port on base (opened at once, asynchronously).
  * NULL when out of memory. */
 struct pol_redis *pol_redis_new(struct event_base *base, const char *host, uint16_t port);
-/* Close: outstanding calls complete as errors first. */
+/* Close: outstanding calls complete as errors first (synchronously: call
+ * it where no request can be resumed under the caller, at worker exit). */
 void pol_redis_free(struct pol_redis **rdp);
+/* Stop using rd (a reload moved the store): no new calls, no reconnect;
+ * the calls in flight complete from the event loop as usual (their
+ * replies, their deadlines), then the connection closes.  Free it later. */
+void pol_redis_retire(struct pol_redis *rd);
+/* A retired connection with nothing left in flight and closed: freeing it
+ * completes nothing. */
+bool pol_redis_idle(const struct pol_redis *rd);
+/* The worker's list of retired connections (linked through rd). */
+struct pol_redis **pol_redis_next(struct pol_redis *rd);
 /* Whether rd talks to host:port (a reload that changes the address makes
  * the worker open a new one). */
 bool pol_redis_is(const struct pol_redis *rd, const char *host, uint16_t port);
@@ -70,8 +80,9 @@ uint64_t pol_redis_budget_check(struct pol_redis *rd, const uint8_t key[POL_REDI
                                 pol_redis_cb cb, void *arg);
 void pol_redis_budget_debit(struct pol_redis *rd, const uint8_t key[POL_REDIS_KEY_LEN],
                             double per_token_us, double cap_us, uint64_t tokens);
-/* Forget a call's completion (the request went away). */
-void pol_redis_cancel(struct pol_redis *rd, uint64_t handle);
+/* Forget a call's completion (the request went away): the call of that
+ * handle made with that arg, if rd has it.  True when it was found. */
+bool pol_redis_cancel(struct pol_redis *rd, uint64_t handle, const void *arg);
 
 /* Store errors of this process (every worker's calls that failed). */
 uint64_t pol_store_errors(void);

@@ -506,3 +506,29 @@ def test_token_budget_redis_shared(env):
     eq(st, 429, "process 2 sees it spent (one budget in Redis)")
     check(int(h.get("retry-after", "0")) >= 1, "with Retry-After")
     eq(chat(s2.port, key="key-b")[0], 200, "another key is not")
+
+
+def test_redis_reload_moves_store(env):
+    """A reload that points rate_limit_store at another Redis: new decisions
+    go there (a fresh limit); one that removes it: back in process."""
+    e = env.echo("e")
+    r1, r2 = Redis(env), Redis(env)
+    lim = {"per": "route", "requests_per_s": 0.01, "burst": 2}
+    e_, cfg = admin_cfg(env, routes=[route("rl", "/rl", "u", rate_limit=lim)])
+    cfg["rate_limit_store"] = {"redis": "127.0.0.1:%d" % r1.port}
+    s, a = start(env, cfg)
+    eq(statuses(s.port, "/rl", 3), [200, 200, 429], "Redis 1 counts")
+    c2 = json.loads(json.dumps(cfg))
+    c2["rate_limit_store"] = {"redis": "127.0.0.1:%d" % r2.port, "on_error": "deny"}
+    a.put_ok(c2, "store moved to Redis 2")
+    eq(statuses(s.port, "/rl", 3), [200, 200, 429], "Redis 2 starts empty")
+    c3 = json.loads(json.dumps(c2))
+    del c3["rate_limit_store"]
+    a.put_ok(c3, "store removed")
+    eq(statuses(s.port, "/rl", 3), [200, 200, 429], "in process again, with a table of its own")
+    r1.kill()
+    r2.kill()
+    time.sleep(0.3)
+    eq(one(s.port, "/rl")[0], 429, "the retired connections are not used: still in process")
+    check("rate_limit_store: redis:" not in s.proc.stderr(),
+          "no errors logged for Redis connections no config uses: %s" % s.proc.stderr()[-300:])
