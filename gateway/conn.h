@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 
 #define CONN_MAGIC 0x534c4343u
+#define AREQ_MAGIC 0x534c4152u     /* authreq.c's subrequest, the other owner of an up_conn */
 
 /* C_ROUTE: the request's body is being read to route it (match.json_body),
  * nothing sent upstream yet.  C_GUARD: a policy check of the route pends
@@ -355,6 +356,15 @@ enum gw_cancel stream_cancel_phase(const struct gw_txn *t);
  * guard_resume() (with the head parsed again) goes on from there. */
 enum pol_verdict guard_start(struct gw_conn *c, const struct h1_request *r, pol_done_fn done);
 enum pol_verdict guard_resume(struct gw_conn *c, const struct h1_request *r);
+
+/* authreq.c: auth.forward's subrequest (pol_forward_fn; ctx is the
+ * worker), and the events of its upstream connection (proxy.c passes
+ * them on when the owner's magic is AREQ_MAGIC). */
+enum pol_verdict gw_areq_start(void *ctx, const struct pol_fwdauth *fa, struct pol_txn *t,
+                               const struct pol_req *r);
+void areq_on_io(void *owner, struct up_conn *u);
+void areq_on_connect_error(void *owner, struct up_conn *u, int err);
+void areq_on_timeout(void *owner, struct up_conn *u);
 
 /* pass.c */
 bool resp_splice(struct gw_conn *c);

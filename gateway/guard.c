@@ -116,17 +116,7 @@ enum pol_verdict guard_resume(struct gw_conn *c, const struct h1_request *r)
     return settle(c, pol_run(c->t->route->policy, &c->t->pol, &q));
 }
 
-/* auth.forward (authreq.c builds it; refused by the config until then) */
-static enum pol_verdict no_forward(void *ctx, const struct pol_fwdauth *f, struct pol_txn *t,
-                                   const struct pol_req *r)
-{
-    (void)ctx;
-    (void)f;
-    (void)r;
-    return pol_txn_deny(t, 503, NULL);
-}
-
 void gw_guard_init(struct gw_worker *w)
 {
-    w->pol = pol_worker_new(w->base, no_forward, w);
+    w->pol = pol_worker_new(w->base, gw_areq_start, w);
 }

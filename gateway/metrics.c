@@ -86,6 +86,7 @@ struct name_sum {       /* per name, summed over workers */
     struct mx_hist h2;      /* routes: stream duration */
     uint64_t open, bytes;   /* routes: streams open, stream bytes */
     uint64_t retries;       /* upstreams */
+    uint64_t policy[POL_NCHECKS][POL_NRESULTS];     /* routes: decisions */
 };
 
 struct name_tab {       /* name -> name_sum, open addressing over indexes */
@@ -167,6 +168,9 @@ static void sum_worker(struct metric_sums *m, struct gw_stats *st)
         mx_hist_add(&ns->h2, &r->stream_duration);
         ns->open += gw_cnt_get(&r->streams_open);
         ns->bytes += gw_cnt_get(&r->stream_bytes);
+        for (int k = 0; k < POL_NCHECKS; k++)
+            for (int x = 0; x < POL_NRESULTS; x++)
+                ns->policy[k][x] += gw_cnt_get(&r->policy[k][x]);
     }
     for (int k = 0; k < GW_CANCEL__N; k++)
         m->cancels[k] += gw_cnt_get(&st->cancels[k]);
@@ -297,6 +301,29 @@ static void traffic_metrics(struct mx_emit *e, const struct metric_sums *m)
               "Body bytes moved between sockets, by splice(2) or copied through user space.");
     mx_value(e, &(struct mx_label){ "path", "splice" }, 1, m->bsplice);
     mx_value(e, &(struct mx_label){ "path", "copy" }, 1, m->bcopy);
+}
+
+/* The routes' policy checks (SPEC "Traffic policy"): a route's series
+ * appear once it decided something. */
+static void policy_metrics(struct mx_emit *e, const struct metric_sums *m)
+{
+    mx_family(e, "sluice_policy_decisions_total", "counter",
+              "Policy checks decided, by route, check (access, auth, rate_limit, token_budget) and result "
+              "(allowed, denied, error).");
+    for (size_t i = 0; i < m->rt.n; i++)
+        for (int k = 0; k < POL_NCHECKS; k++) {
+            const uint64_t *v = m->rt.v[i].policy[k];
+            if (v[0] == 0 && v[1] == 0 && v[2] == 0)
+                continue;
+            for (int x = 0; x < POL_NRESULTS; x++) {
+                struct mx_label l[3] = { { "route", m->rt.v[i].name }, { "check", pol_check_names[k] },
+                                         { "result", pol_result_names[x] } };
+                mx_value(e, l, 3, v[x]);
+            }
+        }
+    mx_scalar(e, "sluice_policy_password_hashes_total", "counter",
+              "Password hashes computed by the verifier threads (auth.basic; a cached credential costs none).",
+              pol_hashes_total());
 }
 
 static void tls_metrics(struct mx_emit *e, const struct metric_sums *m)
@@ -476,6 +503,7 @@ void gw_metrics_emit(struct mx_emit *e, const struct gw_snapshot *s)
         sum_worker(&m, &g_workers[i].stats);
     traffic_metrics(e, &m);
     stream_metrics(e, &m);
+    policy_metrics(e, &m);
     tls_metrics(e, &m);
     target_metrics(e, s);
     health_metrics(e, s);

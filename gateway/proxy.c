@@ -49,9 +49,21 @@ static void conn_pump(struct gw_conn *c);
 
 /* ---- the upstream connection's events (upstream/upconn.c calls these) ---- */
 
+/* An upstream connection's owner is a client connection, or an auth
+ * subrequest (authreq.c): both start with their magic. */
+static bool areq_owner(const void *owner)
+{
+    return *(const uint32_t *)owner == AREQ_MAGIC;
+}
+
 static void up_on_io(void *owner, struct up_conn *u)
 {
     struct gw_conn *c = owner;
+
+    if (areq_owner(owner)) {
+        areq_on_io(owner, u);
+        return;
+    }
 
     CHECK_MAGIC(c, CONN_MAGIC);
     struct gw_worker *w = c->w;
@@ -62,6 +74,11 @@ static void up_on_io(void *owner, struct up_conn *u)
 static void up_on_connect_error(void *owner, struct up_conn *u, int err)
 {
     struct gw_conn *c = owner;
+
+    if (areq_owner(owner)) {
+        areq_on_connect_error(owner, u, err);
+        return;
+    }
 
     CHECK_MAGIC(c, CONN_MAGIC);
     struct gw_worker *w = c->w;
@@ -113,6 +130,11 @@ static void resp_timeout(struct gw_conn *c, struct up_conn *u)
 static void up_on_timeout(void *owner, struct up_conn *u)
 {
     struct gw_conn *c = owner;
+
+    if (areq_owner(owner)) {
+        areq_on_timeout(owner, u);
+        return;
+    }
 
     CHECK_MAGIC(c, CONN_MAGIC);
     struct gw_worker *w = c->w;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "../core/counter.h"
+#include "../policy/policy.h"
 
 struct gw_route_stats {
     struct gw_route_stats *_Atomic next;
@@ -24,7 +25,7 @@ struct gw_route_stats {
     struct gw_hist stream_duration;     /* of streams (SSE, NDJSON): head to end */
     _Atomic uint64_t streams_open;      /* gauge (the owning worker adds and subtracts) */
     _Atomic uint64_t stream_bytes;      /* body bytes of streams that ended */
-    _Atomic uint64_t policy[4][3];      /* decisions: [enum pol_check][enum pol_result] */
+    _Atomic uint64_t policy[POL_NCHECKS][POL_NRESULTS];    /* decisions by check and result */
     char name[];
 };
 

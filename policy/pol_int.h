@@ -22,6 +22,10 @@ struct pol_apikey *pol_apikey_parse(struct cfg_ctx *cx, const cJSON *v, const st
 enum pol_verdict pol_apikey_check(const struct pol_auth *au, struct pol_txn *t,
                                   const struct pol_req *r);
 
+/* fwdauth.c */
+struct pol_fwdauth *pol_fwdauth_parse(struct cfg_ctx *cx, const cJSON *v, const struct jp *path,
+                                      const struct nidx *upstreams, struct pol_auth *au);
+
 /* basic.c */
 struct pol_basic *pol_basic_parse(struct cfg_ctx *cx, const cJSON *v, const struct jp *path,
                                   struct pol_auth *au);

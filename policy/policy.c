@@ -45,9 +45,7 @@ static struct pol_auth *parse_auth(struct cfg_ctx *cx, const cJSON *v, const str
         au->basic = pol_basic_parse(cx, f[2], JP_K(path, "basic"), au);
     } else {
         au->kind = POL_AUTH_FORWARD;
-        au->forward = NULL;
-        cfg_unsupported(cx, JP_K(path, "forward"));
-        (void)upstreams;
+        au->forward = pol_fwdauth_parse(cx, f[3], JP_K(path, "forward"), upstreams, au);
     }
     return au;
 }

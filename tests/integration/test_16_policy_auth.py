@@ -128,3 +128,414 @@ def test_client_x_auth_id_is_removed(env):
         r = get(s.port, path, headers=[("X-Auth-Id", "admin"), ("x-auth-id", "root")])
         eq(r.status, 200, "status " + path)
         eq(uh(r, "x-auth-id"), [], "a client's x-auth-id never reaches the backend " + path)
+
+
+# ---------------------------------------------------------------- api_key
+
+import hashlib
+import base64
+import subprocess
+import warnings
+
+from harness import free_port, SLUICE
+from test_8_admin import Admin, start, TOKEN
+
+
+def sha(k):
+    return hashlib.sha256(k.encode()).hexdigest()
+
+
+def keys_file(env, name, keys):
+    return env.write(name, [{"id": i, "sha256": sha(k)} for i, k in keys])
+
+
+def with_admin(env, cfg):
+    cfg["admin"] = {"address": "127.0.0.1:%d" % free_port(), "token": TOKEN}
+    s, a = start(env, cfg)
+    return s, a
+
+
+def decisions(a, route, check_, result):
+    return a.metrics()["sluice_policy_decisions_total"].total(route=route, check=check_, result=result)
+
+
+def test_api_key(env):
+    e = env.echo("e")
+    kf = keys_file(env, "keys.json", [("team-a", "sk-aaa"), ("team-b", "sk-bbb")])
+    cfg = env.config(upstreams=ups(e), routes=[
+        proute("bearer", "e", "/bearer", auth={"api_key": {"keys_file": kf}}),
+        proute("hdr", "e", "/hdr", auth={"api_key": {"header": "X-Api-Key", "keys_file": kf}}),
+        proute("pfx", "e", "/pfx", auth={"api_key": {"header": "x-key", "prefix": "Key ", "keys_file": kf}}),
+        proute("fwd", "e", "/fwd", auth={"api_key": {"keys_file": kf}, "forward_credential": True}),
+    ])
+    s, a = with_admin(env, cfg)
+    r = get(s.port, "/bearer", headers=[("Authorization", "Bearer sk-aaa"), ("X-Auth-Id", "forged")])
+    eq(r.status, 200, "good key")
+    eq(uh(r, "x-auth-id"), ["team-a"], "x-auth-id is the key's id, the client's one removed")
+    eq(uh(r, "authorization"), [], "the credential does not reach the backend")
+    r = get(s.port, "/bearer", headers=[("authorization", "bearer sk-bbb")])
+    eq((r.status, uh(r, "x-auth-id")), (200, ["team-b"]), "the scheme is case-insensitive")
+    for hdrs, what in (([], "missing"), ([("Authorization", "Bearer sk-zzz")], "unknown key"),
+                       ([("Authorization", "Bearer ")], "empty key"),
+                       ([("Authorization", "Basic sk-aaa")], "wrong scheme"),
+                       ([("Authorization", "Bearer sk-aaaa")], "key with one byte more")):
+        r = get(s.port, "/bearer", headers=hdrs)
+        eq(r.status, 401, what + ": status")
+        eq(r.h("www-authenticate"), "Bearer", what + ": challenge")
+    r = get(s.port, "/hdr", headers=[("x-api-key", "sk-bbb"), ("Authorization", "Bearer other")])
+    eq(r.status, 200, "key in X-Api-Key, no prefix")
+    eq(uh(r, "x-api-key"), [], "X-Api-Key removed")
+    eq(uh(r, "authorization"), ["Bearer other"], "another header is not the credential: kept")
+    eq(get(s.port, "/hdr", headers=[("Authorization", "Bearer sk-bbb")]).status, 401,
+       "the key in the wrong header")
+    eq(get(s.port, "/pfx", headers=[("x-key", "Key sk-aaa")]).status, 200, "custom prefix")
+    eq(get(s.port, "/pfx", headers=[("x-key", "sk-aaa")]).status, 401, "custom prefix missing")
+    r = get(s.port, "/fwd", headers=[("Authorization", "Bearer sk-aaa")])
+    eq((r.status, uh(r, "authorization"), uh(r, "x-auth-id")), (200, ["Bearer sk-aaa"], ["team-a"]),
+       "forward_credential: the credential goes upstream too")
+    eq(decisions(a, "bearer", "auth", "allowed"), 2, "allowed decisions counted")
+    eq(decisions(a, "bearer", "auth", "denied"), 5, "denied decisions counted")
+    check(wait_for(lambda: any(l.endswith(" auth_id=team-a") and "/bearer" in l for l in s.log_lines()), 3.0),
+          "the access log carries the auth id")
+    check(wait_for(lambda: any(l.endswith(" auth_id=-") and " status=401 " in l for l in s.log_lines()), 3.0),
+          "a 401 logs no auth id")
+
+
+def test_access_then_auth_order(env):
+    e = env.echo("e")
+    kf = keys_file(env, "keys.json", [("a", "k1")])
+    cfg = env.config(upstreams=ups(e), routes=[
+        proute("r", "e", access={"allow": ["10.0.0.0/8"]}, auth={"api_key": {"keys_file": kf}})])
+    s, a = with_admin(env, cfg)
+    r = get(s.port, "/", headers=[("Authorization", "Bearer k1")])
+    eq(r.status, 403, "access is checked before auth: a good key from a denied address is 403")
+    eq(decisions(a, "r", "access", "denied"), 1, "access denial counted")
+    eq(decisions(a, "r", "auth", "allowed") + decisions(a, "r", "auth", "denied"), 0, "auth never ran")
+
+
+def test_api_key_reload_swaps_keys(env):
+    e = env.echo("e")
+    kf = keys_file(env, "keys.json", [("old", "k-old")])
+    cfg = env.config(upstreams=ups(e), routes=[proute("r", "e", auth={"api_key": {"keys_file": kf}})])
+    s, a = with_admin(env, cfg)
+    eq(get(s.port, "/", headers=[("Authorization", "Bearer k-old")]).status, 200, "old key before")
+    keys_file(env, "keys.json", [("new", "k-new")])
+    eq(get(s.port, "/", headers=[("Authorization", "Bearer k-new")]).status, 401,
+       "a changed file is read at reload, not before")
+    a.put_ok(cfg, "PUT /config with the same text")
+    r = get(s.port, "/", headers=[("Authorization", "Bearer k-new")])
+    eq((r.status, uh(r, "x-auth-id")), (200, ["new"]), "new key after PUT /config")
+    eq(get(s.port, "/", headers=[("Authorization", "Bearer k-old")]).status, 401, "old key gone")
+    # SIGHUP too; a bad file refuses the reload and keeps the running keys
+    keys_file(env, "keys.json", [("third", "k-3")])
+    import signal
+    s.proc.signal(signal.SIGHUP)
+    check(wait_for(lambda: get(s.port, "/", headers=[("Authorization", "Bearer k-3")]).status == 200, 5.0),
+          "SIGHUP reads the keys file again")
+    env.write("keys.json", "[{\"id\": \"x\", \"sha256\": \"zz\"}]")
+    r = a.put(cfg)
+    eq(r.status, 400, "a bad keys file refuses the reload")
+    eq(r.json().get("path"), "/routes/0/auth/api_key/keys_file", "error path")
+    eq(get(s.port, "/", headers=[("Authorization", "Bearer k-3")]).status, 200, "the running keys stay")
+
+
+def test_api_key_config_errors(env):
+    e = env.echo("e")
+    base = lambda ak: env.config(upstreams=ups(e), routes=[proute("r", "e", auth={"api_key": ak})])
+    missing = os.path.join(env.tmp, "nope.json")
+    check_fails(env, base({"keys_file": missing}), "/routes/0/auth/api_key/keys_file", "cannot open")
+    check_fails(env, base({}), "/routes/0/auth/api_key/keys_file", "is required")
+    bad = env.write("bad.keys", "{\"id\": 1}")
+    check_fails(env, base({"keys_file": bad}), "/routes/0/auth/api_key/keys_file", "JSON array")
+    bad = env.write("bad2.keys", [{"id": "a", "sha256": "ab"}])
+    check_fails(env, base({"keys_file": bad}), "/routes/0/auth/api_key/keys_file", "64 hex digits")
+    bad = env.write("bad3.keys", [{"id": "a", "sha256": sha("x")}, {"id": "b", "sha256": sha("x")}])
+    check_fails(env, base({"keys_file": bad}), "/routes/0/auth/api_key/keys_file", "same key")
+    good = keys_file(env, "good.keys", [("a", "x")])
+    check_fails(env, base({"keys_file": good, "header": "host"}), "/routes/0/auth/api_key/header", "manages")
+    check_fails(env, base({"keys_file": good, "header": "x y"}), "/routes/0/auth/api_key/header", "token")
+    check_fails(env, base({"keys_file": good, "key": "x"}), "/routes/0/auth/api_key/key", "unknown")
+    check_fails(env, env.config(upstreams=ups(e), routes=[proute("r", "e", auth={
+        "api_key": {"keys_file": good}, "forward_credential": "yes"})]),
+        "/routes/0/auth/forward_credential")
+
+
+# ---------------------------------------------------------------- basic
+
+def bcrypt_hash(pw, cost=10, prefix="$2y$"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import crypt
+        h = crypt.crypt(pw, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=1 << cost))
+    check(h.startswith("$2b$"), "bcrypt available: %r" % h)
+    return prefix + h[4:]
+
+
+def sha512_hash(pw):
+    out = subprocess.run(["openssl", "passwd", "-6", pw], capture_output=True, check=True)
+    return out.stdout.decode().strip()
+
+
+def basic_hdr(user, pw):
+    return ("Authorization", "Basic " + base64.b64encode(("%s:%s" % (user, pw)).encode()).decode())
+
+
+def hashes(a):
+    return a.metrics()["sluice_policy_password_hashes_total"].total()
+
+
+def test_basic(env):
+    e = env.echo("e")
+    uf = env.write("users", "# comment\nalice:%s\nbob:%s\n\ncarol:%s\n" % (
+        bcrypt_hash("wonderland"), sha512_hash("builder"), bcrypt_hash("x", 4, "$2b$")))
+    cfg = env.config(upstreams=ups(e), routes=[proute("b", "e", auth={"basic": {"users_file": uf}})])
+    s, a = with_admin(env, cfg)
+    r = get(s.port, "/", headers=[basic_hdr("alice", "wonderland"), ("x-auth-id", "bob")])
+    eq(r.status, 200, "bcrypt user")
+    eq(uh(r, "x-auth-id"), ["alice"], "x-auth-id is the user name")
+    eq(uh(r, "authorization"), [], "the credential does not reach the backend")
+    r = get(s.port, "/", headers=[basic_hdr("bob", "builder")])
+    eq((r.status, uh(r, "x-auth-id")), (200, ["bob"]), "SHA-512-crypt user")
+    eq(get(s.port, "/", headers=[basic_hdr("carol", "x")]).status, 200, "$2b$ user")
+    for hdrs, what in (([], "missing"), ([basic_hdr("alice", "wrong")], "bad password"),
+                       ([basic_hdr("mallory", "x")], "unknown user"),
+                       ([("Authorization", "Basic !!!!")], "bad base64"),
+                       ([("Authorization", "Basic " + base64.b64encode(b"alice").decode())], "no colon"),
+                       ([("Authorization", "Bearer abc")], "other scheme")):
+        r = get(s.port, "/", headers=hdrs)
+        eq(r.status, 401, what + ": status")
+        eq(r.h("www-authenticate"), 'Basic realm="sluice"', what + ": challenge")
+    eq(decisions(a, "b", "auth", "denied"), 6, "denials counted")
+
+
+def test_basic_keepalive_pays_the_hash_once(env):
+    e = env.echo("e")
+    uf = env.write("users", "alice:%s\n" % bcrypt_hash("pw", 10))
+    cfg = env.config(upstreams=ups(e), routes=[proute("b", "e", auth={"basic": {"users_file": uf}})])
+    s, a = with_admin(env, cfg)
+    h0 = hashes(a)
+    with Conn(s.port) as c:
+        for i in range(5):
+            c.send(build_request("GET", "/k%d" % i, "x", [basic_hdr("alice", "pw")]))
+            r = c.read_response()
+            eq(r.status, 200, "request %d on one connection" % i)
+    eq(hashes(a) - h0, 1, "five requests, one hash")
+    eq(get(s.port, "/", headers=[basic_hdr("alice", "pw2")]).status, 401, "a wrong password")
+    eq(hashes(a) - h0, 2, "a wrong password is hashed (and not cached as good)")
+    eq(get(s.port, "/", headers=[basic_hdr("alice", "pw2")]).status, 401, "again wrong")
+    eq(hashes(a) - h0, 3, "a failure is never served from the cache")
+    # reload with a new password: the cached credential no longer serves
+    env.write("users", "alice:%s\n" % bcrypt_hash("new", 4))
+    a.put_ok(cfg)
+    eq(get(s.port, "/", headers=[basic_hdr("alice", "pw")]).status, 401, "old password after reload")
+    eq(get(s.port, "/", headers=[basic_hdr("alice", "new")]).status, 200, "new password after reload")
+
+
+def test_basic_client_leaves_while_hashing(env):
+    e = env.echo("e")
+    uf = env.write("users", "alice:%s\n" % bcrypt_hash("pw", 12))
+    cfg = env.config(upstreams=ups(e), routes=[proute("b", "e", auth={"basic": {"users_file": uf}})])
+    s, a = with_admin(env, cfg)
+    for i in range(4):
+        c = Conn(s.port)
+        c.send(build_request("GET", "/", "x", [basic_hdr("alice", "pw%d" % i)]))
+        c.close()
+    # the others are served meanwhile, and the process stays sound
+    eq(get(s.port, "/", headers=[basic_hdr("alice", "pw")], timeout=10).status, 200, "after cancelled logins")
+    check(wait_for(lambda: hashes(a) >= 5, 10.0), "the cancelled jobs finished on the verifiers")
+
+
+def test_basic_config_errors(env):
+    e = env.echo("e")
+    base = lambda uf: env.config(upstreams=ups(e), routes=[proute("r", "e", auth={"basic": {"users_file": uf}})])
+    p = "/routes/0/auth/basic/users_file"
+    check_fails(env, base(env.write("u1", "alice:$apr1$abc$def\n")), p, "line 1: unsupported hash")
+    check_fails(env, base(env.write("u2", "alice:{SHA}abc\n")), p, "unsupported hash")
+    check_fails(env, base(env.write("u3", "\nnocolon\n")), p, "line 2: must be user:hash")
+    check_fails(env, base(env.write("u4", "a:%s\na:%s\n" % (bcrypt_hash("x", 4), bcrypt_hash("y", 4)))), p,
+                "line 2: user listed twice")
+    check_fails(env, base(env.write("u5", "a:$2y$31$" + "a" * 53 + "\n")), p, "cost")
+    check_fails(env, base(os.path.join(env.tmp, "none")), p, "cannot open")
+
+
+# ---------------------------------------------------------------- forward
+
+import http.server
+import socketserver
+import threading
+import time
+
+
+class AuthServer:
+    """An auth upstream in the test (an independent HTTP implementation):
+    Bearer good -> 200 with X-Auth-Id and X-User; Bearer forbidden -> 403;
+    Bearer crash -> 500; otherwise 401 with a challenge and a body.  Path
+    /hang never answers.  Records every request and connection."""
+
+    def __init__(self):
+        self.requests = []
+        self.conns = 0
+        srv = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                srv.conns += 1
+                super().setup()
+
+            def log_message(self, *a):
+                pass
+
+            def answer(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body_in = self.rfile.read(n) if n else b""
+                srv.requests.append((self.command, self.path, dict(self.headers.items()), body_in))
+                if self.path == "/hang":
+                    time.sleep(3)
+                    return
+                auth = self.headers.get("Authorization", "")
+                if auth == "Bearer good":
+                    self.send_response(200)
+                    self.send_header("X-Auth-Id", "user-7")
+                    self.send_header("X-User", "alice")
+                    self.send_header("X-Not-Copied", "1")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif auth == "Bearer forbidden":
+                    body = b"no access for you\n"
+                    self.send_response(403)
+                    self.send_header("Content-Type", "text/x-deny")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                elif auth == "Bearer crash":
+                    self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                else:
+                    body = b'{"error":"login first"}'
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Bearer realm="authz"')
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+
+            do_GET = do_POST = do_HEAD = do_PUT = do_DELETE = answer
+
+        class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.httpd = S(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        self.addr = "127.0.0.1:%d" % self.port
+        self.t = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.t.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def fwd_cfg(env, e, authz_addr, path="/check", timeout_ms=None, **kw):
+    au = {"name": "authz", "targets": [{"address": authz_addr}]}
+    if timeout_ms:
+        au["timeouts"] = {"response_header_ms": timeout_ms, "connect_ms": 500}
+    fw = {"upstream": "authz", "path": path, "copy_headers": ["X-User"]}
+    return env.config(upstreams=ups(e) + [au], routes=[
+        proute("f", "e", "/", auth=dict({"forward": fw}, **kw))])
+
+
+def test_forward_allow_deny(env):
+    e = env.echo("e")
+    a = AuthServer()
+    try:
+        s, adm = with_admin(env, fwd_cfg(env, e, a.addr))
+        r = request(s.port, "POST", "/app/x?q=1", headers=[("Authorization", "Bearer good"),
+                                                          ("X-Auth-Id", "forged"), ("X-User", "mallory")],
+                    body="payload")
+        eq(r.status, 200, "2xx from the auth upstream allows")
+        eq(uh(r, "x-auth-id"), ["user-7"], "x-auth-id from the auth upstream")
+        eq(uh(r, "x-user"), ["mallory", "alice"], "copy_headers added (the client's own kept)")
+        eq(uh(r, "x-not-copied"), [], "headers not listed are not copied")
+        eq(uh(r, "authorization"), [], "the credential does not reach the backend")
+        eq(r.json()["body"], "payload", "the request body reaches the backend")
+        m, path, hdrs, body = a.requests[-1]
+        eq((m, path, body), ("POST", "/check", b""), "subrequest: method, configured path, no body")
+        h = {k.lower(): v for k, v in hdrs.items()}
+        eq(h.get("x-forwarded-uri"), "/app/x?q=1", "X-Forwarded-Uri")
+        eq(h.get("x-forwarded-method"), "POST", "X-Forwarded-Method")
+        eq(h.get("authorization"), "Bearer good", "the client's headers go to the auth upstream")
+        eq(h.get("content-length"), "0", "no body")
+
+        r = get(s.port, "/", headers=[("Authorization", "Bearer nope")])
+        eq(r.status, 401, "401 passed back")
+        eq(r.h("www-authenticate"), 'Bearer realm="authz"', "its challenge passed back")
+        eq(r.body, b'{"error":"login first"}', "its body passed back")
+        eq(r.h("content-type"), "application/json", "its content type")
+        r = get(s.port, "/", headers=[("Authorization", "Bearer forbidden")])
+        eq((r.status, r.body, r.h("content-type")), (403, b"no access for you\n", "text/x-deny"), "403 passed back")
+        r = get(s.port, "/", headers=[("Authorization", "Bearer crash")])
+        eq(r.status, 503, "a 500 from the auth upstream is a 503")
+        r = request(s.port, "HEAD", "/", headers=[("Authorization", "Bearer good")])
+        eq(r.status, 200, "HEAD through forward auth")
+        # keep-alive: the subrequests share pooled connections
+        conns = a.conns
+        with Conn(s.port) as c:
+            for i in range(5):
+                c.send(build_request("GET", "/k", "x", [("Authorization", "Bearer good")]))
+                eq(c.read_response().status, 200, "keep-alive request %d" % i)
+        check(a.conns - conns <= 1, "subrequests reuse pooled connections (%d new)" % (a.conns - conns))
+        eq(decisions(adm, "f", "auth", "allowed"), 7, "allowed counted")
+        eq(decisions(adm, "f", "auth", "denied"), 2, "denied counted")
+        eq(decisions(adm, "f", "auth", "error"), 1, "error counted")
+    finally:
+        a.stop()
+
+
+def test_forward_hang_and_down(env):
+    e = env.echo("e")
+    a = AuthServer()
+    try:
+        s = env.sluice(fwd_cfg(env, e, a.addr, path="/hang", timeout_ms=300))
+        t0 = time.monotonic()
+        r = get(s.port, "/", headers=[("Authorization", "Bearer good")], timeout=5)
+        took = time.monotonic() - t0
+        eq(r.status, 503, "an auth upstream that does not answer: 503")
+        check(took < 2.5, "answered after the upstream's timeout, not hung (%.2fs)" % took)
+        # the client leaves while the subrequest hangs: nothing breaks
+        c = Conn(s.port)
+        c.send(build_request("GET", "/", "x", [("Authorization", "Bearer good")]))
+        time.sleep(0.05)
+        c.close()
+    finally:
+        a.stop()
+    dead = free_port()
+    s2 = env.sluice(fwd_cfg(env, e, "127.0.0.1:%d" % dead))
+    r = get(s2.port, "/", headers=[("Authorization", "Bearer good")])
+    eq(r.status, 503, "an auth upstream that is down: 503")
+    eq(get(s2.port, "/", headers=[("Authorization", "Bearer good")]).status, 503, "and again")
+
+
+def test_forward_credential_kept(env):
+    e = env.echo("e")
+    a = AuthServer()
+    try:
+        s = env.sluice(fwd_cfg(env, e, a.addr, forward_credential=True))
+        r = get(s.port, "/", headers=[("Authorization", "Bearer good")])
+        eq((r.status, uh(r, "authorization")), (200, ["Bearer good"]), "forward_credential keeps it")
+    finally:
+        a.stop()
+
+
+def test_forward_config_errors(env):
+    e = env.echo("e")
+    base = lambda fw: env.config(upstreams=ups(e), routes=[proute("r", "e", auth={"forward": fw})])
+    check_fails(env, base({"upstream": "nope"}), "/routes/0/auth/forward/upstream", "no upstream")
+    check_fails(env, base({"path": "/x"}), "/routes/0/auth/forward/upstream", "is required")
+    check_fails(env, base({"upstream": "e", "path": "x"}), "/routes/0/auth/forward/path", "start with")
+    check_fails(env, base({"upstream": "e", "copy_headers": ["content-length"]}),
+                "/routes/0/auth/forward/copy_headers/0", "manages")
+    check_fails(env, base({"upstream": "e", "copy_headers": ["x-a", "X-A"]}),
+                "/routes/0/auth/forward/copy_headers/1", "duplicate")

@@ -11,8 +11,6 @@
 #include "../../upstream/upstream_config.c"
 #include "../policy_src.h"
 #include "../../core/hdr.c"
-#include "../../core/esc.c"
-#include "../../core/log.c"     /* policy/redis.c logs */
 #include "../cfg_equal.h"
 
 #include <string.h>

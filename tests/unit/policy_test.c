@@ -1,0 +1,312 @@
+/* policy_test.c - policy/: access lists (CIDR edge cases, IPv4-mapped
+ * IPv6, overlaps, bad strings with their JSON paths), the api_key table,
+ * basic auth's file checks and base64, the order of the checks. */
+#include "tap.h"
+#include "../policy_src.h"
+#include "../../core/arena.c"
+#include "../../core/cfgerr.c"
+#include "../../core/cfgparse.c"
+#include "../../core/nidx.c"
+#include "../../core/hdr.c"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+static struct cfg_mem *g_mem;
+static struct cfg_errors g_errs;
+
+static struct cfg_ctx ctx(void)
+{
+    cfg_errors_clear(&g_errs);
+    return (struct cfg_ctx){ &g_errs, &g_mem };
+}
+
+static bool has_error(const char *path, const char *part)
+{
+    for (size_t i = 0; i < g_errs.n; i++)
+        if (strcmp(g_errs.v[i].path, path) == 0 && (part == NULL || strstr(g_errs.v[i].message, part)))
+            return true;
+    return false;
+}
+
+static struct pol_access *acc(const char *json)
+{
+    struct cfg_ctx cx = ctx();
+    cJSON *v = cJSON_Parse(json);
+    struct pol_access *a = pol_access_parse(&cx, v, JP_K(NULL, "access"));
+    cJSON_Delete(v);
+    return g_errs.n ? NULL : a;
+}
+
+static bool allows(const struct pol_access *a, const char *ip)
+{
+    struct sockaddr_in6 s6;
+    struct sockaddr_in s4;
+
+    memset(&s6, 0, sizeof(s6));
+    memset(&s4, 0, sizeof(s4));
+    if (inet_pton(AF_INET, ip, &s4.sin_addr) == 1) {
+        s4.sin_family = AF_INET;
+        return pol_access_allows(a, (struct sockaddr *)&s4);
+    }
+    if (inet_pton(AF_INET6, ip, &s6.sin6_addr) != 1)
+        abort();
+    s6.sin6_family = AF_INET6;
+    return pol_access_allows(a, (struct sockaddr *)&s6);
+}
+
+static void test_cidr_edges(void)
+{
+    struct pol_access *a = acc("{\"allow\": [\"0.0.0.0/0\"]}");
+    ok(a && allows(a, "1.2.3.4") && allows(a, "255.255.255.255") && allows(a, "0.0.0.0"), "/0 allows every IPv4");
+    ok(a && !allows(a, "2001:db8::1"), "IPv4 /0 does not cover native IPv6");
+    ok(a && allows(a, "::ffff:8.8.8.8"), "IPv4 /0 covers IPv4-mapped IPv6");
+
+    a = acc("{\"allow\": [\"10.1.2.3/32\"]}");
+    ok(a && allows(a, "10.1.2.3") && !allows(a, "10.1.2.4") && !allows(a, "10.1.2.2"), "/32 is one address");
+    a = acc("{\"allow\": [\"10.1.2.3\"]}");
+    ok(a && allows(a, "10.1.2.3") && !allows(a, "10.1.2.4"), "a bare IPv4 address is /32");
+
+    a = acc("{\"allow\": [\"2001:db8::7/128\"]}");
+    ok(a && allows(a, "2001:db8::7") && !allows(a, "2001:db8::6") && !allows(a, "2001:db8::8"), "/128 is one address");
+    a = acc("{\"allow\": [\"::/0\"]}");
+    ok(a && allows(a, "::") && allows(a, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff") && allows(a, "9.9.9.9"),
+       "::/0 allows everything, IPv4 too");
+
+    a = acc("{\"allow\": [\"::ffff:192.168.0.0/112\"]}");
+    ok(a && allows(a, "192.168.7.7") && !allows(a, "192.169.0.1"), "a mapped-IPv6 rule meets IPv4 peers");
+    a = acc("{\"allow\": [\"192.168.0.0/16\"]}");
+    ok(a && allows(a, "::ffff:192.168.1.1") && !allows(a, "::ffff:192.169.1.1"), "a mapped-IPv6 peer meets IPv4 rules");
+    ok(a && !allows(a, "::192.168.1.1"), "an IPv4-compatible (not mapped) address is IPv6");
+
+    a = acc("{\"allow\": [\"2001:db8::/33\"]}");
+    ok(a && allows(a, "2001:db8:7fff::1") && !allows(a, "2001:db8:8000::1"), "a prefix that ends mid-word");
+    a = acc("{\"allow\": [\"::/64\"], \"deny\": [\"::1/128\"]}");
+    ok(a && allows(a, "::2") && !allows(a, "::1") && !allows(a, "0:0:0:1::"), "/64 boundary, deny inside it");
+}
+
+static void test_overlaps(void)
+{
+    struct pol_access *a = acc("{\"allow\": [\"10.0.0.0/8\", \"10.1.0.0/16\", \"10.0.0.0/24\", \"11.0.0.0/8\","
+                               " \"12.0.0.0/8\", \"9.255.255.255/32\"],"
+                               " \"deny\": [\"10.1.2.0/24\", \"10.1.0.0/16\", \"10.1.2.3/32\"]}");
+    ok(a != NULL, "overlapping lists parse");
+    ok(a && a->allow.n == 1, "touching and nested allow ranges merge into one (%zu)", a ? a->allow.n : 0);
+    ok(a && a->deny.n == 1, "nested deny ranges merge into one");
+    ok(a && allows(a, "9.255.255.255") && allows(a, "12.255.255.255") && allows(a, "10.2.0.1"), "merged range ends");
+    ok(a && !allows(a, "13.0.0.0") && !allows(a, "9.255.255.254"), "outside the merged range");
+    ok(a && !allows(a, "10.1.0.0") && !allows(a, "10.1.255.255") && !allows(a, "10.1.2.3"), "deny wins");
+    a = acc("{\"deny\": [\"10.0.0.0/8\"]}");
+    ok(a && allows(a, "11.0.0.1") && !allows(a, "10.9.9.9"), "a deny list alone lets others in");
+    a = acc("{\"allow\": []}");
+    ok(a && !allows(a, "127.0.0.1"), "an empty allow list lets nobody in");
+    a = acc("{\"allow\": [\"255.255.255.255/32\", \"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128\", \"::/128\"]}");
+    ok(a && allows(a, "255.255.255.255") && allows(a, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff") && allows(a, "::") &&
+       !allows(a, "::1"), "the first and last addresses of the space");
+    /* many rules: lookups stay binary searches over merged ranges */
+    char big[200000];
+    size_t n = (size_t)snprintf(big, sizeof(big), "{\"allow\": [");
+    for (int i = 0; i < 5000; i++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "%s\"10.%d.%d.0/24\"", i ? "," : "", i / 256 * 2 % 256, i % 256);
+    snprintf(big + n, sizeof(big) - n, "]}");
+    a = acc(big);
+    ok(a && allows(a, "10.0.5.1") && allows(a, "10.2.1.9") && !allows(a, "10.1.0.1"), "5000 rules");
+}
+
+static void test_bad_cidrs(void)
+{
+    struct cfg_ctx cx = ctx();
+    cJSON *v = cJSON_Parse("{\"allow\": [\"10.0.0.0/8\", \"10.0.0.1/8\", \"x\", \"1.2.3.4/33\", \"::/129\","
+                           " \"1.2.3.4/\", \"1.2.3.4/08\", 7, \"1.2.3.4/-1\", \"1.2.3.4 /8\", \"\"],"
+                           " \"deny\": [\"fe80::1%eth0/128\"], \"other\": 1}");
+    pol_access_parse(&cx, v, JP_K(JP_I(JP_K(NULL, "routes"), 3), "access"));
+    cJSON_Delete(v);
+    ok(has_error("/routes/3/access/allow/1", "bits set"), "host bits set: named by its path");
+    ok(has_error("/routes/3/access/allow/2", "not an address"), "not an address");
+    ok(has_error("/routes/3/access/allow/3", "0 to 32"), "IPv4 prefix over 32");
+    ok(has_error("/routes/3/access/allow/4", "0 to 128"), "IPv6 prefix over 128");
+    ok(has_error("/routes/3/access/allow/5", "prefix length"), "empty prefix length");
+    ok(has_error("/routes/3/access/allow/6", "prefix length"), "leading zero in a prefix length");
+    ok(has_error("/routes/3/access/allow/7", "must be a string"), "a number");
+    ok(has_error("/routes/3/access/allow/8", "prefix length"), "negative prefix");
+    ok(has_error("/routes/3/access/allow/9", "not an address"), "space inside");
+    ok(has_error("/routes/3/access/allow/10", "not an address"), "empty string");
+    ok(has_error("/routes/3/access/deny/0", "not an address"), "zone ids are not addresses");
+    ok(has_error("/routes/3/access/other", "unknown"), "unknown field");
+    ok(!has_error("/routes/3/access/allow/0", NULL), "the good entry has no error");
+}
+
+static void test_apikey(void)
+{
+    char path[] = "/tmp/sluice-policy-test-keys-XXXXXX";
+    int fd = mkstemp(path);
+    unsigned char d1[32], d2[32];
+    SHA256((const unsigned char *)"k1", 2, d1);
+    SHA256((const unsigned char *)"k2", 2, d2);
+    char h1[65], h2[65], text[512];
+    for (int i = 0; i < 32; i++) {
+        sprintf(h1 + 2 * i, "%02x", d1[i]);
+        sprintf(h2 + 2 * i, "%02X", d2[i]);
+    }
+    int n = snprintf(text, sizeof(text), "[{\"id\": \"team-a\", \"sha256\": \"%s\"}, {\"id\": \"team-b\", \"sha256\": \"%s\"}]", h1, h2);
+    if (write(fd, text, (size_t)n) != n)
+        abort();
+    close(fd);
+    char conf[256];
+    snprintf(conf, sizeof(conf), "{\"keys_file\": \"%s\"}", path);
+    struct cfg_ctx cx = ctx();
+    struct pol_auth au = { 0 };
+    cJSON *v = cJSON_Parse(conf);
+    au.api_key = pol_apikey_parse(&cx, v, JP_K(NULL, "api_key"), &au);
+    au.kind = POL_AUTH_API_KEY;
+    cJSON_Delete(v);
+    ok(g_errs.n == 0, "keys file parses (upper- and lower-case hex)");
+    ok(au.cred_header && strcmp(au.cred_header, "authorization") == 0, "default header");
+    ok(au.api_key && strcmp(au.api_key->prefix, "Bearer ") == 0, "default prefix for authorization");
+
+    struct pol_txn t = { 0 };
+    struct h1_header h = { "Authorization", "Bearer k2", 13, 9 };
+    struct pol_req r = { .headers = &h, .nheaders = 1 };
+    ok(pol_apikey_check(&au, &t, &r) == POL_ALLOW && t.has_auth_id && t.auth_id_len == 6 &&
+       memcmp(t.auth_id, "team-b", 6) == 0, "a known key: its id");
+    memset(&t, 0, sizeof(t));
+    h.value = "Bearer k3";
+    ok(pol_apikey_check(&au, &t, &r) == POL_DENY && t.status == 401 && strstr(t.challenge, "Bearer"),
+       "an unknown key: 401 with a Bearer challenge");
+    memset(&t, 0, sizeof(t));
+    h.value = "k1";
+    h.value_len = 2;
+    ok(pol_apikey_check(&au, &t, &r) == POL_DENY, "no prefix");
+    memset(&t, 0, sizeof(t));
+    r.nheaders = 0;
+    ok(pol_apikey_check(&au, &t, &r) == POL_DENY && t.status == 401, "no header");
+
+    /* the header option: no default prefix, stored lower-case */
+    snprintf(conf, sizeof(conf), "{\"keys_file\": \"%s\", \"header\": \"X-Api-Key\"}", path);
+    cx = ctx();
+    v = cJSON_Parse(conf);
+    struct pol_auth au2 = { 0 };
+    au2.api_key = pol_apikey_parse(&cx, v, JP_K(NULL, "api_key"), &au2);
+    cJSON_Delete(v);
+    ok(g_errs.n == 0 && strcmp(au2.cred_header, "x-api-key") == 0 && au2.api_key->prefix_len == 0,
+       "another header: lower-cased, no prefix");
+    struct h1_header h2h = { "x-API-key", "k1", 9, 2 };
+    struct pol_req r2 = { .headers = &h2h, .nheaders = 1 };
+    memset(&t, 0, sizeof(t));
+    ok(pol_apikey_check(&au2, &t, &r2) == POL_ALLOW && memcmp(t.auth_id, "team-a", 6) == 0,
+       "header names match in any case");
+    unlink(path);
+
+    /* many keys spread over buckets: every one is found */
+    char big[] = "/tmp/sluice-policy-test-keys-XXXXXX";
+    fd = mkstemp(big);
+    FILE *f = fdopen(fd, "w");
+    fprintf(f, "[");
+    for (int i = 0; i < 3000; i++) {
+        char k[32];
+        unsigned char d[32];
+        snprintf(k, sizeof(k), "key-%d", i);
+        SHA256((const unsigned char *)k, strlen(k), d);
+        fprintf(f, "%s{\"id\": \"id-%d\", \"sha256\": \"", i ? "," : "", i);
+        for (int j = 0; j < 32; j++)
+            fprintf(f, "%02x", d[j]);
+        fprintf(f, "\"}");
+    }
+    fprintf(f, "]");
+    fclose(f);
+    snprintf(conf, sizeof(conf), "{\"keys_file\": \"%s\"}", big);
+    cx = ctx();
+    v = cJSON_Parse(conf);
+    struct pol_auth au3 = { 0 };
+    au3.api_key = pol_apikey_parse(&cx, v, JP_K(NULL, "api_key"), &au3);
+    cJSON_Delete(v);
+    int found = 0;
+    for (int i = 0; i < 3000; i += 7) {
+        char val[48], id[16];
+        snprintf(val, sizeof(val), "Bearer key-%d", i);
+        snprintf(id, sizeof(id), "id-%d", i);
+        struct h1_header hh = { "authorization", val, 13, (uint32_t)strlen(val) };
+        struct pol_req rr = { .headers = &hh, .nheaders = 1 };
+        memset(&t, 0, sizeof(t));
+        found += pol_apikey_check(&au3, &t, &rr) == POL_ALLOW && t.auth_id_len == strlen(id) &&
+                 memcmp(t.auth_id, id, strlen(id)) == 0;
+    }
+    ok(g_errs.n == 0 && found == 429, "3000 keys: each found with its own id (%d)", found);
+    uint32_t longest = 0;
+    for (uint32_t b = 0; au3.api_key && b <= au3.api_key->mask; b++) {
+        uint32_t len = 0;
+        for (uint32_t j = au3.api_key->bucket[b]; j; j = au3.api_key->ents[j - 1].next)
+            len++;
+        if (len > longest)
+            longest = len;
+    }
+    ok(longest <= 8, "buckets stay short (longest chain %u)", longest);
+    unlink(big);
+}
+
+static void test_basic_parts(void)
+{
+    char out[64];
+    ok(b64_decode("YWxpY2U6cHc=", 12, out, sizeof(out)) == 8 && memcmp(out, "alice:pw", 8) == 0, "base64");
+    ok(b64_decode("YWxpY2U6cHc", 11, out, sizeof(out)) == -1, "base64 without padding is refused");
+    ok(b64_decode("YW=pY2U6", 8, out, sizeof(out)) == -1, "padding in the middle");
+    ok(b64_decode("YWxp!2U6", 8, out, sizeof(out)) == -1, "a byte outside the alphabet");
+    ok(b64_decode("YWxpY2U6cHc=", 12, out, 4) == -1, "longer than the room");
+    ok(hash_problem("$2y$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234") == NULL, "bcrypt $2y$");
+    ok(hash_problem("$2b$03$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234") != NULL, "bcrypt cost 3");
+    ok(hash_problem("$2b$17$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234") != NULL, "bcrypt cost 17");
+    ok(hash_problem("$2y$10$short") != NULL, "bcrypt too short");
+    ok(hash_problem("$apr1$x$y") != NULL && hash_problem("{SHA}x") != NULL && hash_problem("plain") != NULL,
+       "other schemes refused");
+    char h6[200];
+    snprintf(h6, sizeof(h6), "$6$saltsalt$%086d", 0);
+    ok(hash_problem(h6) == NULL, "SHA-512-crypt");
+    snprintf(h6, sizeof(h6), "$6$rounds=5000$saltsalt$%086d", 0);
+    ok(hash_problem(h6) == NULL, "SHA-512-crypt with rounds");
+    snprintf(h6, sizeof(h6), "$6$rounds=99999999$saltsalt$%086d", 0);
+    ok(hash_problem(h6) != NULL, "SHA-512-crypt with too many rounds");
+}
+
+/* The order: access before auth, a deny stops the sequence. */
+static void test_order(void)
+{
+    struct pol_access *a = acc("{\"allow\": [\"10.0.0.0/8\"]}");
+    struct pol_auth au = { .kind = POL_AUTH_BASIC };    /* never reached */
+    struct pol_route p = { .access = a, .auth = &au };
+    struct pol_txn t = { 0 };
+    struct sockaddr_in s4 = { .sin_family = AF_INET };
+    inet_pton(AF_INET, "127.0.0.1", &s4.sin_addr);
+    struct pol_req r = { .peer = (struct sockaddr *)&s4 };
+    ok(pol_run(&p, &t, &r) == POL_DENY && t.status == 403, "access denies first: 403");
+    ok(t.res[POL_CHECK_ACCESS] == POL_RES_DENIED + 1 && t.res[POL_CHECK_AUTH] == 0, "auth never ran");
+    struct pol_route p2 = { .access = a };
+    memset(&t, 0, sizeof(t));
+    inet_pton(AF_INET, "10.1.1.1", &s4.sin_addr);
+    ok(pol_run(&p2, &t, &r) == POL_ALLOW && t.res[POL_CHECK_ACCESS] == POL_RES_ALLOWED + 1, "allowed: counted");
+}
+
+static void test_auth_id(void)
+{
+    struct pol_txn t = { 0 };
+    char longid[300];
+    memset(longid, 'x', sizeof(longid));
+    pol_txn_set_auth_id(&t, "a b\r\n\"c\\", 9);
+    ok(t.auth_id_len == 9 && memcmp(t.auth_id, "a_b___c_", 8) == 0, "unsafe bytes become _");
+    pol_txn_set_auth_id(&t, longid, sizeof(longid));
+    ok(t.auth_id_len == POL_AUTH_ID_MAX, "cut at %d bytes", POL_AUTH_ID_MAX);
+}
+
+int main(void)
+{
+    test_cidr_edges();
+    test_overlaps();
+    test_bad_cidrs();
+    test_apikey();
+    test_basic_parts();
+    test_order();
+    test_auth_id();
+    cm_free_all(g_mem);
+    cfg_errors_clear(&g_errs);
+    return tap_done();
+}
