@@ -133,7 +133,7 @@ ALL_TARGETS = ["direct", "sluice", "sluice-nosplice", "nginx", "haproxy"]
 COLUMNS = ["direct", "sluice", "nginx", "haproxy"]
 PROXIES = ["sluice", "nginx", "haproxy"]
 ALL_SCENARIOS = ["small64", "small256", "paired", "large", "huge", "tls_small",
-                 "tls_handshake", "idle", "reload", "streams", "skewed"]
+                 "tls_handshake", "idle", "reload", "streams", "skewed", "policy"]
 # streams: STREAMS concurrent SSE streams (sluice-echo /sse, one event a
 # second each) for STREAM_SECONDS through each proxy (one worker, pinned to
 # the proxy core), and direct to the backend as the baseline
@@ -557,7 +557,7 @@ backend be
 
 
 def write_sluice_conf(tmp, name, port, bport, admin_port, tls=None, splice=True, bports=None,
-                      balance=None):
+                      balance=None, policy=None):
     """sluice as the proxy; tls = (cert, key, cert+key) to terminate TLS.
     The admin listener (loopback, no token) serves /metrics, read around
     some cells to check that splice(2) and full handshakes really happened."""
@@ -573,6 +573,11 @@ def write_sluice_conf(tmp, name, port, bport, admin_port, tls=None, splice=True,
            "routes": [{"upstream": "b"}]}
     if balance:
         doc["upstreams"][0]["balance"] = balance
+    if policy is not None:
+        # the policy scenario: GET / answers for readiness, /v1 carries the
+        # load, with the policy's fields or (sluice-nopolicy) without
+        doc["routes"] = [{"match": {"path": {"exact": "/"}}, "upstream": "b"},
+                         dict({"match": {"path": {"prefix": "/v1"}}, "upstream": "b"}, **policy)]
     if not splice:
         doc["splice"] = {"enabled": False}
     path = os.path.join(tmp, f"{name}.json")
@@ -872,6 +877,8 @@ SCEN = {
                           "GET + close, 32 conns", conns=32, tls=True),
     "idle": dict(title=f"{IDLE_CONNS:,} idle keep-alive conns"),
     "streams": dict(title=f"{STREAMS:,} concurrent SSE streams, 1 event/s each, {STREAM_SECONDS} s"),
+    "policy": dict(title="small GET keep-alive, 64 conns, paired: a route with policy and the "
+                   "same route without, both sluice", path="/v1/chat", conns=64),
     "paired": dict(title="small GET keep-alive, {conns} conns, paired: sluice and the other "
                    "proxy loaded at once on the proxy core", path="/", conns=(64, 256),
                    targets=["sluice", "nginx", "haproxy"]),
@@ -906,6 +913,26 @@ RELOAD = {"doc_bytes": 0, "rounds": []}
 # paired: PAIRED[(other, conns)] = list per round of {"sluice": µs/req,
 # other: µs/req} (None = failed)
 PAIRED = {(o, n): [] for o in ("nginx", "haproxy") for n in SCEN["paired"]["conns"]}
+
+
+# policy: per round {"sluice-nopolicy": µs/req, "sluice-policy": µs/req} (None = failed)
+POLICY = []
+
+
+def policy_fields(tmp):
+    """The route policy the policy scenario measures (SPEC "Traffic policy"),
+    and the request headers its load sends: an API key checked against a
+    keys file of 1,000 keys.  pol-rate adds its rate_limit (in-process) here,
+    with a limit the load never reaches."""
+    import hashlib
+    keys = [{"id": f"team-{i}", "sha256": hashlib.sha256(f"sk-bench-{i}".encode()).hexdigest()}
+            for i in range(1000)]
+    path = os.path.join(tmp, "bench-keys.json")
+    with open(path, "w") as f:
+        json.dump(keys, f)
+    fields = {"auth": {"api_key": {"keys_file": path}}}
+    headers = ["Authorization: Bearer sk-bench-517"]
+    return fields, headers
 
 
 # skewed: SKEW[target] = list per round of measure_skew's dicts (None = failed)
@@ -972,11 +999,12 @@ def scen_targets(scen):
 class Bench:
     def __init__(self, tmp):
         self.tmp = tmp
-        ports = iter(free_ports(15 + 2 * len(SKEW_TARGETS) + 4))
+        ports = iter(free_ports(19 + 2 * len(SKEW_TARGETS) + 4))
         self.port = {n: next(ports) for n in (
             "direct", "direct-tls", "sluice", "sluice-tls", "sluice-nosplice",
-            "nginx", "nginx-tls", "haproxy", "haproxy-tls")}
-        self.admin = {n: next(ports) for n in ("sluice", "sluice-tls", "sluice-nosplice")}
+            "nginx", "nginx-tls", "haproxy", "haproxy-tls", "sluice-policy", "sluice-nopolicy")}
+        self.admin = {n: next(ports) for n in ("sluice", "sluice-tls", "sluice-nosplice",
+                                                "sluice-policy", "sluice-nopolicy")}
         rport, aport = next(ports), next(ports)
         bport = self.port["direct"]
         tls = self.tls = make_cert(tmp)
@@ -998,6 +1026,11 @@ class Bench:
             conf = write_sluice_conf(tmp, name, self.port[name], bport, self.admin[name],
                                      tls if name.endswith("-tls") else None,
                                      splice=name != "sluice-nosplice")
+            self.servers[name] = Server(name, [SLUICE_BIN, "--config", conf], PROXY_CORE, tmp)
+        fields, self.policy_headers = policy_fields(tmp)
+        for name in ("sluice-policy", "sluice-nopolicy"):
+            conf = write_sluice_conf(tmp, name, self.port[name], bport, self.admin[name],
+                                     policy=fields if name == "sluice-policy" else {})
             self.servers[name] = Server(name, [SLUICE_BIN, "--config", conf], PROXY_CORE, tmp)
         self.echo = None
         if "streams" in SCENARIOS:
@@ -1200,20 +1233,22 @@ class Bench:
             + (f"  {v['mibs']:.0f} MiB/s" if "mibs" in v else "") + f"  other {other_pct:.0f} %")
         return v
 
-    def measure_pair(self, other, conns):
-        """One paired cell: sluice and `other` loaded at once (see the
-        module's docstring); {target: CPU µs per request}, or None."""
-        sc = SCEN["paired"]
-        if not (self.ensure("sluice") and self.ensure(other)):
+    def measure_pair(self, other, conns, first="sluice", scen="paired", headers=None):
+        """One paired cell: `first` (sluice) and `other` loaded at once (see
+        the module's docstring); {target: CPU µs per request}, or None.
+        headers: {target: request headers its load sends}."""
+        sc = SCEN[scen]
+        headers = headers or {}
+        if not (self.ensure(first) and self.ensure(other)):
             return None
-        names = ("sluice", other)
+        names = (first, other)
         for n in names:
-            run_wrk(self.port[n], sc["path"], conns, WARMUP)
+            run_wrk(self.port[n], sc["path"], conns, WARMUP, headers=headers.get(n, ()))
         pids = {n: self.servers[n].pids() for n in names}
         outs = {}
 
         def load(n):
-            outs[n] = run_wrk(self.port[n], sc["path"], conns, DURATION)
+            outs[n] = run_wrk(self.port[n], sc["path"], conns, DURATION, headers=headers.get(n, ()))
 
         cpu0 = {n: tree_cpu(pids[n]) for n in names}
         threads = [threading.Thread(target=load, args=(n,)) for n in names]
@@ -1235,10 +1270,18 @@ class Bench:
                 return None
             v[n] = (cpu1[n] - cpu0[n]) / r["requests"] * 1e6
             v[n + "_rps"] = r["rps"]
-        log(f"  paired{conns:<3d} sluice {v['sluice']:.2f} µs/req ({v['sluice_rps']:.0f} req/s), "
+        log(f"  {scen}{conns:<3d} {first} {v[first]:.2f} µs/req ({v[first + '_rps']:.0f} req/s), "
             f"{other} {v[other]:.2f} µs/req ({v[other + '_rps']:.0f} req/s): "
-            f"{v['sluice'] / v[other]:.3f}")
+            f"{v[first] / v[other]:.3f}")
         return v
+
+    def measure_policy(self):
+        """The policy scenario: a route with policy_fields() and the same
+        route without, in two sluice processes loaded at once (the paired
+        method); the ratio of their CPU per request is the cost of the
+        policy (issue 23: at most 1.10)."""
+        return self.measure_pair("sluice-policy", SCEN["policy"]["conns"], first="sluice-nopolicy",
+                                 scen="policy", headers={"sluice-policy": self.policy_headers})
 
     def measure_handshake(self, scen, target):
         """Full TLS 1.3 handshakes from bench/tls_hs (never resumed): the
@@ -1556,6 +1599,10 @@ class Bench:
                             continue
                         PAIRED[(other, conns)].append(self.measure_pair(other, conns))
                     continue
+                if scen == "policy":
+                    if "sluice" in TARGETS:
+                        POLICY.append(None if out_of_time() else self.measure_policy())
+                    continue
                 if scen == "skewed":
                     ts = [t for t in SKEW_TARGETS if t in TARGETS or
                           (t == "sluice-rr" and "sluice" in TARGETS)]
@@ -1814,6 +1861,17 @@ def table():
             continue
         if scen == "skewed":
             continue        # a table of its own (skew_rows)
+        if scen == "policy":
+            if POLICY:
+                wo = [g["sluice-nopolicy"] if g else None for g in POLICY]
+                wi = [g["sluice-policy"] if g else None for g in POLICY]
+                cells = ["—"] * 4
+                cells[1] = summarize(wi, "{:.2f}")
+                rows.append(f"| {SCEN[scen]['title']} | proxy CPU µs/req with policy "
+                            f"(without: {summarize(wo, '{:.2f}')}); ratio with ÷ without "
+                            f"{summarize(ratios(wi, wo), '{:.3f}')} (target ≤ 1.10) | "
+                            + " | ".join(cells) + " | — | — |")
+            continue
         title = SCEN[scen]["title"]
         if scen == "paired":
             for (other, conns), got in PAIRED.items():

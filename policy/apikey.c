@@ -167,7 +167,7 @@ enum pol_verdict pol_apikey_check(const struct pol_auth *au, struct pol_txn *t,
     size_t n = h->value_len - k->prefix_len;
     if (n == 0 || n > KEY_MAX)
         return pol_txn_deny(t, 401, challenge);
-    SHA256((const unsigned char *)key, n, d);
+    pol_sha256(t->pw, key, n, d);
     for (uint32_t j = k->bucket[bucket_of(d, k->mask)]; j; j = k->ents[j - 1].next)
         if (CRYPTO_memcmp(k->ents[j - 1].digest, d, 32) == 0)
             found = &k->ents[j - 1];

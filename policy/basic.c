@@ -459,7 +459,7 @@ enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
         OPENSSL_cleanse(cred, sizeof(cred));
         return pol_txn_deny(t, 401, challenge);
     }
-    SHA256((const unsigned char *)cred, 8 + (size_t)n, key);
+    pol_sha256(pw, cred, 8 + (size_t)n, key);
     if (!worker_setup(pw)) {
         OPENSSL_cleanse(cred, sizeof(cred));
         return pol_txn_deny(t, 503, NULL);

@@ -6,6 +6,8 @@
 #include "../core/arena.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,4 +83,27 @@ bool pol_prefix_ieq(const char *s, size_t n, const char *prefix, size_t plen)
             return false;
     }
     return true;
+}
+
+/* OpenSSL 3's one-shot SHA256() fetches the algorithm on every call (a
+ * lock and a lookup, most of a short key's cost): fetch it once, and keep a
+ * context per worker. */
+static EVP_MD *g_sha256;
+static pthread_once_t g_sha_once = PTHREAD_ONCE_INIT;
+
+static void sha_init(void)
+{
+    g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+void pol_sha256(struct pol_worker *pw, const void *p, size_t n, unsigned char out[32])
+{
+    unsigned int len = 32;
+
+    pthread_once(&g_sha_once, sha_init);
+    if (pw->md == NULL)
+        pw->md = EVP_MD_CTX_new();
+    if (g_sha256 == NULL || pw->md == NULL || !EVP_DigestInit_ex2(pw->md, g_sha256, NULL) ||
+        !EVP_DigestUpdate(pw->md, p, n) || !EVP_DigestFinal_ex(pw->md, out, &len))
+        x_oom();    /* (SHA-256 cannot fail but for memory) */
 }

@@ -42,6 +42,8 @@ char *pol_read_file(struct cfg_ctx *cx, const struct jp *path, const char *file,
                     size_t *len);
 /* n hex digits into n/2 bytes; -1 for anything else */
 int pol_unhex(const char *s, size_t n, unsigned char *out);
+/* SHA-256 of p[0, n) with the worker's context. */
+void pol_sha256(struct pol_worker *pw, const void *p, size_t n, unsigned char out[32]);
 /* Does s (n bytes) start with prefix, ASCII case ignored? */
 bool pol_prefix_ieq(const char *s, size_t n, const char *prefix, size_t plen);
 
@@ -61,6 +63,7 @@ struct pol_worker {
     struct event *vev;
     struct pol_bcache *bcache;          /* verified credentials (basic.c) */
     uint32_t vinflight;                 /* jobs with the verifiers */
+    struct evp_md_ctx_st *md;           /* SHA-256 (pfile.c pol_sha256) */
     struct pol_redis *rd;               /* rate_limit_store.redis (limit.c), opened on first use */
     struct pol_redis *retired;          /* ones a reload moved away from, finishing their calls */
 };

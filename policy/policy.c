@@ -5,6 +5,7 @@
 #include "pol_int.h"
 #include "../core/arena.h"
 
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -177,6 +178,7 @@ void pol_worker_free(struct pol_worker *pw)
         close(pw->vpipe[1]);
     }
     pol_bcache_free(pw->bcache);
+    EVP_MD_CTX_free(pw->md);
     pol_limit_worker_free(pw);
     free(pw);
 }

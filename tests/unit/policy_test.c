@@ -14,6 +14,7 @@
 #include <string.h>
 
 static struct cfg_mem *g_mem;
+static struct pol_worker *g_pw;     /* what a check borrows of its worker */
 static struct cfg_errors g_errs;
 
 static struct cfg_ctx ctx(void)
@@ -165,20 +166,23 @@ static void test_apikey(void)
     ok(au.cred_header && strcmp(au.cred_header, "authorization") == 0, "default header");
     ok(au.api_key && strcmp(au.api_key->prefix, "Bearer ") == 0, "default prefix for authorization");
 
-    struct pol_txn t = { 0 };
+    struct pol_txn t = { .pw = g_pw };
     struct h1_header h = { "Authorization", "Bearer k2", 13, 9 };
     struct pol_req r = { .headers = &h, .nheaders = 1 };
     ok(pol_apikey_check(&au, &t, &r) == POL_ALLOW && t.has_auth_id && t.auth_id_len == 6 &&
        memcmp(t.auth_id, "team-b", 6) == 0, "a known key: its id");
     memset(&t, 0, sizeof(t));
+    t.pw = g_pw;
     h.value = "Bearer k3";
     ok(pol_apikey_check(&au, &t, &r) == POL_DENY && t.status == 401 && strstr(t.challenge, "Bearer"),
        "an unknown key: 401 with a Bearer challenge");
     memset(&t, 0, sizeof(t));
+    t.pw = g_pw;
     h.value = "k1";
     h.value_len = 2;
     ok(pol_apikey_check(&au, &t, &r) == POL_DENY, "no prefix");
     memset(&t, 0, sizeof(t));
+    t.pw = g_pw;
     r.nheaders = 0;
     ok(pol_apikey_check(&au, &t, &r) == POL_DENY && t.status == 401, "no header");
 
@@ -194,6 +198,7 @@ static void test_apikey(void)
     struct h1_header h2h = { "x-API-key", "k1", 9, 2 };
     struct pol_req r2 = { .headers = &h2h, .nheaders = 1 };
     memset(&t, 0, sizeof(t));
+    t.pw = g_pw;
     ok(pol_apikey_check(&au2, &t, &r2) == POL_ALLOW && memcmp(t.auth_id, "team-a", 6) == 0,
        "header names match in any case");
     unlink(path);
@@ -229,6 +234,7 @@ static void test_apikey(void)
         struct h1_header hh = { "authorization", val, 13, (uint32_t)strlen(val) };
         struct pol_req rr = { .headers = &hh, .nheaders = 1 };
         memset(&t, 0, sizeof(t));
+    t.pw = g_pw;
         found += pol_apikey_check(&au3, &t, &rr) == POL_ALLOW && t.auth_id_len == strlen(id) &&
                  memcmp(t.auth_id, id, strlen(id)) == 0;
     }
@@ -282,6 +288,7 @@ static void test_order(void)
     ok(t.res[POL_CHECK_ACCESS] == POL_RES_DENIED + 1 && t.res[POL_CHECK_AUTH] == 0, "auth never ran");
     struct pol_route p2 = { .access = a };
     memset(&t, 0, sizeof(t));
+    t.pw = g_pw;
     inet_pton(AF_INET, "10.1.1.1", &s4.sin_addr);
     ok(pol_run(&p2, &t, &r) == POL_ALLOW && t.res[POL_CHECK_ACCESS] == POL_RES_ALLOWED + 1, "allowed: counted");
 }
@@ -299,6 +306,7 @@ static void test_auth_id(void)
 
 int main(void)
 {
+    g_pw = pol_worker_new(NULL, NULL, NULL);
     test_cidr_edges();
     test_overlaps();
     test_bad_cidrs();
@@ -306,6 +314,7 @@ int main(void)
     test_basic_parts();
     test_order();
     test_auth_id();
+    pol_worker_free(g_pw);
     cm_free_all(g_mem);
     cfg_errors_clear(&g_errs);
     return tap_done();
