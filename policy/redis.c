@@ -19,6 +19,7 @@
 #include <openssl/sha.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +114,16 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* SHA-256 fetched once: OpenSSL 3 fetches EVP_sha256()'s implementation
+ * again at every init */
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static EVP_MD *md_sha256;
+
+static void md_init(void)
+{
+    md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void pol_redis_key(struct pol_redis *rd, const void *ident, size_t ilen, const void *key, size_t klen,
                    uint8_t out[POL_REDIS_KEY_LEN])
 {
@@ -121,7 +132,8 @@ void pol_redis_key(struct pol_redis *rd, const void *ident, size_t ilen, const v
 
     for (int i = 0; i < 8; i++)
         n[i] = (uint8_t)((uint64_t)ilen >> (8 * i));
-    if (!EVP_DigestInit_ex(rd->md, EVP_sha256(), NULL) || !EVP_DigestUpdate(rd->md, n, sizeof(n)) ||
+    pthread_once(&md_once, md_init);
+    if (!md_sha256 || !EVP_DigestInit_ex2(rd->md, md_sha256, NULL) || !EVP_DigestUpdate(rd->md, n, sizeof(n)) ||
         !EVP_DigestUpdate(rd->md, ident, ilen) || !EVP_DigestUpdate(rd->md, key, klen) ||
         !EVP_DigestFinal_ex(rd->md, d, &dlen) || dlen < POL_REDIS_KEY_LEN)
         memset(d, 0, sizeof(d));
