@@ -197,6 +197,9 @@ def test_rate_reload_keeps_state(env):
                                                                          "burst": 2})])
     s, a = start(env, cfg)
     eq(statuses(s.port, "/rl", 3), [200, 200, 429], "spent")
+    dec = lambda res: a.metrics()["sluice_policy_decisions_total"].total(route="rl", check="rate_limit", result=res)
+    check(wait_for(lambda: dec("allowed") == 2 and dec("denied") == 1, 3.0),
+          "decisions counted: allowed %r, denied %r" % (dec("allowed"), dec("denied")))
     c2 = json.loads(json.dumps(cfg))
     c2["routes"].append(route("other", "/other", "u"))
     a.put_ok(c2, "a reload that keeps the route")
@@ -336,6 +339,9 @@ def test_redis_down_allow_and_recovery(env):
     r = request(aport, "GET", "/metrics")
     errs = [l for l in r.body.decode().splitlines() if l.startswith("sluice_policy_store_errors_total ")]
     check(errs and int(errs[0].split()[1]) >= 5, "store errors counted: %r" % errs)
+    dec = [l for l in r.body.decode().splitlines() if l.startswith("sluice_policy_decisions_total{")
+           and 'check="rate_limit"' in l and 'result="error"' in l]
+    check(dec and int(dec[0].rsplit(" ", 1)[1]) == 5, "the 5 decisions without Redis count as errors: %r" % dec)
     check(wait_for(lambda: "rate_limit_store: redis" in s.proc.stderr(), 3.0), "the error is logged")
     logged = s.proc.stderr().count("rate_limit_store: redis:")
     check(logged <= 3, "logged at most once a second (%d lines)" % logged)
@@ -472,6 +478,10 @@ def test_token_budget_json_and_sse(env):
     check(wait_for(lambda: tokens(aport, route="chat", auth_id="a", kind="total") > 300, 3.0), "overdrawn")
     st, h, body = chat(s.port, key="key-a")
     eq(st, 429, "budget spent: the next request is refused")
+    r = request(aport, "GET", "/metrics")
+    dec = [l for l in r.body.decode().splitlines() if l.startswith("sluice_policy_decisions_total{")
+           and 'check="token_budget"' in l and 'result="denied"' in l]
+    check(dec and int(dec[0].rsplit(" ", 1)[1]) == 1, "the budget's denial is counted: %r" % dec)
     ra = int(h.get("retry-after", "0"))
     check(1 <= ra <= 60, "Retry-After %d s: until the balance is positive again (refill 5 tokens/s)" % ra)
     # another key has its own budget; a route without a budget is not counted
