@@ -333,8 +333,12 @@ int pol_limit_check(const struct pol_limit *l, struct pol_txn *t, const struct p
                           : pol_redis_rate(rd, t->bkey, (double)l->t_ns / 1000.0, (double)l->tau_ns / 1000.0,
                                            redis_done, t);
         }
-        if (h == 0)
-            return store_error(t, s);
+        if (h == 0) {
+            enum pol_verdict v = store_error(t, s);
+            /* let through without Redis: its usage is still read and counted */
+            t->budgeted = v == POL_ALLOW && l->budget;
+            return v;
+        }
         t->op = (void *)(uintptr_t)h;
         t->cancel = redis_cancel;
         return POL_PENDING;
