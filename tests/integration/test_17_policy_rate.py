@@ -542,3 +542,34 @@ def test_redis_reload_moves_store(env):
     eq(one(s.port, "/rl")[0], 429, "the retired connections are not used: still in process")
     check("rate_limit_store: redis:" not in s.proc.stderr(),
           "no errors logged for Redis connections no config uses: %s" % s.proc.stderr()[-300:])
+
+
+def redis_cmd(port, *args):
+    """One command in RESP to our redis-server; the raw reply."""
+    msg = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() for x in args))
+    c = socket.create_connection(("127.0.0.1", port), 2.0)
+    c.sendall(msg)
+    got = c.recv(4096)
+    c.close()
+    return got
+
+
+def test_redis_script_flushed(env):
+    """Redis forgot the script (SCRIPT FLUSH, as after a restart without the
+    connection dropping): NOSCRIPT -> the call goes again as EVAL, the
+    script is loaded again, the limit holds and nothing counts as an error."""
+    e = env.echo("e")
+    rd = Redis(env)
+    s = env.sluice(redis_cfg(env, e, rd.port, on_error="deny", workers=1, admin=True,
+                             limit={"per": "header:x-k", "requests_per_s": 0.01, "burst": 2}))
+    eq(statuses(s.port, "/rl", 3, headers=[("x-k", "a")]), [200, 200, 429], "before the flush")
+    eq(redis_cmd(rd.port, "SCRIPT", "FLUSH"), b"+OK\r\n", "SCRIPT FLUSH")
+    eq(statuses(s.port, "/rl", 3, headers=[("x-k", "b")]), [200, 200, 429], "after it: EVAL, same limit")
+    eq(one(s.port, "/rl", headers=[("x-k", "a")])[0], 429, "the state in Redis was kept")
+    aport = int(s.cfg["admin"]["address"].rsplit(":", 1)[1])
+    body = request(aport, "GET", "/metrics").body.decode()
+    errs = [l for l in body.splitlines() if l.startswith("sluice_policy_store_errors_total ")]
+    eq(errs, ["sluice_policy_store_errors_total 0"], "no store error")
+    stats = redis_cmd(rd.port, "INFO", "commandstats").decode()
+    check("cmdstat_eval:calls=1," in stats, "one call went as EVAL after NOSCRIPT: %s"
+          % [l for l in stats.splitlines() if "eval" in l])
