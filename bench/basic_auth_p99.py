@@ -25,31 +25,15 @@ import threading
 import time
 import warnings
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from splice_bench import free_port, wait_port  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLUICE = os.path.join(ROOT, "build", "sluice")
 ECHO = os.path.join(ROOT, "build", "sluice-echo")
 DURATION = int(os.environ.get("DURATION", "10"))
 LOGINS = int(os.environ.get("LOGINS", "4"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_port(port, limit=5.0):
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
 
 
 def wrk(port, path):

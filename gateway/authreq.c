@@ -33,7 +33,8 @@
 #define AREQ_BODY_MAX 4096u
 
 struct gw_areq {
-    uint32_t magic;                 /* AREQ_MAGIC */
+    uint32_t magic;                 /* AREQ_MAGIC (first: proxy.c reads it) */
+    struct fl_node fl;              /* the worker's free list */
     struct gw_worker *w;
     struct pol_txn *pt;
     const struct pol_fwdauth *fa;
@@ -45,6 +46,7 @@ struct gw_areq {
     uint32_t req_len, sent;
     enum h1_method method;
     bool head_done;
+    bool retried;                   /* a stale pooled connection was replaced */
     uint32_t hlen;                  /* the response head's length, once parsed */
 };
 
@@ -119,9 +121,22 @@ static bool build_request(struct gw_areq *a, const struct pol_req *r, const char
 
 static void areq_free(struct gw_areq *a)
 {
-    gw_buf_put(a->w, a->buf);
+    struct gw_worker *w = a->w;
+
+    gw_buf_put(w, a->buf);
     a->magic = 0;
-    free(a);
+    if (!fl_push(&w->free_areqs, &a->fl))
+        free(a);
+}
+
+static void areq_free_node(struct fl_node *n)
+{
+    free((char *)n - offsetof(struct gw_areq, fl));
+}
+
+void gw_areqs_free(struct gw_worker *w)
+{
+    fl_drain(&w->free_areqs, areq_free_node);
 }
 
 /* The subrequest ends with verdict v for the request (t's status and
@@ -146,8 +161,53 @@ static void areq_done(struct gw_areq *a, enum pol_verdict v, bool keep)
     pol_txn_complete(pt, v);
 }
 
+/* A connection for the subrequest: a pooled one (reuse), else a new one.
+ * False when none could be had (logged; nothing left open). */
+static bool areq_connect(struct gw_areq *a, bool reuse)
+{
+    struct gw_worker *w = a->w;
+    const struct up_upstream *ups = a->ups;
+    struct pool_bucket *b = a->ws->buckets[a->target->gidx];
+
+    a->sent = 0;
+    if (reuse && up_conn_reuse(&w->up, b, a->target, a, &a->up)) {
+        /* an idle pooled socket takes the request at once; written from
+         * the loop (an answer never comes back inside the caller's check) */
+        w->turn.ok = false;
+        event_active(&a->up->ev, EV_WRITE, 1);
+        up_conn_timer_arm(a->up, ups->cfg->response_header_ms);
+        return true;
+    }
+    SSL_CTX *tctx = gw_tls_upstream_ctx(a->ws->s->tls, (size_t)(ups - a->ws->s->ups.v));
+    int err = 0;
+    switch (up_conn_open(&w->up, a->target, tctx, ups->cfg->tls, b, ups->cfg->connect_ms, 0, a, &a->up,
+                         &err)) {
+    case UP_OPEN_OK:
+        return true;
+    case UP_OPEN_CONNECT_ERR:
+        gw_log(GW_LOG_WARN, "auth upstream %s: connect: %s: 503", a->target->text, strerror(err));
+        up_conn_fail(a->up, false);
+        return false;
+    default:
+        gw_log(GW_LOG_WARN, "auth upstream %s: cannot open a connection: 503", a->target->text);
+        return false;
+    }
+}
+
 static void areq_fail(struct gw_areq *a, const char *why, bool target_failed)
 {
+    /* A pooled connection the server closed meanwhile (nothing came back,
+     * the request still whole in the buffer): once more on a new one, as
+     * forward.c does for a stale connection; says nothing of the target. */
+    if (a->up && a->up->reused && !a->head_done && a->buf->end == 0 && !a->retried) {
+        a->retried = true;
+        up_conn_close(a->up);
+        if (areq_connect(a, false))
+            return;
+        pol_txn_deny(a->pt, 503, NULL);
+        areq_done(a, POL_DENY, false);
+        return;
+    }
     gw_log(GW_LOG_WARN, "auth upstream %s: %s: 503", a->target->text, why);
     if (a->up && target_failed)
         up_conn_fail(a->up, false);
@@ -369,6 +429,7 @@ void areq_on_timeout(void *owner, struct up_conn *u)
 
     CHECK_MAGIC(a, AREQ_MAGIC);
     struct gw_worker *w = a->w;
+    a->retried = true;      /* a silent target is not a stale connection: no second wait */
     areq_fail(a, !u->connected || u->hs ? "connect timed out" : "no answer within response_header_ms",
               true);
     gw_gc(w);
@@ -391,9 +452,10 @@ enum pol_verdict gw_areq_start(void *ctx, const struct pol_fwdauth *fa, struct p
         gw_log(GW_LOG_WARN, "auth upstream %s: no healthy target: 503", ups->cfg->name);
         return pol_txn_deny(t, 503, NULL);
     }
-    struct gw_areq *a = calloc(1, sizeof(*a));
-    if (a == NULL)
+    struct gw_areq *a = fl_pop(&w->free_areqs, struct gw_areq, fl);
+    if (a == NULL && (a = malloc(sizeof(*a))) == NULL)
         abort();
+    memset(a, 0, sizeof(*a));
     a->magic = AREQ_MAGIC;
     a->w = w;
     a->pt = t;
@@ -413,28 +475,8 @@ enum pol_verdict gw_areq_start(void *ctx, const struct pol_fwdauth *fa, struct p
     }
     t->op = a;
     t->cancel = areq_cancel;
-    struct pool_bucket *b = ws->buckets[a->target->gidx];
-    if (up_conn_reuse(&w->up, b, a->target, a, &a->up)) {
-        /* an idle pooled socket takes the request at once; written from
-         * the loop (an answer never comes back inside the caller's check) */
-        w->turn.ok = false;
-        event_active(&a->up->ev, EV_WRITE, 1);
+    if (areq_connect(a, true))
         return POL_PENDING;
-    }
-    SSL_CTX *tctx = gw_tls_upstream_ctx(ws->s->tls, (size_t)(ups - ws->s->ups.v));
-    int err = 0;
-    switch (up_conn_open(&w->up, a->target, tctx, ups->cfg->tls, b, ups->cfg->connect_ms, 0, a, &a->up,
-                         &err)) {
-    case UP_OPEN_OK:
-        return POL_PENDING;
-    case UP_OPEN_CONNECT_ERR:
-        gw_log(GW_LOG_WARN, "auth upstream %s: connect: %s: 503", a->target->text, strerror(err));
-        up_conn_fail(a->up, false);
-        break;
-    default:
-        gw_log(GW_LOG_WARN, "auth upstream %s: cannot open a connection: 503", a->target->text);
-        break;
-    }
     t->op = NULL;
     t->cancel = NULL;
     areq_free(a);

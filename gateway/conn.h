@@ -9,6 +9,8 @@
  * Calls go one way, top to bottom, never back up:
  *   worker.c (accept, drain: proxy.h)
  *   -> proxy.c (events, the pump, a request's start, the up_conn ops)
+ *     -> guard.c (a route's policy checks, the C_GUARD wait) -> authreq.c
+ *        (auth.forward's subrequest over an up_conn of its own)
  *     -> pass.c (splice, tunnels) -> forward.c (the HTTP/1 exchange upstream,
  *        retries) -> client.c (client I/O) -> body.c (request body)
  *     -> local.c (own answers) -> txn.c (the one end, check-in)
@@ -365,6 +367,7 @@ enum pol_verdict gw_areq_start(void *ctx, const struct pol_fwdauth *fa, struct p
 void areq_on_io(void *owner, struct up_conn *u);
 void areq_on_connect_error(void *owner, struct up_conn *u, int err);
 void areq_on_timeout(void *owner, struct up_conn *u);
+void gw_areqs_free(struct gw_worker *w);     /* the free list, at the worker's end */
 
 /* pass.c */
 bool resp_splice(struct gw_conn *c);

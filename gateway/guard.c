@@ -119,4 +119,12 @@ enum pol_verdict guard_resume(struct gw_conn *c, const struct h1_request *r)
 void gw_guard_init(struct gw_worker *w)
 {
     w->pol = pol_worker_new(w->base, gw_areq_start, w);
+    fl_init(&w->free_areqs, 256);
+}
+
+void gw_guard_free(struct gw_worker *w)
+{
+    pol_worker_free(w->pol);
+    w->pol = NULL;
+    gw_areqs_free(w);
 }

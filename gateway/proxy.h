@@ -36,6 +36,8 @@ void gw_queue_run(evutil_socket_t fd, short what, void *arg);
 void gw_queue_tick(struct gw_worker *w);
 /* The worker's policy state (w->pol), on its base, before it runs. */
 void gw_guard_init(struct gw_worker *w);
+/* ... and its end, every connection closed. */
+void gw_guard_free(struct gw_worker *w);
 /* What the gateway does on an upstream connection's events (owner: gw_conn);
  * the worker puts it in w->up. */
 extern const struct up_conn_ops gw_up_ops;

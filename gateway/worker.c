@@ -4,7 +4,6 @@
 #include "worker.h"
 #include "proxy.h"
 #include "tls.h"
-#include "../policy/policy.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -221,8 +220,7 @@ static void *worker_main(void *arg)
     up_pool_close_all(&w->pool);
     gw_gc(w);
     gw_txns_free(w);
-    pol_worker_free(w->pol);
-    w->pol = NULL;
+    gw_guard_free(w);
     levs_sync(w, NULL);
     free(w->levs);
     event_free(w->tick);

@@ -130,6 +130,7 @@ struct gw_worker {
     struct event *ctimer;
     uint64_t ctimer_at;                 /* when ctimer fires (ms); 0 = not armed */
     struct pol_worker *pol;             /* the policy checks' worker state (guard.c) */
+    struct freelist free_areqs;         /* auth.forward subrequests (authreq.c) */
 };
 
 /* Open client connections of every worker, for limits.max_connections. */

@@ -6,6 +6,9 @@
 #include "../core/arena.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -15,12 +18,25 @@
 char *pol_read_file(struct cfg_ctx *cx, const struct jp *path, const char *file, size_t max,
                     size_t *len)
 {
-    FILE *f = fopen(file, "rb");
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    FILE *f;
     char *buf;
     size_t n = 0, cap = 4096;
 
-    if (f == NULL) {
+    if (fd == -1) {
         cfg_errp(cx, path, "cannot open %s: %s", file, strerror(errno));
+        return NULL;
+    }
+    /* a FIFO or a device would hold the reload (or read forever) */
+    if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+        cfg_errp(cx, path, "%s is not a regular file", file);
+        close(fd);
+        return NULL;
+    }
+    if ((f = fdopen(fd, "rb")) == NULL) {
+        cfg_errp(cx, path, "cannot read %s: %s", file, strerror(errno));
+        close(fd);
         return NULL;
     }
     buf = xmalloc(cap + 1);

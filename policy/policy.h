@@ -198,12 +198,15 @@ typedef enum pol_verdict (*pol_forward_fn)(void *ctx, const struct pol_fwdauth *
 /* The worker's side: caches, the verifier's answers, the buffer list.
  * Created on the worker thread's event base before it runs requests. */
 struct pol_worker *pol_worker_new(struct event_base *base, pol_forward_fn fwd, void *fwd_ctx);
+/* After every request of the worker ended (pending checks cancelled): waits
+ * for its jobs still with the verifier threads, then frees. */
 void pol_worker_free(struct pol_worker *pw);
 
 /* Counters of work done (for /metrics): password hashes computed. */
 uint64_t pol_hashes_total(void);
 
-/* Decision counting is the gateway's (per route); the checks record their
- * check and result in t->next - 1 / t->result. */
+/* Decision counting is the gateway's (per route, sluice_policy_decisions_
+ * total): once the sequence ends, t->res[check] holds each check's result
+ * + 1 (0: it did not run). */
 
 #endif

@@ -391,6 +391,13 @@ class AuthServer:
                 if self.path == "/hang":
                     time.sleep(3)
                     return
+                if self.path == "/flaky":
+                    # the second request on a connection: closed unanswered
+                    # (a keep-alive connection the server dropped meanwhile)
+                    self.nreq = getattr(self, "nreq", 0) + 1
+                    if self.nreq >= 2:
+                        self.close_connection = True
+                        return
                 auth = self.headers.get("Authorization", "")
                 if auth == "Bearer good":
                     self.send_response(200)
@@ -536,3 +543,60 @@ def test_forward_config_errors(env):
                 "/routes/0/auth/forward/copy_headers/0", "manages")
     check_fails(env, base({"upstream": "e", "copy_headers": ["x-a", "X-A"]}),
                 "/routes/0/auth/forward/copy_headers/1", "duplicate")
+
+
+def test_policy_files_must_be_regular(env):
+    e = env.echo("e")
+    cfg = env.config(upstreams=ups(e), routes=[proute("r", "e", auth={"api_key": {"keys_file": "/dev/zero"}})])
+    check_fails(env, cfg, "/routes/0/auth/api_key/keys_file", "not a regular file")
+    cfg = env.config(upstreams=ups(e), routes=[proute("r", "e", auth={"basic": {"users_file": env.tmp}})])
+    check_fails(env, cfg, "/routes/0/auth/basic/users_file", "not a regular file")
+
+
+def test_policy_on_other_actions_and_body_routes(env):
+    """A respond route with a key; a json_body route whose auth pends (basic:
+    the hash on the verifiers) with the body read for routing first: the
+    body still reaches the backend byte-exact after the check resumes."""
+    e = env.echo("e")
+    kf = keys_file(env, "keys.json", [("a", "k1")])
+    uf = env.write("users", "alice:%s\n" % bcrypt_hash("pw", 4))
+    cfg = env.config(upstreams=ups(e), routes=[
+        {"name": "ping", "match": {"path": {"exact": "/ping"}}, "respond": {"status": 200, "body": "pong\n"},
+         "auth": {"api_key": {"keys_file": kf}}},
+        {"name": "chat", "match": {"path": {"prefix": "/v1"}, "json_body": [{"field": "model", "value": "m*"}]},
+         "upstream": "e", "auth": {"basic": {"users_file": uf}}},
+    ])
+    s = env.sluice(cfg)
+    eq(get(s.port, "/ping").status, 401, "respond route: no key")
+    r = get(s.port, "/ping", headers=[("Authorization", "Bearer k1")])
+    eq((r.status, r.body), (200, b"pong\n"), "respond route: with the key")
+    body = '{"model": "m-1", "x": "%s"}' % ("y" * 5000)
+    r = request(s.port, "POST", "/v1/chat", headers=[basic_hdr("alice", "pw"), ("Content-Type", "application/json")],
+                body=body)
+    eq(r.status, 200, "json_body route after a pending check")
+    eq(r.json()["body"], body, "the body reaches the backend whole")
+    eq(uh(r, "x-auth-id"), ["alice"], "auth id")
+    with Conn(s.port) as c:
+        c.send(build_request("POST", "/v1/chat", "x", [basic_hdr("alice", "pw"),
+                                                      ("Transfer-Encoding", "chunked")], None)
+               + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body.encode()))
+        r = c.read_response()
+        eq((r.status, r.json()["body"]), (200, body), "a chunked body, cached credential")
+        c.send(build_request("POST", "/v1/chat", "x", [basic_hdr("alice", "bad")], body))
+        r = c.read_response()
+        eq(r.status, 401, "a bad password after routing on the body")
+
+
+def test_forward_stale_pooled_connection(env):
+    """A pooled connection to the auth upstream that the server closed
+    unanswered: the subrequest goes again on a new connection, once."""
+    e = env.echo("e")
+    a = AuthServer()
+    try:
+        s = env.sluice(fwd_cfg(env, e, a.addr, path="/flaky"))
+        for i in range(4):
+            r = get(s.port, "/", headers=[("Authorization", "Bearer good")])
+            eq((r.status, uh(r, "x-auth-id")), (200, ["user-7"]), "request %d" % i)
+        check(a.conns >= 3, "connections were replaced (%d)" % a.conns)
+    finally:
+        a.stop()

@@ -374,6 +374,7 @@ static void test_hdr(void)
         { "connection", HDR_CONNECTION, true },
         { "keep-alive", HDR_HOP, true },
         { "x-request-id", HDR_XRID, false },
+        { "x-auth-id", HDR_XAUTHID, false },
         { "content-length", HDR_FRAMING, true },
         { "http2-settings", HDR_HOP, true },
         { "x-forwarded-for", HDR_XFF, false },
@@ -403,7 +404,7 @@ static void test_hdr(void)
         "content-lengthx", "hos", "hostt", "ost", "t", "tes", "e", "content-lengt",
         "content_length", "content-lengtz", "transfer-encodin", "transfer-encodingg",
         "x-forwarded-fo", "x-forwarded-fox", "x-forwarded-protocol", "x-request-i", "x-request-idd",
-        "x-request_id", "connectio", "connections", "keep-aliv", "keepalive", "upgrad", "upgrades",
+        "x-request_id", "x-auth-i", "x-auth-idd", "x_auth-id", "connectio", "connections", "keep-aliv", "keepalive", "upgrad", "upgrades",
         "expec", "expects", "trailers", "proxy-connectio", "http2-setting", "http2_settings",
         "content-type", "cache-control", "x-real-ip", "forwarded", "",
         "content\rlength",      /* '\r' | 0x20 == '-': only letters fold */

@@ -330,6 +330,32 @@ static void test_request_connection(void)
        "websocket: upstream parse sees the upgrade");
 }
 
+/* The route's policy: a client's X-Auth-Id never passes, sluice's own is
+ * added after auth, the credential's header removed, extra lines added. */
+static void test_request_policy(void)
+{
+    struct h1_fwd_req f = defreq();
+
+    ok(fwd("GET / HTTP/1.1\r\nHost: h\r\nX-Auth-Id: admin\r\nx-AUTH-id: root\r\nA: 1\r\n\r\n", &f) &&
+       hcount(OH, "X-Auth-Id") == 0 && hone(OH, "A", "1"), "a client's X-Auth-Id lines are dropped, always");
+    f.auth_id = "team-a";
+    f.auth_id_len = 6;
+    f.drop = "authorization";
+    f.drop_len = 13;
+    f.extra = "X-User: alice\r\n";
+    f.extra_len = 15;
+    ok(fwd("GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer k\r\nX-Auth-Id: forged\r\n"
+           "Authorization-X: 2\r\nX-User: mallory\r\n\r\n", &f), "forwarded with an auth id");
+    ok(hone(OH, "X-Auth-Id", "team-a"), "sluice's X-Auth-Id, once");
+    ok(hcount(OH, "Authorization") == 0 && hone(OH, "Authorization-X", "2"),
+       "the credential's header dropped, a longer name kept");
+    ok(hcount(OH, "X-User") == 2 && !strcmp(hjoin(OH, "X-User"), "mallory, alice"), "extra lines added after");
+    f.drop = "x-api-key";
+    f.drop_len = 9;
+    ok(fwd("GET / HTTP/1.1\r\nHost: h\r\nX-API-KEY: k\r\nAuthorization: Basic x\r\n\r\n", &f) &&
+       hcount(OH, "X-Api-Key") == 0 && hone(OH, "Authorization", "Basic x"), "another credential header");
+}
+
 static void test_request_forwarded(void)
 {
     struct h1_fwd_req f = defreq();
@@ -813,6 +839,7 @@ int main(void)
     test_request_framing();
     test_request_connection();
     test_request_forwarded();
+    test_request_policy();
     test_request_route();
     test_request_cap();
     test_response();
