@@ -151,15 +151,17 @@ fuzz: deps
 	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_config tests/fuzz/fuzz_config.c $(shell pkg-config --libs libcjson) -levent -lcrypto -lcrypt -lm
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_fwd_request tests/fuzz/fuzz_fwd_request.c $(FWD_SRC)
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_fwd_response tests/fuzz/fuzz_fwd_response.c $(FWD_SRC)
+	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_usage tests/fuzz/fuzz_usage.c policy/usage.c
 	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_yaml tests/fuzz/fuzz_yaml.c $(filter-out k8s/main.c,$(K8S_SRC)) $(K8S_LIBS)
 	@mkdir -p $(B)/fuzz/corpus_request $(B)/fuzz/corpus_response $(B)/fuzz/corpus_chunked $(B)/fuzz/corpus_config \
-	          $(B)/fuzz/corpus_fwd_request $(B)/fuzz/corpus_fwd_response $(B)/fuzz/corpus_yaml
+	          $(B)/fuzz/corpus_fwd_request $(B)/fuzz/corpus_fwd_response $(B)/fuzz/corpus_yaml $(B)/fuzz/corpus_usage
 	$(B)/fuzz/fuzz_request  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_request  tests/fuzz/corpus/request
 	$(B)/fuzz/fuzz_response -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_response tests/fuzz/corpus/response
 	$(B)/fuzz/fuzz_chunked  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_chunked  tests/fuzz/corpus/chunked
 	$(B)/fuzz/fuzz_config   -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_config   tests/fuzz/corpus/config
 	$(B)/fuzz/fuzz_fwd_request  -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_fwd_request  tests/fuzz/corpus/fwd_request
 	$(B)/fuzz/fuzz_fwd_response -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_fwd_response tests/fuzz/corpus/fwd_response
+	$(B)/fuzz/fuzz_usage -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_usage tests/fuzz/corpus/usage
 	$(B)/fuzz/fuzz_yaml -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_yaml tests/fuzz/corpus/yaml
 
 clean:
