@@ -18,12 +18,9 @@ import time
 from harness import (ECHO, SLUICE, TestFailure, build_request, check, eq, free_port, get, request,
                      wait_for, wait_port)
 from test_8_admin import admin_cfg, start
+from test_16_policy_auth import check_fails, ups
 
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def ups(*echoes):
-    return [{"name": e.id, "targets": [{"address": e.addr}]} for e in echoes]
 
 
 def route(name, prefix, upstream="e", **policy):
@@ -64,15 +61,6 @@ def one(port, path, headers=(), source=None, method="GET", body=None):
 
 def statuses(port, path, n, **kw):
     return [one(port, path, **kw)[0] for _ in range(n)]
-
-
-def check_fails(env, cfg, path_want, msg_part=None):
-    p = env.write("bad.json", cfg)
-    rc, out, err = env.run([SLUICE, "--check", "--config", p])
-    eq(rc, 1, "exit status of --check (%s)" % err.strip()[:300])
-    check(path_want in err, "error names %s: %s" % (path_want, err.strip()[:400]))
-    if msg_part:
-        check(msg_part in err, "error says %r: %s" % (msg_part, err.strip()[:400]))
 
 
 def keys_file(env, **keys):
