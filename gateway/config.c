@@ -176,7 +176,7 @@ static void parse_limits(struct pctx *pc, const cJSON *root)
         cfg_get_u32(cx, f[2], lp, "max_connections", 0, UINT32_MAX, &cfg->max_connections);
         /* with the head it fits the large buffer the body is read into */
         cfg_get_u32(cx, f[3], lp, "max_json_match_bytes", 1, 131072, &cfg->max_json_match_bytes);
-        cfg_get_u32(cx, f[4], lp, "max_rate_limit_keys", 8, 100000000, &cfg->max_rate_limit_keys);
+        cfg_get_u32(cx, f[4], lp, "max_rate_limit_keys", 8, 10000000, &cfg->max_rate_limit_keys);
     }
     if ((v = cfg_member(root, "timeouts")) != NULL &&
         cfg_check_object(cx, v, tp, timeout_keys, NULL, f)) {

@@ -87,7 +87,7 @@ struct pol_limit *pol_limit_parse(struct cfg_ctx *cx, const cJSON *v, const stru
         return NULL;
     l = cfg_calloc(cx, 1, sizeof(*l));
     l->budget = budget;
-    l->route = route;
+    l->route = cfg_strdup(cx, route);  /* the caller's may be a temporary (an unnamed route's "_N") */
     if (!parse_per(cx, f[0], path, has_auth, l))
         return NULL;
     if (budget) {

@@ -58,7 +58,9 @@ struct pol_store {
 };
 
 /* Parse a route's rate_limit (budget false) or token_budget at path;
- * has_auth: the route has an auth section (per auth_id needs one). */
+ * route: the route's name ("_N" for an unnamed one at position N, as its
+ * metrics call it; copied); has_auth: the route has an auth section (per
+ * auth_id needs one). */
 struct pol_limit *pol_limit_parse(struct cfg_ctx *cx, const struct cJSON *v, const struct jp *path,
                                   bool budget, const char *route, bool has_auth);
 

@@ -173,6 +173,14 @@ def test_rate_per_variants(env):
     # route: each route its own
     eq(statuses(s.port, "/r1", 2), [200, 429], "route r1")
     eq(statuses(s.port, "/r2", 2), [200, 429], "route r2 does not share r1's bucket")
+    # unnamed routes with the same limits: each its own too (named by position)
+    s2 = env.sluice(env.config(upstreams=ups(e), routes=[
+        {"match": {"path": {"prefix": "/u1"}}, "upstream": "e",
+         "rate_limit": {"per": "route", "requests_per_s": 0.01, "burst": 1}},
+        {"match": {"path": {"prefix": "/u2"}}, "upstream": "e",
+         "rate_limit": {"per": "route", "requests_per_s": 0.01, "burst": 1}}]))
+    eq(statuses(s2.port, "/u1", 2), [200, 429], "unnamed route 0")
+    eq(statuses(s2.port, "/u2", 2), [200, 429], "unnamed route 1 has its own bucket")
     # auth_id: per key id, checked after auth (a bad key is a 401, not counted)
     eq(statuses(s.port, "/who", 2, headers=[("Authorization", "Bearer key-a")]), [200, 429], "team a")
     eq(statuses(s.port, "/who", 2, headers=[("Authorization", "Bearer key-b")]), [200, 429], "team b")
@@ -248,6 +256,7 @@ def test_rate_config_errors(env):
                 "/rate_limit_store/on_error")
     check_fails(env, cfg(rate_limit_store={"on_error": "deny"}), "/rate_limit_store/redis", "is required")
     check_fails(env, cfg(limits={"max_rate_limit_keys": 1}), "/limits/max_rate_limit_keys")
+    check_fails(env, cfg(limits={"max_rate_limit_keys": 20000000}), "/limits/max_rate_limit_keys")
     # a good one passes
     p = env.write("good.json", cfg(r={"rate_limit": {"per": "header:x-a", "requests_per_s": 2.5, "burst": 10},
                                       "token_budget": {"per": "client_ip", "tokens_per_min": 1000}},
