@@ -112,8 +112,8 @@ $(B)/asan/tests/%: tests/unit/%.c tests/unit/tap.h tests/cfg_equal.h $(LIB_SRC)
 	$(CC) $(CFLAGS_BASE) $(ASAN_FLAGS) $(PKG_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LDLIBS)
 
 # the translator's test includes k8s/*.c and needs libyaml
-$(B)/tests/k8s_test $(B)/asan/tests/k8s_test: $(K8S_SRC)
-$(B)/tests/k8s_test $(B)/asan/tests/k8s_test: LDLIBS += $(K8S_LIBS)
+$(B)/tests/k8s_test $(B)/asan/tests/k8s_test $(B)/tests/k8s_ctl_test $(B)/asan/tests/k8s_ctl_test: $(K8S_SRC)
+$(B)/tests/k8s_test $(B)/asan/tests/k8s_test $(B)/tests/k8s_ctl_test $(B)/asan/tests/k8s_ctl_test: LDLIBS += $(K8S_LIBS)
 
 asan: $(APROGS) $(AUNIT_BIN)
 unit: $(UNIT_BIN)

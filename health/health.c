@@ -3,6 +3,7 @@
 #include "hc_int.h"
 #include "../core/log.h"
 #include "../core/ltimer.h"
+#include "../core/nidx.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -32,6 +33,7 @@ struct hc_ups {
  * (workers' reports read and write those without it). */
 static pthread_mutex_t hc_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hc_ups *hc_list;
+static struct nidx hc_names;            /* name -> struct hc_ups * (5,000 upstreams: no list walk) */
 static uint64_t hc_pub;                 /* publish generation */
 static _Atomic uint32_t hc_nejected;    /* targets ejected now: hc_tick skips at 0 */
 
@@ -71,12 +73,10 @@ static void set_outlier(struct hc_ups *u, const struct hc_outlier *o)
 
 static struct hc_ups *ups_for(const char *name, const struct hc_policy *pol)
 {
-    struct hc_ups *u;
-
-    for (u = hc_list; u; u = u->next)
-        if (strcmp(u->name, name) == 0)
-            return u;
-    u = calloc(1, sizeof(*u));
+    size_t found = nidx_find(&hc_names, name);
+    if (found != NOT_FOUND_IDX)
+        return (struct hc_ups *)(uintptr_t)found;
+    struct hc_ups *u = calloc(1, sizeof(*u));
     if (u == NULL || (u->name = strdup(name)) == NULL) {
         free(u);
         return NULL;
@@ -85,6 +85,7 @@ static struct hc_ups *ups_for(const char *name, const struct hc_policy *pol)
     set_outlier(u, &pol->outlier);
     u->next = hc_list;
     hc_list = u;
+    nidx_add(&hc_names, u->name, (size_t)(uintptr_t)u);
     return u;
 }
 
@@ -478,6 +479,7 @@ void hc_shutdown(void)
         free(u->name);
         free(u);
     }
+    nidx_free(&hc_names);
     hc_pub = 0;
     atomic_store(&hc_nejected, 0);
     pthread_mutex_unlock(&hc_lock);

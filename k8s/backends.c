@@ -9,6 +9,7 @@
 #include "obj.h"
 #include "../core/arena.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,14 +76,52 @@ static void slice_targets(const struct k8s_obj *const *sl, size_t n, const char 
     }
 }
 
+/* The route being made used upstream name (the route cache replays it). */
+static void record(struct tr_ctx *t, const char *name)
+{
+    struct rc_route *e = t->rec;
+    if (e == NULL)
+        return;
+    for (size_t i = 0; i < e->nups; i++)
+        if (strcmp(e->ups[i], name) == 0)
+            return;
+    if ((e->nups & (e->nups - 1)) == 0)
+        e->ups = xrealloc(e->ups, (e->nups ? 2 * e->nups : 1) * sizeof(*e->ups));
+    e->ups[e->nups++] = xstrdup(name);
+}
+
+static const char *add_upstream(struct tr_ctx *t, const char *key, cJSON *u)
+{
+    cJSON_AddItemToArray(t->upstreams, u);
+    if ((t->nup & (t->nup - 1)) == 0)   /* 0, 1, 2, 4, ...: double */
+        t->up_keys = xrealloc(t->up_keys, (t->nup ? 2 * t->nup : 1) * sizeof(*t->up_keys));
+    t->up_keys[t->nup] = xstrdup(key);
+    nidx_add(&t->up_names, t->up_keys[t->nup], t->nup);
+    record(t, key);
+    return t->up_keys[t->nup++];
+}
+
+bool tr_upstream_reuse(struct tr_ctx *t, const char *name)
+{
+    size_t at = nidx_find(&t->up_names, name);
+    if (at != NOT_FOUND_IDX) {
+        record(t, name);
+        return true;
+    }
+    if (!t->rc_use || (at = nidx_find(&t->rc->old.ups, name)) == NOT_FOUND_IDX)
+        return false;
+    cJSON *u = (cJSON *)(uintptr_t)at;
+    add_upstream(t, name, cJSON_DetachItemViaPointer(t->rc->upstreams, u));
+    return true;
+}
+
 static const char *make_upstream(struct tr_ctx *t, const struct k8s_obj *svc, const cJSON *sp,
                                  long port)
 {
     char key[600];
     snprintf(key, sizeof key, "%s/%s:%ld", svc->ns, svc->name, port);
-    size_t at = nidx_find(&t->up_names, key);
-    if (at != NOT_FOUND_IDX)
-        return t->up_keys[at];
+    if (tr_upstream_reuse(t, key))
+        return t->up_keys[nidx_find(&t->up_names, key)];
 
     cJSON *targets = cJSON_CreateArray();
     const struct k8s_obj *const *sl;
@@ -99,13 +138,7 @@ static const char *make_upstream(struct tr_ctx *t, const struct k8s_obj *svc, co
     cJSON *u = cJSON_CreateObject();
     cJSON_AddStringToObject(u, "name", key);
     cJSON_AddItemToObject(u, "targets", targets);
-    cJSON_AddItemToArray(t->upstreams, u);
-
-    if ((t->nup & (t->nup - 1)) == 0)   /* 0, 1, 2, 4, ...: double */
-        t->up_keys = xrealloc(t->up_keys, (t->nup ? 2 * t->nup : 1) * sizeof(*t->up_keys));
-    t->up_keys[t->nup] = xstrdup(key);
-    nidx_add(&t->up_names, t->up_keys[t->nup], t->nup);
-    return t->up_keys[t->nup++];
+    return add_upstream(t, key, u);
 }
 
 const char *tr_backend(struct tr_ctx *t, const struct k8s_obj *route, const cJSON *ref,

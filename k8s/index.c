@@ -57,8 +57,7 @@ static int by_nsname(const void *pa, const void *pb)
 
 static const char *slice_svc(const struct k8s_obj *o)
 {
-    const char *s = k8s_label(o->doc, "kubernetes.io/service-name");
-    return s ? s : "";
+    return o->svc ? o->svc : "";
 }
 
 static int by_service(const void *pa, const void *pb)

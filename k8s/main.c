@@ -38,7 +38,7 @@ static void usage(FILE *f)
 
 static int translate(int argc, char **argv)
 {
-    struct k8s_opts opt = { "sluice", "0.0.0.0" };
+    struct k8s_opts opt = { .gateway_class = "sluice", .bind_host = "0.0.0.0" };
     const char **paths = calloc((size_t)argc, sizeof(*paths));
     size_t npaths = 0;
 

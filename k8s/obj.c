@@ -62,7 +62,12 @@ static void add_obj(struct k8s_store *s, cJSON *o, const char *src, struct k8s_c
             if (strcmp(kind, cluster_scoped[i]) == 0)
                 ns = "";
     }
-    s->v[s->n++] = (struct k8s_obj){ kind, ns, name, o, src };
+    const char *svc = NULL;
+    if (strcmp(kind, "EndpointSlice") == 0) {
+        svc = k8s_label(o, "kubernetes.io/service-name");
+        svc = svc ? svc : "";
+    }
+    s->v[s->n++] = (struct k8s_obj){ kind, ns, name, o, src, svc };
 }
 
 void k8s_store_add(struct k8s_store *s, cJSON *doc, const char *src, struct k8s_conds *conds)
@@ -72,7 +77,11 @@ void k8s_store_add(struct k8s_store *s, cJSON *doc, const char *src, struct k8s_
         s->docs = xrealloc(s->docs, s->capdocs * sizeof(*s->docs));
     }
     s->docs[s->ndocs++] = doc;
+    k8s_store_borrow(s, doc, src, conds);
+}
 
+void k8s_store_borrow(struct k8s_store *s, cJSON *doc, const char *src, struct k8s_conds *conds)
+{
     const char *kind = k8s_str(doc, "kind", NULL);
     const cJSON *items = k8s_get(doc, "items");
     size_t kl = kind ? strlen(kind) : 0;

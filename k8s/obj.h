@@ -3,7 +3,7 @@
  * from YAML, JSON or (part 2) the Kubernetes API, is a cJSON tree, and a
  * store holds them with their kind, namespace and name pulled out.
  *
- * Owns: the documents added to it.  May call: cJSON, core/arena.
+ * Owns: the documents added to it (k8s_store_add; not those it borrows).  May call: cJSON, core/arena.
  */
 #ifndef SLUICE_K8S_OBJ_H
 #define SLUICE_K8S_OBJ_H
@@ -18,6 +18,9 @@ struct k8s_obj {
                                      * "" for cluster-scoped kinds) */
     cJSON *doc;
     const char *src;                /* where it came from, for messages (not owned) */
+    const char *svc;                /* an EndpointSlice's kubernetes.io/service-name
+                                     * label ("" when absent; NULL for other kinds):
+                                     * read once, the index sorts and searches by it */
 };
 
 struct k8s_store {
@@ -34,6 +37,10 @@ struct k8s_conds;
  * array adds each element.  Anything else is reported in conds (kind
  * "File", name src) and skipped.  src must outlive the store. */
 void k8s_store_add(struct k8s_store *s, cJSON *doc, const char *src, struct k8s_conds *conds);
+/* The same for a document the store does not own: the caller keeps doc
+ * alive and unchanged while the store is used (the watcher's objects are
+ * borrowed this way rather than copied for every translation). */
+void k8s_store_borrow(struct k8s_store *s, cJSON *doc, const char *src, struct k8s_conds *conds);
 void k8s_store_free(struct k8s_store *s);
 
 /* o[key] when o is an object, else NULL. */

@@ -15,6 +15,7 @@
 #include "../core/arena.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,6 +295,7 @@ static void header_mod(struct rctx *c, const cJSON *m, cJSON **dst)
 
 struct rule_out {
     cJSON *req_h, *resp_h, *rewrite, *redirect, *backends;
+    uint32_t total_ms;              /* rule timeouts: routes[].timeouts.total_ms (0 = none) */
     bool fail;                      /* answer 500 */
     bool needs_prefix;              /* a ReplacePrefixMatch: only with a PathPrefix match */
 };
@@ -559,6 +561,8 @@ static void emit(struct rctx *c, const struct rule_out *ro, cJSON *match, const 
             cJSON_AddItemToObject(r, "rewrite", cJSON_Duplicate(ro->rewrite, true));
         if (ro->req_h)
             cJSON_AddItemToObject(r, "request_headers", cJSON_Duplicate(ro->req_h, true));
+        if (ro->total_ms)
+            cJSON_AddNumberToObject(cJSON_AddObjectToObject(r, "timeouts"), "total_ms", ro->total_ms);
     } else {
         cJSON *resp = cJSON_AddObjectToObject(r, "respond");
         cJSON_AddNumberToObject(resp, "status", 500);
@@ -593,17 +597,75 @@ static void scope(struct rctx *c, cJSON *match, size_t lead)
     }
 }
 
+/* A Gateway API Duration (GEP-2257: one to four of 1-5 digits followed by
+ * h, m, s or ms, e.g. "1h30m", "500ms", "0s") in milliseconds. */
+static bool duration_ms(const char *s, uint64_t *ms)
+{
+    int parts = 0;
+    *ms = 0;
+    while (*s) {
+        uint64_t v = 0;
+        int digits = 0;
+        while (*s >= '0' && *s <= '9' && digits < 6) {
+            v = v * 10 + (uint64_t)(*s++ - '0');
+            digits++;
+        }
+        if (digits == 0 || digits > 5 || ++parts > 4)
+            return false;
+        if (s[0] == 'm' && s[1] == 's') {
+            s += 2;
+        } else if (*s == 'h' || *s == 'm' || *s == 's') {
+            v *= *s == 'h' ? 3600000 : *s == 'm' ? 60000 : 1000;
+            s++;
+        } else {
+            return false;
+        }
+        *ms += v;
+    }
+    return parts > 0;
+}
+
+/* rule.timeouts {request, backendRequest}: sluice bounds a proxied
+ * response as a whole (routes[].timeouts.total_ms: 504 before the header,
+ * the connection cut after it), the strictest of the two; "0s" = none.
+ * sluice does not retry within a rule, so one backend request is the
+ * whole request. */
+static void rule_timeouts(struct rctx *c, const cJSON *to, struct rule_out *ro)
+{
+    static const char *const keys[] = { "request", "backendRequest" };
+    uint64_t best = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, to) {
+        if (e->string == NULL || (strcmp(e->string, keys[0]) != 0 && strcmp(e->string, keys[1]) != 0)) {
+            rcond(c, "Accepted", "UnsupportedValue", "rule timeouts.%.60s is not supported; ignored",
+                  e->string ? e->string : "?");
+            continue;
+        }
+        uint64_t ms;
+        if (!cJSON_IsString(e) || !duration_ms(e->valuestring, &ms)) {
+            rcond(c, "Accepted", "UnsupportedValue", "rule timeouts.%s \"%.60s\" is not a duration; ignored",
+                  e->string, cJSON_IsString(e) ? e->valuestring : "(not a string)");
+            continue;
+        }
+        if (ms && (best == 0 || ms < best))
+            best = ms;
+    }
+    ro->total_ms = best > UINT32_MAX ? UINT32_MAX : (uint32_t)best;
+}
+
 static void rules(struct rctx *c)
 {
     const cJSON *spec = k8s_get(c->r->doc, "spec"), *rule;
     size_t ri = 0;
     cJSON_ArrayForEach(rule, k8s_get(spec, "rules")) {
         struct rule_out ro = { 0 };
-        static const char *const unsupported[] = { "timeouts", "retry", "sessionPersistence" };
-        for (int u = 0; u < 3; u++)
+        static const char *const unsupported[] = { "retry", "sessionPersistence" };
+        for (int u = 0; u < 2; u++)
             if (k8s_get(rule, unsupported[u]))
                 rcond(c, "Accepted", "UnsupportedValue", "rule field %s is not supported; ignored",
                       unsupported[u]);
+        if (k8s_get(rule, "timeouts"))
+            rule_timeouts(c, k8s_get(rule, "timeouts"), &ro);
         filters(c, k8s_get(rule, "filters"), &ro, false);
         if (ro.redirect && ro.rewrite) {
             rcond(c, "Accepted", "UnsupportedValue", "RequestRedirect and URLRewrite together");
@@ -716,10 +778,170 @@ static void isolation_guards(struct tr_ctx *t)
     }
 }
 
+/* ---- the route cache (translate.h) */
+
+static void rc_route_free(struct rc_route *e)
+{
+    free(e->key);
+    free(e->nodes);
+    for (size_t i = 0; i < e->nups; i++)
+        free(e->ups[i]);
+    free(e->ups);
+    struct k8s_conds cs = { e->conds, e->nconds, e->nconds };
+    k8s_conds_free(&cs);
+}
+
+static void rc_set_free(struct rc_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        rc_route_free(&s->v[i]);
+    free(s->v);
+    nidx_free(&s->by_key);
+    nidx_free(&s->ups);
+    for (size_t i = 0; i < s->nup; i++)
+        free(s->up_names[i]);
+    free(s->up_names);
+    memset(s, 0, sizeof(*s));
+}
+
+static struct rc_route *rc_new_entry(struct tr_ctx *t, const struct k8s_obj *r)
+{
+    struct rc_set *s = &t->rc->next;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 64;
+        s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+    }
+    struct rc_route *e = &s->v[s->n++];
+    memset(e, 0, sizeof(*e));
+    e->doc = r->doc;
+    return e;
+}
+
+/* The routes appended to the document after `after` (NULL: all). */
+static void rc_take_nodes(struct tr_ctx *t, struct rc_route *e, cJSON *after)
+{
+    for (cJSON *n = after ? after->next : t->routes->child; n; n = n->next) {
+        if ((e->nnodes & (e->nnodes - 1)) == 0)
+            e->nodes = xrealloc(e->nodes, (e->nnodes ? 2 * e->nnodes : 1) * sizeof(*e->nodes));
+        e->nodes[e->nnodes++] = n;
+    }
+}
+
+static void rc_take_conds(struct tr_ctx *t, struct rc_route *e, size_t from)
+{
+    struct k8s_conds cs = { 0 };
+    for (size_t i = from; i < t->conds->n; i++) {
+        const struct k8s_cond *c = &t->conds->v[i];
+        k8s_cond_add(&cs, c->kind, c->ns, c->name, c->type, c->status, c->reason, "%s", c->message);
+    }
+    e->conds = cs.v;
+    e->nconds = cs.n;
+}
+
+/* r as the last translation made it, if it saw this very object and every
+ * upstream it used is at hand: its routes, upstreams and conditions move
+ * into this document.  False: make it. */
+static bool rc_reuse(struct tr_ctx *t, const struct k8s_obj *r, const char *key)
+{
+    size_t at = nidx_find(&t->rc->old.by_key, key);
+    if (at == NOT_FOUND_IDX)
+        return false;
+    struct rc_route *o = &t->rc->old.v[at];
+    if (o->doc != r->doc || o->key == NULL)
+        return false;
+    for (size_t i = 0; i < o->nups; i++)
+        if (nidx_find(&t->up_names, o->ups[i]) == NOT_FOUND_IDX &&
+            nidx_find(&t->rc->old.ups, o->ups[i]) == NOT_FOUND_IDX)
+            return false;
+    struct rc_route *e = rc_new_entry(t, r);
+    t->rec = e;
+    for (size_t i = 0; i < o->nups; i++)
+        tr_upstream_reuse(t, o->ups[i]);
+    t->rec = NULL;
+    for (size_t i = 0; i < o->nconds; i++) {
+        const struct k8s_cond *c = &o->conds[i];
+        k8s_cond_add(t->conds, c->kind, c->ns, c->name, c->type, c->status, c->reason, "%s", c->message);
+    }
+    e->conds = o->conds;            /* the entry moves to the new set */
+    e->nconds = o->nconds;
+    o->conds = NULL;
+    o->nconds = 0;
+    for (size_t i = 0; i < o->nnodes; i++)
+        cJSON_AddItemToArray(t->routes, cJSON_DetachItemViaPointer(t->rc->routes, o->nodes[i]));
+    e->nodes = o->nodes;
+    e->nnodes = o->nnodes;
+    o->nodes = NULL;
+    o->nnodes = 0;
+    e->key = o->key;
+    o->key = NULL;
+    t->rc->reused++;
+    return true;
+}
+
+static void route_cached(struct tr_ctx *t, const struct k8s_obj *r)
+{
+    char key[600];
+    snprintf(key, sizeof key, "%s/%s", r->ns, r->name);
+    if (t->rc_use && rc_reuse(t, r, key))
+        return;
+    cJSON *last = t->routes->child ? t->routes->child->prev : NULL;
+    size_t c0 = t->conds->n;
+    struct rc_route *e = rc_new_entry(t, r);
+    e->key = xstrdup(key);
+    t->rec = e;
+    one_route(t, r);
+    t->rec = NULL;
+    /* e may have moved: one_route adds no entry, but take it anew */
+    e = &t->rc->next.v[t->rc->next.n - 1];
+    rc_take_nodes(t, e, last);
+    rc_take_conds(t, e, c0);
+    t->rc->made++;
+}
+
+void tr_rcache_end(struct tr_ctx *t)
+{
+    struct k8s_rcache *rc = t->rc;
+    struct rc_set *s = &rc->next;
+    nidx_grow(&s->by_key, s->n);
+    for (size_t i = 0; i < s->n; i++)
+        nidx_add(&s->by_key, s->v[i].key, i);
+    const cJSON *u;
+    cJSON_ArrayForEach(u, t->upstreams) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(u, "name");
+        if (!cJSON_IsString(name))
+            continue;
+        if ((s->nup & (s->nup - 1)) == 0)
+            s->up_names = xrealloc(s->up_names, (s->nup ? 2 * s->nup : 1) * sizeof(*s->up_names));
+        s->up_names[s->nup] = xstrdup(name->valuestring);
+        nidx_add(&s->ups, s->up_names[s->nup++], (size_t)(uintptr_t)u);
+    }
+    rc_set_free(&rc->old);
+    rc->old = *s;
+    memset(s, 0, sizeof(*s));
+    rc->routes = t->routes;
+    rc->upstreams = t->upstreams;
+    rc->world = t->opt->world;
+    rc->valid = true;
+}
+
+void k8s_rcache_forget(struct k8s_rcache *rc)
+{
+    if (rc == NULL)
+        return;
+    rc_set_free(&rc->old);
+    rc_set_free(&rc->next);
+    rc->valid = false;
+    rc->routes = rc->upstreams = NULL;
+}
+
 void tr_routes(struct tr_ctx *t)
 {
     const struct k8s_list *l = &t->ix->routes_ordered;
-    for (size_t i = 0; i < l->n; i++)
-        one_route(t, l->v[i]);
+    for (size_t i = 0; i < l->n; i++) {
+        if (t->rc)
+            route_cached(t, l->v[i]);
+        else
+            one_route(t, l->v[i]);
+    }
     isolation_guards(t);
 }

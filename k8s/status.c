@@ -16,7 +16,7 @@ struct acc {
     size_t n;
 };
 
-static void push(struct acc *a, const char *plural, const struct k8s_obj *o, cJSON *status)
+static void add_patch(struct acc *a, const char *plural, const struct k8s_obj *o, cJSON *status)
 {
     cJSON *body = cJSON_CreateObject();
     cJSON_AddItemToObject(body, "status", status);
@@ -158,7 +158,7 @@ static void route_status(struct acc *a, const struct k8s_store *st, const struct
     if ((ours_now || ours_before) && !same) {
         cJSON *s = cJSON_CreateObject();
         cJSON_AddItemToObject(s, "parents", parents);
-        push(a, "httproutes", r, s);
+        add_patch(a, "httproutes", r, s);
         return;
     }
     cJSON_Delete(parents);
@@ -249,7 +249,7 @@ static void gateway_status(struct acc *a, const struct k8s_store *st, const stru
     } else {
         if (!k8s_get(s, "addresses") && k8s_get(old, "addresses"))
             cJSON_AddNullToObject(s, "addresses");
-        push(a, "gateways", gw, s);
+        add_patch(a, "gateways", gw, s);
     }
     cJSON_Delete(cmp);
 }

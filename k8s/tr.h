@@ -18,6 +18,7 @@ struct k8s_obj;
 struct k8s_index;
 struct k8s_opts;
 struct k8s_conds;
+struct k8s_cond;
 
 /* One listener of one Gateway that translate serves. */
 struct tr_glistener {
@@ -40,6 +41,35 @@ struct tr_slistener {
     size_t nkeys;
 };
 
+/* The route cache (translate.h): one HTTPRoute's share of a document. */
+struct rc_route {
+    char *key;                      /* "ns/name" (owned) */
+    const cJSON *doc;               /* the HTTPRoute object it was made from */
+    cJSON **nodes;                  /* its routes, in the document */
+    size_t nnodes;
+    char **ups;                     /* upstreams it used, in order (owned) */
+    size_t nups;
+    struct k8s_cond *conds;         /* its conditions (owned copies) */
+    size_t nconds;
+};
+
+struct rc_set {
+    struct rc_route *v;
+    size_t n, cap;
+    struct nidx by_key;
+    struct nidx ups;                /* upstream name -> its node (uintptr_t) */
+    char **up_names;                /* the strings ups points to (owned) */
+    size_t nup;
+};
+
+struct k8s_rcache {
+    bool valid;                     /* old describes the last document */
+    unsigned long world;
+    cJSON *routes, *upstreams;      /* that document's arrays */
+    struct rc_set old, next;
+    size_t reused, made;
+};
+
 struct tr_ctx {
     const struct k8s_index *ix;
     const struct k8s_opts *opt;
@@ -53,6 +83,9 @@ struct tr_ctx {
     char **up_keys;
     size_t nup;
     cJSON *routes;                  /* the document's "routes" array */
+    struct k8s_rcache *rc;          /* NULL: no cache */
+    bool rc_use;                    /* its old set describes this world */
+    struct rc_route *rec;           /* the route being made (records its upstreams) */
 };
 
 /* gateways.c: fills gl/sl from the Gateways of the class. */
@@ -66,6 +99,11 @@ bool tr_granted(const struct tr_ctx *t, const char *from_kind, const char *from_
 const char *tr_backend(struct tr_ctx *t, const struct k8s_obj *route, const cJSON *ref,
                        const char **reason, char *msg, size_t msglen);
 void tr_backends_free(struct tr_ctx *t);
+/* backends.c: upstream name, made before (true), or moved from the cached
+ * document into this one; false when neither */
+bool tr_upstream_reuse(struct tr_ctx *t, const char *name);
+/* routes.c: the cache's sets after a translation (old freed, next kept). */
+void tr_rcache_end(struct tr_ctx *t);
 
 /* routes.c: every HTTPRoute attached to a served listener becomes routes. */
 void tr_routes(struct tr_ctx *t);

@@ -2,6 +2,7 @@
 #include "cond.h"
 #include "index.h"
 #include "tr.h"
+#include "../core/arena.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,11 @@ cJSON *k8s_translate(const struct k8s_index *ix, const struct k8s_opts *opt, str
     if (o.bind_host == NULL)
         o.bind_host = "0.0.0.0";
 
-    struct tr_ctx t = { .ix = ix, .opt = &o, .conds = conds };
+    struct tr_ctx t = { .ix = ix, .opt = &o, .conds = conds, .rc = o.cache };
+    if (t.rc) {
+        t.rc_use = t.rc->valid && t.rc->world == o.world;
+        t.rc->reused = t.rc->made = 0;
+    }
     cJSON *doc = cJSON_CreateObject();
     cJSON *listeners = cJSON_AddArrayToObject(doc, "listeners");
     t.upstreams = cJSON_AddArrayToObject(doc, "upstreams");
@@ -47,6 +52,25 @@ cJSON *k8s_translate(const struct k8s_index *ix, const struct k8s_opts *opt, str
     }
     free(t.sl);
     free(t.gl);
+    if (t.rc)
+        tr_rcache_end(&t);
     tr_backends_free(&t);
     return doc;
+}
+
+struct k8s_rcache *k8s_rcache_new(void)
+{
+    return xcalloc(1, sizeof(struct k8s_rcache));
+}
+
+void k8s_rcache_free(struct k8s_rcache *rc)
+{
+    k8s_rcache_forget(rc);
+    free(rc);
+}
+
+void k8s_rcache_counts(const struct k8s_rcache *rc, size_t *reused, size_t *made)
+{
+    *reused = rc->reused;
+    *made = rc->made;
 }

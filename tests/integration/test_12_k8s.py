@@ -370,6 +370,50 @@ endpoints:
     eq(r.json()["id"], "pod-a", "answered by the endpoint")
 
 
+def test_translate_rule_timeouts_on_the_wire(env):
+    """An HTTPRoute rule's timeouts (the stricter of request and
+    backendRequest) bound the response: a backend slower than that gets a
+    504, a faster one answers; a rule without timeouts waits."""
+    echo = env.echo("pod-a")
+    port = free_port()
+    path = env.write("m.yaml", GW_YAML % port + """---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: infra}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /delay}}]
+    timeouts: {request: 10s, backendRequest: 300ms}
+    backendRefs: [{name: a, port: 8080}]
+  - backendRefs: [{name: a, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: infra}
+spec: {ports: [{name: web, port: 8080}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: a-x, namespace: infra, labels: {kubernetes.io/service-name: a}}
+addressType: IPv4
+ports: [{name: web, port: %d}]
+endpoints:
+- addresses: [127.0.0.1]
+""" % echo.port)
+    rc, out, err, conds = translate(env, "-f", path, "--listen-host", "127.0.0.1")
+    eq(rc, 0, "translate rc (%s)" % err)
+    cfg = json.loads(out)
+    timed = [r for r in cfg["routes"] if r.get("timeouts")]
+    eq([r["timeouts"] for r in timed], [{"total_ms": 300}], "one route with the stricter timeout")
+    cfg["workers"] = 1
+    env.sluice(cfg)
+    from harness import get
+    eq(get(port, "/delay/20").status, 200, "a backend inside the timeout answers")
+    eq(get(port, "/delay/1500").status, 504, "a backend slower than backendRequest: 504")
+    eq(get(port, "/other").status, 200, "the rule without timeouts still answers")
+
+
 def test_translate_listener_ports(env):
     """Routes attached (sectionName, port) to listeners on different ports
     answer only on their port: match.listeners scopes them."""

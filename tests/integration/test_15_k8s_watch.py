@@ -148,6 +148,9 @@ def test_k8s_watch_410_relists(env):
         try:
             rig.start_watch()
             rig.wait_puts(1)
+            # the first PUT can go before every thread has its WATCH open
+            check(wait_for(lambda: rig.api.watch_count() == 7, 3.0),
+                  "watches open: %d of 7" % rig.api.watch_count())
             before = lists(rig.api, "httproutes")
             eq(before, 1, "LISTs of httproutes at the start")
             # history moves on and is compacted while the watches are down

@@ -10,6 +10,8 @@
  */
 #include "tap.h"
 #include "../../health/health.c"
+#include "../../core/nidx.c"
+#include "../../core/arena.c"
 #include "../../health/prober.c"
 #include "../../core/io.c"
 #include "../../core/tls_io.c"

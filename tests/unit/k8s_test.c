@@ -387,14 +387,49 @@ static void test_other_class_and_unsupported(void)
                  "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: theirs, namespace: infra}\n"
                  "spec: {parentRefs: [{name: theirs}], rules: [{backendRefs: [{name: a, port: 8080}]}]}\n---\n"
                  "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: ours, namespace: infra}\n"
-                 "spec: {parentRefs: [{name: gw}], rules: [{timeouts: {request: 10s}, backendRefs: [{name: a, port: 8080}]}]}\n");
+                 "spec: {parentRefs: [{name: gw}], rules: [{retry: {attempts: 2}, backendRefs: [{name: a, port: 8080}]}]}\n");
     bool about_theirs = false;
     for (size_t i = 0; i < r.conds.n; i++)
         about_theirs |= strcmp(r.conds.v[i].name, "theirs") == 0;
     ok(!about_theirs && nroutes(&r) == 1 && cJSON_GetArraySize(cJSON_GetObjectItem(r.doc, "listeners")) == 1,
        "another class's Gateway and its routes are left alone, without conditions");
     ok(has_cond(&r, "ours", "UnsupportedValue") && cJSON_GetObjectItem(route(&r, 0), "backends"),
-       "rule timeouts: a condition, the route still served");
+       "rule retry: a condition, the route still served");
+    run_free(&r);
+}
+
+static double total_ms(const cJSON *rt)
+{
+    const cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(rt, "timeouts"), "total_ms");
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static void test_rule_timeouts(void)
+{
+    struct run r;
+    uint64_t ms;
+    ok(duration_ms("1h30m", &ms) && ms == 5400000, "duration 1h30m");
+    ok(duration_ms("500ms", &ms) && ms == 500 && duration_ms("0s", &ms) && ms == 0, "durations 500ms, 0s");
+    ok(duration_ms("1h1m1s1ms", &ms) && ms == 3661001, "four parts");
+    ok(!duration_ms("", &ms) && !duration_ms("10", &ms) && !duration_ms("1.5s", &ms) &&
+       !duration_ms("123456s", &ms) && !duration_ms("1h1m1s1ms1ms", &ms) && !duration_ms("-1s", &ms) &&
+       !duration_ms("1d", &ms) && !duration_ms("s", &ms),
+       "malformed durations refused (no unit, fraction, 6 digits, 5 parts, sign, day, no digits)");
+    run_yaml(&r, GW("  - {name: http, port: 80, protocol: HTTP}\n") SVC("infra", "a")
+                 "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: t, namespace: infra}\n"
+                 "spec: {parentRefs: [{name: gw}], rules: [\n"
+                 "  {matches: [{path: {type: Exact, value: /a}}], timeouts: {request: 10s}, backendRefs: [{name: a, port: 8080}]},\n"
+                 "  {matches: [{path: {type: Exact, value: /b}}], timeouts: {request: 2s, backendRequest: 500ms}, backendRefs: [{name: a, port: 8080}]},\n"
+                 "  {matches: [{path: {type: Exact, value: /c}}], timeouts: {request: 0s}, backendRefs: [{name: a, port: 8080}]},\n"
+                 "  {matches: [{path: {type: Exact, value: /d}}], timeouts: {request: soon}, backendRefs: [{name: a, port: 8080}]},\n"
+                 "  {matches: [{path: {type: Exact, value: /e}}], timeouts: {request: 1s}, filters: [{type: RequestRedirect, requestRedirect: {hostname: x.example}}]}]}\n");
+    ok(nroutes(&r) == 5, "five rules, five routes");
+    ok(total_ms(route(&r, 0)) == 10000, "request 10s -> timeouts.total_ms 10000");
+    ok(total_ms(route(&r, 1)) == 500, "the stricter of request and backendRequest");
+    ok(total_ms(route(&r, 2)) == -1 && total_ms(route(&r, 3)) == -1, "0s and a malformed duration: no timeout");
+    ok(has_cond(&r, "t", "UnsupportedValue"), "a malformed duration gives a condition");
+    ok(total_ms(route(&r, 4)) == -1 && cJSON_GetObjectItem(route(&r, 4), "redirect"),
+       "a redirect rule carries no timeout (sluice allows them on proxied routes only)");
     run_free(&r);
 }
 
@@ -480,6 +515,7 @@ int main(void)
     test_listeners_and_filters();
     test_tls_and_attachment();
     test_other_class_and_unsupported();
+    test_rule_timeouts();
     test_listener_isolation();
     test_default_namespace();
     test_bad_input();

@@ -9,6 +9,8 @@
 #include "../../upstream/upconn.c"
 #include "../../pool/pool.c"
 #include "../../health/health.c"
+#include "../../core/nidx.c"
+#include "../../core/arena.c"
 #include "../../core/io.c"
 #include "../../core/tls_io.c"
 #include "../../core/ltimer.c"

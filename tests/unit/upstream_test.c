@@ -12,6 +12,8 @@
 #include "../../upstream/upstream.c"
 #include "../../upstream/balance.c"
 #include "../../health/health.c"
+#include "../../core/nidx.c"
+#include "../../core/arena.c"
 #include "../../core/log.c"
 #include "../../core/esc.c"
 #include "../../core/ltimer.h"
