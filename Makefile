@@ -2,7 +2,7 @@
 # `make run` and `make test` install what they need first (make deps).
 
 CC       ?= cc
-PKGS     := libevent libevent_pthreads libevent_openssl openssl libcares libcjson
+PKGS     := libevent libevent_pthreads libevent_openssl openssl libcares libcjson hiredis
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -152,9 +152,10 @@ fuzz: deps
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_fwd_request tests/fuzz/fuzz_fwd_request.c $(FWD_SRC)
 	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_fwd_response tests/fuzz/fuzz_fwd_response.c $(FWD_SRC)
 	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_jwt tests/fuzz/fuzz_jwt.c $(shell pkg-config --libs libcjson) -levent -lcrypto -lm
+	clang $(FUZZ_CFLAGS) -o $(B)/fuzz/fuzz_usage tests/fuzz/fuzz_usage.c policy/usage.c
 	clang $(FUZZ_CFLAGS) $(shell pkg-config --cflags libcjson) -o $(B)/fuzz/fuzz_yaml tests/fuzz/fuzz_yaml.c $(filter-out k8s/main.c,$(K8S_SRC)) $(K8S_LIBS)
 	@mkdir -p $(B)/fuzz/corpus_request $(B)/fuzz/corpus_response $(B)/fuzz/corpus_chunked $(B)/fuzz/corpus_config \
-	          $(B)/fuzz/corpus_fwd_request $(B)/fuzz/corpus_fwd_response $(B)/fuzz/corpus_yaml $(B)/fuzz/corpus_jwt
+	          $(B)/fuzz/corpus_fwd_request $(B)/fuzz/corpus_fwd_response $(B)/fuzz/corpus_yaml $(B)/fuzz/corpus_jwt $(B)/fuzz/corpus_usage
 	$(B)/fuzz/fuzz_request  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_request  tests/fuzz/corpus/request
 	$(B)/fuzz/fuzz_response -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_response tests/fuzz/corpus/response
 	$(B)/fuzz/fuzz_chunked  -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_chunked  tests/fuzz/corpus/chunked
@@ -162,6 +163,7 @@ fuzz: deps
 	$(B)/fuzz/fuzz_fwd_request  -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_fwd_request  tests/fuzz/corpus/fwd_request
 	$(B)/fuzz/fuzz_fwd_response -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_fwd_response tests/fuzz/corpus/fwd_response
 	$(B)/fuzz/fuzz_jwt -max_total_time=$(FUZZ_SECONDS) -max_len=9000 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_jwt tests/fuzz/corpus/jwt
+	$(B)/fuzz/fuzz_usage -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_usage tests/fuzz/corpus/usage
 	$(B)/fuzz/fuzz_yaml -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -artifact_prefix=$(B)/fuzz/ $(B)/fuzz/corpus_yaml tests/fuzz/corpus/yaml
 
 clean:

@@ -922,15 +922,18 @@ POLICY = []
 def policy_fields(tmp):
     """The route policy the policy scenario measures (SPEC "Traffic policy"),
     and the request headers its load sends: an API key checked against a
-    keys file of 1,000 keys.  pol-rate adds its rate_limit (in-process) here,
-    with a limit the load never reaches."""
+    keys file of 1,000 keys, and an in-process rate_limit per auth id with a
+    limit the load never reaches (every request still takes its decision:
+    all 64 connections share the one key, so both workers' compare-and-swaps
+    land on one slot, the rate limiter's worst case)."""
     import hashlib
     keys = [{"id": f"team-{i}", "sha256": hashlib.sha256(f"sk-bench-{i}".encode()).hexdigest()}
             for i in range(1000)]
     path = os.path.join(tmp, "bench-keys.json")
     with open(path, "w") as f:
         json.dump(keys, f)
-    fields = {"auth": {"api_key": {"keys_file": path}}}
+    fields = {"auth": {"api_key": {"keys_file": path}},
+              "rate_limit": {"per": "auth_id", "requests_per_s": 1e9, "burst": 1000000000}}
     headers = ["Authorization: Bearer sk-bench-517"]
     return fields, headers
 

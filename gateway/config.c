@@ -13,6 +13,9 @@
 #include "../core/cfgparse.h"
 #include "../core/jscan.h"
 #include "../core/nidx.h"
+#include "../policy/limit.h"
+#include "../policy/policy.h"
+#include "../policy/rate.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -158,9 +161,10 @@ static void parse_limits(struct pctx *pc, const cJSON *root)
 {
     struct sl_config *cfg = pc->cfg;
     struct cfg_ctx *cx = &pc->cx;
-    const cJSON *v, *f[4];
+    const cJSON *v, *f[5];
     static const char *const limit_keys[] = {
-        "max_header_bytes", "max_body_bytes", "max_connections", "max_json_match_bytes", NULL };
+        "max_header_bytes", "max_body_bytes", "max_connections", "max_json_match_bytes",
+        "max_rate_limit_keys", NULL };
     static const char *const timeout_keys[] = {
         "client_header_ms", "client_idle_ms", "drain_ms", NULL };
     const struct jp *lp = JP_K(NULL, "limits"), *tp = JP_K(NULL, "timeouts");
@@ -172,6 +176,7 @@ static void parse_limits(struct pctx *pc, const cJSON *root)
         cfg_get_u32(cx, f[2], lp, "max_connections", 0, UINT32_MAX, &cfg->max_connections);
         /* with the head it fits the large buffer the body is read into */
         cfg_get_u32(cx, f[3], lp, "max_json_match_bytes", 1, 131072, &cfg->max_json_match_bytes);
+        cfg_get_u32(cx, f[4], lp, "max_rate_limit_keys", 8, 10000000, &cfg->max_rate_limit_keys);
     }
     if ((v = cfg_member(root, "timeouts")) != NULL &&
         cfg_check_object(cx, v, tp, timeout_keys, NULL, f)) {
@@ -427,7 +432,7 @@ static void parse_listeners(struct pctx *pc, const cJSON *root)
 /* The document's top-level keys (cfg_parse and parse_reusing). */
 static const char *const doc_keys[] = {
     "workers", "listeners", "limits", "timeouts", "access_log", "access_log_format",
-    "admin", "splice", "upstreams", "routes", "dns", NULL };
+    "admin", "splice", "upstreams", "routes", "dns", "rate_limit_store", NULL };
 
 /* Every section of root but the routes. */
 static bool parse_sections(struct pctx *pc, const cJSON *root)
@@ -441,6 +446,21 @@ static bool parse_sections(struct pctx *pc, const cJSON *root)
     up_conf_parse_upstreams(&pc->cx, cfg_member(root, "upstreams"), NULL,
                             &pc->cfg->upstreams, &pc->cfg->nupstreams, &pc->up_names);
     return true;
+}
+
+/* rate_limit_store and the in-process table the routes' limits share
+ * (policy/limit.h), once the routes are known. */
+static void parse_policy_store(struct pctx *pc, const cJSON *root)
+{
+    struct sl_config *cfg = pc->cfg;
+    bool need = false;
+
+    for (size_t i = 0; i < cfg->nroutes && !need; i++) {
+        const struct pol_route *p = cfg->routes[i] ? cfg->routes[i]->policy : NULL;
+        need = p && (p->rate || p->budget);
+    }
+    cfg->pstore = pol_store_new(&pc->cx, cfg_member(root, "rate_limit_store"), JP_K(NULL, "rate_limit_store"),
+                                cfg->max_rate_limit_keys, need);
 }
 
 /* ---- reusing unchanged routes (cfg_parse_update)
@@ -864,6 +884,7 @@ static struct sl_config *config_new(void)
     cfg->max_body_bytes = 0;
     cfg->max_connections = 0;
     cfg->max_json_match_bytes = 65536;
+    cfg->max_rate_limit_keys = POL_KTAB_DEFAULT_KEYS;
     cfg->client_header_ms = 10000;
     cfg->client_idle_ms = 60000;
     cfg->drain_ms = 10000;
@@ -1002,9 +1023,11 @@ struct sl_config *cfg_parse(const char *json, size_t len, struct cfg_errors *err
         return NULL;
     pctx_init(&pc, errs, config_new());
     pc.cfg->source = xstrndup(json, len);
-    if (parse_sections(&pc, root))
+    if (parse_sections(&pc, root)) {
         rt_conf_parse_routes(&pc.rc, cfg_member(root, "routes"), NULL,
                              &pc.cfg->routes, &pc.cfg->nroutes);
+        parse_policy_store(&pc, root);
+    }
     arena_release();    /* the whole parse tree at once */
     pctx_done(&pc);
     if (errs->n > nerr0) {
@@ -1060,8 +1083,10 @@ static struct sl_config *parse_reusing(const char *json, size_t len, struct cfg_
         goto out;
     pctx_init(&pc, errs, cfg = config_new());
     cfg->source = xstrndup(json, len);
-    if (parse_sections(&pc, root))
+    if (parse_sections(&pc, root)) {
         parse_routes_reusing(&pc, json, &sc, base);
+        parse_policy_store(&pc, root);
+    }
     arena_release();
     pctx_done(&pc);
     if (errs->n > nerr0) {
@@ -1211,6 +1236,7 @@ void cfg_free(struct sl_config *cfg)
         free(sh);
     }
     cm_free_all(cfg->mem);      /* the arena of a config not sealed (see cfg_mem) */
+    pol_store_free(cfg->pstore);
     free(cfg->routes);
     free(cfg->copied_from);
     free(cfg->source);

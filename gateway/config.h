@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 
 #include "../core/addr.h"               /* struct cfg_addr */
+struct pol_store;
 #include "../core/cfgerr.h"             /* struct cfg_errors, cfg_pace_hook */
 #include "../router/route_config.h"     /* struct cfg_route: the "routes" section */
 #include "../upstream/upstream_config.h" /* struct cfg_upstream: the "upstreams" section */
@@ -60,6 +61,9 @@ struct sl_config {
     uint64_t max_body_bytes;        /* 0 = no limit */
     uint32_t max_connections;       /* 0 = no limit (per process) */
     uint32_t max_json_match_bytes;  /* routes' match.json_body reads at most this (65536) */
+    uint32_t max_rate_limit_keys;   /* the in-process rate_limit/token_budget table (100000) */
+    struct pol_store *pstore;       /* rate_limit_store and that table (policy/limit.h); NULL
+                                       when no route limits and no store is set */
     uint32_t client_header_ms;      /* default 10000 */
     uint32_t client_idle_ms;        /* default 60000 */
     uint32_t drain_ms;              /* default 10000 */

@@ -402,6 +402,8 @@ static bool resp_head(struct gw_conn *c)
      * connection if the body completes by the time the response does; the
      * txn ends only then, and closes if it cannot. */
     stream_resp_classify(c, r);
+    if (c->t->pol.budgeted)     /* token_budget: read the usage as the body passes */
+        pol_usage_init(&c->t->pol.usage, c->t->sse);
     if (!build_client_head(c, r)) {
         c->t->resp_started = false;
         return bad_response(c);

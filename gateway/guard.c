@@ -28,6 +28,7 @@ static void req_of(struct gw_conn *c, const struct h1_request *r, struct pol_req
     q->target_len = r->target_len;
     q->headers = r->headers;
     q->nheaders = r->nheaders;
+    q->store = conn_cfg(c)->pstore;
 }
 
 static struct gw_route_stats *route_stats(struct gw_conn *c)

@@ -7,6 +7,8 @@
  * counters with relaxed loads, per-route and per-upstream entries on
  * append-only lists, pool buckets on append-only lists, health states.
  */
+#include "../policy/limit.h"
+#include "../policy/redis.h"
 #include "metrics.h"
 #include "../upstream/dns.h"
 #include "reload.h"
@@ -466,6 +468,25 @@ static void health_metrics(struct mx_emit *e, const struct gw_snapshot *s)
     }
 }
 
+/* rate_limit_store errors and the tokens token_budget routes counted
+ * (policy/limit.h: shared tables of atomics, not per worker). */
+static void tokens_one(void *arg, const char *route, const char *auth_id, const char *kind, uint64_t v)
+{
+    struct mx_label l[3] = { { "route", route }, { "auth_id", auth_id }, { "kind", kind } };
+
+    mx_value(arg, l, 3, v);
+}
+
+static void limit_metrics(struct mx_emit *e)
+{
+    mx_scalar(e, "sluice_policy_store_errors_total", "counter",
+              "rate_limit_store calls that failed (Redis down, slow, or refusing), for rate_limit and token_budget.",
+              pol_store_errors());
+    mx_family(e, "sluice_tokens_total", "counter",
+              "LLM tokens read from the usage of token_budget routes' responses, by route, auth id and kind.");
+    pol_tokens_each(tokens_one, e);
+}
+
 /* What runs: the build, since when, how many workers. */
 static void process_metrics(struct mx_emit *e)
 {
@@ -490,6 +511,7 @@ void gw_metrics_emit(struct mx_emit *e, const struct gw_snapshot *s)
     target_metrics(e, s);
     health_metrics(e, s);
     reload_metrics(e, s);
+    limit_metrics(e);
     process_metrics(e);
     free(m.rt.v);
     free(m.rt.slots);

@@ -120,7 +120,8 @@ bool resp_splice(struct gw_conn *c)
     struct up_conn *u = t->up;
 
     if (!t->resp_spliced) {
-        if (t->rstate != RS_BODY || t->dechunk || t->hb || !iovq_empty(&t->cq) || u == NULL ||
+        /* a budgeted response is read for its usage: copied, never spliced */
+        if (t->rstate != RS_BODY || t->dechunk || t->hb || t->pol.budgeted || !iovq_empty(&t->cq) || u == NULL ||
             !u->r_ready || (t->ubuf && t->ubuf->start != t->ubuf->end))
             return false;
         if (t->resp_kind == H1_BODY_LENGTH) {

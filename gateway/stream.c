@@ -146,6 +146,8 @@ void stream_body(struct gw_conn *c, const char *p, size_t n)
     if (t->t_first == 0)
         t->t_first = gw_turn_ns(c->w);
     t->stream_bytes += n;
+    if (t->pol.budgeted && p)
+        pol_usage_feed(&t->pol.usage, p, n);
     if (t->hb) {
         if (p)
             sse_scan(t, p, n);

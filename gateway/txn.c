@@ -8,6 +8,7 @@
 #include "tls.h"
 #include "../core/check.h"
 #include "../core/sbuf.h"
+#include "../policy/limit.h"
 
 #include <arpa/inet.h>
 #include <openssl/ssl.h>
@@ -156,6 +157,8 @@ static void txn_release(struct gw_conn *c, struct gw_txn *t, bool done)
 {
     struct gw_worker *w = c->w;
 
+    /* token_budget: debit the usage the response carried (limit.h) */
+    pol_budget_end(&t->pol, t->ws ? t->ws->s->cfg->pstore : NULL);
     pol_txn_end(&t->pol);   /* a pending check is cancelled: it will not call back */
     gw_q_unlink(c);         /* it ends while waiting for a connection (client gone, shutdown) */
     txn_target(c, NULL);

@@ -6,6 +6,7 @@
 #define SLUICE_POL_INT_H
 
 #include "policy.h"
+#include "limit.h"
 #include "../core/cfgparse.h"
 
 #include <event2/event.h>
@@ -73,6 +74,8 @@ struct pol_worker {
     uint32_t vinflight;                 /* jobs with the verifiers */
     struct evp_md_ctx_st *md;           /* SHA-256 (pfile.c pol_sha256) */
     struct jwt_cache *jcache;           /* verified tokens (jwtauth.c); NULL until the first */
+    struct pol_redis *rd;               /* rate_limit_store.redis (limit.c), opened on first use */
+    struct pol_redis *retired;          /* ones a reload moved away from, finishing their calls */
 };
 
 #endif

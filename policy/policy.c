@@ -65,9 +65,11 @@ void pol_conf_route(struct cfg_ctx *cx, const struct pol_conf_in *in, const stru
     if (in->auth)
         p->auth = parse_auth(cx, in->auth, JP_K(path, "auth"), in->upstreams);
     if (in->rate_limit)
-        cfg_unsupported(cx, JP_K(path, "rate_limit"));      /* pol-rate replaces this */
+        p->rate = pol_limit_parse(cx, in->rate_limit, JP_K(path, "rate_limit"), false,
+                                  in->route_name, in->auth != NULL);
     if (in->token_budget)
-        cfg_unsupported(cx, JP_K(path, "token_budget"));    /* pol-rate replaces this */
+        p->budget = pol_limit_parse(cx, in->token_budget, JP_K(path, "token_budget"), true,
+                                    in->route_name, in->auth != NULL);
     *out = p;
 }
 
@@ -97,6 +99,11 @@ static enum pol_verdict run_one(const struct pol_route *p, struct pol_txn *t,
         default:
             return pol_txn_deny(t, 503, NULL);      /* parsing refuses the others */
         }
+    case POL_CHECK_RATE:
+        return (enum pol_verdict)pol_limit_check(p->rate, t, r);
+    case POL_CHECK_BUDGET:
+        t->budget = p->budget;
+        return (enum pol_verdict)pol_limit_check(p->budget, t, r);
     default:
         return POL_ALLOW;
     }
@@ -108,6 +115,8 @@ static bool has_check(const struct pol_route *p, enum pol_check k)
     switch (k) {
     case POL_CHECK_ACCESS: return p->access != NULL;
     case POL_CHECK_AUTH:   return p->auth != NULL;
+    case POL_CHECK_RATE:   return p->rate != NULL;
+    case POL_CHECK_BUDGET: return p->budget != NULL;
     default:               return false;
     }
 }
@@ -173,5 +182,6 @@ void pol_worker_free(struct pol_worker *pw)
     pol_bcache_free(pw->bcache);
     EVP_MD_CTX_free(pw->md);
     pol_jwt_worker_end(pw);
+    pol_limit_worker_free(pw);
     free(pw);
 }

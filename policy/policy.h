@@ -33,6 +33,7 @@
 #include "../core/cfgerr.h"
 #include "../core/httpmsg.h"
 #include "../core/nidx.h"
+#include "usage.h"
 
 struct cJSON;
 struct event_base;
@@ -54,6 +55,8 @@ struct pol_access;      /* access.c: the CIDR lists */
 struct pol_apikey;      /* apikey.c: the keys file */
 struct pol_basic;       /* basic.c: the users file */
 struct jwt_conf;        /* jwt.h: auth.jwt */
+struct pol_limit;       /* limit.h: a rate_limit or token_budget */
+struct pol_store;       /* limit.h: the document's in-process table or Redis store */
 
 /* auth.forward: a subrequest to an upstream of the document (the gateway
  * sends it: it owns the pool and the balancers). */
@@ -91,6 +94,8 @@ struct pol_auth {
 struct pol_route {
     struct pol_access *access;  /* NULL = no access lists */
     struct pol_auth *auth;      /* NULL = no authentication */
+    struct pol_limit *rate;     /* NULL = no rate_limit */
+    struct pol_limit *budget;   /* NULL = no token_budget */
 };
 
 /*
@@ -103,6 +108,7 @@ struct pol_route {
 struct pol_conf_in {
     const struct cJSON *access, *auth, *rate_limit, *token_budget;
     const struct nidx *upstreams;
+    const char *route_name;     /* rate_limit / token_budget keys and metrics */
 };
 void pol_conf_route(struct cfg_ctx *cx, const struct pol_conf_in *in, const struct jp *path,
                     struct pol_route **out);
@@ -116,6 +122,7 @@ struct pol_req {
     const char *method;   uint32_t method_len;
     const char *target;   uint32_t target_len;
     const struct h1_header *headers; size_t nheaders;
+    const struct pol_store *store;          /* the request's config's (limit.h), or NULL */
 };
 
 /* Bytes a request's checks produce beyond the verdict: header lines for
@@ -163,6 +170,12 @@ struct pol_txn {
     void *owner;
     struct pol_worker *pw;
     char auth_id[POL_AUTH_ID_MAX];
+    /* token_budget: the response is scanned and debited (limit.h) */
+    bool budgeted;
+    uint8_t bkey[16];                   /* the key: in-process hash or Redis key */
+    const struct pol_limit *budget;
+    const struct pol_store *store;
+    struct pol_usage usage;
 };
 
 /* A buffer for t's extra bytes (taken from the worker once per request). */

@@ -11,6 +11,7 @@
 #include "../core/check.h"
 #include "../policy/policy.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -733,7 +734,10 @@ void rt_conf_parse_route(struct rt_conf_ctx *rc, const cJSON *it, const struct j
         parse_header_edits(cx, v, JP_K(path, "request_headers"), &r->req_headers);
     if ((v = f[RK_RESPH]) != NULL)
         parse_header_edits(cx, v, JP_K(path, "response_headers"), &r->resp_headers);
-    const struct pol_conf_in pin = { f[RK_ACCESS], f[RK_AUTH], f[RK_RATE], f[RK_BUDGET], rc->upstreams };
+    char unnamed[32];
+    snprintf(unnamed, sizeof(unnamed), "_%zu", r->index);  /* as the route's metrics call it */
+    const struct pol_conf_in pin = { f[RK_ACCESS], f[RK_AUTH], f[RK_RATE], f[RK_BUDGET], rc->upstreams,
+                                     r->name ? r->name : unnamed };
     pol_conf_route(cx, &pin, path, &r->policy);
 }
 

@@ -2,6 +2,7 @@
 # Install the Debian packages sluice needs to build, test and benchmark.
 # Only what is missing is installed; without root it just says what is missing.
 PKGS="build-essential pkg-config libevent-dev libssl-dev libc-ares-dev libcjson-dev libyaml-dev
+      libhiredis-dev redis-server
       clang libclang-rt-14-dev python3 curl wrk nginx-light haproxy openssl
       chromium chromium-driver python3-selenium python3-kubernetes prometheus
       python3-jwt python3-cryptography"

@@ -12,3 +12,10 @@
 #include "../policy/jwt.c"
 #include "../policy/jwt_conf.c"
 #include "../policy/jwtauth.c"
+#include "../policy/limit.c"
+#include "../policy/rate.c"
+#include "../policy/redis.c"
+#include "../policy/usage.c"
+/* redis.c logs through core/log (so its tests link the log and its escaper) */
+#include "../core/esc.c"
+#include "../core/log.c"

@@ -106,13 +106,10 @@ def test_access_config_errors(env):
     check_fails(env, base({"allow": ["10.0.0.0/8"], "alow": []}), "/routes/0/access/alow")
 
 
-def test_policy_parts_not_built_are_refused(env):
+def test_policy_auth_needs_exactly_one(env):
     e = env.echo("e")
     base = lambda **kw: env.config(upstreams=ups(e), routes=[proute("r", "e", **kw)])
-    check_fails(env, base(rate_limit={"per": "route", "requests_per_s": 1, "burst": 1}),
-                "/routes/0/rate_limit", "not supported")
-    check_fails(env, base(token_budget={"per": "route", "tokens_per_min": 1}),
-                "/routes/0/token_budget", "not supported")
+    # rate_limit, token_budget (test_17) and auth.jwt (test_16_policy_jwt) are built
     check_fails(env, base(auth={}), "/routes/0/auth", "needs one of")
     check_fails(env, base(auth={"basic": {"users_file": "u"}, "forward": {"upstream": "e", "path": "/"}}),
                 "/routes/0/auth", "more than one")

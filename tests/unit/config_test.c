@@ -908,13 +908,13 @@ static void test_parse_addr(void)
 
 /* ---- cfg_parse_update: reusing unchanged routes across reloads */
 
-struct sbuf {
+struct tbuf {
     char *p;
     size_t n, cap;
 };
 
 __attribute__((format(printf, 2, 3)))
-static void sb_printf(struct sbuf *b, const char *fmt, ...)
+static void tb_printf(struct tbuf *b, const char *fmt, ...)
 {
     va_list ap;
     int k;
@@ -937,21 +937,21 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
  * sets the second upstream's target count (a change outside the routes). */
 static char *upd_doc(int v, const char *extra, int targets, const char *sep)
 {
-    struct sbuf b = { 0 };
+    struct tbuf b = { 0 };
 
-    sb_printf(&b, "{\"listeners\":[{\"name\":\"http\",\"address\":\"127.0.0.1:8080\"},"
+    tb_printf(&b, "{\"listeners\":[{\"name\":\"http\",\"address\":\"127.0.0.1:8080\"},"
                   "{\"name\":\"alt\",\"address\":\"127.0.0.1:8081\"}],"
                   "\"upstreams\":[{\"name\":\"api\",\"targets\":[{\"address\":\"127.0.0.1:9001\"}]},"
                   "{\"name\":\"web\",\"targets\":[");
     for (int t = 0; t < targets; t++)
-        sb_printf(&b, "%s{\"address\":\"127.0.0.1:%d\",\"weight\":%d}", t ? "," : "", 9100 + t, t + 1);
-    sb_printf(&b, "]}],\n\"routes\" : [");
+        tb_printf(&b, "%s{\"address\":\"127.0.0.1:%d\",\"weight\":%d}", t ? "," : "", 9100 + t, t + 1);
+    tb_printf(&b, "]}],\n\"routes\" : [");
     for (int i = 0; i < 30; i++) {
         const char *var = i % 3 == 0 ? (v ? "one" : "zero") : "same";
-        sb_printf(&b, "%s", i ? sep : "");
+        tb_printf(&b, "%s", i ? sep : "");
         switch (i % 6) {
         case 0:
-            sb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"listeners\":[\"http\",\"alt\"],"
+            tb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"listeners\":[\"http\",\"alt\"],"
                           "\"hosts\":[\"a%d.example.com\",\"*.w%d.example.org\"],"
                           "\"path\":{\"prefix\":\"/api/%d/\"},\"methods\":[\"GET\",\"POST\"],"
                           "\"headers\":[{\"name\":\"X-Tenant\",\"value\":\"t-%s\"}],"
@@ -963,33 +963,33 @@ static char *upd_doc(int v, const char *extra, int targets, const char *sep)
                       i, i, i, i, var);
             break;
         case 1:
-            sb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"path\":{\"prefix\":\"/old/%d\"}},"
+            tb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"path\":{\"prefix\":\"/old/%d\"}},"
                           "\"redirect\":{\"scheme\":\"https\",\"host\":\"new.example.com\",\"port\":8443,"
                           "\"path\":{\"replace_prefix\":\"/new\"},\"status\":301}}", i, i);
             break;
         case 2:
-            sb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"hosts\":[\"b%d.example.com\"]},"
+            tb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"hosts\":[\"b%d.example.com\"]},"
                           "\"respond\":{\"status\":200,\"body\":\"a \\\"quoted\\\" ] } [ { \\\\\\\\ end %s\","
                           "\"content_type\":\"text/plain\"}}", i, i, var);
             break;
         case 3:
-            sb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"path\":{\"prefix\":\"/p%d\"}},"
+            tb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"path\":{\"prefix\":\"/p%d\"}},"
                           "\"rewrite\":{\"replace_path\":\"/x/%d\",\"host\":\"Up.Example.com\"},"
                           "\"response_headers\":{\"set\":{\"X-Seen\":\"%s\"}},\"upstream\":\"web\"}",
                       i, i, i, var);
             break;
         case 4:
-            sb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"hosts\":[\"*.c%d.example.net\"],"
+            tb_printf(&b, "{\"name\":\"r%d\",\"match\":{\"hosts\":[\"*.c%d.example.net\"],"
                           "\"path\":{\"exact\":\"/e/%d\"}},\"upstream\":\"api\"}", i, i, i);
             break;
         default:
-            sb_printf(&b, "{\"match\":{\"path\":{\"prefix\":\"/u%d\"}},"
+            tb_printf(&b, "{\"match\":{\"path\":{\"prefix\":\"/u%d\"}},"
                           "\"rewrite\":{\"replace_prefix\":\"/v%d\"},\"upstream\":\"api\"}", i, i);
         }
     }
     if (extra)
-        sb_printf(&b, "%s%s", sep, extra);
-    sb_printf(&b, "]}\n");
+        tb_printf(&b, "%s%s", sep, extra);
+    tb_printf(&b, "]}\n");
     return b.p;
 }
 
@@ -1114,10 +1114,10 @@ static void test_parse_update(void)
     /* a new route taking the name of an unchanged one, after it and before */
     upd_case("a new route named like an unchanged one", "{\"name\":\"r4\",\"upstream\":\"web\"}",
              base, 0);
-    struct sbuf pre = { 0 };
+    struct tbuf pre = { 0 };
     char *tdoc = upd_doc(1, NULL, 2, ",");
     char *arr = strstr(tdoc, "\"routes\" : [") + strlen("\"routes\" : [");
-    sb_printf(&pre, "%.*s{\"name\":\"r4\",\"upstream\":\"web\"},%s", (int)(arr - tdoc), tdoc, arr);
+    tb_printf(&pre, "%.*s{\"name\":\"r4\",\"upstream\":\"web\"},%s", (int)(arr - tdoc), tdoc, arr);
     cfg_free(check_update("a new route named like a later unchanged one", pre.p, base, 0));
     free(pre.p);
     free(tdoc);
@@ -1140,8 +1140,8 @@ static void test_parse_update(void)
     char *two = upd_doc(1, NULL, 2, ",");
     char *tail = strrchr(two, '}');
     size_t off = (size_t)(tail - two);
-    struct sbuf sb = { 0 };
-    sb_printf(&sb, "%.*s,\"routes\":[]}", (int)off, two);
+    struct tbuf sb = { 0 };
+    tb_printf(&sb, "%.*s,\"routes\":[]}", (int)off, two);
     cfg_free(check_update("a second routes key", sb.p, base, 0));
     free(sb.p);
     free(two);
@@ -1176,10 +1176,10 @@ static void test_parse_update(void)
      * two neighbours changed in place and a route inserted: only those
      * three are scanned */
     {
-        struct sbuf nd = { 0 };
+        struct tbuf nd = { 0 };
         const char *src = base->source, *r3 = strstr(src, "\"name\":\"r3\""),
                    *r4 = strstr(src, "\"name\":\"r4\""), *r10 = strstr(src, "{\"name\":\"r10\"");
-        sb_printf(&nd, "%.*s\"name\":\"r3x\"%.*s\"name\":\"r4x\"%.*s{\"name\":\"new\",\"upstream\":\"api\"},%s",
+        tb_printf(&nd, "%.*s\"name\":\"r3x\"%.*s\"name\":\"r4x\"%.*s{\"name\":\"new\",\"upstream\":\"api\"},%s",
                   (int)(r3 - src), src, (int)(r4 - (r3 + 11)), r3 + 11, (int)(r10 - (r4 + 11)), r4 + 11, r10);
         struct shape_scan sc;
         size_t scanned = 0;
@@ -1197,9 +1197,9 @@ static void test_parse_update(void)
         /* the routes after it got structs of their own, with their new
          * index; the next reload shares those too, and outlives m */
         if (m != NULL) {
-            struct sbuf nd2 = { 0 };
+            struct tbuf nd2 = { 0 };
             const char *r3x = strstr(m->source, "\"name\":\"r3x\"");
-            sb_printf(&nd2, "%.*s\"name\":\"r3y\"%s", (int)(r3x - m->source), m->source, r3x + 12);
+            tb_printf(&nd2, "%.*s\"name\":\"r3y\"%s", (int)(r3x - m->source), m->source, r3x + 12);
             struct sl_config *m2 = check_update("one route renamed after an insertion", nd2.p, m, 30);
             free(nd2.p);
             ok(last_shared == m->nroutes - 1, "all but the renamed route share their structs (%zu of %zu)",
@@ -1229,8 +1229,8 @@ static void test_parse_update(void)
         snprintf(from, sizeof(from), "\"name\":\"r%d", rk);
         snprintf(to, sizeof(to), "\"name\":\"r%d-t%d", rk, t);
         const char *at = strstr(base->source, from);
-        struct sbuf nd = { 0 };
-        sb_printf(&nd, "%.*s%s%s", (int)(at - base->source), base->source, to, at + strlen(from));
+        struct tbuf nd = { 0 };
+        tb_printf(&nd, "%.*s%s%s", (int)(at - base->source), base->source, to, at + strlen(from));
         snprintf(name, sizeof(name), "renaming route %d, reload %d", rk, t);
         struct sl_config *n = check_update(name, nd.p, base, 29);
         free(nd.p);

@@ -13,8 +13,6 @@
 #include "../../upstream/upstream_config.c"
 #include "../policy_src.h"
 #include "../../core/hdr.c"
-#include "../../core/esc.c"
-#include "../../core/log.c"
 #include "../../gateway/tls.c"
 #include "../../core/tls_io.c"
 
