@@ -9,6 +9,12 @@
  * is the only lock, taken once per hash (never on a cached request), and is
  * bounded: past VQ_MAX waiting jobs a request gets a 503.
  *
+ * A user name not in the file pays the same: its password is hashed against
+ * a stand-in (the hash of an entry with the file's most common algorithm
+ * and cost) on the same verifiers, and the answer is a 401 whatever comes
+ * out, so a 401's timing does not tell which names exist.  A request that
+ * goes away while its job still waits in the queue takes the job out.
+ *
  * A verified credential is cached per worker (no lock), keyed by SHA-256
  * of the users file's generation and "user:password" (never the clear
  * password), for CACHE_TTL_MS: a keep-alive client pays the hash once.  A
@@ -54,6 +60,7 @@ struct pol_basic {
     size_t n;
     uint32_t *bucket;
     uint32_t mask;
+    const char *dummy;              /* unknown users are hashed against it (NULL: no users) */
 };
 
 static _Atomic uint64_t g_gen, g_hashes;
@@ -116,6 +123,41 @@ static const char *hash_problem(const char *h)
     return "unsupported hash: use bcrypt ($2y$, htpasswd -B) or SHA-512-crypt ($6$)";
 }
 
+/* The length of a hash's setting: what decides its cost (algorithm and
+ * bcrypt cost or SHA-512-crypt rounds), salt excluded. */
+static size_t setting_len(const char *h)
+{
+    if (h[1] == '2')
+        return 7;                   /* $2y$NN$ */
+    if (strncmp(h + 3, "rounds=", 7) == 0)
+        return (size_t)(strchr(h + 3, '$') - h) + 1;
+    return 3;                       /* $6$ */
+}
+
+/* The stand-in for unknown users: an entry of the most common setting. */
+static const char *pick_dummy(const struct pol_basic *b)
+{
+    enum { NSET = 8 };
+    const char *set[NSET];
+    size_t cnt[NSET], nset = 0, best = 0;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const char *h = b->users[i].hash;
+        size_t k = 0, l = setting_len(h);
+        while (k < nset && !(setting_len(set[k]) == l && memcmp(set[k], h, l) == 0))
+            k++;
+        if (k == nset) {
+            if (nset == NSET)
+                continue;           /* (a file of more than 8 settings: the first 8 vote) */
+            set[nset] = h;
+            cnt[nset++] = 0;
+        }
+        if (++cnt[k] > cnt[best])
+            best = k;
+    }
+    return nset ? set[best] : NULL;
+}
+
 static bool load_users(struct cfg_ctx *cx, const struct jp *path, const char *file, char *text,
                        struct pol_basic *b)
 {
@@ -169,6 +211,7 @@ static bool load_users(struct cfg_ctx *cx, const struct jp *path, const char *fi
         u->next = b->bucket[h];
         b->bucket[h] = (uint32_t)++b->n;
     }
+    b->dummy = pick_dummy(b);
     return bad == 0;
 }
 
@@ -211,7 +254,8 @@ struct vjob {
     struct vjob *next;
     struct pol_worker *pw;          /* whose pipe the answer goes to */
     struct pol_txn *t;              /* NULL once the request went away */
-    const struct user *user;        /* read only while t is set (its txn pins the config) */
+    const struct user *user;        /* read only while t is set (its txn pins the config);
+                                     * NULL: an unknown user, hashed for the time only */
     unsigned char key[32];          /* the cache key */
     bool ok;
     uint32_t user_len;
@@ -362,9 +406,41 @@ static long b64_decode(const char *s, size_t n, char *out, size_t cap)
     return (long)o;
 }
 
+static void job_free(struct vjob *j)
+{
+    OPENSSL_cleanse(j, sizeof(*j));
+    free(j);
+}
+
+/* The request went away: a job still queued leaves the queue (no hash for
+ * nobody, a slot free for others); one being hashed comes back and is
+ * freed unheard. */
 static void basic_cancel(struct pol_txn *t)
 {
-    ((struct vjob *)t->op)->t = NULL;   /* it comes back and is freed unheard */
+    struct vjob *j = t->op, *prev = NULL;
+
+    pthread_mutex_lock(&vq_lock);
+    struct vjob *q = vq_head;
+    while (q && q != j) {
+        prev = q;
+        q = q->next;
+    }
+    if (q) {
+        if (prev)
+            prev->next = j->next;
+        else
+            vq_head = j->next;
+        if (vq_tail == j)
+            vq_tail = prev;
+        vq_len--;
+    }
+    pthread_mutex_unlock(&vq_lock);
+    if (q) {
+        t->pw->vinflight--;
+        job_free(j);
+    } else {
+        j->t = NULL;
+    }
 }
 
 /* The verifiers' answers on this worker's loop. */
@@ -390,12 +466,10 @@ static void vpipe_cb(evutil_socket_t fd, short what, void *arg)
                 } else {
                     pol_txn_deny(t, 401, challenge);
                 }
-                OPENSSL_cleanse(j, sizeof(*j));
-                free(j);
+                job_free(j);
                 pol_txn_complete(t, u ? POL_ALLOW : POL_DENY);
             } else {
-                OPENSSL_cleanse(j, sizeof(*j));
-                free(j);
+                job_free(j);
             }
         }
     }
@@ -455,7 +529,7 @@ enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
         return pol_txn_deny(t, 401, challenge);
     size_t ulen = (size_t)(colon - (cred + 8));
     const struct user *u = find_user(b, cred + 8, ulen);
-    if (u == NULL) {
+    if (u == NULL && b->dummy == NULL) {    /* no users at all: nothing to hide */
         OPENSSL_cleanse(cred, sizeof(cred));
         return pol_txn_deny(t, 401, challenge);
     }
@@ -465,7 +539,7 @@ enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
         return pol_txn_deny(t, 503, NULL);
     }
     uint64_t now = now_ms();
-    if (cache_find(pw->bcache, key, now) == u) {
+    if (u && cache_find(pw->bcache, key, now) == u) {
         OPENSSL_cleanse(cred, sizeof(cred));
         pol_txn_set_auth_id(t, u->name, u->name_len);
         return POL_ALLOW;
@@ -475,15 +549,15 @@ enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
     j->t = t;
     j->user = u;
     memcpy(j->key, key, 32);
-    memcpy(j->hash, u->hash, strlen(u->hash) + 1);
+    const char *hash = u ? u->hash : b->dummy;
+    memcpy(j->hash, hash, strlen(hash) + 1);
     memcpy(j->cred, cred + 8, (size_t)n);
     j->user_len = (uint32_t)ulen;
     OPENSSL_cleanse(cred, sizeof(cred));
     pthread_mutex_lock(&vq_lock);
     if (vq_len >= VQ_MAX) {
         pthread_mutex_unlock(&vq_lock);
-        OPENSSL_cleanse(j, sizeof(*j));
-        free(j);
+        job_free(j);
         return pol_txn_deny(t, 503, NULL);
     }
     if (vq_tail)

@@ -274,6 +274,31 @@ static void test_basic_parts(void)
     ok(hash_problem(h6) != NULL, "SHA-512-crypt with too many rounds");
 }
 
+/* An unknown user is hashed against an entry of the file's most common
+ * setting (algorithm and cost), so its 401 costs what a known user's does. */
+static void test_basic_dummy(void)
+{
+    char text[1024], h6[200];
+    const char *tail = "abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234";
+    snprintf(h6, sizeof(h6), "$6$rounds=5000$saltsalt$%086d", 0);
+    snprintf(text, sizeof(text), "a:$2y$10$%s\nb:$2y$12$%s\nc:%s\nd:$2b$12$%s\ne:$2b$12$%s\n",
+             tail, tail, h6, tail, tail);
+    struct cfg_ctx cx = ctx();
+    struct pol_basic b = { 0 };
+    ok(load_users(&cx, JP_K(NULL, "users_file"), "u", text, &b) && g_errs.n == 0 && b.n == 5, "five users");
+    ok(b.dummy && strncmp(b.dummy, "$2b$12$", 7) == 0, "the stand-in has the most common setting (%s)",
+       b.dummy ? b.dummy : "none");
+    snprintf(text, sizeof(text), "a:%s\nb:$2y$10$%s\nc:%s\n", h6, tail, h6);
+    struct pol_basic b2 = { 0 };
+    cx = ctx();
+    ok(load_users(&cx, JP_K(NULL, "users_file"), "u", text, &b2) && b2.dummy && strcmp(b2.dummy, h6) == 0,
+       "SHA-512-crypt with its rounds");
+    snprintf(text, sizeof(text), "# nobody\n");
+    struct pol_basic b3 = { 0 };
+    cx = ctx();
+    ok(load_users(&cx, JP_K(NULL, "users_file"), "u", text, &b3) && b3.dummy == NULL, "no users: no stand-in");
+}
+
 /* The order: access before auth, a deny stops the sequence. */
 static void test_order(void)
 {
@@ -312,6 +337,7 @@ int main(void)
     test_bad_cidrs();
     test_apikey();
     test_basic_parts();
+    test_basic_dummy();
     test_order();
     test_auth_id();
     pol_worker_free(g_pw);
