@@ -331,18 +331,62 @@ def test_basic_keepalive_pays_the_hash_once(env):
     eq(get(s.port, "/", headers=[basic_hdr("alice", "new")]).status, 200, "new password after reload")
 
 
+def test_basic_unknown_user_is_hashed(env):
+    """An unknown user name pays a hash on the verifiers as a known one with
+    a wrong password does, so a 401's timing does not say which names
+    exist; a credential without a user name (no colon) has none to hide."""
+    e = env.echo("e")
+    uf = env.write("users", "alice:%s\n" % bcrypt_hash("pw", 4))
+    cfg = env.config(upstreams=ups(e), routes=[proute("b", "e", auth={"basic": {"users_file": uf}})])
+    s, a = with_admin(env, cfg)
+    h0 = hashes(a)
+    r = get(s.port, "/", headers=[basic_hdr("mallory", "pw")])
+    eq((r.status, r.h("www-authenticate")), (401, 'Basic realm="sluice"'), "unknown user: 401")
+    eq(hashes(a) - h0, 1, "an unknown user's password is hashed too")
+    r = get(s.port, "/", headers=[basic_hdr("alice", "nope")])
+    eq(r.status, 401, "known user, wrong password: 401")
+    eq(hashes(a) - h0, 2, "and hashed")
+    eq(get(s.port, "/", headers=[basic_hdr("mallory", "pw")]).status, 401, "unknown again")
+    eq(hashes(a) - h0, 3, "hashed again (an unknown user is never cached)")
+    r = get(s.port, "/", headers=[("Authorization", "Basic " + base64.b64encode(b"alice").decode())])
+    eq(r.status, 401, "no colon: 401")
+    eq(hashes(a) - h0, 3, "no user name, no hash")
+    eq(get(s.port, "/", headers=[basic_hdr("alice", "pw")]).status, 200, "the known user still gets in")
+    # a file without users: nothing to hide, no hash
+    uf2 = env.write("users2", "# nobody yet\n")
+    s2, a2 = with_admin(env, env.config(upstreams=ups(e), routes=[
+        proute("b", "e", auth={"basic": {"users_file": uf2}})]))
+    eq(get(s2.port, "/", headers=[basic_hdr("mallory", "pw")]).status, 401, "empty users file: 401")
+    eq(hashes(a2), 0, "empty users file: no hash")
+
+
 def test_basic_client_leaves_while_hashing(env):
+    """Clients that hang up while their hash waits in the verifiers' queue
+    take their job out of it (the queue is for clients still there); the
+    ones being hashed finish unheard."""
     e = env.echo("e")
     uf = env.write("users", "alice:%s\n" % bcrypt_hash("pw", 12))
     cfg = env.config(upstreams=ups(e), routes=[proute("b", "e", auth={"basic": {"users_file": uf}})])
     s, a = with_admin(env, cfg)
-    for i in range(4):
+    h0 = hashes(a)
+    conns = []
+    for i in range(6):
         c = Conn(s.port)
         c.send(build_request("GET", "/", "x", [basic_hdr("alice", "pw%d" % i)]))
+        conns.append(c)
+    check(wait_for(lambda: a.metrics()["sluice_client_connections"].total() >= 6, 10.0), "six clients waiting")
+    for c in conns:
         c.close()
+    check(wait_for(lambda: a.metrics()["sluice_client_connections"].total() == 0, 10.0),
+          "the clients' connections end while their hashes were pending")
     # the others are served meanwhile, and the process stays sound
-    eq(get(s.port, "/", headers=[basic_hdr("alice", "pw")], timeout=10).status, 200, "after cancelled logins")
-    check(wait_for(lambda: hashes(a) >= 5, 10.0), "the cancelled jobs finished on the verifiers")
+    eq(get(s.port, "/", headers=[basic_hdr("alice", "pw")], timeout=20).status, 200, "after cancelled logins")
+    time.sleep(1.0)     # what the verifiers had taken is done by now
+    n = hashes(a) - h0
+    # two verifier threads: at most the two jobs they had taken (and the
+    # good login) were hashed; the four still queued were dropped
+    check(n <= 3, "queued jobs of clients that left are not hashed (%d hashes for 1 + 6 logins)" % n)
+    check(n >= 1, "the good login was hashed")
 
 
 def test_basic_config_errors(env):
@@ -361,7 +405,9 @@ def test_basic_config_errors(env):
 # ---------------------------------------------------------------- forward
 
 import http.server
+import socket
 import socketserver
+import struct
 import threading
 import time
 
@@ -523,6 +569,78 @@ def test_forward_hang_and_down(env):
     r = get(s2.port, "/", headers=[("Authorization", "Bearer good")])
     eq(r.status, 503, "an auth upstream that is down: 503")
     eq(get(s2.port, "/", headers=[("Authorization", "Bearer good")]).status, 503, "and again")
+
+
+class SilentAuth:
+    """An auth upstream that reads a request and never answers: records
+    when each of its connections got a request and when it was closed."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.got = []       # times a request arrived
+        self.closed = []    # times the peer closed
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.conn, args=(c,), daemon=True).start()
+
+    def conn(self, c):
+        buf = b""
+        seen = False
+        try:
+            while True:
+                d = c.recv(4096)
+                if not d:
+                    break
+                buf += d
+                if b"\r\n\r\n" in buf and not seen:
+                    seen = True
+                    self.got.append(time.monotonic())
+        except OSError:
+            pass
+        self.closed.append(time.monotonic())
+        c.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+def test_forward_client_leaves_closes_subrequest(env):
+    """A client that hangs up while its forward auth subrequest waits for an
+    answer: sluice closes the subrequest's connection at once (as it closes
+    a proxied request's when its client leaves), not at response_header_ms,
+    and keeps no connection either side."""
+    e = env.echo("e")
+    au = SilentAuth()
+    try:
+        s, adm = with_admin(env, fwd_cfg(env, e, au.addr, timeout_ms=30000))
+        for i in range(3):
+            c = Conn(s.port)
+            c.send(build_request("GET", "/x%d" % i, "x", [("Authorization", "Bearer good")]))
+            check(wait_for(lambda: len(au.got) > i, 10.0), "the subrequest %d reached the auth upstream" % i)
+            t0 = time.monotonic()
+            if i == 1:      # a reset rather than a FIN
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+            check(wait_for(lambda: len(au.closed) > i, 15.0),
+                  "the auth upstream's connection %d closed when the client left" % i)
+            took = au.closed[i] - t0
+            check(took < 10.0, "closed long before response_header_ms (30 s): %.2fs" % took)
+        check(wait_for(lambda: adm.metrics()["sluice_client_connections"].total() == 0, 10.0),
+              "no client connection left open")
+        eq(adm.metrics()["sluice_upstream_connections"].total(), 0, "no upstream connection left open")
+        eq(decisions(adm, "f", "auth", "allowed") + decisions(adm, "f", "auth", "denied"), 0,
+           "a cancelled check decided nothing")
+    finally:
+        au.stop()
 
 
 def test_forward_credential_kept(env):
