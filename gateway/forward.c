@@ -240,6 +240,11 @@ bool fwd_build_head(struct gw_conn *c, const struct h1_request *r)
         f.drop = au->cred_header;
         f.drop_len = au->cred_header_len;
     }
+    if (au && au->forward) {    /* the auth upstream's headers, never the client's */
+        f.drops = au->forward->copy_headers;
+        f.drop_lens = au->forward->copy_lens;
+        f.ndrops = au->forward->ncopy;
+    }
     if (pt->has_auth_id) {
         f.auth_id = pt->auth_id;
         f.auth_id_len = pt->auth_id_len;

@@ -70,6 +70,15 @@ void h1_fwd_put_edits(struct sbuf *s, const struct cfg_header_edits *e)
         put_header(s, e->add[i].name, e->add[i].name_len, e->add[i].value, e->add[i].value_len);
 }
 
+/* Is h one of the names the policy's checks set (f->drops)? */
+static bool dropped(const struct h1_fwd_req *f, const struct h1_header *h)
+{
+    for (size_t k = 0; k < f->ndrops; k++)
+        if (h->name_len == f->drop_lens[k] && h1_casecmp(h->name, f->drops[k], h->name_len))
+            return true;
+    return false;
+}
+
 /* A header copied as received unless an edit or a Connection token drops it. */
 static bool keep_header(const struct h1_header *h, const struct cfg_header_edits *e,
                         const struct h1_header *all, size_t n, bool has_conn)
@@ -164,6 +173,8 @@ int h1_fwd_request_head(char *out, size_t cap, const struct h1_request *r,
             if (!keep_header(h, e, r->headers, r->nheaders, has_conn))
                 continue;
             if (f->drop && h->name_len == f->drop_len && h1_casecmp(h->name, f->drop, f->drop_len))
+                continue;
+            if (f->ndrops && dropped(f, h))
                 continue;
             has_rid |= c == HDR_XRID;
             put_header(&s, h->name, h->name_len, h->value, h->value_len);

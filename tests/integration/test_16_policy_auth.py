@@ -455,6 +455,9 @@ class AuthServer:
                     self.send_header("X-Not-Copied", "1")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                elif auth == "Bearer good-anon":
+                    self.send_response(204)
+                    self.end_headers()
                 elif auth == "Bearer forbidden":
                     body = b"no access for you\n"
                     self.send_response(403)
@@ -510,7 +513,7 @@ def test_forward_allow_deny(env):
                     body="payload")
         eq(r.status, 200, "2xx from the auth upstream allows")
         eq(uh(r, "x-auth-id"), ["user-7"], "x-auth-id from the auth upstream")
-        eq(uh(r, "x-user"), ["mallory", "alice"], "copy_headers added (the client's own kept)")
+        eq(uh(r, "x-user"), ["alice"], "copy_headers from the auth upstream (the client's own removed)")
         eq(uh(r, "x-not-copied"), [], "headers not listed are not copied")
         eq(uh(r, "authorization"), [], "the credential does not reach the backend")
         eq(r.json()["body"], "payload", "the request body reaches the backend")
@@ -522,6 +525,10 @@ def test_forward_allow_deny(env):
         eq(h.get("authorization"), "Bearer good", "the client's headers go to the auth upstream")
         eq(h.get("content-length"), "0", "no body")
 
+        # a 2xx without the header: the client's own still never passes as the auth upstream's
+        r = get(s.port, "/", headers=[("Authorization", "Bearer good-anon"), ("x-USER", "root")])
+        eq((r.status, uh(r, "x-user")), (200, []), "a client's header named in copy_headers is removed")
+        eq(uh(r, "x-auth-id"), [], "no x-auth-id from the auth upstream: none")
         r = get(s.port, "/", headers=[("Authorization", "Bearer nope")])
         eq(r.status, 401, "401 passed back")
         eq(r.h("www-authenticate"), 'Bearer realm="authz"', "its challenge passed back")
@@ -540,7 +547,7 @@ def test_forward_allow_deny(env):
                 c.send(build_request("GET", "/k", "x", [("Authorization", "Bearer good")]))
                 eq(c.read_response().status, 200, "keep-alive request %d" % i)
         check(a.conns - conns <= 1, "subrequests reuse pooled connections (%d new)" % (a.conns - conns))
-        eq(decisions(adm, "f", "auth", "allowed"), 7, "allowed counted")
+        eq(decisions(adm, "f", "auth", "allowed"), 8, "allowed counted")
         eq(decisions(adm, "f", "auth", "denied"), 2, "denied counted")
         eq(decisions(adm, "f", "auth", "error"), 1, "error counted")
     finally:

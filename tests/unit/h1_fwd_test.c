@@ -350,6 +350,16 @@ static void test_request_policy(void)
     ok(hcount(OH, "Authorization") == 0 && hone(OH, "Authorization-X", "2"),
        "the credential's header dropped, a longer name kept");
     ok(hcount(OH, "X-User") == 2 && !strcmp(hjoin(OH, "X-User"), "mallory, alice"), "extra lines added after");
+    char *names[] = { "x-user", "x-groups" };
+    const uint32_t lens[] = { 6, 8 };
+    f.drops = names;
+    f.drop_lens = lens;
+    f.ndrops = 2;
+    ok(fwd("GET / HTTP/1.1\r\nHost: h\r\nX-User: mallory\r\nx-GROUPS: admin\r\nX-Users: 3\r\n\r\n", &f) &&
+       hone(OH, "X-User", "alice") && hcount(OH, "X-Groups") == 0 && hone(OH, "X-Users", "3"),
+       "a client's headers named by the checks are dropped (theirs alone go), a longer name kept");
+    f.drops = NULL;
+    f.ndrops = 0;
     f.drop = "x-api-key";
     f.drop_len = 9;
     ok(fwd("GET / HTTP/1.1\r\nHost: h\r\nX-API-KEY: k\r\nAuthorization: Basic x\r\n\r\n", &f) &&
