@@ -23,6 +23,7 @@
  */
 #include "pol_int.h"
 #include "../core/arena.h"
+#include "../core/check.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -158,6 +159,9 @@ static const char *pick_dummy(const struct pol_basic *b)
     return nset ? set[best] : NULL;
 }
 
+/* The shortest entry that can load: a one-byte name, ':', a bcrypt hash. */
+#define ENTRY_MIN 62
+
 static bool load_users(struct cfg_ctx *cx, const struct jp *path, const char *file, char *text,
                        struct pol_basic *b)
 {
@@ -165,6 +169,11 @@ static bool load_users(struct cfg_ctx *cx, const struct jp *path, const char *fi
 
     for (const char *p = text; *p; p++)
         nlines += *p == '\n';
+    /* room for the entries that can be there, not for every line (a file
+     * of blank or broken lines must not cost 24 bytes a byte) */
+    size_t most = strlen(text) / ENTRY_MIN + 1;
+    if (nlines > most)
+        nlines = most;
     b->users = cfg_calloc(cx, nlines, sizeof(*b->users));
     uint32_t cap = 16;
     while (cap < nlines * 2 && cap < (1u << 30))
@@ -198,6 +207,7 @@ static bool load_users(struct cfg_ctx *cx, const struct jp *path, const char *fi
         }
         if (why == NULL && find_user(b, s, strlen(s)))
             why = "user listed twice";
+        BUG_ON(why == NULL && b->n == nlines);  /* (ENTRY_MIN bounds them) */
         if (why) {
             if (bad++ < 5)
                 cfg_errp(cx, path, "%s: line %zu: %s", file, line, why);

@@ -299,6 +299,45 @@ static void test_basic_dummy(void)
     ok(load_users(&cx, JP_K(NULL, "users_file"), "u", text, &b3) && b3.dummy == NULL, "no users: no stand-in");
 }
 
+/* Files that are big or broken cost memory in proportion to what they
+ * can hold, not to their bytes: a users file's room is bounded by the
+ * shortest entry (which still loads, packed), a keys file of far more JSON
+ * values than entries is refused before cJSON builds them. */
+static void test_file_bounds(void)
+{
+    size_t nu = 2000, per = 63;     /* "x" + hex name + ':' + a 60-byte bcrypt hash + '\n' */
+    char *text = malloc(nu * (per + 8) + 1), *p = text;
+    for (size_t i = 0; i < nu; i++)
+        p += sprintf(p, "%zx:$2y$04$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234\n", i);
+    struct cfg_ctx cx = ctx();
+    struct pol_basic b = { 0 };
+    ok(load_users(&cx, JP_K(NULL, "users_file"), "u", text, &b) && b.n == nu,
+       "packed short entries all load (%zu)", b.n);
+    memset(text, '\n', nu * per);
+    text[nu * per] = '\0';
+    struct pol_basic b2 = { 0 };
+    cx = ctx();
+    ok(load_users(&cx, JP_K(NULL, "users_file"), "u", text, &b2) && b2.n == 0 && b2.mask < 4096,
+       "a file of blank lines: no room for a user a line (%u buckets)", b2.mask + 1);
+    free(text);
+
+    size_t nv = 100000;
+    char *zeros = malloc(2 * nv + 2);
+    zeros[0] = '[';
+    for (size_t i = 0; i < nv; i++) {
+        zeros[1 + 2 * i] = '0';
+        zeros[2 + 2 * i] = i + 1 < nv ? ',' : ']';
+    }
+    zeros[2 * nv + 1] = '\0';
+    struct pol_apikey k = { 0 };
+    cx = ctx();
+    ok(!load_keys(&cx, JP_K(NULL, "keys_file"), "k", zeros, &k) && has_error("/keys_file", "not a keys file") &&
+       k.ents == NULL, "a keys file of 100000 numbers is refused unparsed");
+    free(zeros);
+    ok(json_values_max("[{\"id\": \"a,b:{[\\\"\", \"sha256\": \"x\"}]") == 6,
+       "values counted outside strings (escapes too)");
+}
+
 /* The order: access before auth, a deny stops the sequence. */
 static void test_order(void)
 {
@@ -338,6 +377,7 @@ int main(void)
     test_apikey();
     test_basic_parts();
     test_basic_dummy();
+    test_file_bounds();
     test_order();
     test_auth_id();
     pol_worker_free(g_pw);
