@@ -7,7 +7,8 @@
  * verifier threads shared by the process; the answer comes back through a
  * pipe into the asking worker's loop (pol_txn_complete there).  The queue
  * is the only lock, taken once per hash (never on a cached request), and is
- * bounded: past VQ_MAX waiting jobs a request gets a 503.
+ * bounded: past VQ_MAX waiting jobs a request gets a 503, and so does one
+ * whose job waited VQ_WAIT_MS for a verifier (answered unhashed).
  *
  * A user name not in the file pays the same: its password is hashed against
  * a stand-in (the hash of an entry with the file's most common algorithm
@@ -42,6 +43,10 @@
 #define HASH_MAX 128                /* bcrypt 60, SHA-512-crypt at most 123 */
 #define CRED_MAX 1024               /* user:password, decoded */
 #define VQ_MAX 1024                 /* jobs waiting for a verifier */
+/* A job that waited this long is answered 503 unhashed: a request never
+ * waits on the queue much longer (the client's timers are off meanwhile),
+ * and a flood drains at once instead of a hash at a time. */
+#define VQ_WAIT_MS 5000
 #define NVERIFIERS 2
 #define CACHE_SETS 512              /* x 2 ways per worker */
 #define CACHE_TTL_MS (5u * 60 * 1000)
@@ -267,11 +272,15 @@ struct vjob {
     const struct user *user;        /* read only while t is set (its txn pins the config);
                                      * NULL: an unknown user, hashed for the time only */
     unsigned char key[32];          /* the cache key */
+    uint64_t queued_ms;             /* when it joined the queue */
     bool ok;
+    bool late;                      /* waited past VQ_WAIT_MS: not hashed */
     uint32_t user_len;
     char hash[HASH_MAX + 1];
     char cred[CRED_MAX + 1];        /* user:password, wiped once hashed */
 };
+
+static uint64_t now_ms(void);
 
 static pthread_mutex_t vq_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t vq_cond = PTHREAD_COND_INITIALIZER;
@@ -296,13 +305,16 @@ static void *verifier_main(void *arg)
         vq_len--;
         pthread_mutex_unlock(&vq_lock);
 
-        const char *pass = j->cred + j->user_len + 1;
-        char *out = crypt_rn(pass, j->hash, cd, sizeof(*cd));
-        size_t hl = strlen(j->hash);
-        j->ok = out != NULL && strlen(out) == hl && CRYPTO_memcmp(out, j->hash, hl) == 0;
+        j->late = now_ms() - j->queued_ms > VQ_WAIT_MS;
+        if (!j->late) {
+            const char *pass = j->cred + j->user_len + 1;
+            char *out = crypt_rn(pass, j->hash, cd, sizeof(*cd));
+            size_t hl = strlen(j->hash);
+            j->ok = out != NULL && strlen(out) == hl && CRYPTO_memcmp(out, j->hash, hl) == 0;
+            OPENSSL_cleanse(cd, sizeof(*cd));
+            atomic_fetch_add_explicit(&g_hashes, 1, memory_order_relaxed);
+        }
         OPENSSL_cleanse(j->cred + j->user_len, sizeof(j->cred) - j->user_len);
-        OPENSSL_cleanse(cd, sizeof(*cd));
-        atomic_fetch_add_explicit(&g_hashes, 1, memory_order_relaxed);
         ssize_t w;
         do
             w = write(j->pw->vpipe[1], &j, sizeof(j));
@@ -474,7 +486,7 @@ static void vpipe_cb(evutil_socket_t fd, short what, void *arg)
                     cache_put(pw->bcache, j->key, u, now_ms());
                     pol_txn_set_auth_id(t, u->name, u->name_len);
                 } else {
-                    pol_txn_deny(t, 401, challenge);
+                    pol_txn_deny(t, j->late ? 503 : 401, j->late ? NULL : challenge);
                 }
                 job_free(j);
                 pol_txn_complete(t, u ? POL_ALLOW : POL_DENY);
@@ -570,6 +582,7 @@ enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
         job_free(j);
         return pol_txn_deny(t, 503, NULL);
     }
+    j->queued_ms = now;
     if (vq_tail)
         vq_tail->next = j;
     else

@@ -10,6 +10,8 @@
 #include "../../core/hdr.c"
 
 #include <arpa/inet.h>
+#include <crypt.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -338,6 +340,78 @@ static void test_file_bounds(void)
        "values counted outside strings (escapes too)");
 }
 
+static int g_ndone;
+static void on_done(void *owner)
+{
+    (void)owner;
+    g_ndone++;
+}
+
+/* The verifiers' queue: FIFO behind two verifier threads; a job that
+ * waited VQ_WAIT_MS is answered 503 unhashed, a cancelled one still queued
+ * leaves the queue unhashed, an unknown user is hashed like a known one. */
+static void test_basic_queue(void)
+{
+    struct event_base *base = event_base_new();
+    struct pol_worker *pw = pol_worker_new(base, NULL, NULL);
+    char setting[64], path[] = "/tmp/sluice-policy-test-users-XXXXXX", line[128];
+    struct crypt_data *cd = calloc(1, sizeof(*cd));
+    crypt_gensalt_rn("$2b$", 12, NULL, 0, setting, sizeof(setting));
+    int fd = mkstemp(path);
+    int n = snprintf(line, sizeof(line), "alice:%s\n", crypt_rn("pw", setting, cd, sizeof(*cd)));
+    free(cd);
+    if (write(fd, line, (size_t)n) != n)
+        abort();
+    close(fd);
+    char conf[256];
+    snprintf(conf, sizeof(conf), "{\"users_file\": \"%s\"}", path);
+    struct cfg_ctx cx = ctx();
+    struct pol_auth au = { .kind = POL_AUTH_BASIC };
+    cJSON *v = cJSON_Parse(conf);
+    au.basic = pol_basic_parse(&cx, v, JP_K(NULL, "basic"), &au);
+    cJSON_Delete(v);
+    unlink(path);
+    ok(g_errs.n == 0 && au.basic->n == 1, "users file with one cost-12 user");
+
+    struct h1_header wrong = { "Authorization", "Basic YWxpY2U6d3Jvbmc=", 13, 22 };    /* alice:wrong */
+    struct h1_header unknown = { "Authorization", "Basic Ym9iOnB3", 13, 14 };          /* bob:pw */
+    struct pol_req r1 = { .headers = &wrong, .nheaders = 1 }, r2 = { .headers = &unknown, .nheaders = 1 };
+    struct pol_txn t[4];
+    uint64_t h0 = pol_hashes_total();
+    bool pend = true;
+    for (int i = 0; i < 4; i++) {
+        memset(&t[i], 0, sizeof(t[i]));
+        t[i].pw = pw;
+        t[i].owner = &t[i];
+        t[i].done = on_done;
+        pend &= pol_basic_check(&au, &t[i], i == 1 ? &r2 : &r1) == POL_PENDING;
+        t[i].pending = true;
+    }
+    ok(pend && pw->vinflight == 4, "four jobs with the verifiers");
+    /* jobs 0 and 1 are taken first (FIFO, two threads, each hash some
+     * 100 ms): age job 2 where it waits, cancel job 3 */
+    pthread_mutex_lock(&vq_lock);
+    bool queued = false;
+    for (struct vjob *q = vq_head; q; q = q->next)
+        queued |= q == t[2].op;
+    ((struct vjob *)t[2].op)->queued_ms -= VQ_WAIT_MS + 1000;
+    pthread_mutex_unlock(&vq_lock);
+    ok(queued, "the third job waits behind two hashes");
+    pol_txn_end(&t[3]);
+    ok(pw->vinflight == 3, "a cancelled job still queued leaves the queue");
+    while (g_ndone < 3)
+        event_base_loop(base, EVLOOP_ONCE);
+    ok(t[0].verdict == POL_DENY && t[0].status == 401 && t[0].challenge, "known user, wrong password: 401");
+    ok(t[1].verdict == POL_DENY && t[1].status == 401 && t[1].challenge, "unknown user: 401 too");
+    ok(t[2].verdict == POL_DENY && t[2].status == 503 && t[2].result == POL_RES_ERROR,
+       "a job that waited too long: 503 (an error)");
+    ok(pol_hashes_total() - h0 == 2, "two hashes: the unknown user's counted, the late and the cancelled not (%llu)",
+       (unsigned long long)(pol_hashes_total() - h0));
+    ok(g_ndone == 3 && pw->vinflight == 0, "three answers, none for the cancelled job");
+    pol_worker_free(pw);
+    event_base_free(base);
+}
+
 /* The order: access before auth, a deny stops the sequence. */
 static void test_order(void)
 {
@@ -378,6 +452,7 @@ int main(void)
     test_basic_parts();
     test_basic_dummy();
     test_file_bounds();
+    test_basic_queue();
     test_order();
     test_auth_id();
     pol_worker_free(g_pw);
