@@ -547,8 +547,11 @@ enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
     if (n < 0)
         return pol_txn_deny(t, 401, challenge);
     char *colon = memchr(cred + 8, ':', (size_t)n);
-    if (colon == NULL)
+    /* crypt() reads a C string: "pw\0anything" must not pass as "pw" */
+    if (colon == NULL || memchr(cred + 8, '\0', (size_t)n)) {
+        OPENSSL_cleanse(cred, sizeof(cred));
         return pol_txn_deny(t, 401, challenge);
+    }
     size_t ulen = (size_t)(colon - (cred + 8));
     const struct user *u = find_user(b, cred + 8, ulen);
     if (u == NULL && b->dummy == NULL) {    /* no users at all: nothing to hide */

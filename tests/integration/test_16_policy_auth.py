@@ -299,13 +299,14 @@ def test_basic(env):
     eq(get(s.port, "/", headers=[basic_hdr("carol", "x")]).status, 200, "$2b$ user")
     for hdrs, what in (([], "missing"), ([basic_hdr("alice", "wrong")], "bad password"),
                        ([basic_hdr("mallory", "x")], "unknown user"),
+                       ([basic_hdr("alice", "wonderland\0x")], "the password and a NUL after it"),
                        ([("Authorization", "Basic !!!!")], "bad base64"),
                        ([("Authorization", "Basic " + base64.b64encode(b"alice").decode())], "no colon"),
                        ([("Authorization", "Bearer abc")], "other scheme")):
         r = get(s.port, "/", headers=hdrs)
         eq(r.status, 401, what + ": status")
         eq(r.h("www-authenticate"), 'Basic realm="sluice"', what + ": challenge")
-    eq(decisions(a, "b", "auth", "denied"), 6, "denials counted")
+    eq(decisions(a, "b", "auth", "denied"), 7, "denials counted")
 
 
 def test_basic_keepalive_pays_the_hash_once(env):
@@ -455,6 +456,11 @@ class AuthServer:
                     self.send_header("X-Not-Copied", "1")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                elif auth == "Bearer long":
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Bearer realm="%s"' % ("r" * 2000))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif auth == "Bearer good-anon":
                     self.send_response(204)
                     self.end_headers()
@@ -536,6 +542,9 @@ def test_forward_allow_deny(env):
         eq(r.h("content-type"), "application/json", "its content type")
         r = get(s.port, "/", headers=[("Authorization", "Bearer forbidden")])
         eq((r.status, r.body, r.h("content-type")), (403, b"no access for you\n", "text/x-deny"), "403 passed back")
+        r = get(s.port, "/", headers=[("Authorization", "Bearer long")])
+        eq((r.status, r.h("www-authenticate")), (401, 'Bearer realm="%s"' % ("r" * 2000)),
+           "a long challenge passed back whole")
         r = get(s.port, "/", headers=[("Authorization", "Bearer crash")])
         eq(r.status, 503, "a 500 from the auth upstream is a 503")
         r = request(s.port, "HEAD", "/", headers=[("Authorization", "Bearer good")])
@@ -548,7 +557,7 @@ def test_forward_allow_deny(env):
                 eq(c.read_response().status, 200, "keep-alive request %d" % i)
         check(a.conns - conns <= 1, "subrequests reuse pooled connections (%d new)" % (a.conns - conns))
         eq(decisions(adm, "f", "auth", "allowed"), 8, "allowed counted")
-        eq(decisions(adm, "f", "auth", "denied"), 2, "denied counted")
+        eq(decisions(adm, "f", "auth", "denied"), 3, "denied counted")
         eq(decisions(adm, "f", "auth", "error"), 1, "error counted")
     finally:
         a.stop()
