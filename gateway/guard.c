@@ -58,7 +58,7 @@ static void count(struct gw_conn *c)
 static void deny(struct gw_conn *c)
 {
     struct pol_txn *p = &c->t->pol;
-    char extra[512];
+    char extra[POL_BUF_CAP / 2 + 256];     /* a forward auth answer's lines fit (authreq.c) */
     size_t n = 0;
     const char *body = NULL;
     size_t body_len = 0;
