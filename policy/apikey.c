@@ -188,7 +188,7 @@ enum pol_verdict pol_apikey_check(const struct pol_auth *au, struct pol_txn *t,
 {
     static const char challenge[] = "WWW-Authenticate: Bearer\r\n";
     const struct pol_apikey *k = au->api_key;
-    const struct h1_header *h = pol_header(r, au->cred_header, au->cred_header_len);
+    const struct h1_header *h = pol_header_sole(r, au->cred_header, au->cred_header_len);
     unsigned char d[32];
     const struct key_ent *found = NULL;
 
@@ -196,6 +196,11 @@ enum pol_verdict pol_apikey_check(const struct pol_auth *au, struct pol_txn *t,
         return pol_txn_deny(t, 401, challenge);
     const char *key = h->value + k->prefix_len;
     size_t n = h->value_len - k->prefix_len;
+    /* a scheme's separator is 1*SP (RFC 9110 11.4): "Bearer  k" is "k" */
+    while (k->prefix_len && k->prefix[k->prefix_len - 1] == ' ' && n && *key == ' ') {
+        key++;
+        n--;
+    }
     if (n == 0 || n > KEY_MAX)
         return pol_txn_deny(t, 401, challenge);
     pol_sha256(t->pw, key, n, d);

@@ -533,7 +533,7 @@ enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
 {
     const struct pol_basic *b = au->basic;
     struct pol_worker *pw = t->pw;
-    const struct h1_header *h = pol_header(r, "authorization", 13);
+    const struct h1_header *h = pol_header_sole(r, "authorization", 13);
     char cred[8 + CRED_MAX + 1];    /* the generation, then user:password */
     unsigned char key[32];
 

@@ -300,13 +300,14 @@ def test_basic(env):
     for hdrs, what in (([], "missing"), ([basic_hdr("alice", "wrong")], "bad password"),
                        ([basic_hdr("mallory", "x")], "unknown user"),
                        ([basic_hdr("alice", "wonderland\0x")], "the password and a NUL after it"),
+                       ([basic_hdr("alice", "wonderland"), basic_hdr("bob", "x")], "two credentials"),
                        ([("Authorization", "Basic !!!!")], "bad base64"),
                        ([("Authorization", "Basic " + base64.b64encode(b"alice").decode())], "no colon"),
                        ([("Authorization", "Bearer abc")], "other scheme")):
         r = get(s.port, "/", headers=hdrs)
         eq(r.status, 401, what + ": status")
         eq(r.h("www-authenticate"), 'Basic realm="sluice"', what + ": challenge")
-    eq(decisions(a, "b", "auth", "denied"), 7, "denials counted")
+    eq(decisions(a, "b", "auth", "denied"), 8, "denials counted")
 
 
 def test_basic_keepalive_pays_the_hash_once(env):

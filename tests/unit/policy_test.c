@@ -175,7 +175,18 @@ static void test_apikey(void)
        memcmp(t.auth_id, "team-b", 6) == 0, "a known key: its id");
     memset(&t, 0, sizeof(t));
     t.pw = g_pw;
+    h.value = "bEARER   k2";
+    h.value_len = 11;
+    ok(pol_apikey_check(&au, &t, &r) == POL_ALLOW, "the scheme in any case, more than one space after it");
+    memset(&t, 0, sizeof(t));
+    t.pw = g_pw;
+    struct h1_header two[2] = { { "Authorization", "Bearer k2", 13, 9 }, { "authorization", "Bearer x", 13, 8 } };
+    struct pol_req rtwo = { .headers = two, .nheaders = 2 };
+    ok(pol_apikey_check(&au, &t, &rtwo) == POL_DENY && t.status == 401, "a credential header sent twice: 401");
+    memset(&t, 0, sizeof(t));
+    t.pw = g_pw;
     h.value = "Bearer k3";
+    h.value_len = 9;
     ok(pol_apikey_check(&au, &t, &r) == POL_DENY && t.status == 401 && strstr(t.challenge, "Bearer"),
        "an unknown key: 401 with a Bearer challenge");
     memset(&t, 0, sizeof(t));
