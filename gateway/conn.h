@@ -37,7 +37,8 @@
 
 /* C_ROUTE: the request's body is being read to route it (match.json_body),
  * nothing sent upstream yet.  C_GUARD: a policy check of the route pends
- * (guard.c), nothing sent upstream, nothing more read. */
+ * (guard.c), nothing sent upstream, nothing more read (the client only
+ * peeked at: its leaving cancels the check). */
 enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED, C_ROUTE, C_GUARD };
 enum rstate { RS_WAIT = 0, RS_BODY, RS_DONE };
 

@@ -367,7 +367,7 @@ def test_basic_client_leaves_while_hashing(env):
     take their job out of it (the queue is for clients still there); the
     ones being hashed finish unheard."""
     e = env.echo("e")
-    uf = env.write("users", "alice:%s\n" % bcrypt_hash("pw", 12))
+    uf = env.write("users", "alice:%s\n" % bcrypt_hash("pw", 13))
     cfg = env.config(upstreams=ups(e), routes=[proute("b", "e", auth={"basic": {"users_file": uf}})])
     s, a = with_admin(env, cfg)
     h0 = hashes(a)
@@ -383,11 +383,12 @@ def test_basic_client_leaves_while_hashing(env):
           "the clients' connections end while their hashes were pending")
     # the others are served meanwhile, and the process stays sound
     eq(get(s.port, "/", headers=[basic_hdr("alice", "pw")], timeout=20).status, 200, "after cancelled logins")
-    time.sleep(1.0)     # what the verifiers had taken is done by now
+    time.sleep(1.5)     # what the verifiers had taken is done by now
     n = hashes(a) - h0
-    # two verifier threads: at most the two jobs they had taken (and the
-    # good login) were hashed; the four still queued were dropped
-    check(n <= 3, "queued jobs of clients that left are not hashed (%d hashes for 1 + 6 logins)" % n)
+    # two verifier threads: the two jobs they had taken (two more, should
+    # the closes be seen a whole hash late) and the good login were hashed;
+    # the jobs still queued were dropped (unfixed: 7)
+    check(n <= 5, "queued jobs of clients that left are not hashed (%d hashes for 1 + 6 logins)" % n)
     check(n >= 1, "the good login was hashed")
 
 
