@@ -590,10 +590,12 @@ def test_forward_hang_and_down(env):
 
 
 class SilentAuth:
-    """An auth upstream that reads a request and never answers: records
-    when each of its connections got a request and when it was closed."""
+    """An auth upstream that reads a request and answers only `answer`
+    (nothing by default), then holds the connection: records when each of
+    its connections got a request and when it was closed."""
 
-    def __init__(self):
+    def __init__(self, answer=b""):
+        self.answer = answer
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -622,6 +624,8 @@ class SilentAuth:
                 if b"\r\n\r\n" in buf and not seen:
                     seen = True
                     self.got.append(time.monotonic())
+                    if self.answer:
+                        c.sendall(self.answer)
         except OSError:
             pass
         self.closed.append(time.monotonic())
@@ -659,6 +663,21 @@ def test_forward_client_leaves_closes_subrequest(env):
            "a cancelled check decided nothing")
     finally:
         au.stop()
+
+
+def test_forward_head_then_silence(env):
+    """An auth upstream that sends a head promising a body and then stays
+    silent: the body has response_header_ms too (503), the request does
+    not hang."""
+    e = env.echo("e")
+    for status in (401, 200):
+        au = SilentAuth(b"HTTP/1.1 %d X\r\nContent-Length: 100\r\nContent-Type: text/plain\r\n\r\nabc" % status)
+        try:
+            s = env.sluice(fwd_cfg(env, e, au.addr, timeout_ms=300))
+            r = get(s.port, "/", headers=[("Authorization", "Bearer good")], timeout=10)
+            eq(r.status, 503, "%d head, then no body: 503" % status)
+        finally:
+            au.stop()
 
 
 def test_forward_credential_kept(env):
