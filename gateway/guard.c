@@ -120,10 +120,8 @@ enum pol_verdict guard_resume(struct gw_conn *c, const struct h1_request *r)
 
 bool guard_watch(struct gw_conn *c)
 {
-    if (c->r_ready && client_peek(c) < 0) {
-        gw_log(GW_LOG_INFO, "client left while its policy check pended");
-        txn_end(c, GW_END_CLIENT_CLOSED);
-    }
+    if (c->r_ready && client_peek(c) < 0)
+        txn_end(c, GW_END_CLIENT_CLOSED);   /* (counted by reason, as any client leaving) */
     return false;
 }
 
