@@ -665,6 +665,31 @@ def test_forward_client_leaves_closes_subrequest(env):
         au.stop()
 
 
+def test_forward_client_leaves_tls(env):
+    """The same on a TLS listener, where the client's bytes are records
+    and its leaving is seen as the FIN (close_notify first)."""
+    import certs
+    from test_9_tls import cctx, tls_listener
+    e = env.echo("e")
+    pki = certs.make(env)
+    au = SilentAuth()
+    try:
+        cfg = fwd_cfg(env, e, au.addr, timeout_ms=30000)
+        cfg["listeners"] = [tls_listener(pki)]
+        s, adm = with_admin(env, cfg)
+        c = Conn(s.port, tls=cctx(), sni="localhost")
+        c.send(build_request("GET", "/t", "x", [("Authorization", "Bearer good")]))
+        check(wait_for(lambda: len(au.got) > 0, 10.0), "the subrequest reached the auth upstream")
+        c.close()
+        check(wait_for(lambda: len(au.closed) > 0, 15.0), "the auth upstream's connection closed when the client left")
+        check(au.closed[0] - au.got[0] < 10.0, "long before response_header_ms (30 s)")
+        check(wait_for(lambda: adm.metrics()["sluice_client_connections"].total() == 0, 10.0),
+              "no client connection left open")
+        eq(adm.metrics()["sluice_upstream_connections"].total(), 0, "no upstream connection left open")
+    finally:
+        au.stop()
+
+
 def test_forward_head_then_silence(env):
     """An auth upstream that sends a head promising a body and then stays
     silent: the body has response_header_ms too (503), the request does
