@@ -240,10 +240,10 @@ bool fwd_build_head(struct gw_conn *c, const struct h1_request *r)
         f.drop = au->cred_header;
         f.drop_len = au->cred_header_len;
     }
-    if (au && au->forward) {    /* the auth upstream's headers, never the client's */
-        f.drops = au->forward->copy_headers;
-        f.drop_lens = au->forward->copy_lens;
-        f.ndrops = au->forward->ncopy;
+    if (au && au->nstrip) {
+        f.strip = au->strip;
+        f.strip_lens = au->strip_lens;
+        f.nstrip = au->nstrip;
     }
     if (pt->has_auth_id) {
         f.auth_id = pt->auth_id;

@@ -70,15 +70,6 @@ void h1_fwd_put_edits(struct sbuf *s, const struct cfg_header_edits *e)
         put_header(s, e->add[i].name, e->add[i].name_len, e->add[i].value, e->add[i].value_len);
 }
 
-/* Is h one of the names the policy's checks set (f->drops)? */
-static bool dropped(const struct h1_fwd_req *f, const struct h1_header *h)
-{
-    for (size_t k = 0; k < f->ndrops; k++)
-        if (h->name_len == f->drop_lens[k] && h1_casecmp(h->name, f->drops[k], h->name_len))
-            return true;
-    return false;
-}
-
 /* A header copied as received unless an edit or a Connection token drops it. */
 static bool keep_header(const struct h1_header *h, const struct cfg_header_edits *e,
                         const struct h1_header *all, size_t n, bool has_conn)
@@ -145,6 +136,15 @@ static void request_line(struct sbuf *s, const struct h1_request *r, const struc
     SB_LIT(s, " HTTP/1.1\r\nHost: ");
 }
 
+/* Is h one of the headers the policy writes itself? */
+static bool stripped(const struct h1_fwd_req *f, const struct h1_header *h)
+{
+    for (size_t i = 0; i < f->nstrip; i++)
+        if (h->name_len == f->strip_lens[i] && h1_casecmp(h->name, f->strip[i], h->name_len))
+            return true;
+    return false;
+}
+
 int h1_fwd_request_head(char *out, size_t cap, const struct h1_request *r,
                         const struct h1_fwd_req *f)
 {
@@ -174,7 +174,7 @@ int h1_fwd_request_head(char *out, size_t cap, const struct h1_request *r,
                 continue;
             if (f->drop && h->name_len == f->drop_len && h1_casecmp(h->name, f->drop, f->drop_len))
                 continue;
-            if (f->ndrops && dropped(f, h))
+            if (f->nstrip && stripped(f, h))
                 continue;
             has_rid |= c == HDR_XRID;
             put_header(&s, h->name, h->name_len, h->value, h->value_len);

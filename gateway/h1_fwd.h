@@ -41,18 +41,18 @@ struct h1_fwd_req {
     /* the route's policy (SPEC "Traffic policy"): the header carrying the
      * credential, removed (NULL: none); the auth id (NULL: none) sent as
      * X-Auth-Id; header lines (CRLF-ended) the checks add.  A client's
-     * X-Auth-Id is always removed, and so are its headers of the names in
-     * drops (lower-case: those the checks set, e.g. forward auth's
-     * copy_headers), so a client cannot pass one off as the checks'. */
+     * X-Auth-Id is always removed. */
     const char *drop;
     size_t drop_len;
-    char *const *drops;
-    const uint32_t *drop_lens;
-    size_t ndrops;
     const char *auth_id;
     size_t auth_id_len;
     const char *extra;
     size_t extra_len;
+    /* more header names (lower-case) removed: those the checks write
+     * themselves from what they verified (jwt's claims_to_headers) */
+    char *const *strip;
+    const uint32_t *strip_lens;
+    size_t nstrip;
 };
 
 /* What the client response head is made of besides the upstream's parse. */

@@ -74,6 +74,12 @@ struct pol_auth {
      * auth, which passes every header to its upstream and removes none */
     const char *cred_header;
     uint32_t cred_header_len;
+    /* headers the check itself sends upstream (jwt's claims_to_headers):
+     * a client's own of these names are removed, as x-auth-id is.
+     * Lower-case; nstrip 0 = none */
+    char **strip;
+    uint32_t *strip_lens;
+    size_t nstrip;
     struct pol_apikey *api_key;
     struct pol_basic *basic;
     struct pol_fwdauth *forward;
