@@ -334,8 +334,11 @@ static bool read_response(struct gw_areq *a)
     }
     if (!a->head_done) {
         a->head_done = true;
-        up_conn_answered(u, r->status);
+        up_conn_answered(u, r->status);     /* (its timer off) */
         a->hlen = (uint32_t)rc;
+        /* a body to wait for has a deadline too: a head and then silence
+         * must not hold the request */
+        up_conn_timer_arm(u, a->ups->cfg->response_header_ms);
     }
     /* the body: read whole when its length is known and small */
     bool have_len = r->body == H1_BODY_NONE || r->body == H1_BODY_LENGTH;
@@ -430,8 +433,9 @@ void areq_on_timeout(void *owner, struct up_conn *u)
     CHECK_MAGIC(a, AREQ_MAGIC);
     struct gw_worker *w = a->w;
     a->retried = true;      /* a silent target is not a stale connection: no second wait */
-    areq_fail(a, !u->connected || u->hs ? "connect timed out" : "no answer within response_header_ms",
-              true);
+    areq_fail(a, !u->connected || u->hs ? "connect timed out"
+                 : a->head_done ? "its body did not come within response_header_ms"
+                 : "no answer within response_header_ms", true);
     gw_gc(w);
 }
 

@@ -230,14 +230,10 @@ bool client_body_recv(struct gw_conn *c)
  * upstream at once (an LLM stops generating). */
 bool client_watch(struct gw_conn *c)
 {
-    char b;
-
     if (!c->r_ready || !c->t->req_done || c->peeked)
         return false;
-    /* Under TLS the bytes are records, not a request to peek at: the FIN
-     * (seen as RDHUP) says the client left; anything else waits its turn. */
-    ssize_t n = !c->io.ctx ? recv(c->io.fd, &b, 1, MSG_PEEK) : c->rdhup ? 0 : 1;
-    if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+    int n = client_peek(c);
+    if (n < 0) {
         if (c->t->up) {
             c->t->up_clean = false;
             up_conn_close(c->t->up);
@@ -247,7 +243,27 @@ bool client_watch(struct gw_conn *c)
     }
     if (n > 0)
         c->peeked = true;
-    c->r_ready = false;
     return false;
+}
+
+int client_peek(struct gw_conn *c)
+{
+    char b;
+
+    /* (under TLS the socket's bytes are records: a reset shows here too,
+     * which libevent reports as EV_READ without EV_CLOSED) */
+    ssize_t n = recv(c->io.fd, &b, 1, MSG_PEEK);
+    if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+        return -1;
+    if (c->io.ctx) {
+        /* a record is not a request to peek at, and some may wait inside
+         * the TLS library: the FIN (seen as RDHUP, maybe behind a
+         * close_notify) says the client left; anything else waits its turn */
+        if (c->rdhup)
+            return -1;
+        n = 1;
+    }
+    c->r_ready = false;
+    return n > 0;
 }
 

@@ -37,7 +37,8 @@
 
 /* C_ROUTE: the request's body is being read to route it (match.json_body),
  * nothing sent upstream yet.  C_GUARD: a policy check of the route pends
- * (guard.c), nothing sent upstream, nothing more read. */
+ * (guard.c), nothing sent upstream, nothing more read (the client only
+ * peeked at: its leaving cancels the check). */
 enum cstate { C_HEAD = 0, C_ACTIVE, C_LOCAL, C_TUNNEL, C_LINGER, C_CLOSED, C_ROUTE, C_GUARD };
 enum rstate { RS_WAIT = 0, RS_BODY, RS_DONE };
 
@@ -320,6 +321,10 @@ bool conn_handshake(struct gw_conn *c);
 bool client_send(struct gw_conn *c);
 bool client_body_recv(struct gw_conn *c);
 bool client_watch(struct gw_conn *c);
+/* A readable client whose request is being served: -1 it left (EOF, reset),
+ * 1 bytes wait (a body, the next request), 0 nothing; r_ready is cleared
+ * unless it left (edge-triggered: what waits is read in its turn). */
+int client_peek(struct gw_conn *c);
 
 /* forward.c */
 void fwd_failed(struct gw_conn *c, int status, bool stale, enum gw_end reason, const char *why);
@@ -358,6 +363,10 @@ enum gw_cancel stream_cancel_phase(const struct gw_txn *t);
  * guard_resume() (with the head parsed again) goes on from there. */
 enum pol_verdict guard_start(struct gw_conn *c, const struct h1_request *r, pol_done_fn done);
 enum pol_verdict guard_resume(struct gw_conn *c, const struct h1_request *r);
+/* C_GUARD's step: a client that left while its check pends ends the
+ * request at once (the check cancelled: a subrequest's connection closed,
+ * a queued hash dropped).  Always false (nothing more to pump). */
+bool guard_watch(struct gw_conn *c);
 
 /* authreq.c: auth.forward's subrequest (pol_forward_fn; ctx is the
  * worker), and the events of its upstream connection (proxy.c passes

@@ -8,8 +8,10 @@
  * C_GUARD with nothing sent upstream and nothing more read from the
  * client, as C_ROUTE waits for a body: the request's head stays in `in`,
  * and proxy.c parses it again when the check's completion arrives on this
- * worker's loop.  The client going away ends the txn, which cancels the
- * pending check (pol_txn_end in txn.c).
+ * worker's loop.  The client is watched meanwhile (guard_watch): going
+ * away ends the txn at once, which cancels the pending check (pol_txn_end
+ * in txn.c): a forward auth subrequest's connection is closed, as a proxied
+ * request's is when its client leaves.
  *
  * Decisions are counted per route (sluice_policy_decisions_total).
  */
@@ -57,7 +59,7 @@ static void count(struct gw_conn *c)
 static void deny(struct gw_conn *c)
 {
     struct pol_txn *p = &c->t->pol;
-    char extra[512];
+    char extra[POL_BUF_CAP / 2 + 256];     /* a forward auth answer's lines fit (authreq.c) */
     size_t n = 0;
     const char *body = NULL;
     size_t body_len = 0;
@@ -112,8 +114,16 @@ enum pol_verdict guard_resume(struct gw_conn *c, const struct h1_request *r)
 
     BUG_ON(c->state != C_GUARD);
     c->state = C_ACTIVE;
+    c->r_ready = true;      /* guard_watch may have cleared it with bytes waiting (a body) */
     req_of(c, r, &q);
     return settle(c, pol_run(c->t->route->policy, &c->t->pol, &q));
+}
+
+bool guard_watch(struct gw_conn *c)
+{
+    if (c->r_ready && client_peek(c) < 0)
+        txn_end(c, GW_END_CLIENT_CLOSED);   /* (counted by reason, as any client leaving) */
+    return false;
 }
 
 void gw_guard_init(struct gw_worker *w)

@@ -537,8 +537,9 @@ static void conn_pump(struct gw_conn *c)
         case C_ROUTE:
             p = route_wait_step(c);
             break;
-        case C_GUARD:           /* guard_done moves it on */
-            return;
+        case C_GUARD:           /* guard_done moves it on; a client leaving ends it */
+            p = guard_watch(c);
+            break;
         case C_LINGER:
             linger_step(c);
             return;

@@ -17,7 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KEYS_FILE_MAX (64u * 1024 * 1024)
+#define KEYS_FILE_MAX (16u * 1024 * 1024)    /* some 180000 keys */
+/* JSON values per byte a keys file may hold: an entry is three values in
+ * some 90 bytes; a file of "[0,0,0,...]" would be one every 2 bytes, and
+ * each costs cJSON 64 bytes while it is parsed. */
+#define KEYS_BYTES_PER_VALUE 16
 #define KEY_MAX 4096            /* a longer credential is not a key of ours */
 
 struct key_ent {
@@ -44,14 +48,41 @@ static uint32_t bucket_of(const unsigned char d[32], uint32_t mask)
     return b & mask;
 }
 
+/* An upper bound on the JSON values in text: every value but the first
+ * follows a '[', '{', ',' or ':' outside a string. */
+static size_t json_values_max(const char *text)
+{
+    size_t n = 1;
+    bool in_str = false;
+
+    for (const char *p = text; *p; p++) {
+        if (in_str) {
+            if (*p == '\\' && p[1])
+                p++;
+            else if (*p == '"')
+                in_str = false;
+        } else if (*p == '"') {
+            in_str = true;
+        } else {
+            n += *p == '[' || *p == '{' || *p == ',' || *p == ':';
+        }
+    }
+    return n;
+}
+
 /* The keys file's text into k; false after errors (at path). */
 static bool load_keys(struct cfg_ctx *cx, const struct jp *path, const char *file,
                       const char *text, struct pol_apikey *k)
 {
-    cJSON *doc = cJSON_Parse(text);
-    size_t n, i = 0, bad = 0;
+    size_t n, i = 0, bad = 0, len = strlen(text);
     const cJSON *it;
 
+    if (json_values_max(text) > len / KEYS_BYTES_PER_VALUE + 16) {
+        cfg_errp(cx, path, "%s: not a keys file (far more JSON values than {\"id\", \"sha256\"} entries hold)",
+                 file);
+        return false;
+    }
+    cJSON *doc = cJSON_Parse(text);
     if (!J_IS_ARRAY(doc)) {
         cfg_errp(cx, path, "%s: must be a JSON array of {\"id\", \"sha256\"}", file);
         cJSON_Delete(doc);
@@ -157,7 +188,7 @@ enum pol_verdict pol_apikey_check(const struct pol_auth *au, struct pol_txn *t,
 {
     static const char challenge[] = "WWW-Authenticate: Bearer\r\n";
     const struct pol_apikey *k = au->api_key;
-    const struct h1_header *h = pol_header(r, au->cred_header, au->cred_header_len);
+    const struct h1_header *h = pol_header_sole(r, au->cred_header, au->cred_header_len);
     unsigned char d[32];
     const struct key_ent *found = NULL;
 
@@ -165,6 +196,11 @@ enum pol_verdict pol_apikey_check(const struct pol_auth *au, struct pol_txn *t,
         return pol_txn_deny(t, 401, challenge);
     const char *key = h->value + k->prefix_len;
     size_t n = h->value_len - k->prefix_len;
+    /* a scheme's separator is 1*SP (RFC 9110 11.4): "Bearer  k" is "k" */
+    while (k->prefix_len && k->prefix[k->prefix_len - 1] == ' ' && n && *key == ' ') {
+        key++;
+        n--;
+    }
     if (n == 0 || n > KEY_MAX)
         return pol_txn_deny(t, 401, challenge);
     pol_sha256(t->pw, key, n, d);

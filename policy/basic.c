@@ -7,7 +7,14 @@
  * verifier threads shared by the process; the answer comes back through a
  * pipe into the asking worker's loop (pol_txn_complete there).  The queue
  * is the only lock, taken once per hash (never on a cached request), and is
- * bounded: past VQ_MAX waiting jobs a request gets a 503.
+ * bounded: past VQ_MAX waiting jobs a request gets a 503, and so does one
+ * whose job waited VQ_WAIT_MS for a verifier (answered unhashed).
+ *
+ * A user name not in the file pays the same: its password is hashed against
+ * a stand-in (the hash of an entry with the file's most common algorithm
+ * and cost) on the same verifiers, and the answer is a 401 whatever comes
+ * out, so a 401's timing does not tell which names exist.  A request that
+ * goes away while its job still waits in the queue takes the job out.
  *
  * A verified credential is cached per worker (no lock), keyed by SHA-256
  * of the users file's generation and "user:password" (never the clear
@@ -17,6 +24,7 @@
  */
 #include "pol_int.h"
 #include "../core/arena.h"
+#include "../core/check.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -35,6 +43,10 @@
 #define HASH_MAX 128                /* bcrypt 60, SHA-512-crypt at most 123 */
 #define CRED_MAX 1024               /* user:password, decoded */
 #define VQ_MAX 1024                 /* jobs waiting for a verifier */
+/* A job that waited this long is answered 503 unhashed: a request never
+ * waits on the queue much longer (the client's timers are off meanwhile),
+ * and a flood drains at once instead of a hash at a time. */
+#define VQ_WAIT_MS 5000
 #define NVERIFIERS 2
 #define CACHE_SETS 512              /* x 2 ways per worker */
 #define CACHE_TTL_MS (5u * 60 * 1000)
@@ -54,6 +66,7 @@ struct pol_basic {
     size_t n;
     uint32_t *bucket;
     uint32_t mask;
+    const char *dummy;              /* unknown users are hashed against it (NULL: no users) */
 };
 
 static _Atomic uint64_t g_gen, g_hashes;
@@ -116,6 +129,44 @@ static const char *hash_problem(const char *h)
     return "unsupported hash: use bcrypt ($2y$, htpasswd -B) or SHA-512-crypt ($6$)";
 }
 
+/* The length of a hash's setting: what decides its cost (algorithm and
+ * bcrypt cost or SHA-512-crypt rounds), salt excluded. */
+static size_t setting_len(const char *h)
+{
+    if (h[1] == '2')
+        return 7;                   /* $2y$NN$ */
+    if (strncmp(h + 3, "rounds=", 7) == 0)
+        return (size_t)(strchr(h + 3, '$') - h) + 1;
+    return 3;                       /* $6$ */
+}
+
+/* The stand-in for unknown users: an entry of the most common setting. */
+static const char *pick_dummy(const struct pol_basic *b)
+{
+    enum { NSET = 8 };
+    const char *set[NSET];
+    size_t cnt[NSET], nset = 0, best = 0;
+
+    for (size_t i = 0; i < b->n; i++) {
+        const char *h = b->users[i].hash;
+        size_t k = 0, l = setting_len(h);
+        while (k < nset && !(setting_len(set[k]) == l && memcmp(set[k], h, l) == 0))
+            k++;
+        if (k == nset) {
+            if (nset == NSET)
+                continue;           /* (a file of more than 8 settings: the first 8 vote) */
+            set[nset] = h;
+            cnt[nset++] = 0;
+        }
+        if (++cnt[k] > cnt[best])
+            best = k;
+    }
+    return nset ? set[best] : NULL;
+}
+
+/* The shortest entry that can load: a one-byte name, ':', a bcrypt hash. */
+#define ENTRY_MIN 62
+
 static bool load_users(struct cfg_ctx *cx, const struct jp *path, const char *file, char *text,
                        struct pol_basic *b)
 {
@@ -123,6 +174,11 @@ static bool load_users(struct cfg_ctx *cx, const struct jp *path, const char *fi
 
     for (const char *p = text; *p; p++)
         nlines += *p == '\n';
+    /* room for the entries that can be there, not for every line (a file
+     * of blank or broken lines must not cost 24 bytes a byte) */
+    size_t most = strlen(text) / ENTRY_MIN + 1;
+    if (nlines > most)
+        nlines = most;
     b->users = cfg_calloc(cx, nlines, sizeof(*b->users));
     uint32_t cap = 16;
     while (cap < nlines * 2 && cap < (1u << 30))
@@ -156,6 +212,7 @@ static bool load_users(struct cfg_ctx *cx, const struct jp *path, const char *fi
         }
         if (why == NULL && find_user(b, s, strlen(s)))
             why = "user listed twice";
+        BUG_ON(why == NULL && b->n == nlines);  /* (ENTRY_MIN bounds them) */
         if (why) {
             if (bad++ < 5)
                 cfg_errp(cx, path, "%s: line %zu: %s", file, line, why);
@@ -169,6 +226,7 @@ static bool load_users(struct cfg_ctx *cx, const struct jp *path, const char *fi
         u->next = b->bucket[h];
         b->bucket[h] = (uint32_t)++b->n;
     }
+    b->dummy = pick_dummy(b);
     return bad == 0;
 }
 
@@ -211,13 +269,18 @@ struct vjob {
     struct vjob *next;
     struct pol_worker *pw;          /* whose pipe the answer goes to */
     struct pol_txn *t;              /* NULL once the request went away */
-    const struct user *user;        /* read only while t is set (its txn pins the config) */
+    const struct user *user;        /* read only while t is set (its txn pins the config);
+                                     * NULL: an unknown user, hashed for the time only */
     unsigned char key[32];          /* the cache key */
+    uint64_t queued_ms;             /* when it joined the queue */
     bool ok;
+    bool late;                      /* waited past VQ_WAIT_MS: not hashed */
     uint32_t user_len;
     char hash[HASH_MAX + 1];
     char cred[CRED_MAX + 1];        /* user:password, wiped once hashed */
 };
+
+static uint64_t now_ms(void);
 
 static pthread_mutex_t vq_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t vq_cond = PTHREAD_COND_INITIALIZER;
@@ -242,13 +305,16 @@ static void *verifier_main(void *arg)
         vq_len--;
         pthread_mutex_unlock(&vq_lock);
 
-        const char *pass = j->cred + j->user_len + 1;
-        char *out = crypt_rn(pass, j->hash, cd, sizeof(*cd));
-        size_t hl = strlen(j->hash);
-        j->ok = out != NULL && strlen(out) == hl && CRYPTO_memcmp(out, j->hash, hl) == 0;
+        j->late = now_ms() - j->queued_ms > VQ_WAIT_MS;
+        if (!j->late) {
+            const char *pass = j->cred + j->user_len + 1;
+            char *out = crypt_rn(pass, j->hash, cd, sizeof(*cd));
+            size_t hl = strlen(j->hash);
+            j->ok = out != NULL && strlen(out) == hl && CRYPTO_memcmp(out, j->hash, hl) == 0;
+            OPENSSL_cleanse(cd, sizeof(*cd));
+            atomic_fetch_add_explicit(&g_hashes, 1, memory_order_relaxed);
+        }
         OPENSSL_cleanse(j->cred + j->user_len, sizeof(j->cred) - j->user_len);
-        OPENSSL_cleanse(cd, sizeof(*cd));
-        atomic_fetch_add_explicit(&g_hashes, 1, memory_order_relaxed);
         ssize_t w;
         do
             w = write(j->pw->vpipe[1], &j, sizeof(j));
@@ -362,9 +428,41 @@ static long b64_decode(const char *s, size_t n, char *out, size_t cap)
     return (long)o;
 }
 
+static void job_free(struct vjob *j)
+{
+    OPENSSL_cleanse(j, sizeof(*j));
+    free(j);
+}
+
+/* The request went away: a job still queued leaves the queue (no hash for
+ * nobody, a slot free for others); one being hashed comes back and is
+ * freed unheard. */
 static void basic_cancel(struct pol_txn *t)
 {
-    ((struct vjob *)t->op)->t = NULL;   /* it comes back and is freed unheard */
+    struct vjob *j = t->op, *prev = NULL;
+
+    pthread_mutex_lock(&vq_lock);
+    struct vjob *q = vq_head;
+    while (q && q != j) {
+        prev = q;
+        q = q->next;
+    }
+    if (q) {
+        if (prev)
+            prev->next = j->next;
+        else
+            vq_head = j->next;
+        if (vq_tail == j)
+            vq_tail = prev;
+        vq_len--;
+    }
+    pthread_mutex_unlock(&vq_lock);
+    if (q) {
+        t->pw->vinflight--;
+        job_free(j);
+    } else {
+        j->t = NULL;
+    }
 }
 
 /* The verifiers' answers on this worker's loop. */
@@ -388,14 +486,12 @@ static void vpipe_cb(evutil_socket_t fd, short what, void *arg)
                     cache_put(pw->bcache, j->key, u, now_ms());
                     pol_txn_set_auth_id(t, u->name, u->name_len);
                 } else {
-                    pol_txn_deny(t, 401, challenge);
+                    pol_txn_deny(t, j->late ? 503 : 401, j->late ? NULL : challenge);
                 }
-                OPENSSL_cleanse(j, sizeof(*j));
-                free(j);
+                job_free(j);
                 pol_txn_complete(t, u ? POL_ALLOW : POL_DENY);
             } else {
-                OPENSSL_cleanse(j, sizeof(*j));
-                free(j);
+                job_free(j);
             }
         }
     }
@@ -437,7 +533,7 @@ enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
 {
     const struct pol_basic *b = au->basic;
     struct pol_worker *pw = t->pw;
-    const struct h1_header *h = pol_header(r, "authorization", 13);
+    const struct h1_header *h = pol_header_sole(r, "authorization", 13);
     char cred[8 + CRED_MAX + 1];    /* the generation, then user:password */
     unsigned char key[32];
 
@@ -451,11 +547,14 @@ enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
     if (n < 0)
         return pol_txn_deny(t, 401, challenge);
     char *colon = memchr(cred + 8, ':', (size_t)n);
-    if (colon == NULL)
+    /* crypt() reads a C string: "pw\0anything" must not pass as "pw" */
+    if (colon == NULL || memchr(cred + 8, '\0', (size_t)n)) {
+        OPENSSL_cleanse(cred, sizeof(cred));
         return pol_txn_deny(t, 401, challenge);
+    }
     size_t ulen = (size_t)(colon - (cred + 8));
     const struct user *u = find_user(b, cred + 8, ulen);
-    if (u == NULL) {
+    if (u == NULL && b->dummy == NULL) {    /* no users at all: nothing to hide */
         OPENSSL_cleanse(cred, sizeof(cred));
         return pol_txn_deny(t, 401, challenge);
     }
@@ -465,7 +564,7 @@ enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
         return pol_txn_deny(t, 503, NULL);
     }
     uint64_t now = now_ms();
-    if (cache_find(pw->bcache, key, now) == u) {
+    if (u && cache_find(pw->bcache, key, now) == u) {
         OPENSSL_cleanse(cred, sizeof(cred));
         pol_txn_set_auth_id(t, u->name, u->name_len);
         return POL_ALLOW;
@@ -475,17 +574,18 @@ enum pol_verdict pol_basic_check(const struct pol_auth *au, struct pol_txn *t,
     j->t = t;
     j->user = u;
     memcpy(j->key, key, 32);
-    memcpy(j->hash, u->hash, strlen(u->hash) + 1);
+    const char *hash = u ? u->hash : b->dummy;
+    memcpy(j->hash, hash, strlen(hash) + 1);
     memcpy(j->cred, cred + 8, (size_t)n);
     j->user_len = (uint32_t)ulen;
     OPENSSL_cleanse(cred, sizeof(cred));
     pthread_mutex_lock(&vq_lock);
     if (vq_len >= VQ_MAX) {
         pthread_mutex_unlock(&vq_lock);
-        OPENSSL_cleanse(j, sizeof(*j));
-        free(j);
+        job_free(j);
         return pol_txn_deny(t, 503, NULL);
     }
+    j->queued_ms = now;
     if (vq_tail)
         vq_tail->next = j;
     else

@@ -82,5 +82,10 @@ struct pol_fwdauth *pol_fwdauth_parse(struct cfg_ctx *cx, const cJSON *v, const 
     const struct cfg_list spec = { .key = "copy_headers", .elem_size = sizeof(char *),
                                    .start = copy_start, .each = copy_elem };
     cfg_list(cx, f[2], path, &spec, &fa->ncopy, fa);
+    /* the copied headers are the auth upstream's: a client's own of those
+     * names never reach the backend, whether or not the answer has them */
+    au->strip = fa->copy_headers;
+    au->strip_lens = fa->copy_lens;
+    au->nstrip = fa->copy_headers ? fa->ncopy : 0;
     return fa;
 }

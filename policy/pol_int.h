@@ -58,6 +58,9 @@ bool pol_prefix_ieq(const char *s, size_t n, const char *prefix, size_t plen);
 
 /* txn.c: the value of header name (lower-case, n bytes) in r, or NULL */
 const struct h1_header *pol_header(const struct pol_req *r, const char *name, size_t n);
+/* The same when the header is there once, else NULL: a credential sent
+ * twice is none (with forward_credential the backend might read the other) */
+const struct h1_header *pol_header_sole(const struct pol_req *r, const char *name, size_t n);
 
 #define POL_FREE_BUFS 64
 

@@ -28,6 +28,18 @@ const struct h1_header *pol_header(const struct pol_req *r, const char *name, si
     return NULL;
 }
 
+const struct h1_header *pol_header_sole(const struct pol_req *r, const char *name, size_t n)
+{
+    const struct h1_header *h = pol_header(r, name, n);
+
+    if (h == NULL)
+        return NULL;
+    struct pol_req rest = *r;
+    rest.headers = h + 1;
+    rest.nheaders = r->nheaders - (size_t)(h + 1 - r->headers);
+    return pol_header(&rest, name, n) ? NULL : h;
+}
+
 struct pol_buf *pol_txn_buf(struct pol_txn *t)
 {
     struct pol_worker *pw = t->pw;

@@ -295,13 +295,15 @@ def test_basic(env):
     eq(get(s.port, "/", headers=[basic_hdr("carol", "x")]).status, 200, "$2b$ user")
     for hdrs, what in (([], "missing"), ([basic_hdr("alice", "wrong")], "bad password"),
                        ([basic_hdr("mallory", "x")], "unknown user"),
+                       ([basic_hdr("alice", "wonderland\0x")], "the password and a NUL after it"),
+                       ([basic_hdr("alice", "wonderland"), basic_hdr("bob", "x")], "two credentials"),
                        ([("Authorization", "Basic !!!!")], "bad base64"),
                        ([("Authorization", "Basic " + base64.b64encode(b"alice").decode())], "no colon"),
                        ([("Authorization", "Bearer abc")], "other scheme")):
         r = get(s.port, "/", headers=hdrs)
         eq(r.status, 401, what + ": status")
         eq(r.h("www-authenticate"), 'Basic realm="sluice"', what + ": challenge")
-    eq(decisions(a, "b", "auth", "denied"), 6, "denials counted")
+    eq(decisions(a, "b", "auth", "denied"), 8, "denials counted")
 
 
 def test_basic_keepalive_pays_the_hash_once(env):
@@ -327,18 +329,63 @@ def test_basic_keepalive_pays_the_hash_once(env):
     eq(get(s.port, "/", headers=[basic_hdr("alice", "new")]).status, 200, "new password after reload")
 
 
-def test_basic_client_leaves_while_hashing(env):
+def test_basic_unknown_user_is_hashed(env):
+    """An unknown user name pays a hash on the verifiers as a known one with
+    a wrong password does, so a 401's timing does not say which names
+    exist; a credential without a user name (no colon) has none to hide."""
     e = env.echo("e")
-    uf = env.write("users", "alice:%s\n" % bcrypt_hash("pw", 12))
+    uf = env.write("users", "alice:%s\n" % bcrypt_hash("pw", 4))
     cfg = env.config(upstreams=ups(e), routes=[proute("b", "e", auth={"basic": {"users_file": uf}})])
     s, a = with_admin(env, cfg)
-    for i in range(4):
+    h0 = hashes(a)
+    r = get(s.port, "/", headers=[basic_hdr("mallory", "pw")])
+    eq((r.status, r.h("www-authenticate")), (401, 'Basic realm="sluice"'), "unknown user: 401")
+    eq(hashes(a) - h0, 1, "an unknown user's password is hashed too")
+    r = get(s.port, "/", headers=[basic_hdr("alice", "nope")])
+    eq(r.status, 401, "known user, wrong password: 401")
+    eq(hashes(a) - h0, 2, "and hashed")
+    eq(get(s.port, "/", headers=[basic_hdr("mallory", "pw")]).status, 401, "unknown again")
+    eq(hashes(a) - h0, 3, "hashed again (an unknown user is never cached)")
+    r = get(s.port, "/", headers=[("Authorization", "Basic " + base64.b64encode(b"alice").decode())])
+    eq(r.status, 401, "no colon: 401")
+    eq(hashes(a) - h0, 3, "no user name, no hash")
+    eq(get(s.port, "/", headers=[basic_hdr("alice", "pw")]).status, 200, "the known user still gets in")
+    # a file without users: nothing to hide, no hash
+    uf2 = env.write("users2", "# nobody yet\n")
+    s2, a2 = with_admin(env, env.config(upstreams=ups(e), routes=[
+        proute("b", "e", auth={"basic": {"users_file": uf2}})]))
+    eq(get(s2.port, "/", headers=[basic_hdr("mallory", "pw")]).status, 401, "empty users file: 401")
+    eq(hashes(a2), 0, "empty users file: no hash")
+
+
+def test_basic_client_leaves_while_hashing(env):
+    """Clients that hang up while their hash waits in the verifiers' queue
+    take their job out of it (the queue is for clients still there); the
+    ones being hashed finish unheard."""
+    e = env.echo("e")
+    uf = env.write("users", "alice:%s\n" % bcrypt_hash("pw", 13))
+    cfg = env.config(upstreams=ups(e), routes=[proute("b", "e", auth={"basic": {"users_file": uf}})])
+    s, a = with_admin(env, cfg)
+    h0 = hashes(a)
+    conns = []
+    for i in range(6):
         c = Conn(s.port)
         c.send(build_request("GET", "/", "x", [basic_hdr("alice", "pw%d" % i)]))
+        conns.append(c)
+    check(wait_for(lambda: a.metrics()["sluice_client_connections"].total() >= 6, 10.0), "six clients waiting")
+    for c in conns:
         c.close()
+    check(wait_for(lambda: a.metrics()["sluice_client_connections"].total() == 0, 10.0),
+          "the clients' connections end while their hashes were pending")
     # the others are served meanwhile, and the process stays sound
-    eq(get(s.port, "/", headers=[basic_hdr("alice", "pw")], timeout=10).status, 200, "after cancelled logins")
-    check(wait_for(lambda: hashes(a) >= 5, 10.0), "the cancelled jobs finished on the verifiers")
+    eq(get(s.port, "/", headers=[basic_hdr("alice", "pw")], timeout=20).status, 200, "after cancelled logins")
+    time.sleep(1.5)     # what the verifiers had taken is done by now
+    n = hashes(a) - h0
+    # two verifier threads: the two jobs they had taken (two more, should
+    # the closes be seen a whole hash late) and the good login were hashed;
+    # the jobs still queued were dropped (unfixed: 7)
+    check(n <= 5, "queued jobs of clients that left are not hashed (%d hashes for 1 + 6 logins)" % n)
+    check(n >= 1, "the good login was hashed")
 
 
 def test_basic_config_errors(env):
@@ -357,7 +404,9 @@ def test_basic_config_errors(env):
 # ---------------------------------------------------------------- forward
 
 import http.server
+import socket
 import socketserver
+import struct
 import threading
 import time
 
@@ -404,6 +453,14 @@ class AuthServer:
                     self.send_header("X-User", "alice")
                     self.send_header("X-Not-Copied", "1")
                     self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif auth == "Bearer long":
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Bearer realm="%s"' % ("r" * 2000))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif auth == "Bearer good-anon":
+                    self.send_response(204)
                     self.end_headers()
                 elif auth == "Bearer forbidden":
                     body = b"no access for you\n"
@@ -460,7 +517,7 @@ def test_forward_allow_deny(env):
                     body="payload")
         eq(r.status, 200, "2xx from the auth upstream allows")
         eq(uh(r, "x-auth-id"), ["user-7"], "x-auth-id from the auth upstream")
-        eq(uh(r, "x-user"), ["mallory", "alice"], "copy_headers added (the client's own kept)")
+        eq(uh(r, "x-user"), ["alice"], "copy_headers from the auth upstream (the client's own removed)")
         eq(uh(r, "x-not-copied"), [], "headers not listed are not copied")
         eq(uh(r, "authorization"), [], "the credential does not reach the backend")
         eq(r.json()["body"], "payload", "the request body reaches the backend")
@@ -472,6 +529,10 @@ def test_forward_allow_deny(env):
         eq(h.get("authorization"), "Bearer good", "the client's headers go to the auth upstream")
         eq(h.get("content-length"), "0", "no body")
 
+        # a 2xx without the header: the client's own still never passes as the auth upstream's
+        r = get(s.port, "/", headers=[("Authorization", "Bearer good-anon"), ("x-USER", "root")])
+        eq((r.status, uh(r, "x-user")), (200, []), "a client's header named in copy_headers is removed")
+        eq(uh(r, "x-auth-id"), [], "no x-auth-id from the auth upstream: none")
         r = get(s.port, "/", headers=[("Authorization", "Bearer nope")])
         eq(r.status, 401, "401 passed back")
         eq(r.h("www-authenticate"), 'Bearer realm="authz"', "its challenge passed back")
@@ -479,6 +540,9 @@ def test_forward_allow_deny(env):
         eq(r.h("content-type"), "application/json", "its content type")
         r = get(s.port, "/", headers=[("Authorization", "Bearer forbidden")])
         eq((r.status, r.body, r.h("content-type")), (403, b"no access for you\n", "text/x-deny"), "403 passed back")
+        r = get(s.port, "/", headers=[("Authorization", "Bearer long")])
+        eq((r.status, r.h("www-authenticate")), (401, 'Bearer realm="%s"' % ("r" * 2000)),
+           "a long challenge passed back whole")
         r = get(s.port, "/", headers=[("Authorization", "Bearer crash")])
         eq(r.status, 503, "a 500 from the auth upstream is a 503")
         r = request(s.port, "HEAD", "/", headers=[("Authorization", "Bearer good")])
@@ -490,8 +554,8 @@ def test_forward_allow_deny(env):
                 c.send(build_request("GET", "/k", "x", [("Authorization", "Bearer good")]))
                 eq(c.read_response().status, 200, "keep-alive request %d" % i)
         check(a.conns - conns <= 1, "subrequests reuse pooled connections (%d new)" % (a.conns - conns))
-        eq(decisions(adm, "f", "auth", "allowed"), 7, "allowed counted")
-        eq(decisions(adm, "f", "auth", "denied"), 2, "denied counted")
+        eq(decisions(adm, "f", "auth", "allowed"), 8, "allowed counted")
+        eq(decisions(adm, "f", "auth", "denied"), 3, "denied counted")
         eq(decisions(adm, "f", "auth", "error"), 1, "error counted")
     finally:
         a.stop()
@@ -519,6 +583,122 @@ def test_forward_hang_and_down(env):
     r = get(s2.port, "/", headers=[("Authorization", "Bearer good")])
     eq(r.status, 503, "an auth upstream that is down: 503")
     eq(get(s2.port, "/", headers=[("Authorization", "Bearer good")]).status, 503, "and again")
+
+
+class SilentAuth:
+    """An auth upstream that reads a request and answers only `answer`
+    (nothing by default), then holds the connection: records when each of
+    its connections got a request and when it was closed."""
+
+    def __init__(self, answer=b""):
+        self.answer = answer
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.got = []       # times a request arrived
+        self.closed = []    # times the peer closed
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.conn, args=(c,), daemon=True).start()
+
+    def conn(self, c):
+        buf = b""
+        seen = False
+        try:
+            while True:
+                d = c.recv(4096)
+                if not d:
+                    break
+                buf += d
+                if b"\r\n\r\n" in buf and not seen:
+                    seen = True
+                    self.got.append(time.monotonic())
+                    if self.answer:
+                        c.sendall(self.answer)
+        except OSError:
+            pass
+        self.closed.append(time.monotonic())
+        c.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+def test_forward_client_leaves_closes_subrequest(env):
+    """A client that hangs up while its forward auth subrequest waits for an
+    answer: sluice closes the subrequest's connection at once (as it closes
+    a proxied request's when its client leaves), not at response_header_ms,
+    and keeps no connection either side."""
+    e = env.echo("e")
+    au = SilentAuth()
+    try:
+        s, adm = with_admin(env, fwd_cfg(env, e, au.addr, timeout_ms=30000))
+        for i in range(3):
+            c = Conn(s.port)
+            c.send(build_request("GET", "/x%d" % i, "x", [("Authorization", "Bearer good")]))
+            check(wait_for(lambda: len(au.got) > i, 10.0), "the subrequest %d reached the auth upstream" % i)
+            t0 = time.monotonic()
+            if i == 1:      # a reset rather than a FIN
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+            check(wait_for(lambda: len(au.closed) > i, 15.0),
+                  "the auth upstream's connection %d closed when the client left" % i)
+            took = au.closed[i] - t0
+            check(took < 10.0, "closed long before response_header_ms (30 s): %.2fs" % took)
+        check(wait_for(lambda: adm.metrics()["sluice_client_connections"].total() == 0, 10.0),
+              "no client connection left open")
+        eq(adm.metrics()["sluice_upstream_connections"].total(), 0, "no upstream connection left open")
+        eq(decisions(adm, "f", "auth", "allowed") + decisions(adm, "f", "auth", "denied"), 0,
+           "a cancelled check decided nothing")
+    finally:
+        au.stop()
+
+
+def test_forward_client_leaves_tls(env):
+    """The same on a TLS listener, where the client's bytes are records
+    and its leaving is seen as the FIN (close_notify first)."""
+    import certs
+    from test_9_tls import cctx, tls_listener
+    e = env.echo("e")
+    pki = certs.make(env)
+    au = SilentAuth()
+    try:
+        cfg = fwd_cfg(env, e, au.addr, timeout_ms=30000)
+        cfg["listeners"] = [tls_listener(pki)]
+        s, adm = with_admin(env, cfg)
+        c = Conn(s.port, tls=cctx(), sni="localhost")
+        c.send(build_request("GET", "/t", "x", [("Authorization", "Bearer good")]))
+        check(wait_for(lambda: len(au.got) > 0, 10.0), "the subrequest reached the auth upstream")
+        c.close()
+        check(wait_for(lambda: len(au.closed) > 0, 15.0), "the auth upstream's connection closed when the client left")
+        check(au.closed[0] - au.got[0] < 10.0, "long before response_header_ms (30 s)")
+        check(wait_for(lambda: adm.metrics()["sluice_client_connections"].total() == 0, 10.0),
+              "no client connection left open")
+        eq(adm.metrics()["sluice_upstream_connections"].total(), 0, "no upstream connection left open")
+    finally:
+        au.stop()
+
+
+def test_forward_head_then_silence(env):
+    """An auth upstream that sends a head promising a body and then stays
+    silent: the body has response_header_ms too (503), the request does
+    not hang."""
+    e = env.echo("e")
+    for status in (401, 200):
+        au = SilentAuth(b"HTTP/1.1 %d X\r\nContent-Length: 100\r\nContent-Type: text/plain\r\n\r\nabc" % status)
+        try:
+            s = env.sluice(fwd_cfg(env, e, au.addr, timeout_ms=300))
+            r = get(s.port, "/", headers=[("Authorization", "Bearer good")], timeout=10)
+            eq(r.status, 503, "%d head, then no body: 503" % status)
+        finally:
+            au.stop()
 
 
 def test_forward_credential_kept(env):

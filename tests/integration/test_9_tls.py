@@ -1224,3 +1224,31 @@ def test_session_tickets_off(env):
             get_ok(c, "/second", v + " second connection")
     eq(hs(a, "listener", "resumed"), 0, "resumed handshakes counted")
     alive(s)
+
+
+def test_client_leaves_while_upstream_thinks(env):
+    """A TLS client that hangs up (FIN, or a reset: closing with records
+    unread) while the backend has not answered yet: sluice closes the
+    upstream connection at once (an LLM stops generating), as on a plain
+    listener, not at response_header_ms."""
+    import struct
+    from test_16_policy_auth import SilentAuth
+    pki = certs.make(env)
+    be = SilentAuth()       # a backend that reads the request and never answers
+    try:
+        e, cfg = tls_cfg(env, pki, [tls_listener(pki)],
+                         upstreams=[{"name": "u", "targets": [{"address": be.addr}],
+                                     "timeouts": {"response_header_ms": 30000}}])
+        s, a = start(env, cfg)
+        for i, how in enumerate(("FIN", "reset")):
+            c = Conn(s.port, 5.0, tls=cctx())
+            c.send(build_request("GET", "/think", "x"))
+            check(wait_for(lambda: len(be.got) > i, 10.0), "%s: the request reached the backend" % how)
+            if how == "reset":
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+            check(wait_for(lambda: len(be.closed) > i, 15.0), "%s: the upstream connection closed" % how)
+            check(be.closed[i] - be.got[i] < 10.0, "%s: long before response_header_ms (30 s)" % how)
+        alive(s)
+    finally:
+        be.stop()

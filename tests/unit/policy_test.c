@@ -10,6 +10,8 @@
 #include "../../core/hdr.c"
 
 #include <arpa/inet.h>
+#include <crypt.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -173,7 +175,18 @@ static void test_apikey(void)
        memcmp(t.auth_id, "team-b", 6) == 0, "a known key: its id");
     memset(&t, 0, sizeof(t));
     t.pw = g_pw;
+    h.value = "bEARER   k2";
+    h.value_len = 11;
+    ok(pol_apikey_check(&au, &t, &r) == POL_ALLOW, "the scheme in any case, more than one space after it");
+    memset(&t, 0, sizeof(t));
+    t.pw = g_pw;
+    struct h1_header two[2] = { { "Authorization", "Bearer k2", 13, 9 }, { "authorization", "Bearer x", 13, 8 } };
+    struct pol_req rtwo = { .headers = two, .nheaders = 2 };
+    ok(pol_apikey_check(&au, &t, &rtwo) == POL_DENY && t.status == 401, "a credential header sent twice: 401");
+    memset(&t, 0, sizeof(t));
+    t.pw = g_pw;
     h.value = "Bearer k3";
+    h.value_len = 9;
     ok(pol_apikey_check(&au, &t, &r) == POL_DENY && t.status == 401 && strstr(t.challenge, "Bearer"),
        "an unknown key: 401 with a Bearer challenge");
     memset(&t, 0, sizeof(t));
@@ -274,6 +287,142 @@ static void test_basic_parts(void)
     ok(hash_problem(h6) != NULL, "SHA-512-crypt with too many rounds");
 }
 
+/* An unknown user is hashed against an entry of the file's most common
+ * setting (algorithm and cost), so its 401 costs what a known user's does. */
+static void test_basic_dummy(void)
+{
+    char text[1024], h6[200];
+    const char *tail = "abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234";
+    snprintf(h6, sizeof(h6), "$6$rounds=5000$saltsalt$%086d", 0);
+    snprintf(text, sizeof(text), "a:$2y$10$%s\nb:$2y$12$%s\nc:%s\nd:$2b$12$%s\ne:$2b$12$%s\n",
+             tail, tail, h6, tail, tail);
+    struct cfg_ctx cx = ctx();
+    struct pol_basic b = { 0 };
+    ok(load_users(&cx, JP_K(NULL, "users_file"), "u", text, &b) && g_errs.n == 0 && b.n == 5, "five users");
+    ok(b.dummy && strncmp(b.dummy, "$2b$12$", 7) == 0, "the stand-in has the most common setting (%s)",
+       b.dummy ? b.dummy : "none");
+    snprintf(text, sizeof(text), "a:%s\nb:$2y$10$%s\nc:%s\n", h6, tail, h6);
+    struct pol_basic b2 = { 0 };
+    cx = ctx();
+    ok(load_users(&cx, JP_K(NULL, "users_file"), "u", text, &b2) && b2.dummy && strcmp(b2.dummy, h6) == 0,
+       "SHA-512-crypt with its rounds");
+    snprintf(text, sizeof(text), "# nobody\n");
+    struct pol_basic b3 = { 0 };
+    cx = ctx();
+    ok(load_users(&cx, JP_K(NULL, "users_file"), "u", text, &b3) && b3.dummy == NULL, "no users: no stand-in");
+}
+
+/* Files that are big or broken cost memory in proportion to what they
+ * can hold, not to their bytes: a users file's room is bounded by the
+ * shortest entry (which still loads, packed), a keys file of far more JSON
+ * values than entries is refused before cJSON builds them. */
+static void test_file_bounds(void)
+{
+    size_t nu = 2000, per = 63;     /* "x" + hex name + ':' + a 60-byte bcrypt hash + '\n' */
+    char *text = malloc(nu * (per + 8) + 1), *p = text;
+    for (size_t i = 0; i < nu; i++)
+        p += sprintf(p, "%zx:$2y$04$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234\n", i);
+    struct cfg_ctx cx = ctx();
+    struct pol_basic b = { 0 };
+    ok(load_users(&cx, JP_K(NULL, "users_file"), "u", text, &b) && b.n == nu,
+       "packed short entries all load (%zu)", b.n);
+    memset(text, '\n', nu * per);
+    text[nu * per] = '\0';
+    struct pol_basic b2 = { 0 };
+    cx = ctx();
+    ok(load_users(&cx, JP_K(NULL, "users_file"), "u", text, &b2) && b2.n == 0 && b2.mask < 4096,
+       "a file of blank lines: no room for a user a line (%u buckets)", b2.mask + 1);
+    free(text);
+
+    size_t nv = 100000;
+    char *zeros = malloc(2 * nv + 2);
+    zeros[0] = '[';
+    for (size_t i = 0; i < nv; i++) {
+        zeros[1 + 2 * i] = '0';
+        zeros[2 + 2 * i] = i + 1 < nv ? ',' : ']';
+    }
+    zeros[2 * nv + 1] = '\0';
+    struct pol_apikey k = { 0 };
+    cx = ctx();
+    ok(!load_keys(&cx, JP_K(NULL, "keys_file"), "k", zeros, &k) && has_error("/keys_file", "not a keys file") &&
+       k.ents == NULL, "a keys file of 100000 numbers is refused unparsed");
+    free(zeros);
+    ok(json_values_max("[{\"id\": \"a,b:{[\\\"\", \"sha256\": \"x\"}]") == 6,
+       "values counted outside strings (escapes too)");
+}
+
+static int g_ndone;
+static void on_done(void *owner)
+{
+    (void)owner;
+    g_ndone++;
+}
+
+/* The verifiers' queue: FIFO behind two verifier threads; a job that
+ * waited VQ_WAIT_MS is answered 503 unhashed, a cancelled one still queued
+ * leaves the queue unhashed, an unknown user is hashed like a known one. */
+static void test_basic_queue(void)
+{
+    struct event_base *base = event_base_new();
+    struct pol_worker *pw = pol_worker_new(base, NULL, NULL);
+    char setting[64], path[] = "/tmp/sluice-policy-test-users-XXXXXX", line[128];
+    struct crypt_data *cd = calloc(1, sizeof(*cd));
+    crypt_gensalt_rn("$2b$", 12, NULL, 0, setting, sizeof(setting));
+    int fd = mkstemp(path);
+    int n = snprintf(line, sizeof(line), "alice:%s\n", crypt_rn("pw", setting, cd, sizeof(*cd)));
+    free(cd);
+    if (write(fd, line, (size_t)n) != n)
+        abort();
+    close(fd);
+    char conf[256];
+    snprintf(conf, sizeof(conf), "{\"users_file\": \"%s\"}", path);
+    struct cfg_ctx cx = ctx();
+    struct pol_auth au = { .kind = POL_AUTH_BASIC };
+    cJSON *v = cJSON_Parse(conf);
+    au.basic = pol_basic_parse(&cx, v, JP_K(NULL, "basic"), &au);
+    cJSON_Delete(v);
+    unlink(path);
+    ok(g_errs.n == 0 && au.basic->n == 1, "users file with one cost-12 user");
+
+    struct h1_header wrong = { "Authorization", "Basic YWxpY2U6d3Jvbmc=", 13, 22 };    /* alice:wrong */
+    struct h1_header unknown = { "Authorization", "Basic Ym9iOnB3", 13, 14 };          /* bob:pw */
+    struct pol_req r1 = { .headers = &wrong, .nheaders = 1 }, r2 = { .headers = &unknown, .nheaders = 1 };
+    struct pol_txn t[4];
+    uint64_t h0 = pol_hashes_total();
+    bool pend = true;
+    for (int i = 0; i < 4; i++) {
+        memset(&t[i], 0, sizeof(t[i]));
+        t[i].pw = pw;
+        t[i].owner = &t[i];
+        t[i].done = on_done;
+        pend &= pol_basic_check(&au, &t[i], i == 1 ? &r2 : &r1) == POL_PENDING;
+        t[i].pending = true;
+    }
+    ok(pend && pw->vinflight == 4, "four jobs with the verifiers");
+    /* jobs 0 and 1 are taken first (FIFO, two threads, each hash some
+     * 100 ms): age job 2 where it waits, cancel job 3 */
+    pthread_mutex_lock(&vq_lock);
+    bool queued = false;
+    for (struct vjob *q = vq_head; q; q = q->next)
+        queued |= q == t[2].op;
+    ((struct vjob *)t[2].op)->queued_ms -= VQ_WAIT_MS + 1000;
+    pthread_mutex_unlock(&vq_lock);
+    ok(queued, "the third job waits behind two hashes");
+    pol_txn_end(&t[3]);
+    ok(pw->vinflight == 3, "a cancelled job still queued leaves the queue");
+    while (g_ndone < 3)
+        event_base_loop(base, EVLOOP_ONCE);
+    ok(t[0].verdict == POL_DENY && t[0].status == 401 && t[0].challenge, "known user, wrong password: 401");
+    ok(t[1].verdict == POL_DENY && t[1].status == 401 && t[1].challenge, "unknown user: 401 too");
+    ok(t[2].verdict == POL_DENY && t[2].status == 503 && t[2].result == POL_RES_ERROR,
+       "a job that waited too long: 503 (an error)");
+    ok(pol_hashes_total() - h0 == 2, "two hashes: the unknown user's counted, the late and the cancelled not (%llu)",
+       (unsigned long long)(pol_hashes_total() - h0));
+    ok(g_ndone == 3 && pw->vinflight == 0, "three answers, none for the cancelled job");
+    pol_worker_free(pw);
+    event_base_free(base);
+}
+
 /* The order: access before auth, a deny stops the sequence. */
 static void test_order(void)
 {
@@ -312,6 +461,9 @@ int main(void)
     test_bad_cidrs();
     test_apikey();
     test_basic_parts();
+    test_basic_dummy();
+    test_file_bounds();
+    test_basic_queue();
     test_order();
     test_auth_id();
     pol_worker_free(g_pw);
