@@ -128,6 +128,10 @@ def test_k8s_watch_route_lifecycle(env):
         rig.api.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"}})
         time.sleep(0.4)
         eq(rig.puts(), n, "PUTs after an unrelated change")
+        # a thread's WATCH follows its LIST at once, but a loaded host may not
+        # have logged the last one yet: wait for it, then count exactly
+        nwatch = lambda: sum(1 for m, p in list(rig.api.requests) if "watch=true" in p)
+        wait_for(lambda: nwatch() >= 7, 3.0)
         watches = [p for m, p in rig.api.requests if "watch=true" in p]
         eq(len(watches), 7, "one watch per resource")
         check(all("allowWatchBookmarks=true" in p and re.search(r"resourceVersion=\d+", p) for p in watches),
