@@ -53,7 +53,9 @@
  * 1 MiB was a copy of about 300 µs, 64 KiB is about 20. */
 #define ADMIN_READ_MAX  (64u * 1024)
 #define ADMIN_IDLE_S    60                      /* a connection silent this long is closed */
-#define ADMIN_MAX_CONNS 256
+/* Open admin connections: a dashboard (GET /ui) keeps one or two, and a
+ * thousand of them polling /stats must not be turned away. */
+#define ADMIN_MAX_CONNS 2048
 #define ADMIN_OUT_MAX   (4u << 20)              /* unsent answers before reading stops */
 #define ADMIN_LINGER_S  2                       /* reading to drop after a last answer */
 #define ADMIN_IDLE_BODY (64u * 1024)            /* PUT bodies from here on are read at idle priority */
@@ -99,6 +101,8 @@ static struct {
     bool running;
     struct adm_conn *conns;
     int nconns;
+    struct event *batch_end;    /* ends the idle phase of a batch of answers */
+    bool batch_idle;
 } A;
 
 /* ---- replies ---- */
@@ -252,6 +256,36 @@ static void put_config(struct adm_req *req)
     cfg_errors_clear(&errs);
 }
 
+/* ---- idle priority for answers ---- */
+/*
+ * Answers built from the workers' counters (/metrics, /stats, /status) are
+ * made at idle priority, as a build is (reload.h): a thousand dashboards
+ * polling /stats, or one client asking as fast as it can, get what the
+ * workers leave of the core, and a worker that wakes takes it back at once;
+ * the build watchdog raises a starved phase as it does a build, so they
+ * are still answered under full load.  One phase per batch: every request
+ * the loop has ready in this turn, ended by batch_end_cb, which runs after
+ * the events already active (it is activated behind them).
+ */
+static void admin_idle_batch(void)
+{
+    if (A.batch_idle || gw_reload_idle_now() || !gw_admin_idle_begin())
+        return;
+    A.batch_idle = true;
+    event_active(A.batch_end, EV_TIMEOUT, 0);
+}
+
+static void batch_end_cb(evutil_socket_t fd, short what, void *arg)
+{
+    if (!A.batch_idle)
+        return;
+    A.batch_idle = false;
+    for (struct adm_conn *c = A.conns; c; c = c->next)
+        if (c->idle)
+            return;     /* a PUT's upload took the phase over: its build ends it */
+    gw_reload_idle_end();
+}
+
 /* ---- /status ---- */
 
 /* A target's health: active checks (up, down, off), the last probe,
@@ -311,6 +345,7 @@ static void process_view(cJSON *d)
 
 static void get_status(struct adm_req *req, const struct gw_snapshot *s)
 {
+    admin_idle_batch();
     cJSON *d = cJSON_CreateObject();
     uint64_t now = lt_now_ms();
 
@@ -352,6 +387,7 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
     struct evbuffer *b = evbuffer_new();
     struct mx_prom p;
 
+    admin_idle_batch();
     if (b == NULL)
         abort();
     mx_prom_init(&p, b);
@@ -366,6 +402,7 @@ static void get_stats(struct adm_req *req, const struct gw_snapshot *s)
     struct mx_json j;
     char extra[128];
 
+    admin_idle_batch();
     if (b == NULL)
         abort();
     mx_json_init(&j, b);
@@ -739,8 +776,8 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
     } else if (c->len == c->cap && c->body == H1_BODY_CHUNKED) {
         conn_fail(c, 413, "request body over 32 MiB");
     }
-    if (c->len == 0 && c->cap > ADMIN_MAX_HEAD) {
-        free(c->in);            /* a big body's buffer is not kept for an idle client */
+    if (c->len == 0) {
+        free(c->in);            /* an idle client holds no read buffer (a thousand pollers) */
         c->in = NULL;
         c->cap = 0;
     }
@@ -804,7 +841,7 @@ int gw_admin_start(const struct cfg_addr *addr, char *err, size_t errlen)
     int fd = socket(addr->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-        bind(fd, (const struct sockaddr *)&addr->sa, addr->salen) == -1 || listen(fd, 128) == -1) {
+        bind(fd, (const struct sockaddr *)&addr->sa, addr->salen) == -1 || listen(fd, 1024) == -1) {
         snprintf(err, errlen, "cannot listen on the admin address %s: %s", addr->text, strerror(errno));
         if (fd != -1)
             close(fd);
@@ -822,6 +859,11 @@ int gw_admin_start(const struct cfg_addr *addr, char *err, size_t errlen)
         return -1;
     }
     A.stop_ev = event_new(A.base, A.stop_fd, EV_READ, stop_cb, NULL);
+    A.batch_end = event_new(A.base, -1, 0, batch_end_cb, NULL);
+    if (A.stop_ev == NULL || A.batch_end == NULL) {
+        snprintf(err, errlen, "cannot start the admin API");
+        return -1;
+    }
     event_add(A.stop_ev, NULL);
     sigset_t all, old;
     sigfillset(&all);
@@ -847,6 +889,7 @@ void gw_admin_stop(void)
         gw_log(GW_LOG_ERROR, "admin: cannot signal the thread: %s", strerror(errno));
     pthread_join(A.thread, NULL);
     event_free(A.stop_ev);
+    event_free(A.batch_end);
     while (A.conns)
         conn_free(A.conns);
     evconnlistener_free(A.lis);
