@@ -8,12 +8,12 @@ rises with traffic (a screenshot is saved under the build directory)."""
 import json
 import os
 import re
-import shutil
+import socket
 import threading
 import time
 
 import promparse
-from harness import BUILD, TestFailure, check, eq, free_port, get, request, wait_for
+from harness import BUILD, browser, check, eq, free_port, get, request, wait_for
 from test_8_admin import TOKEN, start
 
 
@@ -216,27 +216,43 @@ def test_stats_label_escaping(env):
     eq(m["sluice_requests_total"].samples[0].labels["route"], weird_r, "the same in /metrics")
 
 
-# ---------------------------------------------------------------- the page in a browser
-
-def _browser(env):
+def test_many_stats_pollers(env):
+    """600 admin connections open at once (more than the 256 the admin
+    listener used to allow), each asking GET /stats twice on its kept-alive
+    connection: every answer is a 200 with the whole document."""
+    _, cfg = dash_cfg(env, health=False)
+    s, a = start(env, cfg)
+    req = ("GET /stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n" % TOKEN).encode()
+    socks = []
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.options import Options
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        raise TestFailure("python3-selenium is not installed (make deps installs it)")
-    chrome = shutil.which("chromium")
-    driver_bin = shutil.which("chromedriver")
-    check(chrome and driver_bin, "chromium and chromedriver are installed (make deps)")
-    opts = Options()
-    opts.binary_location = chrome
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-extensions", "--window-size=1280,1000",
-                "--user-data-dir=" + env.tmp + "/chrome"):
-        opts.add_argument(arg)
-    service = Service(driver_bin, log_output=os.path.join(env.tmp, "chromedriver.log"))
-    return webdriver.Chrome(service=service, options=opts)
+        for _ in range(600):
+            c = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+            socks.append(c)
+        for rnd in range(2):
+            for c in socks:
+                c.sendall(req)
+            for i, c in enumerate(socks):
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    chunk = c.recv(65536)
+                    check(chunk, "connection %d closed before its answer (round %d)" % (i, rnd))
+                    buf += chunk
+                head, body = buf.split(b"\r\n\r\n", 1)
+                check(head.startswith(b"HTTP/1.1 200 "), "connection %d: %r" % (i, head[:40]))
+                n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                while len(body) < n:
+                    chunk = c.recv(65536)
+                    check(chunk, "connection %d closed mid-answer" % i)
+                    body += chunk
+                eq(len(body), n, "connection %d: one whole answer" % i)
+                json.loads(body)
+    finally:
+        for c in socks:
+            c.close()
+    eq(a.call("GET", "/healthz").status, 200, "the admin listener still answers")
 
+
+# ---------------------------------------------------------------- the page in a browser
 
 def _rows(drv):
     """The targets table as {(upstream, target): health}."""
@@ -255,7 +271,7 @@ def test_ui_in_browser(env):
     s, a = start(env, cfg)
     check(wait_for(lambda: all(t["healthy"] for u in a.json_ok("GET", "/status")["upstreams"]
                                for t in u["targets"]), 5.0, 0.05), "targets up before the page opens")
-    drv = _browser(env)
+    drv = browser(env, "--window-size=1280,1000")
     try:
         drv.set_script_timeout(10)
         drv.get("http://127.0.0.1:%d/ui" % a.port)

@@ -67,10 +67,16 @@ def test_promtool_check_rules(env):
     check("SUCCESS: 6 rules found" in r.stdout, "six rules: %r" % r.stdout)
     with open(ALERTS) as f:
         text = f.read()
-    for name in re.findall(r"alert: (\w+)", text):
-        with open(os.path.join(ROOT, "README.md")) as f:
-            readme = f.read()
-        check("runbook-%s" % name.lower() in readme, "README has a runbook line for %s" % name)
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    names = re.findall(r"alert: (\w+)", text)
+    eq(len(names), 6, "six alerts")
+    for name in names:
+        # the heading GitHub anchors as #runbook-NAME, where each rule's runbook annotation points
+        check(re.search(r"^#### Runbook: %s\n\S" % name, readme, re.M),
+              "README has a runbook line for %s" % name)
+        check('runbook: "README.md#runbook-%s"' % name.lower() in text, "%s points at it" % name)
+        check(re.search(r"- alert: %s\n(?:.*\n){1,12}?\s+summary: " % name, text), "%s has a summary" % name)
 
 
 def test_prometheus_scrapes_dashboard_and_alerts(env):
@@ -83,7 +89,9 @@ def test_prometheus_scrapes_dashboard_and_alerts(env):
                "upstream": "alpha"},
               {"name": "rb", "match": {"path": {"prefix": "/b"}}, "rewrite": {"strip_prefix": True},
                "upstream": "beta"},
-              {"name": "events", "match": {"path": {"prefix": "/sse"}}, "upstream": "alpha"}]
+              {"name": "events", "match": {"path": {"prefix": "/sse"}}, "upstream": "alpha"},
+              {"name": "cut", "match": {"path": {"prefix": "/cut"}}, "rewrite": {"strip_prefix": True},
+               "upstream": "alpha", "timeouts": {"idle_ms": 300}}]
     cfg = env.config(upstreams=ups, routes=routes,
                      admin={"address": "127.0.0.1:%d" % free_port(), "token": TOKEN})
     s, a = start(env, cfg)
@@ -142,6 +150,7 @@ def test_prometheus_scrapes_dashboard_and_alerts(env):
                     get(s.port, "/b/status/503", timeout=2.0)
                 if i % 20 == 1:
                     get(s.port, "/sse?n=3&ms=10", timeout=2.0)
+                    get(s.port, "/cut/x", timeout=2.0)
             except Exception:
                 pass
             time.sleep(0.01)
@@ -181,7 +190,7 @@ def test_prometheus_scrapes_dashboard_and_alerts(env):
             # "All": a regex of every value, its backslashes doubled inside a PromQL string
             values[name] = "(" + "|".join(re.escape(v).replace("\\", "\\\\") for v in vals) + ")"
         eq(raw["instance"], [instance], "the instance")
-        eq(raw["route"], ["events", "ra", "rb"], "the routes")
+        eq(raw["route"], ["cut", "events", "ra", "rb"], "the routes")
         eq(raw["upstream"], ["alpha", "beta"], "the upstreams")
         empty = []
         for where, expr in exprs_of(dash):
@@ -212,6 +221,14 @@ def test_prometheus_scrapes_dashboard_and_alerts(env):
                     return al
             return None
         check(firing("SluiceTargetDown") is None, "no target is down yet")
+        check(firing("SluiceStreamsCutByTimeouts") is None, "no stream cut yet")
+        # a stream silent longer than its route's idle_ms is cut
+        try:
+            get(s.port, "/cut/sse?n=5&ms=10&gap_after=2&gap_ms=3000", timeout=5.0)
+        except Exception:
+            pass                # cut: the body ends early
+        check(wait_for(lambda: firing("SluiceStreamsCutByTimeouts", reason="upstream_idle_timeout"), 10.0, 0.25),
+              "SluiceStreamsCutByTimeouts fires for the cut stream")
         # kill beta's only backend: its target goes down, then the alerts fire
         e3.proc.signal(9)
         e3.proc.wait(5)
