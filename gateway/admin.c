@@ -101,8 +101,6 @@ static struct {
     bool running;
     struct adm_conn *conns;
     int nconns;
-    struct event *batch_end;    /* ends the idle phase of a batch of answers */
-    bool batch_idle;
 } A;
 
 /* ---- replies ---- */
@@ -262,28 +260,20 @@ static void put_config(struct adm_req *req)
  * made at idle priority, as a build is (reload.h): a thousand dashboards
  * polling /stats, or one client asking as fast as it can, get what the
  * workers leave of the core, and a worker that wakes takes it back at once;
- * the build watchdog raises a starved phase as it does a build, so they
- * are still answered under full load.  One phase per batch: every request
- * the loop has ready in this turn, ended by batch_end_cb, which runs after
- * the events already active (it is activated behind them).
+ * the build watchdog raises a starved answer as it does a build, so they
+ * are still answered under full load.  The phase ends before the answer is
+ * written: a client that has it sees the thread at its own priority.
+ * Nothing to do while a PUT's upload holds the thread idle already.
  */
-static void admin_idle_batch(void)
+static bool admin_idle_begin(void)
 {
-    if (A.batch_idle || gw_reload_idle_now() || !gw_admin_idle_begin())
-        return;
-    A.batch_idle = true;
-    event_active(A.batch_end, EV_TIMEOUT, 0);
+    return !gw_reload_idle_now() && gw_admin_idle_begin();
 }
 
-static void batch_end_cb(evutil_socket_t fd, short what, void *arg)
+static void admin_idle_end(bool began)
 {
-    if (!A.batch_idle)
-        return;
-    A.batch_idle = false;
-    for (struct adm_conn *c = A.conns; c; c = c->next)
-        if (c->idle)
-            return;     /* a PUT's upload took the phase over: its build ends it */
-    gw_reload_idle_end();
+    if (began)
+        gw_reload_idle_end();
 }
 
 /* ---- /status ---- */
@@ -345,7 +335,7 @@ static void process_view(cJSON *d)
 
 static void get_status(struct adm_req *req, const struct gw_snapshot *s)
 {
-    admin_idle_batch();
+    bool idle = admin_idle_begin();
     cJSON *d = cJSON_CreateObject();
     uint64_t now = lt_now_ms();
 
@@ -374,8 +364,9 @@ static void get_status(struct adm_req *req, const struct gw_snapshot *s)
         }
         cJSON_AddItemToArray(ups, o);
     }
-    reply_json(req, 200, d);
+    reply_json(req, 200, d);        /* printed at idle priority too; written after */
     cJSON_Delete(d);
+    admin_idle_end(idle);
 }
 
 /* ---- /metrics, /stats ---- */
@@ -387,11 +378,12 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
     struct evbuffer *b = evbuffer_new();
     struct mx_prom p;
 
-    admin_idle_batch();
     if (b == NULL)
         abort();
+    bool idle = admin_idle_begin();
     mx_prom_init(&p, b);
     gw_metrics_emit(&p.e, s);
+    admin_idle_end(idle);
     reply_with(req, 200, "text/plain; version=0.0.4", NULL, NULL, 0, b);
     evbuffer_free(b);
 }
@@ -402,11 +394,12 @@ static void get_stats(struct adm_req *req, const struct gw_snapshot *s)
     struct mx_json j;
     char extra[128];
 
-    admin_idle_batch();
     if (b == NULL)
         abort();
+    bool idle = admin_idle_begin();
     mx_json_init(&j, b);
     gw_metrics_emit(&j.e, s);
+    admin_idle_end(idle);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(extra, sizeof(extra), "\"version\":%llu,\"time_ms\":%llu", (unsigned long long)s->version,
@@ -859,11 +852,6 @@ int gw_admin_start(const struct cfg_addr *addr, char *err, size_t errlen)
         return -1;
     }
     A.stop_ev = event_new(A.base, A.stop_fd, EV_READ, stop_cb, NULL);
-    A.batch_end = event_new(A.base, -1, 0, batch_end_cb, NULL);
-    if (A.stop_ev == NULL || A.batch_end == NULL) {
-        snprintf(err, errlen, "cannot start the admin API");
-        return -1;
-    }
     event_add(A.stop_ev, NULL);
     sigset_t all, old;
     sigfillset(&all);
@@ -889,7 +877,6 @@ void gw_admin_stop(void)
         gw_log(GW_LOG_ERROR, "admin: cannot signal the thread: %s", strerror(errno));
     pthread_join(A.thread, NULL);
     event_free(A.stop_ev);
-    event_free(A.batch_end);
     while (A.conns)
         conn_free(A.conns);
     evconnlistener_free(A.lis);

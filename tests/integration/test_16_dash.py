@@ -14,7 +14,7 @@ import time
 
 import promparse
 from harness import BUILD, browser, check, eq, free_port, get, request, wait_for
-from test_8_admin import TOKEN, start
+from test_8_admin import TOKEN, start, thread_names, thread_policies
 
 
 def dash_cfg(env, health=True):
@@ -250,6 +250,48 @@ def test_many_stats_pollers(env):
         for c in socks:
             c.close()
     eq(a.call("GET", "/healthz").status, 200, "the admin listener still answers")
+
+
+def test_stats_rendered_at_idle_priority(env):
+    """While clients poll /stats (1,000 routes with traffic: a document of
+    some size), the admin thread is seen at SCHED_IDLE, and after every
+    answer every thread is back at its own priority; no build was counted."""
+    e = env.echo("e")
+    routes = [{"name": "r%04d" % i, "match": {"path": {"prefix": "/r%04d/" % i}},
+               "rewrite": {"strip_prefix": True}, "upstream": "u"} for i in range(1000)]
+    cfg = env.config(upstreams=[{"name": "u", "targets": [{"address": e.addr}]}], routes=routes,
+                     admin={"address": "127.0.0.1:%d" % free_port(), "token": TOKEN})
+    s, a = start(env, cfg)
+    for i in range(1000):
+        eq(get(s.port, "/r%04d/x" % i).status, 200, "GET /r%04d/x" % i)
+    admin_tid = [t for t, n in thread_names(s.proc.pid).items() if n == "sluice-admin"]
+    eq(len(admin_tid), 1, "one admin thread")
+    seen, done = set(), threading.Event()
+
+    def poller():
+        while not done.is_set():
+            eq(a.call("GET", "/stats").status, 200, "GET /stats")
+    ps = [threading.Thread(target=poller) for _ in range(3)]
+    for p in ps:
+        p.start()
+    try:
+        t_end = time.monotonic() + 3.0
+        while time.monotonic() < t_end and (5, 0) not in seen:
+            seen.add(thread_policies(s.proc.pid).get(admin_tid[0]))
+            time.sleep(0.0003)
+    finally:
+        done.set()
+        for p in ps:
+            p.join(10)
+    if os.geteuid() == 0:
+        check((5, 0) in seen, "the admin thread rendered /stats at SCHED_IDLE: %r" % sorted(seen))
+    else:       # without the right to leave SCHED_IDLE, answers keep their priority
+        check((5, 0) not in seen, "no idle phase without CAP_SYS_NICE: %r" % sorted(seen))
+    a.call("GET", "/stats")
+    after = thread_policies(s.proc.pid)
+    check(all(v == (0, 0) for v in after.values()), "every thread at its own priority after: %r" % after)
+    fams = a.metrics()
+    eq(fams["sluice_reload_builds_escalated_total"].samples[0].value, 0, "no build counted as raised")
 
 
 # ---------------------------------------------------------------- the page in a browser
