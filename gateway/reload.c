@@ -68,6 +68,7 @@ static struct {
     int stage;                      /* 0 no build, 1 at SCHED_IDLE, 2 at BUILD_LOW_NICE */
     pid_t tid;                      /* the builder, 0 = none: one at a time */
     bool build;                     /* a build (or a PUT's upload), not only admin answers */
+    bool asleep;                    /* the watchdog waits for a phase (no deadline) */
     int policy, nice;               /* and its own scheduling */
     struct sched_param param;
     struct timespec deadline;       /* CLOCK_MONOTONIC: the next step */
@@ -85,15 +86,29 @@ static void deadline_in(struct timespec *t, long ms)
     }
 }
 
+static bool deadline_past(const struct timespec *t)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
 static void *watchdog_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "sluice-watchdog");   /* as ps -L and top -H show it */
     (void)arg;
     pthread_mutex_lock(&W.lock);
     for (;;) {
-        while (W.stage == 0)
+        while (W.stage == 0) {
+            W.asleep = true;
             pthread_cond_wait(&W.cond, &W.lock);
-        if (pthread_cond_timedwait(&W.cond, &W.lock, &W.deadline) != ETIMEDOUT || W.stage == 0)
+            W.asleep = false;
+        }
+        /* a phase may have ended and another begun, later, without a
+         * signal (admin answers do not wake it): the deadline decides */
+        if (pthread_cond_timedwait(&W.cond, &W.lock, &W.deadline) != ETIMEDOUT || W.stage == 0 ||
+            !deadline_past(&W.deadline))
             continue;
         if (W.stage == 1) {
             /* nice first, then the policy: never above the thread's own */
@@ -218,7 +233,10 @@ static bool idle_begin(bool build)
     atomic_store_explicit(&g_turn_us, BUILD_TURN_US, memory_order_relaxed);
     t_idle = true;
     t_turn_ns = thread_cpu_ns();
-    pthread_cond_signal(&W.cond);
+    /* Admin answers come a thousand a second: the watchdog is woken only
+     * when it has no deadline; one it waits for already comes first. */
+    if (build || W.asleep)
+        pthread_cond_signal(&W.cond);
     pthread_mutex_unlock(&W.lock);
     return true;
 }
@@ -241,7 +259,8 @@ static void build_end(bool *idle)
     W.tid = 0;
     sched_setscheduler(0, W.policy, &W.param);
     setpriority(PRIO_PROCESS, 0, W.nice);
-    pthread_cond_signal(&W.cond);
+    if (W.build)
+        pthread_cond_signal(&W.cond);   /* an admin answer's end: it notices at its deadline */
     pthread_mutex_unlock(&W.lock);
 }
 
