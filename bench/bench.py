@@ -40,6 +40,15 @@ Method (see shared/BENCHMARKING.md for why):
     five-second cells one stall spoilt a whole pair: nine repeats of those
     gave intervals 0.09-0.31 wide for the headline ratio, 48 one-second
     repeats 0.13-0.15 in five runs.
+  * stats (sluice only): a sluice with an admin token takes the small64
+    load in four cells of STATS_DURATION s (2) per repeat, STATS_REPEAT (8)
+    repeats per round in Williams orders: two alone ("none", "again"), one
+    while STATS_POLLERS (1,000) kept-alive admin connections each ask GET
+    /stats once a second, starts spread over the second, as that many open
+    dashboards (GET /ui) would ("pollers"), and one while they ask back to
+    back ("flood"); bench/stats_poll.c on the load core.  Reported: p99 and
+    req/s of each against the cells alone (ratios within a repeat, median,
+    bootstrap interval), /stats answers per second and their round trip.
   * paired: the small64 load on sluice and on nginx (then HAProxy) at the
     same time, both proxies on the proxy core, each loaded by a wrk of its
     own on the load core.  Whatever the host does to the core during the
@@ -83,9 +92,10 @@ Method (see shared/BENCHMARKING.md for why):
 
 Environment: ROUNDS (3), DURATION (5), WARMUP (1), ONLY (comma list of
 direct,sluice,sluice-nosplice,nginx,haproxy), SCENARIOS (comma list of
-small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload,skewed), IDLE_CONNS
+small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload,stats,skewed), IDLE_CONNS
 (10000), RELOAD_DURATION (measured seconds of each reload cell, 1),
-RELOAD_INTERVAL (0.5), RELOAD_REPEAT (16), TIME_LIMIT (seconds, 1200; a full default run took
+RELOAD_INTERVAL (0.5), RELOAD_REPEAT (16), STATS_POLLERS (1000), STATS_DURATION (2),
+STATS_REPEAT (8), TIME_LIMIT (seconds, 1200; a full default run took
 793 s in the ninth session), KEEP_TMP (set: keep the work directory with the
 servers' logs, e.g. sluice-reload.out with each reload's apply time). Results: markdown on stdout and in build/bench/results.md;
 progress on stderr.
@@ -133,7 +143,7 @@ ALL_TARGETS = ["direct", "sluice", "sluice-nosplice", "nginx", "haproxy"]
 COLUMNS = ["direct", "sluice", "nginx", "haproxy"]
 PROXIES = ["sluice", "nginx", "haproxy"]
 ALL_SCENARIOS = ["small64", "small256", "paired", "large", "huge", "tls_small",
-                 "tls_handshake", "idle", "reload", "streams", "skewed", "policy", "jwt"]
+                 "tls_handshake", "idle", "reload", "stats", "streams", "skewed", "policy", "jwt"]
 # streams: STREAMS concurrent SSE streams (sluice-echo /sse, one event a
 # second each) for STREAM_SECONDS through each proxy (one worker, pinned to
 # the proxy core), and direct to the backend as the baseline
@@ -155,6 +165,16 @@ RELOAD_REPEAT = max(1, int(os.environ.get("RELOAD_REPEAT", "16")))
 # resolution) beside what reloads and the control do
 RELOAD_MODES = ("none", "again", "upload", "put")
 RELOAD_ROUTES = int(os.environ.get("RELOAD_ROUTES", "10000"))
+# stats: the small64 load on sluice with and without STATS_POLLERS kept-alive
+# admin connections polling GET /stats (bench/stats_poll.c on the load core):
+# "pollers" once a second each (as many dashboards, GET /ui, would),
+# "flood" each again as soon as its answer is in; cells of STATS_DURATION s,
+# STATS_REPEAT repeats per round in Williams orders
+STATS_POLLERS = int(os.environ.get("STATS_POLLERS", "1000"))
+STATS_DURATION = max(1, int(float(os.environ.get("STATS_DURATION", "2"))))
+STATS_REPEAT = max(1, int(os.environ.get("STATS_REPEAT", "8")))
+STATS_MODES = ("none", "again", "pollers", "flood")
+STATS_POLL_BIN = os.path.join(OUT_DIR, "stats_poll")
 LOAD_CORE, PROXY_CORE = "0", "1"
 LARGE_BYTES = 1 << 20
 HUGE_BYTES = 64 << 20
@@ -557,7 +577,7 @@ backend be
 
 
 def write_sluice_conf(tmp, name, port, bport, admin_port, tls=None, splice=True, bports=None,
-                      balance=None, policy=None):
+                      balance=None, policy=None, token=None):
     """sluice as the proxy; tls = (cert, key, cert+key) to terminate TLS.
     The admin listener (loopback, no token) serves /metrics, read around
     some cells to check that splice(2) and full handshakes really happened."""
@@ -578,6 +598,8 @@ def write_sluice_conf(tmp, name, port, bport, admin_port, tls=None, splice=True,
         # load, with the policy's fields or (sluice-nopolicy) without
         doc["routes"] = [{"match": {"path": {"exact": "/"}}, "upstream": "b"},
                          dict({"match": {"path": {"prefix": "/v1"}}, "upstream": "b"}, **policy)]
+    if token:
+        doc["admin"]["token"] = token
     if not splice:
         doc["splice"] = {"enabled": False}
     path = os.path.join(tmp, f"{name}.json")
@@ -910,6 +932,8 @@ RESULTS = {s: {m: {t: [] for t in ALL_TARGETS} for m, _ in METRICS[s]} for s in 
 # reload: per repeat (RELOAD_REPEAT per round) {mode: cell} for every mode in
 # RELOAD_MODES (None = failed); cells as Bench.measure_reload makes them
 RELOAD = {"doc_bytes": 0, "rounds": []}
+# stats: per repeat {mode: cell} for every mode in STATS_MODES (None = failed)
+STATS = []
 # paired: PAIRED[(other, conns)] = list per round of {"sluice": µs/req,
 # other: µs/req} (None = failed)
 PAIRED = {(o, n): [] for o in ("nginx", "haproxy") for n in SCEN["paired"]["conns"]}
@@ -1014,13 +1038,14 @@ def scen_targets(scen):
 class Bench:
     def __init__(self, tmp):
         self.tmp = tmp
-        ports = iter(free_ports(19 + 2 * len(SKEW_TARGETS) + 4))
+        ports = iter(free_ports(21 + 2 * len(SKEW_TARGETS) + 4))
         self.port = {n: next(ports) for n in (
             "direct", "direct-tls", "sluice", "sluice-tls", "sluice-nosplice",
             "nginx", "nginx-tls", "haproxy", "haproxy-tls", "sluice-policy", "sluice-nopolicy")}
         self.admin = {n: next(ports) for n in ("sluice", "sluice-tls", "sluice-nosplice",
                                                 "sluice-policy", "sluice-nopolicy")}
         rport, aport = next(ports), next(ports)
+        sport, saport = next(ports), next(ports)
         bport = self.port["direct"]
         tls = self.tls = make_cert(tmp)
         self.backend = Server("backend", [
@@ -1070,6 +1095,12 @@ class Bench:
         self.skew_backends = []     # (port, Server) of the skewed scenario, the slow one last
         if "skewed" in SCENARIOS:
             self.setup_skewed(tmp, ports)
+        self.stats_srv = None
+        if "stats" in SCENARIOS and "sluice" in TARGETS:
+            self.stats_port, self.stats_admin = sport, saport
+            self.stats_token = secrets.token_hex(16)
+            conf = write_sluice_conf(tmp, "sluice-stats", sport, bport, saport, token=self.stats_token)
+            self.stats_srv = Server("sluice-stats", [SLUICE_BIN, "--config", conf], PROXY_CORE, tmp)
         if "reload" in SCENARIOS and "sluice" in TARGETS:
             self.reload_port, self.admin_port = rport, aport
             self.token = secrets.token_hex(16)
@@ -1590,6 +1621,68 @@ class Bench:
             note(f"reload: sluice exited during the cell: {self.reload_srv.log_tail()}")
         return got
 
+    def measure_stats(self, rnd, warm):
+        """One repeat of the stats scenario: the same sluice, the same load,
+        alone twice (the method's own resolution), with STATS_POLLERS
+        dashboards polling /stats once a second, and with as many asking
+        back to back, in the order of row `rnd` of a Williams design."""
+        srv = self.stats_srv
+        if "stats" in self.broken:
+            return None
+        if not srv.alive():
+            if not os.access(STATS_POLL_BIN, os.X_OK):
+                self.broken["stats"] = f"{STATS_POLL_BIN} not built"
+                note(f"stats skipped: {STATS_POLL_BIN} does not exist")
+                return None
+            srv.start()
+            if not wait_ready(srv, self.stats_port, limit=20.0):
+                self.broken["stats"] = srv.log_tail()
+                note(f"stats: sluice did not start; skipped ({srv.log_tail()})")
+                return None
+        port, conns = self.stats_port, SCEN["small64"]["conns"]
+        if warm:
+            run_wrk(port, "/", conns, WARMUP)
+        got = {}
+        for mode in (STATS_MODES[i] for i in williams_order(len(STATS_MODES), rnd)):
+            poller = None
+            if mode in ("pollers", "flood"):
+                poller = subprocess.Popen(
+                    ["taskset", "-c", LOAD_CORE, STATS_POLL_BIN, str(self.stats_admin), self.stats_token,
+                     str(STATS_POLLERS), "1000" if mode == "pollers" else "0", str(STATS_DURATION + 1.0)],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                STARTED.append(poller)
+                ready = read_line(poller.stdout, 20.0)
+                if not ready or "ready" not in ready:
+                    stop_proc(poller)
+                    note(f"stats/{mode}: the poller did not start: "
+                         f"{poller.stderr.read().decode(errors='replace').strip()[-300:]}")
+                    return None
+                time.sleep(0.5)         # the first polls in, a second's worth spread out
+            out, _, rc = run_wrk(port, "/", conns, STATS_DURATION)
+            polled = None
+            if poller is not None:
+                line = read_line(poller.stdout, 20.0)
+                try:
+                    polled = json.loads(line) if line else None
+                except ValueError:
+                    polled = None
+                stop_proc(poller)
+                if polled is None:
+                    note(f"stats/{mode}: the poller gave no result")
+                    return None
+            r = parse_wrk(out)
+            if rc != 0 or not r.get("requests"):
+                note(f"stats/{mode}: wrk failed (exit {rc}): {out.strip()[-200:]}")
+                return None
+            got[mode] = {"rps": r["rps"], "p99": r.get("p99"), "errors": r["bad"] + r["sockerr"],
+                         "polled": polled}
+            log(f"  stats    {mode:7s}   {r['rps']:10.0f} req/s  p99 {r.get('p99', 0):.2f} ms"
+                + (f"  {polled['polls'] / polled['seconds']:.0f} polls/s answered, "
+                   f"{polled['errors']} poll errors, poll p99 {polled['ms_p99']:.1f} ms" if polled else ""))
+        if not srv.alive():
+            note(f"stats: sluice exited during the cells: {srv.log_tail()}")
+        return got
+
     def run(self):
         self.backend.start()
         if not wait_ready(self.backend, self.port["direct"]) or \
@@ -1635,6 +1728,16 @@ class Bench:
                         SKEW.setdefault(t, []).append(self.measure_skew(t))
                     for _, srv in self.skew_backends:
                         srv.stop()
+                    continue
+                if scen == "stats":
+                    if self.stats_srv is None:
+                        continue
+                    for rep in range(STATS_REPEAT):
+                        if out_of_time():
+                            note("TIME_LIMIT reached: remaining cells skipped")
+                            break
+                        STATS.append(self.measure_stats(rnd * STATS_REPEAT + rep, rep == 0))
+                    self.stats_srv.stop()
                     continue
                 if scen == "reload":
                     if self.reload_srv is None:
@@ -1771,6 +1874,52 @@ def percentile(v, q):
     return v[min(len(v) - 1, max(0, math.ceil(q / 100.0 * len(v)) - 1))]
 
 
+def stats_rows():
+    """The stats scenario's rows (sluice column only)."""
+    title = f"small GET keep-alive, 64 conns, {STATS_POLLERS:,} admin /stats pollers"
+    reps = [g for g in STATS if g]
+
+    def row(label, cell):
+        return f"| {title} | {label} | — | {cell} | — | — | — | — |"
+
+    if not reps:
+        return [row("all", "—")]
+
+    def per(mode, k):
+        if mode == "without":
+            return [math.sqrt(g["none"][k] * g["again"][k])
+                    if g["none"][k] is not None and g["again"][k] is not None else None for g in reps]
+        return [g[mode][k] for g in reps]
+
+    def polls(mode, k):
+        v = [g[mode]["polled"] for g in reps]
+        if k == "rate":
+            return [p["polls"] / p["seconds"] for p in v]
+        return [p[k] for p in v]
+
+    rows = [row("p99 ms without pollers (two cells per repeat, their geometric mean)",
+                summarize(per("without", "p99"), FMT["p99"]))]
+    r = ratios(per("again", "p99"), per("none", "p99"))
+    rows += [row("p99 without ÷ without: the two cells without pollers, the method's own resolution",
+                 summarize(r, "{:.2f}")),
+             row("p99 without ÷ without: 90 % bootstrap interval of that median", interval(r))]
+    for mode, what in (("pollers", "each once a second"), ("flood", "each back to back")):
+        r = ratios(per(mode, "p99"), per("without", "p99"))
+        rows += [
+            row(f"p99 ms, {STATS_POLLERS:,} pollers {what}", summarize(per(mode, "p99"), FMT["p99"])),
+            row(f"p99 with {mode} ÷ without", summarize(r, "{:.2f}")),
+            row(f"p99 with {mode} ÷ without: 90 % bootstrap interval of that median", interval(r)),
+            row(f"req/s with {mode} ÷ without",
+                summarize(ratios(per(mode, "rps"), per("without", "rps")), "{:.2f}")),
+            row(f"/stats answered per s ({mode}), poll round trip p99 ms",
+                f"{statistics.median(polls(mode, 'rate')):,.0f}, "
+                f"{statistics.median(polls(mode, 'ms_p99')):.1f}"),
+            row(f"poll errors / wrk errors ({mode})",
+                f"{sum(polls(mode, 'errors'))} / {sum(per(mode, 'errors'))}"),
+        ]
+    return rows
+
+
 def reload_rows():
     """The reload scenario's rows (sluice column only), and notes for every
     target it misses: PUT < 100 ms, p99 within 10 %, no errors."""
@@ -1878,6 +2027,10 @@ def table():
         if scen == "reload":
             if "sluice" in TARGETS:
                 rows += reload_rows()
+            continue
+        if scen == "stats":
+            if "sluice" in TARGETS:
+                rows += stats_rows()
             continue
         if scen in ("skewed", "jwt"):
             continue        # tables of their own (skew_rows, JWT_ROWS)
@@ -2123,7 +2276,15 @@ def main():
           f"within each repeat (\"without\": the geometric mean of its two cells without "
           f"reloads), their median over all repeats with a 90 % bootstrap interval; PUT figures "
           f"pooled.",
-          ] if "reload" in SCENARIOS and "sluice" in TARGETS else []) + [
+          ] if "reload" in SCENARIOS and "sluice" in TARGETS else []) + ([
+          "", f"stats: sluice alone on core 1 (one worker; the admin thread shares the core) under "
+          f"the small64 load; in each repeat four cells of {STATS_DURATION:g} s: two without "
+          f"pollers, one with {STATS_POLLERS:,} kept-alive admin connections each asking GET /stats "
+          f"once a second (as many dashboards would; starts spread over the second), one with as "
+          f"many asking back to back (bench/stats_poll on core 0 with wrk), Williams orders, "
+          f"{STATS_REPEAT} repeats per round; ratios within each repeat, their median with a 90 % "
+          f"bootstrap interval.",
+          ] if "stats" in SCENARIOS and "sluice" in TARGETS else []) + [
           "", table(), ""]
     if SKEW:
         md += skew_rows() + [""]

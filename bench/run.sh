@@ -2,12 +2,15 @@
 # `make bench`: sluice, nginx and HAProxy side by side in one run.
 # Quick check: ROUNDS=1 DURATION=3 bash bench/run.sh; filters: ONLY=sluice,nginx
 # (targets: direct,sluice,sluice-nosplice,nginx,haproxy) and
-# SCENARIOS=small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload,streams,skewed,policy,jwt;
+# SCENARIOS=small64,small256,paired,large,huge,tls_small,tls_handshake,idle,reload,stats,streams,skewed,policy,jwt;
 # one scenario alone: SCENARIOS=tls_handshake ROUNDS=1 bash bench/run.sh.
 # Method and environment variables: see bench/bench.py. Results: stdout and
 # build/bench/results.md. A full run (3 rounds, every scenario) took 793 s on
 # this host in the ninth session; TIME_LIMIT (default
 # 1200 s) bounds it.
+# stats: sluice under the small64 load with and without 1,000 kept-alive admin
+# connections polling GET /stats (bench/stats_poll, built here): once a second
+# each (dashboards) and back to back (a flood); p99 and req/s against none.
 # streams: STREAMS (10,000) concurrent SSE streams from sluice-echo, one event
 # a second each for STREAM_SECONDS (30), through each proxy (nginx with
 # proxy_buffering off) and direct: RSS per stream, proxy CPU per event, and
@@ -48,6 +51,12 @@ if [ ! -x build/bench/put_client ] || [ bench/put_client.c -nt build/bench/put_c
 	cc -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
 	   -Wstrict-prototypes -Wmissing-prototypes -g -O2 \
 	   -o build/bench/put_client bench/put_client.c
+fi
+
+if [ ! -x build/bench/stats_poll ] || [ bench/stats_poll.c -nt build/bench/stats_poll ]; then
+	cc -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	   -Wstrict-prototypes -Wmissing-prototypes -g -O2 \
+	   -o build/bench/stats_poll bench/stats_poll.c
 fi
 
 if [ ! -x build/bench/sse_streams ] || [ bench/sse_streams.c -nt build/bench/sse_streams ]; then

@@ -53,7 +53,9 @@
  * 1 MiB was a copy of about 300 µs, 64 KiB is about 20. */
 #define ADMIN_READ_MAX  (64u * 1024)
 #define ADMIN_IDLE_S    60                      /* a connection silent this long is closed */
-#define ADMIN_MAX_CONNS 256
+/* Open admin connections: a dashboard (GET /ui) keeps one or two, and a
+ * thousand of them polling /stats must not be turned away. */
+#define ADMIN_MAX_CONNS 2048
 #define ADMIN_OUT_MAX   (4u << 20)              /* unsent answers before reading stops */
 #define ADMIN_LINGER_S  2                       /* reading to drop after a last answer */
 #define ADMIN_IDLE_BODY (64u * 1024)            /* PUT bodies from here on are read at idle priority */
@@ -252,6 +254,28 @@ static void put_config(struct adm_req *req)
     cfg_errors_clear(&errs);
 }
 
+/* ---- idle priority for answers ---- */
+/*
+ * Answers built from the workers' counters (/metrics, /stats, /status) are
+ * made at idle priority, as a build is (reload.h): a thousand dashboards
+ * polling /stats, or one client asking as fast as it can, get what the
+ * workers leave of the core, and a worker that wakes takes it back at once;
+ * the build watchdog raises a starved answer as it does a build, so they
+ * are still answered under full load.  The phase ends before the answer is
+ * written: a client that has it sees the thread at its own priority.
+ * Nothing to do while a PUT's upload holds the thread idle already.
+ */
+static bool admin_idle_begin(void)
+{
+    return !gw_reload_idle_now() && gw_admin_idle_begin();
+}
+
+static void admin_idle_end(bool began)
+{
+    if (began)
+        gw_reload_idle_end();
+}
+
 /* ---- /status ---- */
 
 /* A target's health: active checks (up, down, off), the last probe,
@@ -311,6 +335,7 @@ static void process_view(cJSON *d)
 
 static void get_status(struct adm_req *req, const struct gw_snapshot *s)
 {
+    bool idle = admin_idle_begin();
     cJSON *d = cJSON_CreateObject();
     uint64_t now = lt_now_ms();
 
@@ -339,8 +364,9 @@ static void get_status(struct adm_req *req, const struct gw_snapshot *s)
         }
         cJSON_AddItemToArray(ups, o);
     }
-    reply_json(req, 200, d);
+    reply_json(req, 200, d);        /* printed at idle priority too; written after */
     cJSON_Delete(d);
+    admin_idle_end(idle);
 }
 
 /* ---- /metrics, /stats ---- */
@@ -354,8 +380,10 @@ static void get_metrics(struct adm_req *req, const struct gw_snapshot *s)
 
     if (b == NULL)
         abort();
+    bool idle = admin_idle_begin();
     mx_prom_init(&p, b);
     gw_metrics_emit(&p.e, s);
+    admin_idle_end(idle);
     reply_with(req, 200, "text/plain; version=0.0.4", NULL, NULL, 0, b);
     evbuffer_free(b);
 }
@@ -368,8 +396,10 @@ static void get_stats(struct adm_req *req, const struct gw_snapshot *s)
 
     if (b == NULL)
         abort();
+    bool idle = admin_idle_begin();
     mx_json_init(&j, b);
     gw_metrics_emit(&j.e, s);
+    admin_idle_end(idle);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(extra, sizeof(extra), "\"version\":%llu,\"time_ms\":%llu", (unsigned long long)s->version,
@@ -739,8 +769,8 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
     } else if (c->len == c->cap && c->body == H1_BODY_CHUNKED) {
         conn_fail(c, 413, "request body over 32 MiB");
     }
-    if (c->len == 0 && c->cap > ADMIN_MAX_HEAD) {
-        free(c->in);            /* a big body's buffer is not kept for an idle client */
+    if (c->len == 0) {
+        free(c->in);            /* an idle client holds no read buffer (a thousand pollers) */
         c->in = NULL;
         c->cap = 0;
     }
@@ -804,7 +834,7 @@ int gw_admin_start(const struct cfg_addr *addr, char *err, size_t errlen)
     int fd = socket(addr->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-        bind(fd, (const struct sockaddr *)&addr->sa, addr->salen) == -1 || listen(fd, 128) == -1) {
+        bind(fd, (const struct sockaddr *)&addr->sa, addr->salen) == -1 || listen(fd, 1024) == -1) {
         snprintf(err, errlen, "cannot listen on the admin address %s: %s", addr->text, strerror(errno));
         if (fd != -1)
             close(fd);

@@ -67,6 +67,8 @@ static struct {
     bool started;
     int stage;                      /* 0 no build, 1 at SCHED_IDLE, 2 at BUILD_LOW_NICE */
     pid_t tid;                      /* the builder, 0 = none: one at a time */
+    bool build;                     /* a build (or a PUT's upload), not only admin answers */
+    bool asleep;                    /* the watchdog waits for a phase (no deadline) */
     int policy, nice;               /* and its own scheduling */
     struct sched_param param;
     struct timespec deadline;       /* CLOCK_MONOTONIC: the next step */
@@ -84,21 +86,36 @@ static void deadline_in(struct timespec *t, long ms)
     }
 }
 
+static bool deadline_past(const struct timespec *t)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
 static void *watchdog_main(void *arg)
 {
     pthread_setname_np(pthread_self(), "sluice-watchdog");   /* as ps -L and top -H show it */
     (void)arg;
     pthread_mutex_lock(&W.lock);
     for (;;) {
-        while (W.stage == 0)
+        while (W.stage == 0) {
+            W.asleep = true;
             pthread_cond_wait(&W.cond, &W.lock);
-        if (pthread_cond_timedwait(&W.cond, &W.lock, &W.deadline) != ETIMEDOUT || W.stage == 0)
+            W.asleep = false;
+        }
+        /* a phase may have ended and another begun, later, without a
+         * signal (admin answers do not wake it): the deadline decides */
+        if (pthread_cond_timedwait(&W.cond, &W.lock, &W.deadline) != ETIMEDOUT || W.stage == 0 ||
+            !deadline_past(&W.deadline))
             continue;
         if (W.stage == 1) {
             /* nice first, then the policy: never above the thread's own */
             setpriority(PRIO_PROCESS, (id_t)W.tid, W.nice > BUILD_LOW_NICE ? W.nice : BUILD_LOW_NICE);
             sched_setscheduler(W.tid, W.policy, &W.param);
-            atomic_fetch_add(&g_builds_escalated, 1);
+            if (W.build)
+                atomic_fetch_add(&g_builds_escalated, 1);
             atomic_store_explicit(&g_turn_us, 3 * BUILD_TURN_US, memory_order_relaxed);
             W.stage = 2;
             deadline_in(&W.deadline, BUILD_LOW_MS);
@@ -174,17 +191,25 @@ void gw_build_pace(void)
     t_turn_ns = thread_cpu_ns();
 }
 
-/* Drops the calling thread to SCHED_IDLE for a build; false if it stays
- * (then so does its priority).  True at once if it is already there: the
- * admin thread may have started at the head of a PUT (gw_reload_idle_begin).
- * One builder at a time: while another thread is one, this returns false. */
-static bool build_begin(void)
+/* Drops the calling thread to SCHED_IDLE for a build (or, build false,
+ * for admin answers: gw_admin_idle_begin); false if it stays (then so does
+ * its priority).  True at once if it is already there: the admin thread may
+ * have started at the head of a PUT (gw_reload_idle_begin), or for a batch
+ * of /stats answers.  One builder at a time: while another thread is one,
+ * this returns false. */
+static bool idle_begin(bool build)
 {
     struct sched_param zero = { 0 };
     int policy = sched_getscheduler(0);
 
-    if (t_idle)
+    if (t_idle) {
+        if (build && !W.build) {
+            pthread_mutex_lock(&W.lock);
+            W.build = true;
+            pthread_mutex_unlock(&W.lock);
+        }
         return true;
+    }
     if (policy != SCHED_OTHER && policy != SCHED_BATCH)
         return false;       /* real-time or idle already: the operator chose */
     errno = 0;
@@ -199,6 +224,7 @@ static bool build_begin(void)
         return false;
     }
     W.tid = gettid();
+    W.build = build;
     W.policy = policy;
     W.nice = nice_now;
     sched_getparam(0, &W.param);
@@ -207,9 +233,17 @@ static bool build_begin(void)
     atomic_store_explicit(&g_turn_us, BUILD_TURN_US, memory_order_relaxed);
     t_idle = true;
     t_turn_ns = thread_cpu_ns();
-    pthread_cond_signal(&W.cond);
+    /* Admin answers come a thousand a second: the watchdog is woken only
+     * when it has no deadline; one it waits for already comes first. */
+    if (build || W.asleep)
+        pthread_cond_signal(&W.cond);
     pthread_mutex_unlock(&W.lock);
     return true;
+}
+
+static bool build_begin(void)
+{
+    return idle_begin(true);
 }
 
 static void build_end(bool *idle)
@@ -225,7 +259,8 @@ static void build_end(bool *idle)
     W.tid = 0;
     sched_setscheduler(0, W.policy, &W.param);
     setpriority(PRIO_PROCESS, 0, W.nice);
-    pthread_cond_signal(&W.cond);
+    if (W.build)
+        pthread_cond_signal(&W.cond);   /* an admin answer's end: it notices at its deadline */
     pthread_mutex_unlock(&W.lock);
 }
 
@@ -239,6 +274,16 @@ void gw_reload_idle_end(void)
     bool idle = t_idle;
 
     build_end(&idle);
+}
+
+bool gw_admin_idle_begin(void)
+{
+    return idle_begin(false);
+}
+
+bool gw_reload_idle_now(void)
+{
+    return t_idle;
 }
 
 uint64_t gw_builds_escalated(void)

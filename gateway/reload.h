@@ -34,6 +34,14 @@ int gw_config_reapply(const char *origin, uint64_t *version);
  * when the request fails first.  No-ops where builds keep their priority. */
 void gw_reload_idle_begin(void);
 void gw_reload_idle_end(void);
+/* The same for the admin thread's answers (/stats, /metrics, /status: work
+ * a thousand pollers may ask for): idle priority under the same watchdog,
+ * not counted as a build when raised.  Ended by gw_reload_idle_end (a PUT
+ * that begins meanwhile makes it a build's).  False if the thread stays at
+ * its priority. */
+bool gw_admin_idle_begin(void);
+/* Whether the calling thread is at idle priority by one of the above. */
+bool gw_reload_idle_now(void);
 /* The last reload (PUT /config, SIGHUP, a DNS change re-applying the
  * document) since the start, for /status and the dashboard. */
 struct gw_reload_last {

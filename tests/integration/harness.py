@@ -577,3 +577,28 @@ def uh(resp, name):
     """All values of header name as the echo backend received them."""
     name = name.lower()
     return [v for k, v in upstream_headers(resp) if k.lower() == name]
+
+
+# ---------------------------------------------------------------- a real browser
+
+def browser(env, *extra_args):
+    """Headless Debian Chromium driven by Selenium (python3-selenium,
+    chromium-driver), its profile and driver log in env's temp dir; the
+    caller quits it."""
+    import shutil
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        raise TestFailure("python3-selenium is not installed (make deps installs it)")
+    chrome = shutil.which("chromium")
+    driver_bin = shutil.which("chromedriver")
+    check(chrome and driver_bin, "chromium and chromedriver are installed (make deps)")
+    opts = Options()
+    opts.binary_location = chrome
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--no-first-run", "--disable-extensions", "--user-data-dir=" + env.tmp + "/chrome") + extra_args:
+        opts.add_argument(arg)
+    service = Service(driver_bin, log_output=os.path.join(env.tmp, "chromedriver.log"))
+    return webdriver.Chrome(service=service, options=opts)

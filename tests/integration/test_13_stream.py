@@ -9,7 +9,7 @@ import re
 import socket
 import time
 
-from harness import SLUICE, Conn, TestFailure, build_request, check, eq, get, request, sha256, wait_for
+from harness import SLUICE, Conn, browser, build_request, check, eq, get, request, sha256, wait_for
 from test_8_admin import admin_cfg, start
 
 ASAN = "asan" in os.path.basename(os.path.normpath(os.environ.get("SLUICE_BUILD", "build")))
@@ -473,16 +473,6 @@ def test_llm_stream_by_model(env):
 def test_browser_eventsource(env):
     """Headless Chromium opens an EventSource through sluice and receives
     every event; closing it makes sluice close the upstream connection."""
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.options import Options
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        raise TestFailure("python3-selenium is not installed (make deps installs it)")
-    import shutil
-    chrome = shutil.which("chromium")
-    driver_bin = shutil.which("chromedriver")
-    check(chrome and driver_bin, "chromium and chromedriver are installed (make deps)")
     page = ("<!doctype html><title>sse</title><script>"
             "window.got = []; window.done = false;"
             "const es = new EventSource('/sse?n=20&ms=50');"
@@ -497,13 +487,7 @@ def test_browser_eventsource(env):
                "sse_heartbeat_ms": 10000}]
     e, cfg = admin_cfg(env, routes=routes)
     s, a = start(env, cfg)
-    opts = Options()
-    opts.binary_location = chrome
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-extensions", "--user-data-dir=" + env.tmp + "/chrome"):
-        opts.add_argument(arg)
-    service = Service(driver_bin, log_output=os.path.join(env.tmp, "chromedriver.log"))
-    drv = webdriver.Chrome(service=service, options=opts)
+    drv = browser(env)
     try:
         drv.set_script_timeout(20)
         drv.get("http://127.0.0.1:%d/page" % s.port)

@@ -8,13 +8,13 @@ rises with traffic (a screenshot is saved under the build directory)."""
 import json
 import os
 import re
-import shutil
+import socket
 import threading
 import time
 
 import promparse
-from harness import BUILD, TestFailure, check, eq, free_port, get, request, wait_for
-from test_8_admin import TOKEN, start
+from harness import BUILD, browser, check, eq, free_port, get, request, wait_for
+from test_8_admin import TOKEN, start, thread_names, thread_policies
 
 
 def dash_cfg(env, health=True):
@@ -216,27 +216,85 @@ def test_stats_label_escaping(env):
     eq(m["sluice_requests_total"].samples[0].labels["route"], weird_r, "the same in /metrics")
 
 
-# ---------------------------------------------------------------- the page in a browser
-
-def _browser(env):
+def test_many_stats_pollers(env):
+    """600 admin connections open at once (more than the 256 the admin
+    listener used to allow), each asking GET /stats twice on its kept-alive
+    connection: every answer is a 200 with the whole document."""
+    _, cfg = dash_cfg(env, health=False)
+    s, a = start(env, cfg)
+    req = ("GET /stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n" % TOKEN).encode()
+    socks = []
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.options import Options
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        raise TestFailure("python3-selenium is not installed (make deps installs it)")
-    chrome = shutil.which("chromium")
-    driver_bin = shutil.which("chromedriver")
-    check(chrome and driver_bin, "chromium and chromedriver are installed (make deps)")
-    opts = Options()
-    opts.binary_location = chrome
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--no-first-run", "--disable-extensions", "--window-size=1280,1000",
-                "--user-data-dir=" + env.tmp + "/chrome"):
-        opts.add_argument(arg)
-    service = Service(driver_bin, log_output=os.path.join(env.tmp, "chromedriver.log"))
-    return webdriver.Chrome(service=service, options=opts)
+        for _ in range(600):
+            c = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+            socks.append(c)
+        for rnd in range(2):
+            for c in socks:
+                c.sendall(req)
+            for i, c in enumerate(socks):
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    chunk = c.recv(65536)
+                    check(chunk, "connection %d closed before its answer (round %d)" % (i, rnd))
+                    buf += chunk
+                head, body = buf.split(b"\r\n\r\n", 1)
+                check(head.startswith(b"HTTP/1.1 200 "), "connection %d: %r" % (i, head[:40]))
+                n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                while len(body) < n:
+                    chunk = c.recv(65536)
+                    check(chunk, "connection %d closed mid-answer" % i)
+                    body += chunk
+                eq(len(body), n, "connection %d: one whole answer" % i)
+                json.loads(body)
+    finally:
+        for c in socks:
+            c.close()
+    eq(a.call("GET", "/healthz").status, 200, "the admin listener still answers")
 
+
+def test_stats_rendered_at_idle_priority(env):
+    """While clients poll /stats (1,000 routes with traffic: a document of
+    some size), the admin thread is seen at SCHED_IDLE, and after every
+    answer every thread is back at its own priority; no build was counted."""
+    e = env.echo("e")
+    routes = [{"name": "r%04d" % i, "match": {"path": {"prefix": "/r%04d/" % i}},
+               "rewrite": {"strip_prefix": True}, "upstream": "u"} for i in range(1000)]
+    cfg = env.config(upstreams=[{"name": "u", "targets": [{"address": e.addr}]}], routes=routes,
+                     admin={"address": "127.0.0.1:%d" % free_port(), "token": TOKEN})
+    s, a = start(env, cfg)
+    for i in range(1000):
+        eq(get(s.port, "/r%04d/x" % i).status, 200, "GET /r%04d/x" % i)
+    admin_tid = [t for t, n in thread_names(s.proc.pid).items() if n == "sluice-admin"]
+    eq(len(admin_tid), 1, "one admin thread")
+    seen, done = set(), threading.Event()
+
+    def poller():
+        while not done.is_set():
+            eq(a.call("GET", "/stats").status, 200, "GET /stats")
+    ps = [threading.Thread(target=poller) for _ in range(3)]
+    for p in ps:
+        p.start()
+    try:
+        t_end = time.monotonic() + 3.0
+        while time.monotonic() < t_end and (5, 0) not in seen:
+            seen.add(thread_policies(s.proc.pid).get(admin_tid[0]))
+            time.sleep(0.0003)
+    finally:
+        done.set()
+        for p in ps:
+            p.join(10)
+    if os.geteuid() == 0:
+        check((5, 0) in seen, "the admin thread rendered /stats at SCHED_IDLE: %r" % sorted(seen))
+    else:       # without the right to leave SCHED_IDLE, answers keep their priority
+        check((5, 0) not in seen, "no idle phase without CAP_SYS_NICE: %r" % sorted(seen))
+    a.call("GET", "/stats")
+    after = thread_policies(s.proc.pid)
+    check(all(v == (0, 0) for v in after.values()), "every thread at its own priority after: %r" % after)
+    fams = a.metrics()
+    eq(fams["sluice_reload_builds_escalated_total"].samples[0].value, 0, "no build counted as raised")
+
+
+# ---------------------------------------------------------------- the page in a browser
 
 def _rows(drv):
     """The targets table as {(upstream, target): health}."""
@@ -255,7 +313,7 @@ def test_ui_in_browser(env):
     s, a = start(env, cfg)
     check(wait_for(lambda: all(t["healthy"] for u in a.json_ok("GET", "/status")["upstreams"]
                                for t in u["targets"]), 5.0, 0.05), "targets up before the page opens")
-    drv = _browser(env)
+    drv = browser(env, "--window-size=1280,1000")
     try:
         drv.set_script_timeout(10)
         drv.get("http://127.0.0.1:%d/ui" % a.port)
