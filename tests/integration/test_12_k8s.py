@@ -278,6 +278,22 @@ spec:
 """
 
 
+# Service a (port 8080, extra fields %s) with one ready endpoint 127.0.0.1:%d
+SVC_A_YAML = """apiVersion: v1
+kind: Service
+metadata: {name: a, namespace: infra}
+spec: {ports: [{name: web, port: 8080%s}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: a-x, namespace: infra, labels: {kubernetes.io/service-name: a}}
+addressType: IPv4
+ports: [{name: web, port: %d}]
+endpoints:
+- addresses: [127.0.0.1]
+"""
+
+
 def translate(env, *args):
     rc, out, err = env.run([K8S, "translate"] + list(args), timeout=20)
     conds = [json.loads(l) for l in err.splitlines() if l.startswith("{")]
@@ -339,22 +355,9 @@ def test_translate_gateway_class_and_serve(env):
     echo = env.echo("pod-a")
     port = free_port()
     path = env.write("m.yaml", (GW_YAML % port).replace("sluice", "other") + "---\n" +
-                     ROUTE_YAML % ("a", "infra") + """---
-apiVersion: v1
-kind: Service
-metadata: {name: a, namespace: infra}
-spec: {ports: [{name: web, port: 8080, targetPort: 9}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: a-x, namespace: infra, labels: {kubernetes.io/service-name: a}}
-addressType: IPv4
-ports: [{name: web, port: %d}]
-endpoints:
-- addresses: [127.0.0.1]
-- addresses: [127.0.0.2]
-  conditions: {ready: false}
-""" % echo.port)
+                     ROUTE_YAML % ("a", "infra") + "---\n" +
+                     SVC_A_YAML % (", targetPort: 9", echo.port) +
+                     "- addresses: [127.0.0.2]\n  conditions: {ready: false}\n")
     rc, out, err, conds = translate(env, "-f", path)
     eq(json.loads(out)["listeners"], [], "class sluice: the Gateway of class other is not served")
     rc, out, err, conds = translate(env, "-f", path, "--gateway-class", "other", "--listen-host", "127.0.0.1")
@@ -388,19 +391,7 @@ spec:
     backendRefs: [{name: a, port: 8080}]
   - backendRefs: [{name: a, port: 8080}]
 ---
-apiVersion: v1
-kind: Service
-metadata: {name: a, namespace: infra}
-spec: {ports: [{name: web, port: 8080}]}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {name: a-x, namespace: infra, labels: {kubernetes.io/service-name: a}}
-addressType: IPv4
-ports: [{name: web, port: %d}]
-endpoints:
-- addresses: [127.0.0.1]
-""" % echo.port)
+""" + SVC_A_YAML % ("", echo.port))
     rc, out, err, conds = translate(env, "-f", path, "--listen-host", "127.0.0.1")
     eq(rc, 0, "translate rc (%s)" % err)
     cfg = json.loads(out)
