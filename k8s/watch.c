@@ -26,10 +26,12 @@
 #include "obj.h"
 #include "status.h"
 #include "translate.h"
+#include "../core/arena.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +83,12 @@ struct ctl {
     /* objects replaced or deleted since the last translation: snap may
      * still borrow them, so they are freed when snap is replaced */
     cJSON *grave;
+    /* objects linked since the last translation (it starts from the last
+     * store, less the grave, plus these: 11,000 cold objects cost ~10 ms
+     * to walk again); relisted: a LIST replaced a whole resource */
+    cJSON **added;
+    size_t nadded, capadded;
+    bool relisted;
     /* bumped by any change but to an HTTPRoute: the route cache
      * (c->opt.cache) reuses an HTTPRoute's translation while it holds */
     unsigned long world;
@@ -186,6 +194,13 @@ static void store_set(struct ctl *c, size_t i, cJSON *o, bool del)
     bool same = !del && prev && same_but_status(prev, o);
     if (prev)
         cJSON_AddItemToArray(c->grave, prev);
+    if (!del) {
+        if (c->nadded == c->capadded) {
+            c->capadded = c->capadded ? 2 * c->capadded : 64;
+            c->added = xrealloc(c->added, c->capadded * sizeof(*c->added));
+        }
+        c->added[c->nadded++] = o;
+    }
     if (del)
         cJSON_Delete(o);
     else
@@ -297,6 +312,7 @@ static int do_list(struct watcher *w, char *err, size_t errlen)
     cJSON_Delete(list);
     pthread_mutex_lock(&c->mu);
     cJSON_AddItemToArray(c->grave, c->objs[w->i]);
+    c->relisted = true;
     c->objs[w->i] = fresh;
     c->listed[w->i] = true;
     changed_locked(c);
@@ -554,17 +570,57 @@ static char *merge_doc(struct ctl *c, const cJSON *base, cJSON *tr)
  * copying them (11,000 objects cost ~40 ms to copy): the watch threads only
  * link and unlink them under c->mu, never change one in place, and what
  * they unlink waits in c->grave until no snapshot can point to it. */
+static int by_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(const cJSON *const *)a, y = (uintptr_t)*(const cJSON *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static bool in_sorted(cJSON **v, size_t n, const cJSON *p)
+{
+    return n && bsearch(&p, v, n, sizeof(*v), by_ptr) != NULL;
+}
+
+/* The store of everything watched, lock held: the last one less what went
+ * to the grave, plus what was linked since (a LIST, or more than a few
+ * changes: walked anew). */
+static void store_now(struct ctl *c, struct k8s_store *st, struct k8s_conds *conds)
+{
+    size_t ndead = (size_t)cJSON_GetArraySize(c->grave);
+    if (c->relisted || c->snap.n == 0 || ndead + c->nadded > c->snap.n / 8 + 64) {
+        for (size_t i = 0; i < NRES; i++) {
+            cJSON *o;
+            cJSON_ArrayForEach(o, c->objs[i])
+                k8s_store_borrow(st, o, "the API server", conds);
+        }
+        return;
+    }
+    cJSON **dead = xmalloc((ndead ? ndead : 1) * sizeof(*dead));
+    size_t k = 0;
+    cJSON *o;
+    cJSON_ArrayForEach(o, c->grave)
+        dead[k++] = o;
+    qsort(dead, ndead, sizeof(*dead), by_ptr);
+    st->cap = c->snap.n + c->nadded;
+    st->v = xmalloc((st->cap ? st->cap : 1) * sizeof(*st->v));
+    for (size_t i = 0; i < c->snap.n; i++)
+        if (!in_sorted(dead, ndead, c->snap.v[i].doc))
+            st->v[st->n++] = c->snap.v[i];
+    for (size_t i = 0; i < c->nadded; i++)
+        if (!in_sorted(dead, ndead, c->added[i]))
+            k8s_store_borrow(st, c->added[i], "the API server", conds);
+    free(dead);
+}
+
 static cJSON *translate_now(struct ctl *c, char **conds_text)
 {
     struct k8s_store st = { 0 };
     struct k8s_conds conds = { 0 };
     pthread_mutex_lock(&c->mu);
     c->dirty = false;
-    for (size_t i = 0; i < NRES; i++) {
-        cJSON *o;
-        cJSON_ArrayForEach(o, c->objs[i])
-            k8s_store_borrow(&st, o, "the API server", &conds);
-    }
+    store_now(c, &st, &conds);
+    c->nadded = 0;
+    c->relisted = false;
     cJSON *dead = c->grave;         /* in the old snapshot at most */
     c->grave = cJSON_CreateArray();
     c->opt.world = c->world;
@@ -921,6 +977,7 @@ int k8s_watch_main(int argc, char **argv)
     for (size_t i = 0; i < NRES; i++)
         cJSON_Delete(c->objs[i]);
     cJSON_Delete(c->grave);
+    free(c->added);
     k8s_conds_free(&c->snap_conds);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
