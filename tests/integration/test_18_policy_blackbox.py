@@ -1,0 +1,523 @@
+"""Traffic policy checked black-box against SPEC "Traffic policy (route
+fields)" sentence by sentence: the check order (each check answers at once),
+access lists (IPv4 sources on 127/8 and IPv6 ::1), api_key defaults, the 401
+challenges, x-auth-id and credential handling, forward auth against a tiny
+authorisation server written here, rate_limit keys and Retry-After, a
+token_budget spent by sluice-echo's usage, a Redis store that is not running,
+config errors naming JSON paths, metric names, and the SPEC's own example
+route.  Each case asserts what the SPEC says, not what the code does."""
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import threading
+
+from harness import (ROOT, SLUICE, TestFailure, build_request, check, eq, free_port, request,
+                     wait_for)
+
+KEY_A = "sk-bb-team-a-0123456789"
+KEY_B = "sk-bb-team-b-9876543210"
+
+
+def ups(*echoes, extra=()):
+    return [{"name": e.id, "targets": [{"address": e.addr}]} for e in echoes] + list(extra)
+
+
+def rt(name, prefix, upstream="e", **policy):
+    r = {"name": name, "match": {"path": {"prefix": prefix}}, "upstream": upstream}
+    r.update(policy)
+    return r
+
+
+def keys_file(env):
+    return env.write("keys.json", [{"id": "team-a", "sha256": hashlib.sha256(KEY_A.encode()).hexdigest()},
+                                   {"id": "team-b", "sha256": hashlib.sha256(KEY_B.encode()).hexdigest()}])
+
+
+class R:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def h(self, name):
+        v = self.headers.get(name.lower())
+        return v[0] if v else None
+
+    def up(self, name):
+        """Values of name as the echo backend received them."""
+        name = name.lower()
+        return [v for k, v in json.loads(self.body)["headers"] if k.lower() == name]
+
+    def __repr__(self):
+        return "<%d %r %r>" % (self.status, self.headers, self.body[:200])
+
+
+def req(port, path, headers=(), source=None, method="GET", body=None, host="127.0.0.1"):
+    """One request on its own connection (from source, when given)."""
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(5.0)
+    try:
+        if source:
+            s.bind((source, 0))
+        s.connect((host, port))
+        s.sendall(build_request(method, path, host="t", headers=list(headers) + [("Connection", "close")],
+                                body=body))
+        data = b""
+        while True:
+            try:
+                got = s.recv(65536)
+            except socket.timeout:
+                raise TestFailure("no answer within 5 s for %s %s" % (method, path))
+            except ConnectionResetError:
+                break
+            if not got:
+                break
+            data += got
+    finally:
+        s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    check(lines[0].startswith("HTTP/1."), "a response to %s: %r" % (path, data[:200]))
+    h = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        h.setdefault(k.strip().lower(), []).append(v.strip())
+    if "content-length" in h:
+        rest = rest[:int(h["content-length"][0])]
+    return R(int(lines[0].split()[1]), h, rest)
+
+
+def st(port, path, headers=(), **kw):
+    return req(port, path, headers, **kw).status
+
+
+def check_fails(env, cfg, path_want):
+    p = env.write("bad.json", cfg)
+    rc, out, err = env.run([SLUICE, "--check", "--config", p])
+    eq(rc, 1, "exit status of --check for %s (%s)" % (path_want, err.strip()[:300]))
+    check(path_want in err, "the error names %s: %s" % (path_want, err.strip()[:400]))
+
+
+def check_ok(env, cfg):
+    p = env.write("good.json", cfg)
+    rc, out, err = env.run([SLUICE, "--check", "--config", p])
+    eq(rc, 0, "exit status of --check (%s)" % err.strip()[:400])
+
+
+# ------------------------------------------------------------------ order
+
+def test_bb_order_each_check_answers_at_once(env):
+    """SPEC: checks run access, auth, rate_limit, token_budget, each answering at once."""
+    e = env.echo("e")
+    kf = keys_file(env)
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("deny", "/deny", access={"allow": ["10.0.0.0/8"]}, auth={"api_key": {"keys_file": kf}}),
+        rt("rl", "/rl", auth={"api_key": {"keys_file": kf}},
+           rate_limit={"per": "route", "requests_per_s": 0.01, "burst": 1}),
+        rt("tb", "/tb", rate_limit={"per": "route", "requests_per_s": 0.01, "burst": 1},
+           token_budget={"per": "route", "tokens_per_min": 1}),
+    ]))
+    # a denied address with no credentials: 403, not 401
+    r = req(s.port, "/deny/x")
+    eq(r.status, 403, "denied address without credentials")
+    check(r.h("www-authenticate") is None, "a 403 from access has no challenge: %r" % r)
+    eq(st(s.port, "/deny/x", [("Authorization", "Bearer " + KEY_A)]), 403, "denied address, valid key")
+    # the route's one request spent; then a bad credential is 401, not 429
+    eq(st(s.port, "/rl/x", [("Authorization", "Bearer " + KEY_A)]), 200, "first request within the limit")
+    eq(st(s.port, "/rl/x", [("Authorization", "Bearer " + KEY_A)]), 429, "second request over the limit")
+    r = req(s.port, "/rl/x", [("Authorization", "Bearer wrong")])
+    eq(r.status, 401, "bad credential over the rate limit")
+    eq(st(s.port, "/rl/x"), 401, "no credential over the rate limit")
+    # rate_limit before token_budget: the budget is never reached for a rate-limited request
+    eq(st(s.port, "/tb/x"), 200, "first request on a route with both")
+    r = req(s.port, "/tb/x")
+    eq(r.status, 429, "second request on a route with both")
+    check(r.h("retry-after") is not None, "429 carries Retry-After: %r" % r)
+
+
+# ------------------------------------------------------------------ access
+
+def test_bb_access_deny_wins_and_allow_list(env):
+    e = env.echo("e")
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("both", "/both", access={"allow": ["127.0.0.0/8"], "deny": ["127.0.0.2/32"]}),
+        rt("same", "/same", access={"allow": ["127.0.0.3/32"], "deny": ["127.0.0.3/32"]}),
+        rt("only", "/only", access={"allow": ["127.0.0.4/32", "10.0.0.0/8"]}),
+        rt("deny", "/deny", access={"deny": ["127.0.0.5/32"]}),
+    ]))
+    eq(st(s.port, "/both", source="127.0.0.1"), 200, "allowed by the /8")
+    eq(st(s.port, "/both", source="127.0.0.2"), 403, "deny wins over a wider allow")
+    eq(st(s.port, "/same", source="127.0.0.3"), 403, "deny wins over the same allow")
+    eq(st(s.port, "/only", source="127.0.0.4"), 200, "on the allow list")
+    eq(st(s.port, "/only", source="127.0.0.1"), 403, "an allow list denies any other address")
+    eq(st(s.port, "/deny", source="127.0.0.1"), 200, "deny only: others pass")
+    eq(st(s.port, "/deny", source="127.0.0.5"), 403, "deny only: the denied one")
+
+
+def test_bb_access_ipv6_loopback(env):
+    e = env.echo("e")
+    p6 = free_port()
+    cfg = env.config(upstreams=ups(e), listeners=[{"name": "v6", "address": "[::1]:%d" % p6}], routes=[
+        rt("none", "/none"),
+        rt("v4only", "/v4only", access={"allow": ["127.0.0.1/32"]}),
+        rt("v6", "/v6", access={"allow": ["::1/128"]}),
+        rt("v6deny", "/v6deny", access={"allow": ["::/0"], "deny": ["::1/128"]}),
+        rt("v6net", "/v6net", access={"allow": ["2001:db8::/32"]}),
+    ])
+    s = env.sluice(cfg, wait=False)
+    if not wait_for(lambda: _v6_up(p6), 5.0):
+        raise TestFailure("sluice did not listen on [::1]:%d: %s" % (p6, s.proc.stderr()[-500:]))
+    eq(st(p6, "/none", host="::1"), 200, "::1 on a route without rules")
+    eq(st(p6, "/v4only", host="::1"), 403, "::1 against an IPv4-only allow list")
+    eq(st(p6, "/v6", host="::1"), 200, "::1 allowed by ::1/128")
+    eq(st(p6, "/v6deny", host="::1"), 403, "::1 denied by ::1/128 over ::/0")
+    eq(st(p6, "/v6net", host="::1"), 403, "::1 outside 2001:db8::/32")
+
+
+def _v6_up(port):
+    s = socket.socket(socket.AF_INET6)
+    s.settimeout(0.5)
+    try:
+        s.connect(("::1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+# ------------------------------------------------------------------ auth
+
+def test_bb_api_key_defaults(env):
+    e = env.echo("e")
+    kf = keys_file(env)
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("dflt", "/dflt", auth={"api_key": {"keys_file": kf}}),
+        rt("auth", "/auth", auth={"api_key": {"header": "authorization", "keys_file": kf}}),
+        rt("xk", "/xk", auth={"api_key": {"header": "x-api-key", "keys_file": kf}}),
+        rt("fwd", "/fwd", auth={"api_key": {"header": "x-api-key", "keys_file": kf}, "forward_credential": True}),
+        rt("fwda", "/fwda", auth={"api_key": {"keys_file": kf}, "forward_credential": True}),
+    ]))
+    for path in ("/dflt", "/auth"):
+        r = req(s.port, path, [("Authorization", "Bearer " + KEY_A), ("X-Auth-Id", "admin")])
+        eq(r.status, 200, "%s: Authorization: Bearer <key>" % path)
+        eq(r.up("x-auth-id"), ["team-a"], "%s: the auth id upstream (the client's removed)" % path)
+        eq(r.up("authorization"), [], "%s: the credential is removed upstream" % path)
+        r = req(s.port, path, [("Authorization", KEY_A)])
+        eq(r.status, 401, "%s: the key without the default prefix" % path)
+        check((r.h("www-authenticate") or "").startswith("Bearer"),
+              "%s: 401 carries WWW-Authenticate: Bearer: %r" % (path, r))
+        r = req(s.port, path)
+        eq(r.status, 401, "%s: no credential" % path)
+        check((r.h("www-authenticate") or "").startswith("Bearer"), "%s: challenge without credential: %r" % (path, r))
+        eq(st(s.port, path, [("X-Api-Key", KEY_A)]), 401, "%s: the key in another header" % path)
+    r = req(s.port, "/xk", [("X-Api-Key", KEY_B), ("Authorization", "Bearer other")])
+    eq(r.status, 200, "x-api-key with the default empty prefix")
+    eq(r.up("x-auth-id"), ["team-b"], "auth id of x-api-key")
+    eq(r.up("x-api-key"), [], "the api_key header is removed upstream")
+    r = req(s.port, "/xk", [("X-Api-Key", "Bearer " + KEY_B)])
+    eq(r.status, 401, "x-api-key with a Bearer prefix (the default prefix there is empty)")
+    check((r.h("www-authenticate") or "").startswith("Bearer"), "api_key 401 challenge: %r" % r)
+    eq(st(s.port, "/xk", [("Authorization", "Bearer " + KEY_B)]), 401, "x-api-key route, key in Authorization")
+    r = req(s.port, "/fwd", [("X-Api-Key", KEY_A)])
+    eq(r.status, 200, "forward_credential route")
+    eq(r.up("x-api-key"), [KEY_A], "forward_credential keeps the credential")
+    eq(r.up("x-auth-id"), ["team-a"], "auth id with forward_credential")
+    r = req(s.port, "/fwda", [("Authorization", "Bearer " + KEY_A)])
+    eq(r.up("authorization"), ["Bearer " + KEY_A], "forward_credential keeps Authorization")
+
+
+def test_bb_x_auth_id_removed_without_auth(env):
+    e = env.echo("e")
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("acc", "/acc", access={"allow": ["127.0.0.0/8"]}),
+        rt("plain", "/")]))
+    for path in ("/plain", "/acc"):
+        r = req(s.port, path, [("X-Auth-Id", "root"), ("x-auth-id", "root2")])
+        eq(r.status, 200, path)
+        eq(r.up("x-auth-id"), [], "%s: a client's x-auth-id never reaches upstream" % path)
+
+
+def test_bb_basic_and_jwt_challenges(env):
+    e = env.echo("e")
+    hashed = subprocess.run(["openssl", "passwd", "-6", "-salt", "bbsalt", "s3cret"], capture_output=True,
+                            check=True).stdout.decode().strip()
+    uf = env.write("htpasswd", "carol:%s\n" % hashed)
+    jwks = os.path.join(ROOT, "examples", "jwt.jwks")
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("basic", "/basic", auth={"basic": {"users_file": uf}}),
+        rt("jwt", "/jwt", auth={"jwt": {"jwks_file": jwks, "algorithms": ["ES256", "RS256"]}}),
+    ]))
+    import base64
+    good = "Basic " + base64.b64encode(b"carol:s3cret").decode()
+    bad = "Basic " + base64.b64encode(b"carol:nope").decode()
+    for creds, what in (((), "no credential"), ((("Authorization", bad),), "wrong password")):
+        r = req(s.port, "/basic", creds)
+        eq(r.status, 401, "basic, %s" % what)
+        eq(r.h("www-authenticate"), 'Basic realm="sluice"', "basic challenge, %s" % what)
+    r = req(s.port, "/basic", [("Authorization", good), ("X-Auth-Id", "mallory")])
+    eq(r.status, 200, "basic, right password")
+    eq(r.up("x-auth-id"), ["carol"], "basic: the auth id is the user name")
+    eq(r.up("authorization"), [], "basic: the credential is removed")
+    for creds, what in (((), "no token"), ((("Authorization", "Bearer a.b.c"),), "a bad token")):
+        r = req(s.port, "/jwt", creds)
+        eq(r.status, 401, "jwt, %s" % what)
+        check((r.h("www-authenticate") or "").startswith("Bearer"), "jwt challenge, %s: %r" % (what, r))
+
+
+# ------------------------------------------------------------------ forward auth
+
+class Authz:
+    """A small authorisation server: the answer is picked by the x-want
+    header sluice passes on from the client."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        self.seen = []
+        self.stop = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        c.settimeout(5.0)
+        buf = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = c.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                hs = {}
+                for line in lines[1:]:
+                    k, _, v = line.partition(":")
+                    hs[k.strip().lower()] = v.strip()
+                n = int(hs.get("content-length", "0"))
+                while len(buf) < n:
+                    buf += c.recv(65536)
+                buf = buf[n:]
+                self.seen.append((lines[0], hs))
+                want = hs.get("x-want", "ok")
+                if want == "ok":
+                    out = ("HTTP/1.1 200 OK\r\nx-user: bob\r\nx-auth-id: bob-id\r\nx-other: no\r\n"
+                           "Content-Length: 0\r\n\r\n")
+                elif want in ("401", "403"):
+                    body = "authz says %s\n" % want
+                    out = ("HTTP/1.1 %s No\r\nWWW-Authenticate: Bearer realm=\"authz\"\r\n"
+                           "Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+                           % (want, len(body), body))
+                else:
+                    out = "HTTP/1.1 500 Oops\r\nContent-Length: 5\r\n\r\noops\n"
+                c.sendall(out.encode())
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.stop = True
+        self.ls.close()
+
+
+def test_bb_forward_auth(env):
+    e = env.echo("e")
+    a = Authz()
+    dead = free_port()
+    try:
+        extra = [{"name": "authz", "targets": [{"address": "127.0.0.1:%d" % a.port}]},
+                 {"name": "gone", "targets": [{"address": "127.0.0.1:%d" % dead}]}]
+        s = env.sluice(env.config(upstreams=ups(e, extra=extra), routes=[
+            rt("f", "/f", auth={"forward": {"upstream": "authz", "path": "/check", "copy_headers": ["x-user"]}}),
+            rt("g", "/g", auth={"forward": {"upstream": "gone", "path": "/check"}}),
+        ]))
+        r = req(s.port, "/f/x?q=1", [("X-Want", "ok"), ("Authorization", "Bearer abc"), ("X-Auth-Id", "evil")])
+        eq(r.status, 200, "2xx from the auth server allows")
+        eq(r.up("x-user"), ["bob"], "copy_headers added upstream")
+        eq(r.up("x-other"), [], "an unlisted header of the answer is not copied")
+        eq(r.up("x-auth-id"), ["bob-id"], "the auth server's x-auth-id is the auth id")
+        eq(r.up("authorization"), [], "the credential is removed upstream")
+        check(any(h.get("x-want") == "ok" and h.get("authorization") == "Bearer abc" for _, h in a.seen),
+              "the auth server saw the client's headers: %r" % a.seen)
+        check(all(l.split()[0] == "GET" for l, _ in a.seen), "the request's method: %r" % a.seen)
+        for code in ("401", "403"):
+            r = req(s.port, "/f/x", [("X-Want", code)])
+            eq(r.status, int(code), "%s passed back" % code)
+            eq(r.body, ("authz says %s\n" % code).encode(), "%s body passed back" % code)
+        r = req(s.port, "/f/x", [("X-Want", "500")])
+        eq(r.status, 503, "500 from the auth server")
+        eq(st(s.port, "/g/x"), 503, "auth server down")
+    finally:
+        a.close()
+
+
+def test_bb_forward_post_sends_no_body(env):
+    e = env.echo("e")
+    a = Authz()
+    try:
+        extra = [{"name": "authz", "targets": [{"address": "127.0.0.1:%d" % a.port}]}]
+        s = env.sluice(env.config(upstreams=ups(e, extra=extra), routes=[
+            rt("f", "/f", auth={"forward": {"upstream": "authz", "path": "/check"}})]))
+        body = b"x" * 3000
+        r = req(s.port, "/f/p", [("X-Want", "ok")], method="POST", body=body)
+        eq(r.status, 200, "POST allowed")
+        check(all(l.split()[0] == "POST" for l, _ in a.seen), "the auth server saw POST: %r" % a.seen)
+        check(all(h.get("content-length", "0") == "0" and "transfer-encoding" not in h for _, h in a.seen),
+              "no body to the auth server: %r" % a.seen)
+    finally:
+        a.close()
+
+
+# ------------------------------------------------------------------ rate limits
+
+def test_bb_rate_limit_keys_and_retry_after(env):
+    e = env.echo("e")
+    lim = {"requests_per_s": 0.4, "burst": 1}     # one per 2.5 s: Retry-After 3
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("ip", "/ip", rate_limit=dict(lim, per="client_ip")),
+        rt("route", "/route", rate_limit=dict(lim, per="route")),
+        rt("hdr", "/hdr", rate_limit=dict(lim, per="header:x-tenant")),
+    ]))
+    eq(st(s.port, "/ip", source="127.0.0.2"), 200, "client_ip: first from .2")
+    r = req(s.port, "/ip", source="127.0.0.2")
+    eq(r.status, 429, "client_ip: second from .2")
+    ra = r.h("retry-after") or ""
+    check(ra.isdigit(), "Retry-After is whole seconds: %r" % ra)
+    eq(int(ra), 3, "Retry-After of 2.5 s rounded up")
+    eq(st(s.port, "/ip", source="127.0.0.3"), 200, "client_ip: another address has its own bucket")
+    eq(st(s.port, "/route", source="127.0.0.2"), 200, "route: first")
+    eq(st(s.port, "/route", source="127.0.0.3"), 429, "route: one bucket for every client")
+    eq(st(s.port, "/hdr", [("X-Tenant", "a")]), 200, "header: tenant a")
+    eq(st(s.port, "/hdr", [("X-Tenant", "b")]), 200, "header: tenant b has its own bucket")
+    r = req(s.port, "/hdr", [("x-tenant", "a")])
+    eq(r.status, 429, "header: tenant a again (header name any case)")
+    eq(int(r.h("retry-after") or "0"), 3, "Retry-After on the header key")
+
+
+def test_bb_retry_after_rounds_up_small(env):
+    e = env.echo("e")
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("r", "/", rate_limit={"per": "route", "requests_per_s": 3, "burst": 1})]))
+    eq(st(s.port, "/"), 200, "first")
+    r = req(s.port, "/")
+    eq(r.status, 429, "second within 1/3 s")
+    eq(r.h("retry-after"), "1", "a third of a second rounds up to 1")
+
+
+def test_bb_token_budget(env):
+    e = env.echo("e")
+    kf = keys_file(env)
+    aport = free_port()
+    s = env.sluice(env.config(upstreams=ups(e), admin={"address": "127.0.0.1:%d" % aport}, routes=[
+        rt("chat", "/v1", auth={"api_key": {"keys_file": kf}},
+           token_budget={"per": "auth_id", "tokens_per_min": 60})]))
+    body = json.dumps({"model": "m", "max_tokens": 100,
+                       "messages": [{"role": "user", "content": "one two three"}]})
+    ha = [("Authorization", "Bearer " + KEY_A), ("Content-Type", "application/json")]
+    r = req(s.port, "/v1/chat/completions", ha, method="POST", body=body)
+    eq(r.status, 200, "first completion within the budget")
+    usage = json.loads(r.body)["usage"]
+    eq(usage["total_tokens"], 103, "sluice-echo's usage")
+    r = wait_for(lambda: (lambda x: x if x.status == 429 else None)(
+        req(s.port, "/v1/chat/completions", ha, method="POST", body=body)), 2.0)
+    check(r is not None, "the spent budget answers 429")
+    ra = r.h("retry-after") or ""
+    check(ra.isdigit() and int(ra) >= 1, "Retry-After whole seconds: %r" % ra)
+    # 103 tokens against 60/min: about 43 s of debt
+    check(30 <= int(ra) <= 61, "Retry-After near the time the refill pays the debt: %s" % ra)
+    hb = [("Authorization", "Bearer " + KEY_B), ("Content-Type", "application/json")]
+    eq(st(s.port, "/v1/chat/completions", hb, method="POST", body=body), 200, "another auth id has its own budget")
+    m = request(aport, "GET", "/metrics").body.decode()
+    check(any(l.startswith("sluice_tokens_total") and 'auth_id="team-a"' in l and 'route="chat"' in l
+              for l in m.splitlines()), "tokens counted by route and auth id in /metrics")
+
+
+# ------------------------------------------------------------------ redis store
+
+def test_bb_redis_not_running(env):
+    e = env.echo("e")
+    dead = free_port()
+    lim = {"per": "route", "requests_per_s": 100, "burst": 100}
+    for on_error, want in (("allow", 200), ("deny", 503), (None, 200)):
+        store = {"redis": "127.0.0.1:%d" % dead}
+        if on_error:
+            store["on_error"] = on_error
+        s = env.sluice(env.config(upstreams=ups(e), rate_limit_store=store,
+                                  routes=[rt("r", "/", rate_limit=lim), ]))
+        got = [st(s.port, "/") for _ in range(3)]
+        eq(got, [want] * 3, "Redis not running, on_error %s" % on_error)
+        s.proc.stop()
+
+
+# ------------------------------------------------------------------ config errors
+
+def test_bb_config_errors_name_paths(env):
+    e = env.echo("e")
+    kf = keys_file(env)
+    jwks = os.path.join(ROOT, "examples", "jwt.jwks")
+
+    def cfg(**policy):
+        return env.config(upstreams=ups(e), routes=[rt("ok", "/ok"), rt("p", "/", **policy)])
+    check_fails(env, cfg(access={"allow": ["10.0.0.0/8", "10.0.0.300/8"]}), "/routes/1/access/allow/1")
+    check_fails(env, cfg(access={"deny": ["::1/129"]}), "/routes/1/access/deny/0")
+    check_fails(env, cfg(access={"allow": ["banana"]}), "/routes/1/access/allow/0")
+    check_fails(env, cfg(auth={"kerberos": {}}), "/routes/1/auth/kerberos")
+    check_fails(env, cfg(auth={}), "/routes/1/auth")
+    check_fails(env, cfg(auth={"api_key": {"keys_file": kf}, "basic": {"users_file": kf}}), "/routes/1/auth")
+    check_fails(env, cfg(auth={"jwt": {"jwks_file": jwks, "algorithms": ["ES256", "none"]}}),
+                "/routes/1/auth/jwt/algorithms/1")
+    check_fails(env, cfg(rate_limit={"per": "user", "requests_per_s": 1}), "/routes/1/rate_limit/per")
+    check_fails(env, cfg(rate_limit={"per": "header:", "requests_per_s": 1}), "/routes/1/rate_limit/per")
+    check_fails(env, cfg(rate_limit={"per": "auth_id", "requests_per_s": 1}), "/routes/1/rate_limit/per")
+    check_fails(env, cfg(token_budget={"per": "nobody", "tokens_per_min": 10}), "/routes/1/token_budget/per")
+    check_fails(env, cfg(rate_limit={"per": "route", "requests_per_s": 1}, colour="red"), "/routes/1/colour")
+    check_fails(env, env.config(upstreams=ups(e), routes=[rt("p", "/")],
+                                rate_limit_store={"redis": "127.0.0.1:6379", "on_error": "maybe"}),
+                "/rate_limit_store/on_error")
+
+
+def test_bb_spec_example_route_loads(env):
+    e = env.echo("e")
+    kf = keys_file(env)
+    route = json.loads("""
+{ "name": "api",
+  "match": { "path": { "prefix": "/v1" } },
+  "access": { "allow": ["10.0.0.0/8", "127.0.0.1/32", "::1/128"], "deny": ["10.9.0.0/16"] },
+  "auth": { "api_key": { "header": "authorization", "prefix": "Bearer ", "keys_file": "keys.json" } },
+  "rate_limit": { "per": "auth_id", "requests_per_s": 50, "burst": 100 },
+  "token_budget": { "per": "auth_id", "tokens_per_min": 200000 },
+  "upstream": "llm" }""")
+    route["auth"]["api_key"]["keys_file"] = kf
+    aport = free_port()
+    cfg = env.config(upstreams=[{"name": "llm", "targets": [{"address": e.addr}]}], routes=[route],
+                     admin={"address": "127.0.0.1:%d" % aport})
+    check_ok(env, cfg)
+    s = env.sluice(cfg)
+    body = json.dumps({"model": "m", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]})
+    r = req(s.port, "/v1/chat/completions", [("Authorization", "Bearer " + KEY_A)], method="POST", body=body)
+    eq(r.status, 200, "the SPEC example admits a known key from 127.0.0.1")
+    eq(st(s.port, "/v1/chat/completions", source="127.0.0.2", method="POST", body=body,
+          headers=[("Authorization", "Bearer " + KEY_A)]), 403, "127.0.0.2 is not on the example's allow list")
+    eq(st(s.port, "/v1/models"), 401, "no key")
+    m = request(aport, "GET", "/metrics").body.decode()
+    names = {l.split("{")[0].split(" ")[0] for l in m.splitlines() if l and not l.startswith("#")}
+    for n in ("sluice_policy_decisions_total", "sluice_tokens_total"):
+        check(n in names, "%s in /metrics (have %s)" % (n, sorted(x for x in names if "polic" in x or "tok" in x)))
+    dec = [l for l in m.splitlines() if l.startswith("sluice_policy_decisions_total")]
+    for check_name in ("access", "auth", "rate_limit", "token_budget"):
+        check(any('check="%s"' % check_name in l for l in dec), "a decision of %s counted: %r" % (check_name, dec))
+    check(any('check="access"' in l and 'result="denied"' in l for l in dec), "access denial counted: %r" % dec)
+    check(any('check="auth"' in l and 'result="denied"' in l for l in dec), "auth denial counted: %r" % dec)
