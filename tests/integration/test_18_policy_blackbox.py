@@ -521,3 +521,234 @@ def test_bb_spec_example_route_loads(env):
         check(any('check="%s"' % check_name in l for l in dec), "a decision of %s counted: %r" % (check_name, dec))
     check(any('check="access"' in l and 'result="denied"' in l for l in dec), "access denial counted: %r" % dec)
     check(any('check="auth"' in l and 'result="denied"' in l for l in dec), "auth denial counted: %r" % dec)
+
+
+# ------------------------------------------------------------------ more edges
+
+def test_bb_denials_keep_the_connection_in_step(env):
+    """A 401/403/429 is an answer like another: a keep-alive client's next
+    request on the same connection is read as a request (a body the denied
+    request carried is not taken for one), or the connection is closed."""
+    from harness import Conn
+    e = env.echo("e")
+    kf = keys_file(env)
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("a", "/a", auth={"api_key": {"keys_file": kf}}),
+        rt("d", "/d", access={"deny": ["127.0.0.0/8"]}),
+        rt("r", "/r", rate_limit={"per": "route", "requests_per_s": 0.01, "burst": 1}),
+        rt("ok", "/")]))
+    smuggle = b"GET /ok/smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
+    for path, hs in (("/a", []), ("/d", []), ("/r", [])):
+        for framing in ("cl", "chunked"):
+            with Conn(s.port) as c:
+                if framing == "cl":
+                    c.send(build_request("POST", path, "t", hs, smuggle))
+                else:
+                    c.send(build_request("POST", path, "t", hs + [("Transfer-Encoding", "chunked")],
+                                         b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggle), smuggle)))
+                first = c.read_response()
+                if path == "/r" and first.status == 200:
+                    c.close()
+                    continue
+                check(first.status in (401, 403, 429), "%s %s: a denial: %r" % (path, framing, first))
+                closes = (first.h("connection") or "").lower() == "close"
+                try:
+                    c.send(build_request("GET", "/ok/next", "t"))
+                    nxt = c.read_response(timeout=3.0)
+                except Exception:
+                    check(closes, "%s %s: the connection died without Connection: close" % (path, framing))
+                    continue
+                eq(nxt.status, 200, "%s %s: the next request on the connection" % (path, framing))
+                eq(json.loads(nxt.body)["path"], "/ok/next", "%s %s: the next request is the client's, not the denied body" % (path, framing))
+                check(not c.read_some(0.2), "%s %s: nothing more on the connection" % (path, framing))
+
+
+def test_bb_forward_more_statuses(env):
+    e = env.echo("e")
+    a = Authz2()
+    try:
+        extra = [{"name": "authz", "targets": [{"address": "127.0.0.1:%d" % a.port}]}]
+        s = env.sluice(env.config(upstreams=ups(e, extra=extra), routes=[
+            rt("f", "/f", auth={"forward": {"upstream": "authz", "path": "/check"}})]))
+        eq(st(s.port, "/f", [("X-Want", "204")]), 200, "204 from the auth server allows")
+        for code in ("302", "404", "429", "502"):
+            eq(st(s.port, "/f", [("X-Want", code)]), 503, "%s from the auth server" % code)
+        r = req(s.port, "/f", [("X-Want", "401")])
+        eq(r.status, 401, "401 passed back")
+        check(r.h("www-authenticate") is not None, "a 401 passed back still carries WWW-Authenticate: %r" % r)
+    finally:
+        a.close()
+
+
+class Authz2(Authz):
+    def serve(self, c):
+        c.settimeout(5.0)
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+            hs = {}
+            for line in buf.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")[1:]:
+                k, _, v = line.partition(":")
+                hs[k.strip().lower()] = v.strip()
+            code = int(hs.get("x-want", "200"))
+            extra = "Location: /login\r\n" if code == 302 else ""
+            extra += 'WWW-Authenticate: Basic realm="authz"\r\n' if code == 401 else ""
+            if code == 204:
+                out = "HTTP/1.1 204 No Content\r\n\r\n"
+            else:
+                out = "HTTP/1.1 %d X\r\n%sContent-Length: 3\r\nConnection: close\r\n\r\nno\n" % (code, extra)
+            c.sendall(out.encode())
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+class Llm(Authz):
+    """An LLM backend whose usage has no total_tokens."""
+
+    def serve(self, c):
+        c.settimeout(5.0)
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+            body = b'{"id":"x","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":50}}'
+            # chunked, the usage split over two chunks
+            out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                   b"Connection: close\r\n\r\n")
+            half = len(body) // 2 + 7
+            for part in (body[:half], body[half:]):
+                out += b"%x\r\n%s\r\n" % (len(part), part)
+            c.sendall(out + b"0\r\n\r\n")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+def test_bb_token_budget_prompt_plus_completion(env):
+    llm = Llm()
+    try:
+        s = env.sluice(env.config(upstreams=[{"name": "llm", "targets": [{"address": "127.0.0.1:%d" % llm.port}]}],
+                                  routes=[rt("c", "/", "llm", token_budget={"per": "client_ip", "tokens_per_min": 60})]))
+        eq(st(s.port, "/v1/chat/completions", method="POST", body="{}"), 200, "first")
+        r = wait_for(lambda: (lambda x: x if x.status == 429 else None)(
+            req(s.port, "/v1/chat/completions", method="POST", body="{}")), 2.0)
+        check(r is not None, "90 tokens (prompt + completion) spend a 60/min budget")
+        ra = int(r.h("retry-after") or "0")
+        # 90 debited from 60: 30 tokens of debt at 1/s
+        check(25 <= ra <= 31, "Retry-After for a debt of 30 tokens at 1 a second: %d" % ra)
+        eq(st(s.port, "/v1/chat/completions", method="POST", body="{}", source="127.0.0.2"), 200,
+           "another client_ip has its own budget")
+    finally:
+        llm.close()
+
+
+def test_bb_more_config_cases(env):
+    e = env.echo("e")
+    kf = keys_file(env)
+
+    def cfg(**policy):
+        return env.config(upstreams=ups(e), routes=[rt("p", "/", **policy)])
+    check_fails(env, cfg(auth={"api_key": {"keys_file": kf}, "forward_credential": "yes"}),
+                "/routes/0/auth/forward_credential")
+    check_fails(env, cfg(auth={"api_key": {}}), "/routes/0/auth/api_key")
+    check_fails(env, cfg(auth={"api_key": {"keys_file": kf, "colour": 1}}), "/routes/0/auth/api_key/colour")
+    check_fails(env, cfg(auth={"forward": {"upstream": "nope", "path": "/c"}}), "/routes/0/auth/forward/upstream")
+    check_fails(env, cfg(rate_limit={"per": "route", "requests_per_s": 0}), "/routes/0/rate_limit/requests_per_s")
+    check_fails(env, cfg(rate_limit={"per": "route", "requests_per_s": -1}), "/routes/0/rate_limit/requests_per_s")
+    check_fails(env, cfg(token_budget={"per": "route", "tokens_per_min": 0}), "/routes/0/token_budget/tokens_per_min")
+    check_fails(env, cfg(access={"allow": "127.0.0.1/32"}), "/routes/0/access/allow")
+    check_fails(env, cfg(access={"allow": ["127.0.0.1/33"]}), "/routes/0/access/allow/0")
+    check_fails(env, cfg(access={"permit": ["127.0.0.1/32"]}), "/routes/0/access/permit")
+    check_fails(env, env.config(upstreams=ups(e), routes=[rt("p", "/")], rate_limit_store={"redis": "nonsense"}),
+                "/rate_limit_store/redis")
+
+
+def test_bb_put_config_policy_error(env):
+    e = env.echo("e")
+    aport = free_port()
+    cfg = env.config(upstreams=ups(e), admin={"address": "127.0.0.1:%d" % aport}, routes=[rt("p", "/")])
+    s = env.sluice(cfg)
+    bad = json.loads(json.dumps(cfg))
+    bad["routes"][0]["access"] = {"allow": ["not-an-address"]}
+    r = request(aport, "PUT", "/config", headers=[("Content-Type", "application/json")], body=json.dumps(bad))
+    eq(r.status, 400, "PUT /config with a bad CIDR")
+    eq(r.json().get("path"), "/routes/0/access/allow/0", "the error's path")
+    eq(st(s.port, "/"), 200, "the running config stays")
+    good = json.loads(json.dumps(cfg))
+    good["routes"][0]["access"] = {"deny": ["127.0.0.1/32"]}
+    r = request(aport, "PUT", "/config", headers=[("Content-Type", "application/json")], body=json.dumps(good))
+    eq(r.status, 200, "PUT /config with an access list")
+    eq(st(s.port, "/"), 403, "the new access list applies")
+
+
+def test_bb_header_key_and_empty_allow(env):
+    e = env.echo("e")
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("h", "/h", rate_limit={"per": "header:X-Tenant", "requests_per_s": 0.01, "burst": 1}),
+        rt("none", "/none", access={"allow": []}),
+        rt("bare", "/bare", access={"allow": ["127.0.0.1", "::1"]}),
+    ]))
+    eq(st(s.port, "/h", [("x-tenant", "a")]), 200, "header:X-Tenant, a")
+    eq(st(s.port, "/h", [("X-TENANT", "a")]), 429, "header:X-Tenant names the header in any case")
+    eq(st(s.port, "/h"), 200, "without the header: its own key")
+    eq(st(s.port, "/h"), 429, "requests without the header share one key")
+    eq(st(s.port, "/none"), 403, "an empty allow list lets nobody in")
+    eq(st(s.port, "/bare"), 200, "a bare address in the list")
+    eq(st(s.port, "/bare", source="127.0.0.2"), 403, "a bare address is /32")
+
+
+def test_bb_denied_requests_never_reach_upstream(env):
+    e = env.echo("e")
+    kf = keys_file(env)
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("d", "/d", access={"deny": ["127.0.0.0/8"]}),
+        rt("a", "/a", auth={"api_key": {"keys_file": kf}}),
+        rt("r", "/r", rate_limit={"per": "route", "requests_per_s": 0.01, "burst": 1})]))
+    before = e.stats()["requests"]
+    self_count = e.stats()["requests"] - before     # what one /stats call adds
+    before = e.stats()["requests"]
+    got = [st(s.port, "/d"), st(s.port, "/a"), st(s.port, "/a", [("Authorization", "Bearer x")]),
+           st(s.port, "/r"), st(s.port, "/r"), st(s.port, "/r")]
+    eq(got, [403, 401, 401, 200, 429, 429], "statuses")
+    eq(e.stats()["requests"] - before - self_count, 1, "only the allowed request reached the backend")
+
+
+def test_bb_redis_errors_logged_at_most_once_a_second(env):
+    e = env.echo("e")
+    dead = free_port()
+    s = env.sluice(env.config(upstreams=ups(e), rate_limit_store={"redis": "127.0.0.1:%d" % dead},
+                              routes=[rt("r", "/", rate_limit={"per": "route", "requests_per_s": 100})]))
+    import time
+    t0 = time.monotonic()
+    n = 0
+    while time.monotonic() - t0 < 1.2:
+        eq(st(s.port, "/"), 200, "on_error allow (default)")
+        n += 1
+    time.sleep(0.1)
+    lines = [l for l in s.proc.stderr().splitlines() + s.proc.stdout().splitlines() if "redis" in l.lower()]
+    check(lines, "the Redis error is logged (%d requests)" % n)
+    check(len(lines) <= 3, "logged at most once a second: %d lines for %d requests in 1.2 s: %r"
+          % (len(lines), n, lines[:5]))
+
+
+def test_bb_keys_and_per_auth_id_config(env):
+    e = env.echo("e")
+    clear = env.write("clear.json", [{"id": "a", "key": "sk-in-clear"}])
+    short = env.write("short.json", [{"id": "a", "sha256": "abcd"}])
+    for f in (clear, short):
+        check_fails(env, env.config(upstreams=ups(e), routes=[rt("p", "/", auth={"api_key": {"keys_file": f}})]),
+                    "/routes/0/auth/api_key/keys_file")
+    check_fails(env, env.config(upstreams=ups(e), routes=[
+        rt("p", "/", token_budget={"per": "auth_id", "tokens_per_min": 100})]), "/routes/0/token_budget/per")
+    check_fails(env, env.config(upstreams=ups(e), routes=[
+        rt("p", "/", auth={"api_key": {"keys_file": "/nonexistent/keys.json"}})]), "/routes/0/auth/api_key/keys_file")
