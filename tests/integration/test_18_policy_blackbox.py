@@ -752,3 +752,125 @@ def test_bb_keys_and_per_auth_id_config(env):
         rt("p", "/", token_budget={"per": "auth_id", "tokens_per_min": 100})]), "/routes/0/token_budget/per")
     check_fails(env, env.config(upstreams=ups(e), routes=[
         rt("p", "/", auth={"api_key": {"keys_file": "/nonexistent/keys.json"}})]), "/routes/0/auth/api_key/keys_file")
+
+
+def test_bb_earlier_denials_spend_no_later_bucket(env):
+    """Each check answers at once: a request refused by access or auth never
+    reaches rate_limit or token_budget, so it spends none of their budget."""
+    e = env.echo("e")
+    kf = keys_file(env)
+    ha = [("Authorization", "Bearer " + KEY_A)]
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("a", "/a", auth={"api_key": {"keys_file": kf}},
+           rate_limit={"per": "route", "requests_per_s": 0.01, "burst": 1}),
+        rt("d", "/d", access={"allow": ["127.0.0.1/32"]},
+           rate_limit={"per": "route", "requests_per_s": 0.01, "burst": 1}),
+        rt("t", "/v1", auth={"api_key": {"keys_file": kf}}, token_budget={"per": "route", "tokens_per_min": 1}),
+        rt("u", "/u", auth={"api_key": {"keys_file": kf}},
+           rate_limit={"per": "auth_id", "requests_per_s": 0.01, "burst": 1}),
+    ]))
+    eq([st(s.port, "/a", [("Authorization", "Bearer bad")]) for _ in range(3)], [401] * 3, "bad keys")
+    eq(st(s.port, "/a", ha), 200, "the bucket is untouched by 401s")
+    eq(st(s.port, "/a", [("Authorization", "Bearer bad")]), 401, "bad key on a spent bucket")
+    eq([st(s.port, "/d", source="127.0.0.2") for _ in range(3)], [403] * 3, "denied addresses")
+    eq(st(s.port, "/d"), 200, "the bucket is untouched by 403s")
+    eq(st(s.port, "/d", source="127.0.0.2"), 403, "denied address on a spent bucket")
+    body = json.dumps({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]})
+    eq(st(s.port, "/v1/chat/completions", ha, method="POST", body=body), 200, "budget: first")
+    eq(st(s.port, "/v1/chat/completions", ha, method="POST", body=body), 429, "budget: spent")
+    eq(st(s.port, "/v1/chat/completions", method="POST", body=body), 401, "no key on a spent budget: 401")
+    eq(st(s.port, "/u", ha), 200, "per auth_id: team-a")
+    eq(st(s.port, "/u", ha), 429, "per auth_id: team-a again")
+    eq(st(s.port, "/u", [("Authorization", "Bearer " + KEY_B)]), 200, "per auth_id: team-b has its own bucket")
+
+
+def test_bb_api_key_header_spellings(env):
+    e = env.echo("e")
+    kf = keys_file(env)
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("cap", "/cap", auth={"api_key": {"header": "Authorization", "keys_file": kf}}),
+        rt("raw", "/raw", auth={"api_key": {"header": "authorization", "prefix": "", "keys_file": kf}}),
+        rt("tok", "/tok", auth={"api_key": {"header": "x-api-key", "prefix": "Token ", "keys_file": kf}}),
+    ]))
+    eq(st(s.port, "/cap", [("Authorization", "Bearer " + KEY_A)]), 200, "header Authorization: default prefix Bearer")
+    eq(st(s.port, "/raw", [("Authorization", KEY_A)]), 200, "explicit empty prefix on authorization")
+    eq(st(s.port, "/raw", [("Authorization", "Bearer " + KEY_A)]), 401, "explicit empty prefix: Bearer is part of the key")
+    r = req(s.port, "/tok", [("X-Api-Key", "Token " + KEY_A), ("Authorization", "Basic Zm9vOmJhcg==")])
+    eq(r.status, 200, "custom prefix")
+    eq(r.up("x-api-key"), [], "the credential header removed")
+    eq(r.up("authorization"), ["Basic Zm9vOmJhcg=="], "another route's credential header is not the credential: kept")
+    eq(st(s.port, "/tok", [("X-Api-Key", KEY_A)]), 401, "custom prefix missing")
+
+
+def test_bb_forward_without_auth_id(env):
+    e = env.echo("e")
+    a = Authz2()
+    try:
+        extra = [{"name": "authz", "targets": [{"address": "127.0.0.1:%d" % a.port}]}]
+        s = env.sluice(env.config(upstreams=ups(e, extra=extra), routes=[
+            rt("f", "/f", auth={"forward": {"upstream": "authz", "path": "/check"}})]))
+        r = req(s.port, "/f", [("X-Want", "200"), ("X-Auth-Id", "forged")])
+        eq(r.status, 200, "allowed")
+        eq(r.up("x-auth-id"), [], "no x-auth-id from the auth server: the client's is still removed")
+    finally:
+        a.close()
+
+
+def test_bb_ipv6_rate_limit_client_ip(env):
+    e = env.echo("e")
+    p6 = free_port()
+    s = env.sluice(env.config(upstreams=ups(e), listeners=[{"name": "v6", "address": "[::1]:%d" % p6}], routes=[
+        rt("r", "/", rate_limit={"per": "client_ip", "requests_per_s": 0.01, "burst": 2})]), wait=False)
+    if not wait_for(lambda: _v6_up(p6), 5.0):
+        raise TestFailure("sluice did not listen on [::1]:%d: %s" % (p6, s.proc.stderr()[-500:]))
+    eq([st(p6, "/", host="::1") for _ in range(3)], [200, 200, 429], "::1 has a bucket of 2")
+
+
+def test_bb_client_address_is_the_socket_peer(env):
+    """access and per client_ip use the client's address: a client-sent
+    X-Forwarded-For / X-Real-IP neither admits it nor gives it a new bucket."""
+    e = env.echo("e")
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("acc", "/acc", access={"allow": ["10.0.0.0/8"]}),
+        rt("rl", "/rl", rate_limit={"per": "client_ip", "requests_per_s": 0.01, "burst": 1})]))
+    spoof = [("X-Forwarded-For", "10.1.2.3"), ("X-Real-IP", "10.1.2.3"), ("Forwarded", "for=10.1.2.3")]
+    eq(st(s.port, "/acc", spoof), 403, "a forged X-Forwarded-For is not the client address")
+    eq(st(s.port, "/rl", [("X-Forwarded-For", "10.0.0.1")]), 200, "first")
+    eq(st(s.port, "/rl", [("X-Forwarded-For", "10.0.0.2")]), 429, "another X-Forwarded-For, same client")
+
+
+def test_bb_access_before_forward_auth(env):
+    e = env.echo("e")
+    a = Authz()
+    try:
+        extra = [{"name": "authz", "targets": [{"address": "127.0.0.1:%d" % a.port}]}]
+        s = env.sluice(env.config(upstreams=ups(e, extra=extra), routes=[
+            rt("f", "/f", access={"deny": ["127.0.0.2/32"]},
+               auth={"forward": {"upstream": "authz", "path": "/check"}})]))
+        r = req(s.port, "/f/x", [("X-Want", "401")], source="127.0.0.2")
+        eq(r.status, 403, "a denied address is answered before the auth server is asked")
+        eq(a.seen, [], "the auth server was not asked")
+        r = req(s.port, "/f/x?q=1", [("X-Want", "ok")])
+        eq(r.status, 200, "an allowed address")
+        eq(len(a.seen), 1, "one subrequest")
+        line, hs = a.seen[0]
+        eq(line.split()[1], "/check", "the subrequest's target is the configured path")
+        check("/f/x?q=1" in [hs.get("x-forwarded-uri"), hs.get("x-original-uri")],
+              "the original target reaches the auth server: %r" % (hs,))
+    finally:
+        a.close()
+
+
+def test_bb_denials_have_short_bodies(env):
+    e = env.echo("e")
+    kf = keys_file(env)
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("d", "/d", access={"deny": ["127.0.0.0/8"]}),
+        rt("a", "/a", auth={"api_key": {"keys_file": kf}}),
+        rt("r", "/r", rate_limit={"per": "route", "requests_per_s": 0.01, "burst": 1})]))
+    req(s.port, "/r")
+    for path, want in (("/d", 403), ("/a", 401), ("/r", 429)):
+        r = req(s.port, path)
+        eq(r.status, want, path)
+        check(r.h("content-length") is not None and 0 < len(r.body) < 1024,
+              "%s: a short body of known length: %r" % (path, r))
