@@ -874,3 +874,128 @@ def test_bb_denials_have_short_bodies(env):
         eq(r.status, want, path)
         check(r.h("content-length") is not None and 0 < len(r.body) < 1024,
               "%s: a short body of known length: %r" % (path, r))
+
+
+def test_bb_basic_bcrypt_and_sha512(env):
+    import base64
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import crypt
+    e = env.echo("e")
+    bc = crypt.crypt("b-pass", crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))    # cost 4
+    check(bc.startswith("$2"), "a bcrypt hash: %r" % bc)
+    sha = crypt.crypt("s-pass", crypt.mksalt(crypt.METHOD_SHA512))
+    uf = env.write("htpasswd", "# users\nbea:%s\nsam:%s\n" % (bc, sha))
+    s = env.sluice(env.config(upstreams=ups(e), routes=[rt("b", "/", auth={"basic": {"users_file": uf}})]))
+
+    def basic(u, p):
+        return [("Authorization", "Basic " + base64.b64encode(("%s:%s" % (u, p)).encode()).decode())]
+    for u, p in (("bea", "b-pass"), ("sam", "s-pass")):
+        r = req(s.port, "/", basic(u, p))
+        eq(r.status, 200, "%s with the right password" % u)
+        eq(r.up("x-auth-id"), [u], "auth id of %s" % u)
+    for u, p in (("bea", "s-pass"), ("sam", "b-pass"), ("nobody", "x"), ("bea", "")):
+        r = req(s.port, "/", basic(u, p))
+        eq(r.status, 401, "%s:%s" % (u, p))
+        eq(r.h("www-authenticate"), 'Basic realm="sluice"', "challenge for %s" % u)
+    r = req(s.port, "/", [("Authorization", "Bearer b-pass")])
+    eq(r.status, 401, "another scheme on a basic route")
+    eq(r.h("www-authenticate"), 'Basic realm="sluice"', "challenge for another scheme")
+
+
+def test_bb_jwt_rules(env):
+    import time
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+    e = env.echo("e")
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"kid": "k1", "alg": "ES256", "use": "sig"})
+    jf = env.write("jwks.json", {"keys": [jwk]})
+    s = env.sluice(env.config(upstreams=ups(e), routes=[rt("j", "/", auth={"jwt": {
+        "jwks_file": jf, "issuer": "https://iss", "audiences": ["api"], "algorithms": ["ES256"],
+        "clock_skew_s": 60, "claims_to_headers": {"email": "x-email"}}})]))
+    now = int(time.time())
+    base = {"sub": "user-7", "iss": "https://iss", "aud": "api", "exp": now + 300, "email": "u@x"}
+
+    def tok(claims=None, kid="k1", alg="ES256", k=key):
+        return jwt.encode(dict(base, **(claims or {})), k, algorithm=alg, headers={"kid": kid})
+
+    def call(t):
+        return req(s.port, "/", [("Authorization", "Bearer " + t), ("X-Email", "forged"), ("X-Auth-Id", "forged")])
+    r = call(tok())
+    eq(r.status, 200, "a good token")
+    eq(r.up("x-auth-id"), ["user-7"], "the auth id is sub")
+    eq(r.up("x-email"), ["u@x"], "claims_to_headers (the client's own removed)")
+    eq(r.up("authorization"), [], "the token is removed")
+    other = ec.generate_private_key(ec.SECP256R1())
+    none_tok = jwt.encode(base, None, algorithm="none", headers={"kid": "k1"})
+    bad = {
+        "expired beyond skew": tok({"exp": now - 120}),
+        "nbf in the future beyond skew": tok({"nbf": now + 600}),
+        "another issuer": tok({"iss": "https://other"}),
+        "another audience": tok({"aud": "web"}),
+        "unknown kid": tok(kid="k2"),
+        "signed by another key": tok(k=other),
+        "alg none": none_tok,
+        "alg none, signature dropped": none_tok.rstrip("."),
+        "HS256 not listed": jwt.encode(base, "a-secret-of-at-least-32-bytes-long!!", algorithm="HS256",
+                                       headers={"kid": "k1"}),
+    }
+    for what, t in bad.items():
+        r = call(t)
+        eq(r.status, 401, what)
+        check((r.h("www-authenticate") or "").startswith("Bearer"), "%s: challenge %r" % (what, r))
+    eq(call(tok({"exp": now - 30})).status, 200, "expired within the 60 s skew")
+    eq(call(tok({"aud": ["web", "api"]})).status, 200, "aud as an array naming api")
+
+
+def test_bb_pipelined_requests_through_async_checks(env):
+    """Checks that wait (forward auth, a password hash) keep a pipelined
+    connection's answers in order, one per request."""
+    import base64
+    from harness import Conn
+    e = env.echo("e")
+    a = Authz()
+    hashed = subprocess.run(["openssl", "passwd", "-6", "-salt", "pipe", "pw"], capture_output=True,
+                            check=True).stdout.decode().strip()
+    uf = env.write("htpasswd", "pat:%s\n" % hashed)
+    try:
+        extra = [{"name": "authz", "targets": [{"address": "127.0.0.1:%d" % a.port}]}]
+        s = env.sluice(env.config(upstreams=ups(e, extra=extra), routes=[
+            rt("f", "/f", auth={"forward": {"upstream": "authz", "path": "/check"}}),
+            rt("b", "/b", auth={"basic": {"users_file": uf}})]))
+        good = ("Authorization", "Basic " + base64.b64encode(b"pat:pw").decode())
+        bad = ("Authorization", "Basic " + base64.b64encode(b"pat:no").decode())
+        seq = [("/f/1", [("X-Want", "ok")], 200), ("/f/2", [("X-Want", "403")], 403),
+               ("/b/3", [good], 200), ("/b/4", [bad], 401), ("/f/5", [("X-Want", "ok")], 200),
+               ("/b/6", [good], 200)]
+        with Conn(s.port) as c:
+            c.send(b"".join(build_request("GET", p, "t", h) for p, h, _ in seq))
+            for p, h, want in seq:
+                r = c.read_response(timeout=5.0)
+                eq(r.status, want, "pipelined %s" % p)
+                if want == 200:
+                    eq(json.loads(r.body)["path"], p, "the answer to %s in order" % p)
+    finally:
+        a.close()
+
+
+def test_bb_store_errors_counted(env):
+    e = env.echo("e")
+    dead = free_port()
+    aport = free_port()
+    s = env.sluice(env.config(upstreams=ups(e), admin={"address": "127.0.0.1:%d" % aport},
+                              rate_limit_store={"redis": "127.0.0.1:%d" % dead, "on_error": "deny"},
+                              routes=[rt("r", "/", rate_limit={"per": "route", "requests_per_s": 100})]))
+    eq([st(s.port, "/") for _ in range(3)], [503] * 3, "on_error deny")
+    m = request(aport, "GET", "/metrics").body.decode()
+    errs = [l for l in m.splitlines() if l.startswith("sluice_policy_store_errors_total")]
+    check(errs and float(errs[0].split()[-1]) >= 3, "store errors counted: %r" % errs)
+    dec = [l for l in m.splitlines() if l.startswith("sluice_policy_decisions_total") and 'check="rate_limit"' in l]
+    check(any('result="error"' in l for l in dec), "the decisions counted as errors: %r" % dec)
+    check_fails(env, env.config(upstreams=ups(e), routes=[rt("p", "/")], limits={"max_rate_limit_keys": 0}),
+                "/limits/max_rate_limit_keys")
+    check_fails(env, env.config(upstreams=ups(e), routes=[rt("p", "/", rate_limit={"per": "route",
+                "requests_per_s": "ten"})]), "/routes/0/rate_limit/requests_per_s")
