@@ -157,22 +157,28 @@ def test_bb_access_deny_wins_and_allow_list(env):
 
 def test_bb_access_ipv6_loopback(env):
     e = env.echo("e")
-    p6 = free_port()
-    cfg = env.config(upstreams=ups(e), listeners=[{"name": "v6", "address": "[::1]:%d" % p6}], routes=[
+    p6 = sluice_v6(env, e, [
         rt("none", "/none"),
         rt("v4only", "/v4only", access={"allow": ["127.0.0.1/32"]}),
         rt("v6", "/v6", access={"allow": ["::1/128"]}),
         rt("v6deny", "/v6deny", access={"allow": ["::/0"], "deny": ["::1/128"]}),
         rt("v6net", "/v6net", access={"allow": ["2001:db8::/32"]}),
     ])
-    s = env.sluice(cfg, wait=False)
-    if not wait_for(lambda: _v6_up(p6), 5.0):
-        raise TestFailure("sluice did not listen on [::1]:%d: %s" % (p6, s.proc.stderr()[-500:]))
     eq(st(p6, "/none", host="::1"), 200, "::1 on a route without rules")
     eq(st(p6, "/v4only", host="::1"), 403, "::1 against an IPv4-only allow list")
     eq(st(p6, "/v6", host="::1"), 200, "::1 allowed by ::1/128")
     eq(st(p6, "/v6deny", host="::1"), 403, "::1 denied by ::1/128 over ::/0")
     eq(st(p6, "/v6net", host="::1"), 403, "::1 outside 2001:db8::/32")
+
+
+def sluice_v6(env, e, routes):
+    """sluice listening on [::1] only: its port."""
+    p6 = free_port()
+    s = env.sluice(env.config(upstreams=ups(e), listeners=[{"name": "v6", "address": "[::1]:%d" % p6}],
+                              routes=routes), wait=False)
+    if not wait_for(lambda: _v6_up(p6), 5.0):
+        raise TestFailure("sluice did not listen on [::1]:%d: %s" % (p6, s.proc.stderr()[-500:]))
+    return p6
 
 
 def _v6_up(port):
@@ -291,6 +297,8 @@ class Authz:
             threading.Thread(target=self.serve, args=(c,), daemon=True).start()
 
     def serve(self, c):
+        """Keep-alive: each request's head is read (its body skipped) and
+        answer(c, request line, headers) writes the answer; False closes."""
         c.settimeout(5.0)
         buf = b""
         try:
@@ -311,22 +319,27 @@ class Authz:
                     buf += c.recv(65536)
                 buf = buf[n:]
                 self.seen.append((lines[0], hs))
-                want = hs.get("x-want", "ok")
-                if want == "ok":
-                    out = ("HTTP/1.1 200 OK\r\nx-user: bob\r\nx-auth-id: bob-id\r\nx-other: no\r\n"
-                           "Content-Length: 0\r\n\r\n")
-                elif want in ("401", "403"):
-                    body = "authz says %s\n" % want
-                    out = ("HTTP/1.1 %s No\r\nWWW-Authenticate: Bearer realm=\"authz\"\r\n"
-                           "Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
-                           % (want, len(body), body))
-                else:
-                    out = "HTTP/1.1 500 Oops\r\nContent-Length: 5\r\n\r\noops\n"
-                c.sendall(out.encode())
+                if not self.answer(c, lines[0], hs):
+                    return
         except OSError:
             pass
         finally:
             c.close()
+
+    def answer(self, c, line, hs):
+        want = hs.get("x-want", "ok")
+        if want == "ok":
+            out = ("HTTP/1.1 200 OK\r\nx-user: bob\r\nx-auth-id: bob-id\r\nx-other: no\r\n"
+                   "Content-Length: 0\r\n\r\n")
+        elif want in ("401", "403"):
+            body = "authz says %s\n" % want
+            out = ("HTTP/1.1 %s No\r\nWWW-Authenticate: Bearer realm=\"authz\"\r\n"
+                   "Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+                   % (want, len(body), body))
+        else:
+            out = "HTTP/1.1 500 Oops\r\nContent-Length: 5\r\n\r\noops\n"
+        c.sendall(out.encode())
+        return True
 
     def close(self):
         self.stop = True
@@ -581,57 +594,31 @@ def test_bb_forward_more_statuses(env):
 
 
 class Authz2(Authz):
-    def serve(self, c):
-        c.settimeout(5.0)
-        buf = b""
-        try:
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            hs = {}
-            for line in buf.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")[1:]:
-                k, _, v = line.partition(":")
-                hs[k.strip().lower()] = v.strip()
-            code = int(hs.get("x-want", "200"))
-            extra = "Location: /login\r\n" if code == 302 else ""
-            extra += 'WWW-Authenticate: Basic realm="authz"\r\n' if code == 401 else ""
-            if code == 204:
-                out = "HTTP/1.1 204 No Content\r\n\r\n"
-            else:
-                out = "HTTP/1.1 %d X\r\n%sContent-Length: 3\r\nConnection: close\r\n\r\nno\n" % (code, extra)
-            c.sendall(out.encode())
-        except OSError:
-            pass
-        finally:
-            c.close()
+    def answer(self, c, line, hs):
+        code = int(hs.get("x-want", "200"))
+        extra = "Location: /login\r\n" if code == 302 else ""
+        extra += 'WWW-Authenticate: Basic realm="authz"\r\n' if code == 401 else ""
+        if code == 204:
+            out = "HTTP/1.1 204 No Content\r\n\r\n"
+        else:
+            out = "HTTP/1.1 %d X\r\n%sContent-Length: 3\r\nConnection: close\r\n\r\nno\n" % (code, extra)
+        c.sendall(out.encode())
+        return False
 
 
 class Llm(Authz):
     """An LLM backend whose usage has no total_tokens."""
 
-    def serve(self, c):
-        c.settimeout(5.0)
-        buf = b""
-        try:
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            body = b'{"id":"x","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":50}}'
-            # chunked, the usage split over two chunks
-            out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
-                   b"Connection: close\r\n\r\n")
-            half = len(body) // 2 + 7
-            for part in (body[:half], body[half:]):
-                out += b"%x\r\n%s\r\n" % (len(part), part)
-            c.sendall(out + b"0\r\n\r\n")
-        except OSError:
-            pass
-        finally:
-            c.close()
+    def answer(self, c, line, hs):
+        body = b'{"id":"x","choices":[],"usage":{"prompt_tokens":40,"completion_tokens":50}}'
+        # chunked, the usage split over two chunks
+        out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+               b"Connection: close\r\n\r\n")
+        half = len(body) // 2 + 7
+        for part in (body[:half], body[half:]):
+            out += b"%x\r\n%s\r\n" % (len(part), part)
+        c.sendall(out + b"0\r\n\r\n")
+        return False
 
 
 def test_bb_token_budget_prompt_plus_completion(env):
@@ -818,11 +805,7 @@ def test_bb_forward_without_auth_id(env):
 
 def test_bb_ipv6_rate_limit_client_ip(env):
     e = env.echo("e")
-    p6 = free_port()
-    s = env.sluice(env.config(upstreams=ups(e), listeners=[{"name": "v6", "address": "[::1]:%d" % p6}], routes=[
-        rt("r", "/", rate_limit={"per": "client_ip", "requests_per_s": 0.01, "burst": 2})]), wait=False)
-    if not wait_for(lambda: _v6_up(p6), 5.0):
-        raise TestFailure("sluice did not listen on [::1]:%d: %s" % (p6, s.proc.stderr()[-500:]))
+    p6 = sluice_v6(env, e, [rt("r", "/", rate_limit={"per": "client_ip", "requests_per_s": 0.01, "burst": 2})])
     eq([st(p6, "/", host="::1") for _ in range(3)], [200, 200, 429], "::1 has a bucket of 2")
 
 
@@ -1004,46 +987,28 @@ def test_bb_store_errors_counted(env):
 class Authz3(Authz):
     """Keep-alive auth server whose answers carry bodies in several framings."""
 
-    def serve(self, c):
-        c.settimeout(5.0)
-        buf = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                hs = {}
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    k, _, v = line.partition(":")
-                    hs[k.strip().lower()] = v.strip()
-                self.seen.append(hs)
-                want = hs.get("x-want", "")
-                if want == "ok-cl":
-                    out = b"HTTP/1.1 200 OK\r\nx-user: cl\r\nContent-Length: 6\r\n\r\nhello\n"
-                elif want == "ok-chunked":
-                    out = (b"HTTP/1.1 200 OK\r\nx-user: ch\r\nTransfer-Encoding: chunked\r\n\r\n"
-                           b"3\r\nhel\r\n3\r\nlo\n\r\n0\r\n\r\n")
-                elif want == "401-chunked":
-                    out = (b"HTTP/1.1 401 No\r\nWWW-Authenticate: Bearer\r\nContent-Type: text/plain\r\n"
-                           b"Transfer-Encoding: chunked\r\n\r\n7\r\ndenied \r\n8\r\nchunked\n\r\n0\r\n\r\n")
-                elif want == "403-slow":
-                    c.sendall(b"HTTP/1.1 403 No\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nslow ")
-                    threading.Event().wait(0.2)
-                    out = b"\r\n5\r\nbody\n\r\n0\r\n\r\n"
-                elif want == "401-big":
-                    chunk = b"x" * 1000
-                    out = b"HTTP/1.1 401 No\r\nWWW-Authenticate: Bearer\r\nTransfer-Encoding: chunked\r\n\r\n"
-                    out += b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(5)) + b"0\r\n\r\n"
-                else:
-                    out = b"HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n"
-                c.sendall(out)
-        except OSError:
-            pass
-        finally:
-            c.close()
+    def answer(self, c, line, hs):
+        want = hs.get("x-want", "")
+        if want == "ok-cl":
+            out = b"HTTP/1.1 200 OK\r\nx-user: cl\r\nContent-Length: 6\r\n\r\nhello\n"
+        elif want == "ok-chunked":
+            out = (b"HTTP/1.1 200 OK\r\nx-user: ch\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"3\r\nhel\r\n3\r\nlo\n\r\n0\r\n\r\n")
+        elif want == "401-chunked":
+            out = (b"HTTP/1.1 401 No\r\nWWW-Authenticate: Bearer\r\nContent-Type: text/plain\r\n"
+                   b"Transfer-Encoding: chunked\r\n\r\n7\r\ndenied \r\n8\r\nchunked\n\r\n0\r\n\r\n")
+        elif want == "403-slow":
+            c.sendall(b"HTTP/1.1 403 No\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nslow ")
+            threading.Event().wait(0.2)
+            out = b"\r\n5\r\nbody\n\r\n0\r\n\r\n"
+        elif want == "401-big":
+            chunk = b"x" * 1000
+            out = b"HTTP/1.1 401 No\r\nWWW-Authenticate: Bearer\r\nTransfer-Encoding: chunked\r\n\r\n"
+            out += b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(5)) + b"0\r\n\r\n"
+        else:
+            out = b"HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n"
+        c.sendall(out)
+        return True
 
 
 def test_bb_forward_answer_bodies(env):
