@@ -1063,22 +1063,3 @@ def test_bb_keys_file_uppercase_hex_and_alg_spellings(env):
         check_fails(env, env.config(upstreams=ups(e), routes=[rt("p", "/", auth={"jwt": {
             "jwks_file": jwks, "algorithms": ["ES256", alg]}})]), "/routes/0/auth/jwt/algorithms/1")
 
-
-def test_bb_access_ipv4_client_on_dual_stack_listener(env):
-    """An IPv4 client of a [::] listener is still an IPv4 address to access."""
-    e = env.echo("e")
-    port = free_port()
-    env.sluice(env.config(upstreams=ups(e), listeners=[{"name": "any6", "address": "[::]:%d" % port}], routes=[
-        rt("a", "/a", access={"allow": ["127.0.0.1/32"]}),
-        rt("d", "/d", access={"deny": ["127.0.0.0/8"]}),
-        rt("v6", "/v6", access={"allow": ["::1/128"]})]), wait=False)
-    if not wait_for(lambda: _v6_up(port), 5.0):
-        raise TestFailure("sluice did not listen on [::]:%d" % port)
-    try:
-        socket.create_connection(("127.0.0.1", port), 1.0).close()
-    except OSError:
-        return      # an IPv6-only socket: no IPv4 clients to check
-    eq(st(port, "/a"), 200, "127.0.0.1 (seen as ::ffff:127.0.0.1) allowed by 127.0.0.1/32")
-    eq(st(port, "/d"), 403, "127.0.0.1 denied by 127.0.0.0/8")
-    eq(st(port, "/v6"), 403, "127.0.0.1 is not ::1")
-    eq(st(port, "/v6", host="::1"), 200, "::1 on the same listener")
