@@ -1063,3 +1063,30 @@ def test_bb_keys_file_uppercase_hex_and_alg_spellings(env):
         check_fails(env, env.config(upstreams=ups(e), routes=[rt("p", "/", auth={"jwt": {
             "jwks_file": jwks, "algorithms": ["ES256", alg]}})]), "/routes/0/auth/jwt/algorithms/1")
 
+
+
+def test_bb_get_config_shows_policy_and_puts_back(env):
+    e = env.echo("e")
+    kf = keys_file(env)
+    aport = free_port()
+    pol = {"access": {"allow": ["127.0.0.0/8", "::1/128"], "deny": ["127.0.0.9/32"]},
+           "auth": {"api_key": {"keys_file": kf}},
+           "rate_limit": {"per": "auth_id", "requests_per_s": 50, "burst": 100},
+           "token_budget": {"per": "auth_id", "tokens_per_min": 200000}}
+    cfg = env.config(upstreams=ups(e), admin={"address": "127.0.0.1:%d" % aport},
+                     rate_limit_store={"redis": "127.0.0.1:%d" % free_port(), "on_error": "allow"},
+                     routes=[rt("p", "/", **pol)])
+    s = env.sluice(cfg)
+    r = request(aport, "GET", "/config")
+    eq(r.status, 200, "GET /config")
+    doc = r.json()
+    doc = doc.get("config", doc)
+    route = doc["routes"][0]
+    for k, v in pol.items():
+        eq(route.get(k), v, "GET /config shows the route's %s" % k)
+    eq(doc.get("rate_limit_store"), cfg["rate_limit_store"], "GET /config shows rate_limit_store")
+    doc.pop("version", None)
+    r = request(aport, "PUT", "/config", headers=[("Content-Type", "application/json")], body=json.dumps(doc))
+    eq(r.status, 200, "the shown document PUT back: %r" % r.body[:300])
+    eq(st(s.port, "/", [("Authorization", "Bearer " + KEY_A)]), 200, "still serving with the policy")
+    eq(st(s.port, "/"), 401, "the auth still applies")
