@@ -1090,3 +1090,30 @@ def test_bb_get_config_shows_policy_and_puts_back(env):
     eq(r.status, 200, "the shown document PUT back: %r" % r.body[:300])
     eq(st(s.port, "/", [("Authorization", "Bearer " + KEY_A)]), 200, "still serving with the policy")
     eq(st(s.port, "/"), 401, "the auth still applies")
+
+
+def test_bb_malformed_credentials_are_401(env):
+    e = env.echo("e")
+    kf = keys_file(env)
+    hashed = subprocess.run(["openssl", "passwd", "-6", "-salt", "mal", "pw"], capture_output=True,
+                            check=True).stdout.decode().strip()
+    uf = env.write("htpasswd", "m:%s\n" % hashed)
+    jwks = os.path.join(ROOT, "examples", "jwt.jwks")
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("k", "/k", auth={"api_key": {"keys_file": kf}}),
+        rt("x", "/x", auth={"api_key": {"header": "x-api-key", "keys_file": kf}}),
+        rt("b", "/b", auth={"basic": {"users_file": uf}}),
+        rt("j", "/j", auth={"jwt": {"jwks_file": jwks, "algorithms": ["ES256", "RS256"]}})]))
+    import base64
+    values = ["", "Bearer", "Bearer ", "Bearer  ", "Basic", "Basic !!!notbase64", "Basic " + "A" * 3,
+              "Basic " + base64.b64encode(b"no-colon").decode(), "Basic " + base64.b64encode(b":").decode(),
+              "Bearer " + "x" * 6000, "Bearer a.b", "Bearer ..", "Bearer " + "a." * 2000 + "a",
+              "bearer" + KEY_A, KEY_A + " Bearer"]
+    for path, hdr in (("/k", "Authorization"), ("/x", "X-Api-Key"), ("/b", "Authorization"),
+                      ("/j", "Authorization")):
+        for v in values:
+            r = req(s.port, path, [(hdr, v)])
+            eq(r.status, 401, "%s with %s: %r" % (path, hdr, v[:40]))
+            check(r.h("www-authenticate") is not None, "%s %r: a challenge" % (path, v[:40]))
+        r = req(s.port, path, [(hdr, "Bearer " + KEY_A), (hdr, "Bearer " + KEY_A)])
+        eq(r.status, 401, "%s: the credential header twice is no credential" % path)
