@@ -1117,3 +1117,24 @@ def test_bb_malformed_credentials_are_401(env):
             check(r.h("www-authenticate") is not None, "%s %r: a challenge" % (path, v[:40]))
         r = req(s.port, path, [(hdr, "Bearer " + KEY_A), (hdr, "Bearer " + KEY_A)])
         eq(r.status, 401, "%s: the credential header twice is no credential" % path)
+
+
+def test_bb_redis_store_keys_and_retry_after(env):
+    """With a real Redis: the same per-key rules and Retry-After as in process."""
+    from test_17_policy_rate import Redis
+    e = env.echo("e")
+    rd = Redis(env)
+    lim = {"requests_per_s": 0.4, "burst": 1}
+    s = env.sluice(env.config(upstreams=ups(e), rate_limit_store={"redis": "127.0.0.1:%d" % rd.port,
+                                                                   "on_error": "deny"}, routes=[
+        rt("ip", "/ip", rate_limit=dict(lim, per="client_ip")),
+        rt("hdr", "/hdr", rate_limit=dict(lim, per="header:x-tenant"))]))
+    first = wait_for(lambda: st(s.port, "/ip", source="127.0.0.2") != 503, 5.0)
+    check(first, "Redis reachable")
+    r = req(s.port, "/ip", source="127.0.0.2")
+    eq(r.status, 429, "client_ip over the limit in Redis")
+    eq(r.h("retry-after"), "3", "Retry-After of 2.5 s rounded up, from Redis")
+    eq(st(s.port, "/ip", source="127.0.0.3"), 200, "another address")
+    eq(st(s.port, "/hdr", [("X-Tenant", "a")]), 200, "tenant a")
+    eq(st(s.port, "/hdr", [("X-Tenant", "b")]), 200, "tenant b")
+    eq(st(s.port, "/hdr", [("X-Tenant", "a")]), 429, "tenant a again")
