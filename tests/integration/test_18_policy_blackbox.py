@@ -1138,3 +1138,20 @@ def test_bb_redis_store_keys_and_retry_after(env):
     eq(st(s.port, "/hdr", [("X-Tenant", "a")]), 200, "tenant a")
     eq(st(s.port, "/hdr", [("X-Tenant", "b")]), 200, "tenant b")
     eq(st(s.port, "/hdr", [("X-Tenant", "a")]), 429, "tenant a again")
+
+
+def test_bb_token_budget_streamed_per_header(env):
+    e = env.echo("e")
+    s = env.sluice(env.config(upstreams=ups(e), routes=[
+        rt("chat", "/v1", token_budget={"per": "header:x-team", "tokens_per_min": 10})]))
+    body = json.dumps({"model": "m", "max_tokens": 12, "stream": True,
+                       "messages": [{"role": "user", "content": "a b"}]})
+    r = req(s.port, "/v1/chat/completions", [("X-Team", "red")], method="POST", body=body)
+    eq(r.status, 200, "a streamed completion")
+    check(b"usage" in r.body, "the stream carries usage: %r" % r.body[-300:])
+    r = wait_for(lambda: (lambda x: x if x.status == 429 else None)(
+        req(s.port, "/v1/chat/completions", [("X-Team", "red")], method="POST", body=body)), 2.0)
+    check(r is not None, "14 streamed tokens spend a 10/min budget")
+    check((r.h("retry-after") or "").isdigit(), "Retry-After: %r" % r)
+    eq(st(s.port, "/v1/chat/completions", [("X-Team", "blue")], method="POST", body=body), 200,
+       "another header value has its own budget")
