@@ -13,8 +13,9 @@
  *
  * The answer: 2xx allows (the copy_headers listed go upstream, X-Auth-Id is
  * the auth id); 401 and 403 go back to the client with their
- * WWW-Authenticate, Content-Type and body (a body of known length up to
- * AREQ_BODY_MAX; longer or chunked ones are replaced by sluice's own);
+ * WWW-Authenticate, Content-Type and body (up to AREQ_BODY_MAX, of known
+ * length or chunked: a chunked one is decoded; a longer one, or one that
+ * does not fit the buffer, is replaced by sluice's own);
  * anything else, a timeout, a failed connect or no healthy target: 503.
  *
  * The connection's owner is the struct gw_areq (not the client's gw_conn):
@@ -295,6 +296,32 @@ static void deny(struct gw_areq *a, const struct h1_response *r, const char *bod
     }
 }
 
+/* Walks the chunked body in p[0..len) from its start: H1C_DONE when it
+ * ends there (*data_len its decoded length; with compact, its data moved to
+ * p[0..*data_len), over the framing it had), H1C_AGAIN while more is needed,
+ * H1C_ERROR for bad framing. */
+static int dechunk(char *p, size_t len, bool compact, uint64_t *data_len)
+{
+    struct h1_chunked ck;
+    size_t off = 0, out = 0;
+
+    h1_chunked_init(&ck);
+    for (;;) {
+        size_t used = 0;
+        int k = h1_chunked_next(&ck, p + off, len - off, &used);
+        if (k == H1C_DATA) {
+            if (compact)
+                memmove(p + out, p + off, used);
+            out += used;
+        }
+        off += used;
+        if (k == H1C_DONE || k == H1C_ERROR || k == H1C_AGAIN) {
+            *data_len = out;
+            return k;
+        }
+    }
+}
+
 /* The response so far: false while more is needed. */
 static bool read_response(struct gw_areq *a)
 {
@@ -340,16 +367,32 @@ static bool read_response(struct gw_areq *a)
          * must not hold the request */
         up_conn_timer_arm(u, a->ups->cfg->response_header_ms);
     }
-    /* the body: read whole when its length is known and small */
+    /* the body: read whole when its length is known and small, or when a
+     * 401/403's chunked one ends within the buffer (SPEC: passed back with
+     * its body), decoded in place then */
     bool have_len = r->body == H1_BODY_NONE || r->body == H1_BODY_LENGTH;
     uint64_t blen = r->body == H1_BODY_LENGTH ? r->content_length : 0;
     bool small = have_len && blen <= AREQ_BODY_MAX && a->hlen + blen <= b->cap;
-    if (small && b->end < a->hlen + blen) {
-        if (u->r_ready)
-            return read_response(a);
-        return false;
+    bool keep;
+    if (r->body == H1_BODY_CHUNKED && (r->status == 401 || r->status == 403)) {
+        int ck = dechunk(b->data + a->hlen, b->end - a->hlen, false, &blen);
+        if (ck == H1C_AGAIN && b->end < b->cap) {
+            if (u->r_ready)
+                return read_response(a);
+            return false;
+        }
+        small = ck == H1C_DONE && blen <= AREQ_BODY_MAX;
+        if (small)
+            dechunk(b->data + a->hlen, b->end - a->hlen, true, &blen);
+        keep = false;       /* bytes after the last chunk are not looked at */
+    } else {
+        if (small && b->end < a->hlen + blen) {
+            if (u->r_ready)
+                return read_response(a);
+            return false;
+        }
+        keep = small && b->end == a->hlen + blen && r->keep_alive;
     }
-    bool keep = small && b->end == a->hlen + blen && r->keep_alive;
     const char *body = small && blen ? b->data + a->hlen : NULL;
     if (r->status >= 200 && r->status < 300) {
         allow(a, r);
