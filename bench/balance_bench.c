@@ -17,9 +17,12 @@
  * time), and last "balance: worst X ns/pick (goal < 100)".  Exit status 1
  * when a pick returns -1 or a down target.
  */
+#include "../upstream/dns.c"
 #include "../upstream/upstream.c"
 #include "../upstream/balance.c"
 #include "../health/health.c"
+#include "../core/nidx.c"
+#include "../core/arena.c"
 #include "../core/log.c"
 #include "../core/esc.c"
 

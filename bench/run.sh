@@ -93,7 +93,7 @@ if [ ! -x build/bench/balance_bench ] ||
 	   -Wstrict-prototypes -Wno-missing-prototypes -g -O2 \
 	   $(pkg-config --cflags libcares libcjson 2>/dev/null) \
 	   -o build/bench/balance_bench bench/balance_bench.c \
-	   $(pkg-config --libs libcares 2>/dev/null) -lpthread ||
+	   $(pkg-config --libs libcares 2>/dev/null) -lssl -lcrypto -lpthread ||
 	{ echo "bench: bench/balance_bench.c did not build; skipping it" >&2; rm -f build/bench/balance_bench; }
 fi
 
