@@ -260,7 +260,13 @@ class Env:
         s = Sluice(p, cfg, path, cfg.get("access_log"))
         self.sluices.append(s)
         if wait:
-            for port in s.ports:
+            # the admin listener opens on its own thread: a test that asks it
+            # at once must not race it (seen once under ASan in CI)
+            adm = (cfg.get("admin") or {}).get("address", "")
+            wait_ports = list(s.ports)
+            if adm.startswith("127.0.0.1:"):
+                wait_ports.append(int(adm.rsplit(":", 1)[1]))
+            for port in wait_ports:
                 if not wait_port(port, 5.0, p):
                     raise TestFailure("sluice did not listen on %d (rc=%s): %s"
                                       % (port, p.poll(), p.stderr()[-800:]))
