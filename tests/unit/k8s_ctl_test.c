@@ -27,7 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_dir[] = "/tmp/sluice-k8s-ctl-XXXXXX";
+static char g_dir[512];          /* $TMPDIR/sluice-k8s-ctl-XXXXXX, made by main */
 
 static const char *write_file(const char *name, const char *text)
 {
@@ -453,6 +453,8 @@ static void test_route_cache(void)
 
 int main(void)
 {
+    const char *tmp = getenv("TMPDIR");
+    snprintf(g_dir, sizeof g_dir, "%s/sluice-k8s-ctl-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(g_dir) == NULL)
         return 1;
     test_kubeconfig();

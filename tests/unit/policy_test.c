@@ -15,6 +15,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A temporary file's mkstemp template under $TMPDIR (default /tmp). */
+static void tmp_template(char *buf, size_t n, const char *stem)
+{
+    const char *d = getenv("TMPDIR");
+    snprintf(buf, n, "%s/%s-XXXXXX", d && *d ? d : "/tmp", stem);
+}
+
 static struct cfg_mem *g_mem;
 static struct pol_worker *g_pw;     /* what a check borrows of its worker */
 static struct cfg_errors g_errs;
@@ -142,7 +149,8 @@ static void test_bad_cidrs(void)
 
 static void test_apikey(void)
 {
-    char path[] = "/tmp/sluice-policy-test-keys-XXXXXX";
+    char path[200];
+    tmp_template(path, sizeof path, "sluice-policy-test-keys");
     int fd = mkstemp(path);
     unsigned char d1[32], d2[32];
     SHA256((const unsigned char *)"k1", 2, d1);
@@ -217,7 +225,8 @@ static void test_apikey(void)
     unlink(path);
 
     /* many keys spread over buckets: every one is found */
-    char big[] = "/tmp/sluice-policy-test-keys-XXXXXX";
+    char big[200];
+    tmp_template(big, sizeof big, "sluice-policy-test-keys");
     fd = mkstemp(big);
     FILE *f = fdopen(fd, "w");
     fprintf(f, "[");
@@ -365,7 +374,8 @@ static void test_basic_queue(void)
 {
     struct event_base *base = event_base_new();
     struct pol_worker *pw = pol_worker_new(base, NULL, NULL);
-    char setting[64], path[] = "/tmp/sluice-policy-test-users-XXXXXX", line[128];
+    char setting[64], path[200], line[128];
+    tmp_template(path, sizeof path, "sluice-policy-test-users");
     struct crypt_data *cd = calloc(1, sizeof(*cd));
     crypt_gensalt_rn("$2b$", 12, NULL, 0, setting, sizeof(setting));
     int fd = mkstemp(path);
