@@ -27,7 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char g_dir[512];          /* $TMPDIR/sluice-k8s-ctl-XXXXXX, made by main */
+static char g_dir[256];          /* $TMPDIR/sluice-k8s-ctl-XXXXXX, made by main */
 
 static const char *write_file(const char *name, const char *text)
 {
